@@ -1,0 +1,1 @@
+"""loopml ML core: plain Python, no Airflow import anywhere (see ARCHITECTURE.md)."""

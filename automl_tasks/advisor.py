@@ -1,0 +1,161 @@
+"""The advisor: hyperparameter importance (fANOVA), plots and suggestions for people.
+
+Everything is logged to the pipeline's parent MLflow run: `advisor/importance.json`,
+`advisor/suggestions.md` (+ `.json`) and HTML plots (optimisation history, parallel
+coordinates, importance) that open in the MLflow UI without network access.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from automl_tasks.search.storage import load_study
+from automl_tasks.search_space import SearchSpace, load_search_space
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+EDGE_SHARE = 0.05  # a best value within 5% of a range end suggests widening it
+LOW_IMPORTANCE = 0.02
+IMBALANCE_SHARE = 0.2
+MISSING_SHARE = 0.3
+
+
+def importances(study, *, params: list[str] | None = None, trials=None) -> dict[str, float]:
+    """fANOVA importances over `params` (default: those present in every completed trial)."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+
+    if trials is not None:
+        view = optuna.create_study(direction=study.direction)
+        view.add_trials(trials)
+        study = view
+    return dict(optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=params))
+
+
+def _position_in_range(space: SearchSpace, name: str, value: Any) -> float | None:
+    param = space.find(name)
+    if param is None or not param.is_numeric or param.bounded:
+        return None
+    low, high = param.range
+    if param.type.endswith("_log"):
+        low, high, value = math.log(low), math.log(high), math.log(value)
+    return (value - low) / (high - low)
+
+
+def suggest(
+    space: SearchSpace, best_params: dict[str, Any], importance: dict[str, float], profile: dict[str, Any],
+    model_importance: dict[str, dict[str, float]],
+) -> list[dict[str, str]]:
+    """Actionable suggestions: widen a range, fix a parameter, collect data, check a column."""
+    out: list[dict[str, str]] = []
+    for name, value in best_params.items():
+        position = _position_in_range(space, name, value)
+        if position is None:
+            continue
+        if position <= EDGE_SHARE or position >= 1 - EDGE_SHARE:
+            edge = "lower" if position <= EDGE_SHARE else "upper"
+            out.append({"kind": "widen_range", "param": name,
+                        "text": f"best {name}={value:.4g} sits at the {edge} end of its range "
+                                f"{list(space.find(name).range)}: widen the range past it"})
+    for name, share in {**importance, **{k: v for m in model_importance.values() for k, v in m.items()}}.items():
+        if share < LOW_IMPORTANCE and name in best_params:
+            out.append({"kind": "fix_param", "param": name,
+                        "text": f"{name} explains {share:.1%} of the score variance: fix it to "
+                                f"{best_params[name]!r} and search the rest"})
+    if profile.get("class_balance") and profile.get("minority_share", 1) < IMBALANCE_SHARE:
+        balance = profile["class_balance"]
+        minority = min(balance, key=balance.get)
+        out.append({"kind": "collect_data", "param": profile["target"],
+                    "text": f"class {minority} has {balance[minority]} of {sum(balance.values())} rows "
+                            f"({profile['minority_share']:.1%}): collect more samples of class {minority}"})
+    for column, stats in profile.get("column_stats", {}).items():
+        if stats.get("missing_share", 0) > MISSING_SHARE:
+            out.append({"kind": "check_column", "param": column,
+                        "text": f"column {column} is {stats['missing_share']:.0%} missing: "
+                                "check the source or drop the column"})
+    return out
+
+
+def _write_plots(study, folder: Path, importance: dict[str, float]) -> list[Path]:
+    import optuna.visualization as vis
+
+    figures = {
+        "optimization_history.html": lambda: vis.plot_optimization_history(study),
+        "parallel_coordinate.html": lambda: vis.plot_parallel_coordinate(study, params=list(importance) or None),
+        "param_importances.html": lambda: _importance_figure(importance),
+    }
+    written = []
+    for name, build in figures.items():
+        try:
+            path = folder / name
+            build().write_html(str(path), include_plotlyjs=True, full_html=True)
+            written.append(path)
+        except Exception as exc:  # a plot that cannot be drawn must not hide the others
+            log.warning("advisor could not draw %s: %s", name, exc)
+    return written
+
+
+def _importance_figure(importance: dict[str, float]):
+    import plotly.graph_objects as go
+
+    names = list(importance)[::-1]
+    fig = go.Figure(go.Bar(x=[importance[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(title="Hyperparameter importance (fANOVA)", xaxis_title="share of variance")
+    return fig
+
+
+def _per_model_importance(study, min_trials: int = 6) -> dict[str, dict[str, float]]:
+    from optuna.trial import TrialState
+
+    groups: dict[str, list] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        groups.setdefault(str(t.params.get("model")), []).append(t)
+    out = {}
+    for model, trials in groups.items():
+        names = sorted({k for t in trials for k in t.params if k.startswith(f"model.{model}.")})
+        common = [n for n in names if all(n in t.params for t in trials)]
+        if len(trials) >= min_trials and common:
+            try:
+                out[model] = importances(study, params=common, trials=trials)
+            except Exception as exc:
+                log.info("no per-model importance for %s: %s", model, exc)
+    return out
+
+
+def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """Compute importance, plots and suggestions; log them to the parent run."""
+    from optuna.trial import TrialState
+
+    study, plan = load_study(ws.optuna_uri, study_name)
+    space = load_search_space(plan.space_yaml)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    folder = ws.runs / study_name / "advisor"
+    folder.mkdir(parents=True, exist_ok=True)
+    importance: dict[str, float] = {}
+    if len(complete) >= 2:
+        try:
+            importance = importances(study)
+        except Exception as exc:
+            log.warning("fANOVA importance failed: %s", exc)
+    per_model = _per_model_importance(study)
+    best_params = study.best_trial.params if complete else {}
+    suggestions = suggest(space, best_params, importance, profile, per_model)
+    (folder / "importance.json").write_text(json.dumps({"overall": importance, "per_model": per_model}, indent=2))
+    (folder / "suggestions.json").write_text(json.dumps(suggestions, indent=2))
+    lines = [f"# Suggestions for study {study_name}", ""]
+    lines += [f"- **{s['kind']}** ({s['param']}): {s['text']}" for s in suggestions] or ["- none: the search looks healthy"]
+    (folder / "suggestions.md").write_text("\n".join(lines) + "\n")
+    plots = _write_plots(study, folder, importance) if complete else []
+    client = mlflow_client(ws)
+    client.log_artifacts(plan.parent_run_id, str(folder), artifact_path="advisor")
+    for name, share in importance.items():
+        client.log_metric(plan.parent_run_id, f"importance.{name}", share)
+    for suggestion in suggestions:
+        log.info("advisor suggestion: %s", suggestion["text"])
+    return {"suggestions": len(suggestions), "plots": [p.name for p in plots], "top_params": list(importance)[:3]}

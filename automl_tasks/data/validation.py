@@ -1,0 +1,117 @@
+"""Validate an ingested table with Great Expectations before anything is stored.
+
+Each failed rule becomes one line naming the file, the column and the rule, so a user
+can fix the data without reading a validation report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from automl_tasks.errors import DataValidationError
+
+_READABLE_KINDS = "biufcOSUb"  # bool, ints, floats, complex, object, strings
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation with the words a user sees when it fails."""
+
+    name: str
+    column: str | None
+    explanation: str
+
+
+def _quiet_great_expectations() -> None:
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _rules(frame: pd.DataFrame, target: str, task_type: str) -> list[tuple[Rule, object]]:
+    import great_expectations.expectations as gxe
+
+    rules: list[tuple[Rule, object]] = [
+        (
+            Rule("table_not_empty", None, "the table must have at least one row"),
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        ),
+        (
+            Rule("target_exists", target, f"the target column {target!r} must exist"),
+            gxe.ExpectColumnToExist(column=target),
+        ),
+    ]
+    if target in frame.columns and task_type in ("binary", "multiclass"):
+        rules.append(
+            (
+                Rule("at_least_two_classes", target, "a classification target needs at least two classes"),
+                gxe.ExpectColumnUniqueValueCountToBeBetween(column=target, min_value=2),
+            )
+        )
+    if target in frame.columns and task_type == "regression":
+        rules.append(
+            (
+                Rule("numeric_target", target, "a regression target must be numeric"),
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=target, type_list=["int8", "int16", "int32", "int64", "float32", "float64"]
+                ),
+            )
+        )
+    if len(frame):
+        mostly = 0.5 / len(frame)  # passes as soon as one value is present
+        for column in frame.columns:
+            rules.append(
+                (
+                    Rule("not_all_null", str(column), "the column must have at least one value"),
+                    gxe.ExpectColumnValuesToNotBeNull(column=str(column), mostly=mostly),
+                )
+            )
+    return rules
+
+
+def _type_failures(frame: pd.DataFrame) -> list[str]:
+    """Columns whose dtype loopml cannot learn from (dates, intervals, mixed objects)."""
+    failures = []
+    for column, dtype in frame.dtypes.items():
+        if dtype.kind not in _READABLE_KINDS and not isinstance(dtype, pd.CategoricalDtype):
+            failures.append(
+                f"column {column!r}: rule readable_type: dtype {dtype} is not numeric, boolean or text"
+            )
+    return failures
+
+
+def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str) -> None:
+    """Raise `DataValidationError` listing every broken rule; return None if the table is fit."""
+    _quiet_great_expectations()
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch_definition = (
+        context.data_sources.add_pandas("loopml")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    rules = _rules(frame, target, task_type)
+    suite = context.suites.add(gx.ExpectationSuite(name="loopml_ingest"))
+    for _, expectation in rules:
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="loopml_ingest", data=batch_definition, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame})
+
+    failures: list[str] = []
+    for (rule, _), outcome in zip(rules, result.results, strict=True):
+        if outcome.success:
+            continue
+        where = f"column {rule.column!r}" if rule.column else "table"
+        observed = outcome.result.get("observed_value") if outcome.result else None
+        detail = f" (observed: {observed})" if observed is not None else ""
+        failures.append(f"{where}: rule {rule.name}: {rule.explanation}{detail}")
+        if rule.name == "target_exists":
+            failures[-1] += f"; columns are {list(map(str, frame.columns))}"
+    failures.extend(_type_failures(frame))
+    if failures:
+        raise DataValidationError(source, failures)

@@ -1,0 +1,143 @@
+"""Content-addressed dataset versions kept in a DVC repository inside the workspace.
+
+A version is the MD5 of the canonical Parquet bytes (the hash DVC itself records), so
+the same content always gets the same version and a new content a new one. Each version
+lives at `<name>/<version>/data.parquet`, tracked by its own `.dvc` file and pushed to
+the workspace's local DVC remote; a stored version is never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from automl_tasks.errors import DatasetNotFoundError
+
+log = logging.getLogger(__name__)
+
+_DATA_FILE = "data.parquet"
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A stored dataset version and where to read it."""
+
+    name: str
+    version: str
+    path: Path
+    created: bool  # False when the content was already stored
+
+    @property
+    def uri(self) -> str:
+        return dataset_uri(self.name, self.version)
+
+
+def dataset_uri(name: str, version: str) -> str:
+    return f"dataset://{name}@{version}"
+
+
+def parse_dataset_uri(uri: str) -> tuple[str, str]:
+    """Split `dataset://name@version` into its parts."""
+    prefix = "dataset://"
+    if not uri.startswith(prefix) or "@" not in uri:
+        raise DatasetNotFoundError(f"{uri!r} is not a dataset URI (dataset://NAME@VERSION)")
+    name, version = uri[len(prefix) :].rsplit("@", 1)
+    return name, version
+
+
+def canonical_bytes(frame: pd.DataFrame) -> bytes:
+    """Deterministic Parquet bytes of a frame (no index, fixed compression)."""
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False, compression="zstd")
+    return buffer.getvalue()
+
+
+def _open_repo(root: Path, remote: Path):  # -> dvc.repo.Repo
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").exists():
+        Repo.init(str(root), no_scm=True)
+        repo = Repo(str(root))
+        with repo.config.edit() as conf:
+            conf["remote"]["workspace"] = {"url": str(remote)}
+            conf["core"]["remote"] = "workspace"
+            conf["core"]["autostage"] = False
+        with repo.config.edit() as conf:
+            conf["core"]["analytics"] = False
+        return repo
+    return Repo(str(root))
+
+
+class DatasetStore:
+    """Versioned dataset storage backed by DVC (one repository, one local remote)."""
+
+    def __init__(self, root: Path, remote: Path) -> None:
+        self.root = root
+        self.remote = remote
+
+    def put(self, name: str, frame: pd.DataFrame) -> DatasetVersion:
+        """Store `frame` as a version of dataset `name` and push it to the remote."""
+        _check_name(name)
+        payload = canonical_bytes(frame)
+        version = hashlib.md5(payload).hexdigest()
+        folder = self.root / name / version
+        target = folder / _DATA_FILE
+        if (folder / f"{_DATA_FILE}.dvc").exists():
+            log.info("dataset %s version %s already stored; reusing it", name, version)
+            return DatasetVersion(name, version, target, created=False)
+        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+        self.root.mkdir(parents=True, exist_ok=True)
+        repo = _open_repo(self.root, self.remote)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{_DATA_FILE}.tmp"
+        tmp.write_bytes(payload)
+        tmp.replace(target)
+        try:
+            repo.add(str(target))
+            repo.push(targets=[str(target)])
+        except Exception:
+            # leave no half-tracked version behind: the next put retries cleanly
+            for leftover in (target, folder / f"{_DATA_FILE}.dvc", folder / ".gitignore"):
+                leftover.unlink(missing_ok=True)
+            raise
+        finally:
+            repo.close()
+        log.info("stored dataset %s version %s at %s", name, version, target)
+        return DatasetVersion(name, version, target, created=True)
+
+    def path(self, name: str, version: str) -> Path:
+        """Local path of a stored version, pulling it from the remote if needed."""
+        folder = self.root / name / version
+        target = folder / _DATA_FILE
+        if not (folder / f"{_DATA_FILE}.dvc").exists():
+            raise DatasetNotFoundError(f"dataset {name!r} has no version {version!r} in {self.root}")
+        if not target.exists():
+            repo = _open_repo(self.root, self.remote)
+            try:
+                repo.pull(targets=[str(target)])
+            finally:
+                repo.close()
+        return target
+
+    def read(self, uri: str) -> pd.DataFrame:
+        name, version = parse_dataset_uri(uri)
+        return pd.read_parquet(self.path(name, version))
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / name
+        if not folder.exists():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / f"{_DATA_FILE}.dvc").exists())
+
+
+def _check_name(name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(
+            f"dataset name must use letters, digits, '-', '_' or '.'; got {name!r}"
+        )

@@ -1,0 +1,120 @@
+"""A small torch multilayer perceptron with the scikit-learn estimator contract.
+
+It fits on dense float features (the output of the preprocessing step), so it sits at
+the end of a scikit-learn Pipeline like any other model and exports to ONNX through
+the converter in `automl_tasks.export.converters`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+
+def _build_network(n_in: int, n_out: int, hidden_units: int, n_layers: int):  # -> torch.nn.Sequential
+    import torch
+
+    layers: list[torch.nn.Module] = []
+    width = n_in
+    for _ in range(n_layers):
+        layers += [torch.nn.Linear(width, hidden_units), torch.nn.ReLU()]
+        width = hidden_units
+    layers.append(torch.nn.Linear(width, n_out))
+    return torch.nn.Sequential(*layers)
+
+
+class _TorchMLP(BaseEstimator):
+    """Shared training loop; subclasses choose the loss and the output head."""
+
+    def __init__(
+        self,
+        hidden_units: int = 64,
+        n_layers: int = 2,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 60,
+        batch_size: int = 64,
+        random_state: int = 0,
+    ) -> None:
+        self.hidden_units = hidden_units
+        self.n_layers = n_layers
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _train(self, features: np.ndarray, targets: np.ndarray, n_out: int, loss_fn) -> None:
+        import torch
+
+        torch.manual_seed(self.random_state)
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        y = torch.as_tensor(targets)
+        self.network_ = _build_network(x.shape[1], n_out, self.hidden_units, self.n_layers)
+        optimiser = torch.optim.AdamW(
+            self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        generator = torch.Generator().manual_seed(self.random_state)
+        self.network_.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                optimiser.zero_grad()
+                loss = loss_fn(self.network_(x[batch]), y[batch])
+                loss.backward()
+                optimiser.step()
+        self.network_.eval()
+        self.n_features_in_ = x.shape[1]
+
+    def _forward(self, features: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.network_(torch.as_tensor(np.asarray(features, dtype=np.float32))).numpy()
+
+    def layer_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(weight, bias) of each Linear layer, in order; used by the ONNX converter."""
+        import torch
+
+        return [
+            (m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy())
+            for m in self.network_
+            if isinstance(m, torch.nn.Linear)
+        ]
+
+
+class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
+    """MLP classifier trained with cross-entropy; `classes_` keeps the original labels."""
+
+    def fit(self, X, y):  # noqa: N803
+        import torch
+
+        self.classes_, encoded = np.unique(np.asarray(y), return_inverse=True)
+        self._train(X, encoded.astype(np.int64), len(self.classes_), torch.nn.functional.cross_entropy)
+        return self
+
+    def predict_proba(self, X):  # noqa: N803
+        logits = self._forward(X)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, X):  # noqa: N803
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class TorchMLPRegressor(RegressorMixin, _TorchMLP):
+    """MLP regressor trained with MSE on a standardised target."""
+
+    def fit(self, X, y):  # noqa: N803
+        import torch
+
+        target = np.asarray(y, dtype=np.float32)
+        self.y_mean_, self.y_scale_ = float(target.mean()), float(target.std() or 1.0)
+        scaled = ((target - self.y_mean_) / self.y_scale_).reshape(-1, 1)
+        self._train(X, scaled, 1, torch.nn.functional.mse_loss)
+        return self
+
+    def predict(self, X):  # noqa: N803
+        return self._forward(X)[:, 0] * self.y_scale_ + self.y_mean_

@@ -1,0 +1,141 @@
+"""The data_preprocess step: ingest, validate, version and profile a table.
+
+Validation runs before anything is written, so a rejected table leaves the dataset
+store, the MLflow store and the registry exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from automl_tasks.data import (
+    BUNDLED,
+    DatasetStore,
+    profile_table,
+    read_table,
+    resolve_task_type,
+    validate_table,
+    write_bundled_csv,
+)
+from automl_tasks.estimators.metrics import resolve_metric
+from automl_tasks.request import NoCodeRequest
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import ensure_experiment, mlflow_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    """Ids and URIs produced by data_preprocess (JSON-able for XCom)."""
+
+    dataset_uri: str
+    dataset_version: str
+    dataset_path: str
+    new_version: bool
+    task_type: str
+    metric: str
+    target: str
+    rows: int
+    columns: int
+    family: str
+    experiment_id: str
+    parent_run_id: str
+    profile_path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def source_path(ws: Workspace, dataset: str) -> Path:
+    """A bundled dataset written to the workspace, or the user's file path."""
+    if dataset in BUNDLED:
+        return write_bundled_csv(dataset, ws.home / "bundled")
+    return Path(dataset).expanduser().resolve()
+
+
+def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> PreprocessResult:
+    """Validate then store the table; open the pipeline's parent MLflow run and log the profile."""
+    path = source_path(ws, request.dataset)
+    frame = read_table(path)
+    target = request.target
+    task_type = (
+        resolve_task_type(request.task_type, frame[target])
+        if target in frame.columns and len(frame)
+        else ("binary" if request.task_type == "auto" else request.task_type)
+    )
+    validate_table(frame, source=str(path), target=target, task_type=task_type)
+    metric = resolve_metric(request.metric, task_type)
+    log.info("%s: %d rows x %d columns, task %s, metric %s", path, len(frame), frame.shape[1], task_type, metric.name)
+
+    stored = DatasetStore(ws.datasets, ws.dvc_remote).put(request.dataset_name, frame)
+    profile = profile_table(frame, target, task_type)
+    folder = ws.runs / "profiles" / stored.version
+    folder.mkdir(parents=True, exist_ok=True)
+    profile_path = folder / "profile.json"
+    profile_path.write_text(json.dumps(profile, indent=2))
+
+    experiment_id = ensure_experiment(ws, request.family_name)
+    client = mlflow_client(ws)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"nocode {dag_run_id}",
+        tags={
+            "loopml.kind": "pipeline",
+            "loopml.dag_run_id": dag_run_id,
+            "loopml.dataset_uri": stored.uri,
+            "loopml.dataset_version": stored.version,
+            "loopml.source": str(path),
+            "loopml.family": request.family_name,
+        },
+    )
+    run_id = run.info.run_id
+    for key, value in {
+        "dataset": request.dataset, "target": target, "task_type": task_type, "metric": metric.name,
+        "n_trials": request.n_trials, "n_workers": request.n_workers, "time_budget_s": request.time_budget_s,
+    }.items():
+        client.log_param(run_id, key, str(value))
+    client.log_artifact(run_id, str(profile_path), artifact_path="data")
+    _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, request.dataset_name, target)
+    log.info("dataset %s (%s); MLflow parent run %s", stored.uri, "new version" if stored.created else "known version", run_id)
+    return PreprocessResult(
+        dataset_uri=stored.uri,
+        dataset_version=stored.version,
+        dataset_path=str(stored.path),
+        new_version=stored.created,
+        task_type=task_type,
+        metric=metric.name,
+        target=target,
+        rows=int(len(frame)),
+        columns=int(frame.shape[1]),
+        family=request.family_name,
+        experiment_id=experiment_id,
+        parent_run_id=run_id,
+        profile_path=str(profile_path),
+    )
+
+
+def _log_dataset_input(ws, run_id, frame, source, version, name, target) -> None:
+    """Show the dataset version as the run's input in the MLflow UI."""
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+
+    client = mlflow_client(ws)
+    try:
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=target, digest=version[:10])
+        tag = InputTag(key="mlflow.data.context", value="training")
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[tag])])
+    except Exception as exc:  # the input card is a convenience, never a reason to fail
+        log.warning("could not log the dataset input card: %s", exc)
+
+
+def finish_parent_run(ws: Workspace, run_id: str, *, status: str = "FINISHED", message: str = "") -> None:
+    """Close the pipeline's parent run (FAILED with the error message on failure)."""
+    client = mlflow_client(ws)
+    if message:
+        client.set_tag(run_id, "loopml.error", message[:4900])
+    client.set_terminated(run_id, status=status)

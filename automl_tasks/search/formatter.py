@@ -1,0 +1,82 @@
+"""The formatter: turns the trigger form and the dataset profile into a search plan.
+
+It picks the trial budget when the form leaves it on 'auto', creates the study, and
+enqueues the space's default configuration plus the best configurations of earlier
+studies of the same family and search space (the knowledge base), so a new search
+starts from what already worked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.storage import create_study, open_storage
+from automl_tasks.search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+WARM_START_TOP_K = 3
+
+
+def choose_trial_budget(requested: int, profile: dict[str, Any]) -> int:
+    """The requested budget, or for 0 ('auto') one that scales down with the table's size."""
+    if requested > 0:
+        return requested
+    cells = profile["rows"] * max(1, profile["columns"])
+    budget = 40 if cells < 200_000 else 25 if cells < 5_000_000 else 12
+    log.info("formatter: auto trial budget %d for %d rows x %d columns", budget, profile["rows"], profile["columns"])
+    return budget
+
+
+def warm_start_configs(optuna_uri: str, family: str, space_hash: str, *, exclude: str, top_k: int = WARM_START_TOP_K):
+    """Best configurations of earlier studies of `family` over the same search space."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = open_storage(optuna_uri)
+    configs: list[tuple[float, dict[str, Any], str]] = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        attrs = summary.user_attrs
+        if summary.study_name == exclude or attrs.get("loopml.family") != family:
+            continue
+        if attrs.get("loopml.space_hash") != space_hash:
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            configs.append((sign * t.value, dict(t.params), summary.study_name))
+    configs.sort(key=lambda c: c[0])
+    seen: list[dict[str, Any]] = []
+    for _, params, _ in configs:
+        if params not in seen:
+            seen.append(params)
+        if len(seen) == top_k:
+            break
+    return seen
+
+
+def start_search(optuna_uri: str, plan: SearchPlan, space: SearchSpace) -> dict[str, Any]:
+    """Create the study, enqueue the default and warm-start configurations; return a summary."""
+    study = create_study(optuna_uri, plan)
+    if study.trials:
+        log.info("study %s already has %d trials (task retried); not enqueuing again", plan.study_name, len(study.trials))
+        return {"study_name": plan.study_name, "enqueued": 0, "warm_start": 0}
+    default = space.default_config()
+    study.enqueue_trial(default, user_attrs={"loopml.origin": "default"})
+    warm = [c for c in warm_start_configs(optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name) if c != default]
+    for config in warm:
+        study.enqueue_trial(config, user_attrs={"loopml.origin": "warm_start"}, skip_if_exists=True)
+    log.info(
+        "formatter: study %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
+        "enqueued the default configuration and %d warm-start configurations from earlier %s studies",
+        plan.study_name, plan.n_trials, plan.n_workers, plan.time_budget_s, plan.metric, plan.direction,
+        len(warm), plan.family,
+    )
+    return {"study_name": plan.study_name, "enqueued": 1 + len(warm), "warm_start": len(warm)}
+
+
+def deadline_from(time_budget_s: float) -> float:
+    return time.time() + time_budget_s

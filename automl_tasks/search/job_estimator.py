@@ -1,0 +1,122 @@
+"""The job estimator: watches a running search and enforces its budget (semi-synchronous).
+
+It never evaluates trials itself. While workers run, it
+- fails trials whose worker stopped beating its heartbeat (a dead worker),
+- times out stragglers: a running trial older than mean + k*std of the completed trials'
+  durations (at least `min_trial_timeout_s`) is marked failed and the search goes on,
+- raises the stop flag when the trial budget or the time budget is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.progress import Progress
+from automl_tasks.search.storage import best_of, load_study, open_storage, request_stop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What the search did; small enough for XCom."""
+
+    study_name: str
+    complete: int
+    failed: int
+    pruned: int
+    timed_out: int
+    stale: int
+    best_value: float | None
+    best_trial: int | None
+    stop_reason: str
+    wall_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def adaptive_timeout(durations: list[float], plan: SearchPlan) -> float | None:
+    """mean + k*std of completed trial durations, floored; None until 3 trials completed."""
+    if len(durations) < 3:
+        return None
+    spread = statistics.pstdev(durations)
+    return max(plan.min_trial_timeout_s, statistics.fmean(durations) + plan.straggler_k * spread)
+
+
+def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:
+    """Run until the budget is spent and no trial is running; return the outcome."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study, plan = load_study(optuna_uri, study_name)
+    storage = open_storage(optuna_uri)
+    progress = Progress(plan.n_trials, plan.deadline)
+    started = time.time()
+    timed_out = stale = 0
+    reason = ""
+    last_line = ""
+    while True:
+        stale += len(optuna.storages.fail_stale_trials(study) or [])
+        trials = study.get_trials(deepcopy=False)
+        now = time.time()
+        durations = [
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in trials
+            if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete
+        ]
+        limit = adaptive_timeout(durations, plan)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        for t in running:
+            age = now - t.datetime_start.timestamp() if t.datetime_start else 0.0
+            if limit is not None and age > limit:
+                try:
+                    storage.set_trial_user_attr(t._trial_id, "loopml.timed_out_after_s", round(age, 1))
+                    storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                    timed_out += 1
+                    log.warning(
+                        "trial %d timed out after %.1fs (limit %.1fs = mean + %.1f*std of %d completed)",
+                        t.number, age, limit, plan.straggler_k, len(durations),
+                    )
+                except Exception as exc:  # it finished meanwhile
+                    log.info("trial %d could not be timed out: %s", t.number, exc)
+        finished = [t for t in trials if t.state.is_finished()]
+        if not reason and len(finished) >= plan.n_trials:
+            reason = f"trial budget of {plan.n_trials} spent"
+        if not reason and now >= plan.deadline:
+            reason = f"time budget of {plan.time_budget_s:.0f}s spent"
+        if reason:
+            request_stop(study, reason)
+        best = [t for t in finished if t.state == TrialState.COMPLETE]
+        best_value, best_number = best_of(study)
+        line = progress.line(len(finished), best_value, best_number, prefix="[job estimator] ")
+        if line != last_line:
+            log.info("%s | running %d", line, len(running))
+            last_line = line
+        still_running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        if reason and not still_running:
+            break
+        time.sleep(poll_s)
+    final = study.get_trials(deepcopy=False)
+    count = lambda s: sum(1 for t in final if t.state == s)  # noqa: E731
+    best_value, best_number = best_of(study)
+    if not best:
+        log.warning("no trial completed: %s", reason)
+    return SearchOutcome(
+        study_name=study_name,
+        complete=count(TrialState.COMPLETE),
+        failed=count(TrialState.FAIL),
+        pruned=count(TrialState.PRUNED),
+        timed_out=timed_out,
+        stale=stale,
+        best_value=best_value,
+        best_trial=best_number,
+        stop_reason=reason,
+        wall_s=round(time.time() - started, 2),
+    )
+
+

@@ -1,0 +1,89 @@
+"""The Optuna storage as middleware: studies, heartbeats and the stop flag."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from typing import Any
+
+from automl_tasks.search.plan import PLAN_ATTR, STOP_ATTR, SearchPlan
+
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 20
+
+
+@functools.cache
+def open_storage(url: str):  # -> optuna.storages.RDBStorage
+    """An RDB storage with heartbeats, so a dead worker's trial can be failed."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # loopml beats heartbeats itself around ask/tell (see worker.Heartbeat); these warnings
+    # assume Study.optimize and would repeat on every trial.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
+    )
+
+
+def make_sampler(seed: int):
+    """TPE, multivariate with constant liar (Optuna 5 defaults, stated explicitly)."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=8)
+
+
+def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
+    import optuna
+
+    study = optuna.create_study(
+        storage=open_storage(url),
+        study_name=plan.study_name,
+        direction=plan.direction,
+        sampler=make_sampler(plan.seed),
+        load_if_exists=True,
+    )
+    study.set_user_attr(PLAN_ATTR, plan.to_json())
+    study.set_user_attr("loopml.family", plan.family)
+    study.set_user_attr("loopml.space_hash", plan.space_hash)
+    return study
+
+
+def load_study(url: str, study_name: str, *, seed: int = 0):  # -> tuple[optuna.Study, SearchPlan]
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url), sampler=make_sampler(seed))
+    return study, SearchPlan.from_json(study.user_attrs[PLAN_ATTR])
+
+
+def request_stop(study: Any, reason: str) -> None:
+    if study.user_attrs.get(STOP_ATTR) is None:
+        logging.getLogger(__name__).info("stop requested: %s", reason)
+        study.set_user_attr(STOP_ATTR, reason)
+
+
+def stop_reason(study_name: str, url: str) -> str | None:
+    """The stop flag, read fresh from the storage (user_attrs are not cached across processes)."""
+    storage = open_storage(url)
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_study_user_attrs(study_id).get(STOP_ATTR)
+
+
+def best_of(study: Any) -> tuple[float | None, int | None]:
+    """(best value, its trial number), or (None, None) before any trial completed."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None, None
+    return best.value, best.number

@@ -1,0 +1,154 @@
+"""A search worker: reserves trials from the shared study, evaluates them, reports back.
+
+Workers are stateless: everything comes from the plan on the study. Each trial beats a
+heartbeat while it runs, so if the worker process dies the job estimator can fail the
+trial (`optuna.storages.fail_stale_trials`) and the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from automl_tasks.estimators import estimator_class
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.progress import Progress
+from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
+from automl_tasks.search_space import ForbiddenConfiguration, load_search_space
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import log_child_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSummary:
+    worker: int
+    evaluated: int
+    failed: int
+    discarded: int  # finished after the job estimator had timed the trial out
+
+
+class Heartbeat:
+    """Records a trial heartbeat every `interval` seconds in a daemon thread."""
+
+    def __init__(self, storage, trial_id: int, interval: float) -> None:
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception as exc:  # never kill the trial for a missed beat
+                log.warning("heartbeat for trial id %s failed: %s", self._trial_id, exc)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _budget_left(study, plan: SearchPlan) -> bool:
+    from optuna.trial import TrialState
+
+    counted = study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    )
+    return len(counted) < plan.n_trials and time.time() < plan.deadline
+
+
+def evaluate_config(plan: SearchPlan, config: dict, workdir=None) -> tuple[float, float]:
+    """Train and score one configuration on the search splits; (score, seconds)."""
+    cls = estimator_class(plan.algorithm)
+    estimator = cls(run_epochs=None, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric))
+    result = estimator.run()
+    return result.score, result.duration_s
+
+
+def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
+    """Evaluate trials until the budget is spent or the job estimator says stop."""
+    from optuna.trial import TrialState
+
+    study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1)
+    storage = open_storage(ws.optuna_uri)
+    space = load_search_space(plan.space_yaml)
+    progress = Progress(plan.n_trials, plan.deadline)
+    tag = f"[worker {worker_index}] "
+    evaluated = failed = discarded = 0
+    while True:
+        reason = stop_reason(study_name, ws.optuna_uri)
+        if reason:
+            log.info("%sstopping: %s", tag, reason)
+            break
+        if not _budget_left(study, plan):
+            log.info("%sstopping: trial or time budget spent", tag)
+            break
+        trial = study.ask()
+        state, score, seconds, error = TrialState.COMPLETE, None, 0.0, ""
+        with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or 5):
+            try:
+                config = space.sample(trial)
+                score, seconds = evaluate_config(plan, config)
+            except ForbiddenConfiguration as exc:
+                state, error, config = TrialState.PRUNED, str(exc), dict(trial.params)
+            except Exception as exc:  # a bad configuration fails its trial, not the worker
+                state, error, config = TrialState.FAIL, f"{type(exc).__name__}: {exc}", dict(trial.params)
+                log.warning("%strial %d failed: %s", tag, trial.number, error)
+        try:
+            if state == TrialState.COMPLETE:
+                study.tell(trial, score)
+                evaluated += 1
+            else:
+                trial.set_user_attr("loopml.error", error[:1000])
+                study.tell(trial, state=state)
+                failed += 1
+            outcome = state.name
+        except Exception as exc:  # the job estimator timed the trial out meanwhile
+            outcome, discarded = "TIMED_OUT", discarded + 1
+            log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
+        _log_trial(ws, plan, trial.number, config, score, seconds, outcome, error, worker_index)
+        done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        log.info(
+            "%s%s",
+            tag,
+            progress.line(len(done), *best_of(study))
+            + f" | last: trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}",
+        )
+    return WorkerSummary(worker_index, evaluated, failed, discarded)
+
+
+def _log_trial(ws, plan, number, config, score, seconds, outcome, error, worker_index) -> None:
+    metrics = {"duration_s": seconds}
+    if score is not None:
+        metrics[plan.metric] = score
+    tags = {
+        "loopml.study": plan.study_name,
+        "loopml.trial_number": str(number),
+        "loopml.trial_state": outcome,
+        "loopml.worker": str(worker_index),
+        "loopml.space_hash": plan.space_hash,
+    }
+    if error:
+        tags["loopml.error"] = error[:4000]
+    try:
+        log_child_run(
+            ws,
+            experiment_id=plan.experiment_id,
+            parent_run_id=plan.parent_run_id,
+            name=f"trial-{number}",
+            params=config,
+            metrics=metrics,
+            tags=tags,
+            status="FINISHED" if outcome == "COMPLETE" else "FAILED",
+        )
+    except Exception as exc:  # tracking trouble must not lose the search result
+        log.warning("could not log trial %d to MLflow: %s", number, exc)

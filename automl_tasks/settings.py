@@ -1,0 +1,99 @@
+"""The workspace: one folder that holds every store of the embedded mode.
+
+A `Workspace` is created once at the edge (CLI, operator) from the environment and
+passed down; library code never reads environment variables itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".loopml"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths and store URIs of one loopml workspace.
+
+    `mlflow_uri` and `optuna_uri` default to SQLite files inside the workspace
+    (embedded mode); the distributed mode overrides them with PostgreSQL URLs.
+    """
+
+    home: Path
+    mlflow_uri: str
+    optuna_uri: str
+
+    @classmethod
+    def at(cls, home: str | os.PathLike[str]) -> Workspace:
+        """The embedded-mode workspace rooted at `home` (made absolute)."""
+        root = Path(home).expanduser().resolve()
+        return cls(
+            home=root,
+            mlflow_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            optuna_uri=f"sqlite:///{root / 'optuna' / 'optuna.db'}",
+        )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Workspace:
+        """Read `LOOPML_HOME` (default ./.loopml) and optional store URL overrides."""
+        env = os.environ if environ is None else environ
+        ws = cls.at(env.get("LOOPML_HOME", DEFAULT_HOME))
+        return cls(
+            home=ws.home,
+            mlflow_uri=env.get("LOOPML_MLFLOW_URI", ws.mlflow_uri),
+            optuna_uri=env.get("LOOPML_OPTUNA_URI", ws.optuna_uri),
+        )
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def datasets(self) -> Path:
+        """The DVC repository that holds every accepted dataset version."""
+        return self.home / "datasets"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.home / "bentoml"
+
+    @property
+    def runs(self) -> Path:
+        """Scratch space for per-run files (plots, exported models) before logging."""
+        return self.home / "runs"
+
+    def ensure(self) -> Workspace:
+        """Create the workspace folders (idempotent; never deletes anything)."""
+        for path in (
+            self.home,
+            self.airflow_home,
+            self.mlflow_artifacts,
+            self.home / "optuna",
+            self.datasets,
+            self.dvc_remote,
+            self.bentoml_home,
+            self.runs,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point child processes at this workspace."""
+        return {
+            "LOOPML_HOME": str(self.home),
+            "LOOPML_MLFLOW_URI": self.mlflow_uri,
+            "LOOPML_OPTUNA_URI": self.optuna_uri,
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_REGISTRY_URI": self.mlflow_uri,
+            "BENTOML_HOME": str(self.bentoml_home),
+        }

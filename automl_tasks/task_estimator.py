@@ -1,0 +1,169 @@
+"""The task estimator: final training of the best configuration, export, deployment
+measurement and registration as a new version of the model family.
+
+Steps: retrain the best trial's configuration on train+validation; score it on the
+held-out test split; export to ONNX and check parity with the native model; measure
+ONNX Runtime latency; log model, ONNX file, feature schema and metrics to MLflow;
+register a new version of the family and decide champion / challenger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from automl_tasks.errors import LoopmlError
+from automl_tasks.estimators import TabularEstimator
+from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline, measure_latency
+from automl_tasks.registry import apply_decision, current_champion, decide_alias
+from automl_tasks.search.storage import load_study
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import clean_params, mlflow_client
+from automl_tasks.versioning_info import code_version
+
+log = logging.getLogger(__name__)
+
+FEATURE_SCHEMA_FILE = "feature_schema.json"
+ONNX_ARTIFACT = "onnx/model.onnx"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """Result of the task estimator (JSON-able for XCom)."""
+
+    family: str
+    version: str
+    alias: str
+    run_id: str
+    model_uri: str
+    test_score: float
+    metric: str
+    onnx_parity_max_abs_diff: float
+    latency_single_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("scikit-learn", "lightgbm", "torch", "onnxruntime", "pandas", "numpy")
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def _score_champion_on(client, family: str, schema: FeatureSchema, features, truth, metric: Metric):
+    """(version, score) of the current champion on these rows; score None if incomparable."""
+    import mlflow
+
+    champion = current_champion(client, family)
+    if champion is None:
+        return None, None
+    try:
+        schema_path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=FEATURE_SCHEMA_FILE)
+        champion_schema = FeatureSchema.from_dict(json.loads(Path(schema_path).read_text()))
+        if champion_schema != schema:
+            log.info("champion v%s was trained on other columns; not comparable", champion.version)
+            return champion.version, None
+        model = mlflow.sklearn.load_model(f"models:/{family}@champion")
+        prediction = model.predict_proba(features) if metric.needs_proba else model.predict(features)
+        return champion.version, metric(truth, prediction, getattr(model, "classes_", None))
+    except Exception as exc:  # a broken old version must not block registering a new one
+        log.warning("could not score champion v%s: %s", champion.version, exc)
+        return champion.version, None
+
+
+def train_and_register(
+    ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str
+) -> RegisteredModel:
+    """Final-train the study's best configuration and register it in the family."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    study, plan = load_study(ws.optuna_uri, study_name)
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise LoopmlError(f"study {study_name} has no completed trial; nothing to train (see worker logs)") from None
+    metric = Metric(plan.metric)
+    workdir = ws.runs / study_name / "final"
+    estimator = TabularEstimator(
+        run_epochs=None, data=plan.data, is_trainer=True, model_args=best.params, metric=metric, output_dir=workdir
+    )
+    result = estimator.run()
+    log.info("final model (trial %d config) %s on test split: %.5g", best.number, metric.name, result.score)
+
+    test_features = estimator.features_.iloc[estimator.test_rows]
+    test_truth = estimator.target_[estimator.test_rows]
+    onnx_path = export_pipeline(estimator.pipeline_, estimator.schema_, workdir / "model.onnx")
+    onnx_model = OnnxModel(onnx_path, estimator.schema_)
+    parity = check_parity(estimator.pipeline_, onnx_model, test_features)
+    latency = measure_latency(onnx_model, test_features)
+    log.info("ONNX parity %s; latency %s", parity.as_metrics(), latency)
+    (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
+
+    client = mlflow_client(ws)
+    champion_version, champion_score = _score_champion_on(
+        client, plan.family, estimator.schema_, test_features, test_truth, metric
+    )
+    metrics = {
+        f"test_{metric.name}": result.score,
+        "best_search_score": float(best.value),
+        "train_seconds": result.duration_s,
+        "onnx_size_kb": onnx_path.stat().st_size / 1024,
+        **parity.as_metrics(),
+        **latency,
+    }
+    tags = {
+        "loopml.dataset_uri": plan.dataset_uri,
+        "loopml.dataset_version": dataset_version,
+        "loopml.study": study_name,
+        "loopml.space_hash": plan.space_hash,
+        "loopml.dag_run_id": dag_run_id,
+        "loopml.code_version": code_version(),
+        "loopml.metric": metric.name,
+        "loopml.target": plan.data.target,
+        "loopml.best_trial": str(best.number),
+    }
+    sample = test_features.head(5)
+    with mlflow.start_run(
+        experiment_id=plan.experiment_id,
+        run_name="task_estimator",
+        tags={"mlflow.parentRunId": plan.parent_run_id, "loopml.kind": "final_model", **tags},
+    ) as run:
+        mlflow.log_params(clean_params(best.params))
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(workdir / FEATURE_SCHEMA_FILE))
+        mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+        info = mlflow.sklearn.log_model(
+            estimator.pipeline_,
+            name="model",
+            signature=infer_signature(sample, estimator.pipeline_.predict(sample)),
+            input_example=sample,
+            registered_model_name=plan.family,
+            pip_requirements=_pip_requirements(),
+            serialization_format="cloudpickle",
+        )
+    version = str(info.registered_model_version)
+    for key, value in {**tags, f"test_{metric.name}": f"{result.score:.6g}", "loopml.run_id": run.info.run_id}.items():
+        client.set_model_version_tag(plan.family, version, key, value)
+    decision = decide_alias(
+        new_score=result.score, champion_version=champion_version, champion_score=champion_score, better=metric.better
+    )
+    apply_decision(client, plan.family, version, decision)
+    return RegisteredModel(
+        family=plan.family,
+        version=version,
+        alias=decision.alias,
+        run_id=run.info.run_id,
+        model_uri=f"models:/{plan.family}/{version}",
+        test_score=result.score,
+        metric=metric.name,
+        onnx_parity_max_abs_diff=parity.max_abs_diff,
+        latency_single_ms=latency["latency_single_ms"],
+    )

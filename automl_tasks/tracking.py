@@ -1,0 +1,74 @@
+"""MLflow access for loopml: one client per workspace, experiments per model family."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from automl_tasks.settings import Workspace
+
+log = logging.getLogger(__name__)
+
+_MAX_TAG = 4900
+
+
+def mlflow_client(ws: Workspace):  # -> mlflow.MlflowClient
+    """A client on the workspace's tracking + registry store (sets the URIs for mlflow.*)."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    mlflow.set_tracking_uri(ws.mlflow_uri)
+    mlflow.set_registry_uri(ws.mlflow_uri)
+    return mlflow.MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)
+
+
+def ensure_experiment(ws: Workspace, name: str) -> str:
+    """Id of experiment `name`, created with an artifact folder in the workspace if new."""
+    client = mlflow_client(ws)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (ws.mlflow_artifacts / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def clean_params(params: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v)[:_MAX_TAG] for k, v in params.items()}
+
+
+def log_child_run(
+    ws: Workspace,
+    *,
+    experiment_id: str,
+    parent_run_id: str,
+    name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    status: str = "FINISHED",
+) -> str:
+    """Record one finished trial as a child run of the pipeline run (three store calls)."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.utils.time import get_current_time_millis
+
+    client = mlflow_client(ws)
+    run = client.create_run(
+        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags}
+    )
+    now = get_current_time_millis()
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in clean_params(params).items()],
+        tags=[RunTag("loopml.kind", "trial")],
+    )
+    client.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id

@@ -1,0 +1,225 @@
+"""`loopml`: run the embedded AutoML stack from a terminal.
+
+demo       run the NoCode pipeline on a bundled dataset, serve the champion, query it
+up         start Airflow (and the MLflow UI) on the workspace and keep them running
+run        trigger a DAG with a JSON conf, follow it to the end, print the outcome
+serve      serve a model family's champion with BentoML on localhost
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from automl_tasks.settings import Workspace
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _print_failure(client, dag_id: str, run_id: str) -> None:
+    for ti in client.task_instances(dag_id, run_id):
+        if ti["state"] != "failed":
+            continue
+        where = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+        _say(f"  task {where} failed; last log lines:")
+        try:
+            text = client.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
+        except Exception as exc:  # logs are a courtesy; the state is what counts
+            text = f"(could not read the log: {exc})"
+        lines = [line for line in text.splitlines() if line.strip()]
+        for line in lines[-15:]:
+            _say(f"    {line[:400]}")
+
+
+def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, timeout_s: float) -> tuple[str, Any]:
+    """Trigger `dag_id` on the embedded stack and wait; return (state, the `end` task's XCom)."""
+    from loopml.airflow_client import AirflowClient
+    from loopml.embedded import ensure_stack
+
+    _say(f"workspace: {ws.home}")
+    started = time.time()
+    stack = ensure_stack(ws, port)
+    _say(f"Airflow {'reused' if not stack.owned else 'started'} at {stack.url} ({time.time() - started:.0f}s)")
+    try:
+        client = AirflowClient(stack.url)
+        client.wait_for_dag(dag_id)
+        client.unpause(dag_id)
+        run_id = client.trigger(dag_id, conf)
+        _say(f"triggered {dag_id} run {run_id}; follow it at {stack.url}/dags/{dag_id}/runs/{run_id}")
+        seen: dict[str, str] = {}
+
+        def report(_state: str) -> None:
+            for ti in client.task_instances(dag_id, run_id):
+                key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+                if ti["state"] and seen.get(key) != ti["state"]:
+                    seen[key] = ti["state"]
+                    _say(f"  {key}: {ti['state']}")
+
+        state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report)
+        _say(f"{dag_id} run {run_id}: {state} after {time.time() - started:.0f}s")
+        if state != "success":
+            _print_failure(client, dag_id, run_id)
+            return state, None
+        try:
+            return state, client.xcom(dag_id, run_id, "end")
+        except RuntimeError:
+            return state, None
+    finally:
+        stack.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ws = Workspace.from_env().ensure()
+    try:
+        conf = json.loads(args.conf)
+    except json.JSONDecodeError as exc:
+        _say(f"--conf is not valid JSON: {exc}")
+        return 2
+    state, outcome = run_dag(ws, args.dag_id, conf, port=args.port, timeout_s=args.timeout)
+    if outcome is not None:
+        _say(json.dumps(outcome, indent=2))
+    return 0 if state == "success" else 1
+
+
+def _sample_instance(ws: Workspace, family: str) -> dict[str, Any]:
+    """The first row of the champion's training dataset version, as the endpoint expects it."""
+    from serving.loader import sample_instances
+
+    return sample_instances(ws, family, 1)[0]
+
+
+def _query(url: str, instance: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    response = httpx.post(f"{url}/predict", json={"instances": [instance]}, timeout=30, trust_env=False)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}/predict answered {response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    ws = Workspace.from_env().ensure()
+    conf = {"dataset": args.dataset, "n_trials": args.trials, "n_workers": args.workers, "time_budget_s": args.time_budget}
+    _say(f"loopml demo: NoCode pipeline on the bundled '{args.dataset}' table")
+    state, outcome = run_dag(ws, "nocode_pipeline", conf, port=args.port, timeout_s=args.timeout)
+    if state != "success" or outcome is None:
+        _say("the pipeline did not succeed; see the task logs above")
+        return 1
+    family = outcome["family"]
+    _say(
+        f"registered {family} v{outcome['version']} as {outcome['alias']} "
+        f"({outcome['metric']}={outcome['test_score']:.4f} on the held-out test split)"
+    )
+    from loopml.serve import start_server
+
+    log_path = ws.home / "bentoml-demo.log"
+    with log_path.open("ab") as log_file:
+        server = start_server(ws, family, args.serve_port, log_file=log_file)
+        try:
+            server.wait_ready()
+            instance = _sample_instance(ws, family)
+            answer = _query(server.url, instance)
+            _say(f"BentoML endpoint {server.url}/predict answered: {json.dumps(answer)[:300]}")
+        finally:
+            server.stop()
+    example = json.dumps({"instances": [instance]})
+    _say(
+        "\nwhere to look next:\n"
+        f"  Airflow UI:  LOOPML_HOME={ws.home} loopml up   (then open http://127.0.0.1:{args.port})\n"
+        f"  MLflow UI:   mlflow ui --backend-store-uri {ws.mlflow_uri} --port 5000\n"
+        f"  serve:       LOOPML_HOME={ws.home} loopml serve {family} --port {args.serve_port}\n"
+        f"  call it:     curl -s -X POST http://127.0.0.1:{args.serve_port}/predict "
+        f"-H 'Content-Type: application/json' -d '{example[:200]}{'...' if len(example) > 200 else ''}'\n"
+        f"  (the full request body is saved in {ws.home / 'demo-request.json'})"
+    )
+    (ws.home / "demo-request.json").write_text(example)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from loopml.embedded import ensure_stack, free_port
+
+    ws = Workspace.from_env().ensure()
+    stack = ensure_stack(ws, args.port)
+    mlflow_port = free_port(args.mlflow_port)
+    mlflow_ui = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.mlflow_uri,
+         "--default-artifact-root", ws.mlflow_artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(mlflow_port)],
+        start_new_session=True,
+    )
+    _say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
+    _say(f"MLflow UI:   http://127.0.0.1:{mlflow_port}")
+    _say(f"workspace:   {ws.home}\nCtrl-C stops both.")
+    try:
+        while mlflow_ui.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mlflow_ui.terminate()
+        stack.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from loopml.serve import start_server
+
+    ws = Workspace.from_env().ensure()
+    server = start_server(ws, args.family, args.port)
+    try:
+        server.wait_ready()
+        _say(f"serving {args.family}@champion at {server.url}/predict (OpenAPI: {server.url}/docs); Ctrl-C stops")
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="NoCode pipeline on a bundled dataset, then serve and query the model")
+    demo.add_argument("--dataset", default="breast_cancer")
+    demo.add_argument("--trials", type=int, default=12)
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--time-budget", type=int, default=600)
+    demo.add_argument("--port", type=int, default=8080, help="Airflow api-server port")
+    demo.add_argument("--serve-port", type=int, default=3000)
+    demo.add_argument("--timeout", type=float, default=1800)
+    demo.set_defaults(func=cmd_demo)
+
+    up = sub.add_parser("up", help="start Airflow and the MLflow UI on the workspace")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--mlflow-port", type=int, default=5000)
+    up.set_defaults(func=cmd_up)
+
+    run = sub.add_parser("run", help="trigger a DAG and wait for it")
+    run.add_argument("dag_id")
+    run.add_argument("--conf", default="{}", help="JSON object with the DAG's params")
+    run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--timeout", type=float, default=3600)
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve a family's champion with BentoML")
+    serve.add_argument("family")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

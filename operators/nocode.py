@@ -1,0 +1,156 @@
+"""The NoCode pipeline's tasks: start, data_preprocess, plan_search, job_estimator,
+workers, task_estimator, advisor, end. Each one is a thin call into `automl_tasks`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.sdk import TriggerRule, get_current_context, task
+
+from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
+
+log = logging.getLogger(__name__)
+
+#: keys of the trigger form that make a NoCodeRequest
+FORM_KEYS = (
+    "dataset", "target", "task_type", "metric", "n_trials", "n_workers", "time_budget_s", "search_space", "family", "seed",
+)
+
+
+@task(task_id="start")
+def start() -> dict[str, Any]:
+    """Check the trigger form; fail before any work with a message naming the field."""
+    params = get_current_context()["params"]
+    with user_errors_fail_fast():
+        from automl_tasks.request import NoCodeRequest
+
+        request = NoCodeRequest.from_conf({k: params[k] for k in FORM_KEYS if k in params})
+    log.info("request: %s", {k: v for k, v in request.to_dict().items() if k != "search_space"})
+    return request.to_dict()
+
+
+@task(task_id="data_preprocess", retries=0)
+def data_preprocess(request: dict[str, Any]) -> dict[str, Any]:
+    """Ingest, validate (Great Expectations), version (DVC) and profile the table."""
+    run_id = get_current_context()["run_id"]
+    with user_errors_fail_fast():
+        from automl_tasks.preprocess import preprocess
+        from automl_tasks.request import NoCodeRequest
+
+        result = preprocess(workspace(), NoCodeRequest(**request), dag_run_id=run_id)
+    return result.to_dict()
+
+
+def study_name_for(pre: dict[str, Any]) -> str:
+    """The run's Optuna study: `<family>-<dag run id>`, known to every task of the run."""
+    run_id = get_current_context()["run_id"]
+    return f"{pre['family']}-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in run_id)
+
+
+@task(task_id="plan_search")
+def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
+    """The formatter: budget and study, default and warm-start trials enqueued.
+
+    Returns the worker slots the `workers` task is mapped over.
+    """
+    import time
+
+    from automl_tasks.estimators import DataSpec
+    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.request import NoCodeRequest
+    from automl_tasks.search import SearchPlan, choose_trial_budget, start_search
+
+    req = NoCodeRequest(**request)
+    ws = workspace()
+    with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
+        profile = json.loads(open(pre["profile_path"]).read())
+        space = req.space()
+        plan = SearchPlan(
+            study_name=study_name_for(pre),
+            family=pre["family"],
+            data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=req.seed),
+            dataset_uri=pre["dataset_uri"],
+            metric=pre["metric"],
+            direction=Metric(pre["metric"]).direction,
+            space_yaml=req.space_text(),
+            space_hash=space.hash,
+            n_trials=choose_trial_budget(req.n_trials, profile),
+            time_budget_s=req.time_budget_s,
+            deadline=time.time() + req.time_budget_s,
+            n_workers=req.n_workers,
+            experiment_id=pre["experiment_id"],
+            parent_run_id=pre["parent_run_id"],
+            seed=req.seed,
+        )
+        summary = start_search(ws.optuna_uri, plan, space)
+    log.info("search planned: %s", summary)
+    return list(range(req.n_workers))
+
+
+@task(task_id="job_estimator")
+def job_estimator(pre: dict[str, Any]) -> dict[str, Any]:
+    """Watch the search: budget, straggler time-outs, dead-worker heartbeats."""
+    from automl_tasks.search import watch_search
+
+    with parent_run_closed_on_failure(pre["parent_run_id"]):
+        return watch_search(workspace().optuna_uri, study_name_for(pre)).to_dict()
+
+
+@task(task_id="workers", retries=1)
+def workers(pre: dict[str, Any], worker_index: int) -> dict[str, Any]:
+    """One search worker (mapped N times): reserve trials, evaluate, report."""
+    from dataclasses import asdict
+
+    from automl_tasks.search import run_worker
+
+    return asdict(run_worker(workspace(), study_name_for(pre), worker_index))
+
+
+@task(task_id="task_estimator", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+def task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
+    """Final training, ONNX export + parity, latency, registration in the family."""
+    from automl_tasks.task_estimator import train_and_register
+
+    run_id = get_current_context()["run_id"]
+    with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
+        result = train_and_register(workspace(), study_name_for(pre), dag_run_id=run_id, dataset_version=pre["dataset_version"])
+    return result.to_dict()
+
+
+@task(task_id="advisor")
+def advisor(pre: dict[str, Any]) -> dict[str, Any]:
+    """fANOVA importance, plots and suggestions logged to the pipeline run."""
+    from automl_tasks.advisor import advise
+
+    with parent_run_closed_on_failure(pre["parent_run_id"]):
+        profile = json.loads(open(pre["profile_path"]).read())
+        return advise(workspace(), study_name_for(pre), profile)
+
+
+@task(task_id="end")
+def end(pre: dict[str, Any], registered: dict[str, Any], advice: dict[str, Any]) -> dict[str, Any]:
+    """Close the MLflow run and say where to look."""
+    from automl_tasks.preprocess import finish_parent_run
+
+    ws = workspace()
+    finish_parent_run(ws, pre["parent_run_id"])
+    summary = {
+        "family": registered["family"],
+        "version": registered["version"],
+        "alias": registered["alias"],
+        "metric": registered["metric"],
+        "test_score": registered["test_score"],
+        "model_uri": registered["model_uri"],
+        "mlflow_run_id": pre["parent_run_id"],
+        "dataset_uri": pre["dataset_uri"],
+        "suggestions": advice["suggestions"],
+    }
+    log.info(
+        "model family %s version %s is %s (%s=%.4f); MLflow run %s; serve it with: loopml serve %s",
+        summary["family"], summary["version"], summary["alias"], summary["metric"], summary["test_score"],
+        summary["mlflow_run_id"], summary["family"],
+    )
+    return summary

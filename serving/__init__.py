@@ -1,0 +1,1 @@
+"""BentoML services that serve a model family's champion from the MLflow registry."""

@@ -1,0 +1,132 @@
+"""Load a family's model from the MLflow registry for serving: ONNX first, native fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.settings import Workspace
+from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+MAX_INSTANCES = 10_000
+
+
+class BadRequest(ValueError):
+    """A request the client must fix; the message says what is wrong."""
+
+
+@dataclass
+class ServedModel:
+    """One registered version, ready to predict on JSON instances."""
+
+    family: str
+    version: str
+    alias: str
+    runtime: str  # "onnxruntime" or "native"
+    schema: FeatureSchema
+    predict_fn: Any
+
+    def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        frame = instances_to_frame(instances, self.schema)
+        labels, proba = self.predict_fn(frame)
+        out: dict[str, Any] = {
+            "predictions": [_plain(v) for v in labels],
+            "model": {"family": self.family, "version": self.version, "alias": self.alias, "runtime": self.runtime},
+        }
+        if proba is not None:
+            out["probabilities"] = np.round(np.asarray(proba, dtype=float), 6).tolist()
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
+    """Check JSON instances against the feature schema; raise BadRequest naming the fault."""
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest("'instances' must be a non-empty list of objects, one per row")
+    if len(instances) > MAX_INSTANCES:
+        raise BadRequest(f"at most {MAX_INSTANCES} instances per request; got {len(instances)}")
+    expected = set(schema.columns)
+    for i, row in enumerate(instances):
+        if not isinstance(row, dict):
+            raise BadRequest(f"instances[{i}] must be an object of column: value; got {type(row).__name__}")
+        missing = sorted(expected - set(row))
+        unknown = sorted(set(row) - expected)
+        if missing:
+            raise BadRequest(f"instances[{i}] is missing columns {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        if unknown:
+            raise BadRequest(f"instances[{i}] has unknown columns {unknown[:10]}; expected {sorted(expected)[:10]} ...")
+        for column in schema.numeric:
+            value = row[column]
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise BadRequest(f"instances[{i}].{column} must be a number or null; got {value!r}")
+            if not math.isfinite(value):
+                raise BadRequest(f"instances[{i}].{column} must be finite; got {value!r}")
+        for column in schema.categorical:
+            value = row[column]
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise BadRequest(f"instances[{i}].{column} must be a string, number or null; got {value!r}")
+    return feature_frame(pd.DataFrame(instances, columns=list(schema.columns)), schema)
+
+
+def _feature_schema(run_id: str) -> FeatureSchema:
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
+    return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
+
+
+def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> ServedModel:
+    """The version behind `family@alias`, run by ONNX Runtime when its ONNX file exists."""
+    import mlflow
+
+    client = mlflow_client(ws)
+    version = client.get_model_version_by_alias(family, alias)
+    run_id = version.run_id
+    schema = _feature_schema(run_id)
+    try:
+        from automl_tasks.export.onnx_export import OnnxModel
+
+        onnx_path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACT)
+        onnx_model = OnnxModel(onnx_path, schema)
+        runtime, predict_fn = "onnxruntime", onnx_model.run
+    except Exception as exc:
+        log.warning("ONNX model of %s v%s unavailable (%s); serving the native model", family, version.version, exc)
+        native = mlflow.sklearn.load_model(f"models:/{family}/{version.version}")
+
+        def predict_fn(frame: pd.DataFrame):
+            proba = native.predict_proba(frame) if hasattr(native, "predict_proba") else None
+            return native.predict(frame), proba
+
+        runtime = "native"
+    log.info("serving %s v%s (%s) with %s", family, version.version, alias, runtime)
+    return ServedModel(family, str(version.version), alias, runtime, schema, predict_fn)
+
+
+def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champion") -> list[dict[str, Any]]:
+    """`n` rows of the dataset version the `family@alias` model was trained on, as JSON instances."""
+    from automl_tasks.data import DatasetStore
+
+    version = mlflow_client(ws).get_model_version_by_alias(family, alias)
+    uri = version.tags.get("loopml.dataset_uri")
+    if not uri:
+        raise ValueError(f"{family} v{version.version} has no loopml.dataset_uri tag")
+    frame = DatasetStore(ws.datasets, ws.dvc_remote).read(uri).head(n)
+    frame = frame[list(_feature_schema(version.run_id).columns)]
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
