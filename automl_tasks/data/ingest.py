@@ -25,11 +25,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return pd.read_parquet(source)
     except pd.errors.EmptyDataError:
         raise DataValidationError(
-            str(source), ["table_not_empty: the file is empty (no header, no rows)"]
+            str(source), ["table: rule table_not_empty: the file is empty (no header, no rows)"]
         ) from None
     except Exception as exc:  # pandas/pyarrow raise many types for broken files
         raise DataValidationError(
-            str(source), [f"readable: could not parse the file as {suffix[1:]}: {exc}"]
+            str(source), [f"table: rule readable: could not parse the file as {suffix[1:]}: {exc}"]
         ) from exc
     raise DatasetNotFoundError(
         f"dataset file {str(source)!r} has suffix {suffix!r}; expected .csv or .parquet"

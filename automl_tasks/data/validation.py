@@ -95,17 +95,20 @@ def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: 
     )
     rules = _rules(frame, target, task_type)
     suite = context.suites.add(gx.ExpectationSuite(name="loopml_ingest"))
-    for _, expectation in rules:
-        suite.add_expectation(expectation)
+    rule_by_id = {}
+    for rule, expectation in rules:
+        added = suite.add_expectation(expectation)
+        rule_by_id[str(added.id)] = rule
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="loopml_ingest", data=batch_definition, suite=suite)
     )
     result = definition.run(batch_parameters={"dataframe": frame})
 
     failures: list[str] = []
-    for (rule, _), outcome in zip(rules, result.results, strict=True):
+    for outcome in result.results:
         if outcome.success:
             continue
+        rule = rule_by_id[str(outcome.expectation_config.id)]
         where = f"column {rule.column!r}" if rule.column else "table"
         observed = outcome.result.get("observed_value") if outcome.result else None
         detail = f" (observed: {observed})" if observed is not None else ""

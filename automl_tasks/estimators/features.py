@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,30 @@ class FeatureSchema:
     def columns(self) -> tuple[str, ...]:
         return self.numeric + self.categorical
 
+    @property
+    def model_names(self) -> dict[str, str]:
+        """Original column -> the name the model and its ONNX graph use ([A-Za-z0-9_], unique)."""
+        out: dict[str, str] = {}
+        used: set[str] = set()
+        for column in self.columns:
+            base = re.sub(r"[^A-Za-z0-9_]", "_", column) or "column"
+            name, k = base, 1
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            out[column] = name
+        return out
+
+    @property
+    def model_numeric(self) -> tuple[str, ...]:
+        names = self.model_names
+        return tuple(names[c] for c in self.numeric)
+
+    @property
+    def model_categorical(self) -> tuple[str, ...]:
+        names = self.model_names
+        return tuple(names[c] for c in self.categorical)
+
     @classmethod
     def infer(cls, features: pd.DataFrame) -> FeatureSchema:
         numeric, categorical = [], []
@@ -38,10 +63,13 @@ class FeatureSchema:
 
 
 def feature_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """Select and type the model's columns: numbers as float64, categories as text."""
+    """Select, rename (`schema.model_names`) and type the model's columns:
+    numbers as float64, categories as text with missing values as a category of their own."""
+    names = schema.model_names
     out = pd.DataFrame(index=frame.index)
     for name in schema.numeric:
-        out[name] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+        out[names[name]] = pd.to_numeric(frame[name], errors="raise").astype("float64")
     for name in schema.categorical:
-        out[name] = frame[name].astype("object").where(frame[name].notna(), MISSING_CATEGORY).astype(str)
+        column = frame[name].astype("object")
+        out[names[name]] = column.where(column.notna(), MISSING_CATEGORY).astype(str)
     return out

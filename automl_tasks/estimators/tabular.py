@@ -67,8 +67,8 @@ def make_pipeline(config: Mapping[str, Any], schema: FeatureSchema, task_type: s
                   epochs: int | None = None) -> Pipeline:
     """Preprocessing + model for one configuration of the tabular space."""
     preprocess = make_preprocessor(
-        schema.numeric,
-        schema.categorical,
+        schema.model_numeric,
+        schema.model_categorical,
         imputation=config.get("imputation", "median"),
         scaling=config.get("scaling", "zscore"),
         encoding=config.get("categorical_encoding", "onehot"),

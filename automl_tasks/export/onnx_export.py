@@ -32,8 +32,8 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
     from automl_tasks.export.converters import register_converters
 
     register_converters()
-    inputs = [(c, FloatTensorType([None, 1])) for c in schema.numeric]
-    inputs += [(c, StringTensorType([None, 1])) for c in schema.categorical]
+    inputs = [(c, FloatTensorType([None, 1])) for c in schema.model_numeric]
+    inputs += [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
     model = pipeline.steps[-1][1]
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
     try:
@@ -46,9 +46,9 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
 
 
 def onnx_inputs(features: pd.DataFrame, schema: FeatureSchema) -> dict[str, np.ndarray]:
-    """Feature frame -> the ONNX input dict (one [N, 1] array per column)."""
-    feeds = {c: features[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in schema.numeric}
-    feeds.update({c: features[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in schema.categorical})
+    """Feature frame (see `feature_frame`) -> the ONNX input dict (one [N, 1] array per column)."""
+    feeds = {c: features[c].to_numpy(dtype=np.float32).reshape(-1, 1) for c in schema.model_numeric}
+    feeds.update({c: features[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in schema.model_categorical})
     return feeds
 
 

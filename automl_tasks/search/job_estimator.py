@@ -48,6 +48,23 @@ def adaptive_timeout(durations: list[float], plan: SearchPlan) -> float | None:
     return max(plan.min_trial_timeout_s, statistics.fmean(durations) + plan.straggler_k * spread)
 
 
+def _fail_dead_workers_trials(study, storage) -> int:
+    """Fail running trials whose heartbeat stopped (their worker died); return how many."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return 0
+    optuna.storages.fail_stale_trials(study)
+    failed = 0
+    for trial_id, number in running.items():
+        if storage.get_trial(trial_id).state == TrialState.FAIL:
+            failed += 1
+            log.warning("trial %d failed: its worker stopped beating (dead worker)", number)
+    return failed
+
+
 def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:
     """Run until the budget is spent and no trial is running; return the outcome."""
     import optuna
@@ -61,7 +78,7 @@ def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> Se
     reason = ""
     last_line = ""
     while True:
-        stale += len(optuna.storages.fail_stale_trials(study) or [])
+        stale += _fail_dead_workers_trials(study, storage)
         trials = study.get_trials(deepcopy=False)
         now = time.time()
         durations = [

@@ -1,0 +1,37 @@
+"""One real embedded Airflow stack (api-server, scheduler, dag-processor) for the e2e tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from automl_tasks.settings import Workspace
+from loopml.airflow_client import AirflowClient
+from loopml.embedded import ensure_stack
+
+
+@pytest.fixture(scope="session")
+def e2e_workspace(tmp_path_factory) -> Workspace:
+    return Workspace.at(tmp_path_factory.mktemp("e2e") / "ws").ensure()
+
+
+@pytest.fixture(scope="session")
+def airflow(e2e_workspace):
+    stack = ensure_stack(e2e_workspace, port=18080)
+    client = AirflowClient(stack.url)
+    client.wait_for_dag("nocode_pipeline")
+    client.unpause("nocode_pipeline")
+    yield client
+    stack.stop()
+
+
+def run_pipeline(client: AirflowClient, conf: dict, timeout_s: float = 900) -> tuple[str, str]:
+    run_id = client.trigger("nocode_pipeline", conf)
+    return run_id, client.wait_for_run("nocode_pipeline", run_id, timeout_s=timeout_s)
+
+
+def states(client: AirflowClient, run_id: str) -> dict[str, str]:
+    out = {}
+    for ti in client.task_instances("nocode_pipeline", run_id):
+        key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+        out[key] = ti["state"]
+    return out

@@ -1,0 +1,168 @@
+"""The NoCode pipeline through a real Airflow stack, checked the way a user would check it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl_tasks.data import DatasetStore
+from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.export.onnx_export import OnnxModel
+from automl_tasks.tracking import mlflow_client
+from tests.e2e.conftest import run_pipeline, states
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+N_TRIALS = 8
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow):
+    conf = {"dataset": "breast_cancer", "n_trials": N_TRIALS, "n_workers": 2, "time_budget_s": 400}
+    run_id, state = run_pipeline(airflow, conf)
+    return run_id, state
+
+
+def test_pipeline_succeeds_with_two_concurrent_workers(airflow, first_run):
+    run_id, state = first_run
+    task_states = states(airflow, run_id)
+    assert state == "success", task_states
+    assert task_states["workers[0]"] == task_states["workers[1]"] == "success"
+    log = airflow.task_log("nocode_pipeline", run_id, "workers", 1, map_index=0)
+    assert f"of {N_TRIALS} done" in log and "best" in log and "ETA" in log, "workers log progress lines"
+
+
+def test_family_has_a_champion_with_a_good_test_score(e2e_workspace, first_run):
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer", "champion")
+    assert float(champion.tags["test_roc_auc"]) >= 0.95
+    for tag in ("loopml.dataset_version", "loopml.study", "loopml.space_hash", "loopml.dag_run_id", "loopml.code_version"):
+        assert champion.tags.get(tag), f"version lacks lineage tag {tag}"
+    assert champion.tags["loopml.dag_run_id"] == first_run[0]
+    version = champion.tags["loopml.dataset_version"]
+    assert (e2e_workspace.datasets / "breast_cancer" / version / "data.parquet.dvc").exists()
+
+
+def test_onnx_model_reproduces_the_registered_native_model(e2e_workspace, first_run):
+    import mlflow
+
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.metrics["onnx_parity_share_within_tol"] >= 0.99
+    schema_file = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path="feature_schema.json")
+    schema = FeatureSchema.from_dict(json.loads(Path(schema_file).read_text()))
+    onnx_file = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path="onnx/model.onnx")
+    native = mlflow.sklearn.load_model(f"models:/breast_cancer/{champion.version}")
+    frame = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).read(champion.tags["loopml.dataset_uri"])
+    features = feature_frame(frame, schema)
+    _, onnx_proba = OnnxModel(onnx_file, schema).run(features)
+    assert np.abs(onnx_proba - native.predict_proba(features)).max() < 1e-3
+
+
+def test_trials_are_child_runs_and_advisor_artifacts_exist(e2e_workspace, first_run):
+    import mlflow
+
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer", "champion")
+    parent_id = client.get_run(champion.run_id).data.tags["mlflow.parentRunId"]
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    trials = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`loopml.kind` = 'trial'",
+    )
+    assert len(trials) >= N_TRIALS
+    assert set(trials["tags.loopml.worker"]) == {"0", "1"}, "both workers evaluated trials"
+    assert trials["metrics.duration_s"].notna().all()
+    assert trials["tags.loopml.trial_number"].nunique() == len(trials), "no trial evaluated twice"
+    names = {Path(a.path).name for a in client.list_artifacts(parent_id, "advisor")}
+    assert {"suggestions.md", "importance.json", "optimization_history.html", "parallel_coordinate.html"} <= names
+    assert any(a.path.endswith("profile.json") for a in client.list_artifacts(parent_id, "data"))
+
+
+def test_bentoml_serves_the_champion(e2e_workspace, first_run):
+    from loopml.serve import start_server
+    from serving.loader import sample_instances
+
+    server = start_server(e2e_workspace, "breast_cancer", port=13000)
+    try:
+        server.wait_ready()
+        instances = sample_instances(e2e_workspace, "breast_cancer", 3)
+        answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert len(body["predictions"]) == 3 and set(body["predictions"]) <= {0, 1}
+        assert body["model"]["alias"] == "champion" and body["model"]["runtime"] == "onnxruntime"
+        assert np.allclose(np.sum(body["probabilities"], axis=1), 1.0, atol=1e-4)
+        bad = dict(instances[0], mean_radius="big")
+        refused = httpx.post(f"{server.url}/predict", json={"instances": [bad]}, timeout=30, trust_env=False)
+        assert refused.status_code == 400 and "mean_radius" in refused.text
+        missing = httpx.post(f"{server.url}/predict", json={"instances": [{"mean_radius": 1.0}]}, timeout=30,
+                             trust_env=False)
+        assert missing.status_code == 400 and "missing columns" in missing.text
+        not_json = httpx.post(f"{server.url}/predict", content=b"{not json", timeout=30, trust_env=False,
+                              headers={"Content-Type": "application/json"})
+        assert 400 <= not_json.status_code < 500
+    finally:
+        server.stop()
+
+
+def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, first_run):
+    client = mlflow_client(e2e_workspace)
+    before = {v.version for v in client.search_model_versions("name='breast_cancer'")}
+    datasets_before = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer")
+    run_id, state = run_pipeline(airflow, {"dataset": "breast_cancer", "n_trials": 3, "n_workers": 1})
+    assert state == "success", states(airflow, run_id)
+    after = {v.version: v for v in client.search_model_versions("name='breast_cancer'")}
+    assert before < set(after), "earlier versions are kept"
+    new = after[max(after, key=int)]
+    assert new.tags["loopml.promotion.alias"] in ("champion", "challenger")
+    assert new.tags["loopml.promotion.compared_to_version"]
+    assert DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer") == datasets_before
+
+
+BAD_TABLES = {
+    "missing_target": ("a,b,label\n1,2,0\n3,4,1\n5,6,0\n", "rule target_exists"),
+    "empty_file": ("", "rule table_not_empty"),
+    "single_class": ("a,b,target\n1,2,1\n3,4,1\n5,6,1\n", "rule at_least_two_classes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_bad_input_stops_at_data_preprocess_and_writes_nothing(airflow, e2e_workspace, tmp_path, case):
+    content, rule = BAD_TABLES[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_text(content)
+    run_id, state = run_pipeline(airflow, {"dataset": str(path), "n_trials": 2, "n_workers": 1})
+    task_states = states(airflow, run_id)
+    assert state == "failed"
+    assert task_states["data_preprocess"] == "failed"
+    assert task_states["task_estimator"] == "upstream_failed"
+    log = airflow.task_log("nocode_pipeline", run_id, "data_preprocess", 1)
+    assert rule in log and str(path) in log
+    if case != "empty_file":
+        assert "column '" in log
+    assert not (e2e_workspace.datasets / case).exists(), "nothing is versioned"
+    assert not mlflow_client(e2e_workspace).search_registered_models(f"name='{case}'"), "nothing is registered"
+
+
+def test_cli_run_reports_the_failure_and_exits_non_zero(airflow, e2e_workspace, tmp_path):
+    path = tmp_path / "one_class.csv"
+    pd.DataFrame({"x": [1, 2, 3], "target": [0, 0, 0]}).to_csv(path, index=False)
+    env = dict(os.environ, LOOPML_HOME=str(e2e_workspace.home))
+    out = subprocess.run(
+        [sys.executable, "-m", "loopml.cli", "run", "nocode_pipeline", "--conf", json.dumps({"dataset": str(path)})],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Airflow reused" in out.stdout
+    assert "data_preprocess failed" in out.stdout and "at_least_two_classes" in out.stdout

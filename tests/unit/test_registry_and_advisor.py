@@ -1,0 +1,85 @@
+"""Promotion rule, trigger-form validation and the advisor's suggestions."""
+
+from __future__ import annotations
+
+import pytest
+
+from automl_tasks.advisor import suggest
+from automl_tasks.errors import ConfigurationError, SearchSpaceError
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.registry import CHALLENGER, CHAMPION, check_family_name, decide_alias
+from automl_tasks.request import NoCodeRequest
+from automl_tasks.search_space import default_tabular_space
+
+AUC, RMSE = Metric("roc_auc"), Metric("rmse")
+
+
+def test_first_version_is_champion():
+    decision = decide_alias(new_score=0.9, champion_version=None, champion_score=None, better=AUC.better)
+    assert decision.alias == CHAMPION
+
+
+@pytest.mark.parametrize(
+    ("metric", "new", "old", "alias"),
+    [(AUC, 0.95, 0.94, CHAMPION), (AUC, 0.94, 0.94, CHALLENGER), (AUC, 0.90, 0.94, CHALLENGER),
+     (RMSE, 1.0, 2.0, CHAMPION), (RMSE, 2.5, 2.0, CHALLENGER)],
+)
+def test_later_version_must_beat_the_champion_on_the_same_rows(metric, new, old, alias):
+    decision = decide_alias(new_score=new, champion_version="1", champion_score=old, better=metric.better)
+    assert decision.alias == alias
+    assert decision.to_tags()["loopml.promotion.compared_to_version"] == "1"
+
+
+def test_incomparable_champion_keeps_new_version_as_challenger():
+    decision = decide_alias(new_score=0.99, champion_version="3", champion_score=None, better=AUC.better)
+    assert decision.alias == CHALLENGER and "could not be scored" in decision.reason
+
+
+def test_family_names_are_checked():
+    assert check_family_name("breast_cancer-v2") == "breast_cancer-v2"
+    with pytest.raises(ValueError, match="model family name"):
+        check_family_name("bad name!")
+
+
+@pytest.mark.parametrize(
+    ("conf", "fragment"),
+    [
+        ({"dataset": "nope"}, "'dataset' parameter"),
+        ({"dataset": "iris", "n_workers": 0}, "'n_workers' parameter must be an integer in [1, 64]. Got 0"),
+        ({"dataset": "iris", "task_type": "clustering"}, "'task_type'"),
+        ({"dataset": "iris", "colour": "red"}, "unknown parameters ['colour']"),
+    ],
+)
+def test_trigger_form_errors_name_the_parameter(conf, fragment):
+    with pytest.raises(ConfigurationError) as info:
+        NoCodeRequest.from_conf(conf)
+    assert fragment in str(info.value)
+
+
+def test_bad_search_space_in_form_is_rejected_with_its_path():
+    with pytest.raises(SearchSpaceError, match=r"params\[0\]\.range"):
+        NoCodeRequest.from_conf({"dataset": "iris", "search_space": "params:\n  - {name: x, type: int, range: [3, 1]}\n"})
+
+
+def test_request_names_dataset_and_family(tmp_path):
+    path = tmp_path / "my table.csv"
+    path.write_text("a,target\n1,0\n2,1\n")
+    request = NoCodeRequest.from_conf({"dataset": str(path), "n_trials": 5.0})
+    assert request.dataset_name == "my_table" and request.family_name == "my_table" and request.n_trials == 5
+
+
+def test_advisor_suggestions():
+    space = default_tabular_space()
+    best = {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3, "model.lightgbm.subsample": 1.0,
+            "model.lightgbm.num_leaves": 20, "scaling": "zscore"}
+    profile = {"target": "target", "class_balance": {"0": 90, "1": 10}, "minority_share": 0.1,
+               "column_stats": {"x": {"missing_share": 0.5}, "y": {"missing_share": 0.0}}}
+    out = suggest(space, best, {"scaling": 0.01, "model": 0.99}, profile, {})
+    kinds = {(s["kind"], s["param"]) for s in out}
+    assert ("widen_range", "model.lightgbm.learning_rate") in kinds  # at the upper end
+    assert ("widen_range", "model.lightgbm.subsample") not in kinds  # bounded ratio
+    assert ("widen_range", "model.lightgbm.num_leaves") not in kinds  # inside the range
+    assert ("fix_param", "scaling") in kinds and ("fix_param", "model") not in kinds
+    assert ("collect_data", "target") in kinds
+    assert ("check_column", "x") in kinds and ("check_column", "y") not in kinds
+    assert any("class 1" in s["text"] for s in out)

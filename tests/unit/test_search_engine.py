@@ -1,0 +1,136 @@
+"""Workers and the job estimator on a shared Optuna storage (no Airflow needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import mlflow
+import pytest
+from optuna.trial import TrialState
+
+from automl_tasks.data import DatasetStore
+from automl_tasks.estimators import DataSpec
+from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
+from automl_tasks.search import storage as storage_module
+from automl_tasks.search_space import load_search_space
+from automl_tasks.tracking import ensure_experiment, mlflow_client
+
+LINEAR_ONLY = """
+params:
+  - {name: scaling, type: string, range: [zscore, minmax]}
+  - name: model
+    type: string
+    range: [linear]
+    submodule:
+      linear:
+        - {name: C, type: float_log, range: [0.01, 10.0], default: 1.0}
+"""
+
+
+def make_plan(workspace, frame, *, n_trials=6, time_budget_s=120.0, name="s1", **overrides) -> tuple[SearchPlan, object]:
+    stored = DatasetStore(workspace.datasets, workspace.dvc_remote).put("bc", frame)
+    experiment_id = ensure_experiment(workspace, "bc")
+    parent = mlflow_client(workspace).create_run(experiment_id, run_name="pipeline").info.run_id
+    space = load_search_space(overrides.pop("space", LINEAR_ONLY))
+    plan = SearchPlan(
+        study_name=name, family="bc", data=DataSpec(str(stored.path), "target", "binary"), dataset_uri=stored.uri,
+        metric="roc_auc", direction="maximize", space_yaml=overrides.pop("space_yaml", LINEAR_ONLY),
+        space_hash=space.hash, n_trials=n_trials, time_budget_s=time_budget_s, deadline=time.time() + time_budget_s,
+        n_workers=1, experiment_id=experiment_id, parent_run_id=parent, **overrides,
+    )
+    return plan, space
+
+
+def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_frame):
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=6)
+    summary = start_search(workspace.optuna_uri, plan, space)
+    assert summary["enqueued"] == 1  # the default configuration
+    outcome_box = {}
+    watcher = threading.Thread(target=lambda: outcome_box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2)))
+    watcher.start()
+    result = run_worker(workspace, plan.study_name, 0)
+    watcher.join(timeout=60)
+    outcome = outcome_box["o"]
+    assert result.evaluated == 6 and outcome.complete == 6
+    assert outcome.stop_reason == "trial budget of 6 spent"
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    first = study.trials[0]
+    assert first.params == space.default_config()
+    assert first.user_attrs.get("loopml.origin") == "default"
+    runs = mlflow.search_runs(experiment_ids=[plan.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{plan.parent_run_id}'")
+    assert len(runs) == 6
+    assert set(runs["tags.loopml.trial_state"]) == {"COMPLETE"}
+    assert runs["metrics.roc_auc"].between(0.9, 1.0).all()
+
+
+def test_second_search_is_warm_started_from_the_first(workspace, breast_cancer_frame):
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=4, name="first")
+    start_search(workspace.optuna_uri, plan, space)
+    run_worker(workspace, plan.study_name, 0)
+    plan2, _ = make_plan(workspace, breast_cancer_frame, n_trials=4, name="second")
+    summary = start_search(workspace.optuna_uri, plan2, space)
+    assert summary["warm_start"] >= 1
+    study, _ = load_study(workspace.optuna_uri, "second")
+    origins = [t.user_attrs.get("loopml.origin") for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert "warm_start" in origins
+
+
+def test_time_budget_stops_the_search(workspace, breast_cancer_frame):
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=1000, time_budget_s=3.0)
+    start_search(workspace.optuna_uri, plan, space)
+    started = time.time()
+    result = run_worker(workspace, plan.study_name, 0)
+    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2)
+    assert time.time() - started < 30
+    assert 0 < result.evaluated < 1000
+    assert outcome.stop_reason.startswith("time budget")
+
+
+def test_straggler_is_timed_out_by_the_job_estimator(workspace, breast_cancer_frame):
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=5, straggler_k=0.0, min_trial_timeout_s=1.0)
+    start_search(workspace.optuna_uri, plan, space)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    for _ in range(3):  # three quick completed trials give the adaptive limit
+        trial = study.ask()
+        space.sample(trial)
+        study.tell(trial, 0.9)
+    straggler = study.ask()  # never told: a worker stuck on it
+    space.sample(straggler)
+    filler = study.ask()
+    space.sample(filler)
+    study.tell(filler, 0.8)
+    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.3)
+    assert outcome.timed_out == 1
+    frozen = study._storage.get_trial(straggler._trial_id)
+    assert frozen.state == TrialState.FAIL
+    assert frozen.user_attrs["loopml.timed_out_after_s"] >= 1.0
+
+
+def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_frame, monkeypatch):
+    monkeypatch.setattr(storage_module, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 2)
+    storage_module.open_storage.cache_clear()
+    try:
+        plan, space = make_plan(workspace, breast_cancer_frame, n_trials=2, min_trial_timeout_s=600)
+        start_search(workspace.optuna_uri, plan, space)
+        study, _ = load_study(workspace.optuna_uri, plan.study_name)
+        orphan = study.ask()  # its worker beats once, then dies
+        study._storage.record_heartbeat(orphan._trial_id)
+        done = study.ask()
+        study.tell(done, 0.95)
+        outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5)
+        assert outcome.stale == 1
+        assert study._storage.get_trial(orphan._trial_id).state == TrialState.FAIL
+    finally:
+        storage_module.open_storage.cache_clear()
+
+
+def test_adaptive_timeout_rule():
+    plan = SearchPlan.__new__(SearchPlan)
+    object.__setattr__(plan, "straggler_k", 3.0)
+    object.__setattr__(plan, "min_trial_timeout_s", 5.0)
+    assert adaptive_timeout([1.0, 2.0], plan) is None
+    assert adaptive_timeout([1.0, 1.0, 1.0], plan) == 5.0
+    assert adaptive_timeout([10.0, 20.0, 30.0], plan) == pytest.approx(20 + 3 * 8.1649658, rel=1e-6)

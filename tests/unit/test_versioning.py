@@ -1,0 +1,42 @@
+"""Content-addressed dataset versions in the DVC store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from automl_tasks.data import DatasetStore
+from automl_tasks.errors import DatasetNotFoundError
+
+
+def test_same_content_same_version_new_content_new_version(workspace):
+    store = DatasetStore(workspace.datasets, workspace.dvc_remote)
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "target": [0, 1, 0]})
+    first = store.put("toy", frame)
+    again = store.put("toy", frame.copy())
+    assert first.created and not again.created
+    assert first.version == again.version
+    before = first.path.read_bytes()
+
+    changed = store.put("toy", frame.assign(a=[1.0, 2.0, 4.0]))
+    assert changed.version != first.version and changed.created
+    assert store.versions("toy") == sorted([first.version, changed.version])
+    assert first.path.read_bytes() == before  # the old version never changes
+    pd.testing.assert_frame_equal(store.read(first.uri), frame)
+    assert (workspace.datasets / "toy" / first.version / "data.parquet.dvc").exists()
+    assert any(workspace.dvc_remote.rglob("*")), "versions are pushed to the DVC remote"
+
+
+def test_missing_version_is_pulled_back_from_the_remote(workspace):
+    store = DatasetStore(workspace.datasets, workspace.dvc_remote)
+    stored = store.put("toy", pd.DataFrame({"a": [1, 2], "target": [0, 1]}))
+    stored.path.unlink()
+    assert store.path("toy", stored.version).exists()
+
+
+def test_unknown_version_and_bad_names(workspace):
+    store = DatasetStore(workspace.datasets, workspace.dvc_remote)
+    with pytest.raises(DatasetNotFoundError, match="no version"):
+        store.path("toy", "0" * 32)
+    with pytest.raises(ValueError, match="dataset name"):
+        store.put("../escape", pd.DataFrame({"a": [1]}))
