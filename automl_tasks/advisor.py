@@ -35,7 +35,9 @@ def importances(study, *, params: list[str] | None = None, trials=None) -> dict[
         view = optuna.create_study(direction=study.direction)
         view.add_trials(trials)
         study = view
-    return dict(optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=params))
+    return dict(
+        optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=params)
+    )
 
 
 def _position_in_range(space: SearchSpace, name: str, value: Any) -> float | None:
@@ -49,7 +51,10 @@ def _position_in_range(space: SearchSpace, name: str, value: Any) -> float | Non
 
 
 def suggest(
-    space: SearchSpace, best_params: dict[str, Any], importance: dict[str, float], profile: dict[str, Any],
+    space: SearchSpace,
+    best_params: dict[str, Any],
+    importance: dict[str, float],
+    profile: dict[str, Any],
     model_importance: dict[str, dict[str, float]],
 ) -> list[dict[str, str]]:
     """Actionable suggestions: widen a range, fix a parameter, collect data, check a column."""
@@ -60,25 +65,45 @@ def suggest(
             continue
         if position <= EDGE_SHARE or position >= 1 - EDGE_SHARE:
             edge = "lower" if position <= EDGE_SHARE else "upper"
-            out.append({"kind": "widen_range", "param": name,
-                        "text": f"best {name}={value:.4g} sits at the {edge} end of its range "
-                                f"{list(space.find(name).range)}: widen the range past it"})
+            out.append(
+                {
+                    "kind": "widen_range",
+                    "param": name,
+                    "text": f"best {name}={value:.4g} sits at the {edge} end of its range "
+                    f"{list(space.find(name).range)}: widen the range past it",
+                }
+            )
     for name, share in {**importance, **{k: v for m in model_importance.values() for k, v in m.items()}}.items():
         if share < LOW_IMPORTANCE and name in best_params:
-            out.append({"kind": "fix_param", "param": name,
-                        "text": f"{name} explains {share:.1%} of the score variance: fix it to "
-                                f"{best_params[name]!r} and search the rest"})
+            out.append(
+                {
+                    "kind": "fix_param",
+                    "param": name,
+                    "text": f"{name} explains {share:.1%} of the score variance: fix it to "
+                    f"{best_params[name]!r} and search the rest",
+                }
+            )
     if profile.get("class_balance") and profile.get("minority_share", 1) < IMBALANCE_SHARE:
         balance = profile["class_balance"]
         minority = min(balance, key=balance.get)
-        out.append({"kind": "collect_data", "param": profile["target"],
-                    "text": f"class {minority} has {balance[minority]} of {sum(balance.values())} rows "
-                            f"({profile['minority_share']:.1%}): collect more samples of class {minority}"})
+        out.append(
+            {
+                "kind": "collect_data",
+                "param": profile["target"],
+                "text": f"class {minority} has {balance[minority]} of {sum(balance.values())} rows "
+                f"({profile['minority_share']:.1%}): collect more samples of class {minority}",
+            }
+        )
     for column, stats in profile.get("column_stats", {}).items():
         if stats.get("missing_share", 0) > MISSING_SHARE:
-            out.append({"kind": "check_column", "param": column,
-                        "text": f"column {column} is {stats['missing_share']:.0%} missing: "
-                                "check the source or drop the column"})
+            out.append(
+                {
+                    "kind": "check_column",
+                    "param": column,
+                    "text": f"column {column} is {stats['missing_share']:.0%} missing: "
+                    "check the source or drop the column",
+                }
+            )
     return out
 
 
@@ -149,7 +174,9 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     (folder / "importance.json").write_text(json.dumps({"overall": importance, "per_model": per_model}, indent=2))
     (folder / "suggestions.json").write_text(json.dumps(suggestions, indent=2))
     lines = [f"# Suggestions for study {study_name}", ""]
-    lines += [f"- **{s['kind']}** ({s['param']}): {s['text']}" for s in suggestions] or ["- none: the search looks healthy"]
+    lines += [f"- **{s['kind']}** ({s['param']}): {s['text']}" for s in suggestions] or [
+        "- none: the search looks healthy"
+    ]
     (folder / "suggestions.md").write_text("\n".join(lines) + "\n")
     plots = _write_plots(study, folder, importance) if complete else []
     client = mlflow_client(ws)

@@ -95,13 +95,23 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
     )
     run_id = run.info.run_id
     for key, value in {
-        "dataset": request.dataset, "target": target, "task_type": task_type, "metric": metric.name,
-        "n_trials": request.n_trials, "n_workers": request.n_workers, "time_budget_s": request.time_budget_s,
+        "dataset": request.dataset,
+        "target": target,
+        "task_type": task_type,
+        "metric": metric.name,
+        "n_trials": request.n_trials,
+        "n_workers": request.n_workers,
+        "time_budget_s": request.time_budget_s,
     }.items():
         client.log_param(run_id, key, str(value))
     client.log_artifact(run_id, str(profile_path), artifact_path="data")
     _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, request.dataset_name, target)
-    log.info("dataset %s (%s); MLflow parent run %s", stored.uri, "new version" if stored.created else "known version", run_id)
+    log.info(
+        "dataset %s (%s); MLflow parent run %s",
+        stored.uri,
+        "new version" if stored.created else "known version",
+        run_id,
+    )
     return PreprocessResult(
         dataset_uri=stored.uri,
         dataset_version=stored.version,

@@ -40,8 +40,11 @@ class PromotionDecision:
     champion_score: float | None = None
 
     def to_tags(self) -> dict[str, str]:
-        tags = {"loopml.promotion.alias": self.alias, "loopml.promotion.reason": self.reason,
-                "loopml.promotion.new_score": f"{self.new_score:.6g}"}
+        tags = {
+            "loopml.promotion.alias": self.alias,
+            "loopml.promotion.reason": self.reason,
+            "loopml.promotion.new_score": f"{self.new_score:.6g}",
+        }
         if self.champion_version is not None:
             tags["loopml.promotion.compared_to_version"] = self.champion_version
         if self.champion_score is not None:
@@ -67,17 +70,25 @@ def decide_alias(
         return PromotionDecision(CHAMPION, "first version of the family", new_score)
     if champion_score is None:
         return PromotionDecision(
-            CHALLENGER, "champion could not be scored on the same test rows; kept as challenger",
-            new_score, champion_version,
+            CHALLENGER,
+            "champion could not be scored on the same test rows; kept as challenger",
+            new_score,
+            champion_version,
         )
     if better(new_score, champion_score):
         return PromotionDecision(
-            CHAMPION, f"beats champion v{champion_version} on the same test rows", new_score,
-            champion_version, champion_score,
+            CHAMPION,
+            f"beats champion v{champion_version} on the same test rows",
+            new_score,
+            champion_version,
+            champion_score,
         )
     return PromotionDecision(
-        CHALLENGER, f"does not beat champion v{champion_version} on the same test rows", new_score,
-        champion_version, champion_score,
+        CHALLENGER,
+        f"does not beat champion v{champion_version} on the same test rows",
+        new_score,
+        champion_version,
+        champion_score,
     )
 
 

@@ -78,9 +78,7 @@ def _score_champion_on(client, family: str, schema: FeatureSchema, features, tru
         return champion.version, None
 
 
-def train_and_register(
-    ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str
-) -> RegisteredModel:
+def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> RegisteredModel:
     """Final-train the study's best configuration and register it in the family."""
     import mlflow
     from mlflow.models import infer_signature

@@ -60,9 +60,7 @@ def log_child_run(
     from mlflow.utils.time import get_current_time_millis
 
     client = mlflow_client(ws)
-    run = client.create_run(
-        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags}
-    )
+    run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags})
     now = get_current_time_millis()
     client.log_batch(
         run.info.run_id,

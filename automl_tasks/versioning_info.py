@@ -18,7 +18,9 @@ def code_version() -> str:
         if sha:
             dirty = subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5,
+                capture_output=True,
+                text=True,
+                timeout=5,
             ).stdout.strip()
             return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

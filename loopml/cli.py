@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -105,7 +106,12 @@ def _query(url: str, instance: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     ws = Workspace.from_env().ensure()
-    conf = {"dataset": args.dataset, "n_trials": args.trials, "n_workers": args.workers, "time_budget_s": args.time_budget}
+    conf = {
+        "dataset": args.dataset,
+        "n_trials": args.trials,
+        "n_workers": args.workers,
+        "time_budget_s": args.time_budget,
+    }
     _say(f"loopml demo: NoCode pipeline on the bundled '{args.dataset}' table")
     state, outcome = run_dag(ws, "nocode_pipeline", conf, port=args.port, timeout_s=args.timeout)
     if state != "success" or outcome is None:
@@ -146,11 +152,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     from loopml.embedded import ensure_stack, free_port
 
     ws = Workspace.from_env().ensure()
-    stack = ensure_stack(ws, args.port)
     mlflow_port = free_port(args.mlflow_port)
+    os.environ["LOOPML_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # the Airflow nav link
+    stack = ensure_stack(ws, args.port)
     mlflow_ui = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.mlflow_uri,
-         "--default-artifact-root", ws.mlflow_artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(mlflow_port)],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            ws.mlflow_uri,
+            "--default-artifact-root",
+            ws.mlflow_artifacts.as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ],
         start_new_session=True,
     )
     _say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
@@ -184,7 +203,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="NoCode pipeline on a bundled dataset, then serve and query the model")

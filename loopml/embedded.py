@@ -119,7 +119,9 @@ class AirflowStack:
         with log.open("ab") as out:
             code = subprocess.call(
                 [sys.executable, "-m", "airflow", "db", "migrate"],
-                env=airflow_env(self.ws, self.port), stdout=out, stderr=subprocess.STDOUT,
+                env=airflow_env(self.ws, self.port),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         if code != 0:
             raise StackError(f"airflow db migrate failed (exit {code}); see {log}")

@@ -30,7 +30,9 @@ class BentoServer:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited with {self.process.returncode}; see its log above/in the workspace")
+                raise RuntimeError(
+                    f"bentoml serve exited with {self.process.returncode}; see its log above/in the workspace"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2, trust_env=False).status_code == 200:
                     return
@@ -58,11 +60,24 @@ def start_server(ws: Workspace, family: str, port: int = 3000, log_file=None) ->
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["BENTOML_DO_NOT_TRACK"] = "True"
     cmd = [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:FamilyService",
-        "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(REPO_ROOT),
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:FamilyService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(REPO_ROOT),
     ]
     process = subprocess.Popen(
-        cmd, env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT if log_file else None,
+        cmd,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log_file,
+        stderr=subprocess.STDOUT if log_file else None,
         start_new_session=True,
     )
     return BentoServer(family, port, process)

@@ -16,7 +16,16 @@ log = logging.getLogger(__name__)
 
 #: keys of the trigger form that make a NoCodeRequest
 FORM_KEYS = (
-    "dataset", "target", "task_type", "metric", "n_trials", "n_workers", "time_budget_s", "search_space", "family", "seed",
+    "dataset",
+    "target",
+    "task_type",
+    "metric",
+    "n_trials",
+    "n_workers",
+    "time_budget_s",
+    "search_space",
+    "family",
+    "seed",
 )
 
 
@@ -116,7 +125,9 @@ def task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 
     run_id = get_current_context()["run_id"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        result = train_and_register(workspace(), study_name_for(pre), dag_run_id=run_id, dataset_version=pre["dataset_version"])
+        result = train_and_register(
+            workspace(), study_name_for(pre), dag_run_id=run_id, dataset_version=pre["dataset_version"]
+        )
     return result.to_dict()
 
 
@@ -150,7 +161,12 @@ def end(pre: dict[str, Any], registered: dict[str, Any], advice: dict[str, Any])
     }
     log.info(
         "model family %s version %s is %s (%s=%.4f); MLflow run %s; serve it with: loopml serve %s",
-        summary["family"], summary["version"], summary["alias"], summary["metric"], summary["test_score"],
-        summary["mlflow_run_id"], summary["family"],
+        summary["family"],
+        summary["version"],
+        summary["alias"],
+        summary["metric"],
+        summary["test_score"],
+        summary["mlflow_run_id"],
+        summary["family"],
     )
     return summary

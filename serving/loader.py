@@ -128,5 +128,7 @@ def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champ
         raise ValueError(f"{family} v{version.version} has no loopml.dataset_uri tag")
     frame = DatasetStore(ws.datasets, ws.dvc_remote).read(uri).head(n)
     frame = frame[list(_feature_schema(version.run_id).columns)]
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in row.items()}
-            for row in frame.to_dict(orient="records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]

@@ -39,5 +39,10 @@ class FamilyService:
     def model_info(self) -> dict[str, Any]:
         """Which version answers, and the columns it expects."""
         m = self.model
-        return {"family": m.family, "version": m.version, "alias": m.alias, "runtime": m.runtime,
-                "columns": {"numeric": list(m.schema.numeric), "categorical": list(m.schema.categorical)}}
+        return {
+            "family": m.family,
+            "version": m.version,
+            "alias": m.alias,
+            "runtime": m.runtime,
+            "columns": {"numeric": list(m.schema.numeric), "categorical": list(m.schema.categorical)},
+        }

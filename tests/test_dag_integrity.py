@@ -11,8 +11,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-HEAVY = ["torch", "mlflow", "optuna", "evidently", "great_expectations", "sklearn", "lightgbm", "bentoml",
-         "onnx", "onnxruntime", "openvino", "tvm", "dvc", "pandas"]
+HEAVY = [
+    "torch",
+    "mlflow",
+    "optuna",
+    "evidently",
+    "great_expectations",
+    "sklearn",
+    "lightgbm",
+    "bentoml",
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "tvm",
+    "dvc",
+    "pandas",
+]
 
 PROBE = """
 import json, sys, time
@@ -37,7 +51,9 @@ def test_there_are_dag_files():
 def test_dag_file_parses_fast_without_heavy_imports(path):
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(repo=str(REPO), path=str(path), heavy=HEAVY)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

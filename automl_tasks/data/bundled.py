@@ -21,9 +21,7 @@ BUNDLED = {
 def bundled_frame(name: str) -> pd.DataFrame:
     """The bundled table `name` as a DataFrame with a `target` column."""
     if name not in BUNDLED:
-        raise DatasetNotFoundError(
-            f"unknown bundled dataset {name!r}; expected one of {sorted(BUNDLED)}"
-        )
+        raise DatasetNotFoundError(f"unknown bundled dataset {name!r}; expected one of {sorted(BUNDLED)}")
     import sklearn.datasets
 
     loader = getattr(sklearn.datasets, BUNDLED[name][0])

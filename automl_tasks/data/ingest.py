@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.errors import DataValidationError, DatasetNotFoundError
+from automl_tasks.errors import DatasetNotFoundError, DataValidationError
 
 TASK_TYPES = ("binary", "multiclass", "regression")
 _MAX_CLASSES = 50
@@ -31,9 +31,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataValidationError(
             str(source), [f"table: rule readable: could not parse the file as {suffix[1:]}: {exc}"]
         ) from exc
-    raise DatasetNotFoundError(
-        f"dataset file {str(source)!r} has suffix {suffix!r}; expected .csv or .parquet"
-    )
+    raise DatasetNotFoundError(f"dataset file {str(source)!r} has suffix {suffix!r}; expected .csv or .parquet")
 
 
 def infer_task_type(target: pd.Series) -> str:
@@ -55,7 +53,5 @@ def resolve_task_type(requested: str, target: pd.Series) -> str:
     if requested == "auto":
         return infer_task_type(target)
     if requested not in TASK_TYPES:
-        raise ValueError(
-            f"task_type must be 'auto' or one of {TASK_TYPES}; got {requested!r}"
-        )
+        raise ValueError(f"task_type must be 'auto' or one of {TASK_TYPES}; got {requested!r}")
     return requested

@@ -20,9 +20,7 @@ def profile_table(frame: pd.DataFrame, target: str, task_type: str) -> dict[str,
         }
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             described = series.describe()
-            stats.update(
-                {k: _finite(described.get(k)) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")}
-            )
+            stats.update({k: _finite(described.get(k)) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")})
             stats["kind"] = "numeric"
         else:
             stats["kind"] = "categorical"

@@ -76,9 +76,7 @@ def _type_failures(frame: pd.DataFrame) -> list[str]:
     failures = []
     for column, dtype in frame.dtypes.items():
         if dtype.kind not in _READABLE_KINDS and not isinstance(dtype, pd.CategoricalDtype):
-            failures.append(
-                f"column {column!r}: rule readable_type: dtype {dtype} is not numeric, boolean or text"
-            )
+            failures.append(f"column {column!r}: rule readable_type: dtype {dtype} is not numeric, boolean or text")
     return failures
 
 

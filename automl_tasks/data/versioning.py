@@ -138,6 +138,4 @@ class DatasetStore:
 
 def _check_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise ValueError(
-            f"dataset name must use letters, digits, '-', '_' or '.'; got {name!r}"
-        )
+        raise ValueError(f"dataset name must use letters, digits, '-', '_' or '.'; got {name!r}")

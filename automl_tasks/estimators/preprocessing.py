@@ -80,7 +80,11 @@ def make_preprocessor(
     steps = []
     if numeric:
         steps.append(
-            ("numeric", Pipeline([("impute", make_imputer(imputation)), ("scale", make_scaler(scaling))]), list(numeric))
+            (
+                "numeric",
+                Pipeline([("impute", make_imputer(imputation)), ("scale", make_scaler(scaling))]),
+                list(numeric),
+            )
         )
     if categorical:
         steps.append(

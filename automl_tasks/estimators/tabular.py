@@ -63,8 +63,9 @@ def make_model(config: Mapping[str, Any], task_type: str, *, seed: int = 0, epoc
     raise ValueError(f"model must be one of {MODELS}; got {model!r}")
 
 
-def make_pipeline(config: Mapping[str, Any], schema: FeatureSchema, task_type: str, *, seed: int = 0,
-                  epochs: int | None = None) -> Pipeline:
+def make_pipeline(
+    config: Mapping[str, Any], schema: FeatureSchema, task_type: str, *, seed: int = 0, epochs: int | None = None
+) -> Pipeline:
     """Preprocessing + model for one configuration of the tabular space."""
     preprocess = make_preprocessor(
         schema.model_numeric,

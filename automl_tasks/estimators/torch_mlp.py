@@ -51,9 +51,7 @@ class _TorchMLP(BaseEstimator):
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
         y = torch.as_tensor(targets)
         self.network_ = _build_network(x.shape[1], n_out, self.hidden_units, self.n_layers)
-        optimiser = torch.optim.AdamW(
-            self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
+        optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         generator = torch.Generator().manual_seed(self.random_state)
         self.network_.train()
         for _ in range(self.epochs):

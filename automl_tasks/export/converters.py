@@ -17,7 +17,9 @@ def _convert_signed_log1p(scope, operator, container) -> None:
 
     opv = container.target_opset
     x = operator.inputs[0]
-    log = OnnxLog(OnnxAdd(OnnxAbs(x, op_version=opv), np.array([1.0], dtype=np.float32), op_version=opv), op_version=opv)
+    log = OnnxLog(
+        OnnxAdd(OnnxAbs(x, op_version=opv), np.array([1.0], dtype=np.float32), op_version=opv), op_version=opv
+    )
     result = OnnxMul(OnnxSign(x, op_version=opv), log, op_version=opv, output_names=operator.outputs[:1])
     result.add_to(scope, container)
 
@@ -54,7 +56,9 @@ def _convert_mlp_regressor(scope, operator, container) -> None:
     opv = container.target_opset
     model = operator.raw_operator
     scaled = OnnxMul(_mlp_logits(operator, opv), np.array([model.y_scale_], dtype=np.float32), op_version=opv)
-    result = OnnxAdd(scaled, np.array([model.y_mean_], dtype=np.float32), op_version=opv, output_names=operator.outputs[:1])
+    result = OnnxAdd(
+        scaled, np.array([model.y_mean_], dtype=np.float32), op_version=opv, output_names=operator.outputs[:1]
+    )
     result.add_to(scope, container)
 
 
@@ -76,20 +80,29 @@ def register_converters() -> None:
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     update_registered_converter(
-        lightgbm.LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-        convert_lightgbm, options=classifier_options,
+        lightgbm.LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options=classifier_options,
     )
     update_registered_converter(
-        lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes,
-        convert_lightgbm, options={"split": None},
+        lightgbm.LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_lightgbm,
+        options={"split": None},
     )
     update_registered_converter(
         QuantileImputer, "LoopmlQuantileImputer", calculate_sklearn_imputer_output_shapes, convert_sklearn_imputer
     )
     update_registered_converter(SignedLog1p, "LoopmlSignedLog1p", _same_shape, _convert_signed_log1p)
     update_registered_converter(
-        TorchMLPClassifier, "LoopmlTorchMLPClassifier", calculate_linear_classifier_output_shapes,
-        _convert_mlp_classifier, options=classifier_options,
+        TorchMLPClassifier,
+        "LoopmlTorchMLPClassifier",
+        calculate_linear_classifier_output_shapes,
+        _convert_mlp_classifier,
+        options=classifier_options,
     )
     update_registered_converter(
         TorchMLPRegressor, "LoopmlTorchMLPRegressor", calculate_linear_regressor_output_shapes, _convert_mlp_regressor

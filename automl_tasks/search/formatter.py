@@ -62,18 +62,28 @@ def start_search(optuna_uri: str, plan: SearchPlan, space: SearchSpace) -> dict[
     """Create the study, enqueue the default and warm-start configurations; return a summary."""
     study = create_study(optuna_uri, plan)
     if study.trials:
-        log.info("study %s already has %d trials (task retried); not enqueuing again", plan.study_name, len(study.trials))
+        log.info(
+            "study %s already has %d trials (task retried); not enqueuing again", plan.study_name, len(study.trials)
+        )
         return {"study_name": plan.study_name, "enqueued": 0, "warm_start": 0}
     default = space.default_config()
     study.enqueue_trial(default, user_attrs={"loopml.origin": "default"})
-    warm = [c for c in warm_start_configs(optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name) if c != default]
+    warm = [
+        c for c in warm_start_configs(optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name) if c != default
+    ]
     for config in warm:
         study.enqueue_trial(config, user_attrs={"loopml.origin": "warm_start"}, skip_if_exists=True)
     log.info(
         "formatter: study %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
         "enqueued the default configuration and %d warm-start configurations from earlier %s studies",
-        plan.study_name, plan.n_trials, plan.n_workers, plan.time_budget_s, plan.metric, plan.direction,
-        len(warm), plan.family,
+        plan.study_name,
+        plan.n_trials,
+        plan.n_workers,
+        plan.time_budget_s,
+        plan.metric,
+        plan.direction,
+        len(warm),
+        plan.family,
     )
     return {"study_name": plan.study_name, "enqueued": 1 + len(warm), "warm_start": len(warm)}
 

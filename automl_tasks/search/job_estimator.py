@@ -67,7 +67,6 @@ def _fail_dead_workers_trials(study, storage) -> int:
 
 def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:
     """Run until the budget is spent and no trial is running; return the outcome."""
-    import optuna
     from optuna.trial import TrialState
 
     study, plan = load_study(optuna_uri, study_name)
@@ -97,7 +96,11 @@ def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> Se
                     timed_out += 1
                     log.warning(
                         "trial %d timed out after %.1fs (limit %.1fs = mean + %.1f*std of %d completed)",
-                        t.number, age, limit, plan.straggler_k, len(durations),
+                        t.number,
+                        age,
+                        limit,
+                        plan.straggler_k,
+                        len(durations),
                     )
                 except Exception as exc:  # it finished meanwhile
                     log.info("trial %d could not be timed out: %s", t.number, exc)
@@ -135,5 +138,3 @@ def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> Se
         stop_reason=reason,
         wall_s=round(time.time() - started, 2),
     )
-
-

@@ -270,7 +270,13 @@ def _parse_range(ptype: str, values: Any, path: str) -> tuple[Any, ...]:
         if ptype.endswith("_log") and low <= 0:
             raise SearchSpaceError(path, f"a log range needs low > 0; got {values!r}")
         return (low, high)
-    checks = {"int_cat": int, "float_cat": (int, float), "string": str, "categorical": (str, int, float, bool), "bool": bool}
+    checks = {
+        "int_cat": int,
+        "float_cat": (int, float),
+        "string": str,
+        "categorical": (str, int, float, bool),
+        "bool": bool,
+    }
     for j, v in enumerate(values):
         if not isinstance(v, checks[ptype]) or (ptype != "bool" and ptype != "categorical" and isinstance(v, bool)):
             raise SearchSpaceError(f"{path}[{j}]", f"expected a {ptype} value; got {v!r}")

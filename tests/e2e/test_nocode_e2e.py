@@ -44,7 +44,13 @@ def test_family_has_a_champion_with_a_good_test_score(e2e_workspace, first_run):
     client = mlflow_client(e2e_workspace)
     champion = client.get_model_version_by_alias("breast_cancer", "champion")
     assert float(champion.tags["test_roc_auc"]) >= 0.95
-    for tag in ("loopml.dataset_version", "loopml.study", "loopml.space_hash", "loopml.dag_run_id", "loopml.code_version"):
+    for tag in (
+        "loopml.dataset_version",
+        "loopml.study",
+        "loopml.space_hash",
+        "loopml.dag_run_id",
+        "loopml.code_version",
+    ):
         assert champion.tags.get(tag), f"version lacks lineage tag {tag}"
     assert champion.tags["loopml.dag_run_id"] == first_run[0]
     version = champion.tags["loopml.dataset_version"]
@@ -106,11 +112,17 @@ def test_bentoml_serves_the_champion(e2e_workspace, first_run):
         bad = dict(instances[0], mean_radius="big")
         refused = httpx.post(f"{server.url}/predict", json={"instances": [bad]}, timeout=30, trust_env=False)
         assert refused.status_code == 400 and "mean_radius" in refused.text
-        missing = httpx.post(f"{server.url}/predict", json={"instances": [{"mean_radius": 1.0}]}, timeout=30,
-                             trust_env=False)
+        missing = httpx.post(
+            f"{server.url}/predict", json={"instances": [{"mean_radius": 1.0}]}, timeout=30, trust_env=False
+        )
         assert missing.status_code == 400 and "missing columns" in missing.text
-        not_json = httpx.post(f"{server.url}/predict", content=b"{not json", timeout=30, trust_env=False,
-                              headers={"Content-Type": "application/json"})
+        not_json = httpx.post(
+            f"{server.url}/predict",
+            content=b"{not json",
+            timeout=30,
+            trust_env=False,
+            headers={"Content-Type": "application/json"},
+        )
         assert 400 <= not_json.status_code < 500
     finally:
         server.stop()
@@ -161,7 +173,10 @@ def test_cli_run_reports_the_failure_and_exits_non_zero(airflow, e2e_workspace, 
     env = dict(os.environ, LOOPML_HOME=str(e2e_workspace.home))
     out = subprocess.run(
         [sys.executable, "-m", "loopml.cli", "run", "nocode_pipeline", "--conf", json.dumps({"dataset": str(path)})],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Airflow reused" in out.stdout

@@ -40,15 +40,22 @@ def mixed_frame():
 
 def test_estimator_is_abstract():
     with pytest.raises(TypeError):
-        Estimator(run_epochs=None, data=DataSpec("x", "t", "binary"), is_trainer=False, model_args={}, metric=Metric("roc_auc"))
+        Estimator(
+            run_epochs=None,
+            data=DataSpec("x", "t", "binary"),
+            is_trainer=False,
+            model_args={},
+            metric=Metric("roc_auc"),
+        )
 
 
 @pytest.mark.parametrize("model", sorted(FAST))
 def test_each_model_trains_scores_and_exports_with_parity(workspace, mixed_frame, model, tmp_path):
     spec = _spec(workspace, "mixed", mixed_frame, "binary")
     config = {"model": model, "imputation": "q1", "scaling": "log", "categorical_encoding": "onehot", **FAST[model]}
-    trainer = TabularEstimator(run_epochs=None, data=spec, is_trainer=True, model_args=config,
-                               metric=Metric("roc_auc"), output_dir=tmp_path)
+    trainer = TabularEstimator(
+        run_epochs=None, data=spec, is_trainer=True, model_args=config, metric=Metric("roc_auc"), output_dir=tmp_path
+    )
     result = trainer.run()
     assert 0.7 < result.score <= 1.0, f"{model} scored {result.score}"
     assert result.model_path and result.duration_s > 0
@@ -61,10 +68,16 @@ def test_each_model_trains_scores_and_exports_with_parity(workspace, mixed_frame
 @pytest.mark.parametrize("scaling,imputation,encoding", [("zscore", "mean", "ordinal"), ("minmax", "q3", "onehot")])
 def test_preprocessing_choices_export(workspace, mixed_frame, scaling, imputation, encoding, tmp_path):
     spec = _spec(workspace, "mixed", mixed_frame, "binary")
-    config = {"model": "linear", "model.linear.C": 0.5, "scaling": scaling, "imputation": imputation,
-              "categorical_encoding": encoding}
-    trainer = TabularEstimator(run_epochs=None, data=spec, is_trainer=True, model_args=config,
-                               metric=Metric("accuracy"), output_dir=tmp_path)
+    config = {
+        "model": "linear",
+        "model.linear.C": 0.5,
+        "scaling": scaling,
+        "imputation": imputation,
+        "categorical_encoding": encoding,
+    }
+    trainer = TabularEstimator(
+        run_epochs=None, data=spec, is_trainer=True, model_args=config, metric=Metric("accuracy"), output_dir=tmp_path
+    )
     trainer.run()
     onnx_model = OnnxModel(export_pipeline(trainer.pipeline_, trainer.schema_, tmp_path / "m.onnx"), trainer.schema_)
     assert check_parity(trainer.pipeline_, onnx_model, trainer.features_).ok
@@ -74,21 +87,28 @@ def test_preprocessing_choices_export(workspace, mixed_frame, scaling, imputatio
 def test_regression_and_multiclass(workspace, model, tmp_path):
     for name, task, metric in (("diabetes", "regression", "r2"), ("wine", "multiclass", "accuracy")):
         spec = _spec(workspace, name, bundled_frame(name), task)
-        trainer = TabularEstimator(run_epochs=None, data=spec, is_trainer=True,
-                                   model_args={"model": model, "scaling": "zscore", **FAST[model]},
-                                   metric=resolve_metric(metric, task), output_dir=tmp_path / name)
+        trainer = TabularEstimator(
+            run_epochs=None,
+            data=spec,
+            is_trainer=True,
+            model_args={"model": model, "scaling": "zscore", **FAST[model]},
+            metric=resolve_metric(metric, task),
+            output_dir=tmp_path / name,
+        )
         result = trainer.run()
         assert np.isfinite(result.score)
         assert result.score > (0.2 if task == "regression" else 0.8), f"{model} on {name}: {result.score}"
-        onnx_model = OnnxModel(export_pipeline(trainer.pipeline_, trainer.schema_, tmp_path / f"{name}.onnx"),
-                               trainer.schema_)
+        onnx_model = OnnxModel(
+            export_pipeline(trainer.pipeline_, trainer.schema_, tmp_path / f"{name}.onnx"), trainer.schema_
+        )
         assert check_parity(trainer.pipeline_, onnx_model, trainer.features_.iloc[trainer.test_rows]).ok
 
 
 def test_search_trial_scores_on_validation_not_test(workspace, breast_cancer_frame):
     spec = _spec(workspace, "bc", breast_cancer_frame, "binary")
-    trial = TabularEstimator(run_epochs=None, data=spec, is_trainer=False, model_args={"model": "linear"},
-                             metric=Metric("roc_auc"))
+    trial = TabularEstimator(
+        run_epochs=None, data=spec, is_trainer=False, model_args={"model": "linear"}, metric=Metric("roc_auc")
+    )
     result = trial.run()
     assert result.model_path is None  # only the final trainer saves
     fit_rows, score_rows = trial._rows()
@@ -98,13 +118,24 @@ def test_search_trial_scores_on_validation_not_test(workspace, breast_cancer_fra
 
 def test_parity_failure_is_reported(workspace, mixed_frame, tmp_path):
     spec = _spec(workspace, "mixed", mixed_frame, "binary")
-    trainer = TabularEstimator(run_epochs=None, data=spec, is_trainer=True, model_args={"model": "linear"},
-                               metric=Metric("roc_auc"), output_dir=tmp_path)
+    trainer = TabularEstimator(
+        run_epochs=None,
+        data=spec,
+        is_trainer=True,
+        model_args={"model": "linear"},
+        metric=Metric("roc_auc"),
+        output_dir=tmp_path,
+    )
     trainer.run()
     onnx_model = OnnxModel(export_pipeline(trainer.pipeline_, trainer.schema_, tmp_path / "m.onnx"), trainer.schema_)
-    other = TabularEstimator(run_epochs=None, data=spec, is_trainer=True,
-                             model_args={"model": "linear", "model.linear.C": 0.001, "scaling": "minmax"},
-                             metric=Metric("roc_auc"), output_dir=tmp_path / "o")
+    other = TabularEstimator(
+        run_epochs=None,
+        data=spec,
+        is_trainer=True,
+        model_args={"model": "linear", "model.linear.C": 0.001, "scaling": "minmax"},
+        metric=Metric("roc_auc"),
+        output_dir=tmp_path / "o",
+    )
     other.run()
     with pytest.raises(ExportError, match="disagree"):
         check_parity(other.pipeline_, onnx_model, trainer.features_)

@@ -21,8 +21,13 @@ def test_first_version_is_champion():
 
 @pytest.mark.parametrize(
     ("metric", "new", "old", "alias"),
-    [(AUC, 0.95, 0.94, CHAMPION), (AUC, 0.94, 0.94, CHALLENGER), (AUC, 0.90, 0.94, CHALLENGER),
-     (RMSE, 1.0, 2.0, CHAMPION), (RMSE, 2.5, 2.0, CHALLENGER)],
+    [
+        (AUC, 0.95, 0.94, CHAMPION),
+        (AUC, 0.94, 0.94, CHALLENGER),
+        (AUC, 0.90, 0.94, CHALLENGER),
+        (RMSE, 1.0, 2.0, CHAMPION),
+        (RMSE, 2.5, 2.0, CHALLENGER),
+    ],
 )
 def test_later_version_must_beat_the_champion_on_the_same_rows(metric, new, old, alias):
     decision = decide_alias(new_score=new, champion_version="1", champion_score=old, better=metric.better)
@@ -58,7 +63,9 @@ def test_trigger_form_errors_name_the_parameter(conf, fragment):
 
 def test_bad_search_space_in_form_is_rejected_with_its_path():
     with pytest.raises(SearchSpaceError, match=r"params\[0\]\.range"):
-        NoCodeRequest.from_conf({"dataset": "iris", "search_space": "params:\n  - {name: x, type: int, range: [3, 1]}\n"})
+        NoCodeRequest.from_conf(
+            {"dataset": "iris", "search_space": "params:\n  - {name: x, type: int, range: [3, 1]}\n"}
+        )
 
 
 def test_request_names_dataset_and_family(tmp_path):
@@ -70,10 +77,19 @@ def test_request_names_dataset_and_family(tmp_path):
 
 def test_advisor_suggestions():
     space = default_tabular_space()
-    best = {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3, "model.lightgbm.subsample": 1.0,
-            "model.lightgbm.num_leaves": 20, "scaling": "zscore"}
-    profile = {"target": "target", "class_balance": {"0": 90, "1": 10}, "minority_share": 0.1,
-               "column_stats": {"x": {"missing_share": 0.5}, "y": {"missing_share": 0.0}}}
+    best = {
+        "model": "lightgbm",
+        "model.lightgbm.learning_rate": 0.3,
+        "model.lightgbm.subsample": 1.0,
+        "model.lightgbm.num_leaves": 20,
+        "scaling": "zscore",
+    }
+    profile = {
+        "target": "target",
+        "class_balance": {"0": 90, "1": 10},
+        "minority_share": 0.1,
+        "column_stats": {"x": {"missing_share": 0.5}, "y": {"missing_share": 0.0}},
+    }
     out = suggest(space, best, {"scaling": 0.01, "model": 0.99}, profile, {})
     kinds = {(s["kind"], s["param"]) for s in out}
     assert ("widen_range", "model.lightgbm.learning_rate") in kinds  # at the upper end

@@ -28,16 +28,29 @@ params:
 """
 
 
-def make_plan(workspace, frame, *, n_trials=6, time_budget_s=120.0, name="s1", **overrides) -> tuple[SearchPlan, object]:
+def make_plan(
+    workspace, frame, *, n_trials=6, time_budget_s=120.0, name="s1", **overrides
+) -> tuple[SearchPlan, object]:
     stored = DatasetStore(workspace.datasets, workspace.dvc_remote).put("bc", frame)
     experiment_id = ensure_experiment(workspace, "bc")
     parent = mlflow_client(workspace).create_run(experiment_id, run_name="pipeline").info.run_id
     space = load_search_space(overrides.pop("space", LINEAR_ONLY))
     plan = SearchPlan(
-        study_name=name, family="bc", data=DataSpec(str(stored.path), "target", "binary"), dataset_uri=stored.uri,
-        metric="roc_auc", direction="maximize", space_yaml=overrides.pop("space_yaml", LINEAR_ONLY),
-        space_hash=space.hash, n_trials=n_trials, time_budget_s=time_budget_s, deadline=time.time() + time_budget_s,
-        n_workers=1, experiment_id=experiment_id, parent_run_id=parent, **overrides,
+        study_name=name,
+        family="bc",
+        data=DataSpec(str(stored.path), "target", "binary"),
+        dataset_uri=stored.uri,
+        metric="roc_auc",
+        direction="maximize",
+        space_yaml=overrides.pop("space_yaml", LINEAR_ONLY),
+        space_hash=space.hash,
+        n_trials=n_trials,
+        time_budget_s=time_budget_s,
+        deadline=time.time() + time_budget_s,
+        n_workers=1,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        **overrides,
     )
     return plan, space
 
@@ -47,7 +60,9 @@ def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_fr
     summary = start_search(workspace.optuna_uri, plan, space)
     assert summary["enqueued"] == 1  # the default configuration
     outcome_box = {}
-    watcher = threading.Thread(target=lambda: outcome_box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2)))
+    watcher = threading.Thread(
+        target=lambda: outcome_box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2))
+    )
     watcher.start()
     result = run_worker(workspace, plan.study_name, 0)
     watcher.join(timeout=60)
@@ -58,8 +73,9 @@ def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_fr
     first = study.trials[0]
     assert first.params == space.default_config()
     assert first.user_attrs.get("loopml.origin") == "default"
-    runs = mlflow.search_runs(experiment_ids=[plan.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{plan.parent_run_id}'")
+    runs = mlflow.search_runs(
+        experiment_ids=[plan.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{plan.parent_run_id}'"
+    )
     assert len(runs) == 6
     assert set(runs["tags.loopml.trial_state"]) == {"COMPLETE"}
     assert runs["metrics.roc_auc"].between(0.9, 1.0).all()

@@ -121,18 +121,57 @@ def test_default_tabular_space_names_every_model_branch():
         ({"params": [{"name": "x", "type": "string", "range": ["a", 3]}]}, "params[0].range[1]", "string"),
         ({"params": [{"name": "x", "type": "int", "range": [1, 2], "default": 9}]}, "params[0].default", "outside"),
         (
-            {"params": [{"name": "m", "type": "string", "range": ["a"], "submodule": {"b": [{"name": "y", "type": "int", "range": [1, 2]}]}}]},
-            "params[0].submodule.b", "not in the parent's range",
+            {
+                "params": [
+                    {
+                        "name": "m",
+                        "type": "string",
+                        "range": ["a"],
+                        "submodule": {"b": [{"name": "y", "type": "int", "range": [1, 2]}]},
+                    }
+                ]
+            },
+            "params[0].submodule.b",
+            "not in the parent's range",
         ),
         (
-            {"params": [{"name": "m", "type": "string", "range": ["a"], "submodule": {"a": [{"name": "y", "type": "int", "range": [3, 2]}]}}]},
-            "params[0].submodule.a[0].range", "low < high",
+            {
+                "params": [
+                    {
+                        "name": "m",
+                        "type": "string",
+                        "range": ["a"],
+                        "submodule": {"a": [{"name": "y", "type": "int", "range": [3, 2]}]},
+                    }
+                ]
+            },
+            "params[0].submodule.a[0].range",
+            "low < high",
         ),
-        ({"params": [{"name": "x", "type": "int", "range": [1, 2]}], "conditions": [{"child": "x", "parent": "nope", "type": "equal", "range": [1]}]},
-         "conditions[0].parent", "unknown parameter"),
-        ({"params": [{"name": "a", "type": "int", "range": [1, 2]}, {"name": "b", "type": "int", "range": [1, 2]}],
-          "conditions": [{"child": "a", "parent": "b", "type": "equal", "range": [1]}]}, "conditions[0].parent", "declared before"),
-        ({"params": [{"name": "x", "type": "int", "range": [1, 2]}], "forbidden": [{"x": 1}]}, "forbidden[0]", "at least two"),
+        (
+            {
+                "params": [{"name": "x", "type": "int", "range": [1, 2]}],
+                "conditions": [{"child": "x", "parent": "nope", "type": "equal", "range": [1]}],
+            },
+            "conditions[0].parent",
+            "unknown parameter",
+        ),
+        (
+            {
+                "params": [
+                    {"name": "a", "type": "int", "range": [1, 2]},
+                    {"name": "b", "type": "int", "range": [1, 2]},
+                ],
+                "conditions": [{"child": "a", "parent": "b", "type": "equal", "range": [1]}],
+            },
+            "conditions[0].parent",
+            "declared before",
+        ),
+        (
+            {"params": [{"name": "x", "type": "int", "range": [1, 2]}], "forbidden": [{"x": 1}]},
+            "forbidden[0]",
+            "at least two",
+        ),
         ({"params": [{"name": "x", "type": "int", "range": [1, 2]}], "extra": 1}, "$", "unknown keys"),
     ],
 )

@@ -1,0 +1,54 @@
+# loopml: two commands do everything on a fresh machine.
+#   make demo   install, then run the NoCode pipeline on the embedded stack and serve the model
+#   make test   install, then run the whole test suite (unit, DAG integrity, end to end)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export LOOPML_HOME ?= $(CURDIR)/.loopml
+
+.PHONY: install demo test test-fast lint lock bench clean-workspace
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "loopml needs CPython 3.11, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/loopml demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -v --timeout=1500
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e" -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/python benchmarks/dag_parse_time.py
+	$(BIN)/python benchmarks/operators_import_time.py
+	$(BIN)/python benchmarks/nocode_overhead.py
+
+# Resolve requirements.in afresh (pip picks torch's CPU build from its find-links folder).
+lock:
+	rm -rf /tmp/loopml-lock && $(PYTHON) -m venv /tmp/loopml-lock
+	/tmp/loopml-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# loopml lock: every package pinned, for CPython 3.11 on Linux x86_64."; \
+	  echo "# Installed with 'pip install --no-deps -r requirements.lock' by 'make install'."; \
+	  echo "# Regenerate with 'make lock' after editing requirements.in."; \
+	  /tmp/loopml-lock/bin/pip freeze --all | grep -v -E '^(pip|wheel)==' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' | sort -f; } > requirements.lock
+
+clean-workspace:
+	@echo "this deletes $(LOOPML_HOME) (all runs, models and datasets of the workspace)"; rm -rf -- "$(LOOPML_HOME)"
