@@ -4,7 +4,8 @@ measurement and registration as a new version of the model family.
 Steps: retrain the best trial's configuration on train+validation; score it on the
 held-out test split; export to ONNX and check parity with the native model; measure
 ONNX Runtime latency; log model, ONNX file, feature schema and metrics to MLflow;
-register a new version of the family and decide champion / challenger.
+register a new version of the family, score it on the family's fixed evaluation data and
+let the promotion gate decide champion / challenger.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators import TabularEstimator
-from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline, measure_latency
-from automl_tasks.registry import apply_decision, current_champion, decide_alias
+from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, promote
+from automl_tasks.registry import CHALLENGER, CHAMPION
 from automl_tasks.search.storage import load_study
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import clean_params, mlflow_client
@@ -57,25 +57,36 @@ def _pip_requirements() -> list[str]:
     return [f"{n}=={version(n)}" for n in names]
 
 
-def _score_champion_on(client, family: str, schema: FeatureSchema, features, truth, metric: Metric):
-    """(version, score) of the current champion on these rows; score None if incomparable."""
-    import mlflow
+def _family_evaluation(ws: Workspace, client, family: str, estimator: TabularEstimator) -> tuple[str, Any]:
+    """(URI, frame) of the family's fixed evaluation data; the first version's test rows create it."""
+    from automl_tasks.data import DatasetStore
+    from automl_tasks.promotion import EVAL_URI_TAG
 
-    champion = current_champion(client, family)
-    if champion is None:
-        return None, None
-    try:
-        schema_path = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=FEATURE_SCHEMA_FILE)
-        champion_schema = FeatureSchema.from_dict(json.loads(Path(schema_path).read_text()))
-        if champion_schema != schema:
-            log.info("champion v%s was trained on other columns; not comparable", champion.version)
-            return champion.version, None
-        model = mlflow.sklearn.load_model(f"models:/{family}@champion")
-        prediction = model.predict_proba(features) if metric.needs_proba else model.predict(features)
-        return champion.version, metric(truth, prediction, getattr(model, "classes_", None))
-    except Exception as exc:  # a broken old version must not block registering a new one
-        log.warning("could not score champion v%s: %s", champion.version, exc)
-        return champion.version, None
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+    uri = client.get_registered_model(family).tags.get(EVAL_URI_TAG)
+    if uri:
+        return uri, store.read(uri)
+    import pandas as pd
+
+    frame = pd.read_parquet(estimator.data.path).iloc[estimator.test_rows]
+    stored = store.put(f"{family}.eval", frame)
+    client.set_registered_model_tag(family, EVAL_URI_TAG, stored.uri)
+    log.info("family %s evaluates every version on %s (%d rows)", family, stored.uri, len(frame))
+    return stored.uri, frame
+
+
+def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> float | None:
+    """The new model's metric on the family's evaluation data; None if its columns differ."""
+    from automl_tasks.estimators.features import feature_frame
+
+    target = estimator.data.target
+    if target not in frame.columns or not set(estimator.schema_.columns) <= set(frame.columns):
+        log.warning("the family's evaluation data lacks this model's columns; it cannot be compared")
+        return None
+    features = feature_frame(frame, estimator.schema_)
+    return metric(
+        frame[target].to_numpy(), estimator.predict_for_metric(features), getattr(estimator.pipeline_, "classes_", None)
+    )
 
 
 def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> RegisteredModel:
@@ -97,7 +108,6 @@ def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, datas
     log.info("final model (trial %d config) %s on test split: %.5g", best.number, metric.name, result.score)
 
     test_features = estimator.features_.iloc[estimator.test_rows]
-    test_truth = estimator.target_[estimator.test_rows]
     onnx_path = export_pipeline(estimator.pipeline_, estimator.schema_, workdir / "model.onnx")
     onnx_model = OnnxModel(onnx_path, estimator.schema_)
     parity = check_parity(estimator.pipeline_, onnx_model, test_features)
@@ -106,9 +116,6 @@ def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, datas
     (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
 
     client = mlflow_client(ws)
-    champion_version, champion_score = _score_champion_on(
-        client, plan.family, estimator.schema_, test_features, test_truth, metric
-    )
     metrics = {
         f"test_{metric.name}": result.score,
         "best_search_score": float(best.value),
@@ -148,16 +155,25 @@ def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, datas
             serialization_format="cloudpickle",
         )
     version = str(info.registered_model_version)
-    for key, value in {**tags, f"test_{metric.name}": f"{result.score:.6g}", "loopml.run_id": run.info.run_id}.items():
+    eval_uri, eval_frame = _family_evaluation(ws, client, plan.family, estimator)
+    eval_score = _evaluation_score(estimator, eval_frame, metric)
+    version_tags = {
+        **tags,
+        f"test_{metric.name}": f"{result.score:.6g}",
+        "loopml.run_id": run.info.run_id,
+        EVAL_URI_TAG: eval_uri,
+        "latency_single_ms": f"{latency['latency_single_ms']:.6g}",
+        "onnx_size_kb": f"{metrics['onnx_size_kb']:.6g}",
+    }
+    if eval_score is not None:
+        version_tags[EVAL_SCORE_TAG] = f"{eval_score:.8g}"
+    for key, value in version_tags.items():
         client.set_model_version_tag(plan.family, version, key, value)
-    decision = decide_alias(
-        new_score=result.score, champion_version=champion_version, champion_score=champion_score, better=metric.better
-    )
-    apply_decision(client, plan.family, version, decision)
+    decision = promote(ws, plan.family, version, mode="auto", triggered_by=f"nocode_pipeline run {dag_run_id}")
     return RegisteredModel(
         family=plan.family,
         version=version,
-        alias=decision.alias,
+        alias=CHAMPION if decision["promoted"] else CHALLENGER,
         run_id=run.info.run_id,
         model_uri=f"models:/{plan.family}/{version}",
         test_score=result.score,

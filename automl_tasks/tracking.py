@@ -19,6 +19,7 @@ def mlflow_client(ws: Workspace):  # -> mlflow.MlflowClient
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(ws.mlflow_uri)
     mlflow.set_registry_uri(ws.mlflow_uri)
     return mlflow.MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)

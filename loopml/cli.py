@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from automl_tasks.settings import Workspace
@@ -134,22 +136,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _say(f"BentoML endpoint {server.url}/predict answered: {json.dumps(answer)[:300]}")
         finally:
             server.stop()
-    example = json.dumps({"instances": [instance]})
+    request_file = ws.home / "demo-request.json"
+    request_file.write_text(json.dumps({"instances": [instance]}))
+    bin_dir = Path(sys.executable).parent
     _say(
         "\nwhere to look next:\n"
-        f"  Airflow UI:  LOOPML_HOME={ws.home} loopml up   (then open http://127.0.0.1:{args.port})\n"
-        f"  MLflow UI:   mlflow ui --backend-store-uri {ws.mlflow_uri} --port 5000\n"
-        f"  serve:       LOOPML_HOME={ws.home} loopml serve {family} --port {args.serve_port}\n"
-        f"  call it:     curl -s -X POST http://127.0.0.1:{args.serve_port}/predict "
-        f"-H 'Content-Type: application/json' -d '{example[:200]}{'...' if len(example) > 200 else ''}'\n"
-        f"  (the full request body is saved in {ws.home / 'demo-request.json'})"
+        f"  Airflow + MLflow UIs: LOOPML_HOME={ws.home} {bin_dir / 'loopml'} up\n"
+        f"                        (Airflow http://127.0.0.1:{args.port}, MLflow http://127.0.0.1:5000)\n"
+        f"  serve the champion:   LOOPML_HOME={ws.home} {bin_dir / 'loopml'} serve {family} --port {args.serve_port}\n"
+        f"  call it:              curl -s -X POST http://127.0.0.1:{args.serve_port}/predict "
+        f"-H 'Content-Type: application/json' -d @{request_file}"
     )
-    (ws.home / "demo-request.json").write_text(example)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from loopml.embedded import ensure_stack, free_port
+    from loopml.processes import stop_tree
 
     ws = Workspace.from_env().ensure()
     mlflow_port = free_port(args.mlflow_port)
@@ -181,7 +184,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        mlflow_ui.terminate()
+        stop_tree(mlflow_ui.pid)
         stack.stop()
     return 0
 
@@ -237,9 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    # SIGTERM (e.g. from a process manager) must run the same clean-up as Ctrl-C,
+    # so the Airflow and BentoML processes this command started stop with it.
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

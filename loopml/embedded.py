@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from automl_tasks.settings import Workspace
+from loopml.processes import alive, stop_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -105,7 +105,7 @@ class AirflowStack:
         if not state.exists():
             return None
         data = json.loads(state.read_text())
-        if not all(_alive(pid) for pid in data["pids"].values()):
+        if not all(alive(pid) for pid in data["pids"].values()):
             return None
         stack = cls(ws, data["port"], data["pids"], owned=False)
         from loopml.airflow_client import AirflowClient
@@ -145,7 +145,7 @@ class AirflowStack:
         client = AirflowClient(self.url)
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            dead = [c for c, pid in self.pids.items() if not _alive(pid)]
+            dead = [c for c, pid in self.pids.items() if not alive(pid)]
             if dead:
                 raise StackError(f"Airflow {', '.join(dead)} exited; see {self.ws.airflow_home / 'logs'}")
             if client.healthy():
@@ -154,37 +154,12 @@ class AirflowStack:
         raise StackError(f"Airflow api-server not ready after {timeout_s:.0f}s; see {self.ws.airflow_home / 'logs'}")
 
     def stop(self) -> None:
+        """Stop the components this process started (and every process they spawned)."""
         if not self.owned:
             return
         for pid in self.pids.values():
-            _signal_group(pid, signal.SIGTERM)
-        deadline = time.time() + 20
-        while time.time() < deadline and any(_alive(p) for p in self.pids.values()):
-            time.sleep(0.3)
-        for pid in self.pids.values():
-            _signal_group(pid, signal.SIGKILL)
+            stop_tree(pid)
         self.state_file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def ensure_stack(ws: Workspace, port: int = DEFAULT_PORT) -> AirflowStack:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import httpx
 
 from automl_tasks.settings import Workspace
-from loopml.embedded import REPO_ROOT, _signal_group, free_port
+from loopml.embedded import REPO_ROOT, free_port
+from loopml.processes import stop_tree
 
 
 @dataclass
@@ -42,13 +43,9 @@ class BentoServer:
         raise RuntimeError(f"BentoML server for {self.family} not ready after {timeout_s:.0f}s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, 15)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, 9)
-                self.process.wait()
+        """Stop the server and its workers (BentoML starts them in sessions of their own)."""
+        stop_tree(self.process.pid)
+        self.process.poll()
 
 
 def start_server(ws: Workspace, family: str, port: int = 3000, log_file=None) -> BentoServer:

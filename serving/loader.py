@@ -30,16 +30,28 @@ class BadRequest(ValueError):
 class ServedModel:
     """One registered version, ready to predict on JSON instances."""
 
+    ws: Workspace
     family: str
     version: str
     alias: str
     runtime: str  # "onnxruntime" or "native"
     schema: FeatureSchema
-    predict_fn: Any
+    predict_fn: Any  # model frame -> (labels, proba | None)
+    _batcher: Any = None
+    _explainer: Any = None
 
-    def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
-        frame = instances_to_frame(instances, self.schema)
-        labels, proba = self.predict_fn(frame)
+    @property
+    def batcher(self):  # -> serving.batching.AdaptiveBatcher
+        if self._batcher is None:
+            from serving.batching import AdaptiveBatcher
+
+            self._batcher = AdaptiveBatcher(self.predict_fn)
+        return self._batcher
+
+    def to_frame(self, instances: Any) -> pd.DataFrame:
+        return instances_to_frame(instances, self.schema)
+
+    def answer(self, labels: Any, proba: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "predictions": [_plain(v) for v in labels],
             "model": {"family": self.family, "version": self.version, "alias": self.alias, "runtime": self.runtime},
@@ -47,6 +59,26 @@ class ServedModel:
         if proba is not None:
             out["probabilities"] = np.round(np.asarray(proba, dtype=float), 6).tolist()
         return out
+
+    def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        """Validate and predict in the caller's thread (no batching)."""
+        return self.answer(*self.predict_fn(self.to_frame(instances)))
+
+    def explainer(self):  # -> serving.explain.Explainer
+        """SHAP explainer over the native model, background from the family's evaluation data."""
+        if self._explainer is None:
+            import mlflow
+
+            from automl_tasks.promotion import evaluation_data_path
+            from serving.explain import Explainer
+
+            native = mlflow.sklearn.load_model(f"models:/{self.family}/{self.version}")
+            path = evaluation_data_path(self.ws, self.family)
+            if path is None:
+                raise BadRequest(f"family {self.family!r} has no evaluation data to explain against")
+            background = feature_frame(pd.read_parquet(path), self.schema)
+            self._explainer = Explainer(native, self.schema, background)
+        return self._explainer
 
 
 def _plain(value: Any) -> Any:
@@ -115,7 +147,7 @@ def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> Se
 
         runtime = "native"
     log.info("serving %s v%s (%s) with %s", family, version.version, alias, runtime)
-    return ServedModel(family, str(version.version), alias, runtime, schema, predict_fn)
+    return ServedModel(ws, family, str(version.version), alias, runtime, schema, predict_fn)
 
 
 def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champion") -> list[dict[str, Any]]:

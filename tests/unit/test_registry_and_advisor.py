@@ -1,4 +1,4 @@
-"""Promotion rule, trigger-form validation and the advisor's suggestions."""
+"""Family names, trigger-form validation and the advisor's suggestions."""
 
 from __future__ import annotations
 
@@ -6,39 +6,9 @@ import pytest
 
 from automl_tasks.advisor import suggest
 from automl_tasks.errors import ConfigurationError, SearchSpaceError
-from automl_tasks.estimators.metrics import Metric
-from automl_tasks.registry import CHALLENGER, CHAMPION, check_family_name, decide_alias
+from automl_tasks.registry import check_family_name
 from automl_tasks.request import NoCodeRequest
 from automl_tasks.search_space import default_tabular_space
-
-AUC, RMSE = Metric("roc_auc"), Metric("rmse")
-
-
-def test_first_version_is_champion():
-    decision = decide_alias(new_score=0.9, champion_version=None, champion_score=None, better=AUC.better)
-    assert decision.alias == CHAMPION
-
-
-@pytest.mark.parametrize(
-    ("metric", "new", "old", "alias"),
-    [
-        (AUC, 0.95, 0.94, CHAMPION),
-        (AUC, 0.94, 0.94, CHALLENGER),
-        (AUC, 0.90, 0.94, CHALLENGER),
-        (RMSE, 1.0, 2.0, CHAMPION),
-        (RMSE, 2.5, 2.0, CHALLENGER),
-    ],
-)
-def test_later_version_must_beat_the_champion_on_the_same_rows(metric, new, old, alias):
-    decision = decide_alias(new_score=new, champion_version="1", champion_score=old, better=metric.better)
-    assert decision.alias == alias
-    assert decision.to_tags()["loopml.promotion.compared_to_version"] == "1"
-
-
-def test_incomparable_champion_keeps_new_version_as_challenger():
-    decision = decide_alias(new_score=0.99, champion_version="3", champion_score=None, better=AUC.better)
-    assert decision.alias == CHALLENGER and "could not be scored" in decision.reason
-
 
 def test_family_names_are_checked():
     assert check_family_name("breast_cancer-v2") == "breast_cancer-v2"

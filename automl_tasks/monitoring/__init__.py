@@ -1,0 +1,5 @@
+"""Model monitoring: the serving inference log (read by drift checks)."""
+
+from automl_tasks.monitoring.inference_log import InferenceLog, InferenceRecord
+
+__all__ = ["InferenceLog", "InferenceRecord"]

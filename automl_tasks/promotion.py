@@ -1,0 +1,237 @@
+"""The promotion gate: who becomes `champion` of a model family, and rollback.
+
+A challenger replaces the champion only if it beats it on the family's fixed evaluation
+data by a margin and does not regress the guard metrics (single-row latency, model size)
+beyond their allowed ratios. Manual promotion skips the score rule, not the record.
+Every change of `champion` happens under the family's lock and is appended to the
+family's champion history, so racing promotions leave the alias and the history
+consistent and a rollback always knows where to go back to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from automl_tasks.errors import ConfigurationError, LoopmlError
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+HISTORY_TAG = "loopml.champion_history"
+EVAL_SCORE_TAG = "loopml.eval_score"
+EVAL_URI_TAG = "loopml.eval_dataset_uri"
+MODES = ("auto", "manual")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The promotion rule's knobs (from the promote_model form)."""
+
+    margin: float = 0.0  # required improvement of the evaluation metric
+    max_latency_ratio: float = 1.5  # challenger latency may be at most this times the champion's
+    max_size_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ConfigurationError(f"The 'margin' parameter must be >= 0. Got {self.margin!r} instead.")
+        for name in ("max_latency_ratio", "max_size_ratio"):
+            if getattr(self, name) < 1.0:
+                raise ConfigurationError(f"The {name!r} parameter must be >= 1.0. Got {getattr(self, name)!r} instead.")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The decision with its numbers; recorded as tags on the candidate version."""
+
+    promote: bool
+    reason: str
+    candidate_score: float | None
+    champion_score: float | None
+    latency_ratio: float | None
+    size_ratio: float | None
+
+
+def _float(tags: dict[str, str], key: str) -> float | None:
+    try:
+        return float(tags[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Metric, config: GateConfig) -> GateResult:
+    """The pure promotion rule over the two versions' tags."""
+    cand_score = _float(candidate, EVAL_SCORE_TAG)
+    if champion is None:
+        return GateResult(True, "the family has no champion", cand_score, None, None, None)
+    champ_score = _float(champion, EVAL_SCORE_TAG)
+    if cand_score is None or champ_score is None or candidate.get(EVAL_URI_TAG) != champion.get(EVAL_URI_TAG):
+        return GateResult(
+            False, "not scored on the same evaluation data as the champion", cand_score, champ_score, None, None
+        )
+    ratios = {}
+    for key, tag in (("latency", "latency_single_ms"), ("size", "onnx_size_kb")):
+        a, b = _float(candidate, tag), _float(champion, tag)
+        ratios[key] = a / b if a is not None and b else None
+    gain = (champ_score - cand_score) if metric.direction == "minimize" else (cand_score - champ_score)
+    if gain <= config.margin:
+        reason = f"{metric.name} {cand_score:.5g} vs champion {champ_score:.5g}: gain {gain:.3g} not above margin {config.margin}"
+        return GateResult(False, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
+    if ratios["latency"] is not None and ratios["latency"] > config.max_latency_ratio:
+        reason = f"latency x{ratios['latency']:.2f} of the champion's exceeds x{config.max_latency_ratio}"
+        return GateResult(False, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
+    if ratios["size"] is not None and ratios["size"] > config.max_size_ratio:
+        reason = f"size x{ratios['size']:.2f} of the champion's exceeds x{config.max_size_ratio}"
+        return GateResult(False, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
+    reason = f"{metric.name} {cand_score:.5g} beats champion {champ_score:.5g} by {gain:.3g} (> margin {config.margin})"
+    return GateResult(True, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
+
+
+@contextlib.contextmanager
+def family_lock(ws: Workspace, family: str) -> Iterator[None]:
+    """Exclusive lock per family across processes of this machine (embedded mode)."""
+    folder = ws.home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{family}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def champion_history(client: Any, family: str) -> list[str]:
+    model = client.get_registered_model(family)
+    return json.loads(model.tags.get(HISTORY_TAG, "[]"))
+
+
+def _set_champion(client: Any, family: str, version: str, *, record: dict[str, Any]) -> None:
+    """Move `champion` (caller holds the family lock) and append to the history."""
+    history = champion_history(client, family)
+    previous = current_alias_version(client, family, CHAMPION)
+    client.set_registered_model_alias(family, CHAMPION, version)
+    if previous and previous != version:
+        client.set_registered_model_alias(family, "previous_champion", previous)
+    if current_alias_version(client, family, CHALLENGER) == version:
+        client.delete_registered_model_alias(family, CHALLENGER)
+    history.append(version)
+    client.set_registered_model_tag(family, HISTORY_TAG, json.dumps(history[-100:]))
+    for key, value in record.items():
+        client.set_model_version_tag(family, version, f"loopml.promotion.{key}", str(value))
+
+
+def _resolve_version(client: Any, family: str, version: str) -> str:
+    if version in ("", "latest_challenger"):
+        found = current_alias_version(client, family, CHALLENGER)
+        if not found:
+            raise LoopmlError(f"family {family!r} has no challenger to promote")
+        return found
+    client.get_model_version(family, version)  # raises with MLflow's message if absent
+    return version
+
+
+def promote(
+    ws: Workspace,
+    family: str,
+    version: str = "latest_challenger",
+    *,
+    mode: str = "auto",
+    triggered_by: str = "unknown",
+    config: GateConfig | None = None,
+) -> dict[str, Any]:
+    """Run the gate (auto) or force (manual) `version` to champion; return the decision."""
+    if mode not in MODES:
+        raise ConfigurationError(f"The 'mode' parameter must be one of {list(MODES)}. Got {mode!r} instead.")
+    config = config or GateConfig()
+    client = mlflow_client(ws)
+    with family_lock(ws, family):
+        candidate = _resolve_version(client, family, version)
+        tags = dict(client.get_model_version(family, candidate).tags)
+        champion_version = current_alias_version(client, family, CHAMPION)
+        if champion_version == candidate:
+            return {"family": family, "version": candidate, "promoted": False, "reason": "already champion"}
+        champion_tags = dict(client.get_model_version(family, champion_version).tags) if champion_version else None
+        metric = Metric(tags.get("loopml.metric", "roc_auc"))
+        result = judge(tags, champion_tags, metric, config)
+        promoted = result.promote or mode == "manual"
+        reason = result.reason if mode == "auto" else f"manual promotion ({result.reason})"
+        record = {
+            "decision": "promoted" if promoted else "rejected",
+            "reason": reason,
+            "mode": mode,
+            "triggered_by": triggered_by,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "compared_to_version": champion_version or "",
+            **{
+                k: ("" if v is None else f"{v:.6g}")
+                for k, v in asdict(result).items()
+                if k not in ("promote", "reason")
+            },
+            "gate": json.dumps(asdict(config)),
+        }
+        if promoted:
+            _set_champion(client, family, candidate, record=record)
+        else:
+            for key, value in record.items():
+                client.set_model_version_tag(family, candidate, f"loopml.promotion.{key}", str(value))
+            if current_alias_version(client, family, CHALLENGER) != candidate:
+                client.set_registered_model_alias(family, CHALLENGER, candidate)
+    log.info("family %s v%s: %s (%s)", family, candidate, record["decision"], reason)
+    return {
+        "family": family,
+        "version": candidate,
+        "promoted": promoted,
+        "reason": reason,
+        "champion": candidate if promoted else champion_version,
+    }
+
+
+def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> dict[str, Any]:
+    """Move `champion` back to the version that held it before the current one."""
+    client = mlflow_client(ws)
+    with family_lock(ws, family):
+        history = champion_history(client, family)
+        current = current_alias_version(client, family, CHAMPION)
+        while history and history[-1] == current:
+            history.pop()
+        if not history:
+            raise LoopmlError(f"family {family!r} has no earlier champion to roll back to")
+        target = history.pop()
+        client.set_registered_model_tag(family, HISTORY_TAG, json.dumps(history))
+        record = {
+            "decision": "rollback",
+            "reason": f"rolled back from v{current}",
+            "mode": "rollback",
+            "triggered_by": triggered_by,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _set_champion(client, family, target, record=record)
+        if current:
+            client.set_model_version_tag(family, current, "loopml.rolled_back", "true")
+    log.info("family %s: champion rolled back from v%s to v%s", family, current, target)
+    return {"family": family, "champion": target, "previous": current}
+
+
+def evaluation_data_path(ws: Workspace, family: str) -> Path | None:
+    """Local file of the family's fixed evaluation data, if the family has one."""
+    from automl_tasks.data import DatasetStore, parse_dataset_uri
+
+    client = mlflow_client(ws)
+    try:
+        uri = client.get_registered_model(family).tags.get(EVAL_URI_TAG)
+    except Exception:
+        return None
+    if not uri:
+        return None
+    name, version = parse_dataset_uri(uri)
+    return DatasetStore(ws.datasets, ws.dvc_remote).path(name, version)
