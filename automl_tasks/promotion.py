@@ -110,6 +110,17 @@ def family_lock(ws: Workspace, family: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_family_exists(client: Any, family: str) -> None:
+    """Raise a LoopmlError naming the known families when `family` is not registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(family)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models(max_results=50))
+        raise LoopmlError(f"model family {family!r} does not exist; registered families: {known}") from None
+
+
 def champion_history(client: Any, family: str) -> list[str]:
     model = client.get_registered_model(family)
     return json.loads(model.tags.get(HISTORY_TAG, "[]"))
@@ -154,6 +165,7 @@ def promote(
         raise ConfigurationError(f"The 'mode' parameter must be one of {list(MODES)}. Got {mode!r} instead.")
     config = config or GateConfig()
     client = mlflow_client(ws)
+    check_family_exists(client, family)
     with family_lock(ws, family):
         candidate = _resolve_version(client, family, version)
         tags = dict(client.get_model_version(family, candidate).tags)
@@ -199,6 +211,7 @@ def promote(
 def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> dict[str, Any]:
     """Move `champion` back to the version that held it before the current one."""
     client = mlflow_client(ws)
+    check_family_exists(client, family)
     with family_lock(ws, family):
         history = champion_history(client, family)
         current = current_alias_version(client, family, CHAMPION)

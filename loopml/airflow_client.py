@@ -79,7 +79,7 @@ class AirflowClient:
         content = data.get("content", [])
         if isinstance(content, str):
             return content
-        return "\n".join(str(item.get("event", item)) if isinstance(item, dict) else str(item) for item in content)
+        return "\n".join(_log_line(item) for item in content)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         data = self._call(
@@ -88,3 +88,14 @@ class AirflowClient:
             params={"map_index": map_index, "deserialize": True},
         )
         return data["value"]
+
+
+def _log_line(item: Any) -> str:
+    """One structured task-log entry as text, with the exception message when it has one."""
+    if not isinstance(item, dict):
+        return str(item)
+    line = str(item.get("event", item))
+    for detail in item.get("error_detail") or []:
+        if isinstance(detail, dict) and detail.get("exc_value"):
+            line += f"\n{detail.get('exc_type', 'Error')}: {detail['exc_value']}"
+    return line

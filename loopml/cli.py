@@ -193,10 +193,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from loopml.serve import start_server
 
     ws = Workspace.from_env().ensure()
-    server = start_server(ws, args.family, args.port)
+    extra = {"LOOPML_CANARY_SHARE": str(args.canary_share)}
+    if args.api_key:
+        extra["LOOPML_API_KEY"] = args.api_key
+    server = start_server(ws, args.family, args.port, extra_env=extra)
     try:
         server.wait_ready()
-        _say(f"serving {args.family}@champion at {server.url}/predict (OpenAPI: {server.url}/docs); Ctrl-C stops")
+        canary = f", {args.canary_share:.0%} of requests to challenger" if args.canary_share else ""
+        _say(
+            f"serving {args.family}@champion{canary} at {server.url}/predict (OpenAPI: {server.url}/docs); Ctrl-C stops"
+        )
         server.process.wait()
     except KeyboardInterrupt:
         pass
@@ -236,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a family's champion with BentoML")
     serve.add_argument("family")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--canary-share", type=float, default=0.0, help="share of requests answered by challenger")
+    serve.add_argument("--api-key", default="", help="require this key in X-API-Key (default: no auth)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

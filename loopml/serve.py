@@ -48,11 +48,17 @@ class BentoServer:
         self.process.poll()
 
 
-def start_server(ws: Workspace, family: str, port: int = 3000, log_file=None) -> BentoServer:
-    """`bentoml serve serving.service:FamilyService` for `family` on 127.0.0.1."""
+def start_server(
+    ws: Workspace, family: str, port: int = 3000, log_file=None, extra_env: dict[str, str] | None = None
+) -> BentoServer:
+    """`bentoml serve serving.service:FamilyService` for `family` on 127.0.0.1.
+
+    `extra_env` sets serving options (LOOPML_CANARY_SHARE, LOOPML_API_KEY, ...; see serving.settings).
+    """
     port = free_port(port)
     env = dict(os.environ)
     env.update(ws.env())
+    env.update(extra_env or {})
     env["LOOPML_FAMILY"] = family
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["BENTOML_DO_NOT_TRACK"] = "True"

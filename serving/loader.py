@@ -1,20 +1,18 @@
-"""Load a family's model from the MLflow registry for serving: ONNX first, native fallback."""
+"""A family's model as the service uses it: request validation, answers, explanations."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.model_store import feature_schema_of, load_predictor
 from automl_tasks.settings import Workspace
-from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
 from automl_tasks.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
@@ -116,38 +114,10 @@ def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
     return feature_frame(pd.DataFrame(instances, columns=list(schema.columns)), schema)
 
 
-def _feature_schema(run_id: str) -> FeatureSchema:
-    import mlflow
-
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
-    return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
-
-
 def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> ServedModel:
     """The version behind `family@alias`, run by ONNX Runtime when its ONNX file exists."""
-    import mlflow
-
-    client = mlflow_client(ws)
-    version = client.get_model_version_by_alias(family, alias)
-    run_id = version.run_id
-    schema = _feature_schema(run_id)
-    try:
-        from automl_tasks.export.onnx_export import OnnxModel
-
-        onnx_path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=ONNX_ARTIFACT)
-        onnx_model = OnnxModel(onnx_path, schema)
-        runtime, predict_fn = "onnxruntime", onnx_model.run
-    except Exception as exc:
-        log.warning("ONNX model of %s v%s unavailable (%s); serving the native model", family, version.version, exc)
-        native = mlflow.sklearn.load_model(f"models:/{family}/{version.version}")
-
-        def predict_fn(frame: pd.DataFrame):
-            proba = native.predict_proba(frame) if hasattr(native, "predict_proba") else None
-            return native.predict(frame), proba
-
-        runtime = "native"
-    log.info("serving %s v%s (%s) with %s", family, version.version, alias, runtime)
-    return ServedModel(ws, family, str(version.version), alias, runtime, schema, predict_fn)
+    p = load_predictor(ws, family, alias)
+    return ServedModel(ws, family, p.version, alias, p.runtime, p.schema, p.predict_fn)
 
 
 def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champion") -> list[dict[str, Any]]:
@@ -159,7 +129,7 @@ def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champ
     if not uri:
         raise ValueError(f"{family} v{version.version} has no loopml.dataset_uri tag")
     frame = DatasetStore(ws.datasets, ws.dvc_remote).read(uri).head(n)
-    frame = frame[list(_feature_schema(version.run_id).columns)]
+    frame = frame[list(feature_schema_of(version.run_id).columns)]
     return [
         {k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in row.items()}
         for row in frame.to_dict(orient="records")

@@ -24,15 +24,18 @@ from serving.loader import BadRequest, ServedModel
 from serving.settings import ServingSettings
 
 REQUESTS = bentoml.metrics.Counter(
-    name="loopml_predictions_total", documentation="Rows predicted, by variant and version",
+    name="loopml_predictions_total",
+    documentation="Rows predicted, by variant and version",
     labelnames=["variant", "version"],
 )
 REJECTED = bentoml.metrics.Counter(
     name="loopml_rejected_requests_total", documentation="Requests refused with a 4xx", labelnames=["reason"]
 )
 LATENCY = bentoml.metrics.Histogram(
-    name="loopml_request_seconds", documentation="Request latency inside the service, by variant",
-    labelnames=["variant"], buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    name="loopml_request_seconds",
+    documentation="Request latency inside the service, by variant",
+    labelnames=["variant"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
 
@@ -118,7 +121,9 @@ class FamilyService:
         return {
             "family": champion.family,
             "champion": {"version": champion.version, "runtime": champion.runtime},
-            "challenger": None if challenger is None else {"version": challenger.version, "runtime": challenger.runtime},
+            "challenger": None
+            if challenger is None
+            else {"version": challenger.version, "runtime": challenger.runtime},
             "canary_share": self.settings.canary_share,
             "columns": {"numeric": list(champion.schema.numeric), "categorical": list(champion.schema.categorical)},
         }

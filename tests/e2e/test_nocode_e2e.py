@@ -137,8 +137,12 @@ def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, fir
     after = {v.version: v for v in client.search_model_versions("name='breast_cancer'")}
     assert before < set(after), "earlier versions are kept"
     new = after[max(after, key=int)]
-    assert new.tags["loopml.promotion.alias"] in ("champion", "challenger")
+    assert new.tags["loopml.promotion.decision"] in ("promoted", "rejected")
     assert new.tags["loopml.promotion.compared_to_version"]
+    assert new.tags["loopml.promotion.triggered_by"].startswith("nocode_pipeline run")
+    assert new.tags["loopml.eval_dataset_uri"] == after[min(after, key=int)].tags["loopml.eval_dataset_uri"], (
+        "every version is scored on the family's fixed evaluation data"
+    )
     assert DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer") == datasets_before
 
 
@@ -181,3 +185,43 @@ def test_cli_run_reports_the_failure_and_exits_non_zero(airflow, e2e_workspace, 
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Airflow reused" in out.stdout
     assert "data_preprocess failed" in out.stdout and "at_least_two_classes" in out.stdout
+
+
+def _run_dag(client, dag_id: str, conf: dict) -> tuple[str, str]:
+    client.wait_for_dag(dag_id)
+    client.unpause(dag_id)
+    run_id = client.trigger(dag_id, conf)
+    return run_id, client.wait_for_run(dag_id, run_id, timeout_s=300)
+
+
+def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, first_run):
+    from automl_tasks.registry import current_alias_version
+
+    client = mlflow_client(e2e_workspace)
+    champion = current_alias_version(client, "breast_cancer", "champion")
+    other = next(
+        str(v.version) for v in client.search_model_versions("name='breast_cancer'") if str(v.version) != champion
+    )
+    run_id, state = _run_dag(
+        airflow, "promote_model", {"family": "breast_cancer", "version": other, "action": "manual"}
+    )
+    assert state == "success"
+    assert current_alias_version(client, "breast_cancer", "champion") == other
+    record = client.get_model_version("breast_cancer", other).tags
+    assert record["loopml.promotion.mode"] == "manual" and "promote_model" in record["loopml.promotion.triggered_by"]
+    run_id, state = _run_dag(airflow, "promote_model", {"family": "breast_cancer", "action": "rollback"})
+    assert state == "success"
+    assert current_alias_version(client, "breast_cancer", "champion") == champion
+    run_id, state = _run_dag(airflow, "promote_model", {"family": "no_such_family", "action": "rollback"})
+    assert state == "failed"
+    assert "no_such_family" in airflow.task_log("promote_model", run_id, "promotion_gate", 1)
+
+
+def test_batch_inference_dag_writes_predictions_as_a_dataset_version(airflow, e2e_workspace, first_run):
+    run_id, state = _run_dag(airflow, "batch_inference", {"family": "breast_cancer", "dataset": "breast_cancer"})
+    assert state == "success"
+    result = airflow.xcom("batch_inference", run_id, "batch_predict")
+    frame = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).read(result["predictions_uri"])
+    assert len(frame) == 569 and result["rows"] == 569
+    assert set(frame["prediction"]) <= {0, 1} and {"probability_0", "probability_1"} <= set(frame.columns)
+    assert (frame["prediction"] == frame["target"]).mean() > 0.9

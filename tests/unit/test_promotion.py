@@ -18,14 +18,25 @@ AUC, RMSE = Metric("roc_auc"), Metric("rmse")
 
 
 def tags(score, latency=1.0, size=100.0, uri="dataset://f.eval@1", metric="roc_auc"):
-    return {EVAL_SCORE_TAG: str(score), EVAL_URI_TAG: uri, "latency_single_ms": str(latency),
-            "onnx_size_kb": str(size), "loopml.metric": metric}
+    return {
+        EVAL_SCORE_TAG: str(score),
+        EVAL_URI_TAG: uri,
+        "latency_single_ms": str(latency),
+        "onnx_size_kb": str(size),
+        "loopml.metric": metric,
+    }
 
 
 @pytest.mark.parametrize(
     ("metric", "new", "old", "margin", "promote_it"),
-    [(AUC, 0.95, 0.94, 0.0, True), (AUC, 0.94, 0.94, 0.0, False), (AUC, 0.945, 0.94, 0.01, False),
-     (AUC, 0.96, 0.94, 0.01, True), (RMSE, 1.0, 2.0, 0.0, True), (RMSE, 2.5, 2.0, 0.0, False)],
+    [
+        (AUC, 0.95, 0.94, 0.0, True),
+        (AUC, 0.94, 0.94, 0.0, False),
+        (AUC, 0.945, 0.94, 0.01, False),
+        (AUC, 0.96, 0.94, 0.01, True),
+        (RMSE, 1.0, 2.0, 0.0, True),
+        (RMSE, 2.5, 2.0, 0.0, False),
+    ],
 )
 def test_score_rule_with_margin(metric, new, old, margin, promote_it):
     result = judge(tags(new), tags(old), metric, GateConfig(margin=margin))

@@ -10,6 +10,7 @@ from automl_tasks.registry import check_family_name
 from automl_tasks.request import NoCodeRequest
 from automl_tasks.search_space import default_tabular_space
 
+
 def test_family_names_are_checked():
     assert check_family_name("breast_cancer-v2") == "breast_cancer-v2"
     with pytest.raises(ValueError, match="model family name"):

@@ -1,0 +1,73 @@
+"""Load a registered model version for prediction: ONNX Runtime first, native fallback.
+
+Used by the BentoML service and by batch inference, so both answer with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.settings import Workspace
+from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded version: `predict_fn(model frame) -> (labels, proba | None)`."""
+
+    family: str
+    version: str
+    run_id: str
+    runtime: str  # "onnxruntime" or "native"
+    schema: FeatureSchema
+    predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]]
+
+
+def feature_schema_of(run_id: str) -> FeatureSchema:
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
+    return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
+
+
+def resolve_version(ws: Workspace, family: str, alias_or_version: str) -> Any:
+    """The ModelVersion for an alias (`champion`) or a version number (`3`)."""
+    client = mlflow_client(ws)
+    if alias_or_version.isdigit():
+        return client.get_model_version(family, alias_or_version)
+    return client.get_model_version_by_alias(family, alias_or_version)
+
+
+def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion") -> Predictor:
+    """The version behind `family@alias` (or `family/version`), on ONNX Runtime when possible."""
+    import mlflow
+
+    version = resolve_version(ws, family, alias_or_version)
+    schema = feature_schema_of(version.run_id)
+    try:
+        from automl_tasks.export.onnx_export import OnnxModel
+
+        onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
+        runtime, predict_fn = "onnxruntime", OnnxModel(onnx_path, schema).run
+    except Exception as exc:
+        log.warning("ONNX model of %s v%s unavailable (%s); using the native model", family, version.version, exc)
+        native = mlflow.sklearn.load_model(f"models:/{family}/{version.version}")
+
+        def predict_fn(frame: pd.DataFrame):
+            proba = native.predict_proba(frame) if hasattr(native, "predict_proba") else None
+            return native.predict(frame), proba
+
+        runtime = "native"
+    log.info("loaded %s v%s (%s) with %s", family, version.version, alias_or_version, runtime)
+    return Predictor(family, str(version.version), version.run_id, runtime, schema, predict_fn)

@@ -1,0 +1,53 @@
+"""Build a small registered model family in-process (no Airflow), for serving tests."""
+
+from __future__ import annotations
+
+import time
+
+from automl_tasks.estimators import DataSpec
+from automl_tasks.preprocess import finish_parent_run, preprocess
+from automl_tasks.request import NoCodeRequest
+from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
+from automl_tasks.settings import Workspace
+from automl_tasks.task_estimator import RegisteredModel, train_and_register
+
+LINEAR_SPACE = """
+params:
+  - {name: scaling, type: string, range: [minmax]}
+  - name: model
+    type: string
+    range: [linear]
+    submodule:
+      linear:
+        - {name: C, type: float_log, range: [0.0001, 0.001], default: 0.0005}
+"""
+
+
+def add_version(ws: Workspace, family: str, *, n_trials: int = 2, space: str = "", tag: str = "") -> RegisteredModel:
+    """Preprocess breast_cancer, search `n_trials` trials, register a new version of `family`."""
+    request = NoCodeRequest(dataset="breast_cancer", n_trials=n_trials, n_workers=1, family=family, search_space=space)
+    run_name = f"test-{tag or time.time_ns()}"
+    pre = preprocess(ws, request, dag_run_id=run_name)
+    space_obj = request.space()
+    plan = SearchPlan(
+        study_name=f"{family}-{run_name}",
+        family=family,
+        data=DataSpec(pre.dataset_path, pre.target, pre.task_type),
+        dataset_uri=pre.dataset_uri,
+        metric=pre.metric,
+        direction="maximize",
+        space_yaml=request.space_text(),
+        space_hash=space_obj.hash,
+        n_trials=n_trials,
+        time_budget_s=300,
+        deadline=time.time() + 300,
+        n_workers=1,
+        experiment_id=pre.experiment_id,
+        parent_run_id=pre.parent_run_id,
+    )
+    start_search(ws.optuna_uri, plan, space_obj)
+    run_worker(ws, plan.study_name, 0)
+    watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
+    registered = train_and_register(ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version)
+    finish_parent_run(ws, pre.parent_run_id)
+    return registered
