@@ -17,9 +17,10 @@ import pandas as pd
 class AdaptiveBatcher:
     """Batches `run(frame) -> (labels, proba | None)` calls of one model."""
 
-    def __init__(self, run: Callable[[pd.DataFrame], Any], *, max_rows: int = 512) -> None:
+    def __init__(self, run: Callable[[pd.DataFrame], Any], *, max_rows: int = 512, inline_rows: int = 64) -> None:
         self.run = run
         self.max_rows = max_rows
+        self.inline_rows = inline_rows
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self.calls = 0
@@ -49,7 +50,12 @@ class AdaptiveBatcher:
         sizes = [len(frame) for frame, _ in batch]
         try:
             frame = batch[0][0] if len(batch) == 1 else pd.concat([f for f, _ in batch], ignore_index=True)
-            labels, proba = await asyncio.to_thread(self.run, frame)
+            if len(frame) <= self.inline_rows:
+                # small calls run on the event loop: a thread hop costs more than the model;
+                # requests arriving meanwhile queue up and form the next batch
+                labels, proba = self.run(frame)
+            else:
+                labels, proba = await asyncio.to_thread(self.run, frame)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

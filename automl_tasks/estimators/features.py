@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 MISSING_CATEGORY = "missing"
@@ -64,12 +65,21 @@ class FeatureSchema:
 
 def feature_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
     """Select, rename (`schema.model_names`) and type the model's columns:
-    numbers as float64, categories as text with missing values as a category of their own."""
+    numbers as float64, categories as text with missing values as a category of their own.
+
+    Built as one dict of arrays: assigning columns one by one costs ~0.3 ms each, which
+    dominated single-row serving latency.
+    """
     names = schema.model_names
-    out = pd.DataFrame(index=frame.index)
-    for name in schema.numeric:
-        out[names[name]] = pd.to_numeric(frame[name], errors="raise").astype("float64")
+    data: dict[str, np.ndarray] = {}
+    if schema.numeric:
+        numeric = frame[list(schema.numeric)]
+        if not all(pd.api.types.is_numeric_dtype(t) for t in numeric.dtypes):
+            numeric = numeric.apply(pd.to_numeric, errors="raise")
+        values = numeric.to_numpy(dtype="float64")
+        for i, name in enumerate(schema.numeric):
+            data[names[name]] = values[:, i]
     for name in schema.categorical:
         column = frame[name].astype("object")
-        out[names[name]] = column.where(column.notna(), MISSING_CATEGORY).astype(str)
-    return out
+        data[names[name]] = np.where(column.isna(), MISSING_CATEGORY, column.astype(str)).astype(object)
+    return pd.DataFrame(data, index=frame.index)

@@ -1,0 +1,154 @@
+"""Serving throughput and latency: loopml's BentoML service against a bare FastAPI + ONNX
+Runtime server of the same model, in the same run, on this machine.
+
+For concurrency 1, 8 and 32 connections (wrk, closed loop: each connection sends its next
+request when the last one answered), every server gets single-row requests for the same
+duration. Printed:
+requests/s, p50 and p99 latency, the throughput ratio loopml/bare, and the p99 overhead
+over the model's own compute (ONNX Runtime single-row median, measured in-process).
+The client shares the 2 cores with the servers, so ratios are the figures to compare.
+
+    python benchmarks/serving_throughput.py [--seconds 8]     (needs wrk: apt-get install -y wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from automl_tasks.estimators.features import feature_frame  # noqa: E402
+from automl_tasks.export.onnx_export import OnnxModel  # noqa: E402
+from automl_tasks.model_store import feature_schema_of, resolve_version  # noqa: E402
+from automl_tasks.settings import Workspace  # noqa: E402
+from loopml.embedded import free_port  # noqa: E402
+from loopml.processes import stop_tree  # noqa: E402
+from loopml.serve import start_server  # noqa: E402
+from serving.loader import sample_instances  # noqa: E402
+from tests.family_builder import add_version  # noqa: E402
+
+FAMILY = "bench"
+
+
+def _wrk(url: str, body: dict, concurrency: int, seconds: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx count) from wrk, a C load generator (one thread)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = [[{json.dumps(body)}]]\n"
+        )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, f"{url}/predict"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    os.unlink(script.name)
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, ms("50%"), ms("99%"), int(errors.group(1)) if errors else 0
+
+
+def _start_bare(ws: Workspace, port: int) -> subprocess.Popen:
+    import mlflow
+
+    version = resolve_version(ws, FAMILY, "champion")
+    onnx = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="onnx/model.onnx")
+    schema = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="feature_schema.json")
+    env = dict(os.environ, LOOPML_BARE_ONNX=onnx, LOOPML_BARE_SCHEMA=schema, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.bare_onnx_server:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=REPO, start_new_session=True,
+    )
+    for _ in range(120):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", trust_env=False, timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError("bare server did not start")
+
+
+def _model_compute_ms(ws: Workspace, instances: list[dict]) -> float:
+    import mlflow
+    import pandas as pd
+
+    version = resolve_version(ws, FAMILY, "champion")
+    schema = feature_schema_of(version.run_id)
+    model = OnnxModel(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="onnx/model.onnx"), schema)
+    frame = feature_frame(pd.DataFrame(instances[:1]), schema)
+    times = []
+    for _ in range(300):
+        started = time.perf_counter()
+        model.run(frame)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8, help="load duration per server and concurrency")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark needs wrk (Debian: apt-get install -y wrk); `make bench` installs it")
+    with tempfile.TemporaryDirectory() as home:
+        ws = Workspace.at(home).ensure()
+        add_version(ws, FAMILY, n_trials=2, tag="bench")
+        instances = sample_instances(ws, FAMILY, 50)
+        compute_ms = _model_compute_ms(ws, instances)
+        servers = {
+            "loopml": start_server(ws, FAMILY, free_port(13500)),
+            "loopml, no inference log": start_server(ws, FAMILY, free_port(13600),
+                                                     extra_env={"LOOPML_INFERENCE_LOG": "0"}),
+        }
+        bare_port = free_port(13700)
+        bare = _start_bare(ws, bare_port)
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            urls = {name: s.url for name, s in servers.items()} | {"bare FastAPI+ORT": f"http://127.0.0.1:{bare_port}"}
+            print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
+            print(f"{'server':<26} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+            results = {}
+            body = {"instances": instances[:1]}
+            for concurrency in (1, 8, 32):
+                for name, url in urls.items():
+                    rps, p50, p99, errors = _wrk(url, body, concurrency, args.seconds)
+                    results[(name, concurrency)] = (rps, p50, p99)
+                    print(f"{name:<26} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}")
+            print()
+            for concurrency in (1, 8, 32):
+                ours, bare_r = results[("loopml", concurrency)], results[("bare FastAPI+ORT", concurrency)]
+                print(
+                    f"concurrency {concurrency:>2}: throughput loopml/bare = {ours[0] / bare_r[0]:.2f}x; "
+                    f"p99 loopml {ours[2]:.2f} ms = model compute + {ours[2] - compute_ms:.2f} ms "
+                    f"(bare: + {bare_r[2] - compute_ms:.2f} ms)"
+                )
+            print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
+        finally:
+            for server in servers.values():
+                server.stop()
+            stop_tree(bare.pid)
+
+
+if __name__ == "__main__":
+    main()
