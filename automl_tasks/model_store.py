@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.settings import Workspace
 from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
@@ -30,7 +31,7 @@ class Predictor:
     version: str
     run_id: str
     runtime: str  # "onnxruntime" or "native"
-    schema: FeatureSchema
+    schema: FeatureSchema  # the request columns, from the MLflow signature
     predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]]
 
 
@@ -39,6 +40,31 @@ def feature_schema_of(run_id: str) -> FeatureSchema:
 
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
     return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
+
+
+_NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
+
+
+def schema_from_signature(signature: Any, names: FeatureSchema) -> FeatureSchema:
+    """The request schema from a version's MLflow signature.
+
+    The signature lists the model's input columns and their types; `names` (the feature
+    schema logged beside the model) maps them back to the column names users send.
+    A disagreement between the two means a broken registration and is refused.
+    """
+    if signature is None or signature.inputs is None:
+        raise LoopmlError("the model version has no MLflow signature; re-register it with one")
+    original = {model: column for column, model in names.model_names.items()}
+    numeric, categorical = [], []
+    for spec in signature.inputs.inputs:
+        if spec.name not in original:
+            raise LoopmlError(f"signature input {spec.name!r} is not a column of the logged feature schema")
+        kind = getattr(spec.type, "name", str(spec.type))
+        (numeric if kind in _NUMERIC_TYPES else categorical).append(original[spec.name])
+    derived = FeatureSchema(tuple(numeric), tuple(categorical))
+    if derived != names:
+        raise LoopmlError(f"MLflow signature {derived} disagrees with the logged feature schema {names}")
+    return derived
 
 
 def resolve_version(ws: Workspace, family: str, alias_or_version: str) -> Any:
@@ -54,7 +80,8 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     import mlflow
 
     version = resolve_version(ws, family, alias_or_version)
-    schema = feature_schema_of(version.run_id)
+    info = mlflow.models.get_model_info(f"models:/{family}/{version.version}")
+    schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
     try:
         from automl_tasks.export.onnx_export import OnnxModel
 

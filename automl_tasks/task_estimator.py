@@ -89,8 +89,14 @@ def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> flo
     )
 
 
-def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> RegisteredModel:
-    """Final-train the study's best configuration and register it in the family."""
+def train_and_register(
+    ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str, parent_version: str | None = None
+) -> RegisteredModel:
+    """Final-train the study's best configuration and register it in the family.
+
+    `parent_version` names the family version this model derives from (a retrained or
+    distilled model); it is recorded as lineage.
+    """
     import mlflow
     from mlflow.models import infer_signature
 
@@ -133,6 +139,7 @@ def train_and_register(ws: Workspace, study_name: str, *, dag_run_id: str, datas
         "loopml.code_version": code_version(),
         "loopml.metric": metric.name,
         "loopml.target": plan.data.target,
+        **({"loopml.parent_version": parent_version} if parent_version else {}),
         "loopml.best_trial": str(best.number),
     }
     sample = test_features.head(5)

@@ -53,7 +53,9 @@ def _wrk(url: str, body: dict, concurrency: int, seconds: int) -> tuple[float, f
         )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, f"{url}/predict"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(script.name)
 
@@ -75,9 +77,21 @@ def _start_bare(ws: Workspace, port: int) -> subprocess.Popen:
     schema = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="feature_schema.json")
     env = dict(os.environ, LOOPML_BARE_ONNX=onnx, LOOPML_BARE_SCHEMA=schema, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "benchmarks.bare_onnx_server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=REPO, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.bare_onnx_server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
     )
     for _ in range(120):
         try:
@@ -94,7 +108,9 @@ def _model_compute_ms(ws: Workspace, instances: list[dict]) -> float:
 
     version = resolve_version(ws, FAMILY, "champion")
     schema = feature_schema_of(version.run_id)
-    model = OnnxModel(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="onnx/model.onnx"), schema)
+    model = OnnxModel(
+        mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="onnx/model.onnx"), schema
+    )
     frame = feature_frame(pd.DataFrame(instances[:1]), schema)
     times = []
     for _ in range(300):
@@ -117,8 +133,9 @@ def main() -> None:
         compute_ms = _model_compute_ms(ws, instances)
         servers = {
             "loopml": start_server(ws, FAMILY, free_port(13500)),
-            "loopml, no inference log": start_server(ws, FAMILY, free_port(13600),
-                                                     extra_env={"LOOPML_INFERENCE_LOG": "0"}),
+            "loopml, no inference log": start_server(
+                ws, FAMILY, free_port(13600), extra_env={"LOOPML_INFERENCE_LOG": "0"}
+            ),
         }
         bare_port = free_port(13700)
         bare = _start_bare(ws, bare_port)

@@ -4,6 +4,7 @@ demo       run the NoCode pipeline on a bundled dataset, serve the champion, que
 up         start Airflow (and the MLflow UI) on the workspace and keep them running
 run        trigger a DAG with a JSON conf, follow it to the end, print the outcome
 serve      serve a model family's champion with BentoML on localhost
+bento      build a Bento (deployable archive) that serves a model family
 """
 
 from __future__ import annotations
@@ -211,6 +212,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bento(args: argparse.Namespace) -> int:
+    """Build a Bento for one family: serving/bentofile.yaml plus the family in its envs and labels."""
+    import tempfile
+
+    import yaml
+
+    from loopml.embedded import REPO_ROOT
+
+    ws = Workspace.from_env().ensure()
+    spec = yaml.safe_load((REPO_ROOT / "serving" / "bentofile.yaml").read_text())
+    spec["labels"] = {**spec.get("labels", {}), "family": args.family}
+    spec["envs"] = [{"name": "LOOPML_FAMILY", "value": args.family}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(spec, handle)
+    env = dict(os.environ, **ws.env(), BENTOML_DO_NOT_TRACK="True")
+    out = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "-f", handle.name, "--output", "tag", str(REPO_ROOT)],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    os.unlink(handle.name)
+    if out.returncode != 0:
+        _say(f"bentoml build failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        return 1
+    tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    _say(f"built Bento {tag} for family {args.family} in {ws.bentoml_home}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--canary-share", type=float, default=0.0, help="share of requests answered by challenger")
     serve.add_argument("--api-key", default="", help="require this key in X-API-Key (default: no auth)")
     serve.set_defaults(func=cmd_serve)
+
+    bento = sub.add_parser("bento", help="build a Bento that serves a family")
+    bento.add_argument("family")
+    bento.set_defaults(func=cmd_bento)
     return parser
 
 

@@ -175,3 +175,24 @@ def test_api_key_and_restart_keep_the_log(family_ws, instances):
         assert log.count() == count + len(instances)
     finally:
         restarted.stop()
+
+
+def test_bento_is_built_for_the_family(family_ws):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    env = dict(os.environ, LOOPML_HOME=str(family_ws.home))
+    out = subprocess.run(
+        [sys.executable, "-m", "loopml.cli", "bento", FAMILY], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    tag = out.stdout.split("built Bento ")[1].split()[0]
+    name, version = tag.split(":")
+    bento_dir = family_ws.bentoml_home / "bentos" / name / version
+    manifest = yaml.safe_load((bento_dir / "bento.yaml").read_text())
+    assert manifest["labels"]["family"] == FAMILY
+    assert any(e["name"] == "LOOPML_FAMILY" and e["value"] == FAMILY for e in manifest["envs"])
+    assert (bento_dir / "src" / "serving" / "service.py").exists()
