@@ -37,9 +37,11 @@ lint: install
 	$(BIN)/lint-imports
 
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/dag_parse_time.py
 	$(BIN)/python benchmarks/operators_import_time.py
 	$(BIN)/python benchmarks/nocode_overhead.py
+	$(BIN)/python benchmarks/serving_throughput.py
 
 # Resolve requirements.in afresh (pip picks torch's CPU build from its find-links folder).
 lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -22,7 +23,16 @@ def mlflow_client(ws: Workspace):  # -> mlflow.MlflowClient
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(ws.mlflow_uri)
     mlflow.set_registry_uri(ws.mlflow_uri)
-    return mlflow.MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)
+    return _client(ws.mlflow_uri)
+
+
+@functools.cache
+def _client(uri: str):  # -> mlflow.MlflowClient
+    """One client per store URI and process: building one opens and checks the database
+    (~100 ms on SQLite), which showed up as latency spikes in the serving registry watch."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def ensure_experiment(ws: Workspace, name: str) -> str:

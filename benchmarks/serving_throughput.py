@@ -1,5 +1,6 @@
 """Serving throughput and latency: loopml's BentoML service against a bare FastAPI + ONNX
-Runtime server of the same model, in the same run, on this machine.
+Runtime server of the same model, in the same run, on this machine; a BentoML service
+that does no work shows what the framework alone costs.
 
 For concurrency 1, 8 and 32 connections (wrk, closed loop: each connection sends its next
 request when the last one answered), every server gets single-row requests for the same
@@ -131,40 +132,89 @@ def main() -> None:
         add_version(ws, FAMILY, n_trials=2, tag="bench")
         instances = sample_instances(ws, FAMILY, 50)
         compute_ms = _model_compute_ms(ws, instances)
-        servers = {
-            "loopml": start_server(ws, FAMILY, free_port(13500)),
-            "loopml, no inference log": start_server(
+        body = {"instances": instances[:1]}
+        candidates = {
+            "loopml": lambda: start_server(ws, FAMILY, free_port(13500)),
+            "loopml, no inference log": lambda: start_server(
                 ws, FAMILY, free_port(13600), extra_env={"LOOPML_INFERENCE_LOG": "0"}
             ),
+            "bare FastAPI+ORT": lambda: _BareServer(ws, free_port(13700)),
+            "BentoML, no model (floor)": lambda: _FloorServer(free_port(13800)),
         }
-        bare_port = free_port(13700)
-        bare = _start_bare(ws, bare_port)
-        try:
-            for server in servers.values():
+        print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
+        print(f"{'server':<26} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        results = {}
+        for name, start in candidates.items():  # one server at a time: idle ones would share the cores
+            server = start()
+            try:
                 server.wait_ready()
-            urls = {name: s.url for name, s in servers.items()} | {"bare FastAPI+ORT": f"http://127.0.0.1:{bare_port}"}
-            print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
-            print(f"{'server':<26} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-            results = {}
-            body = {"instances": instances[:1]}
-            for concurrency in (1, 8, 32):
-                for name, url in urls.items():
-                    rps, p50, p99, errors = _wrk(url, body, concurrency, args.seconds)
+                for concurrency in (1, 8, 32):
+                    rps, p50, p99, errors = _wrk(server.url, body, concurrency, args.seconds)
                     results[(name, concurrency)] = (rps, p50, p99)
                     print(f"{name:<26} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}")
-            print()
-            for concurrency in (1, 8, 32):
-                ours, bare_r = results[("loopml", concurrency)], results[("bare FastAPI+ORT", concurrency)]
-                print(
-                    f"concurrency {concurrency:>2}: throughput loopml/bare = {ours[0] / bare_r[0]:.2f}x; "
-                    f"p99 loopml {ours[2]:.2f} ms = model compute + {ours[2] - compute_ms:.2f} ms "
-                    f"(bare: + {bare_r[2] - compute_ms:.2f} ms)"
-                )
-            print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
-        finally:
-            for server in servers.values():
+            finally:
                 server.stop()
-            stop_tree(bare.pid)
+        print()
+        for concurrency in (1, 8, 32):
+            ours, bare_r = results[("loopml", concurrency)], results[("bare FastAPI+ORT", concurrency)]
+            print(
+                f"concurrency {concurrency:>2}: throughput loopml/bare = {ours[0] / bare_r[0]:.2f}x; "
+                f"p99 loopml {ours[2]:.2f} ms = model compute + {ours[2] - compute_ms:.2f} ms "
+                f"(bare: + {bare_r[2] - compute_ms:.2f} ms)"
+            )
+        print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
+
+
+class _FloorServer:
+    """`bentoml serve` of a service that does nothing: what the framework alone costs."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "benchmarks.bentoml_floor_service:FloorService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO)),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self) -> None:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{self.url}/readyz", trust_env=False, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("floor BentoML service did not start")
+
+    def stop(self) -> None:
+        stop_tree(self.process.pid)
+
+
+class _BareServer:
+    """The bare FastAPI + ONNX Runtime server, with the BentoServer interface the loop uses."""
+
+    def __init__(self, ws: Workspace, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = _start_bare(ws, port)
+
+    def wait_ready(self) -> None:  # _start_bare returns once /readyz answers
+        return None
+
+    def stop(self) -> None:
+        stop_tree(self.process.pid)
 
 
 if __name__ == "__main__":
