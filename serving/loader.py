@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class ServedModel:
     predict_fn: Any  # model frame -> (labels, proba | None)
     _batcher: Any = None
     _explainer: Any = None
+    _explainer_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def batcher(self):  # -> serving.batching.AdaptiveBatcher
@@ -63,7 +65,13 @@ class ServedModel:
         return self.answer(*self.predict_fn(self.to_frame(instances)))
 
     def explainer(self):  # -> serving.explain.Explainer
-        """SHAP explainer over the native model, background from the family's evaluation data."""
+        """SHAP explainer over the native model, background from the family's evaluation data.
+
+        Built once; a caller arriving while it is being built waits for it."""
+        with self._explainer_lock:
+            return self._build_explainer()
+
+    def _build_explainer(self):
         if self._explainer is None:
             import mlflow
 

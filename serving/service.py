@@ -9,7 +9,9 @@ returns SHAP attributions; POST /model says which versions answer. Bad requests 
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 import uuid
 from http import HTTPStatus
@@ -64,6 +66,15 @@ class FamilyService:
             self.ws, self.settings.family, canary_share=self.settings.canary_share, reload_s=self.settings.reload_s
         )
         self.log = InferenceLog.for_family(self.ws.home, self.settings.family) if self.settings.inference_log else None
+        # the first SHAP call imports shap and JIT-compiles numba code (~10 s): do it off the request path
+        threading.Thread(target=self._warm_explainer, daemon=True, name="loopml-explain-warmup").start()
+
+    def _warm_explainer(self) -> None:
+        try:
+            explainer = self.models.champion.explainer()
+            explainer.explain(explainer.background.head(1))
+        except Exception as exc:  # /explain will report the problem when it is called
+            logging.getLogger(__name__).info("explainer warm-up skipped: %s", exc)
 
     def _admit(self, ctx: bentoml.Context) -> None:
         headers = ctx.request.headers
