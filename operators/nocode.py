@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
@@ -75,7 +76,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
     req = NoCodeRequest(**request)
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        profile = json.loads(open(pre["profile_path"]).read())
+        profile = json.loads(Path(pre["profile_path"]).read_text())
         space = req.space()
         plan = SearchPlan(
             study_name=study_name_for(pre),
@@ -137,7 +138,7 @@ def advisor(pre: dict[str, Any]) -> dict[str, Any]:
     from automl_tasks.advisor import advise
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
-        profile = json.loads(open(pre["profile_path"]).read())
+        profile = json.loads(Path(pre["profile_path"]).read_text())
         return advise(workspace(), study_name_for(pre), profile)
 
 

@@ -66,7 +66,7 @@ def _budget_left(study, plan: SearchPlan) -> bool:
     return len(counted) < plan.n_trials and time.time() < plan.deadline
 
 
-def evaluate_config(plan: SearchPlan, config: dict, workdir=None) -> tuple[float, float]:
+def evaluate_config(plan: SearchPlan, config: dict) -> tuple[float, float]:
     """Train and score one configuration on the search splits; (score, seconds)."""
     cls = estimator_class(plan.algorithm)
     estimator = cls(run_epochs=None, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric))
