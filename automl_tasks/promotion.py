@@ -83,7 +83,7 @@ def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Me
     for key, tag in (("latency", "latency_single_ms"), ("size", "onnx_size_kb")):
         a, b = _float(candidate, tag), _float(champion, tag)
         ratios[key] = a / b if a is not None and b else None
-    gain = (champ_score - cand_score) if metric.direction == "minimize" else (cand_score - champ_score)
+    gain = metric.gain(cand_score, champ_score)
     if gain <= config.margin:
         reason = f"{metric.name} {cand_score:.5g} vs champion {champ_score:.5g}: gain {gain:.3g} not above margin {config.margin}"
         return GateResult(False, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
@@ -235,15 +235,21 @@ def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> di
     return {"family": family, "champion": target, "previous": current}
 
 
+def evaluation_data_uri(client: Any, family: str) -> str | None:
+    """URI of the family's fixed evaluation dataset, if the family has one."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(family).tags.get(EVAL_URI_TAG)
+    except MlflowException:
+        return None
+
+
 def evaluation_data_path(ws: Workspace, family: str) -> Path | None:
     """Local file of the family's fixed evaluation data, if the family has one."""
     from automl_tasks.data import DatasetStore, parse_dataset_uri
 
-    client = mlflow_client(ws)
-    try:
-        uri = client.get_registered_model(family).tags.get(EVAL_URI_TAG)
-    except Exception:
-        return None
+    uri = evaluation_data_uri(mlflow_client(ws), family)
     if not uri:
         return None
     name, version = parse_dataset_uri(uri)

@@ -19,7 +19,7 @@ from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators import TabularEstimator
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline, measure_latency
-from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, promote
+from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, evaluation_data_uri, family_lock, promote
 from automl_tasks.registry import CHALLENGER, CHAMPION
 from automl_tasks.search.storage import load_study
 from automl_tasks.settings import Workspace
@@ -58,19 +58,21 @@ def _pip_requirements() -> list[str]:
 
 
 def _family_evaluation(ws: Workspace, client, family: str, estimator: TabularEstimator) -> tuple[str, Any]:
-    """(URI, frame) of the family's fixed evaluation data; the first version's test rows create it."""
-    from automl_tasks.data import DatasetStore
-    from automl_tasks.promotion import EVAL_URI_TAG
+    """(URI, frame) of the family's fixed evaluation data; the first version's test rows create it.
 
-    store = DatasetStore(ws.datasets, ws.dvc_remote)
-    uri = client.get_registered_model(family).tags.get(EVAL_URI_TAG)
-    if uri:
-        return uri, store.read(uri)
+    Under the family lock, so two first runs of a new family cannot each set their own."""
     import pandas as pd
 
-    frame = pd.read_parquet(estimator.data.path).iloc[estimator.test_rows]
-    stored = store.put(f"{family}.eval", frame)
-    client.set_registered_model_tag(family, EVAL_URI_TAG, stored.uri)
+    from automl_tasks.data import DatasetStore
+
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+    with family_lock(ws, family):
+        uri = evaluation_data_uri(client, family)
+        if uri:
+            return uri, store.read(uri)
+        frame = pd.read_parquet(estimator.data.path).iloc[estimator.test_rows]
+        stored = store.put(f"{family}.eval", frame)
+        client.set_registered_model_tag(family, EVAL_URI_TAG, stored.uri)
     log.info("family %s evaluates every version on %s (%d rows)", family, stored.uri, len(frame))
     return stored.uri, frame
 

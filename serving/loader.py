@@ -60,10 +60,6 @@ class ServedModel:
             out["probabilities"] = np.round(np.asarray(proba, dtype=float), 6).tolist()
         return out
 
-    def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
-        """Validate and predict in the caller's thread (no batching)."""
-        return self.answer(*self.predict_fn(self.to_frame(instances)))
-
     def explainer(self):  # -> serving.explain.Explainer
         """SHAP explainer over the native model, background from the family's evaluation data.
 

@@ -26,9 +26,9 @@ class Metric:
     def needs_proba(self) -> bool:
         return self.name in ("roc_auc", "log_loss")
 
-    def better(self, a: float, b: float) -> bool:
-        """True when score `a` is strictly better than `b`."""
-        return a < b if self.direction == "minimize" else a > b
+    def gain(self, new: float, old: float) -> float:
+        """How much `new` improves on `old` (positive = better), whatever the direction."""
+        return old - new if self.direction == "minimize" else new - old
 
     def __call__(self, y_true: np.ndarray, prediction: np.ndarray, classes: np.ndarray | None = None) -> float:
         from sklearn import metrics as m

@@ -146,3 +146,9 @@ def test_metric_must_fit_the_task():
     assert resolve_metric("rmse", "regression").direction == "minimize"
     with pytest.raises(ValueError, match="does not fit a regression task"):
         resolve_metric("roc_auc", "regression")
+
+
+def test_metric_gain_is_positive_for_improvement_in_either_direction():
+    assert Metric("roc_auc").gain(0.95, 0.90) == pytest.approx(0.05)
+    assert Metric("rmse").gain(1.0, 1.5) == pytest.approx(0.5)
+    assert Metric("rmse").gain(2.0, 1.5) < 0
