@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from automl_tasks.data import (
     BUNDLED,
     DatasetStore,
@@ -21,6 +23,7 @@ from automl_tasks.data import (
     validate_table,
     write_bundled_csv,
 )
+from automl_tasks.data.versioning import DatasetVersion
 from automl_tasks.estimators.metrics import resolve_metric
 from automl_tasks.request import NoCodeRequest
 from automl_tasks.settings import Workspace
@@ -73,39 +76,68 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
     log.info("%s: %d rows x %d columns, task %s, metric %s", path, len(frame), frame.shape[1], task_type, metric.name)
 
     stored = DatasetStore(ws.datasets, ws.dvc_remote).put(request.dataset_name, frame)
+    return open_pipeline_run(
+        ws,
+        frame,
+        stored,
+        family=request.family_name,
+        target=target,
+        task_type=task_type,
+        metric=metric.name,
+        source=str(path),
+        run_name=f"nocode {dag_run_id}",
+        dag_run_id=dag_run_id,
+        params={
+            "dataset": request.dataset,
+            "n_trials": request.n_trials,
+            "n_workers": request.n_workers,
+            "time_budget_s": request.time_budget_s,
+        },
+    )
+
+
+def open_pipeline_run(
+    ws: Workspace,
+    frame: pd.DataFrame,
+    stored: DatasetVersion,
+    *,
+    family: str,
+    target: str,
+    task_type: str,
+    metric: str,
+    source: str,
+    run_name: str,
+    dag_run_id: str,
+    params: dict[str, Any],
+    tags: dict[str, str] | None = None,
+) -> PreprocessResult:
+    """Profile a stored dataset version and open the pipeline's parent MLflow run with it as input."""
     profile = profile_table(frame, target, task_type)
     folder = ws.runs / "profiles" / stored.version
     folder.mkdir(parents=True, exist_ok=True)
     profile_path = folder / "profile.json"
     profile_path.write_text(json.dumps(profile, indent=2))
 
-    experiment_id = ensure_experiment(ws, request.family_name)
+    experiment_id = ensure_experiment(ws, family)
     client = mlflow_client(ws)
     run = client.create_run(
         experiment_id,
-        run_name=f"nocode {dag_run_id}",
+        run_name=run_name,
         tags={
             "loopml.kind": "pipeline",
             "loopml.dag_run_id": dag_run_id,
             "loopml.dataset_uri": stored.uri,
             "loopml.dataset_version": stored.version,
-            "loopml.source": str(path),
-            "loopml.family": request.family_name,
+            "loopml.source": source,
+            "loopml.family": family,
+            **(tags or {}),
         },
     )
     run_id = run.info.run_id
-    for key, value in {
-        "dataset": request.dataset,
-        "target": target,
-        "task_type": task_type,
-        "metric": metric.name,
-        "n_trials": request.n_trials,
-        "n_workers": request.n_workers,
-        "time_budget_s": request.time_budget_s,
-    }.items():
+    for key, value in {"target": target, "task_type": task_type, "metric": metric, **params}.items():
         client.log_param(run_id, key, str(value))
     client.log_artifact(run_id, str(profile_path), artifact_path="data")
-    _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, request.dataset_name, target)
+    _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, stored.name, target)
     log.info(
         "dataset %s (%s); MLflow parent run %s",
         stored.uri,
@@ -118,11 +150,11 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
         dataset_path=str(stored.path),
         new_version=stored.created,
         task_type=task_type,
-        metric=metric.name,
+        metric=metric,
         target=target,
         rows=int(len(frame)),
         columns=int(frame.shape[1]),
-        family=request.family_name,
+        family=family,
         experiment_id=experiment_id,
         parent_run_id=run_id,
         profile_path=str(profile_path),

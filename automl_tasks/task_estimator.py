@@ -79,25 +79,29 @@ def _family_evaluation(ws: Workspace, client, family: str, estimator: TabularEst
 
 def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> float | None:
     """The new model's metric on the family's evaluation data; None if its columns differ."""
-    from automl_tasks.estimators.features import feature_frame
+    from automl_tasks.scoring import missing_columns, score_pipeline
 
-    target = estimator.data.target
-    if target not in frame.columns or not set(estimator.schema_.columns) <= set(frame.columns):
+    if missing_columns(frame, estimator.schema_, estimator.data.target):
         log.warning("the family's evaluation data lacks this model's columns; it cannot be compared")
         return None
-    features = feature_frame(frame, estimator.schema_)
-    return metric(
-        frame[target].to_numpy(), estimator.predict_for_metric(features), getattr(estimator.pipeline_, "classes_", None)
-    )
+    return score_pipeline(estimator.pipeline_, frame, estimator.schema_, estimator.data.target, metric)
 
 
 def train_and_register(
-    ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str, parent_version: str | None = None
+    ws: Workspace,
+    study_name: str,
+    *,
+    dag_run_id: str,
+    dataset_version: str,
+    parent_version: str | None = None,
+    auto_promote: bool = True,
+    pipeline: str = "nocode_pipeline",
 ) -> RegisteredModel:
     """Final-train the study's best configuration and register it in the family.
 
     `parent_version` names the family version this model derives from (a retrained or
-    distilled model); it is recorded as lineage.
+    distilled model); it is recorded as lineage. With `auto_promote` the promotion gate
+    runs at once; without it the version becomes `challenger` and a later gate decides.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -178,11 +182,19 @@ def train_and_register(
         version_tags[EVAL_SCORE_TAG] = f"{eval_score:.8g}"
     for key, value in version_tags.items():
         client.set_model_version_tag(plan.family, version, key, value)
-    decision = promote(ws, plan.family, version, mode="auto", triggered_by=f"nocode_pipeline run {dag_run_id}")
+    if auto_promote:
+        promoted = promote(ws, plan.family, version, mode="auto", triggered_by=f"{pipeline} run {dag_run_id}")[
+            "promoted"
+        ]
+    else:
+        with family_lock(ws, plan.family):
+            client.set_registered_model_alias(plan.family, CHALLENGER, version)
+        promoted = False
+        log.info("family %s v%s registered as %s; the promotion gate decides next", plan.family, version, CHALLENGER)
     return RegisteredModel(
         family=plan.family,
         version=version,
-        alias=CHAMPION if decision["promoted"] else CHALLENGER,
+        alias=CHAMPION if promoted else CHALLENGER,
         run_id=run.info.run_id,
         model_uri=f"models:/{plan.family}/{version}",
         test_score=result.score,

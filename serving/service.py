@@ -3,7 +3,8 @@
 POST /predict answers with `champion` (or, for a configured canary share, `challenger`),
 follows alias moves without a restart, batches concurrent requests, logs every
 prediction to the inference log and exports per-variant Prometheus metrics. POST /explain
-returns SHAP attributions; POST /model says which versions answer. Bad requests get a
+returns SHAP attributions; POST /feedback stores
+ground truth for an earlier answer; POST /model says which versions answer. Bad requests get a
 4xx with a message saying what to fix. Configuration: see `serving.settings`.
 """
 
@@ -130,6 +131,23 @@ class FamilyService:
         except BadRequest as exc:
             raise _refuse("invalid", str(exc)) from exc
         return {"explanations": explanations, "model": {"family": model.family, "version": model.version}}
+
+    @bentoml.api(route="/feedback")
+    def feedback(self, request_id: str, labels: list[Any], ctx: bentoml.Context) -> dict[str, Any]:
+        """Ground truth for an earlier /predict answer: one label per instance, in order.
+
+        Labelled windows let the drift check measure concept drift and let retraining learn
+        from recent data.
+        """
+        self._admit(ctx)
+        if self.log is None:
+            raise _refuse("no_log", "the inference log is off (LOOPML_INFERENCE_LOG=0); feedback cannot be stored")
+        try:
+            stored = self.log.add_labels(request_id, labels)
+        except ValueError as exc:
+            status = HTTPStatus.NOT_FOUND if "no logged request" in str(exc) else HTTPStatus.BAD_REQUEST
+            raise _refuse("feedback", str(exc), status) from exc
+        return {"request_id": request_id, "labelled_rows": stored}
 
     @bentoml.api(route="/model")
     def model_info(self, ctx: bentoml.Context) -> dict[str, Any]:

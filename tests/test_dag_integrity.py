@@ -81,3 +81,25 @@ def test_dagbag_has_no_import_errors_and_the_expected_topology(tmp_path, monkeyp
     form = dag.params
     for key in ("dataset", "target", "task_type", "metric", "n_trials", "n_workers", "time_budget_s", "search_space"):
         assert key in form, f"trigger form lacks {key}"
+
+
+def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    monkeypatch.delenv("LOOPML_DRIFT_SCHEDULE", raising=False)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    check, retrain = bag.dags["drift_check"], bag.dags["drift_retrain"]
+    assert check.schedule == "@hourly" and check.is_paused_upon_creation is False
+    down = {t.task_id: sorted(t.downstream_task_ids) for t in check.tasks}
+    assert down["select_families"] == ["check_drift"]
+    assert down["check_drift"] == ["retrain_requests"]
+    assert down["retrain_requests"] == ["trigger_retrain"]
+    assert check.get_task("trigger_retrain").partial_kwargs["trigger_dag_id"] == "drift_retrain"
+    assert [a.name for a in check.get_task("check_drift").outlets] == ["loopml_drift_check"]
+    down = {t.task_id: sorted(t.downstream_task_ids) for t in retrain.tasks}
+    assert down["start"] == ["plan_search", "prepare_data", "promotion_gate"]
+    assert down["plan_search"] == ["job_estimator", "workers"]
+    assert down["task_estimator"] == ["end", "promotion_gate"]
+    assert down["promotion_gate"] == ["advisor", "end"]

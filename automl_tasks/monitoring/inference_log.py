@@ -1,8 +1,9 @@
 """The inference log: every served prediction, durable before the response is sent.
 
 One SQLite file per family in the workspace (WAL mode, one transaction per request), so
-a record is on disk when the client gets its answer and a restart loses nothing. The
-drift pipeline reads recent windows of it as a DataFrame.
+a record is on disk when the client gets its answer and a restart loses nothing. Ground
+truth that arrives later (POST /feedback) is stored beside the predictions it belongs to.
+The drift pipeline reads recent windows of it, labels included, as a DataFrame.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     output TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id);
+CREATE TABLE IF NOT EXISTS labels (
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (request_id, row)
+);
 """
 
 
@@ -80,14 +90,43 @@ class InferenceLog:
         conn.execute("COMMIT")
         return len(rows)
 
+    def add_labels(self, request_id: str, labels: list[Any]) -> int:
+        """Record the true outcome of each row of an earlier request (one label per row, in order).
+
+        Raises ValueError when the request is unknown or the number of labels differs from
+        its number of rows; a label sent again for the same row replaces the earlier one.
+        """
+        conn = self._connect()
+        rows = conn.execute("SELECT COUNT(*) FROM predictions WHERE request_id = ?", (request_id,)).fetchone()[0]
+        if rows == 0:
+            raise ValueError(f"no logged request has request_id {request_id!r}")
+        if len(labels) != rows:
+            raise ValueError(f"request {request_id} had {rows} rows; got {len(labels)} labels")
+        now = time.time()
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT OR REPLACE INTO labels (request_id, row, label, ts) VALUES (?,?,?,?)",
+            [(request_id, i, json.dumps(label), now) for i, label in enumerate(labels)],
+        )
+        conn.execute("COMMIT")
+        return rows
+
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
 
     def read(self, since: float = 0.0, limit: int | None = None):  # -> pandas.DataFrame
-        """Records since `since` (epoch seconds): one column per input, plus metadata columns."""
+        """Records since `since` (epoch seconds): one column per input, plus metadata columns.
+
+        `_label` holds the ground truth sent for the row through feedback, None when none came.
+        """
         import pandas as pd
 
-        query = "SELECT ts, request_id, version, variant, inputs, output FROM predictions WHERE ts >= ? ORDER BY id"
+        query = (
+            "SELECT p.ts, p.request_id, p.version, p.variant, p.inputs, p.output, l.label FROM "
+            "(SELECT *, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY id) - 1 AS row "
+            "FROM predictions WHERE ts >= ?) AS p "
+            "LEFT JOIN labels AS l ON l.request_id = p.request_id AND l.row = p.row ORDER BY p.id"
+        )
         params: list[Any] = [since]
         if limit:
             query += " LIMIT ?"
@@ -101,6 +140,7 @@ class InferenceLog:
                 "_version": [r[2] for r in rows],
                 "_variant": [r[3] for r in rows],
                 "_prediction": [json.loads(r[5]) for r in rows],
+                "_label": [None if r[6] is None else json.loads(r[6]) for r in rows],
             }
         )
         return pd.concat([inputs, meta], axis=1)

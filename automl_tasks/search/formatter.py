@@ -31,8 +31,17 @@ def choose_trial_budget(requested: int, profile: dict[str, Any]) -> int:
     return budget
 
 
-def warm_start_configs(optuna_uri: str, family: str, space_hash: str, *, exclude: str, top_k: int = WARM_START_TOP_K):
-    """Best configurations of earlier studies of `family` over the same search space."""
+def warm_start_configs(
+    optuna_uri: str,
+    family: str,
+    space_hash: str,
+    *,
+    exclude: str,
+    top_k: int = WARM_START_TOP_K,
+    only_study: str | None = None,
+) -> list[dict[str, Any]]:
+    """Best configurations of earlier studies of `family` over the same search space
+    (of `only_study` alone when given: a retrain starts from its parent's search)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -41,6 +50,8 @@ def warm_start_configs(optuna_uri: str, family: str, space_hash: str, *, exclude
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         attrs = summary.user_attrs
         if summary.study_name == exclude or attrs.get("loopml.family") != family:
+            continue
+        if only_study is not None and summary.study_name != only_study:
             continue
         if attrs.get("loopml.space_hash") != space_hash:
             continue
@@ -58,8 +69,14 @@ def warm_start_configs(optuna_uri: str, family: str, space_hash: str, *, exclude
     return seen
 
 
-def start_search(optuna_uri: str, plan: SearchPlan, space: SearchSpace) -> dict[str, Any]:
-    """Create the study, enqueue the default and warm-start configurations; return a summary."""
+def start_search(
+    optuna_uri: str, plan: SearchPlan, space: SearchSpace, *, warm_start_study: str | None = None
+) -> dict[str, Any]:
+    """Create the study, enqueue the default and warm-start configurations; return a summary.
+
+    With `warm_start_study` (a retrain), that study's best configurations are enqueued
+    first and the default after them; otherwise the default comes first.
+    """
     study = create_study(optuna_uri, plan)
     if study.trials:
         log.info(
@@ -67,15 +84,19 @@ def start_search(optuna_uri: str, plan: SearchPlan, space: SearchSpace) -> dict[
         )
         return {"study_name": plan.study_name, "enqueued": 0, "warm_start": 0}
     default = space.default_config()
-    study.enqueue_trial(default, user_attrs={"loopml.origin": "default"})
-    warm = [
-        c for c in warm_start_configs(optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name) if c != default
-    ]
+    found = warm_start_configs(
+        optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name, only_study=warm_start_study
+    )
+    warm = [c for c in found if c != default]
+    if warm_start_study is None:
+        study.enqueue_trial(default, user_attrs={"loopml.origin": "default"})
     for config in warm:
         study.enqueue_trial(config, user_attrs={"loopml.origin": "warm_start"}, skip_if_exists=True)
+    if warm_start_study is not None:
+        study.enqueue_trial(default, user_attrs={"loopml.origin": "default"}, skip_if_exists=True)
     log.info(
         "formatter: study %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
-        "enqueued the default configuration and %d warm-start configurations from earlier %s studies",
+        "enqueued the default configuration and %d warm-start configurations from %s",
         plan.study_name,
         plan.n_trials,
         plan.n_workers,
@@ -83,7 +104,7 @@ def start_search(optuna_uri: str, plan: SearchPlan, space: SearchSpace) -> dict[
         plan.metric,
         plan.direction,
         len(warm),
-        plan.family,
+        f"study {warm_start_study}" if warm_start_study else f"earlier {plan.family} studies",
     )
     return {"study_name": plan.study_name, "enqueued": 1 + len(warm), "warm_start": len(warm)}
 

@@ -1,0 +1,306 @@
+"""The drift check of one model family: reference vs recent window, verdict, MLflow record.
+
+Reference = the training dataset version of the family's champion. Current = the
+inference log's records of the last `window_hours` (with ground truth sent through
+/feedback), or a data file given by the user. Verdict: data drift (share of drifted
+columns), prediction drift, and concept drift (the champion's metric on labelled recent
+rows against its score on the family's evaluation data). The report and the numbers go
+to an MLflow run of the family; a drifted window is stored as a dataset version so the
+retrain pipeline can read it by URI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from automl_tasks.data import DatasetStore, read_table
+from automl_tasks.errors import DataValidationError, LoopmlError
+from automl_tasks.estimators.features import feature_frame
+from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
+from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, LAST_RESULT_TAG, DriftSettings, family_settings
+from automl_tasks.monitoring.inference_log import InferenceLog
+from automl_tasks.promotion import EVAL_SCORE_TAG, check_family_exists
+from automl_tasks.registry import CHAMPION, current_alias_version
+from automl_tasks.scoring import VersionModel, load_version_model, missing_columns, score_pipeline
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import ensure_experiment, mlflow_client
+
+log = logging.getLogger(__name__)
+
+LABEL_COLUMN = "_label"
+NO_DRIFT, DRIFT, INSUFFICIENT = "no_drift", "drift", "insufficient_data"
+
+
+@dataclass(frozen=True)
+class DriftCheckResult:
+    """The verdict of one check (JSON-able for XCom and the asset event)."""
+
+    family: str
+    status: str  # drift | no_drift | insufficient_data
+    reasons: list[str]
+    champion_version: str
+    reference_uri: str
+    current_source: str
+    current_rows: int
+    labelled_rows: int
+    share_drifted: float | None
+    drifted_columns: list[str]
+    prediction_drift: bool | None
+    performance: dict[str, float] | None  # champion_score, current_score, drop
+    window_uri: str  # the stored current window (only when drifted), for drift_retrain
+    report_path: str
+    mlflow_run_id: str
+    settings: dict[str, Any]
+
+    @property
+    def drift(self) -> bool:
+        return self.status == DRIFT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def monitored_families(ws: Workspace, *, now: float | None = None) -> list[str]:
+    """Families with a champion whose drift check is enabled and due (check_every_hours elapsed)."""
+    client = mlflow_client(ws)
+    now = time.time() if now is None else now
+    due = []
+    for model in client.search_registered_models(max_results=1000):
+        if model.name.endswith((".eval", ".window")) or not current_alias_version(client, model.name, CHAMPION):
+            continue
+        try:
+            settings = family_settings(client, model.name)
+        except LoopmlError as exc:
+            log.error("family %s: drift settings unusable, not checked: %s", model.name, exc)
+            continue
+        last = float(model.tags.get(LAST_CHECK_TAG, 0) or 0)
+        if settings.enabled and now - last >= settings.check_every_hours * 3600 - 60:
+            due.append(model.name)
+    log.info("families due for a drift check: %s", due or "none")
+    return due
+
+
+def _window_from_log(ws: Workspace, family: str, since: float) -> pd.DataFrame:
+    path = ws.home / "inference" / f"{family}.sqlite"
+    if not path.exists():
+        return pd.DataFrame()
+    return InferenceLog(path, family).read(since=since)
+
+
+def _window_from_file(path: str, model: VersionModel) -> pd.DataFrame:
+    frame = read_table(Path(path))
+    if model.target in frame.columns:
+        frame = frame.rename(columns={model.target: LABEL_COLUMN})
+    return frame
+
+
+def _features_or_fail(frame: pd.DataFrame, model: VersionModel, source: str) -> pd.DataFrame:
+    """The model's feature columns of `frame`, typed; a missing or non-numeric column is a schema break."""
+    missing = missing_columns(frame, model.schema)
+    if missing:
+        raise DataValidationError(source, [f"column {c!r}: rule column_exists: the champion needs it" for c in missing])
+    try:
+        return feature_frame(frame, model.schema)
+    except (ValueError, TypeError) as exc:
+        raise DataValidationError(source, [f"numeric columns {list(model.schema.numeric)}: {exc}"]) from None
+
+
+def _prediction_kind(model: VersionModel) -> str:
+    return "categorical" if hasattr(model.pipeline, "classes_") else "numerical"
+
+
+def _performance(model: VersionModel, current: pd.DataFrame, settings: DriftSettings) -> dict[str, float] | None:
+    """Champion's metric on the labelled rows of the window vs its evaluation score."""
+    if LABEL_COLUMN not in current:
+        return None
+    labelled = current[current[LABEL_COLUMN].notna()].rename(columns={LABEL_COLUMN: model.target})
+    champion_score = model.tags.get(EVAL_SCORE_TAG)
+    if len(labelled) < settings.min_labelled_rows or champion_score is None:
+        return None
+    current_score = score_pipeline(model.pipeline, labelled, model.schema, model.target, model.metric)
+    drop = model.metric.gain(float(champion_score), current_score)
+    return {"champion_score": float(champion_score), "current_score": current_score, "drop": drop}
+
+
+def _verdict(
+    measurement: DriftMeasurement | None, performance: dict[str, float] | None, settings: DriftSettings, metric: str
+) -> tuple[str, list[str]]:
+    reasons: list[str] = []
+    if measurement is not None and measurement.data_drift:
+        reasons.append(
+            f"data drift: {len(measurement.drifted_columns)} of {len(measurement.columns)} columns drifted "
+            f"(share {measurement.share_drifted:.2f} >= {settings.drift_share}): {measurement.drifted_columns[:10]}"
+        )
+    prediction = measurement.prediction if measurement else None
+    if settings.prediction_drift and prediction is not None and prediction.drifted:
+        reasons.append(
+            f"prediction drift: {prediction.method} {prediction.score:.3g} (threshold {prediction.threshold})"
+        )
+    if performance is not None and performance["drop"] > settings.performance_drop:
+        reasons.append(
+            f"concept drift: champion {metric} {performance['current_score']:.4g} on labelled recent rows vs "
+            f"{performance['champion_score']:.4g} on evaluation data (drop {performance['drop']:.3g} > "
+            f"{settings.performance_drop})"
+        )
+    return (DRIFT if reasons else NO_DRIFT), reasons
+
+
+def check_drift(
+    ws: Workspace,
+    family: str,
+    *,
+    dag_run_id: str,
+    overrides: dict[str, Any] | None = None,
+    data_path: str = "",
+    now: float | None = None,
+) -> DriftCheckResult:
+    """Check `family` for drift and record the result in MLflow; see the module docstring."""
+    client = mlflow_client(ws)
+    check_family_exists(client, family)
+    settings = family_settings(client, family).merged(overrides or {}, source="drift_check form")
+    champion_version = current_alias_version(client, family, CHAMPION)
+    if not champion_version:
+        raise LoopmlError(f"model family {family!r} has no champion to check for drift")
+    model = load_version_model(ws, family, champion_version)
+    reference_uri = model.tags.get("loopml.dataset_uri", "")
+    if not reference_uri:
+        raise LoopmlError(f"{family} v{champion_version} has no loopml.dataset_uri tag: its training data is unknown")
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+    now = time.time() if now is None else now
+    since = now - settings.window_hours * 3600
+    if data_path:
+        source = str(Path(data_path).expanduser().resolve())
+        current = _window_from_file(source, model)
+    else:
+        source = f"inference log of {family}, last {settings.window_hours:g} h"
+        current = _window_from_log(ws, family, since)
+    log.info(
+        "drift check of %s v%s: reference %s, current %s (%d rows)",
+        family,
+        champion_version,
+        reference_uri,
+        source,
+        len(current),
+    )
+
+    folder = ws.runs / "drift" / family / str(int(now))
+    report_path = folder / "drift_report.html"
+    measurement, performance, labelled = None, None, 0
+    if len(current) >= settings.min_rows:
+        current_features = _features_or_fail(current, model, source)
+        reference = sample_rows(store.read(reference_uri), settings.max_rows)
+        reference_features = feature_frame(reference, model.schema)
+        current_sample = sample_rows(current, settings.max_rows)
+        current_features = current_features.loc[current_sample.index]
+        ref_table = reference[list(model.schema.columns)].copy()
+        cur_table = current_sample[list(model.schema.columns)].copy()
+        ref_table[PREDICTION_COLUMN] = model.pipeline.predict(reference_features)
+        cur_table[PREDICTION_COLUMN] = (
+            current_sample[PREDICTION_COLUMN].to_numpy()
+            if PREDICTION_COLUMN in current_sample
+            else model.pipeline.predict(current_features)
+        )
+        measurement = measure_drift(
+            ref_table,
+            cur_table,
+            model.schema,
+            drift_share=settings.drift_share,
+            column_threshold=settings.column_threshold,
+            prediction_kind=_prediction_kind(model),
+            report_path=report_path,
+            max_rows=settings.max_rows,
+        )
+        performance = _performance(model, current, settings)
+        labelled = int(current[LABEL_COLUMN].notna().sum()) if LABEL_COLUMN in current else 0
+        status, reasons = _verdict(measurement, performance, settings, model.metric.name)
+    else:
+        status = INSUFFICIENT
+        reasons = [f"only {len(current)} rows in the window; at least {settings.min_rows} needed (min_rows)"]
+
+    window_uri = ""
+    if status == DRIFT:
+        window = current.drop(columns=[c for c in current.columns if c.startswith("_") and c != LABEL_COLUMN])
+        window = window.rename(columns={LABEL_COLUMN: model.target})
+        window_uri = store.put(f"{family}.window", window.reset_index(drop=True)).uri
+    result = DriftCheckResult(
+        family=family,
+        status=status,
+        reasons=reasons,
+        champion_version=champion_version,
+        reference_uri=reference_uri,
+        current_source=source,
+        current_rows=len(current),
+        labelled_rows=labelled,
+        share_drifted=measurement.share_drifted if measurement else None,
+        drifted_columns=measurement.drifted_columns if measurement else [],
+        prediction_drift=measurement.prediction.drifted if measurement and measurement.prediction else None,
+        performance=performance,
+        window_uri=window_uri,
+        report_path=str(report_path) if measurement else "",
+        mlflow_run_id="",
+        settings=settings.to_dict(),
+    )
+    run_id = _record(ws, result, measurement, dag_run_id=dag_run_id, folder=folder, now=now)
+    result = DriftCheckResult(**{**result.to_dict(), "mlflow_run_id": run_id})
+    log.info("drift check of %s: %s%s", family, status.upper(), "".join(f"\n  - {r}" for r in reasons))
+    return result
+
+
+def _record(
+    ws: Workspace,
+    result: DriftCheckResult,
+    measurement: DriftMeasurement | None,
+    *,
+    dag_run_id: str,
+    folder: Path,
+    now: float,
+) -> str:
+    """An MLflow run of the family with the report, the per-column table and the summary numbers."""
+    client = mlflow_client(ws)
+    run = client.create_run(
+        ensure_experiment(ws, result.family),
+        run_name=f"drift_check {dag_run_id}",
+        tags={
+            "loopml.kind": "drift_check",
+            "loopml.family": result.family,
+            "loopml.drift.status": result.status,
+            "loopml.champion_version": result.champion_version,
+            "loopml.reference_uri": result.reference_uri,
+            "loopml.current_source": result.current_source,
+            "loopml.dag_run_id": dag_run_id,
+            **({"loopml.window_uri": result.window_uri} if result.window_uri else {}),
+        },
+    )
+    run_id = run.info.run_id
+    metrics = {"current_rows": result.current_rows, "labelled_rows": result.labelled_rows, "drift": float(result.drift)}
+    if measurement is not None:
+        metrics |= {
+            "share_drifted": measurement.share_drifted,
+            "drifted_columns": len(measurement.drifted_columns),
+            "check_seconds": measurement.seconds,
+        }
+        if measurement.prediction is not None:
+            metrics["prediction_drift_score"] = measurement.prediction.score
+        for column in measurement.columns:
+            client.log_param(run_id, f"drift.{column.column}"[:250], f"{column.method}={column.score:.4g}")
+    if result.performance:
+        metrics |= {f"performance_{k}": v for k, v in result.performance.items()}
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_path = folder / "drift_summary.json"
+    summary_path.write_text(json.dumps({**result.to_dict(), "mlflow_run_id": run_id}, indent=2, default=str))
+    client.log_artifact(run_id, str(summary_path), artifact_path="drift")
+    if measurement is not None:
+        client.log_artifact(run_id, measurement.report_path, artifact_path="drift")
+    client.set_terminated(run_id)
+    client.set_registered_model_tag(result.family, LAST_CHECK_TAG, f"{now:.0f}")
+    client.set_registered_model_tag(result.family, LAST_RESULT_TAG, f"{result.status} (MLflow run {run_id})")
+    return run_id

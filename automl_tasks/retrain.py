@@ -1,0 +1,278 @@
+"""Drift retraining: new data in, a challenger of the same family out, then the gate.
+
+Steps (each a task of the drift_retrain DAG):
+1. `prepare_retrain_data`: read the recent labelled rows (the drift check's stored
+   window or a file), check them against the champion's schema and with Great
+   Expectations, hold part of them out as fresh evaluation data, and store the training
+   table (reference + recent, or recent only) as a new DVC version of the champion's
+   dataset. Nothing is written before the checks pass: a schema break leaves the
+   dataset store, the registry and the serving champion as they were.
+2. `plan_retrain_search`: a study over the parent study's search space (or the form's)
+   whose first trials are the parent study's best configurations.
+3. the usual workers and task estimator (registered as `challenger`, lineage to the
+   champion), then `gate_on_recent_data`: champion and challenger are both scored on
+   the held-out recent rows, which become the family's evaluation data, and the gate
+   decides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
+from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlError
+from automl_tasks.preprocess import open_pipeline_run
+from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, GateConfig, check_family_exists, family_lock, promote
+from automl_tasks.registry import CHAMPION, check_family_name, current_alias_version
+from automl_tasks.scoring import load_version_model, missing_columns, score_version
+from automl_tasks.search import SearchPlan, start_search
+from automl_tasks.search.storage import load_study
+from automl_tasks.search_space import load_search_space
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+COMBINE_RULES = ("reference_plus_recent", "recent_only")
+EVAL_HISTORY_TAG = "loopml.eval_history"
+MIN_LABELLED_ROWS = 20
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """The drift_retrain form (filled by drift_check when it triggers a retrain)."""
+
+    family: str
+    window_uri: str = ""  # dataset://<family>.window@... stored by drift_check
+    data_path: str = ""  # or a labelled CSV/Parquet file with the champion's columns and target
+    combine: str = "reference_plus_recent"
+    eval_fraction: float = 0.3  # share of the recent labelled rows held out as new evaluation data
+    n_trials: int = 10
+    n_workers: int = 2
+    time_budget_s: int = 600
+    search_space: str = ""  # empty = the parent study's space (YAML text to change it)
+    margin: float = 0.0  # the promotion gate's required improvement
+    seed: int = 0
+    reason: str = ""  # why the retrain runs (drift_check's verdict)
+
+    def __post_init__(self) -> None:
+        check_family_name(self.family)
+        if bool(self.window_uri) == bool(self.data_path):
+            raise ConfigurationError("give exactly one of 'window_uri' (from drift_check) and 'data_path'")
+        if self.data_path and not Path(self.data_path).exists():
+            raise ConfigurationError(f"The 'data_path' parameter must name an existing file. Got {self.data_path!r}.")
+        if self.combine not in COMBINE_RULES:
+            raise ConfigurationError(
+                f"The 'combine' parameter must be one of {list(COMBINE_RULES)}. Got {self.combine!r}."
+            )
+        if not 0.05 <= self.eval_fraction <= 0.8:
+            raise ConfigurationError(
+                f"The 'eval_fraction' parameter must be in [0.05, 0.8]. Got {self.eval_fraction!r}."
+            )
+        for name, low, high in (("n_trials", 1, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigurationError(
+                    f"The {name!r} parameter must be an integer in [{low}, {high}]. Got {value!r}."
+                )
+        GateConfig(margin=self.margin)
+        if self.search_space:
+            load_search_space(self.search_space)
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> RetrainRequest:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(conf) - known
+        if unknown:
+            raise ConfigurationError(f"unknown parameters {sorted(unknown)}; expected some of {sorted(known)}")
+        values = {k: v for k, v in conf.items() if v is not None}
+        for name in ("n_trials", "n_workers", "time_budget_s", "seed"):
+            if isinstance(values.get(name), float) and values[name].is_integer():
+                values[name] = int(values[name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _recent_rows(ws: Workspace, request: RetrainRequest) -> tuple[pd.DataFrame, str]:
+    if request.window_uri:
+        return DatasetStore(ws.datasets, ws.dvc_remote).read(request.window_uri), request.window_uri
+    path = str(Path(request.data_path).expanduser().resolve())
+    return read_table(Path(path)), path
+
+
+def _check_schema(recent: pd.DataFrame, reference: pd.DataFrame, model: Any, source: str) -> None:
+    """Refuse recent rows that the champion's schema cannot read, naming each column."""
+    failures = [
+        f"column {c!r}: rule column_exists: the model family needs it"
+        for c in missing_columns(recent, model.schema, model.target)
+    ]
+    for column in model.schema.numeric:
+        if column in recent and not pd.api.types.is_numeric_dtype(recent[column]):
+            bad = pd.to_numeric(recent[column], errors="coerce").isna() & recent[column].notna()
+            if bad.any():
+                sample = recent.loc[bad, column].astype(str).head(3).tolist()
+                failures.append(f"column {column!r}: rule numeric: expected numbers as in the reference; got {sample}")
+    if model.target in recent and model.target in reference:
+        known = set(reference[model.target].dropna().unique())
+        if hasattr(model.pipeline, "classes_"):
+            unseen = sorted(set(recent[model.target].dropna().unique()) - known, key=str)
+            if unseen:
+                log.warning("recent rows have target classes the reference lacks: %s", unseen[:10])
+    if failures:
+        raise DataValidationError(source, failures)
+
+
+def _split_recent(labelled: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed).permutation(len(labelled))
+    n_eval = max(1, int(round(fraction * len(labelled))))
+    return labelled.iloc[order[n_eval:]], labelled.iloc[order[:n_eval]]
+
+
+def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: str) -> dict[str, Any]:
+    """Validate, combine and version the retraining data; open the run's MLflow parent run.
+
+    Returns the NoCode pipeline's preprocess result plus the retrain's own ids: the parent
+    version, the parent study, and the held-out evaluation data's URI.
+    """
+    client = mlflow_client(ws)
+    check_family_exists(client, request.family)
+    parent_version = current_alias_version(client, request.family, CHAMPION)
+    if not parent_version:
+        raise LoopmlError(f"model family {request.family!r} has no champion to retrain")
+    model = load_version_model(ws, request.family, parent_version)
+    reference_uri = model.tags.get("loopml.dataset_uri", "")
+    parent_study = model.tags.get("loopml.study", "")
+    if not reference_uri or not parent_study:
+        raise LoopmlError(f"{request.family} v{parent_version} lacks its dataset or study tags; cannot retrain it")
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+    reference = store.read(reference_uri)
+    recent, source = _recent_rows(ws, request)
+    _check_schema(recent, reference, model, source)
+
+    columns = list(model.schema.columns) + [model.target]
+    labelled = recent.loc[recent[model.target].notna(), columns]
+    if len(labelled) < MIN_LABELLED_ROWS:
+        raise DataValidationError(
+            source,
+            [
+                f"column {model.target!r}: rule enough_labels: {len(labelled)} labelled rows; at least {MIN_LABELLED_ROWS} needed"
+            ],
+        )
+    labelled = labelled.astype({c: reference[c].dtype for c in columns if c in model.schema.numeric}, errors="ignore")
+    _, plan = load_study(ws.optuna_uri, parent_study)
+    train_recent, eval_recent = _split_recent(labelled, request.eval_fraction, request.seed)
+    parts = [reference[columns], train_recent] if request.combine == "reference_plus_recent" else [train_recent]
+    combined = pd.concat(parts, ignore_index=True)
+    validate_table(combined, source=source, target=model.target, task_type=plan.data.task_type)
+    validate_table(eval_recent, source=f"{source} (held-out rows)", target=model.target, task_type=plan.data.task_type)
+
+    dataset_name, _ = parse_dataset_uri(reference_uri)
+    stored = store.put(dataset_name, combined)
+    eval_uri = store.put(f"{request.family}.eval", eval_recent.reset_index(drop=True)).uri
+    log.info(
+        "retraining data %s: %s (%d reference + %d recent rows); %d recent rows held out as %s",
+        stored.uri,
+        request.combine,
+        len(reference) if request.combine == "reference_plus_recent" else 0,
+        len(train_recent),
+        len(eval_recent),
+        eval_uri,
+    )
+    result = open_pipeline_run(
+        ws,
+        combined,
+        stored,
+        family=request.family,
+        target=model.target,
+        task_type=plan.data.task_type,
+        metric=model.metric.name,
+        source=source,
+        run_name=f"drift_retrain {dag_run_id}",
+        dag_run_id=dag_run_id,
+        params={"combine": request.combine, "n_trials": request.n_trials, "n_workers": request.n_workers},
+        tags={
+            "loopml.parent_version": parent_version,
+            "loopml.parent_study": parent_study,
+            "loopml.reference_uri": reference_uri,
+            "loopml.eval_candidate_uri": eval_uri,
+            "loopml.retrain_reason": request.reason[:4900],
+        },
+    )
+    return {
+        **result.to_dict(),
+        "parent_version": parent_version,
+        "parent_study": parent_study,
+        "eval_uri": eval_uri,
+        "reference_uri": reference_uri,
+    }
+
+
+def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
+    """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
+    from automl_tasks.estimators import DataSpec
+
+    _, parent = load_study(ws.optuna_uri, pre["parent_study"])
+    space_yaml = request.search_space or parent.space_yaml
+    space = load_search_space(space_yaml)
+    plan = SearchPlan(
+        study_name=study_name,
+        family=request.family,
+        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
+        dataset_uri=pre["dataset_uri"],
+        metric=parent.metric,
+        direction=parent.direction,
+        space_yaml=space_yaml,
+        space_hash=space.hash,
+        n_trials=request.n_trials,
+        time_budget_s=request.time_budget_s,
+        deadline=time.time() + request.time_budget_s,
+        n_workers=request.n_workers,
+        experiment_id=pre["experiment_id"],
+        parent_run_id=pre["parent_run_id"],
+        seed=request.seed,
+        algorithm=parent.algorithm,
+    )
+    same_space = space.hash == parent.space_hash
+    if not same_space:
+        log.info("the form changes the search space (hash %s -> %s): no warm start", parent.space_hash, space.hash)
+    return start_search(ws.optuna_uri, plan, space, warm_start_study=pre["parent_study"] if same_space else None)
+
+
+def gate_on_recent_data(
+    ws: Workspace, family: str, version: str, eval_uri: str, *, margin: float, triggered_by: str
+) -> dict[str, Any]:
+    """Make the held-out recent rows the family's evaluation data, score champion and
+    challenger on them, and let the promotion gate decide."""
+    client = mlflow_client(ws)
+    frame = DatasetStore(ws.datasets, ws.dvc_remote).read(eval_uri)
+    with family_lock(ws, family):
+        champion = current_alias_version(client, family, CHAMPION)
+        scores = {}
+        for candidate in dict.fromkeys(v for v in (champion, version) if v):
+            scores[candidate] = score_version(load_version_model(ws, family, candidate), frame)
+            old = client.get_model_version(family, candidate).tags
+            if old.get(EVAL_SCORE_TAG) and old.get(EVAL_URI_TAG) != eval_uri:
+                record = f"{old[EVAL_SCORE_TAG]} on {old.get(EVAL_URI_TAG)}"
+                client.set_model_version_tag(family, candidate, "loopml.previous_eval_score", record)
+            client.set_model_version_tag(family, candidate, EVAL_SCORE_TAG, f"{scores[candidate]:.8g}")
+            client.set_model_version_tag(family, candidate, EVAL_URI_TAG, eval_uri)
+        model = client.get_registered_model(family)
+        history = json.loads(model.tags.get(EVAL_HISTORY_TAG, "[]"))
+        previous = model.tags.get(EVAL_URI_TAG)
+        if previous and previous != eval_uri:
+            history.append(previous)
+        client.set_registered_model_tag(family, EVAL_HISTORY_TAG, json.dumps(history[-50:]))
+        client.set_registered_model_tag(family, EVAL_URI_TAG, eval_uri)
+    log.info("family %s evaluation data is now %s; scores on it: %s", family, eval_uri, scores)
+    decision = promote(ws, family, version, mode="auto", triggered_by=triggered_by, config=GateConfig(margin=margin))
+    return {**decision, "eval_uri": eval_uri, "scores": scores}

@@ -1,0 +1,80 @@
+"""Score a family's model version on a labelled table with the family's metric.
+
+One function for every comparison that must be like for like: a new version on the
+family's evaluation data, the champion on a recent labelled window (concept drift), and
+both versions on fresh evaluation data before a drift-retrain promotion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.settings import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionModel:
+    """A registered version's native pipeline with what is needed to score it."""
+
+    family: str
+    version: str
+    pipeline: Any
+    schema: FeatureSchema
+    target: str
+    metric: Metric
+    tags: dict[str, str]
+
+
+def load_version_model(ws: Workspace, family: str, version: str) -> VersionModel:
+    """The native (scikit-learn) pipeline of `family` version `version` and its feature schema."""
+    import mlflow
+
+    from automl_tasks.model_store import feature_schema_of
+    from automl_tasks.tracking import mlflow_client
+
+    mv = mlflow_client(ws).get_model_version(family, version)
+    tags = dict(mv.tags)
+    pipeline = mlflow.sklearn.load_model(f"models:/{family}/{version}")
+    return VersionModel(
+        family=family,
+        version=str(version),
+        pipeline=pipeline,
+        schema=feature_schema_of(mv.run_id),
+        target=tags.get("loopml.target", "target"),
+        metric=Metric(tags.get("loopml.metric", "roc_auc")),
+        tags=tags,
+    )
+
+
+def missing_columns(frame: pd.DataFrame, schema: FeatureSchema, target: str | None = None) -> list[str]:
+    """Columns the model needs (and the target, if given) that `frame` lacks."""
+    needed = list(schema.columns) + ([target] if target else [])
+    return [c for c in needed if c not in frame.columns]
+
+
+def score_pipeline(pipeline: Any, frame: pd.DataFrame, schema: FeatureSchema, target: str, metric: Metric) -> float:
+    """`metric` of `pipeline` on the labelled rows of `frame` (rows with a missing target are skipped)."""
+    labelled = frame[frame[target].notna()]
+    if labelled.empty:
+        raise ValueError(f"no labelled rows in column {target!r} to score on")
+    features = feature_frame(labelled, schema)
+    truth = labelled[target].to_numpy()
+    classes = getattr(pipeline, "classes_", None)
+    if classes is not None:
+        truth = np.asarray(truth).astype(np.asarray(classes).dtype, copy=False)
+    prediction = pipeline.predict_proba(features) if metric.needs_proba else pipeline.predict(features)
+    return metric(truth, prediction, classes)
+
+
+def score_version(model: VersionModel, frame: pd.DataFrame) -> float:
+    """`score_pipeline` for a loaded registered version."""
+    return score_pipeline(model.pipeline, frame, model.schema, model.target, model.metric)
