@@ -60,6 +60,8 @@ class RetrainRequest:
     time_budget_s: int = 600
     search_space: str = ""  # empty = the parent study's space (YAML text to change it)
     margin: float = 0.0  # the promotion gate's required improvement
+    max_latency_ratio: float = GateConfig.max_latency_ratio  # the gate's guard ratios
+    max_size_ratio: float = GateConfig.max_size_ratio
     seed: int = 0
     reason: str = ""  # why the retrain runs (drift_check's verdict)
 
@@ -83,7 +85,7 @@ class RetrainRequest:
                 raise ConfigurationError(
                     f"The {name!r} parameter must be an integer in [{low}, {high}]. Got {value!r}."
                 )
-        GateConfig(margin=self.margin)
+        self.gate()
         if self.search_space:
             load_search_space(self.search_space)
 
@@ -101,6 +103,9 @@ class RetrainRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def gate(self) -> GateConfig:
+        return GateConfig(self.margin, self.max_latency_ratio, self.max_size_ratio)
 
 
 def _recent_rows(ws: Workspace, request: RetrainRequest) -> tuple[pd.DataFrame, str]:
@@ -249,7 +254,7 @@ def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, A
 
 
 def gate_on_recent_data(
-    ws: Workspace, family: str, version: str, eval_uri: str, *, margin: float, triggered_by: str
+    ws: Workspace, family: str, version: str, eval_uri: str, *, gate: GateConfig, triggered_by: str
 ) -> dict[str, Any]:
     """Make the held-out recent rows the family's evaluation data, score champion and
     challenger on them, and let the promotion gate decide."""
@@ -274,5 +279,5 @@ def gate_on_recent_data(
         client.set_registered_model_tag(family, EVAL_HISTORY_TAG, json.dumps(history[-50:]))
         client.set_registered_model_tag(family, EVAL_URI_TAG, eval_uri)
     log.info("family %s evaluation data is now %s; scores on it: %s", family, eval_uri, scores)
-    decision = promote(ws, family, version, mode="auto", triggered_by=triggered_by, config=GateConfig(margin=margin))
+    decision = promote(ws, family, version, mode="auto", triggered_by=triggered_by, config=gate)
     return {**decision, "eval_uri": eval_uri, "scores": scores}

@@ -98,6 +98,12 @@ SCHEDULE = os.environ.get("LOOPML_DRIFT_SCHEDULE", "@hourly")
             section="Retraining",
         ),
         "margin": Param(None, type=["null", "number"], minimum=0, title="Promotion margin", section="Retraining"),
+        "max_latency_ratio": Param(
+            None, type=["null", "number"], minimum=1, title="Allowed latency ratio", section="Retraining"
+        ),
+        "max_size_ratio": Param(
+            None, type=["null", "number"], minimum=1, title="Allowed model size ratio", section="Retraining"
+        ),
     },
 )
 def drift_check():

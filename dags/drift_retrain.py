@@ -75,6 +75,8 @@ from operators.nocode import advisor, job_estimator, workers
             section="Search",
         ),
         "margin": Param(0.0, type="number", minimum=0, title="Promotion margin", section="Registry"),
+        "max_latency_ratio": Param(1.5, type="number", minimum=1, title="Allowed latency ratio", section="Registry"),
+        "max_size_ratio": Param(2.0, type="number", minimum=1, title="Allowed model size ratio", section="Registry"),
         "seed": Param(0, type="integer", minimum=0, title="Seed", section="Search"),
         "reason": Param("", type="string", title="Reason", description="Why this retrain runs.", section="Registry"),
     },

@@ -17,7 +17,7 @@ DRIFT_ASSET = Asset(name="loopml_drift_check", uri="loopml://drift_check", group
 #: drift_check form keys that are drift settings (None/empty = the family's own setting)
 SETTING_KEYS = ("window_hours", "min_rows", "drift_share", "column_threshold", "performance_drop", "auto_retrain")
 #: drift_check form keys passed on to drift_retrain
-RETRAIN_KEYS = ("n_trials", "n_workers", "time_budget_s", "combine", "margin")
+RETRAIN_KEYS = ("n_trials", "n_workers", "time_budget_s", "combine", "margin", "max_size_ratio", "max_latency_ratio")
 
 
 @task(task_id="select_families")
@@ -147,7 +147,7 @@ def retrain_task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="promotion_gate")
 def retrain_gate(request: dict[str, Any], pre: dict[str, Any], registered: dict[str, Any]) -> dict[str, Any]:
     """Champion and challenger scored on the held-out recent rows; the gate decides."""
-    from automl_tasks.retrain import gate_on_recent_data
+    from automl_tasks.retrain import RetrainRequest, gate_on_recent_data
 
     run_id = get_current_context()["run_id"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -156,7 +156,7 @@ def retrain_gate(request: dict[str, Any], pre: dict[str, Any], registered: dict[
             registered["family"],
             registered["version"],
             pre["eval_uri"],
-            margin=float(request["margin"]),
+            gate=RetrainRequest(**request).gate(),
             triggered_by=f"drift_retrain run {run_id}",
         )
     log.info(
