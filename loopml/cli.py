@@ -5,6 +5,8 @@ up         start Airflow (and the MLflow UI) on the workspace and keep them runn
 run        trigger a DAG with a JSON conf, follow it to the end, print the outcome
 serve      serve a model family's champion with BentoML on localhost
 bento      build a Bento (deployable archive) that serves a model family
+demo-drift close the drift loop on the demo family: shifted traffic -> drift_check ->
+           drift_retrain -> promotion -> the endpoint answers with the new version
 """
 
 from __future__ import annotations
@@ -41,6 +43,27 @@ def _print_failure(client, dag_id: str, run_id: str) -> None:
             _say(f"    {line[:400]}")
 
 
+def follow_run(client, dag_id: str, run_id: str, *, timeout_s: float, url: str = "") -> str:
+    """Wait for a DAG run, printing each task's state changes; print the failed tasks' logs."""
+    started = time.time()
+    if url:
+        _say(f"triggered {dag_id} run {run_id}; follow it at {url}/dags/{dag_id}/runs/{run_id}")
+    seen: dict[str, str] = {}
+
+    def report(_state: str) -> None:
+        for ti in client.task_instances(dag_id, run_id):
+            key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            if ti["state"] and seen.get(key) != ti["state"]:
+                seen[key] = ti["state"]
+                _say(f"  {key}: {ti['state']}")
+
+    state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report)
+    _say(f"{dag_id} run {run_id}: {state} after {time.time() - started:.0f}s")
+    if state != "success":
+        _print_failure(client, dag_id, run_id)
+    return state
+
+
 def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, timeout_s: float) -> tuple[str, Any]:
     """Trigger `dag_id` on the embedded stack and wait; return (state, the `end` task's XCom)."""
     from loopml.airflow_client import AirflowClient
@@ -55,20 +78,8 @@ def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, time
         client.wait_for_dag(dag_id)
         client.unpause(dag_id)
         run_id = client.trigger(dag_id, conf)
-        _say(f"triggered {dag_id} run {run_id}; follow it at {stack.url}/dags/{dag_id}/runs/{run_id}")
-        seen: dict[str, str] = {}
-
-        def report(_state: str) -> None:
-            for ti in client.task_instances(dag_id, run_id):
-                key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
-                if ti["state"] and seen.get(key) != ti["state"]:
-                    seen[key] = ti["state"]
-                    _say(f"  {key}: {ti['state']}")
-
-        state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report)
-        _say(f"{dag_id} run {run_id}: {state} after {time.time() - started:.0f}s")
+        state = follow_run(client, dag_id, run_id, timeout_s=timeout_s, url=stack.url)
         if state != "success":
-            _print_failure(client, dag_id, run_id)
             return state, None
         try:
             return state, client.xcom(dag_id, run_id, "end")
@@ -243,6 +254,21 @@ def cmd_bento(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_drift(args: argparse.Namespace) -> int:
+    from loopml.demo_drift import run_drift_demo
+
+    ws = Workspace.from_env().ensure()
+    return run_drift_demo(
+        ws,
+        args.family,
+        port=args.port,
+        serve_port=args.serve_port,
+        rows=args.rows,
+        trials=args.trials,
+        timeout_s=args.timeout,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     bento = sub.add_parser("bento", help="build a Bento that serves a family")
     bento.add_argument("family")
     bento.set_defaults(func=cmd_bento)
+
+    drift = sub.add_parser("demo-drift", help="shifted traffic -> drift check -> retrain -> promoted model served")
+    drift.add_argument("--family", default="breast_cancer", help="family to drift (made by 'loopml demo' if missing)")
+    drift.add_argument("--rows", type=int, default=400, help="shifted rows sent to the endpoint")
+    drift.add_argument("--trials", type=int, default=6, help="trial budget of the retrain search")
+    drift.add_argument("--port", type=int, default=8080, help="Airflow api-server port")
+    drift.add_argument("--serve-port", type=int, default=3000)
+    drift.add_argument("--timeout", type=float, default=1800)
+    drift.set_defaults(func=cmd_demo_drift)
     return parser
 
 

@@ -1,0 +1,126 @@
+"""Drift check and drift retrain through the real Airflow stack.
+
+One family (champion v1 trained on breast_cancer) goes through: an unshifted window (no
+retrain), a shifted and relabelled window (drift -> drift_retrain -> v2 with lineage,
+promoted), a schema-breaking file (stopped at validation, nothing registered) and a
+deliberately weak retrain (registered, not promoted).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from automl_tasks.data import DatasetStore, bundled_frame
+from automl_tasks.registry import CHAMPION, current_alias_version
+from automl_tasks.tracking import mlflow_client
+from loopml.drift_stream import like_reference, shifted
+from tests.drift_helpers import log_requests
+from tests.e2e.conftest import run_pipeline, states
+from tests.family_builder import add_version
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+FAMILY = "drift_e2e"
+# a single depth-1 tree on 5% of the columns: a model that cannot be good
+WEAK_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [random_forest]
+    submodule:
+      random_forest:
+        - {name: n_estimators, type: int_cat, range: [1]}
+        - {name: max_depth, type: int_cat, range: [1]}
+        - {name: min_samples_leaf, type: int_cat, range: [100]}
+        - {name: max_features, type: float_cat, range: [0.05]}
+"""
+RETRAIN = {"n_trials": 3, "n_workers": 2, "time_budget_s": 300, "max_size_ratio": 50.0}
+
+
+@pytest.fixture(scope="module")
+def family(airflow, e2e_workspace):
+    for dag_id in ("drift_check", "drift_retrain"):
+        airflow.wait_for_dag(dag_id)
+        airflow.unpause(dag_id)
+    add_version(e2e_workspace, FAMILY, n_trials=2, tag="drift-v1")
+    return e2e_workspace
+
+
+def _versions(ws) -> list[int]:
+    return sorted(int(v.version) for v in mlflow_client(ws).search_model_versions(f"name='{FAMILY}'"))
+
+
+def _retrain_runs(airflow) -> list[str]:
+    runs = airflow._call("GET", "/api/v2/dags/drift_retrain/dagRuns", params={"limit": 100})["dag_runs"]
+    return [r["dag_run_id"] for r in runs if (r.get("conf") or {}).get("family") == FAMILY]
+
+
+def test_unshifted_window_is_no_drift_and_no_retrain(airflow, family):
+    log_requests(family, FAMILY, like_reference(bundled_frame("breast_cancer"), 300, seed=1), labels=True)
+    run_id, state = run_pipeline(airflow, {"family": FAMILY}, dag_id="drift_check", timeout_s=300)
+    task_states = states(airflow, run_id, "drift_check")
+    assert state == "success", task_states
+    result = airflow.xcom("drift_check", run_id, "check_drift", map_index=0)
+    assert result["status"] == "no_drift", result["reasons"]
+    assert task_states["trigger_retrain"] == "skipped"
+    assert _retrain_runs(airflow) == []
+    log = airflow.task_log("drift_check", run_id, "retrain_requests", 1)
+    assert f"{FAMILY}: no drift; no retrain" in log
+
+
+def test_shifted_window_retrains_a_new_version_with_lineage(airflow, family):
+    log_requests(family, FAMILY, shifted(bundled_frame("breast_cancer"), "target", 400, seed=2), labels=True)
+    run_id, state = run_pipeline(airflow, {"family": FAMILY, **RETRAIN}, dag_id="drift_check", timeout_s=300)
+    assert state == "success", states(airflow, run_id, "drift_check")
+    result = airflow.xcom("drift_check", run_id, "check_drift", map_index=0)
+    assert result["status"] == "drift" and result["performance"]["drop"] > 0.05, result
+    retrain_id = airflow.xcom("drift_check", run_id, "trigger_retrain", key="trigger_run_id", map_index=0)
+    assert _retrain_runs(airflow) == [retrain_id]
+    state = airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900)
+    task_states = states(airflow, retrain_id, "drift_retrain")
+    assert state == "success", task_states
+    summary = airflow.xcom("drift_retrain", retrain_id, "end")
+    assert summary["family"] == FAMILY and summary["parent_version"] == "1" and summary["version"] == "2"
+    client = mlflow_client(family)
+    new = client.get_model_version(FAMILY, "2")
+    assert new.tags["loopml.parent_version"] == "1"
+    assert new.tags["loopml.dataset_uri"].startswith("dataset://breast_cancer@")
+    assert new.tags["loopml.dataset_uri"] != client.get_model_version(FAMILY, "1").tags["loopml.dataset_uri"]
+    assert summary["promoted"], summary["reason"]
+    assert current_alias_version(client, FAMILY, CHAMPION) == "2"
+    plan_log = airflow.task_log("drift_retrain", retrain_id, "plan_search", 1)
+    assert "warm-start configurations from study" in plan_log
+
+
+def test_schema_breaking_data_stops_at_validation(airflow, family, tmp_path):
+    broken = shifted(bundled_frame("breast_cancer"), "target", 200, seed=3).drop(columns=["mean_radius"])
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    champion, versions = current_alias_version(mlflow_client(family), FAMILY, CHAMPION), _versions(family)
+    datasets = DatasetStore(family.datasets, family.dvc_remote).versions("breast_cancer")
+    run_id, state = run_pipeline(
+        airflow, {"family": FAMILY, "data_path": str(path), **RETRAIN}, dag_id="drift_retrain", timeout_s=300
+    )
+    task_states = states(airflow, run_id, "drift_retrain")
+    assert state == "failed" and task_states["prepare_data"] == "failed", task_states
+    log = airflow.task_log("drift_retrain", run_id, "prepare_data", 1)
+    assert str(path) in log and "column 'mean_radius': rule column_exists" in log
+    assert _versions(family) == versions
+    assert current_alias_version(mlflow_client(family), FAMILY, CHAMPION) == champion
+    assert DatasetStore(family.datasets, family.dvc_remote).versions("breast_cancer") == datasets
+
+
+def test_a_worse_retrained_model_is_registered_but_not_promoted(airflow, family, tmp_path):
+    fresh = like_reference(bundled_frame("breast_cancer"), 300, seed=4)
+    path = tmp_path / "fresh.parquet"
+    fresh.to_parquet(path)
+    champion = current_alias_version(mlflow_client(family), FAMILY, CHAMPION)
+    conf = {"family": FAMILY, "data_path": str(path), "search_space": WEAK_SPACE, **RETRAIN}
+    run_id, state = run_pipeline(airflow, conf, dag_id="drift_retrain", timeout_s=900)
+    assert state == "success", states(airflow, run_id, "drift_retrain")
+    summary = airflow.xcom("drift_retrain", run_id, "end")
+    assert not summary["promoted"] and "not above margin" in summary["reason"], summary
+    client = mlflow_client(family)
+    assert current_alias_version(client, FAMILY, CHAMPION) == champion
+    assert current_alias_version(client, FAMILY, "challenger") == summary["version"]
+    assert client.get_model_version(FAMILY, summary["version"]).tags["loopml.parent_version"] == champion
