@@ -33,6 +33,7 @@ class NoCodeRequest:
     search_space: str = ""  # YAML text or a path; empty = the default tabular space
     family: str = ""  # registered model name; empty = derived from the dataset name
     seed: int = 0
+    strategy: str = "auto"  # a search strategy name, or auto (the formatter picks one and says why)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -52,6 +53,10 @@ class NoCodeRequest:
         if self.family:
             check_family_name(self.family)
         self.space()  # raises SearchSpaceError with the YAML path of the fault
+        from automl_tasks.search.strategies import STRATEGIES
+
+        if self.strategy != "auto" and self.strategy not in STRATEGIES:
+            raise _bad("strategy", f"'auto' or one of {sorted(STRATEGIES)}", self.strategy)
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> NoCodeRequest:

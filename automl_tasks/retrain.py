@@ -246,6 +246,7 @@ def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, A
         parent_run_id=pre["parent_run_id"],
         seed=request.seed,
         algorithm=parent.algorithm,
+        strategy=parent.strategy,
     )
     same_space = space.hash == parent.space_hash
     if not same_space:

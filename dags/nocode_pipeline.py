@@ -97,6 +97,15 @@ BUNDLED_DATASETS = ["breast_cancer", "wine", "iris", "diabetes", "digits"]
             section="Registry",
         ),
         "seed": Param(0, type="integer", minimum=0, title="Seed", section="Search"),
+        "strategy": Param(
+            "auto",
+            type="string",
+            enum=["auto", "tpe", "gp", "random", "grid", "cmaes"],
+            title="Search strategy",
+            description="'auto': the formatter picks one from the space, budget and data size, and says why in "
+            "the plan_search log.",
+            section="Search",
+        ),
     },
 )
 def nocode_pipeline():

@@ -27,6 +27,7 @@ FORM_KEYS = (
     "search_space",
     "family",
     "seed",
+    "strategy",
 )
 
 
@@ -71,13 +72,20 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
     from automl_tasks.estimators import DataSpec
     from automl_tasks.estimators.metrics import Metric
     from automl_tasks.request import NoCodeRequest
-    from automl_tasks.search import SearchPlan, choose_trial_budget, start_search
+    from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, start_search
 
     req = NoCodeRequest(**request)
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
         profile = json.loads(Path(pre["profile_path"]).read_text())
         space = req.space()
+        n_trials = choose_trial_budget(req.n_trials, profile)
+        strategy, why = choose_strategy(req.strategy, space, n_trials, profile)
+        log.info("formatter: search strategy %s: %s", strategy, why)
+        from automl_tasks.tracking import mlflow_client
+
+        mlflow_client(ws).log_param(pre["parent_run_id"], "strategy", strategy)
+        mlflow_client(ws).set_tag(pre["parent_run_id"], "loopml.strategy_reason", why)
         plan = SearchPlan(
             study_name=study_name_for(pre),
             family=pre["family"],
@@ -87,13 +95,14 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
             direction=Metric(pre["metric"]).direction,
             space_yaml=req.space_text(),
             space_hash=space.hash,
-            n_trials=choose_trial_budget(req.n_trials, profile),
+            n_trials=n_trials,
             time_budget_s=req.time_budget_s,
             deadline=time.time() + req.time_budget_s,
             n_workers=req.n_workers,
             experiment_id=pre["experiment_id"],
             parent_run_id=pre["parent_run_id"],
             seed=req.seed,
+            strategy=strategy,
         )
         summary = start_search(ws.optuna_uri, plan, space)
     log.info("search planned: %s", summary)

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from automl_tasks.errors import ConfigurationError
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.storage import create_study, open_storage
 from automl_tasks.search_space import SearchSpace
@@ -29,6 +30,51 @@ def choose_trial_budget(requested: int, profile: dict[str, Any]) -> int:
     budget = 40 if cells < 200_000 else 25 if cells < 5_000_000 else 12
     log.info("formatter: auto trial budget %d for %d rows x %d columns", budget, profile["rows"], profile["columns"])
     return budget
+
+
+def choose_strategy(
+    requested: str, space: SearchSpace, n_trials: int, profile: dict[str, Any] | None = None, *, fidelity: bool = False
+) -> tuple[str, str]:
+    """(strategy name, why): the form's choice if any, else one picked from the space's
+    size and shape, the budget, the dataset's size and whether the algorithm has a fidelity."""
+    from automl_tasks.errors import SearchSpaceError
+    from automl_tasks.search.strategies import make_strategy
+
+    if requested and requested != "auto":
+        strategy = make_strategy(requested, space=space)  # refuses unknown names and too-large grids
+        if strategy.needs_fidelity and not fidelity:
+            raise ConfigurationError(
+                f"strategy {requested!r} needs intermediate rewards (epochs, boosting rounds) and this algorithm "
+                "reports none; choose another strategy"
+            )
+        return requested, "chosen in the trigger form"
+    try:
+        points = len(space.grid(5, limit=n_trials))
+        return (
+            "grid",
+            f"the space has only {points} points (5 per numeric range), no more than the {n_trials}-trial budget: try them all",
+        )
+    except SearchSpaceError:
+        pass
+    conditional = bool(space.conditions) or any(p.children for p in space.params)
+    numeric = [name for name in space.names() if (param := space.find(name)) is not None and param.is_numeric]
+    all_numeric = len(numeric) == len(space.names())
+    cells = (profile or {}).get("rows", 0) * max(1, (profile or {}).get("columns", 1))
+    if fidelity and n_trials >= 30:
+        return (
+            "hyperband",
+            f"the algorithm reports intermediate rewards and the budget is {n_trials} trials: stop poor trials early",
+        )
+    if all_numeric and not conditional and n_trials >= 100 and len(numeric) >= 3:
+        return "cmaes", f"{len(numeric)} numeric parameters, no conditions and a {n_trials}-trial budget suit CMA-ES"
+    if not conditional and len(space.names()) <= 10 and (n_trials <= 40 or cells > 5_000_000):
+        size = f"a {n_trials}-trial budget" if n_trials <= 40 else f"expensive trials ({cells:,} cells of data)"
+        return (
+            "gp",
+            f"a flat space of {len(space.names())} parameters and {size}: Gaussian-process BO uses each trial best",
+        )
+    why = "a conditional space" if conditional else f"{len(space.names())} parameters"
+    return "tpe", f"{why}: multivariate TPE, grouped by branch, with constant liar for parallel workers"
 
 
 def warm_start_configs(
@@ -77,6 +123,8 @@ def start_search(
     With `warm_start_study` (a retrain), that study's best configurations are enqueued
     first and the default after them; otherwise the default comes first.
     """
+    from automl_tasks.search.strategies import make_strategy
+
     study = create_study(optuna_uri, plan)
     if study.trials:
         log.info(
@@ -94,10 +142,12 @@ def start_search(
         study.enqueue_trial(config, user_attrs={"loopml.origin": "warm_start"}, skip_if_exists=True)
     if warm_start_study is not None:
         study.enqueue_trial(default, user_attrs={"loopml.origin": "default"}, skip_if_exists=True)
+    make_strategy(plan.strategy, seed=plan.seed, space=space).prepare(study)  # a grid enqueues its points
     log.info(
-        "formatter: study %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
+        "formatter: study %s, strategy %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
         "enqueued the default configuration and %d warm-start configurations from %s",
         plan.study_name,
+        plan.strategy,
         plan.n_trials,
         plan.n_workers,
         plan.time_budget_s,

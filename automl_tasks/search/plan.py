@@ -36,6 +36,7 @@ class SearchPlan:
     parent_run_id: str
     seed: int = 0
     algorithm: str = "tabular"
+    strategy: str = "tpe"  # a name in automl_tasks.search.strategies.STRATEGIES
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
 

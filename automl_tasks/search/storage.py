@@ -37,34 +37,39 @@ def open_storage(url: str):  # -> optuna.storages.RDBStorage
     )
 
 
-def make_sampler(seed: int):
-    """TPE, multivariate with constant liar (Optuna 5 defaults, stated explicitly)."""
-    import optuna
-
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=8)
-
-
 def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
+    """Create (or reopen) the plan's study with its strategy's sampler and pruner."""
     import optuna
 
+    from automl_tasks.search.strategies import make_strategy
+
+    strategy = make_strategy(plan.strategy, seed=plan.seed)
     study = optuna.create_study(
         storage=open_storage(url),
         study_name=plan.study_name,
         direction=plan.direction,
-        sampler=make_sampler(plan.seed),
+        sampler=strategy.sampler(),
+        pruner=strategy.pruner(),
         load_if_exists=True,
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())
     study.set_user_attr("loopml.family", plan.family)
     study.set_user_attr("loopml.space_hash", plan.space_hash)
+    study.set_user_attr("loopml.strategy", plan.strategy)
     return study
 
 
 def load_study(url: str, study_name: str, *, seed: int = 0):  # -> tuple[optuna.Study, SearchPlan]
+    """The study and its plan; the sampler and pruner are the plan's strategy's (seeded with `seed`)."""
     import optuna
 
-    study = optuna.load_study(study_name=study_name, storage=open_storage(url), sampler=make_sampler(seed))
-    return study, SearchPlan.from_json(study.user_attrs[PLAN_ATTR])
+    from automl_tasks.search.strategies import make_strategy
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+    plan = SearchPlan.from_json(study.user_attrs[PLAN_ATTR])
+    strategy = make_strategy(plan.strategy, seed=seed)
+    study.sampler, study.pruner = strategy.sampler(), strategy.pruner()
+    return study, plan
 
 
 def request_stop(study: Any, reason: str) -> None:

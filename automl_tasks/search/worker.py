@@ -17,7 +17,8 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
-from automl_tasks.search_space import ForbiddenConfiguration, load_search_space
+from automl_tasks.search.strategies import make_strategy
+from automl_tasks.search_space import load_search_space
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import log_child_run
 
@@ -76,11 +77,9 @@ def evaluate_config(plan: SearchPlan, config: dict) -> tuple[float, float]:
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
-    from optuna.trial import TrialState
-
     study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1)
     storage = open_storage(ws.optuna_uri)
-    space = load_search_space(plan.space_yaml)
+    strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
     progress = Progress(plan.n_trials, plan.deadline)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = 0
@@ -92,26 +91,19 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         if not _budget_left(study, plan):
             log.info("%sstopping: trial or time budget spent", tag)
             break
-        trial = study.ask()
-        state, score, seconds, error = TrialState.COMPLETE, None, 0.0, ""
+        task = strategy.generate_tasks(study, 1)[0]
+        trial, config = task.trial, task.config
+        score, seconds, error = None, 0.0, ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or 5):
             try:
-                config = space.sample(trial)
                 score, seconds = evaluate_config(plan, config)
-            except ForbiddenConfiguration as exc:
-                state, error, config = TrialState.PRUNED, str(exc), dict(trial.params)
             except Exception as exc:  # a bad configuration fails its trial, not the worker
-                state, error, config = TrialState.FAIL, f"{type(exc).__name__}: {exc}", dict(trial.params)
+                error = f"{type(exc).__name__}: {exc}"
                 log.warning("%strial %d failed: %s", tag, trial.number, error)
         try:
-            if state == TrialState.COMPLETE:
-                study.tell(trial, score)
-                evaluated += 1
-            else:
-                trial.set_user_attr("loopml.error", error[:1000])
-                study.tell(trial, state=state)
-                failed += 1
-            outcome = state.name
+            strategy.handle_rewards(study, task, score, error)
+            outcome = "COMPLETE" if score is not None else "FAIL"
+            evaluated, failed = evaluated + (score is not None), failed + (score is None)
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)

@@ -105,6 +105,34 @@ class SearchSpace:
         self._check_forbidden(config)
         return config
 
+    def grid(self, points_per_numeric: int = 5, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Every configuration of the space, numeric ranges cut into `points_per_numeric`
+        evenly spaced values (geometric for `_log` types); forbidden ones left out.
+
+        Raises SearchSpaceError when the grid would exceed `limit` configurations."""
+        configs: list[dict[str, Any]] = []
+
+        def expand(pending: list[tuple[Param, str]], config: dict[str, Any]) -> None:
+            if len(configs) > limit:
+                raise SearchSpaceError("grid", f"more than {limit} configurations; use another strategy")
+            if not pending:
+                try:
+                    self._check_forbidden(config)
+                except ForbiddenConfiguration:
+                    return
+                configs.append(dict(config))
+                return
+            (p, name), rest = pending[0], pending[1:]
+            if not self._active(name, config):
+                expand(rest, config)
+                return
+            for value in _grid_values(p, points_per_numeric):
+                kids = [(kid, f"{name}.{value}.{kid.name}") for kid in p.children.get(value, ())]
+                expand(kids + rest, {**config, name: value})
+
+        expand([(p, p.name) for p in self.params], {})
+        return configs
+
     def names(self) -> list[str]:
         """Every parameter's full name, active or not."""
         out: list[str] = []
@@ -155,6 +183,19 @@ class SearchSpace:
 
 
 _MISSING = object()
+
+
+def _grid_values(p: Param, points: int) -> list[Any]:
+    if not p.is_numeric:
+        return list(p.range)
+    low, high = p.range
+    if p.type.endswith("_log"):
+        values = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
+    else:
+        values = [low + (high - low) * i / (points - 1) for i in range(points)]
+    if p.type.startswith("int"):
+        return sorted({int(round(v)) for v in values})
+    return [float(v) for v in values]
 
 
 def _suggest(trial: Any, p: Param, name: str) -> Any:

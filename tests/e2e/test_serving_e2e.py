@@ -69,6 +69,21 @@ def test_valid_request_is_answered_and_logged(canary_server, family_ws, instance
     assert mine["mean_radius"].tolist() == [i["mean_radius"] for i in instances]
 
 
+def test_feedback_labels_an_earlier_answer(canary_server, family_ws, instances):
+    with httpx.Client(base_url=canary_server.url, trust_env=False, timeout=30) as client:
+        answer = client.post("/predict", json={"instances": instances}).json()
+        stored = client.post("/feedback", json={"request_id": answer["request_id"], "labels": [1, 0, 1, 1]})
+        assert stored.status_code == 200 and stored.json()["labelled_rows"] == 4, stored.text
+        unknown = client.post("/feedback", json={"request_id": "nope", "labels": [1]})
+        assert unknown.status_code == 404 and "no logged request has request_id 'nope'" in unknown.text
+        short = client.post("/feedback", json={"request_id": answer["request_id"], "labels": [1]})
+        assert short.status_code == 400 and "had 4 rows; got 1 labels" in short.text
+        malformed = client.post("/feedback", json={"labels": [1]})
+        assert malformed.status_code == 400, malformed.text
+    records = InferenceLog.for_family(family_ws.home, FAMILY).read()
+    assert records.loc[records["_request_id"] == answer["request_id"], "_label"].tolist() == [1, 0, 1, 1]
+
+
 def test_bad_requests_get_4xx_with_a_message_never_500(canary_server, instances):
     nan_row = dict(instances[0], mean_radius=float("nan"))
     cases = {

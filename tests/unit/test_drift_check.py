@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from automl_tasks.data import DatasetStore, bundled_frame
-from automl_tasks.errors import DataValidationError
+from automl_tasks.errors import ConfigurationError, DataValidationError
 from automl_tasks.monitoring.drift_check import check_drift
 from automl_tasks.registry import CHAMPION, current_alias_version
 from automl_tasks.retrain import RetrainRequest, gate_on_recent_data, plan_retrain_search, prepare_retrain_data
@@ -83,3 +85,22 @@ def test_schema_break_is_refused_before_anything_is_stored(family, tmp_path):
     assert [v.version for v in client.search_model_versions(f"name='{FAMILY}'")] == [1]
     with pytest.raises(DataValidationError, match="'mean_radius'"):
         check_drift(ws, FAMILY, dag_run_id="t3", data_path=str(path))
+
+
+def test_scheduled_selection_follows_each_familys_settings(family):
+    from automl_tasks.monitoring.drift_check import monitored_families
+    from automl_tasks.monitoring.drift_settings import family_settings, save_family_settings
+
+    ws, client = family, mlflow_client(family)
+    assert monitored_families(ws) == [FAMILY]  # never checked: due
+    check_drift(ws, FAMILY, dag_run_id="tick")  # an empty log: insufficient data, but checked
+    assert monitored_families(ws) == []  # checked just now; due again in 24 h
+    assert monitored_families(ws, now=time.time() + 25 * 3600) == [FAMILY]
+    save_family_settings(client, FAMILY, {"check_every_hours": "1", "drift_share": 0.5})
+    assert family_settings(client, FAMILY).drift_share == 0.5
+    assert monitored_families(ws, now=time.time() + 2 * 3600) == [FAMILY]
+    save_family_settings(client, FAMILY, {"enabled": False})
+    assert monitored_families(ws, now=time.time() + 48 * 3600) == []
+    with pytest.raises(ConfigurationError, match="drift_share"):
+        save_family_settings(client, FAMILY, {"drift_share": 7})
+    assert family_settings(client, FAMILY).drift_share == 0.5  # a refused change stores nothing

@@ -1,0 +1,121 @@
+"""The search engine without Airflow: any objective, any strategy, N worker threads.
+
+Benchmarks (NAS-Bench-201 lookups, synthetic functions) and notebooks use it directly;
+the Airflow pipelines run the same strategies through `run_worker` on a shared study.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from automl_tasks.search.progress import Progress
+from automl_tasks.search.strategies import SearchStrategy, Task
+from automl_tasks.search_space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+class Pruned(Exception):
+    """Raised by `report` inside an objective when the strategy stops the task early."""
+
+
+#: objective(config, report) -> value or values; report(value, step) raises Pruned when told to stop
+Objective = Callable[[dict[str, Any], Callable[[float, int], None]], float | Sequence[float]]
+
+
+def optimize(
+    objective: Objective,
+    space: SearchSpace,
+    strategy: SearchStrategy,
+    *,
+    n_trials: int,
+    directions: Sequence[str] = ("maximize",),
+    n_workers: int = 1,
+    storage: Any = None,
+    study_name: str | None = None,
+    progress_every: int = 0,
+) -> Any:  # optuna.Study
+    """Run `n_trials` trials of `objective` with `strategy`; return the Optuna study.
+
+    A failing configuration fails its trial, not the search. `progress_every` > 0 logs a
+    progress line (trial k of n, best so far, ETA) every that many trials."""
+    import optuna
+
+    if len(directions) > 1 and not strategy.multi_objective:
+        raise ValueError(f"strategy {strategy.name} optimises one objective; {len(directions)} given")
+    strategy.bind_space(space)
+    study = optuna.create_study(
+        directions=list(directions),
+        sampler=strategy.sampler(),
+        pruner=strategy.pruner(),
+        storage=storage,
+        study_name=study_name,
+    )
+    strategy.prepare(study)
+    lock = threading.Lock()
+    started = [0]
+    progress = Progress(n_trials, deadline=time.time() + 10**9)
+
+    def take_slot() -> bool:
+        with lock:
+            if started[0] >= n_trials:
+                return False
+            started[0] += 1
+            return True
+
+    def work() -> None:
+        while take_slot():
+            with lock:
+                task = strategy.generate_tasks(study, 1)[0]
+            _evaluate(objective, strategy, study, task, lock)
+            done = task.number + 1
+            if progress_every and done % progress_every == 0 and len(directions) == 1:
+                best = _best(study)
+                log.info("%s", progress.line(done, *best, prefix=f"[{strategy.name}] "))
+
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:  # a broken strategy must stop the search loudly, not a thread quietly
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, name=f"search-worker-{i}") for i in range(n_workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return study
+
+
+def _evaluate(objective: Objective, strategy: SearchStrategy, study: Any, task: Task, lock: threading.Lock) -> None:
+    def report(value: float, step: int) -> None:
+        with lock:
+            stop = strategy.report(task, value, step)
+        if stop:
+            raise Pruned(f"trial {task.number} stopped at step {step}")
+
+    try:
+        values = objective(task.config, report)
+        error = ""
+    except Pruned:
+        values, error = None, "pruned"
+    except Exception as exc:  # a failing configuration fails its trial, not the search
+        values, error = None, f"{type(exc).__name__}: {exc}"
+        log.warning("trial %d failed: %s", task.number, error)
+    with lock:
+        strategy.handle_rewards(study, task, values, error)
+
+
+def _best(study: Any) -> tuple[float | None, int | None]:
+    try:
+        return study.best_value, study.best_trial.number
+    except ValueError:
+        return None, None
