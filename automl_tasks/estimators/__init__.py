@@ -20,8 +20,20 @@ __all__ = [
 
 
 def estimator_class(algorithm: str) -> type[Estimator]:
-    """The estimator class registered under `algorithm`."""
+    """The estimator class registered under `algorithm`, or `package.module:Class` of any
+    importable Estimator subclass (how contributed and test algorithms are named)."""
     classes: dict[str, type[Estimator]] = {"tabular": TabularEstimator}
-    if algorithm not in classes:
-        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {sorted(classes)}")
-    return classes[algorithm]
+    if algorithm in classes:
+        return classes[algorithm]
+    if ":" in algorithm:
+        import importlib
+
+        module_name, _, class_name = algorithm.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"algorithm {algorithm!r} cannot be imported: {exc}") from None
+        if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+            raise ValueError(f"algorithm {algorithm!r} is not an Estimator subclass")
+        return cls
+    raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {sorted(classes)} or 'package.module:Class'")

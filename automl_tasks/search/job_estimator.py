@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import best_of, load_study, open_storage, request_stop
+from automl_tasks.search.storage import DEAD_TRIALS_ATTR, best_of, load_study, open_storage, request_stop
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,40 @@ def adaptive_timeout(durations: list[float], plan: SearchPlan) -> float | None:
     return max(plan.min_trial_timeout_s, statistics.fmean(durations) + plan.straggler_k * spread)
 
 
-def _fail_dead_workers_trials(study, storage) -> int:
-    """Fail running trials whose heartbeat stopped (their worker died); return how many."""
+def _fail_dead_workers_trials(study, storage, *, retry: bool = True) -> int:
+    """Fail running trials whose heartbeat stopped (their worker died); return how many.
+
+    A failed trial is recorded as lost to a dead worker (it does not count against the
+    budget) and, with `retry`, its configuration is enqueued again once."""
     import optuna
     from optuna.trial import TrialState
 
-    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    running = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if not running:
         return 0
     optuna.storages.fail_stale_trials(study)
-    failed = 0
-    for trial_id, number in running.items():
-        if storage.get_trial(trial_id).state == TrialState.FAIL:
-            failed += 1
-            log.warning("trial %d failed: its worker stopped beating (dead worker)", number)
-    return failed
+    dead = []
+    for trial_id, trial in running.items():
+        if storage.get_trial(trial_id).state != TrialState.FAIL:
+            continue
+        dead.append(trial.number)
+        again = retry and "loopml.retry_of" not in trial.user_attrs and trial.params
+        log.warning(
+            "trial %d failed: its worker stopped beating (dead worker)%s",
+            trial.number,
+            "; its configuration is enqueued again" if again else "",
+        )
+        if again:
+            study.enqueue_trial(trial.params, user_attrs={"loopml.retry_of": trial.number, "loopml.origin": "retry"})
+    if dead:
+        study.set_user_attr(DEAD_TRIALS_ATTR, sorted(set(study.user_attrs.get(DEAD_TRIALS_ATTR, [])) | set(dead)))
+    return len(dead)
+
+
+def counted_trials(study, states) -> list:
+    """Trials of `states` that count against the budget (trials lost to dead workers do not)."""
+    lost = set(study.user_attrs.get(DEAD_TRIALS_ATTR, []))
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.number not in lost]
 
 
 def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:
@@ -105,7 +124,8 @@ def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> Se
                 except Exception as exc:  # it finished meanwhile
                     log.info("trial %d could not be timed out: %s", t.number, exc)
         finished = [t for t in trials if t.state.is_finished()]
-        if not reason and len(finished) >= plan.n_trials:
+        budgeted = counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        if not reason and len(budgeted) >= plan.n_trials:
             reason = f"trial budget of {plan.n_trials} spent"
         if not reason and now >= plan.deadline:
             reason = f"time budget of {plan.time_budget_s:.0f}s spent"

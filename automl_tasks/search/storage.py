@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
 from typing import Any
 
 from automl_tasks.search.plan import PLAN_ATTR, STOP_ATTR, SearchPlan
 
-HEARTBEAT_INTERVAL_S = 5
-GRACE_PERIOD_S = 20
+#: a running trial's worker beats this often; after the grace period without a beat the
+#: job estimator fails the trial (LOOPML_HEARTBEAT_S / LOOPML_HEARTBEAT_GRACE_S override)
+HEARTBEAT_INTERVAL_S = int(os.environ.get("LOOPML_HEARTBEAT_S", "5"))
+GRACE_PERIOD_S = int(os.environ.get("LOOPML_HEARTBEAT_GRACE_S", "20"))
+DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"
 
 
 @functools.cache

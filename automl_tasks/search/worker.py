@@ -61,9 +61,9 @@ class Heartbeat:
 def _budget_left(study, plan: SearchPlan) -> bool:
     from optuna.trial import TrialState
 
-    counted = study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-    )
+    from automl_tasks.search.job_estimator import counted_trials
+
+    counted = counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
     return len(counted) < plan.n_trials and time.time() < plan.deadline
 
 

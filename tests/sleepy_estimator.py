@@ -1,0 +1,26 @@
+"""A test algorithm whose trials take a known time: `sleep_s` seconds, score = -(x - 0.3)^2."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from automl_tasks.estimators.base import Estimator, EstimatorResult
+
+SPACE = """
+params:
+  - {name: x, type: float, range: [0, 1]}
+  - {name: sleep_s, type: float_cat, range: [3.0]}
+"""
+
+
+class SleepyEstimator(Estimator):
+    def train(self) -> None:
+        time.sleep(float(self.model_args["sleep_s"]))
+
+    def calculate_score(self) -> EstimatorResult:
+        score = -((float(self.model_args["x"]) - 0.3) ** 2)
+        return EstimatorResult(score=score, metrics={"score": score})
+
+    def save(self, path: Path) -> str:
+        raise NotImplementedError("the sleepy estimator is never a final trainer")

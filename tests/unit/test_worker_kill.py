@@ -1,0 +1,88 @@
+"""A real worker process killed with SIGKILL mid-trial: its trial is failed after the
+heartbeat grace period, retried, and the search still completes its budget."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from automl_tasks.search import load_study, run_worker, start_search, watch_search
+from automl_tasks.search import storage as storage_module
+from tests.sleepy_estimator import SPACE
+from tests.unit.test_search_engine import make_plan
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = (
+    "from automl_tasks.search import run_worker; from automl_tasks.settings import Workspace; "
+    "run_worker(Workspace.from_env(), {name!r}, 0)"
+)
+
+
+def _wait_for_running_trial(study, timeout_s: float = 120):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if running and study._storage.get_trial(running[0]._trial_id).params:
+            return running[0]
+        time.sleep(0.2)
+    raise AssertionError("the worker process never started a trial")
+
+
+def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame, monkeypatch):
+    monkeypatch.setattr(storage_module, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 3)
+    storage_module.open_storage.cache_clear()
+    try:
+        plan, space = make_plan(
+            workspace,
+            breast_cancer_frame,
+            n_trials=4,
+            name="kill",
+            space=SPACE,
+            space_yaml=SPACE,
+            algorithm="tests.sleepy_estimator:SleepyEstimator",
+            min_trial_timeout_s=600,
+            time_budget_s=300,
+        )
+        start_search(workspace.optuna_uri, plan, space)
+        study, _ = load_study(workspace.optuna_uri, plan.study_name)
+        env = {
+            **os.environ,
+            **workspace.env(),
+            "LOOPML_HEARTBEAT_S": "1",
+            "LOOPML_HEARTBEAT_GRACE_S": "3",
+            "PYTHONPATH": str(REPO),
+        }
+        victim = subprocess.Popen(
+            [sys.executable, "-c", WORKER.format(name=plan.study_name)], env=env, cwd=REPO, start_new_session=True
+        )
+        doomed = _wait_for_running_trial(study)
+        os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+
+        outcome = {}
+        watcher = threading.Thread(
+            target=lambda: outcome.update(watch=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5))
+        )
+        watcher.start()
+        summary = run_worker(workspace, plan.study_name, 1)
+        watcher.join(timeout=300)
+
+        assert outcome["watch"].stale == 1
+        killed = study._storage.get_trial(doomed._trial_id)
+        assert killed.state == TrialState.FAIL
+        retries = [t for t in study.get_trials() if t.user_attrs.get("loopml.retry_of") == killed.number]
+        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+        assert retries[0].params == killed.params
+        complete = study.get_trials(states=(TrialState.COMPLETE,))
+        assert len(complete) == plan.n_trials, "the budget counts completed trials, not the one lost to the kill"
+        assert summary.evaluated == plan.n_trials
+    finally:
+        storage_module.open_storage.cache_clear()
