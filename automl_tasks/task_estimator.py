@@ -111,6 +111,9 @@ def train_and_register(
         best = study.best_trial
     except ValueError:
         raise LoopmlError(f"study {study_name} has no completed trial; nothing to train (see worker logs)") from None
+    from automl_tasks.algorithms import require
+
+    require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     metric = Metric(plan.metric)
     workdir = ws.runs / study_name / "final"
     estimator = TabularEstimator(

@@ -5,6 +5,7 @@ up         start Airflow (and the MLflow UI) on the workspace and keep them runn
 run        trigger a DAG with a JSON conf, follow it to the end, print the outcome
 serve      serve a model family's champion with BentoML on localhost
 bento      build a Bento (deployable archive) that serves a model family
+algorithms register an algorithm (smoke test of its capabilities) or list them
 demo-drift close the drift loop on the demo family: shifted traffic -> drift_check ->
            drift_retrain -> promotion -> the endpoint answers with the new version
 """
@@ -269,6 +270,32 @@ def cmd_demo_drift(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    """Register (smoke-test) an algorithm, or list the registered ones with their capabilities."""
+    from automl_tasks.algorithms import builtin_specs, register, registered
+    from automl_tasks.errors import LoopmlError
+
+    ws = Workspace.from_env().ensure()
+    if args.action == "list":
+        reports = registered(ws)
+        for name, spec in sorted(builtin_specs().items()):
+            if name not in reports:
+                _say(f"{name} {spec.version}: built in, not registered in this workspace yet")
+        for report in reports.values():
+            _say(report.summary())
+        return 0
+    if not args.algorithm:
+        _say("give the algorithm's name or folder: loopml algorithms register NAME|PATH")
+        return 2
+    try:
+        report = register(ws, args.algorithm)
+    except LoopmlError as exc:
+        _say(str(exc))
+        return 2
+    _say(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.has("searchable") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     bento = sub.add_parser("bento", help="build a Bento that serves a family")
     bento.add_argument("family")
     bento.set_defaults(func=cmd_bento)
+
+    algorithms = sub.add_parser("algorithms", help="register an algorithm (runs its smoke test) or list them")
+    algorithms.add_argument("action", choices=["register", "list"])
+    algorithms.add_argument("algorithm", nargs="?", default="", help="built-in name or folder with algorithm.yaml")
+    algorithms.set_defaults(func=cmd_algorithms)
 
     drift = sub.add_parser("demo-drift", help="shifted traffic -> drift check -> retrain -> promoted model served")
     drift.add_argument("--family", default="breast_cancer", help="family to drift (made by 'loopml demo' if missing)")

@@ -25,6 +25,11 @@ def estimator_class(algorithm: str) -> type[Estimator]:
     classes: dict[str, type[Estimator]] = {"tabular": TabularEstimator}
     if algorithm in classes:
         return classes[algorithm]
+    if ":" not in algorithm:
+        from automl_tasks.algorithms.registry import builtin_specs
+
+        spec = builtin_specs().get(algorithm)
+        algorithm = spec.estimator if spec else algorithm
     if ":" in algorithm:
         import importlib
 

@@ -78,6 +78,24 @@ class Estimator(ABC):
     def save(self, path: Path) -> str:
         """Persist the fitted model under `path`; return the saved file's path."""
 
+    # --- deployment hooks: needed for the batch-inference, deployable and edge capabilities ---
+
+    def predict(self, frame: Any) -> Any:
+        """Predictions for the rows of a table with the training columns (target optional)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict")
+
+    def export_onnx(self, path: Path) -> Path:
+        """Write the fitted model as ONNX at `path`."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement export_onnx")
+
+    def onnx_feed(self, frame: Any) -> dict[str, Any]:
+        """The exported model's input arrays for the rows of `frame`."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement onnx_feed")
+
+    def onnx_labels(self, outputs: list[Any]) -> Any:
+        """Predicted labels from the exported model's outputs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement onnx_labels")
+
     def run(self) -> EstimatorResult:
         """Train, score and (for the final trainer) save; time the whole run."""
         started = time.perf_counter()

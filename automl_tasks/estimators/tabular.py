@@ -125,6 +125,22 @@ class TabularEstimator(Estimator):
         joblib.dump(self.pipeline_, target)
         return str(target)
 
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict(feature_frame(frame, self.schema_))
+
+    def export_onnx(self, path: Path) -> Path:
+        from automl_tasks.export.onnx_export import export_pipeline
+
+        return export_pipeline(self.pipeline_, self.schema_, path)
+
+    def onnx_feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        from automl_tasks.export.onnx_export import onnx_inputs
+
+        return onnx_inputs(feature_frame(frame, self.schema_), self.schema_)
+
+    def onnx_labels(self, outputs: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(outputs[0]).ravel()
+
     @property
     def test_rows(self) -> np.ndarray:
         return self.splits_.test

@@ -1,0 +1,94 @@
+"""An algorithm's `algorithm.yaml` (YMIR-style task protocol): what it is and how to run it.
+
+Keys: name, version, description, estimator (`package.module:Class`), task_types,
+search_space (inline YAML tree or a path relative to the file), default hyperparameters
+(`defaults`, else the space's defaults), fidelity (the parameter that counts epochs or
+rounds, if any), smoke_test (bundled dataset, target, task type, metric), inference
+(batch_size, devices) and deployment (target_devices, latency_budget_ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl_tasks.errors import ConfigurationError
+from automl_tasks.search_space import SearchSpace, load_search_space
+
+REQUIRED = ("name", "version", "estimator", "task_types", "search_space", "smoke_test")
+TASK_TYPES = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A parsed, checked algorithm.yaml."""
+
+    name: str
+    version: str
+    estimator: str
+    task_types: tuple[str, ...]
+    space_yaml: str
+    smoke_test: dict[str, str]
+    source: str
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    fidelity: str | None = None
+    inference: dict[str, Any] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict)
+
+    def space(self) -> SearchSpace:
+        return load_search_space(self.space_yaml)
+
+    def default_config(self) -> dict[str, Any]:
+        return dict(self.defaults) or self.space().default_config()
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.inference.get("batch_size", 1000))
+
+
+def _fail(path: Path, key: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"{path}: {key}: {problem}")
+
+
+def load_spec(path: Path) -> AlgorithmSpec:
+    """Parse `path` (an algorithm.yaml or the folder holding one); errors name the file and key."""
+    path = path / "algorithm.yaml" if path.is_dir() else path
+    if not path.exists():
+        raise ConfigurationError(f"{path}: no algorithm.yaml there")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise _fail(path, "$", "expected a mapping")
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise _fail(path, "$", f"missing keys {missing}")
+    if ":" not in str(raw["estimator"]):
+        raise _fail(path, "estimator", f"expected 'package.module:Class'; got {raw['estimator']!r}")
+    task_types = tuple(raw["task_types"] or ())
+    if not task_types or set(task_types) - set(TASK_TYPES):
+        raise _fail(path, "task_types", f"expected a list from {list(TASK_TYPES)}; got {raw['task_types']!r}")
+    space = raw["search_space"]
+    space_yaml = (path.parent / space).read_text() if isinstance(space, str) else yaml.safe_dump(space)
+    smoke = raw["smoke_test"]
+    if not isinstance(smoke, dict) or not {"dataset", "target", "task_type", "metric"} <= set(smoke):
+        raise _fail(path, "smoke_test", "expected dataset, target, task_type and metric")
+    return AlgorithmSpec(
+        name=str(raw["name"]),
+        version=str(raw["version"]),
+        estimator=str(raw["estimator"]),
+        task_types=task_types,
+        space_yaml=space_yaml,
+        smoke_test={k: str(v) for k, v in smoke.items()},
+        source=str(path),
+        description=str(raw.get("description", "")),
+        defaults=dict(raw.get("defaults") or {}),
+        fidelity=raw.get("fidelity"),
+        inference=dict(raw.get("inference") or {}),
+        deployment=dict(raw.get("deployment") or {}),
+    )
