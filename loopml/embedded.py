@@ -63,7 +63,8 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            # distributed mode: LOOPML_AIRFLOW_DB_URI names a PostgreSQL metadata database
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("LOOPML_AIRFLOW_DB_URI") or f"sqlite:///{db}",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

@@ -97,9 +97,9 @@ def require(ws: Workspace, algorithm: str, capability: str) -> None:
     """Refuse to use `algorithm` for something its smoke test did not show it can do.
 
     The built-in tabular algorithm is checked by the test suite, not per workspace."""
-    if algorithm == "tabular":
-        return
     name = next((n for n, s in {**builtin_specs(), **installed_specs()}.items() if s.estimator == algorithm), algorithm)
+    if name == "tabular":
+        return
     report = report_of(ws, name)
     if report is None:
         raise LoopmlError(f"algorithm {name!r} is not registered; run `loopml algorithms register {name}` first")

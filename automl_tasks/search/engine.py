@@ -7,7 +7,6 @@ the Airflow pipelines run the same strategies through `run_worker` on a shared s
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -106,9 +105,6 @@ def _evaluate(objective: Objective, strategy: SearchStrategy, study: Any, task: 
     try:
         values = objective(task.config, report)
         error = ""
-        if any(not math.isfinite(v) for v in ([values] if isinstance(values, int | float) else values)):
-            values, error = None, f"the objective returned a non-finite value {values}"
-            log.warning("trial %d failed: %s", task.number, error)
     except Pruned:
         values, error = None, "pruned"
     except Exception as exc:  # a failing configuration fails its trial, not the search

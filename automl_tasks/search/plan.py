@@ -37,6 +37,7 @@ class SearchPlan:
     seed: int = 0
     algorithm: str = "tabular"
     strategy: str = "tpe"  # a name in automl_tasks.search.strategies.STRATEGIES
+    run_epochs: int | None = None  # fidelity given to every trial (None: the configuration's own)
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
 

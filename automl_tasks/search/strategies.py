@@ -10,6 +10,7 @@ shared storage stays the one source of truth for any number of workers.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ class SearchStrategy(ABC):
         """Report a task's result; None with `error` marks it failed, `error='pruned'` pruned."""
         from optuna.trial import TrialState
 
+        if values is not None and not all(math.isfinite(v) for v in _as_list(values)):
+            values, error = None, f"the objective returned a non-finite value {values}"
+            log.warning("trial %d failed: %s", task.number, error)
         if values is None:
             state = TrialState.PRUNED if error == "pruned" else TrialState.FAIL
             if error and error != "pruned":
@@ -104,6 +108,10 @@ class SearchStrategy(ABC):
         """Record an intermediate reward at fidelity `step`; True means stop this task now."""
         task.trial.report(value, step)
         return task.trial.should_prune()
+
+
+def _as_list(values: float | Sequence[float]) -> list[float]:
+    return [float(values)] if isinstance(values, int | float) else [float(v) for v in values]
 
 
 class RandomStrategy(SearchStrategy):

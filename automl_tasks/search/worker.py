@@ -70,7 +70,9 @@ def _budget_left(study, plan: SearchPlan) -> bool:
 def evaluate_config(plan: SearchPlan, config: dict) -> tuple[float, float]:
     """Train and score one configuration on the search splits; (score, seconds)."""
     cls = estimator_class(plan.algorithm)
-    estimator = cls(run_epochs=None, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric))
+    estimator = cls(
+        run_epochs=plan.run_epochs, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric)
+    )
     result = estimator.run()
     return result.score, result.duration_s
 

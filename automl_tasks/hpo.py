@@ -1,0 +1,323 @@
+"""The HPO pipeline (OmniForce Figure 3b): smoke test, default baseline, search, comparison.
+
+Three studies share one dataset version and one split seed: `smoke` (two cheap random
+trials: can the algorithm be searched at all?), `default` (the algorithm's default
+hyperparameters, once) and `search` (the chosen strategy and budget). The comparison
+re-evaluates the default and the best searched configuration on `repeats` split seeds
+and says whether the search was worth it: the mean improvement must exceed twice its
+standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from automl_tasks.algorithms import AlgorithmSpec, resolve
+from automl_tasks.errors import ConfigurationError, LoopmlError
+from automl_tasks.estimators import DataSpec, estimator_class
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.preprocess import preprocess
+from automl_tasks.request import NoCodeRequest
+from automl_tasks.search import SearchPlan, choose_strategy, load_study, start_search
+from automl_tasks.search.strategies import STRATEGIES
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import mlflow_client
+
+log = logging.getLogger(__name__)
+
+BRANCHES = ("smoke", "default", "search")
+SMOKE_TRIALS = 2
+
+
+@dataclass(frozen=True)
+class HpoRequest:
+    """The HPO form."""
+
+    algorithm: str = "tabular"  # a built-in or registered name, or a folder with algorithm.yaml
+    dataset: str = "breast_cancer"
+    target: str = "target"
+    task_type: str = "auto"
+    metric: str = "auto"  # its direction follows from the metric
+    strategy: str = "auto"
+    n_trials: int = 20
+    time_budget_s: int = 600
+    max_epochs: int = 0  # fidelity budget per trial for algorithms with one; 0 = each configuration's own
+    n_workers: int = 2
+    repeats: int = 3  # split seeds for the default-vs-search comparison
+    family: str = ""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy != "auto" and self.strategy not in STRATEGIES:
+            raise ConfigurationError(f"The 'strategy' parameter must be 'auto' or one of {sorted(STRATEGIES)}.")
+        if not 2 <= self.repeats <= 20:
+            raise ConfigurationError(f"The 'repeats' parameter must be in [2, 20]. Got {self.repeats!r}.")
+        if self.max_epochs < 0:
+            raise ConfigurationError(f"The 'max_epochs' parameter must be >= 0. Got {self.max_epochs!r}.")
+        self.nocode()  # dataset, target, budgets and family checked by the same rules as NoCode
+
+    def nocode(self) -> NoCodeRequest:
+        return NoCodeRequest(
+            dataset=self.dataset,
+            target=self.target,
+            task_type=self.task_type,
+            metric=self.metric,
+            n_trials=self.n_trials,
+            n_workers=self.n_workers,
+            time_budget_s=self.time_budget_s,
+            family=self.family,
+            seed=self.seed,
+        )
+
+    def spec(self) -> AlgorithmSpec:
+        return resolve(None, self.algorithm)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> dict[str, Any]:
+    """Ingest, validate and version the dataset; check the algorithm fits the task."""
+    spec = request.spec()
+    pre = preprocess(ws, request.nocode(), dag_run_id=dag_run_id).to_dict()
+    if pre["task_type"] not in spec.task_types:
+        raise ConfigurationError(
+            f"algorithm {spec.name} handles {list(spec.task_types)} tasks; {request.dataset} is {pre['task_type']}"
+        )
+    client = mlflow_client(ws)
+    client.set_tag(pre["parent_run_id"], "loopml.kind", "hpo_pipeline")
+    client.set_tag(pre["parent_run_id"], "loopml.algorithm", f"{spec.name} {spec.version}")
+    return {**pre, "algorithm": spec.name, "estimator": spec.estimator, "space_yaml": spec.space_yaml}
+
+
+def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch: str, study_name: str) -> int:
+    """Create the branch's study; return how many workers it gets."""
+    spec = resolve(None, request.algorithm)
+    space = spec.space()
+    metric = Metric(pre["metric"])
+    fidelity = spec.fidelity is not None
+    epochs = request.max_epochs or None
+    if branch == "smoke":
+        strategy, why, n_trials, workers = "random", "smoke test", SMOKE_TRIALS, 1
+        epochs = min(2, epochs or 2) if fidelity else None
+    elif branch == "default":
+        strategy, why, n_trials, workers = "random", "default configuration only", 1, 1
+    else:
+        strategy, why = choose_strategy(request.strategy, space, request.n_trials, fidelity=fidelity)
+        n_trials, workers = request.n_trials, request.n_workers
+    plan = SearchPlan(
+        study_name=study_name,
+        family=pre["family"],
+        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
+        dataset_uri=pre["dataset_uri"],
+        metric=metric.name,
+        direction=metric.direction,
+        space_yaml=spec.space_yaml,
+        space_hash=space.hash,
+        n_trials=n_trials,
+        time_budget_s=request.time_budget_s,
+        deadline=time.time() + request.time_budget_s,
+        n_workers=workers,
+        experiment_id=pre["experiment_id"],
+        parent_run_id=pre["parent_run_id"],
+        seed=request.seed,
+        algorithm=spec.estimator,
+        strategy=strategy,
+        run_epochs=epochs if fidelity else None,
+    )
+    if branch == "search":
+        start_search(ws.optuna_uri, plan, space)
+    else:
+        from automl_tasks.search.storage import create_study
+
+        study = create_study(ws.optuna_uri, plan)
+        if not study.trials:
+            config = spec.default_config() if branch == "default" else None
+            if config is not None:
+                study.enqueue_trial(config, user_attrs={"loopml.origin": "default"})
+    log.info(
+        "%s branch: study %s, strategy %s (%s), %d trials, %d workers",
+        branch,
+        study_name,
+        strategy,
+        why,
+        n_trials,
+        workers,
+    )
+    return workers
+
+
+def smoke_verdict(ws: Workspace, study_name: str, algorithm: str) -> dict[str, Any]:
+    """Stop the run with the smoke trials' errors unless one completed with a finite score."""
+    from optuna.trial import TrialState
+
+    study, _ = load_study(ws.optuna_uri, study_name)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE and math.isfinite(t.value)]
+    if not done:
+        errors = sorted({t.user_attrs.get("loopml.error", t.state.name) for t in study.trials})
+        raise LoopmlError(
+            f"smoke test: algorithm {algorithm!r} is not searchable on this data; no smoke trial completed. "
+            f"Errors: {errors[:5]}"
+        )
+    return {"smoke_trials": len(done), "smoke_best": max(t.value for t in done)}
+
+
+def _score(spec_estimator: str, plan: SearchPlan, config: dict[str, Any], split_seed: int) -> float:
+    cls = estimator_class(spec_estimator)
+    data = DataSpec(plan.data.path, plan.data.target, plan.data.task_type, split_seed=split_seed)
+    estimator = cls(
+        run_epochs=plan.run_epochs, data=data, is_trainer=False, model_args=config, metric=Metric(plan.metric)
+    )
+    return estimator.run().score
+
+
+def compare(ws: Workspace, request: HpoRequest, pre: dict[str, Any], studies: dict[str, str]) -> dict[str, Any]:
+    """Search vs default: both configurations re-scored on `repeats` split seeds; worth it or not."""
+    default_study, _ = load_study(ws.optuna_uri, studies["default"])
+    search_study, plan = load_study(ws.optuna_uri, studies["search"])
+    try:
+        best = search_study.best_trial
+        default_trial = default_study.best_trial
+    except ValueError:
+        raise LoopmlError("the search or the default branch has no completed trial; nothing to compare") from None
+    metric = Metric(plan.metric)
+    seeds = [request.seed + k for k in range(request.repeats)]
+    gains = []
+    for seed in seeds:
+        searched = _score(plan.algorithm, plan, best.params, seed)
+        default = _score(plan.algorithm, plan, default_trial.params, seed)
+        gains.append(metric.gain(searched, default))
+        log.info("advisor: split seed %d: search %.5g vs default %.5g", seed, searched, default)
+    mean = statistics.fmean(gains)
+    se = statistics.stdev(gains) / math.sqrt(len(gains))
+    worth = mean > 2 * se and mean > 0
+    verdict = {
+        "metric": metric.name,
+        "default_score": default_trial.value,
+        "search_best_score": best.value,
+        "search_best_trial": best.number,
+        "improvement_mean": mean,
+        "improvement_se": se,
+        "repeats": len(seeds),
+        "search_trials": len(search_study.trials),
+        "worth_it": worth,
+        "verdict": (
+            f"the search improved {metric.name} by {mean:.4g} ± {se:.2g} (se over {len(seeds)} split seeds): "
+            + ("worth it" if worth else "not clearly better than the default hyperparameters")
+        ),
+    }
+    client = mlflow_client(ws)
+    for key in ("default_score", "search_best_score", "improvement_mean", "improvement_se"):
+        client.log_metric(pre["parent_run_id"], key, float(verdict[key]))
+    client.set_tag(pre["parent_run_id"], "loopml.search_worth_it", str(worth).lower())
+    client.log_dict(pre["parent_run_id"], verdict, "advisor/search_vs_default.json")
+    log.info("advisor: %s", verdict["verdict"])
+    return verdict
+
+
+def search_started(ws: Workspace, study_name: str) -> bool:
+    """Whether the branch's study exists (its plan task ran)."""
+    import optuna
+
+    from automl_tasks.search.storage import open_storage
+
+    return any(s.study_name == study_name for s in optuna.get_all_study_summaries(open_storage(ws.optuna_uri)))
+
+
+def study_names(base: str) -> dict[str, str]:
+    return {branch: f"{base}-{branch}" for branch in BRANCHES}
+
+
+def summary_line(verdict: dict[str, Any]) -> str:
+    return json.dumps({k: verdict[k] for k in ("default_score", "search_best_score", "worth_it")})
+
+
+def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> dict[str, Any]:
+    """Final-train the search's best configuration and register it in the family.
+
+    Tabular models go through the NoCode task estimator (ONNX parity, latency, evaluation
+    data, promotion gate). Other algorithms must be registered as deployable; their ONNX
+    model becomes a version of the family as `challenger` (the promotion gate and the
+    BentoML service read tabular models only, so they are not promoted automatically).
+    """
+    from automl_tasks.algorithms import require
+    from automl_tasks.task_estimator import train_and_register
+
+    study, plan = load_study(ws.optuna_uri, study_name)
+    if plan.algorithm in ("tabular", "automl_tasks.estimators:TabularEstimator"):
+        return train_and_register(
+            ws, study_name, dag_run_id=dag_run_id, dataset_version=dataset_version, pipeline="hpo_pipeline"
+        ).to_dict()
+    require(ws, plan.algorithm, "deployable")
+    return _register_onnx(ws, study, plan, dag_run_id=dag_run_id, dataset_version=dataset_version)
+
+
+def _register_onnx(
+    ws: Workspace, study: Any, plan: SearchPlan, *, dag_run_id: str, dataset_version: str
+) -> dict[str, Any]:
+    import mlflow
+    import onnx
+
+    from automl_tasks.promotion import family_lock
+    from automl_tasks.registry import CHALLENGER
+
+    best = study.best_trial
+    workdir = ws.runs / plan.study_name / "final"
+    cls = estimator_class(plan.algorithm)
+    final = cls(
+        run_epochs=plan.run_epochs,
+        data=plan.data,
+        is_trainer=True,
+        model_args=best.params,
+        metric=Metric(plan.metric),
+        output_dir=workdir,
+    )
+    result = final.run()
+    onnx_path = final.export_onnx(workdir / "model.onnx")
+    with mlflow.start_run(
+        experiment_id=plan.experiment_id,
+        run_name="task_estimator",
+        tags={"mlflow.parentRunId": plan.parent_run_id, "loopml.kind": "final_model", "loopml.study": plan.study_name},
+    ) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in best.params.items()})
+        mlflow.log_metric(f"test_{plan.metric}", result.score)
+        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model", registered_model_name=plan.family)
+    version = str(info.registered_model_version)
+    client = mlflow_client(ws)
+    tags = {
+        "loopml.dataset_uri": plan.dataset_uri,
+        "loopml.dataset_version": dataset_version,
+        "loopml.study": plan.study_name,
+        "loopml.space_hash": plan.space_hash,
+        "loopml.algorithm": plan.algorithm,
+        "loopml.dag_run_id": dag_run_id,
+        "loopml.metric": plan.metric,
+        f"test_{plan.metric}": f"{result.score:.6g}",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(plan.family, version, key, value)
+    with family_lock(ws, plan.family):
+        client.set_registered_model_alias(plan.family, CHALLENGER, version)
+    log.info(
+        "registered %s v%s (ONNX, %s) as challenger; %s=%.4g on the test split",
+        plan.family,
+        version,
+        plan.algorithm,
+        plan.metric,
+        result.score,
+    )
+    return {
+        "family": plan.family,
+        "version": version,
+        "alias": CHALLENGER,
+        "run_id": run.info.run_id,
+        "model_uri": f"models:/{plan.family}/{version}",
+        "test_score": result.score,
+        "metric": plan.metric,
+    }
