@@ -1,4 +1,5 @@
-"""A test algorithm whose trials take a known time: `sleep_s` seconds, score = -(x - 0.3)^2."""
+"""A test algorithm whose trials take a known time: `sleep_s` seconds (sleeping, or
+spinning the CPU when `busy` is true), score = -(x - 0.3)^2."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ params:
 
 class SleepyEstimator(Estimator):
     def train(self) -> None:
-        time.sleep(float(self.model_args["sleep_s"]))
+        seconds = float(self.model_args["sleep_s"])
+        if not self.model_args.get("busy"):
+            time.sleep(seconds)
+            return
+        end = time.process_time() + seconds  # CPU time, so a shared core stretches the trial
+        while time.process_time() < end:
+            pass
 
     def calculate_score(self) -> EstimatorResult:
         score = -((float(self.model_args["x"]) - 0.3) ** 2)
