@@ -30,6 +30,10 @@ class DataSpec:
         return {"path": self.path, "target": self.target, "task_type": self.task_type, "split_seed": self.split_seed}
 
 
+class TrialStopped(Exception):
+    """Raised inside training when the search strategy stops the trial on an intermediate reward."""
+
+
 @dataclass
 class EstimatorResult:
     """Outcome of one `run()`: the score on the scoring split, extra metrics and timing."""
@@ -65,6 +69,13 @@ class Estimator(ABC):
         self.model_args = dict(model_args)
         self.metric = metric
         self.output_dir = Path(output_dir) if output_dir else None
+        #: set by a search worker: called with (intermediate score, fidelity step), True = stop now
+        self.reporter: Any = None
+
+    def report(self, value: float, step: int) -> None:
+        """Pass an intermediate score (e.g. after an epoch) to the search; raise TrialStopped if told to stop."""
+        if self.reporter is not None and self.reporter(value, step):
+            raise TrialStopped(f"stopped by the search strategy at step {step} (score {value:.4g})")
 
     @abstractmethod
     def train(self) -> None:

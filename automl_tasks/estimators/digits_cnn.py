@@ -79,14 +79,16 @@ class DigitsCNNEstimator(Estimator):
         y = torch.from_numpy(self.target_[fit_rows]).long()
         epochs = self.run_epochs or int(self.model_args.get("epochs", 10))
         generator = torch.Generator().manual_seed(self.data.split_seed)
-        self.network_.train()
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
+            self.network_.train()
             for batch in torch.randperm(len(x), generator=generator).split(64):
                 optimiser.zero_grad()
                 loss = torch.nn.functional.cross_entropy(self.network_(x[batch]), y[batch])
                 loss.backward()
                 optimiser.step()
-        self.network_.eval()
+            self.network_.eval()
+            if self.reporter is not None and not self.is_trainer:
+                self.report(self.calculate_score().score, epoch)  # lets Hyperband / ASHA stop poor trials
 
     def _logits(self, images: np.ndarray) -> np.ndarray:
         import torch

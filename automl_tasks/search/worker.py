@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from automl_tasks.estimators import estimator_class
+from automl_tasks.estimators.base import TrialStopped
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
@@ -67,12 +68,15 @@ def _budget_left(study, plan: SearchPlan) -> bool:
     return len(counted) < plan.n_trials and time.time() < plan.deadline
 
 
-def evaluate_config(plan: SearchPlan, config: dict) -> tuple[float, float]:
-    """Train and score one configuration on the search splits; (score, seconds)."""
+def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[float, float]:
+    """Train and score one configuration on the search splits; (score, seconds).
+
+    `reporter(value, step) -> stop?` receives intermediate scores of estimators with a fidelity."""
     cls = estimator_class(plan.algorithm)
     estimator = cls(
         run_epochs=plan.run_epochs, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric)
     )
+    estimator.reporter = reporter
     result = estimator.run()
     return result.score, result.duration_s
 
@@ -98,13 +102,16 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         score, seconds, error = None, 0.0, ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or 5):
             try:
-                score, seconds = evaluate_config(plan, config)
+                score, seconds = evaluate_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
+            except TrialStopped as exc:
+                error = "pruned"
+                log.info("%strial %d stopped early: %s", tag, trial.number, exc)
             except Exception as exc:  # a bad configuration fails its trial, not the worker
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("%strial %d failed: %s", tag, trial.number, error)
         try:
             strategy.handle_rewards(study, task, score, error)
-            outcome = "COMPLETE" if score is not None else "FAIL"
+            outcome = "COMPLETE" if score is not None else ("PRUNED" if error == "pruned" else "FAIL")
             evaluated, failed = evaluated + (score is not None), failed + (score is None)
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
@@ -142,7 +149,7 @@ def _log_trial(ws, plan, number, config, score, seconds, outcome, error, worker_
             params=config,
             metrics=metrics,
             tags=tags,
-            status="FINISHED" if outcome == "COMPLETE" else "FAILED",
+            status={"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(outcome, "FAILED"),
         )
     except Exception as exc:  # tracking trouble must not lose the search result
         log.warning("could not log trial %d to MLflow: %s", number, exc)

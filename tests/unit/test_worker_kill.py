@@ -86,3 +86,32 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
         assert summary.evaluated == plan.n_trials
     finally:
         storage_module.open_storage.cache_clear()
+
+
+def test_asha_stops_poor_digits_trials_early_through_the_worker(workspace):
+    from automl_tasks.algorithms import builtin_specs
+    from automl_tasks.data import bundled_frame
+
+    spec = builtin_specs()["digits_cnn"]
+    plan, space = make_plan(
+        workspace,
+        bundled_frame("digits"),
+        n_trials=10,
+        name="asha",
+        space=spec.space_yaml,
+        space_yaml=spec.space_yaml,
+        algorithm=spec.estimator,
+        strategy="asha",
+        run_epochs=9,
+        time_budget_s=600,
+    )
+    start_search(workspace.optuna_uri, plan, space)
+    summary = run_worker(workspace, plan.study_name, 0)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    # forbidden draws are pruned before they start; the strategy's stops have intermediate values
+    pruned = [t for t in study.get_trials(states=(TrialState.PRUNED,)) if t.intermediate_values]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert pruned and complete, [t.state.name for t in study.trials]
+    assert all(max(t.intermediate_values) < 9 for t in pruned), "a pruned trial ran every epoch"
+    assert all(sorted(t.intermediate_values) == list(range(1, 10)) for t in complete)
+    assert summary.evaluated == len(complete)
