@@ -16,6 +16,7 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from automl_tasks.algorithms import AlgorithmSpec, resolve
@@ -24,8 +25,8 @@ from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.preprocess import preprocess
 from automl_tasks.request import NoCodeRequest
-from automl_tasks.search import SearchPlan, choose_strategy, load_study, start_search
-from automl_tasks.search.strategies import STRATEGIES
+from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
+from automl_tasks.search.strategies import GRID_POINTS, STRATEGIES
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import mlflow_client
 
@@ -45,7 +46,7 @@ class HpoRequest:
     task_type: str = "auto"
     metric: str = "auto"  # its direction follows from the metric
     strategy: str = "auto"
-    n_trials: int = 20
+    n_trials: int = 20  # 0 = the formatter picks it from the data size (or the grid's size)
     time_budget_s: int = 600
     max_epochs: int = 0  # fidelity budget per trial for algorithms with one; 0 = each configuration's own
     n_workers: int = 2
@@ -109,8 +110,13 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch:
     elif branch == "default":
         strategy, why, n_trials, workers = "random", "default configuration only", 1, 1
     else:
-        strategy, why = choose_strategy(request.strategy, space, request.n_trials, fidelity=fidelity)
-        n_trials, workers = request.n_trials, request.n_workers
+        profile = json.loads(Path(pre["profile_path"]).read_text())
+        n_trials = choose_trial_budget(request.n_trials, profile)
+        strategy, why = choose_strategy(request.strategy, space, n_trials, profile, fidelity=fidelity)
+        if strategy == "grid" and request.n_trials == 0:
+            n_trials = len(space.grid(GRID_POINTS))
+            why += f"; budget = the grid's {n_trials} points"
+        workers = request.n_workers
     plan = SearchPlan(
         study_name=study_name,
         family=pre["family"],
@@ -232,10 +238,6 @@ def search_started(ws: Workspace, study_name: str) -> bool:
 
 def study_names(base: str) -> dict[str, str]:
     return {branch: f"{base}-{branch}" for branch in BRANCHES}
-
-
-def summary_line(verdict: dict[str, Any]) -> str:
-    return json.dumps({k: verdict[k] for k in ("default_score", "search_best_score", "worth_it")})
 
 
 def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> dict[str, Any]:

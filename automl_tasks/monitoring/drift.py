@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class DriftMeasurement:
     sampled: bool
     seconds: float
     report_path: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drifted_columns(self) -> list[str]:

@@ -73,7 +73,7 @@ def monitored_families(ws: Workspace, *, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     due = []
     for model in client.search_registered_models(max_results=1000):
-        if model.name.endswith((".eval", ".window")) or not current_alias_version(client, model.name, CHAMPION):
+        if not current_alias_version(client, model.name, CHAMPION):
             continue
         try:
             settings = family_settings(client, model.name)
