@@ -42,6 +42,10 @@ bench: install
 	$(BIN)/python benchmarks/operators_import_time.py
 	$(BIN)/python benchmarks/nocode_overhead.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/drift_check_time.py --unsampled
+	$(BIN)/python benchmarks/worker_throughput.py
+	$(BIN)/python benchmarks/strategy_efficiency.py
+	$(BIN)/python benchmarks/nasbench201_strategies.py
 
 # Resolve requirements.in afresh (pip picks torch's CPU build from its find-links folder).
 lock:
