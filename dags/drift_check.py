@@ -48,6 +48,15 @@ SCHEDULE = os.environ.get("LOOPML_DRIFT_SCHEDULE", "@hourly")
             "A target column makes concept drift measurable.",
             section="What to check",
         ),
+        "enabled": Param(None, type=["null", "boolean"], title="Scheduled checks on", section="Schedule (per family)"),
+        "check_every_hours": Param(
+            None,
+            type=["null", "number"],
+            minimum=1,
+            title="Check every (hours)",
+            description="The hourly tick checks the family when this much time has passed. Default 24.",
+            section="Schedule (per family)",
+        ),
         "window_hours": Param(
             None, type=["null", "number"], minimum=0.01, title="Window (hours of inference log)", section="Thresholds"
         ),

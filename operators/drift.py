@@ -15,7 +15,16 @@ log = logging.getLogger(__name__)
 DRIFT_ASSET = Asset(name="loopml_drift_check", uri="loopml://drift_check", group="loopml")
 
 #: drift_check form keys that are drift settings (None/empty = the family's own setting)
-SETTING_KEYS = ("window_hours", "min_rows", "drift_share", "column_threshold", "performance_drop", "auto_retrain")
+SETTING_KEYS = (
+    "enabled",
+    "check_every_hours",
+    "window_hours",
+    "min_rows",
+    "drift_share",
+    "column_threshold",
+    "performance_drop",
+    "auto_retrain",
+)
 #: drift_check form keys passed on to drift_retrain
 RETRAIN_KEYS = ("n_trials", "n_workers", "time_budget_s", "combine", "margin", "max_size_ratio", "max_latency_ratio")
 
