@@ -68,6 +68,17 @@ def _budget_left(study, plan: SearchPlan) -> bool:
     return len(counted) < plan.n_trials and time.time() < plan.deadline
 
 
+def _over_budget(study, plan: SearchPlan, number: int) -> bool:
+    """Whether `number` was reserved after the budget filled up: two workers that check the
+    budget at the same instant can both reserve a trial; the later one gives it back."""
+    from optuna.trial import TrialState
+
+    from automl_tasks.search.job_estimator import counted_trials
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    return sum(t.number < number for t in counted_trials(study, states)) >= plan.n_trials
+
+
 def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[float, float]:
     """Train and score one configuration on the search splits; (score, seconds).
 
@@ -99,6 +110,11 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             break
         task = strategy.generate_tasks(study, 1)[0]
         trial, config = task.trial, task.config
+        if _over_budget(study, plan, trial.number):
+            trial.set_user_attr("loopml.over_budget", True)
+            strategy.handle_rewards(study, task, None, "pruned")
+            log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
+            break
         score, seconds, error = None, 0.0, ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or 5):
             try:
