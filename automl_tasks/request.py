@@ -4,19 +4,41 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from automl_tasks.data.bundled import BUNDLED
 from automl_tasks.errors import ConfigurationError
 from automl_tasks.registry import check_family_name
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, SearchSpace, load_search_space
 
+T = TypeVar("T")
 TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 METRIC_CHOICES = ("auto", "roc_auc", "accuracy", "f1_macro", "log_loss", "r2", "rmse", "mae")
 
 
 def _bad(name: str, expected: str, got: Any) -> ConfigurationError:
     return ConfigurationError(f"The {name!r} parameter must be {expected}. Got {got!r} instead.")
+
+
+def check_integer_ranges(request: Any, ranges: tuple[tuple[str, int, int], ...]) -> None:
+    """Refuse any named field of `request` that is not an integer in its [low, high]."""
+    for name, low, high in ranges:
+        value = getattr(request, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _bad(name, f"an integer in [{low}, {high}]", value)
+
+
+def request_from_conf(cls: type[T], conf: dict[str, Any]) -> T:
+    """A form dataclass from a DAG run's conf: unknown keys refused, None = default, 5.0 -> 5."""
+    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = set(conf) - known
+    if unknown:
+        raise ConfigurationError(f"unknown parameters {sorted(unknown)}; expected some of {sorted(known)}")
+    values = {k: v for k, v in conf.items() if v is not None}
+    for name in ("n_trials", "n_workers", "time_budget_s", "seed"):
+        if isinstance(values.get(name), float) and values[name].is_integer():
+            values[name] = int(values[name])
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -46,10 +68,7 @@ class NoCodeRequest:
             raise _bad("task_type", f"one of {list(TASK_CHOICES)}", self.task_type)
         if self.metric not in METRIC_CHOICES:
             raise _bad("metric", f"one of {list(METRIC_CHOICES)}", self.metric)
-        for name, low, high in (("n_trials", 0, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise _bad(name, f"an integer in [{low}, {high}]", value)
+        check_integer_ranges(self, (("n_trials", 0, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)))
         if self.family:
             check_family_name(self.family)
         self.space()  # raises SearchSpaceError with the YAML path of the fault
@@ -60,15 +79,7 @@ class NoCodeRequest:
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> NoCodeRequest:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(conf) - known
-        if unknown:
-            raise ConfigurationError(f"unknown parameters {sorted(unknown)}; expected some of {sorted(known)}")
-        values = {k: v for k, v in conf.items() if v is not None}
-        for name in ("n_trials", "n_workers", "time_budget_s", "seed"):
-            if isinstance(values.get(name), float) and values[name].is_integer():
-                values[name] = int(values[name])
-        return cls(**values)
+        return request_from_conf(cls, conf)
 
     @property
     def dataset_name(self) -> str:

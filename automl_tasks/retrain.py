@@ -32,6 +32,7 @@ from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlE
 from automl_tasks.preprocess import open_pipeline_run
 from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, GateConfig, check_family_exists, family_lock, promote
 from automl_tasks.registry import CHAMPION, check_family_name, current_alias_version
+from automl_tasks.request import check_integer_ranges, request_from_conf
 from automl_tasks.scoring import load_version_model, missing_columns, score_version
 from automl_tasks.search import SearchPlan, start_search
 from automl_tasks.search.storage import load_study
@@ -79,27 +80,14 @@ class RetrainRequest:
             raise ConfigurationError(
                 f"The 'eval_fraction' parameter must be in [0.05, 0.8]. Got {self.eval_fraction!r}."
             )
-        for name, low, high in (("n_trials", 1, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigurationError(
-                    f"The {name!r} parameter must be an integer in [{low}, {high}]. Got {value!r}."
-                )
+        check_integer_ranges(self, (("n_trials", 1, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)))
         self.gate()
         if self.search_space:
             load_search_space(self.search_space)
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> RetrainRequest:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(conf) - known
-        if unknown:
-            raise ConfigurationError(f"unknown parameters {sorted(unknown)}; expected some of {sorted(known)}")
-        values = {k: v for k, v in conf.items() if v is not None}
-        for name in ("n_trials", "n_workers", "time_budget_s", "seed"):
-            if isinstance(values.get(name), float) and values[name].is_integer():
-                values[name] = int(values[name])
-        return cls(**values)
+        return request_from_conf(cls, conf)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

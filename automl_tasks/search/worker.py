@@ -59,24 +59,23 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def _budget_left(study, plan: SearchPlan) -> bool:
+def _budgeted(study) -> list:
+    """Trials that count against the budget: finished or running, not lost to a dead worker."""
     from optuna.trial import TrialState
 
     from automl_tasks.search.job_estimator import counted_trials
 
-    counted = counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
-    return len(counted) < plan.n_trials and time.time() < plan.deadline
+    return counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
+
+
+def _budget_left(study, plan: SearchPlan) -> bool:
+    return len(_budgeted(study)) < plan.n_trials and time.time() < plan.deadline
 
 
 def _over_budget(study, plan: SearchPlan, number: int) -> bool:
     """Whether `number` was reserved after the budget filled up: two workers that check the
     budget at the same instant can both reserve a trial; the later one gives it back."""
-    from optuna.trial import TrialState
-
-    from automl_tasks.search.job_estimator import counted_trials
-
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-    return sum(t.number < number for t in counted_trials(study, states)) >= plan.n_trials
+    return sum(t.number < number for t in _budgeted(study)) >= plan.n_trials
 
 
 def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[float, float]:
