@@ -139,6 +139,11 @@ class AirflowClient:
             response = self._request("GET", f"/api/v2/dags/{dag_id}")
             if response.status_code == 200:
                 return response.json()
+            if response.status_code != 404:  # 404: not parsed yet; anything else is an answer
+                raise AirflowApiError(
+                    f"Airflow GET /api/v2/dags/{dag_id} -> {response.status_code}: {_detail(response)}",
+                    response.status_code,
+                )
             time.sleep(1)
         errors = self._call("GET", "/api/v2/importErrors").get("import_errors", [])
         detail = "; ".join(f"{e['filename']}: {e['stack_trace'][-300:]}" for e in errors) or "no import errors"

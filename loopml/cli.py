@@ -79,7 +79,8 @@ def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, time
     _say(f"workspace: {ws.home}")
     started = time.time()
     stack = ensure_stack(ws, port, say=_say)
-    _say(f"Airflow {'reused' if not stack.owned else 'started'} at {stack.url} ({time.time() - started:.0f}s)")
+    how = "given by LOOPML_AIRFLOW_URL" if stack.external_url else "reused" if not stack.owned else "started"
+    _say(f"Airflow {how} at {stack.url} ({time.time() - started:.0f}s)")
     try:
         client = AirflowClient(stack.url, say=_say, give_up=stack.failure)
         client.wait_for_dag(dag_id)
@@ -368,7 +369,7 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 def _fail(command: str, message: str, log: Path | None = None) -> int:
     _say(f"loopml {command}: {message}")
-    if log:
+    if log and log.exists():
         _say(f"  details: {log}")
     return 1
 

@@ -99,10 +99,11 @@ class AirflowStack:
     owned: bool = True  # False when this process reuses a stack someone else started
     supervisor: Supervisor | None = None
     mlflow_port: int | None = None
+    external_url: str | None = None  # an Airflow this command uses but does not run (LOOPML_AIRFLOW_URL)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.external_url or f"http://127.0.0.1:{self.port}"
 
     @property
     def mlflow_url(self) -> str | None:
@@ -135,6 +136,8 @@ class AirflowStack:
 
     def failure(self) -> str | None:
         """Why the stack stopped on its own (its supervisor gave up), else None."""
+        if self.external_url:
+            return None
         if self.supervisor:
             return self.supervisor.failure
         state = read_state(self.ws) or {}
@@ -156,8 +159,9 @@ class AirflowStack:
                 stderr=subprocess.STDOUT,
             )
         if code != 0:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise StackError(f"airflow db migrate failed (exit {code}): {tail[0][:300]}; see {log}")
+            lines = log.read_text(errors="replace").strip().splitlines() or [""]
+            errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+            raise StackError(f"airflow db migrate failed (exit {code}): {(errors or lines)[-1][:300]}; see {log}")
 
     def components(self) -> list[Component]:
         env = airflow_env(self.ws, self.port)
@@ -264,7 +268,13 @@ def _heartbeat_probe(url: str, mlflow_url: str | None):
 
 
 def ensure_stack(ws: Workspace, port: int = DEFAULT_PORT, *, mlflow_port: int | None = None, say=print) -> AirflowStack:
-    """Reuse the workspace's running stack or start a new, supervised one (owned by the caller)."""
+    """Reuse the workspace's running stack or start a new, supervised one (owned by the caller).
+
+    LOOPML_AIRFLOW_URL names an Airflow run elsewhere (e.g. the distributed mode's): it is
+    used as it is, nothing is started.
+    """
+    if os.environ.get("LOOPML_AIRFLOW_URL"):
+        return AirflowStack(ws, 0, owned=False, external_url=os.environ["LOOPML_AIRFLOW_URL"].rstrip("/"))
     existing = AirflowStack.running(ws)
     if existing:
         return existing

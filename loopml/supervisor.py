@@ -161,7 +161,8 @@ class Supervisor:
             for process in roots:  # the components' own clean shutdown first
                 _signal(process.pid, signal.SIGTERM)
             _wait_exit([p.pid for p in roots], self.stop_timeout_s)
-            kill_marked(self.stack_id, timeout_s=3.0)
+            # what is left: leftovers of dead generations, children that ignore SIGTERM
+            kill_marked(self.stack_id, timeout_s=min(5.0, self.stop_timeout_s))
             for component in self.components.values():
                 if component.process:
                     component.process.poll()
@@ -273,7 +274,7 @@ class Supervisor:
             _signal(component.pid, signal.SIGKILL)
             component.process.wait(timeout=5)
         if not keep_busy:
-            kill_marked(self._marker(component), timeout_s=3.0)
+            kill_marked(self._marker(component), timeout_s=self.stop_timeout_s)
 
     def _reap_retired(self) -> None:
         """Kill the retired generations' processes that no longer run a task."""
@@ -283,8 +284,12 @@ class Supervisor:
                 self._retired.remove(marker)
                 continue
             idle = _idle(processes)
-            if idle:
-                _terminate(idle, timeout_s=3.0)
+            for process in idle:  # nothing runs there to lose: no grace period needed
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(idle, timeout=5)
 
     def _heartbeats(self) -> dict[str, float | None]:
         try:
