@@ -78,6 +78,11 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # running tasks ride out an api-server restart by the supervisor (~20-40 s here):
+            # Airflow's default (5 tries, 1-90 s random backoff) can give up after a few seconds
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "12",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "2",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "30",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
             "NO_PROXY": "*",
         }
