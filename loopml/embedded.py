@@ -21,7 +21,7 @@ from typing import Any
 
 from automl_tasks.settings import Workspace
 from loopml.processes import alive
-from loopml.supervisor import Component, Supervisor, kill_marked
+from loopml.supervisor import Component, Supervisor, stop_leftovers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -134,7 +134,7 @@ class AirflowStack:
             return None
         if state.get("status") == "running" and alive(state["supervisor_pid"]):
             return cls(ws, state["port"], owned=False, mlflow_port=state.get("mlflow_port"))
-        leftovers = kill_marked(state["stack_id"]) if state.get("stack_id") else 0
+        leftovers = stop_leftovers(state["tracking"]) if state.get("tracking") else 0
         if leftovers:
             print(f"ended {leftovers} leftover processes of an earlier stack on {ws.home}", flush=True)
         return None
@@ -148,6 +148,8 @@ class AirflowStack:
         state = read_state(self.ws) or {}
         if state.get("status") == "failed":
             return state.get("failure") or f"the Airflow stack failed; see {self.logs / 'stack.log'}"
+        if state.get("status") == "stopped":
+            return f"the Airflow stack was stopped by the command that started it (pid {state.get('supervisor_pid')})"
         if state.get("status") == "running" and not alive(state.get("supervisor_pid", 0)):
             return f"the process supervising the Airflow stack (pid {state.get('supervisor_pid')}) is gone"
         return None

@@ -124,6 +124,7 @@ class Supervisor:
         self.done = threading.Event()  # set when the stack stopped (asked to, or gave up)
         self._lock = threading.RLock()
         self._retired: list[str] = []  # markers of dead generations whose busy leftovers still run
+        self.tracker = ProcessTracker()
         self._thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -162,7 +163,7 @@ class Supervisor:
                 _signal(process.pid, signal.SIGTERM)
             _wait_exit([p.pid for p in roots], self.stop_timeout_s)
             # what is left: leftovers of dead generations, children that ignore SIGTERM
-            kill_marked(self.stack_id, timeout_s=min(5.0, self.stop_timeout_s))
+            _terminate(self.tracker.processes(), timeout_s=min(5.0, self.stop_timeout_s))
             for component in self.components.values():
                 if component.process:
                     component.process.poll()
@@ -183,6 +184,7 @@ class Supervisor:
                 return
             now = time.time() if now is None else now
             beats = self._heartbeats()
+            self.tracker.scan()  # remember the components' descendants while their parents live
             for component in self.components.values():
                 self._check(component, beats.get(component.name), now)
                 if self.done.is_set():
@@ -200,7 +202,7 @@ class Supervisor:
             return
         code = component.process.poll() if component.process else None
         if code is not None:
-            self._on_exit(component, f"exited with code {code}", now)
+            self._on_exit(component, _exit_text(code), now)
             return
         if beat is not None:
             component.last_heartbeat = beat or None
@@ -256,6 +258,7 @@ class Supervisor:
             component.process = subprocess.Popen(
                 component.argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        self.tracker.add_group(component.process.pid, self._marker(component))
         component.started_at = time.time()
         component.health = STARTING
 
@@ -274,22 +277,19 @@ class Supervisor:
             _signal(component.pid, signal.SIGKILL)
             component.process.wait(timeout=5)
         if not keep_busy:
-            kill_marked(self._marker(component), timeout_s=self.stop_timeout_s)
+            _terminate(self.tracker.processes(self._marker(component)), timeout_s=self.stop_timeout_s)
 
     def _reap_retired(self) -> None:
         """Kill the retired generations' processes that no longer run a task."""
+        if not self._retired:
+            return
+        members, children = self.tracker.scan(read_env=True)
         for marker in list(self._retired):
-            processes = marked_processes(marker)
-            if not processes:
+            pids = [pid for pid, owner in members.items() if owner == marker]
+            if not pids:
                 self._retired.remove(marker)
                 continue
-            idle = _idle(processes)
-            for process in idle:  # nothing runs there to lose: no grace period needed
-                try:
-                    process.kill()
-                except psutil.NoSuchProcess:
-                    pass
-            psutil.wait_procs(idle, timeout=5)
+            _kill(_live(_idle(pids, children)))  # nothing runs there to lose: no grace period
 
     def _heartbeats(self) -> dict[str, float | None]:
         try:
@@ -315,6 +315,7 @@ class Supervisor:
             "failure": self.failure,
             "stack_log": str(self.stack_log),
             "components": {name: c.to_dict() for name, c in self.components.items()},
+            "tracking": {**self.tracker.to_dict(), "since": self.tracker.since},
         }
 
     def _write_state(self) -> None:
@@ -325,26 +326,117 @@ class Supervisor:
 
 
 # --------------------------------------------------------------------------- helpers
-def marked_processes(prefix: str) -> list[psutil.Process]:
-    """Live processes whose `LOOPML_STACK` marker starts with `prefix` (a stack id or a generation)."""
-    found = []
-    me = os.getpid()
-    for process in psutil.process_iter():
-        if process.pid == me:
-            continue
+class ProcessTracker:
+    """Which live processes belong to the stack, and to which component generation.
+
+    Three ways to know, because each misses cases: the process group of each generation
+    (Airflow's executor workers stay in it, but their environment as seen in /proc is
+    clobbered by setproctitle), the environment marker (for descendants that start
+    sessions of their own with an intact environment), and descent from a known member,
+    remembered across scans (so a re-parented process stays known after its parent died).
+    """
+
+    def __init__(self, groups: dict[int, str] | None = None, known: dict[int, tuple[float, str]] | None = None):
+        self.groups: dict[int, str] = dict(groups or {})  # pgid (a generation's root pid) -> marker
+        self.known: dict[int, tuple[float, str]] = dict(known or {})  # pid -> (create time, marker)
+        self.since = time.time() - 5
+
+    def add_group(self, pgid: int, marker: str) -> None:
+        self.groups[pgid] = marker
+
+    def scan(self, *, read_env: bool = False) -> tuple[dict[int, str], dict[int, list[int]]]:
+        """Live members as {pid: generation marker}, and the children map of all processes."""
+        table: dict[int, tuple[int, float]] = {}
+        for process in psutil.process_iter(["ppid", "create_time"]):
+            info = process.info
+            if info.get("ppid") is not None and info.get("create_time") is not None:
+                table[process.pid] = (info["ppid"], info["create_time"])
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        me = os.getpid()
+        members: dict[int, str] = {}
+        for pid, (_, created) in table.items():
+            if pid == me:
+                continue
+            remembered = self.known.get(pid)
+            if remembered and abs(remembered[0] - created) < 1:
+                members[pid] = remembered[1]
+                continue
+            try:
+                group = os.getpgid(pid)
+            except OSError:
+                continue
+            if group in self.groups and created >= self.since:
+                members[pid] = self.groups[group]
+            elif read_env:
+                marker = _env_marker(pid)
+                if marker and (marker == self.stack_prefix or marker.startswith(self.stack_prefix + "/")):
+                    members[pid] = marker
+        queue = list(members)
+        while queue:  # descendants of members are members of the same generation
+            pid = queue.pop()
+            for child in children.get(pid, []):
+                if child not in members and child != me:
+                    members[child] = members[pid]
+                    queue.append(child)
+        self.known = {pid: (table[pid][1], marker) for pid, marker in members.items()}
+        return members, children
+
+    @property
+    def stack_prefix(self) -> str:
+        markers = list(self.groups.values())
+        return markers[0].split("/")[0] if markers else "\0"
+
+    def processes(self, prefix: str = "") -> list[psutil.Process]:
+        """Live members of the generation `prefix` names (all members when empty)."""
+        members, _ = self.scan(read_env=True)
+        return _live([pid for pid, marker in members.items() if not prefix or marker == prefix])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"groups": self.groups, "known": self.known}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProcessTracker:
+        tracker = cls(
+            {int(k): v for k, v in data.get("groups", {}).items()},
+            {int(k): (v[0], v[1]) for k, v in data.get("known", {}).items()},
+        )
+        tracker.since = float(data.get("since", 0))
+        return tracker
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
         try:
-            marker = process.environ().get(MARKER, "")
-            if marker == prefix or marker.startswith(prefix + "/"):
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exited with code {code}"
+
+
+def _env_marker(pid: int) -> str:
+    try:
+        return psutil.Process(pid).environ().get(MARKER, "")
+    except (psutil.Error, OSError):
+        return ""
+
+
+def _live(pids: list[int]) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
             continue
     return found
 
 
-def kill_marked(prefix: str, timeout_s: float = 10.0) -> int:
-    """TERM, then KILL after `timeout_s`, every process marked with `prefix`; how many there were."""
-    processes = marked_processes(prefix)
+def stop_leftovers(tracking: dict[str, Any], timeout_s: float = 10.0) -> int:
+    """End what a stack whose supervisor died left running (`tracking`: its state's "tracking")."""
+    processes = ProcessTracker.from_dict(tracking).processes()
     _terminate(processes, timeout_s)
     return len(processes)
 
@@ -356,30 +448,35 @@ def _terminate(processes: list[psutil.Process], timeout_s: float) -> None:
         except psutil.NoSuchProcess:
             pass
     _, alive = psutil.wait_procs(processes, timeout=timeout_s)
-    for process in alive:
+    _kill(alive)
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for process in processes:
         try:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    psutil.wait_procs(processes, timeout=5)
 
 
-def _idle(processes: list[psutil.Process]) -> list[psutil.Process]:
-    """Processes with no running work below them and no busy ancestor among `processes`.
+def _idle(members: list[int], children: dict[int, list[int]]) -> list[int]:
+    """Members with no running work below them and no busy ancestor among `members`.
 
     A LocalExecutor worker that runs a task has the task's process as a child: it and its
     whole subtree are busy. A worker with no child, or `airflow serve-logs`, is idle.
     """
     busy: set[int] = set()
-    for process in processes:
-        try:
-            children = process.children(recursive=True)
-        except psutil.NoSuchProcess:
-            continue
-        if any(child.is_running() for child in children):
-            busy.add(process.pid)
-            busy.update(child.pid for child in children)
-    return [p for p in processes if p.pid not in busy]
+    for pid in members:
+        below = children.get(pid, [])
+        if below:
+            busy.add(pid)
+            queue = list(below)
+            while queue:
+                child = queue.pop()
+                busy.add(child)
+                queue.extend(children.get(child, []))
+    return [pid for pid in members if pid not in busy]
 
 
 def _signal(pid: int | None, signum: int) -> None:

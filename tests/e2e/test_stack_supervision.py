@@ -24,7 +24,6 @@ import pytest
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import mlflow_client
 from loopml.airflow_client import AirflowClient
-from loopml.supervisor import MARKER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,16 +50,18 @@ def stack_state(ws: Workspace) -> dict:
         return {}
 
 
-def workspace_processes(ws: Workspace) -> list[str]:
-    """Every live process started for this workspace, found by its environment (marker or not)."""
+def workspace_processes(ws: Workspace, groups: set[int]) -> list[str]:
+    """Live processes started for this workspace: in a component's process group, or with
+    the workspace in their environment (which setproctitle may have clobbered, hence both)."""
     found = []
     for process in psutil.process_iter():
         try:
-            env = process.environ()
-            if env.get("LOOPML_HOME") == str(ws.home) or env.get("AIRFLOW_HOME") == str(ws.airflow_home):
-                if process.status() != psutil.STATUS_ZOMBIE and process.pid != os.getpid():
-                    found.append(f"{process.pid} {' '.join(process.cmdline())[:120]} ({env.get(MARKER)})")
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env = process.environ() if os.getpgid(process.pid) not in groups else {}
+            if os.getpgid(process.pid) in groups or env.get("LOOPML_HOME") == str(ws.home):
+                found.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except (psutil.Error, OSError):
             continue
     return found
 
@@ -72,7 +73,8 @@ class Scenario:
         self.run_id = ""
         self.run_state_at_kill: dict[str, str] = {}
         self.old_pids: dict[str, int] = {}
-        self.leftover_workers: list[int] = []
+        self.leftover_workers: list[psutil.Process] = []
+        self.workers_reaped_while_running = False
         self.run_cli: subprocess.CompletedProcess | None = None
         self.run_output = ""
         self.status_output = ""
@@ -81,6 +83,7 @@ class Scenario:
         self.up_output = ""
         self.up_rc = -1
         self.left_after_stop: list[str] = []
+        self.groups: set[int] = set()  # every component process seen (each leads its process group)
         self.stack_log = ""
 
 
@@ -102,6 +105,7 @@ def scenario(tmp_path_factory):
         wait_until(lambda: "Ctrl-C stops all" in up_log.read_text() or up.poll() is not None, 400, "loopml up")
         assert up.poll() is None, up_log.read_text()
         state = stack_state(ws)
+        seen.groups |= {c["pid"] for c in state["components"].values()}
         client = AirflowClient(state["url"], retry_s=300, say=lambda _: None)
         with run_log.open("w") as run_out:
             runner = subprocess.Popen(
@@ -130,7 +134,7 @@ def scenario(tmp_path_factory):
             seen.run_state_at_kill[name] = client.run_state("nocode_pipeline", seen.run_id)
             if name == "scheduler":
                 children = psutil.Process(before["pid"]).children(recursive=True)
-                seen.leftover_workers = [p.pid for p in children if "LocalExecutor" in " ".join(p.cmdline())]
+                seen.leftover_workers = [p for p in children if "LocalExecutor" in " ".join(p.cmdline())]
             os.kill(before["pid"], signal.SIGKILL)
 
             def recovered(name=name, old=before["pid"]) -> bool:
@@ -138,9 +142,13 @@ def scenario(tmp_path_factory):
                 return comp["pid"] != old and comp["restarts"] == 1 and comp["health"] == "healthy"
 
             wait_until(recovered, 300, f"{name} to be restarted and healthy")
+            seen.groups.add(stack_state(ws)["components"][name]["pid"])
         runner.wait(timeout=900)
         seen.run_output = run_log.read_text()
         seen.run_cli = runner
+        # the dead scheduler's executor workers, idle once their tasks ended, do not pile up
+        wait_until(lambda: not any(p.is_running() for p in seen.leftover_workers), 60, "idle leftovers reaped")
+        seen.workers_reaped_while_running = up.poll() is None
         status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=120)
         seen.status_output, seen.status_rc = status.stdout + status.stderr, status.returncode
         seen.refused = subprocess.run(
@@ -159,7 +167,7 @@ def scenario(tmp_path_factory):
         except subprocess.TimeoutExpired:
             up.kill()
         seen.up_output = up_log.read_text()
-        seen.left_after_stop = workspace_processes(ws)
+        seen.left_after_stop = workspace_processes(ws, seen.groups)
         for line in seen.left_after_stop:  # never leave them running, whatever the test says
             try:
                 psutil.Process(int(line.split()[0])).kill()
@@ -178,7 +186,7 @@ def test_each_component_was_killed_while_the_run_was_in_progress(scenario):
 
 def test_the_supervisor_restarted_and_reported_each_component(scenario):
     for name in KILLED:
-        assert f"{name} (pid {scenario.old_pids[name]}) exited with code -9; restarting" in scenario.stack_log
+        assert f"{name} (pid {scenario.old_pids[name]}) was killed by SIGKILL; restarting" in scenario.stack_log
         assert f"{name} restarted (restart 1)" in scenario.up_output, "said on the console of loopml up"
     assert scenario.status_rc == 0, scenario.status_output
     lines = {line.split()[0]: line for line in scenario.status_output.splitlines() if line.split()}
@@ -211,6 +219,10 @@ def test_exactly_one_version_and_no_trial_twice_and_no_run_left_running(scenario
     assert trials["tags.loopml.trial_number"].nunique() == len(trials), "no trial evaluated twice"
 
 
+def test_the_dead_schedulers_workers_were_ended_once_idle(scenario):
+    assert scenario.workers_reaped_while_running
+
+
 def test_a_rejected_trigger_form_is_one_clear_message(scenario):
     out = scenario.refused.stdout + scenario.refused.stderr
     assert scenario.refused.returncode == 1, out
@@ -221,6 +233,4 @@ def test_a_rejected_trigger_form_is_one_clear_message(scenario):
 def test_stopping_the_stack_leaves_no_process_behind(scenario):
     assert scenario.up_rc == 0, scenario.up_output
     assert scenario.left_after_stop == [], "processes of the stack outlived `loopml up`"
-    assert not any(
-        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in scenario.leftover_workers
-    )
+    assert len(scenario.groups) == 5 + len(KILLED)

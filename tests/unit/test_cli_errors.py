@@ -155,8 +155,11 @@ def test_run_with_a_rejected_trigger_form_prints_airflows_reason(tmp_path, fake_
 
 def test_an_airflow_server_error_is_one_message_pointing_to_the_log(tmp_path, fake_airflow):
     server = fake_airflow({("GET", "/api/v2/dags/"): (500, {"detail": "database is locked"})})
+    log = tmp_path / "ws" / "airflow" / "logs" / "api-server.log"  # as a local stack's api-server writes it
+    log.parent.mkdir(parents=True)
+    log.write_text("sqlite3.OperationalError: database is locked\n")
     out = loopml(tmp_path, "run", "nocode_pipeline", LOOPML_AIRFLOW_URL=server.url)
-    assert_clean_failure(out, "-> 500: database is locked", "api-server.log")
+    assert_clean_failure(out, "-> 500: database is locked", f"details: {log}")
 
 
 def test_a_stack_that_cannot_start_is_one_message_pointing_to_the_log(tmp_path):

@@ -13,23 +13,27 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loopml.supervisor import FAILED, RESTARTING, Component, Supervisor, marked_processes
+from loopml.supervisor import FAILED, RESTARTING, Component, Supervisor
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
-# A component that starts, in sessions of their own and deaf to SIGTERM (as Airflow's
-# LocalExecutor workers are), one idle child and one busy child that runs a "task"
-# grandchild; it writes their pids to the folder given as argument.
+# A component that starts two children deaf to SIGTERM (as Airflow's LocalExecutor workers
+# are), both with an environment that lacks the supervisor's marker (setproctitle clobbers
+# it in the real workers): an idle one in the component's process group, and a busy one in
+# a session of its own that runs a "task" grandchild. It writes their pids to the folder
+# given as argument.
 SPAWNER = textwrap.dedent(
     """
     import os, signal, subprocess, sys, time
     out = sys.argv[1]
+    env = {k: v for k, v in os.environ.items() if k != "LOOPML_STACK"}
     deaf = "import signal, time, subprocess, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-    idle = subprocess.Popen([sys.executable, "-c", deaf + "time.sleep(600)"], start_new_session=True)
+    idle = subprocess.Popen([sys.executable, "-c", deaf + "time.sleep(600)"], env=env)
     busy = subprocess.Popen(
         [sys.executable, "-c", deaf + "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
          "open(sys.argv[1], 'w').write(str(p.pid)); p.wait(); time.sleep(600)", out + "/task"],
         start_new_session=True,
+        env=env,
     )
     open(out + "/idle", "w").write(str(idle.pid))
     open(out + "/busy", "w").write(str(busy.pid))
@@ -120,7 +124,7 @@ def test_repeated_failures_stop_the_whole_stack_naming_the_component_and_its_log
     assert not alive(steady.pid), "the whole stack stops"
     state = json.loads((tmp_path / "stack.json").read_text())
     assert state["status"] == "failed" and state["failure"] == supervisor.failure
-    assert not marked_processes(supervisor.stack_id)
+    assert not supervisor.tracker.processes()
 
 
 def test_a_component_whose_heartbeat_stops_is_killed_and_restarted(tmp_path, supervisors):
@@ -157,6 +161,7 @@ def test_no_process_is_left_behind_even_when_a_component_was_sigkilled_first(tmp
     supervisor.start()
     wait_until(lambda: all((pids / n).exists() and (pids / n).read_text() for n in ("idle", "busy", "task")))
     idle, busy, task = (int((pids / n).read_text()) for n in ("idle", "busy", "task"))
+    supervisor.tick()  # sees the busy child (own session, no marker) while its parent lives
     first = spawner.pid
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: spawner.process.poll() is not None)
@@ -173,7 +178,8 @@ def test_no_process_is_left_behind_even_when_a_component_was_sigkilled_first(tmp
     wait_until(lambda: (pids / "task").read_text() != str(task))
     new.append(int((pids / "task").read_text()))
     assert all(alive(pid) for pid in new)
+    supervisor.tick()
     os.kill(spawner.pid, signal.SIGKILL)  # the restarted generation dies too, then the stack is stopped
     supervisor.stop()
     assert not any(alive(pid) for pid in [spawner.pid, *new]), "stop ends children of a dead component"
-    assert not marked_processes(supervisor.stack_id)
+    assert not supervisor.tracker.processes()
