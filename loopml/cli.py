@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `loopml status | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except StackError as exc:  # its message names the log file
         return _fail(args.command, str(exc))
     except AirflowApiError as exc:
