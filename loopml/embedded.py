@@ -78,7 +78,7 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            # running tasks ride out an api-server restart by the supervisor (~20-40 s here):
+            # running tasks ride out an api-server restart by the supervisor (tens of seconds):
             # Airflow's default (5 tries, 1-90 s random backoff) can give up after a few seconds
             "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "12",
             "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "2",
