@@ -66,6 +66,18 @@ def workspace_processes(ws: Workspace, groups: set[int]) -> list[str]:
     return found
 
 
+def executor_workers(pid: int) -> list[psutil.Process]:
+    """The LocalExecutor worker processes below the scheduler `pid`."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "LocalExecutor" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # a task process that just ended
+            continue
+    return found
+
+
 class Scenario:
     """What happened, recorded for the tests below."""
 
@@ -133,8 +145,7 @@ def scenario(tmp_path_factory):
             seen.old_pids[name] = before["pid"]
             seen.run_state_at_kill[name] = client.run_state("nocode_pipeline", seen.run_id)
             if name == "scheduler":
-                children = psutil.Process(before["pid"]).children(recursive=True)
-                seen.leftover_workers = [p for p in children if "LocalExecutor" in " ".join(p.cmdline())]
+                seen.leftover_workers = executor_workers(before["pid"])
             os.kill(before["pid"], signal.SIGKILL)
 
             def recovered(name=name, old=before["pid"]) -> bool:
