@@ -103,7 +103,8 @@ class Scenario:
 def scenario(tmp_path_factory):
     ws = Workspace.at(tmp_path_factory.mktemp("supervision") / "ws").ensure()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPML_", "AIRFLOW"))}
-    env.update(LOOPML_HOME=str(ws.home), PYTHONPATH=str(REPO), LOOPML_DRIFT_SCHEDULE="none")
+    # the hourly drift schedule is on, as for a user, so `loopml status` has a next check to show
+    env.update(LOOPML_HOME=str(ws.home), PYTHONPATH=str(REPO), LOOPML_DRIFT_SCHEDULE="@hourly")
     cli = [sys.executable, "-m", "loopml.cli"]
     up_log = ws.home / "up.out"
     run_log = ws.home / "run.out"
@@ -206,6 +207,7 @@ def test_the_supervisor_restarted_and_reported_each_component(scenario):
     assert "last heartbeat" in lines["scheduler"] and "triggerer" in lines and "mlflow-ui" in lines
     assert "Airflow UI: http://127.0.0.1:" in scenario.status_output
     assert "MLflow UI:  http://127.0.0.1:" in scenario.status_output
+    assert f"{FAMILY}: next check " in scenario.status_output and "every 24 h" in scenario.status_output
 
 
 def test_the_run_finished_without_manual_steps_and_the_client_rode_out_the_restart(scenario):
