@@ -1,26 +1,126 @@
-"""A small client for Airflow's REST API v2: trigger a DAG run and follow it to the end."""
+"""A small client for Airflow's REST API v2: trigger a DAG run and follow it to the end.
+
+While the stack restarts a component (the supervisor in loopml.supervisor), the API may
+refuse connections for a while: calls retry connection errors with backoff for `retry_s`
+seconds, say so once ("Airflow API unavailable, retrying for N s"), and go on where they
+were. Every other failure is an `AirflowApiError` whose message names the call and
+Airflow's own explanation, so the CLI can print it without a traceback.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 TERMINAL = ("success", "failed")
+#: answers of a proxy or a starting server: the call is retried like a refused connection
+RETRY_STATUS = (502, 503, 504)
+DEFAULT_RETRY_S = 300.0
+
+
+class AirflowApiError(RuntimeError):
+    """Airflow answered a call with an error (or could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AirflowUnavailable(AirflowApiError):
+    """The API did not answer within the retry budget (or the stack stopped)."""
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _detail(response: httpx.Response) -> str:
+    """Airflow's explanation of an error answer (FastAPI's `detail`), as one line."""
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text
+    if isinstance(detail, list):  # pydantic validation errors
+        detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
+    elif isinstance(detail, dict):
+        detail = detail.get("reason") or detail.get("message") or str(detail)
+    return " ".join(str(detail).split())[:500]
 
 
 class AirflowClient:
-    """REST calls the CLI and the tests need; every error names the call that failed."""
+    """REST calls the CLI and the tests need; every error names the call that failed.
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    `retry_s`: how long a call keeps retrying a refused/broken connection (default from
+    LOOPML_API_RETRY_S, else 300 s); `say` prints the retry notices; `give_up` returns a
+    reason to stop retrying at once (e.g. the stack's supervisor gave up), else None.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 30.0,
+        *,
+        retry_s: float | None = None,
+        say: Callable[[str], None] = _stderr,
+        give_up: Callable[[], str | None] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self.retry_s = float(os.environ.get("LOOPML_API_RETRY_S", DEFAULT_RETRY_S)) if retry_s is None else retry_s
+        self.say = say
+        self.give_up = give_up
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP call, retried with backoff while the API is unreachable.
+
+        A non-idempotent call (POST) is retried only when the connection was refused
+        (the request never reached Airflow), so a run is never triggered twice.
+        """
+        retry_any = method.upper() != "POST"
+        deadline = time.time() + self.retry_s
+        delay, announced = 1.0, False
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+                if response.status_code not in RETRY_STATUS:
+                    if announced:
+                        self.say("Airflow API is back")
+                    return response
+                problem = f"{response.status_code} {_detail(response)[:200]}"
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                problem = str(exc) or type(exc).__name__
+            except httpx.TransportError as exc:
+                if not retry_any:
+                    raise AirflowUnavailable(
+                        f"Airflow {method} {path}: connection lost ({exc}); the call may or may not have "
+                        f"been applied: check the Airflow UI before repeating it"
+                    ) from None
+                problem = str(exc) or type(exc).__name__
+            reason = self.give_up() if self.give_up else None
+            if reason:
+                raise AirflowUnavailable(f"Airflow API unavailable: {reason}")
+            if time.time() + delay > deadline:
+                raise AirflowUnavailable(
+                    f"Airflow API at {self.base_url} unavailable ({problem}) "
+                    f"{'for ' + format(self.retry_s, '.0f') + ' s' if self.retry_s else ''}".rstrip()
+                )
+            if not announced:
+                self.say(f"Airflow API unavailable ({problem}), retrying for {self.retry_s:.0f} s")
+                announced = True
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        response = self._request(method, path, **kwargs)
         if response.status_code >= 400:
-            raise RuntimeError(f"Airflow {method} {path} -> {response.status_code}: {response.text[:500]}")
+            raise AirflowApiError(
+                f"Airflow {method} {path} -> {response.status_code}: {_detail(response)}", response.status_code
+            )
         return response.json() if response.content else None
 
     def healthy(self) -> bool:
@@ -36,19 +136,31 @@ class AirflowClient:
         """Wait until the dag-processor has parsed `dag_id`; fail with its import errors."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            response = self.http.get(f"/api/v2/dags/{dag_id}")
+            response = self._request("GET", f"/api/v2/dags/{dag_id}")
             if response.status_code == 200:
                 return response.json()
+            if response.status_code != 404:  # 404: not parsed yet; anything else is an answer
+                raise AirflowApiError(
+                    f"Airflow GET /api/v2/dags/{dag_id} -> {response.status_code}: {_detail(response)}",
+                    response.status_code,
+                )
             time.sleep(1)
         errors = self._call("GET", "/api/v2/importErrors").get("import_errors", [])
         detail = "; ".join(f"{e['filename']}: {e['stack_trace'][-300:]}" for e in errors) or "no import errors"
-        raise RuntimeError(f"DAG {dag_id!r} did not appear within {timeout_s:.0f}s ({detail})")
+        raise AirflowApiError(f"DAG {dag_id!r} did not appear within {timeout_s:.0f}s ({detail})")
 
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        """Start a run; a conf the DAG's form rejects raises AirflowApiError with Airflow's reason."""
+        try:
+            run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        except AirflowApiError as exc:
+            if exc.status in (400, 422):
+                reason = str(exc).split(": ", 1)[-1]
+                raise AirflowApiError(f"Airflow refused the {dag_id} run: {reason}", exc.status) from None
+            raise
         return run["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:

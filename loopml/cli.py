@@ -1,7 +1,9 @@
 """`loopml`: run the embedded AutoML stack from a terminal.
 
 demo       run the NoCode pipeline on a bundled dataset, serve the champion, query it
-up         start Airflow (and the MLflow UI) on the workspace and keep them running
+up         start Airflow (and the MLflow UI) on the workspace and keep them running:
+           components that exit or hang are restarted, Ctrl-C stops every process
+status     each component's pid, uptime, restarts and health; URLs; next drift checks
 run        trigger a DAG with a JSON conf, follow it to the end, print the outcome
 serve      serve a model family's champion with BentoML on localhost
 bento      build a Bento (deployable archive) that serves a model family
@@ -66,16 +68,21 @@ def follow_run(client, dag_id: str, run_id: str, *, timeout_s: float, url: str =
 
 
 def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, timeout_s: float) -> tuple[str, Any]:
-    """Trigger `dag_id` on the embedded stack and wait; return (state, the `end` task's XCom)."""
-    from loopml.airflow_client import AirflowClient
+    """Trigger `dag_id` on the embedded stack and wait; return (state, the `end` task's XCom).
+
+    The stack (reused or started here) may restart a component meanwhile: the client
+    retries while the API is away and picks the run up again.
+    """
+    from loopml.airflow_client import AirflowApiError, AirflowClient
     from loopml.embedded import ensure_stack
 
     _say(f"workspace: {ws.home}")
     started = time.time()
-    stack = ensure_stack(ws, port)
-    _say(f"Airflow {'reused' if not stack.owned else 'started'} at {stack.url} ({time.time() - started:.0f}s)")
+    stack = ensure_stack(ws, port, say=_say)
+    how = "given by LOOPML_AIRFLOW_URL" if stack.external_url else "reused" if not stack.owned else "started"
+    _say(f"Airflow {how} at {stack.url} ({time.time() - started:.0f}s)")
     try:
-        client = AirflowClient(stack.url)
+        client = AirflowClient(stack.url, say=_say, give_up=stack.failure)
         client.wait_for_dag(dag_id)
         client.unpause(dag_id)
         run_id = client.trigger(dag_id, conf)
@@ -84,7 +91,7 @@ def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, time
             return state, None
         try:
             return state, client.xcom(dag_id, run_id, "end")
-        except RuntimeError:
+        except AirflowApiError:
             return state, None
     finally:
         stack.stop()
@@ -164,42 +171,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from loopml.embedded import ensure_stack, free_port
-    from loopml.processes import stop_tree
+    """Start the supervised stack and keep it running until Ctrl-C/SIGTERM (or it gives up)."""
+    from loopml.embedded import AirflowStack, ensure_stack, free_port
 
     ws = Workspace.from_env().ensure()
+    existing = AirflowStack.running(ws)
+    if existing:
+        _say(f"a stack already runs on {ws.home} (Airflow {existing.url}); see `loopml status`")
+        return 1
     mlflow_port = free_port(args.mlflow_port)
     os.environ["LOOPML_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # the Airflow nav link
-    stack = ensure_stack(ws, args.port)
-    mlflow_ui = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            ws.mlflow_uri,
-            "--default-artifact-root",
-            ws.mlflow_artifacts.as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-        ],
-        start_new_session=True,
-    )
-    _say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
-    _say(f"MLflow UI:   http://127.0.0.1:{mlflow_port}")
-    _say(f"workspace:   {ws.home}\nCtrl-C stops both.")
+    stack = ensure_stack(ws, args.port, mlflow_port=mlflow_port, say=_say)
     try:
-        while mlflow_ui.poll() is None:
-            time.sleep(1)
+        _say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
+        _say(f"MLflow UI:   {stack.mlflow_url}")
+        _say(f"workspace:   {ws.home}")
+        _say(f"stack log:   {stack.logs / 'stack.log'} (`loopml status` shows each component)\nCtrl-C stops all.")
+        while not stack.supervisor.done.wait(1):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
-        stop_tree(mlflow_ui.pid)
         stack.stop()
+    failure = stack.failure()
+    if failure:
+        _say(failure)
+        return 1
+    _say("stack stopped")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from loopml.embedded import read_state
+    from loopml.status import render_status
+
+    ws = Workspace.from_env()
+    text, code = render_status(ws, read_state(ws))
+    _say(text)
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -317,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mlflow-port", type=int, default=5000)
     up.set_defaults(func=cmd_up)
 
+    status = sub.add_parser("status", help="the stack's components, URLs and the next drift checks")
+    status.set_defaults(func=cmd_status)
+
     run = sub.add_parser("run", help="trigger a DAG and wait for it")
     run.add_argument("dag_id")
     run.add_argument("--conf", default="{}", help="JSON object with the DAG's params")
@@ -355,15 +367,49 @@ def _terminate_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _fail(command: str, message: str, log: Path | None = None) -> int:
+    _say(f"loopml {command}: {message}")
+    if log and log.exists():
+        _say(f"  details: {log}")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    from automl_tasks.errors import LoopmlError
+    from loopml.airflow_client import AirflowApiError
+    from loopml.embedded import StackError
+
     args = build_parser().parse_args(argv)
     # SIGTERM (e.g. from a process manager) must run the same clean-up as Ctrl-C,
     # so the Airflow and BentoML processes this command started stop with it.
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    logs = Workspace.from_env().airflow_home / "logs"
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `loopml status | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except StackError as exc:  # its message names the log file
+        return _fail(args.command, str(exc))
+    except AirflowApiError as exc:
+        server_side = exc.status is None or exc.status >= 500
+        return _fail(args.command, str(exc), logs / "api-server.log" if server_side else None)
+    except (LoopmlError, TimeoutError) as exc:
+        return _fail(args.command, str(exc))
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        import traceback
+
+        log = Workspace.from_env().home / "loopml-cli-errors.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a") as out:
+                out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} loopml {' '.join(argv or sys.argv[1:])}\n")
+                out.write(traceback.format_exc())
+        except OSError:
+            log = None
+        return _fail(args.command, f"unexpected error: {type(exc).__name__}: {exc}", log)
 
 
 if __name__ == "__main__":

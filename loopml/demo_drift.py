@@ -97,7 +97,7 @@ def run_drift_demo(
             _say(f"    v{before} was right on {accuracy:.0%} of them")
 
             stack = ensure_stack(ws, port)
-            client = AirflowClient(stack.url)
+            client = AirflowClient(stack.url, give_up=stack.failure)
             for dag_id in ("drift_check", "drift_retrain"):
                 client.wait_for_dag(dag_id)
                 client.unpause(dag_id)

@@ -1,4 +1,4 @@
-"""The embedded mode's Airflow: api-server, scheduler and dag-processor on one machine.
+"""The embedded mode's Airflow: api-server, scheduler, dag-processor and triggerer on one machine.
 
 Everything lives in the workspace (SQLite metadata DB, logs); the api-server listens on
 loopback only and, being a single-user local stack, runs the simple auth manager with
@@ -14,14 +14,17 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from automl_tasks.settings import Workspace
-from loopml.processes import alive, stop_tree
+from loopml.processes import alive
+from loopml.supervisor import Component, Supervisor, stop_leftovers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PORT = 8080
 
 
@@ -75,6 +78,11 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # running tasks ride out an api-server restart by the supervisor (tens of seconds):
+            # Airflow's default (5 tries, 1-90 s random backoff) can give up after a few seconds
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "12",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "2",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": "30",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
             "NO_PROXY": "*",
         }
@@ -84,38 +92,71 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
 
 @dataclass
 class AirflowStack:
-    """The processes of one workspace's Airflow, recorded in `airflow/stack.json`."""
+    """One workspace's Airflow (and, for `loopml up`, the MLflow UI), supervised.
+
+    The stack that a command starts is owned by it: a `Supervisor` restarts components that
+    exit or hang and stops everything with the command. Another command on the same
+    workspace reuses it (`owned=False`) through `airflow/stack.json`.
+    """
 
     ws: Workspace
     port: int
-    pids: dict[str, int] = field(default_factory=dict)
     owned: bool = True  # False when this process reuses a stack someone else started
+    supervisor: Supervisor | None = None
+    mlflow_port: int | None = None
+    external_url: str | None = None  # an Airflow this command uses but does not run (LOOPML_AIRFLOW_URL)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.external_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mlflow_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.mlflow_port}" if self.mlflow_port else None
 
     @property
     def state_file(self) -> Path:
-        return self.ws.airflow_home / "stack.json"
+        return state_file(self.ws)
+
+    @property
+    def logs(self) -> Path:
+        return self.ws.airflow_home / "logs"
 
     @classmethod
     def running(cls, ws: Workspace) -> AirflowStack | None:
-        """The stack already running on this workspace (e.g. from `loopml up`), if healthy."""
-        state = ws.airflow_home / "stack.json"
-        if not state.exists():
-            return None
-        data = json.loads(state.read_text())
-        if not all(alive(pid) for pid in data["pids"].values()):
-            return None
-        stack = cls(ws, data["port"], data["pids"], owned=False)
-        from loopml.airflow_client import AirflowClient
+        """The stack already running on this workspace (e.g. from `loopml up`), if its supervisor lives.
 
-        return stack if AirflowClient(stack.url).healthy() else None
+        A stack whose supervisor died without stopping it (SIGKILL, power loss of the
+        terminal) leaves processes behind: they are ended here before a new stack starts.
+        """
+        state = read_state(ws)
+        if not state or "supervisor_pid" not in state:
+            return None
+        if state.get("status") == "running" and alive(state["supervisor_pid"]):
+            return cls(ws, state["port"], owned=False, mlflow_port=state.get("mlflow_port"))
+        leftovers = stop_leftovers(state["tracking"]) if state.get("tracking") else 0
+        if leftovers:
+            print(f"ended {leftovers} leftover processes of an earlier stack on {ws.home}", flush=True)
+        return None
+
+    def failure(self) -> str | None:
+        """Why the stack stopped on its own (its supervisor gave up), else None."""
+        if self.external_url:
+            return None
+        if self.supervisor:
+            return self.supervisor.failure
+        state = read_state(self.ws) or {}
+        if state.get("status") == "failed":
+            return state.get("failure") or f"the Airflow stack failed; see {self.logs / 'stack.log'}"
+        if state.get("status") == "stopped":
+            return f"the Airflow stack was stopped by the command that started it (pid {state.get('supervisor_pid')})"
+        if state.get("status") == "running" and not alive(state.get("supervisor_pid", 0)):
+            return f"the process supervising the Airflow stack (pid {state.get('supervisor_pid')}) is gone"
+        return None
 
     def migrate(self) -> None:
         """Create or upgrade the metadata DB (idempotent)."""
-        log = self.ws.airflow_home / "logs" / "db-migrate.log"
+        log = self.logs / "db-migrate.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             code = subprocess.call(
@@ -125,52 +166,128 @@ class AirflowStack:
                 stderr=subprocess.STDOUT,
             )
         if code != 0:
-            raise StackError(f"airflow db migrate failed (exit {code}); see {log}")
+            lines = log.read_text(errors="replace").strip().splitlines() or [""]
+            errors = [line for line in lines if "Error:" in line or "Exception:" in line]
+            raise StackError(f"airflow db migrate failed (exit {code}): {(errors or lines)[-1][:300]}; see {log}")
 
-    def start(self) -> None:
-        self.migrate()
+    def components(self) -> list[Component]:
         env = airflow_env(self.ws, self.port)
-        logs = self.ws.airflow_home / "logs"
-        for component in COMPONENTS:
-            cmd = [sys.executable, "-m", "airflow", component]
-            if component == "api-server":
+        found = []
+        for name in COMPONENTS:
+            cmd = [sys.executable, "-m", "airflow", name]
+            if name == "api-server":
                 cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
-            out = (logs / f"{component}.log").open("ab")
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            self.pids[component] = proc.pid
-        self.state_file.write_text(json.dumps({"port": self.port, "pids": self.pids}))
+            found.append(
+                Component(
+                    name,
+                    cmd,
+                    self.logs / f"{name}.log",
+                    env,
+                    keeps_busy_leftovers=name == "scheduler",
+                    has_heartbeat=True,
+                )
+            )
+        if self.mlflow_port:
+            cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.ws.mlflow_uri]
+            cmd += ["--default-artifact-root", self.ws.mlflow_artifacts.as_uri()]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.mlflow_port)]
+            found.append(Component("mlflow-ui", cmd, self.logs / "mlflow-ui.log", dict(os.environ, **self.ws.env())))
+        return found
 
-    def wait_ready(self, timeout_s: float = 180) -> None:
+    def start(self, say=print) -> None:
+        """Migrate the DB, start every component and supervise them from a background thread."""
+        self.migrate()
+        self.supervisor = Supervisor(
+            self.components(),
+            state_file=self.state_file,
+            stack_log=self.logs / "stack.log",
+            heartbeats=_heartbeat_probe(self.url, self.mlflow_url),
+            info={"port": self.port, "url": self.url, "mlflow_port": self.mlflow_port, "mlflow_url": self.mlflow_url},
+            say=say,
+            hang_after_s=float(os.environ.get("LOOPML_HANG_AFTER_S", "120")),
+        )
+        self.supervisor.start()
+        self.supervisor.run_in_thread()
+
+    def wait_ready(self, timeout_s: float = 240) -> None:
         from loopml.airflow_client import AirflowClient
 
-        client = AirflowClient(self.url)
+        client = AirflowClient(self.url, retry_s=0)
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            dead = [c for c, pid in self.pids.items() if not alive(pid)]
-            if dead:
-                raise StackError(f"Airflow {', '.join(dead)} exited; see {self.ws.airflow_home / 'logs'}")
+            failure = self.failure()
+            if failure:
+                raise StackError(failure)
             if client.healthy():
                 return
             time.sleep(1)
-        raise StackError(f"Airflow api-server not ready after {timeout_s:.0f}s; see {self.ws.airflow_home / 'logs'}")
+        raise StackError(f"Airflow api-server not ready after {timeout_s:.0f}s; see the logs in {self.logs}")
 
     def stop(self) -> None:
-        """Stop the components this process started (and every process they spawned)."""
-        if not self.owned:
-            return
-        for pid in self.pids.values():
-            stop_tree(pid)
-        self.state_file.unlink(missing_ok=True)
+        """Stop every process this stack started (leftovers of restarted components included)."""
+        if self.owned and self.supervisor:
+            self.supervisor.stop()
 
 
-def ensure_stack(ws: Workspace, port: int = DEFAULT_PORT) -> AirflowStack:
-    """Reuse the workspace's running stack or start a new one (owned by the caller)."""
+def state_file(ws: Workspace) -> Path:
+    return ws.airflow_home / "stack.json"
+
+
+def read_state(ws: Workspace) -> dict[str, Any] | None:
+    """The supervisor's last written state of the workspace's stack, if any."""
+    try:
+        return json.loads(state_file(ws).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _heartbeat_probe(url: str, mlflow_url: str | None):
+    """Last signs of life per component, from Airflow's health API (and MLflow's /health)."""
+    import httpx
+
+    http = httpx.Client(timeout=10, trust_env=False)
+    last_answer = {"api-server": 0.0}
+    keys = {
+        "scheduler": ("scheduler", "latest_scheduler_heartbeat"),
+        "dag-processor": ("dag_processor", "latest_dag_processor_heartbeat"),
+        "triggerer": ("triggerer", "latest_triggerer_heartbeat"),
+    }
+
+    def beats() -> dict[str, float | None]:
+        found: dict[str, float | None] = {}
+        if mlflow_url:
+            try:
+                found["mlflow-ui"] = time.time() if http.get(f"{mlflow_url}/health").status_code == 200 else None
+            except httpx.HTTPError:
+                found["mlflow-ui"] = None
+        try:
+            health = http.get(f"{url}/api/v2/monitor/health").json()
+        except (httpx.HTTPError, ValueError):
+            return {**found, "api-server": last_answer["api-server"]}
+        last_answer["api-server"] = time.time()
+        found["api-server"] = last_answer["api-server"]
+        for component, (section, key) in keys.items():
+            stamp = (health.get(section) or {}).get(key)
+            found[component] = datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
+        return found
+
+    return beats
+
+
+def ensure_stack(ws: Workspace, port: int = DEFAULT_PORT, *, mlflow_port: int | None = None, say=print) -> AirflowStack:
+    """Reuse the workspace's running stack or start a new, supervised one (owned by the caller).
+
+    LOOPML_AIRFLOW_URL names an Airflow run elsewhere (e.g. the distributed mode's): it is
+    used as it is, nothing is started.
+    """
+    if os.environ.get("LOOPML_AIRFLOW_URL"):
+        return AirflowStack(ws, 0, owned=False, external_url=os.environ["LOOPML_AIRFLOW_URL"].rstrip("/"))
     existing = AirflowStack.running(ws)
     if existing:
         return existing
-    stack = AirflowStack(ws, free_port(port))
-    stack.start()
+    stack = AirflowStack(ws, free_port(port), mlflow_port=free_port(mlflow_port) if mlflow_port else None)
     try:
+        stack.start(say=say)
         stack.wait_ready()
     except BaseException:
         stack.stop()

@@ -1,0 +1,249 @@
+"""`loopml up` keeps its stack alive: components SIGKILLed during a NoCode run are restarted,
+the run finishes by itself, `loopml run` rides out an api-server restart, and stopping the
+stack leaves no process behind.
+
+One stack (`loopml up` as a subprocess, as a user runs it) and one small NoCode run, followed
+by `loopml run` in another subprocess. During the run the scheduler is SIGKILLed while the
+workers run (their LocalExecutor worker processes are the scheduler's children and outlive
+it), then the api-server while `loopml run` polls it, then the dag-processor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from automl_tasks.settings import Workspace
+from automl_tasks.tracking import mlflow_client
+from loopml.airflow_client import AirflowClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+FAMILY = "breast_cancer"
+CONF = {"dataset": "breast_cancer", "n_trials": 16, "n_workers": 2, "time_budget_s": 600}
+KILLED = ("scheduler", "api-server", "dag-processor")
+
+
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def stack_state(ws: Workspace) -> dict:
+    try:
+        return json.loads((ws.airflow_home / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def workspace_processes(ws: Workspace, groups: set[int]) -> list[str]:
+    """Live processes started for this workspace: in a component's process group, or with
+    the workspace in their environment (which setproctitle may have clobbered, hence both)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env = process.environ() if os.getpgid(process.pid) not in groups else {}
+            if os.getpgid(process.pid) in groups or env.get("LOOPML_HOME") == str(ws.home):
+                found.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def executor_workers(pid: int) -> list[psutil.Process]:
+    """The LocalExecutor worker processes below the scheduler `pid`."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "LocalExecutor" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # a task process that just ended
+            continue
+    return found
+
+
+class Scenario:
+    """What happened, recorded for the tests below."""
+
+    def __init__(self) -> None:
+        self.run_id = ""
+        self.run_state_at_kill: dict[str, str] = {}
+        self.old_pids: dict[str, int] = {}
+        self.leftover_workers: list[psutil.Process] = []
+        self.workers_reaped_while_running = False
+        self.run_cli: subprocess.CompletedProcess | None = None
+        self.run_output = ""
+        self.status_output = ""
+        self.status_rc = -1
+        self.refused: subprocess.CompletedProcess | None = None
+        self.up_output = ""
+        self.up_rc = -1
+        self.left_after_stop: list[str] = []
+        self.groups: set[int] = set()  # every component process seen (each leads its process group)
+        self.stack_log = ""
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    ws = Workspace.at(tmp_path_factory.mktemp("supervision") / "ws").ensure()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPML_", "AIRFLOW"))}
+    # the hourly drift schedule is on, as for a user, so `loopml status` has a next check to show
+    env.update(LOOPML_HOME=str(ws.home), PYTHONPATH=str(REPO), LOOPML_DRIFT_SCHEDULE="@hourly")
+    cli = [sys.executable, "-m", "loopml.cli"]
+    up_log = ws.home / "up.out"
+    run_log = ws.home / "run.out"
+    seen = Scenario()
+    with up_log.open("w") as up_out:
+        up = subprocess.Popen(
+            [*cli, "up", "--port", "18380", "--mlflow-port", "15380"], env=env, stdout=up_out, stderr=subprocess.STDOUT
+        )
+    runner = None
+    try:
+        wait_until(lambda: "Ctrl-C stops all" in up_log.read_text() or up.poll() is not None, 400, "loopml up")
+        assert up.poll() is None, up_log.read_text()
+        state = stack_state(ws)
+        seen.groups |= {c["pid"] for c in state["components"].values()}
+        client = AirflowClient(state["url"], retry_s=300, say=lambda _: None)
+        with run_log.open("w") as run_out:
+            runner = subprocess.Popen(
+                [*cli, "run", "nocode_pipeline", "--conf", json.dumps(CONF)],
+                env=env,
+                stdout=run_out,
+                stderr=subprocess.STDOUT,
+            )
+
+        def run_id() -> str:
+            for line in run_log.read_text().splitlines():
+                if line.startswith("triggered nocode_pipeline run "):
+                    return line.split()[3].rstrip(";")
+            return ""
+
+        seen.run_id = wait_until(run_id, 300, "loopml run to trigger the run")
+
+        def workers_running() -> bool:
+            tis = client.task_instances("nocode_pipeline", seen.run_id)
+            return any(ti["task_id"] == "workers" and ti["state"] == "running" for ti in tis)
+
+        wait_until(workers_running, 300, "the workers to run")
+        for name in KILLED:
+            before = stack_state(ws)["components"][name]
+            seen.old_pids[name] = before["pid"]
+            seen.run_state_at_kill[name] = client.run_state("nocode_pipeline", seen.run_id)
+            if name == "scheduler":
+                seen.leftover_workers = executor_workers(before["pid"])
+            os.kill(before["pid"], signal.SIGKILL)
+
+            def recovered(name=name, old=before["pid"]) -> bool:
+                comp = stack_state(ws)["components"][name]
+                return comp["pid"] != old and comp["restarts"] == 1 and comp["health"] == "healthy"
+
+            wait_until(recovered, 300, f"{name} to be restarted and healthy")
+            seen.groups.add(stack_state(ws)["components"][name]["pid"])
+        runner.wait(timeout=900)
+        seen.run_output = run_log.read_text()
+        seen.run_cli = runner
+        # the dead scheduler's executor workers, idle once their tasks ended, do not pile up
+        wait_until(lambda: not any(p.is_running() for p in seen.leftover_workers), 60, "idle leftovers reaped")
+        seen.workers_reaped_while_running = up.poll() is None
+        status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=120)
+        seen.status_output, seen.status_rc = status.stdout + status.stderr, status.returncode
+        seen.refused = subprocess.run(
+            [*cli, "run", "nocode_pipeline", "--conf", json.dumps({"n_trials": -3})],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        if runner and runner.poll() is None:
+            runner.kill()
+        up.send_signal(signal.SIGTERM)
+        try:
+            seen.up_rc = up.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            up.kill()
+        seen.up_output = up_log.read_text()
+        seen.left_after_stop = workspace_processes(ws, seen.groups)
+        for line in seen.left_after_stop:  # never leave them running, whatever the test says
+            try:
+                psutil.Process(int(line.split()[0])).kill()
+            except psutil.NoSuchProcess:
+                pass
+        stack_log = ws.airflow_home / "logs" / "stack.log"
+        seen.stack_log = stack_log.read_text() if stack_log.exists() else ""
+    seen.ws = ws
+    return seen
+
+
+def test_each_component_was_killed_while_the_run_was_in_progress(scenario):
+    assert scenario.run_state_at_kill == dict.fromkeys(KILLED, "running"), "else the test proves nothing"
+    assert scenario.leftover_workers, "the scheduler had LocalExecutor worker processes when it was killed"
+
+
+def test_the_supervisor_restarted_and_reported_each_component(scenario):
+    for name in KILLED:
+        assert f"{name} (pid {scenario.old_pids[name]}) was killed by SIGKILL; restarting" in scenario.stack_log
+        assert f"{name} restarted (restart 1)" in scenario.up_output, "said on the console of loopml up"
+    assert scenario.status_rc == 0, scenario.status_output
+    lines = {line.split()[0]: line for line in scenario.status_output.splitlines() if line.split()}
+    for name in KILLED:
+        assert lines[name].split()[3] == "1" and "healthy" in lines[name], scenario.status_output
+    assert "last heartbeat" in lines["scheduler"] and "triggerer" in lines and "mlflow-ui" in lines
+    assert "Airflow UI: http://127.0.0.1:" in scenario.status_output
+    assert "MLflow UI:  http://127.0.0.1:" in scenario.status_output
+    assert f"{FAMILY}: next check " in scenario.status_output and "every 24 h" in scenario.status_output
+
+
+def test_the_run_finished_without_manual_steps_and_the_client_rode_out_the_restart(scenario):
+    out = scenario.run_output
+    assert scenario.run_cli.returncode == 0, out
+    assert f"nocode_pipeline run {scenario.run_id}: success" in out
+    assert "Airflow API unavailable" in out and "retrying for" in out and "Airflow API is back" in out
+    assert "Traceback" not in out
+
+
+def test_exactly_one_version_and_no_trial_twice_and_no_run_left_running(scenario):
+    import mlflow
+
+    client = mlflow_client(scenario.ws)
+    versions = client.search_model_versions(f"name='{FAMILY}'")
+    assert len(versions) == 1
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = mlflow.search_runs(experiment_ids=experiments)
+    assert not (runs["status"] == "RUNNING").any(), runs[runs["status"] == "RUNNING"][["run_id", "tags.mlflow.runName"]]
+    trials = runs[runs.get("tags.loopml.kind") == "trial"]
+    assert len(trials) >= CONF["n_trials"]
+    assert trials["tags.loopml.trial_number"].nunique() == len(trials), "no trial evaluated twice"
+
+
+def test_the_dead_schedulers_workers_were_ended_once_idle(scenario):
+    assert scenario.workers_reaped_while_running
+
+
+def test_a_rejected_trigger_form_is_one_clear_message(scenario):
+    out = scenario.refused.stdout + scenario.refused.stderr
+    assert scenario.refused.returncode == 1, out
+    assert "Airflow refused the nocode_pipeline run" in out and "n_trials" in out
+    assert "Traceback" not in out
+
+
+def test_stopping_the_stack_leaves_no_process_behind(scenario):
+    assert scenario.up_rc == 0, scenario.up_output
+    assert scenario.left_after_stop == [], "processes of the stack outlived `loopml up`"
+    assert len(scenario.groups) == 5 + len(KILLED)

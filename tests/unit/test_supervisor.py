@@ -1,0 +1,185 @@
+"""The stack supervisor with real (small) processes: restarts, giving up, hangs, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loopml.supervisor import FAILED, RESTARTING, Component, Supervisor
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+# A component that starts two children deaf to SIGTERM (as Airflow's LocalExecutor workers
+# are), both with an environment that lacks the supervisor's marker (setproctitle clobbers
+# it in the real workers): an idle one in the component's process group, and a busy one in
+# a session of its own that runs a "task" grandchild. It writes their pids to the folder
+# given as argument.
+SPAWNER = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    out = sys.argv[1]
+    env = {k: v for k, v in os.environ.items() if k != "LOOPML_STACK"}
+    deaf = "import signal, time, subprocess, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    idle = subprocess.Popen([sys.executable, "-c", deaf + "time.sleep(600)"], env=env)
+    busy = subprocess.Popen(
+        [sys.executable, "-c", deaf + "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']);"
+         "open(sys.argv[1], 'w').write(str(p.pid)); p.wait(); time.sleep(600)", out + "/task"],
+        start_new_session=True,
+        env=env,
+    )
+    open(out + "/idle", "w").write(str(idle.pid))
+    open(out + "/busy", "w").write(str(busy.pid))
+    time.sleep(600)
+    """
+)
+
+
+def wait_until(condition, timeout_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def make(tmp_path: Path, components: list[Component], **kwargs) -> Supervisor:
+    events: list[str] = []
+    supervisor = Supervisor(
+        components,
+        state_file=tmp_path / "stack.json",
+        stack_log=tmp_path / "stack.log",
+        say=events.append,
+        stop_timeout_s=1.0,
+        **kwargs,
+    )
+    supervisor.events = events
+    return supervisor
+
+
+@pytest.fixture
+def supervisors():
+    started: list[Supervisor] = []
+    yield started
+    for supervisor in started:
+        supervisor.stop()
+
+
+def test_an_exited_component_is_restarted_with_backoff_and_reported(tmp_path, supervisors):
+    flaky = Component("flaky", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "flaky.log")
+    steady = Component("steady", SLEEPER, tmp_path / "steady.log")
+    supervisor = make(tmp_path, [flaky, steady], max_failures=10)
+    supervisors.append(supervisor)
+    supervisor.start()
+    steady_pid = steady.pid
+    delays = []
+    for restart in range(1, 4):
+        wait_until(lambda: flaky.process.poll() is not None, what="flaky to exit")
+        now = time.time()
+        supervisor.tick(now)
+        assert flaky.health == RESTARTING and flaky.last_exit == "exited with code 3"
+        delays.append(flaky.restart_at - now)
+        supervisor.tick(flaky.restart_at - 0.01)
+        assert flaky.restart_at is not None, "not restarted before its backoff is over"
+        supervisor.tick(flaky.restart_at)
+        assert flaky.restarts == restart
+    assert delays == [1.0, 2.0, 4.0], "exponential backoff"
+    assert steady.pid == steady_pid and alive(steady_pid), "the other components are left alone"
+    log = (tmp_path / "stack.log").read_text()
+    assert log.count("flaky") >= 6 and "exited with code 3; restarting in 2s" in log
+    assert any("flaky restarted (restart 3)" in event for event in supervisor.events), "said on the console"
+    state = json.loads((tmp_path / "stack.json").read_text())
+    assert state["components"]["flaky"]["restarts"] == 3
+    assert state["components"]["steady"]["pid"] == steady_pid
+
+
+def test_repeated_failures_stop_the_whole_stack_naming_the_component_and_its_log(tmp_path, supervisors):
+    flaky = Component("flaky", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "flaky.log")
+    steady = Component("steady", SLEEPER, tmp_path / "steady.log")
+    supervisor = make(tmp_path, [flaky, steady], max_failures=2)
+    supervisors.append(supervisor)
+    supervisor.start()
+    for _ in range(3):
+        wait_until(lambda: flaky.process.poll() is not None, what="flaky to exit")
+        supervisor.tick()
+        if flaky.restart_at:
+            supervisor.tick(flaky.restart_at)
+    assert supervisor.done.is_set() and supervisor.status == FAILED
+    assert "flaky failed 3 times" in supervisor.failure and str(tmp_path / "flaky.log") in supervisor.failure
+    assert not alive(steady.pid), "the whole stack stops"
+    state = json.loads((tmp_path / "stack.json").read_text())
+    assert state["status"] == "failed" and state["failure"] == supervisor.failure
+    assert not supervisor.tracker.processes()
+
+
+def test_a_component_whose_heartbeat_stops_is_killed_and_restarted(tmp_path, supervisors):
+    beats: dict[str, float | None] = {}
+    hangs = Component("scheduler", SLEEPER, tmp_path / "scheduler.log", has_heartbeat=True)
+    supervisor = make(tmp_path, [hangs], heartbeats=lambda: dict(beats), hang_after_s=30)
+    supervisors.append(supervisor)
+    supervisor.start()
+    first = hangs.pid
+    beats["scheduler"] = hangs.started_at + 1
+    supervisor.tick(hangs.started_at + 2)
+    assert hangs.health == "healthy"
+    beats["scheduler"] = None  # the API that reports the heartbeat does not answer: unknown, not hung
+    supervisor.tick(hangs.started_at + 100)
+    assert alive(first) and hangs.restart_at is None
+    beats["scheduler"] = hangs.started_at + 1  # readable again, and old
+    supervisor.tick(hangs.started_at + 100)
+    assert not alive(first) and hangs.health == RESTARTING
+    assert "hung: no heartbeat" in hangs.last_exit
+    assert any("sent no heartbeat" in event for event in supervisor.events)
+    supervisor.tick(hangs.restart_at)
+    assert hangs.pid != first and alive(hangs.pid) and hangs.restarts == 1
+
+
+def test_no_process_is_left_behind_even_when_a_component_was_sigkilled_first(tmp_path, supervisors):
+    """The scheduler case: its executor workers outlive it, ignore SIGTERM and sit in their own sessions."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    spawner = Component(
+        "scheduler", [sys.executable, "-c", SPAWNER, str(pids)], tmp_path / "s.log", keeps_busy_leftovers=True
+    )
+    supervisor = make(tmp_path, [spawner])
+    supervisors.append(supervisor)
+    supervisor.start()
+    wait_until(lambda: all((pids / n).exists() and (pids / n).read_text() for n in ("idle", "busy", "task")))
+    idle, busy, task = (int((pids / n).read_text()) for n in ("idle", "busy", "task"))
+    supervisor.tick()  # sees the busy child (own session, no marker) while its parent lives
+    first = spawner.pid
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: spawner.process.poll() is not None)
+    supervisor.tick()
+    assert not alive(idle), "an idle leftover of the dead component is ended at once"
+    assert alive(busy) and alive(task), "a leftover still running a task is left to finish it"
+    supervisor.tick(spawner.restart_at)
+    assert spawner.pid != first and spawner.restarts == 1
+    os.kill(task, signal.SIGKILL)  # the task ends: its worker is idle now
+    wait_until(lambda: not alive(task))
+    wait_until(lambda: (supervisor.tick(), not alive(busy))[1], what="the idle worker to be reaped")
+    wait_until(lambda: all((pids / n).read_text() != str(p) for n, p in (("idle", idle), ("busy", busy))))
+    new = [int((pids / n).read_text()) for n in ("idle", "busy")]
+    wait_until(lambda: (pids / "task").read_text() != str(task))
+    new.append(int((pids / "task").read_text()))
+    assert all(alive(pid) for pid in new)
+    supervisor.tick()
+    os.kill(spawner.pid, signal.SIGKILL)  # the restarted generation dies too, then the stack is stopped
+    supervisor.stop()
+    assert not any(alive(pid) for pid in [spawner.pid, *new]), "stop ends children of a dead component"
+    assert not supervisor.tracker.processes()
