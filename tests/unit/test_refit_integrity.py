@@ -175,6 +175,17 @@ def test_a_failed_refit_is_never_promoted_automatically():
     assert judge(_tags(0.99, **{STATUS_TAG: FALLBACK}), _tags(0.5), AUC, GateConfig()).promote
 
 
+def test_trivial_baseline_is_the_prior_or_the_mean():
+    from automl_tasks.scoring import trivial_baseline_score
+
+    labels = pd.DataFrame({"t": [0, 0, 0, 1]})
+    assert trivial_baseline_score(np.array([0, 0, 1]), labels, "t", AUC, "binary") == pytest.approx(0.5)
+    assert trivial_baseline_score(np.array([0, 0, 1]), labels, "t", Metric("accuracy"), "binary") == 0.75
+    prices = pd.DataFrame({"t": [1e6, 2e6, 3e6]})
+    assert trivial_baseline_score(np.array([2e6, 2e6]), prices, "t", R2, "regression") == pytest.approx(0.0)
+    assert trivial_baseline_score(np.array([1e6]), prices, "t", Metric("mae"), "regression") == pytest.approx(1e6)
+
+
 def test_mlp_early_stopping_keeps_the_best_epoch():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 5))
