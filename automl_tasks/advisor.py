@@ -153,6 +153,62 @@ def _per_model_importance(study, min_trials: int = 6) -> dict[str, dict[str, flo
     return out
 
 
+def registration_findings(client: Any, family: str, study_name: str) -> dict[str, Any] | None:
+    """What happened to the model registered from `study_name`: the refit integrity check
+    and the promotion decision with their numbers (None if no version came from it)."""
+    from mlflow.exceptions import MlflowException
+
+    from automl_tasks.promotion import BASELINE_SCORE_TAG, DEFAULT_CONFIG_SCORE_TAG, SEARCH_SCORE_TAG
+    from automl_tasks.refit_check import REASON_TAG, SOURCE_TAG, STATUS_TAG
+
+    try:
+        versions = client.search_model_versions(f"name='{family}'")
+    except MlflowException:
+        return None
+    mine = [v for v in versions if v.tags.get("loopml.study") == study_name]
+    if not mine:
+        return None
+    version = max(mine, key=lambda v: int(v.version))
+    tags = version.tags
+    return {
+        "version": str(version.version),
+        "refit_check": tags.get(STATUS_TAG, ""),
+        "refit_check_reason": tags.get(REASON_TAG, ""),
+        "model_source": tags.get(SOURCE_TAG, ""),
+        "search_score": tags.get(SEARCH_SCORE_TAG, ""),
+        "default_config_score": tags.get(DEFAULT_CONFIG_SCORE_TAG, ""),
+        "baseline_score": tags.get(BASELINE_SCORE_TAG, ""),
+        "promotion": tags.get("loopml.promotion.decision", "pending"),
+        "promotion_reason": tags.get("loopml.promotion.reason", ""),
+    }
+
+
+def registration_suggestions(found: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Suggestions when the registered model is not the one the search validated, or was refused."""
+    if not found:
+        return []
+    out = []
+    if found["refit_check"] and found["refit_check"] != "passed":
+        out.append(
+            {
+                "kind": "refit_check",
+                "param": f"v{found['version']}",
+                "text": f"refit integrity check: {found['refit_check']} ({found['refit_check_reason']}); "
+                "the final fit did not reproduce the validated quality: re-run with another seed or "
+                "narrow the space (e.g. a smaller learning rate)",
+            }
+        )
+    if found["promotion"] == "rejected":
+        out.append(
+            {
+                "kind": "not_promoted",
+                "param": f"v{found['version']}",
+                "text": f"v{found['version']} was not promoted: {found['promotion_reason']}",
+            }
+        )
+    return out
+
+
 def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str, Any]:
     """Compute importance, plots and suggestions; log them to the parent run."""
     from optuna.trial import TrialState
@@ -171,18 +227,29 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     per_model = _per_model_importance(study)
     best_params = study.best_trial.params if complete else {}
     suggestions = suggest(space, best_params, importance, profile, per_model)
+    client = mlflow_client(ws)
+    registered = registration_findings(client, plan.family, study_name)
+    suggestions += registration_suggestions(registered)
     (folder / "importance.json").write_text(json.dumps({"overall": importance, "per_model": per_model}, indent=2))
     (folder / "suggestions.json").write_text(json.dumps(suggestions, indent=2))
     lines = [f"# Suggestions for study {study_name}", ""]
     lines += [f"- **{s['kind']}** ({s['param']}): {s['text']}" for s in suggestions] or [
         "- none: the search looks healthy"
     ]
+    if registered:
+        (folder / "registration.json").write_text(json.dumps(registered, indent=2))
+        lines += ["", f"## Registered version v{registered['version']}", ""]
+        lines += [f"- {key}: {value}" for key, value in registered.items() if key != "version" and value != ""]
     (folder / "suggestions.md").write_text("\n".join(lines) + "\n")
     plots = _write_plots(study, folder, importance) if complete else []
-    client = mlflow_client(ws)
     client.log_artifacts(plan.parent_run_id, str(folder), artifact_path="advisor")
     for name, share in importance.items():
         client.log_metric(plan.parent_run_id, f"importance.{name}", share)
     for suggestion in suggestions:
         log.info("advisor suggestion: %s", suggestion["text"])
-    return {"suggestions": len(suggestions), "plots": [p.name for p in plots], "top_params": list(importance)[:3]}
+    return {
+        "suggestions": len(suggestions),
+        "plots": [p.name for p in plots],
+        "top_params": list(importance)[:3],
+        "refit_check": (registered or {}).get("refit_check", ""),
+    }

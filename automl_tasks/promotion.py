@@ -1,7 +1,11 @@
 """The promotion gate: who becomes `champion` of a model family, and rollback.
 
-A challenger replaces the champion only if it beats it on the family's fixed evaluation
-data by a margin and does not regress the guard metrics (single-row latency, model size)
+A version whose refit failed its integrity check (`automl_tasks.refit_check`) is never
+promoted automatically, and no version becomes champion without beating a trivial
+baseline (majority class / prior, or the mean) on the evaluation data. The first version
+of a family must also come from a search whose best configuration beat the search's
+default configuration by the margin, or be that configuration. A challenger replaces the
+champion only if it beats it on the family's fixed evaluation data by a margin and does not regress the guard metrics (single-row latency, model size)
 beyond their allowed ratios. Manual promotion skips the score rule, not the record.
 Every change of `champion` happens under the family's lock and is appended to the
 family's champion history, so racing promotions leave the alias and the history
@@ -22,6 +26,7 @@ from typing import Any
 
 from automl_tasks.errors import ConfigurationError, LoopmlError
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.refit_check import FAILED, REASON_TAG, STATUS_TAG
 from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import mlflow_client
@@ -31,6 +36,13 @@ log = logging.getLogger(__name__)
 HISTORY_TAG = "loopml.champion_history"
 EVAL_SCORE_TAG = "loopml.eval_score"
 EVAL_URI_TAG = "loopml.eval_dataset_uri"
+#: trivial baseline's score on the evaluation data named by BASELINE_URI_TAG
+BASELINE_SCORE_TAG = "loopml.baseline_score"
+BASELINE_URI_TAG = "loopml.baseline_eval_uri"
+#: validated (search) scores of the version's configuration and of the search's default configuration
+SEARCH_SCORE_TAG = "loopml.search_score"
+DEFAULT_CONFIG_SCORE_TAG = "loopml.default_config_score"
+IS_DEFAULT_CONFIG_TAG = "loopml.is_default_config"
 MODES = ("auto", "manual")
 
 
@@ -60,6 +72,7 @@ class GateResult:
     champion_score: float | None
     latency_ratio: float | None
     size_ratio: float | None
+    baseline_score: float | None = None
 
 
 def _float(tags: dict[str, str], key: str) -> float | None:
@@ -69,11 +82,62 @@ def _float(tags: dict[str, str], key: str) -> float | None:
         return None
 
 
+def _baseline(candidate: dict[str, str]) -> float | None:
+    """The trivial baseline's score, if it was measured on the candidate's evaluation data."""
+    if candidate.get(BASELINE_URI_TAG) != candidate.get(EVAL_URI_TAG):
+        return None
+    return _float(candidate, BASELINE_SCORE_TAG)
+
+
+def integrity_refusal(candidate: dict[str, str], metric: Metric) -> str | None:
+    """Why no gate may promote `candidate` automatically, or None.
+
+    Refused: a failed refit integrity check; an evaluation score that does not beat the
+    trivial baseline. Versions registered before these tags existed are not refused."""
+    if candidate.get(STATUS_TAG) == FAILED:
+        return f"refit integrity check failed ({candidate.get(REASON_TAG, 'no reason recorded')})"
+    score, baseline = _float(candidate, EVAL_SCORE_TAG), _baseline(candidate)
+    if baseline is not None and (score is None or metric.gain(score, baseline) <= 0):
+        shown = "none" if score is None else f"{score:.5g}"
+        return f"{metric.name} {shown} on the evaluation data does not beat the trivial baseline's {baseline:.5g}"
+    return None
+
+
+def judge_first_version(candidate: dict[str, str], metric: Metric, config: GateConfig) -> GateResult:
+    """The rule for a family without a champion: beat the trivial baseline (checked by
+    `integrity_refusal`) and the search's default configuration by the margin, or be it."""
+    score, baseline = _float(candidate, EVAL_SCORE_TAG), _baseline(candidate)
+    searched, default = _float(candidate, SEARCH_SCORE_TAG), _float(candidate, DEFAULT_CONFIG_SCORE_TAG)
+    if candidate.get(IS_DEFAULT_CONFIG_TAG) == "true":
+        versus_default = "it is the search's default configuration"
+    elif searched is None or default is None:
+        versus_default = "no default-configuration trial to compare with"
+    else:
+        gain = metric.gain(searched, default)
+        if gain < config.margin:
+            reason = (
+                f"the family has no champion, but the searched configuration's validated {metric.name} "
+                f"{searched:.5g} beats the default configuration's {default:.5g} by {gain:.3g}, "
+                f"less than the margin {config.margin}"
+            )
+            return GateResult(False, reason, score, None, None, None, baseline)
+        versus_default = f"the search beat the default configuration ({searched:.5g} vs {default:.5g})"
+    against = "no baseline recorded" if baseline is None else f"beats the trivial baseline's {baseline:.5g}"
+    shown = "unscored" if score is None else f"{metric.name} {score:.5g}"
+    return GateResult(
+        True, f"the family has no champion; {shown} {against}; {versus_default}", score, None, None, None, baseline
+    )
+
+
 def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Metric, config: GateConfig) -> GateResult:
     """The pure promotion rule over the two versions' tags."""
     cand_score = _float(candidate, EVAL_SCORE_TAG)
+    refusal = integrity_refusal(candidate, metric)
+    if refusal is not None:
+        champ_score = _float(champion, EVAL_SCORE_TAG) if champion else None
+        return GateResult(False, refusal, cand_score, champ_score, None, None, _baseline(candidate))
     if champion is None:
-        return GateResult(True, "the family has no champion", cand_score, None, None, None)
+        return judge_first_version(candidate, metric, config)
     champ_score = _float(champion, EVAL_SCORE_TAG)
     if cand_score is None or champ_score is None or candidate.get(EVAL_URI_TAG) != champion.get(EVAL_URI_TAG):
         return GateResult(

@@ -29,11 +29,21 @@ import pandas as pd
 
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
 from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlError
+from automl_tasks.estimators.metrics import Metric
 from automl_tasks.preprocess import open_pipeline_run
-from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, GateConfig, check_family_exists, family_lock, promote
+from automl_tasks.promotion import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    GateConfig,
+    check_family_exists,
+    family_lock,
+    promote,
+)
 from automl_tasks.registry import CHAMPION, check_family_name, current_alias_version
 from automl_tasks.request import check_integer_ranges, request_from_conf
-from automl_tasks.scoring import load_version_model, missing_columns, score_version
+from automl_tasks.scoring import load_version_model, missing_columns, score_version, trivial_baseline_score
 from automl_tasks.search import SearchPlan, start_search
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import load_search_space
@@ -242,6 +252,21 @@ def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, A
     return start_search(ws.optuna_uri, plan, space, warm_start_study=pre["parent_study"] if same_space else None)
 
 
+def _record_baseline(ws: Workspace, client: Any, family: str, version: str, frame: pd.DataFrame, eval_uri: str) -> None:
+    """The trivial baseline (fitted on the version's training table) on the new evaluation
+    data, recorded on the version so the gate can refuse a model that does not beat it."""
+    tags = client.get_model_version(family, version).tags
+    target, metric = tags.get("loopml.target", "target"), Metric(tags.get("loopml.metric", "roc_auc"))
+    if not tags.get("loopml.dataset_uri") or not tags.get("loopml.study") or target not in frame.columns:
+        return
+    _, plan = load_study(ws.optuna_uri, tags["loopml.study"])
+    train = DatasetStore(ws.datasets, ws.dvc_remote).read(tags["loopml.dataset_uri"])[target].dropna().to_numpy()
+    baseline = trivial_baseline_score(train, frame, target, metric, plan.data.task_type)
+    if baseline is not None:
+        client.set_model_version_tag(family, version, BASELINE_SCORE_TAG, f"{baseline:.8g}")
+        client.set_model_version_tag(family, version, BASELINE_URI_TAG, eval_uri)
+
+
 def gate_on_recent_data(
     ws: Workspace, family: str, version: str, eval_uri: str, *, gate: GateConfig, triggered_by: str
 ) -> dict[str, Any]:
@@ -260,6 +285,7 @@ def gate_on_recent_data(
                 client.set_model_version_tag(family, candidate, "loopml.previous_eval_score", record)
             client.set_model_version_tag(family, candidate, EVAL_SCORE_TAG, f"{scores[candidate]:.8g}")
             client.set_model_version_tag(family, candidate, EVAL_URI_TAG, eval_uri)
+        _record_baseline(ws, client, family, version, frame, eval_uri)
         model = client.get_registered_model(family)
         history = json.loads(model.tags.get(EVAL_HISTORY_TAG, "[]"))
         previous = model.tags.get(EVAL_URI_TAG)

@@ -78,3 +78,29 @@ def score_pipeline(pipeline: Any, frame: pd.DataFrame, schema: FeatureSchema, ta
 def score_version(model: VersionModel, frame: pd.DataFrame) -> float:
     """`score_pipeline` for a loaded registered version."""
     return score_pipeline(model.pipeline, frame, model.schema, model.target, model.metric)
+
+
+def trivial_baseline_score(
+    train_target: np.ndarray, frame: pd.DataFrame, target: str, metric: Metric, task_type: str
+) -> float | None:
+    """`metric` on the labelled rows of `frame` of the trivial model fitted on `train_target`:
+    the class prior (probabilities) / majority class for classification, the mean for
+    regression. None when the metric is undefined for it (e.g. an unseen class)."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    labelled = frame[frame[target].notna()]
+    if labelled.empty:
+        return None
+    model = DummyRegressor(strategy="mean") if task_type == "regression" else DummyClassifier(strategy="prior")
+    model.fit(np.zeros((len(train_target), 1)), np.asarray(train_target))
+    rows = np.zeros((len(labelled), 1))
+    classes = getattr(model, "classes_", None)
+    truth = labelled[target].to_numpy()
+    if classes is not None:
+        truth = truth.astype(np.asarray(classes).dtype, copy=False)
+    prediction = model.predict_proba(rows) if metric.needs_proba else model.predict(rows)
+    try:
+        return metric(truth, prediction, classes)
+    except ValueError as exc:
+        log.warning("no trivial baseline score (%s)", exc)
+        return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +20,19 @@ from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators import TabularEstimator
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline, measure_latency
-from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, evaluation_data_uri, family_lock, promote
+from automl_tasks.promotion import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    DEFAULT_CONFIG_SCORE_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    IS_DEFAULT_CONFIG_TAG,
+    SEARCH_SCORE_TAG,
+    evaluation_data_uri,
+    family_lock,
+    promote,
+)
+from automl_tasks.refit_check import fit_final_model
 from automl_tasks.registry import CHALLENGER, CHAMPION
 from automl_tasks.search.storage import load_study
 from automl_tasks.settings import Workspace
@@ -45,6 +58,7 @@ class RegisteredModel:
     metric: str
     onnx_parity_max_abs_diff: float
     latency_single_ms: float
+    warning: str = ""  # set when the version should not be trusted as it stands (see the run log)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +101,34 @@ def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> flo
     return score_pipeline(estimator.pipeline_, frame, estimator.schema_, estimator.data.target, metric)
 
 
+def _baseline_score(estimator: TabularEstimator, frame, metric: Metric) -> float | None:
+    """The trivial baseline (fitted on the target of this model's fit rows) on the evaluation data."""
+    from automl_tasks.scoring import trivial_baseline_score
+
+    target = estimator.data.target
+    if target not in frame.columns:
+        return None
+    fit_rows, _ = estimator._rows()
+    return trivial_baseline_score(estimator.target_[fit_rows], frame, target, metric, estimator.data.task_type)
+
+
+def _search_comparison_tags(study, best) -> dict[str, str]:
+    """The search's default configuration (the trial enqueued as `default`) against the best one."""
+    from optuna.trial import TrialState
+
+    defaults = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("loopml.origin") == "default"
+    ]
+    tags = {SEARCH_SCORE_TAG: f"{best.value:.8g}"}
+    if defaults:
+        tags[DEFAULT_CONFIG_SCORE_TAG] = f"{defaults[0].value:.8g}"
+    is_default = best.user_attrs.get("loopml.origin") == "default" or any(t.params == best.params for t in defaults)
+    tags[IS_DEFAULT_CONFIG_TAG] = str(is_default).lower()
+    return tags
+
+
 def train_and_register(
     ws: Workspace,
     study_name: str,
@@ -116,11 +158,23 @@ def train_and_register(
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     metric = Metric(plan.metric)
     workdir = ws.runs / study_name / "final"
-    estimator = TabularEstimator(
-        run_epochs=None, data=plan.data, is_trainer=True, model_args=best.params, metric=metric, output_dir=workdir
+    started = time.perf_counter()
+    final = fit_final_model(
+        TabularEstimator,
+        data=plan.data,
+        config=best.params,
+        validated=float(best.value),
+        metric=metric,
+        workdir=workdir,
     )
-    result = estimator.run()
-    log.info("final model (trial %d config) %s on test split: %.5g", best.number, metric.name, result.score)
+    estimator = final.estimator
+    log.info(
+        "final model (trial %d config, %s) %s on test split: %.5g",
+        best.number,
+        final.source,
+        metric.name,
+        final.test_score,
+    )
 
     test_features = estimator.features_.iloc[estimator.test_rows]
     onnx_path = export_pipeline(estimator.pipeline_, estimator.schema_, workdir / "model.onnx")
@@ -132,9 +186,10 @@ def train_and_register(
 
     client = mlflow_client(ws)
     metrics = {
-        f"test_{metric.name}": result.score,
+        f"test_{metric.name}": final.test_score,
         "best_search_score": float(best.value),
-        "train_seconds": result.duration_s,
+        "train_seconds": time.perf_counter() - started,
+        **final.metrics(),
         "onnx_size_kb": onnx_path.stat().st_size / 1024,
         **parity.as_metrics(),
         **latency,
@@ -150,6 +205,8 @@ def train_and_register(
         "loopml.target": plan.data.target,
         **({"loopml.parent_version": parent_version} if parent_version else {}),
         "loopml.best_trial": str(best.number),
+        **final.tags(),
+        **_search_comparison_tags(study, best),
     }
     sample = test_features.head(5)
     with mlflow.start_run(
@@ -173,9 +230,10 @@ def train_and_register(
     version = str(info.registered_model_version)
     eval_uri, eval_frame = _family_evaluation(ws, client, plan.family, estimator)
     eval_score = _evaluation_score(estimator, eval_frame, metric)
+    baseline = _baseline_score(estimator, eval_frame, metric)
     version_tags = {
         **tags,
-        f"test_{metric.name}": f"{result.score:.6g}",
+        f"test_{metric.name}": f"{final.test_score:.6g}",
         "loopml.run_id": run.info.run_id,
         EVAL_URI_TAG: eval_uri,
         "latency_single_ms": f"{latency['latency_single_ms']:.6g}",
@@ -183,25 +241,35 @@ def train_and_register(
     }
     if eval_score is not None:
         version_tags[EVAL_SCORE_TAG] = f"{eval_score:.8g}"
+    if baseline is not None:
+        version_tags |= {BASELINE_SCORE_TAG: f"{baseline:.8g}", BASELINE_URI_TAG: eval_uri}
     for key, value in version_tags.items():
         client.set_model_version_tag(plan.family, version, key, value)
+    warning = "" if final.promotable else f"refit integrity check failed: {final.reason}"
     if auto_promote:
-        promoted = promote(ws, plan.family, version, mode="auto", triggered_by=f"{pipeline} run {dag_run_id}")[
-            "promoted"
-        ]
+        decision = promote(ws, plan.family, version, mode="auto", triggered_by=f"{pipeline} run {dag_run_id}")
+        promoted = decision["promoted"]
+        if not promoted and not decision.get("champion"):
+            warning = (
+                f"family {plan.family} has NO champion: v{version} stays {CHALLENGER} because {decision['reason']}; "
+                "nothing is served until a version passes the gate (or is promoted by hand)"
+            )
     else:
         with family_lock(ws, plan.family):
             client.set_registered_model_alias(plan.family, CHALLENGER, version)
         promoted = False
         log.info("family %s v%s registered as %s; the promotion gate decides next", plan.family, version, CHALLENGER)
+    if warning:
+        log.warning("%s", warning)
     return RegisteredModel(
         family=plan.family,
         version=version,
         alias=CHAMPION if promoted else CHALLENGER,
         run_id=run.info.run_id,
         model_uri=f"models:/{plan.family}/{version}",
-        test_score=result.score,
+        test_score=final.test_score,
         metric=metric.name,
         onnx_parity_max_abs_diff=parity.max_abs_diff,
         latency_single_ms=latency["latency_single_ms"],
+        warning=warning,
     )

@@ -194,7 +194,10 @@ def retrain_end(pre: dict[str, Any], registered: dict[str, Any], decision: dict[
         "dataset_uri": pre["dataset_uri"],
         "eval_uri": pre["eval_uri"],
         "mlflow_run_id": pre["parent_run_id"],
+        "warning": registered.get("warning", ""),
     }
+    if summary["warning"]:
+        log.warning("ATTENTION: %s", summary["warning"])
     log.info(
         "family %s: v%s retrained from v%s on %s; %s. Serving endpoints follow the champion alias by themselves.",
         summary["family"],

@@ -130,7 +130,10 @@ def hpo_end(state: dict[str, Any], registered: dict[str, Any], advice: dict[str,
         registered["alias"],
         verdict["verdict"],
     )
+    if registered.get("warning"):
+        log.warning("ATTENTION: %s", registered["warning"])
     return {
+        "warning": registered.get("warning", ""),
         "family": registered["family"],
         "version": registered["version"],
         "alias": registered["alias"],

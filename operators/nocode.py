@@ -168,7 +168,10 @@ def end(pre: dict[str, Any], registered: dict[str, Any], advice: dict[str, Any])
         "mlflow_run_id": pre["parent_run_id"],
         "dataset_uri": pre["dataset_uri"],
         "suggestions": advice["suggestions"],
+        "warning": registered.get("warning", ""),
     }
+    if summary["warning"]:
+        log.warning("ATTENTION: %s", summary["warning"])
     log.info(
         "model family %s version %s is %s (%s=%.4f); MLflow run %s; serve it with: loopml serve %s",
         summary["family"],

@@ -1,0 +1,285 @@
+"""The registered model is as good as the one the search validated (issue 19).
+
+In-process on a real MLflow store and DVC store in a tmp workspace: a search, the final
+refit with its integrity check, registration and the promotion gate."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.pipeline import Pipeline
+
+import automl_tasks.task_estimator as task_estimator
+from automl_tasks.advisor import registration_findings, registration_suggestions
+from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
+from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
+from automl_tasks.export.onnx_export import OnnxModel
+from automl_tasks.model_store import feature_schema_of
+from automl_tasks.preprocess import finish_parent_run, preprocess
+from automl_tasks.promotion import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    DEFAULT_CONFIG_SCORE_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    IS_DEFAULT_CONFIG_TAG,
+    SEARCH_SCORE_TAG,
+    GateConfig,
+    judge,
+)
+from automl_tasks.refit_check import (
+    FAILED,
+    FALLBACK,
+    PASSED,
+    REASON_TAG,
+    REFIT,
+    SOURCE_TAG,
+    STATUS_TAG,
+    TRIAL_MODEL,
+    bootstrap_scores,
+    judge_refit,
+)
+from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
+from automl_tasks.request import NoCodeRequest
+from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
+from automl_tasks.tracking import mlflow_client
+from tests.price_table import price_table
+
+R2, AUC = Metric("r2"), Metric("roc_auc")
+
+MLP_SPACE = """
+params:
+  - {name: scaling, type: string, range: [zscore]}
+  - name: model
+    type: string
+    range: [mlp]
+    submodule:
+      mlp:
+        - {name: hidden_units, type: int_cat, range: [64]}
+        - {name: n_layers, type: int_cat, range: [2]}
+        - {name: learning_rate, type: float_cat, range: [0.016]}
+        - {name: weight_decay, type: float_cat, range: [0.0001]}
+        - {name: epochs, type: int_cat, range: [100]}
+"""
+
+LINEAR_SPACE = """
+params:
+  - {name: scaling, type: string, range: [zscore]}
+  - name: model
+    type: string
+    range: [linear]
+    submodule:
+      linear:
+        - {name: C, type: float_log, range: [0.1, 10.0], default: 1.0}
+"""
+
+# deep trees on a target of pure noise: worse than predicting the mean, consistently
+OVERFIT_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [extra_trees]
+    submodule:
+      extra_trees:
+        - {name: n_estimators, type: int_cat, range: [30]}
+        - {name: max_depth, type: int_cat, range: [0]}
+        - {name: min_samples_leaf, type: int_cat, range: [1]}
+        - {name: max_features, type: float_cat, range: [1.0]}
+"""
+
+
+def _search_and_register(ws, dataset: str, family: str, space: str, *, target: str = "target", n_trials: int = 1):
+    request = NoCodeRequest(
+        dataset=dataset, target=target, n_trials=n_trials, n_workers=1, family=family, search_space=space
+    )
+    run_name = f"test-{time.time_ns()}"
+    pre = preprocess(ws, request, dag_run_id=run_name)
+    space_obj = request.space()
+    plan = SearchPlan(
+        study_name=f"{family}-{run_name}",
+        family=family,
+        data=DataSpec(pre.dataset_path, pre.target, pre.task_type),
+        dataset_uri=pre.dataset_uri,
+        metric=pre.metric,
+        direction=Metric(pre.metric).direction,
+        space_yaml=request.space_text(),
+        space_hash=space_obj.hash,
+        n_trials=n_trials,
+        time_budget_s=300,
+        deadline=time.time() + 300,
+        n_workers=1,
+        experiment_id=pre.experiment_id,
+        parent_run_id=pre.parent_run_id,
+    )
+    start_search(ws.optuna_uri, plan, space_obj)
+    run_worker(ws, plan.study_name, 0)
+    watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
+    registered = task_estimator.train_and_register(
+        ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version
+    )
+    finish_parent_run(ws, pre.parent_run_id)
+    return registered, plan.study_name
+
+
+def _version_tags(ws, family: str, version: str) -> dict[str, str]:
+    return dict(mlflow_client(ws).get_model_version(family, version).tags)
+
+
+# ---- the pure rules -------------------------------------------------------------------
+
+
+def test_check_allows_sampling_noise_and_fires_on_a_collapse():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=400)
+    good = truth + rng.normal(scale=0.3, size=400)  # R² about 0.91
+    boot = bootstrap_scores(R2, truth, good, samples=200)
+    test = R2(truth, good)
+    assert judge_refit(R2, test + 0.02, test, boot, n_test=400, n_valid=400).passed
+    collapsed = np.full(400, truth.mean())
+    boot = bootstrap_scores(R2, truth, collapsed, samples=200)
+    check = judge_refit(R2, 0.91, R2(truth, collapsed), boot, n_test=400, n_valid=400)
+    assert not check.passed and check.shortfall > 0.9 and check.test_high < 0.1
+    # a minimised metric: the test RMSE may not be far above the validated one either
+    rmse = Metric("rmse")
+    assert not judge_refit(
+        rmse, 0.3, 1.0, bootstrap_scores(rmse, truth, collapsed, samples=100), n_test=400, n_valid=400
+    ).passed
+
+
+def _tags(score, **extra):
+    return {EVAL_SCORE_TAG: str(score), EVAL_URI_TAG: "dataset://e@1", **{k: str(v) for k, v in extra.items()}}
+
+
+def test_first_version_must_beat_the_trivial_baseline_and_the_default_configuration():
+    gate = GateConfig(margin=0.01)
+    base = {BASELINE_SCORE_TAG: 0.5, BASELINE_URI_TAG: "dataset://e@1"}
+    worse = judge(_tags(0.45, **base), None, AUC, gate)
+    assert not worse.promote and "trivial baseline" in worse.reason and worse.baseline_score == 0.5
+    no_gain = judge(_tags(0.9, **base, **{SEARCH_SCORE_TAG: 0.905, DEFAULT_CONFIG_SCORE_TAG: 0.9}), None, AUC, gate)
+    assert not no_gain.promote and "default configuration" in no_gain.reason
+    assert judge(_tags(0.9, **base, **{SEARCH_SCORE_TAG: 0.95, DEFAULT_CONFIG_SCORE_TAG: 0.9}), None, AUC, gate).promote
+    is_default = {SEARCH_SCORE_TAG: 0.9, DEFAULT_CONFIG_SCORE_TAG: 0.9, IS_DEFAULT_CONFIG_TAG: "true"}
+    assert judge(_tags(0.9, **base, **is_default), None, AUC, gate).promote
+    # a baseline measured on other evaluation data is not comparable, and not used
+    assert judge(_tags(0.45, **{BASELINE_SCORE_TAG: 0.5, BASELINE_URI_TAG: "dataset://old@1"}), None, AUC, gate).promote
+
+
+def test_a_failed_refit_is_never_promoted_automatically():
+    failed = _tags(0.99, **{STATUS_TAG: FAILED, REASON_TAG: "refit collapsed"})
+    assert "refit collapsed" in judge(failed, None, AUC, GateConfig()).reason
+    assert not judge(failed, _tags(0.5), AUC, GateConfig()).promote  # a retrain's gate too
+    assert judge(_tags(0.99, **{STATUS_TAG: FALLBACK}), _tags(0.5), AUC, GateConfig()).promote
+
+
+def test_trivial_baseline_is_the_prior_or_the_mean():
+    from automl_tasks.scoring import trivial_baseline_score
+
+    labels = pd.DataFrame({"t": [0, 0, 0, 1]})
+    assert trivial_baseline_score(np.array([0, 0, 1]), labels, "t", AUC, "binary") == pytest.approx(0.5)
+    assert trivial_baseline_score(np.array([0, 0, 1]), labels, "t", Metric("accuracy"), "binary") == 0.75
+    prices = pd.DataFrame({"t": [1e6, 2e6, 3e6]})
+    assert trivial_baseline_score(np.array([2e6, 2e6]), prices, "t", R2, "regression") == pytest.approx(0.0)
+    assert trivial_baseline_score(np.array([1e6]), prices, "t", Metric("mae"), "regression") == pytest.approx(1e6)
+
+
+def test_mlp_early_stopping_keeps_the_best_epoch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5))
+    y = (x[:, 0] * 3e5 + 7e5 + rng.normal(scale=2e5, size=400)).astype(np.float64)
+    model = TorchMLPRegressor(learning_rate=0.03, epochs=200, patience=5).fit(x, y)
+    assert model.best_epoch_ < model.n_epochs_run_ < 200, "stopped early, kept an earlier epoch"
+    assert TorchMLPRegressor(epochs=3, validation_fraction=0.0).fit(x, y).n_epochs_run_ == 3
+
+
+# ---- end to end in-process ------------------------------------------------------------
+
+
+def test_mlp_refit_on_a_target_near_1e6_passes_the_check_and_exports(workspace, tmp_path):
+    path = tmp_path / "houses.csv"
+    price_table(900, seed=3).to_csv(path, index=False)
+    registered, study = _search_and_register(workspace, str(path), "houses", MLP_SPACE, target="price")
+    tags = _version_tags(workspace, "houses", registered.version)
+    assert tags[STATUS_TAG] == PASSED and tags[SOURCE_TAG] == REFIT, tags[REASON_TAG]
+    run = mlflow_client(workspace).get_run(registered.run_id).data.metrics
+    assert run["refit_check_test"] == pytest.approx(registered.test_score)
+    assert run["refit_check_shortfall"] <= run["refit_check_allowed"]
+    assert registered.test_score > 0.7
+    # the ONNX file's output matches the native model on rows priced near 1e6
+    import mlflow
+
+    native = mlflow.sklearn.load_model(registered.model_uri)
+    local = mlflow.artifacts.download_artifacts(run_id=registered.run_id, artifact_path="onnx/model.onnx")
+    schema = feature_schema_of(registered.run_id)
+    frame = pd.read_csv(path).head(200)
+    from automl_tasks.estimators.features import feature_frame
+
+    features = feature_frame(frame, schema)
+    labels, _ = OnnxModel(local, schema).run(features)
+    expected = native.predict(features)
+    assert np.median(expected) > 3e5
+    np.testing.assert_allclose(np.asarray(labels).ravel(), expected, rtol=1e-4)
+    assert registered.alias == CHAMPION and not registered.warning
+    found = registration_findings(mlflow_client(workspace), "houses", study)
+    assert found["refit_check"] == PASSED and found["promotion"] == "promoted"
+
+
+class CollapsingTabular(TabularEstimator):
+    """Searches like the built-in tabular estimator, but its final refit (train+validation)
+    ignores the configuration and its seed and returns a constant model."""
+
+    def train(self) -> None:
+        if not self.is_trainer:
+            return super().train()
+        self._load()
+        fit_rows, _ = self._rows()
+        constant = (
+            DummyRegressor(strategy="mean")
+            if self.data.task_type == "regression"
+            else DummyClassifier(strategy="prior")
+        )
+        self.pipeline_ = Pipeline([("model", constant)])
+        self.pipeline_.fit(self.features_.iloc[fit_rows], self.target_[fit_rows])
+
+
+def test_a_collapsed_refit_falls_back_to_the_trial_model(workspace, monkeypatch):
+    monkeypatch.setattr(task_estimator, "TabularEstimator", CollapsingTabular)
+    registered, study = _search_and_register(workspace, "breast_cancer", "collapse", LINEAR_SPACE)
+    tags = _version_tags(workspace, "collapse", registered.version)
+    assert tags[STATUS_TAG] == FALLBACK and tags[SOURCE_TAG] == TRIAL_MODEL
+    assert "OUTSIDE" in tags[REASON_TAG] and "trial's own validated model" in tags[REASON_TAG]
+    run = mlflow_client(workspace).get_run(registered.run_id).data.metrics
+    assert run["refit_check_test"] == pytest.approx(0.5)  # the constant model's ROC AUC
+    assert run["refit_check_shortfall"] > run["refit_check_allowed"]
+    assert run["fallback_check_shortfall"] <= run["fallback_check_allowed"]
+    assert registered.test_score == pytest.approx(run["fallback_check_test"]) and registered.test_score > 0.95
+    # the registered model is the fallback, not the constant
+    import mlflow
+
+    native = mlflow.sklearn.load_model(registered.model_uri)
+    assert "preprocess" in native.named_steps
+    found = registration_findings(mlflow_client(workspace), "collapse", study)
+    assert found["refit_check"] == FALLBACK
+    assert [s["kind"] for s in registration_suggestions(found)] == ["refit_check"]
+
+
+def test_a_first_version_worse_than_the_trivial_baseline_is_not_champion(workspace, tmp_path):
+    rng = np.random.default_rng(0)
+    noise = pd.DataFrame(rng.normal(size=(300, 4)), columns=["a", "b", "c", "d"]).assign(y=rng.normal(size=300) * 1e5)
+    path = tmp_path / "noise.csv"
+    noise.to_csv(path, index=False)
+    registered, study = _search_and_register(workspace, str(path), "noise", OVERFIT_SPACE, target="y")
+    tags = _version_tags(workspace, "noise", registered.version)
+    assert tags[STATUS_TAG] == PASSED, "consistently bad, so the refit check itself has nothing to say"
+    assert float(tags[EVAL_SCORE_TAG]) < float(tags[BASELINE_SCORE_TAG])
+    client = mlflow_client(workspace)
+    assert current_alias_version(client, "noise", CHAMPION) is None
+    assert current_alias_version(client, "noise", CHALLENGER) == registered.version
+    assert registered.alias == CHALLENGER
+    assert "NO champion" in registered.warning and "trivial baseline" in registered.warning
+    assert "trivial baseline" in tags["loopml.promotion.reason"]
+    found = registration_findings(client, "noise", study)
+    assert "not_promoted" in [s["kind"] for s in registration_suggestions(found)]
