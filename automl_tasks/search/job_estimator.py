@@ -78,7 +78,7 @@ def _fail_dead_workers_trials(study, storage) -> int:
         if storage.get_trial(trial_id).state != TrialState.FAIL or trial.number not in _lost(study):
             continue
         dead += 1
-        again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY and trial.params
+        again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY
         log.warning(
             "trial %d failed: its worker stopped beating (dead worker)%s",
             trial.number,
