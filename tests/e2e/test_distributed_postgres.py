@@ -148,7 +148,7 @@ def test_six_promotion_processes_on_six_machines_stay_serialised(postgres, tmp_p
     family = "race_pg"
     client.create_registered_model(family)
     source = (tmp_path / "model").as_uri()
-    versions = [client.create_model_version(family, source).version for _ in range(7)]
+    versions = [str(client.create_model_version(family, source).version) for _ in range(7)]
     base, racers = versions[0], versions[1:]
     promote(ws, family, base, mode="manual", triggered_by="setup")
 
