@@ -125,7 +125,7 @@ def test_nocode_pipeline_on_postgres_with_four_workers(postgres, tmp_path, monke
         assert sorted(t.number for t in study.get_trials(states=(TrialState.COMPLETE,))) == list(range(12))
         # MLflow's runs and registry are in PostgreSQL: the version is there, no SQLite store was made
         client = MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)
-        assert [v.version for v in client.search_model_versions("name = 'pg_family'")] == ["1"]
+        assert [str(v.version) for v in client.search_model_versions("name = 'pg_family'")] == ["1"]
         (experiment,) = [e for e in client.search_experiments() if e.name == "pg_family"]
         runs = client.search_runs([experiment.experiment_id], max_results=1000)
         assert len([r for r in runs if r.data.tags.get("loopml.kind") == "trial"]) == 12
