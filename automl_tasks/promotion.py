@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import time
@@ -161,9 +162,47 @@ def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Me
     return GateResult(True, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
 
 
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks (`hash()` is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock `name` on the database at `url`.
+
+    Every process on every machine that reaches the database waits for it; if the holder
+    dies, PostgreSQL releases it with the session, so a killed promotion never blocks the
+    family."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    key = advisory_key(name)
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            conn.commit()  # the lock belongs to the session, not to a transaction
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def family_lock(ws: Workspace, family: str) -> Iterator[None]:
-    """Exclusive lock per family across processes of this machine (embedded mode)."""
+    """Exclusive lock per family around every change of its champion.
+
+    With the registry on PostgreSQL (distributed mode) it is a PostgreSQL advisory lock in
+    that database, so it holds across processes and machines; in the embedded mode (SQLite,
+    one machine) it is an `fcntl` lock on a file of the workspace."""
+    if ws.mlflow_uri.startswith("postgresql"):
+        with postgres_advisory_lock(ws.mlflow_uri, f"loopml.promotion:{family}"):
+            yield
+        return
     folder = ws.home / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{family}.lock", "w") as handle:

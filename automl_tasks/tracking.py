@@ -81,3 +81,40 @@ def log_child_run(
     )
     client.set_terminated(run.info.run_id, status=status)
     return run.info.run_id
+
+
+#: tag of the runs a pipeline opens (its parent run, its final-model run): the DAG run id
+DAG_RUN_TAG = "loopml.dag_run_id"
+#: tag with the reason a run ended in failure
+ERROR_TAG = "loopml.error"
+
+
+def close_open_runs(ws: Workspace, dag_run_id: str, *, reason: str) -> list[str]:
+    """Mark FAILED every MLflow run of DAG run `dag_run_id` that is still RUNNING, and their
+    RUNNING child runs; return their ids.
+
+    A pipeline closes its own runs when it succeeds or a task fails cleanly; this is the
+    net for the other endings (a run marked failed, a worker killed), called by the DAGs'
+    teardown task."""
+    from mlflow.entities import ViewType
+
+    client = mlflow_client(ws)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000)]
+    if not experiments:
+        return []
+
+    def running(where: str) -> list:
+        return client.search_runs(experiments, f"{where} and attributes.status = 'RUNNING'", max_results=1000)
+
+    parents = running(f"tags.`{DAG_RUN_TAG}` = '{dag_run_id}'")
+    children = [run for parent in parents for run in running(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")]
+    closed = []
+    for run in {r.info.run_id: r for r in [*children, *parents]}.values():
+        if ERROR_TAG not in run.data.tags:
+            client.set_tag(run.info.run_id, ERROR_TAG, reason[:_MAX_TAG])
+        client.set_terminated(run.info.run_id, status="FAILED")
+        closed.append(run.info.run_id)
+        log.warning(
+            "MLflow run %s (%s) was still RUNNING: marked FAILED (%s)", run.info.run_id, run.info.run_name, reason
+        )
+    return closed

@@ -30,6 +30,7 @@ from automl_tasks.search import load_study, start_search  # noqa: E402
 from automl_tasks.settings import Workspace  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.unit.test_search_engine import make_plan  # noqa: E402
+from tests.worker_processes import start_worker  # noqa: E402
 
 SPACE = """
 params:
@@ -37,10 +38,6 @@ params:
   - {{name: sleep_s, type: float_cat, range: [0.5]}}
   - {{name: busy, type: bool, range: [{busy}]}}
 """
-WORKER = (
-    "from automl_tasks.search import run_worker; from automl_tasks.settings import Workspace; "
-    "run_worker(Workspace.from_env(), {name!r}, {index})"
-)
 
 
 def throughput(server, root: Path, n_workers: int, trials_per_worker: int, busy: bool) -> float:
@@ -61,16 +58,8 @@ def throughput(server, root: Path, n_workers: int, trials_per_worker: int, busy:
         time_budget_s=1200,
     )
     start_search(ws.optuna_uri, plan, space)
-    env = {**os.environ, **ws.env(), "PYTHONPATH": str(REPO)}
     workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER.format(name=name, index=i)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(n_workers)
+        start_worker(ws, name, i, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_workers)
     ]
     for worker in workers:
         worker.wait(timeout=1200)

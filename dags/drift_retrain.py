@@ -22,6 +22,7 @@ from operators.drift import (
     retrain_task_estimator,
 )
 from operators.nocode import advisor, job_estimator, workers
+from operators.teardown import close_mlflow_runs
 
 
 @dag(
@@ -93,7 +94,8 @@ def drift_retrain():
     decision = retrain_gate(request, pre, registered)
     advice = advisor(pre)
     decision >> advice
-    retrain_end(pre, registered, decision)
+    finish = retrain_end(pre, registered, decision)
+    [finish, advice] >> close_mlflow_runs()  # teardown: runs however the DAG run ends
 
 
 drift_retrain()

@@ -22,6 +22,7 @@ from operators.hpo import (
     hpo_workers,
     smoke_report,
 )
+from operators.teardown import close_mlflow_runs
 
 STRATEGY_CHOICES = ["auto", "tpe", "gp", "random", "grid", "cmaes", "hyperband", "asha"]
 
@@ -109,7 +110,8 @@ def hpo_pipeline():
     [branches["search"][1], branches["search"][2]] >> registered
     advice = hpo_advisor(state)
     [registered, branches["default"][1], branches["default"][2]] >> advice
-    hpo_end(state, registered, advice)
+    finish = hpo_end(state, registered, advice)
+    finish >> close_mlflow_runs()  # teardown: runs however the DAG run ends
 
 
 hpo_pipeline()

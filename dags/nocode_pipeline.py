@@ -18,6 +18,7 @@ from operators.nocode import (
     task_estimator,
     workers,
 )
+from operators.teardown import close_mlflow_runs
 
 BUNDLED_DATASETS = ["breast_cancer", "wine", "iris", "diabetes", "digits"]
 
@@ -119,7 +120,8 @@ def nocode_pipeline():
     [watcher, pool] >> registered
     advice = advisor(pre)
     registered >> advice
-    end(pre, registered, advice)
+    finish = end(pre, registered, advice)
+    finish >> close_mlflow_runs()  # teardown: runs however the DAG run ends
 
 
 nocode_pipeline()

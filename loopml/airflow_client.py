@@ -163,6 +163,10 @@ class AirflowClient:
             raise
         return run["dag_run_id"]
 
+    def set_run_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """Mark a DAG run `failed` or `success` (as the UI's "Mark as" does)."""
+        self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
 

@@ -103,3 +103,17 @@ def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
     assert down["plan_search"] == ["job_estimator", "workers"]
     assert down["task_estimator"] == ["end", "promotion_gate"]
     assert down["promotion_gate"] == ["advisor", "end"]
+
+
+@pytest.mark.parametrize("dag_id", ["nocode_pipeline", "hpo_pipeline", "drift_retrain"])
+def test_every_pipeline_ends_with_a_teardown_that_closes_its_mlflow_runs(dag_id, tmp_path, monkeypatch):
+    """The teardown runs however the DAG run ends, so it must wait for every other task."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+    closer = dag.get_task("close_mlflow_runs")
+    assert closer.is_teardown and not closer.downstream_task_ids
+    upstream = closer.get_flat_relative_ids(upstream=True)
+    assert upstream == {t.task_id for t in dag.tasks} - {"close_mlflow_runs"}, "a task can still run after it"

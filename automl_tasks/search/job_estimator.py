@@ -16,7 +16,18 @@ from dataclasses import asdict, dataclass
 
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import DEAD_TRIALS_ATTR, best_of, load_study, open_storage, request_stop
+from automl_tasks.search.storage import (
+    DEAD_TRIALS_ATTR,
+    MAX_RETRY,
+    best_of,
+    load_study,
+    open_storage,
+    request_stop,
+)
+from automl_tasks.search.strategies import FORBIDDEN_ATTR
+
+#: user attribute of a trial reserved after the budget filled and given back unevaluated
+OVER_BUDGET_ATTR = "loopml.over_budget"
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +59,53 @@ def adaptive_timeout(durations: list[float], plan: SearchPlan) -> float | None:
     return max(plan.min_trial_timeout_s, statistics.fmean(durations) + plan.straggler_k * spread)
 
 
-def _fail_dead_workers_trials(study, storage, *, retry: bool = True) -> int:
+def _fail_dead_workers_trials(study, storage) -> int:
     """Fail running trials whose heartbeat stopped (their worker died); return how many.
 
-    A failed trial is recorded as lost to a dead worker (it does not count against the
-    budget) and, with `retry`, its configuration is enqueued again once."""
+    Optuna's `fail_stale_trials` fails them and calls the storage's stale-trial callback
+    (`storage._retry_dead_worker_trial`), which records each as lost to a dead worker (not
+    counted against the budget) and enqueues its configuration again once."""
     import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     running = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if not running:
         return 0
     optuna.storages.fail_stale_trials(study)
-    dead = []
+    dead = 0
     for trial_id, trial in running.items():
-        if storage.get_trial(trial_id).state != TrialState.FAIL:
+        if storage.get_trial(trial_id).state != TrialState.FAIL or trial.number not in _lost(study):
             continue
-        dead.append(trial.number)
-        again = retry and "loopml.retry_of" not in trial.user_attrs and trial.params
+        dead += 1
+        again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY
         log.warning(
             "trial %d failed: its worker stopped beating (dead worker)%s",
             trial.number,
             "; its configuration is enqueued again" if again else "",
         )
-        if again:
-            study.enqueue_trial(trial.params, user_attrs={"loopml.retry_of": trial.number, "loopml.origin": "retry"})
-    if dead:
-        study.set_user_attr(DEAD_TRIALS_ATTR, sorted(set(study.user_attrs.get(DEAD_TRIALS_ATTR, [])) | set(dead)))
-    return len(dead)
+    return dead
+
+
+def _lost(study) -> set[int]:
+    """Numbers of the trials lost to dead workers, read fresh from the storage."""
+    return set(study._storage.get_study_user_attrs(study._study_id).get(DEAD_TRIALS_ATTR, []))
 
 
 def counted_trials(study, states) -> list:
-    """Trials of `states` that count against the budget (trials lost to dead workers do not)."""
-    lost = set(study.user_attrs.get(DEAD_TRIALS_ATTR, []))
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.number not in lost]
+    """Trials of `states` that count against the budget: not lost to a dead worker, not a
+    draw the space forbids, not given back because the budget filled meanwhile.
+
+    Hand-written rather than Optuna's `MaxTrialsCallback`: that callback calls
+    `Study.stop()`, which works only inside `Study.optimize` (loopml uses ask/tell across
+    processes, with a stop flag in the storage), and it counts trials by state alone, so it
+    cannot leave out forbidden draws and trials lost to dead workers."""
+    lost = _lost(study)
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.number not in lost and not t.user_attrs.get(FORBIDDEN_ATTR) and not t.user_attrs.get(OVER_BUDGET_ATTR)
+    ]
 
 
 def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:

@@ -15,6 +15,19 @@ from automl_tasks.search.plan import PLAN_ATTR, STOP_ATTR, SearchPlan
 HEARTBEAT_INTERVAL_S = int(os.environ.get("LOOPML_HEARTBEAT_S", "5"))
 GRACE_PERIOD_S = int(os.environ.get("LOOPML_HEARTBEAT_GRACE_S", "20"))
 DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"
+#: a trial lost to a dead worker is run again this many times (Optuna's retry callback)
+MAX_RETRY = 1
+
+
+def _retry_dead_worker_trial(study: Any, trial: Any) -> None:
+    """Optuna's heartbeat-stale callback: record the trial as lost to a dead worker (it does
+    not count against the budget) and let `RetryHeartbeatStaleTrialCallback` enqueue its
+    configuration again (at most MAX_RETRY times)."""
+    import optuna
+
+    lost = set(study._storage.get_study_user_attrs(study._study_id).get(DEAD_TRIALS_ATTR, []))
+    study.set_user_attr(DEAD_TRIALS_ATTR, sorted(lost | {trial.number}))
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
 @functools.cache
@@ -23,8 +36,11 @@ def open_storage(url: str):  # -> optuna.storages.RDBStorage
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # loopml beats heartbeats itself around ask/tell (see worker.Heartbeat); these warnings
-    # assume Study.optimize and would repeat on every trial.
+    # Optuna fails stale trials (`fail_stale_trials`) and retries them (the callback), but
+    # it beats heartbeats only inside Study.optimize; loopml drives the study with ask/tell
+    # (the job estimator times out stragglers, forbidden draws are redrawn), so it beats
+    # them itself (see worker.Heartbeat). These warnings assume Study.optimize and would
+    # repeat on every trial.
     warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     engine_kwargs: dict[str, Any] = {}
@@ -37,7 +53,11 @@ def open_storage(url: str):  # -> optuna.storages.RDBStorage
 
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        grace_period=GRACE_PERIOD_S,
+        heartbeat_stale_trial_callback=_retry_dead_worker_trial,
     )
 
 

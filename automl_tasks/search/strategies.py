@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 GRID_POINTS = 5
 MAX_FORBIDDEN_RETRIES = 100
+#: user attribute of a trial whose draw the space forbids: pruned before it ran, it is no
+#: evaluated configuration and does not count against the trial budget
+FORBIDDEN_ATTR = "loopml.forbidden"
+ERROR_ATTR = "loopml.error"
 
 
 @dataclass
@@ -81,7 +85,8 @@ class SearchStrategy(ABC):
                     tasks.append(Task(trial, self.space.sample(trial)))
                     break
                 except ForbiddenConfiguration as exc:
-                    trial.set_user_attr("loopml.error", str(exc))
+                    trial.set_user_attr(ERROR_ATTR, str(exc))
+                    trial.set_user_attr(FORBIDDEN_ATTR, True)
                     study.tell(trial, state=TrialState.PRUNED)
             else:
                 raise ConfigurationError(
@@ -99,7 +104,7 @@ class SearchStrategy(ABC):
         if values is None:
             state = TrialState.PRUNED if error == "pruned" else TrialState.FAIL
             if error and error != "pruned":
-                task.trial.set_user_attr("loopml.error", error[:1000])
+                task.trial.set_user_attr(ERROR_ATTR, error[:1000])
             study.tell(task.trial, state=state)
         else:
             study.tell(task.trial, values)

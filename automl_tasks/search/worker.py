@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.base import TrialStopped
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.search.job_estimator import OVER_BUDGET_ATTR
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
@@ -110,7 +111,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         task = strategy.generate_tasks(study, 1)[0]
         trial, config = task.trial, task.config
         if _over_budget(study, plan, trial.number):
-            trial.set_user_attr("loopml.over_budget", True)
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
             strategy.handle_rewards(study, task, None, "pruned")
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -225,3 +227,48 @@ def test_batch_inference_dag_writes_predictions_as_a_dataset_version(airflow, e2
     assert len(frame) == 569 and result["rows"] == 569
     assert set(frame["prediction"]) <= {0, 1} and {"probability_0", "probability_1"} <= set(frame.columns)
     assert (frame["prediction"] == frame["target"]).mean() > 0.9
+
+
+def _wait_for(condition, what: str, timeout_s: float = 300):
+    """Poll `condition` until it returns something truthy; fail naming `what`."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def test_a_killed_task_and_a_run_marked_failed_leave_no_mlflow_run_running(airflow, e2e_workspace):
+    """The teardown closes the pipeline's MLflow run when no task could: the job estimator's
+    process is SIGKILLed (its failure handler never runs), then the user marks the run failed."""
+    from automl_tasks.tracking import DAG_RUN_TAG, ERROR_TAG
+
+    family = "teardown_family"
+    conf = {"dataset": "breast_cancer", "n_trials": 500, "n_workers": 1, "time_budget_s": 600, "family": family}
+    run_id = airflow.trigger("nocode_pipeline", conf)
+
+    def running_job_estimator():
+        tis = {ti["task_id"]: ti for ti in airflow.task_instances("nocode_pipeline", run_id)}
+        ti = tis.get("job_estimator", {})
+        worker = tis.get("workers", {})
+        return ti if ti.get("state") == "running" and ti.get("pid") and worker.get("state") == "running" else None
+
+    victim = _wait_for(running_job_estimator, "the job estimator and a worker to run")
+    os.kill(victim["pid"], signal.SIGKILL)
+    _wait_for(lambda: states(airflow, run_id).get("job_estimator") == "failed", "the killed task to be failed")
+    airflow.set_run_state("nocode_pipeline", run_id, "failed")
+    _wait_for(
+        lambda: states(airflow, run_id).get("close_mlflow_runs") in ("success", "failed"), "the teardown to finish"
+    )
+    assert states(airflow, run_id)["close_mlflow_runs"] == "success"
+    airflow.wait_for_run("nocode_pipeline", run_id, timeout_s=120)  # ended (Airflow decides success/failed)
+
+    client = mlflow_client(e2e_workspace)
+    experiment = client.get_experiment_by_name(family).experiment_id
+    runs = client.search_runs([experiment], f"tags.`{DAG_RUN_TAG}` = '{run_id}'")
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{runs[0].info.run_id}'")
+    assert runs and all(r.info.status != "RUNNING" for r in runs + children), "an MLflow run was left RUNNING"
+    (parent,) = [r for r in runs if r.data.tags.get("loopml.kind") == "pipeline"]
+    assert parent.info.status == "FAILED" and "ended without closing" in parent.data.tags[ERROR_TAG]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from automl_tasks.monitoring import InferenceLog
-from automl_tasks.promotion import promote, rollback
+from automl_tasks.promotion import promote
 from automl_tasks.settings import Workspace
 from loopml.serve import start_server
 from serving.loader import sample_instances
@@ -37,8 +37,8 @@ def instances(family_ws):
     return sample_instances(family_ws, FAMILY, 4)
 
 
-def _serve(ws, port, **env):
-    server = start_server(ws, FAMILY, port, extra_env={k: str(v) for k, v in env.items()})
+def _serve(ws, port, family=FAMILY, **env):
+    server = start_server(ws, family, port, extra_env={k: str(v) for k, v in env.items()})
     server.wait_ready()
     return server
 
@@ -134,38 +134,124 @@ def test_explanations_name_the_input_columns(canary_server, instances):
     assert any(abs(v) > 0 for v in first["attributions"].values())
 
 
-def test_promotion_and_rollback_under_load_fail_no_request(canary_server, family_ws, instances):
-    statuses, versions, stop = collections.Counter(), collections.Counter(), threading.Event()
+LOAD_FAMILY = "bc_load"
 
-    def load():
-        with httpx.Client(base_url=canary_server.url, trust_env=False, timeout=30) as client:
-            while not stop.is_set():
-                response = client.post("/predict", json={"instances": instances[:2]})
-                statuses[response.status_code] += 1
-                if response.status_code == 200:
+
+class LoadGenerator:
+    """Threads that post /predict until stopped and count every failure: a connection
+    error, a timeout, a non-200 answer, a body that is not JSON or names no model. An
+    exception escaping a thread is kept too, and fails the test."""
+
+    def __init__(self, url: str, instances: list[dict], threads: int = 4, timeout_s: float = 10.0) -> None:
+        self.url, self.instances, self.timeout_s = url, instances, timeout_s
+        self.lock = threading.Lock()
+        self.answers: list[str] = []  # champion version of every good answer, in order
+        self.failures: list[str] = []
+        self.crashes: list[BaseException] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._guarded, name=f"load-{i}") for i in range(threads)]
+
+    def __enter__(self) -> LoadGenerator:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in self.threads), "a load thread did not stop"
+
+    def _guarded(self) -> None:
+        try:
+            self._load()
+        except BaseException as exc:  # reported by the test, never swallowed
+            with self.lock:
+                self.crashes.append(exc)
+
+    def _load(self) -> None:
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=self.timeout_s) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post("/predict", json={"instances": self.instances})
+                except httpx.HTTPError as exc:  # reset, refused, timeout, protocol error
+                    self._fail(f"{type(exc).__name__}: {exc}")
+                    continue
+                if response.status_code != 200:
+                    self._fail(f"HTTP {response.status_code}: {response.text[:200]}")
+                    continue
+                try:
                     body = response.json()
-                    if body["model"]["variant"] == "champion":
-                        versions[body["model"]["version"]] += 1
+                    version = str(body["model"]["version"])
+                    assert len(body["predictions"]) == len(self.instances)
+                except (ValueError, KeyError, TypeError, AssertionError) as exc:
+                    self._fail(f"bad body ({type(exc).__name__}): {response.text[:200]}")
+                    continue
+                with self.lock:
+                    self.answers.append(version)
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for t in threads:
-        t.start()
+    def _fail(self, what: str) -> None:
+        with self.lock:
+            self.failures.append(what)
+
+    def wait_for(self, version: str, count: int, timeout_s: float = 120) -> None:
+        """Wait until `count` answers from champion `version` came after this call."""
+        with self.lock:
+            start = len(self.answers)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            with self.lock:
+                seen = self.answers[start:].count(version)
+                broken = list(self.failures[:3]), list(self.crashes[:1])
+            if broken != ([], []):
+                raise AssertionError(f"requests failed while waiting for v{version}: {broken}")
+            if seen >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"v{version} did not answer {count} times within {timeout_s:.0f}s")
+
+
+@pytest.fixture(scope="module")
+def load_family(e2e_workspace):
+    """Two versions of a family in the Airflow stack's workspace: v1 champion, v2 challenger."""
+    first = add_version(e2e_workspace, LOAD_FAMILY, n_trials=1, space=LINEAR_SPACE, tag="load-v1")
+    second = add_version(e2e_workspace, LOAD_FAMILY, n_trials=1, space=LINEAR_SPACE, tag="load-v2")
+    if second.alias == "champion":  # the gate judged v2 better: start from v1 all the same
+        promote(e2e_workspace, LOAD_FAMILY, str(first.version), mode="manual", triggered_by="test setup")
+    return str(first.version), str(second.version)
+
+
+def _promote_model_dag(airflow, conf: dict) -> None:
+    airflow.wait_for_dag("promote_model")
+    airflow.unpause("promote_model")
+    run_id = airflow.trigger("promote_model", {"family": LOAD_FAMILY, **conf})
+    assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success", conf
+
+
+def test_promotion_and_rollback_through_the_dag_under_load_fail_no_request(airflow, e2e_workspace, load_family):
+    """The promote_model DAG moves the champion twice while four clients post requests:
+    not one request fails, and the answering version follows the alias."""
+    from automl_tasks.registry import current_alias_version
+    from automl_tasks.tracking import mlflow_client
+
+    v1, v2 = load_family
+    client = mlflow_client(e2e_workspace)
+    assert current_alias_version(client, LOAD_FAMILY, "champion") == v1
+    server = _serve(e2e_workspace, 13300, LOOPML_RELOAD_S=0.5, family=LOAD_FAMILY)
     try:
-        time.sleep(1.5)
-        assert promote(family_ws, FAMILY, "2", mode="manual", triggered_by="test")["promoted"]
-        time.sleep(4)
-        assert rollback(family_ws, FAMILY, triggered_by="test")["champion"] == "1"
-        time.sleep(4)
+        instances = sample_instances(e2e_workspace, LOAD_FAMILY, 2)
+        with LoadGenerator(server.url, instances) as load:
+            load.wait_for(v1, 20)
+            _promote_model_dag(airflow, {"version": v2, "action": "manual"})
+            load.wait_for(v2, 20)
+            _promote_model_dag(airflow, {"action": "rollback"})
+            load.wait_for(v1, 20)
+        assert load.crashes == [], load.crashes
+        assert load.failures == [], f"{len(load.failures)} failed requests of {len(load.answers)}: {load.failures[:5]}"
+        assert set(load.answers) == {v1, v2}
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert set(statuses) == {200}, statuses
-    assert versions["2"] > 0, "the promoted version answered as champion"
-    with httpx.Client(base_url=canary_server.url, trust_env=False, timeout=30) as client:
-        assert client.post("/predict", json={"instances": instances[:1]}).json()["model"]["version"] in ("1", "2")
-        info = client.post("/model", json={}).json()
-    assert info["champion"]["version"] == "1", "the rollback is served"
+        server.stop()
+    assert current_alias_version(client, LOAD_FAMILY, "champion") == v1, "the rollback holds"
 
 
 def test_api_key_and_restart_keep_the_log(family_ws, instances):

@@ -7,12 +7,14 @@ import time
 
 import mlflow
 import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
 from automl_tasks.search import storage as storage_module
+from automl_tasks.search.strategies import FORBIDDEN_ATTR
 from automl_tasks.search_space import load_search_space
 from automl_tasks.tracking import ensure_experiment, mlflow_client
 
@@ -129,7 +131,8 @@ def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_
     monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 2)
     storage_module.open_storage.cache_clear()
     try:
-        plan, space = make_plan(workspace, breast_cancer_frame, n_trials=2, min_trial_timeout_s=600)
+        # a budget of 1, spent by `done`: the search ends as soon as the orphan is failed
+        plan, space = make_plan(workspace, breast_cancer_frame, n_trials=1, min_trial_timeout_s=600)
         start_search(workspace.optuna_uri, plan, space)
         study, _ = load_study(workspace.optuna_uri, plan.study_name)
         orphan = study.ask()  # its worker beats once, then dies
@@ -139,8 +142,53 @@ def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_
         outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5)
         assert outcome.stale == 1
         assert study._storage.get_trial(orphan._trial_id).state == TrialState.FAIL
+        # Optuna's RetryHeartbeatStaleTrialCallback enqueued it again, once
+        (retry,) = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
+        assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == orphan.number
     finally:
         storage_module.open_storage.cache_clear()
+
+
+FORBIDDING = """
+params:
+  - {name: x, type: float, range: [0, 1]}
+  - {name: sleep_s, type: float_cat, range: [0.0]}
+  - {name: k, type: int_cat, range: [1, 2, 3, 4]}
+  - {name: mode, type: string, range: [p, q]}
+forbidden:
+  - {k: 2, mode: p}
+  - {k: 3, mode: p}
+  - {k: 4, mode: p}
+"""
+
+
+def test_forbidden_draws_do_not_count_against_the_trial_budget(workspace, breast_cancer_frame):
+    plan, space = make_plan(
+        workspace,
+        breast_cancer_frame,
+        n_trials=20,
+        name="forbid",
+        space=FORBIDDING,
+        space_yaml=FORBIDDING,
+        algorithm="tests.sleepy_estimator:SleepyEstimator",
+        strategy="random",
+        min_trial_timeout_s=600,
+    )
+    start_search(workspace.optuna_uri, plan, space)
+    box = {}
+    watcher = threading.Thread(
+        target=lambda: box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2))
+    )
+    watcher.start()
+    summary = run_worker(workspace, plan.study_name, 0)
+    watcher.join(timeout=120)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    forbidden = [t for t in study.trials if t.user_attrs.get(FORBIDDEN_ATTR)]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(forbidden) >= 3, "the space forbids 3 of 8 branches: some draws must have been refused"
+    assert all(t.state == TrialState.PRUNED and t.params["mode"] == "p" and t.params["k"] > 1 for t in forbidden)
+    assert len(complete) == 20 and summary.evaluated == 20, "a user asking for 20 trials gets 20 evaluated ones"
+    assert box["o"].complete == 20 and box["o"].stop_reason == "trial budget of 20 spent"
 
 
 def test_adaptive_timeout_rule():

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.search import load_study, run_worker, start_search, watch_search
 from automl_tasks.search import storage as storage_module
 from tests.sleepy_estimator import SPACE
 from tests.unit.test_search_engine import make_plan
-
-REPO = Path(__file__).resolve().parents[2]
-WORKER = (
-    "from automl_tasks.search import run_worker; from automl_tasks.settings import Workspace; "
-    "run_worker(Workspace.from_env(), {name!r}, 0)"
-)
+from tests.worker_processes import start_worker
 
 
 def _wait_for_running_trial(study, timeout_s: float = 120):
@@ -53,16 +46,8 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
         )
         start_search(workspace.optuna_uri, plan, space)
         study, _ = load_study(workspace.optuna_uri, plan.study_name)
-        env = {
-            **os.environ,
-            **workspace.env(),
-            "LOOPML_HEARTBEAT_S": "1",
-            "LOOPML_HEARTBEAT_GRACE_S": "3",
-            "PYTHONPATH": str(REPO),
-        }
-        victim = subprocess.Popen(
-            [sys.executable, "-c", WORKER.format(name=plan.study_name)], env=env, cwd=REPO, start_new_session=True
-        )
+        env = {"LOOPML_HEARTBEAT_S": "1", "LOOPML_HEARTBEAT_GRACE_S": "3"}
+        victim = start_worker(workspace, plan.study_name, 0, env=env, start_new_session=True)
         doomed = _wait_for_running_trial(study)
         os.kill(victim.pid, signal.SIGKILL)
         assert victim.wait(timeout=30) == -signal.SIGKILL
@@ -78,7 +63,9 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
         assert outcome["watch"].stale == 1
         killed = study._storage.get_trial(doomed._trial_id)
         assert killed.state == TrialState.FAIL
-        retries = [t for t in study.get_trials() if t.user_attrs.get("loopml.retry_of") == killed.number]
+        retries = [
+            t for t in study.get_trials() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number
+        ]
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
         assert retries[0].params == killed.params
         complete = study.get_trials(states=(TrialState.COMPLETE,))
