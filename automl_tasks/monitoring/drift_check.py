@@ -23,6 +23,7 @@ import pandas as pd
 from automl_tasks.data import DatasetStore, read_table
 from automl_tasks.errors import DataValidationError, LoopmlError
 from automl_tasks.estimators.features import feature_frame
+from automl_tasks.labels import load_label_spec, normalise_feedback_labels
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
 from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, LAST_RESULT_TAG, DriftSettings, family_settings
 from automl_tasks.monitoring.inference_log import InferenceLog
@@ -124,6 +125,9 @@ def _performance(model: VersionModel, current: pd.DataFrame, settings: DriftSett
     champion_score = model.tags.get(EVAL_SCORE_TAG)
     if len(labelled) < settings.min_labelled_rows or champion_score is None:
         return None
+    labels = load_label_spec(model.tags["loopml.run_id"]) if model.tags.get("loopml.run_id") else None
+    if labels is not None:  # feedback labels are JSON values in the user's type; the model predicts canonical ones
+        labelled = normalise_feedback_labels(labelled, model.target, labels, source="feedback labels")
     current_score = score_pipeline(model.pipeline, labelled, model.schema, model.target, model.metric)
     drop = model.metric.gain(float(champion_score), current_score)
     return {"champion_score": float(champion_score), "current_score": current_score, "drop": drop}
