@@ -157,6 +157,14 @@ class LabelSpec:
             return np.asarray(encoded, dtype=np.int64)
         return np.asarray(encoded, dtype=object)
 
+    def fits(self, label: Any) -> bool:
+        """Whether `label` can be read as a label of this spec's kind."""
+        try:
+            self.encode([label])
+        except LabelError:
+            return False
+        return True
+
     def encode_column(self, frame: pd.DataFrame, target: str) -> pd.DataFrame:
         """`frame` with its target in canonical form; every row must be labelled."""
         out = frame.copy()

@@ -100,8 +100,8 @@ def _table(task: str, kind: str, scale: float, seed: int) -> tuple[pd.DataFrame,
     if kind == "feedback_json":
         labels = _through_feedback(raw.tolist())
         spec = LabelSpec.infer(raw, task)  # the champion's spec, from its original table
-        window = pd.concat([frame, pd.DataFrame({"target": labels[: len(frame)]})], axis=1)
-        window = pd.concat([window, window.head(1).assign(target=None)], ignore_index=True)
+        # one more row than labels were sent for: the unlabelled request
+        window = pd.concat([frame, frame.head(1)], ignore_index=True).assign(target=labels.to_numpy())
         table = normalise_feedback_labels(window, "target", spec, source="feedback")
         return table.reset_index(drop=True), spec, raw
     table, spec = normalise_target(frame.assign(target=raw), "target", task, source="table")
