@@ -253,3 +253,9 @@ def normalise_feedback_labels(frame: pd.DataFrame, target: str, spec: LabelSpec,
         raise DataValidationError(
             source, [f"column {target!r}: rule label_type: {exc}; the family's labels are {spec.kind}"]
         ) from None
+
+
+def version_label_spec(tags: dict[str, str]) -> LabelSpec | None:
+    """The LabelSpec of a registered version, from its tags (`loopml.run_id` names its run)."""
+    run_id = tags.get("loopml.run_id")
+    return load_label_spec(run_id) if run_id else None

@@ -29,7 +29,7 @@ import pandas as pd
 
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
 from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlError
-from automl_tasks.labels import LabelSpec, load_label_spec, normalise_feedback_labels
+from automl_tasks.labels import LabelSpec, normalise_feedback_labels, version_label_spec
 from automl_tasks.preprocess import open_pipeline_run
 from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, GateConfig, check_family_exists, family_lock, promote
 from automl_tasks.registry import CHAMPION, check_family_name, current_alias_version
@@ -158,7 +158,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     # labels that came back through /feedback are JSON values (and NaN-padded floats when
     # part of the window is unlabelled): put them, and the reference, in the champion's
     # canonical label form before they meet (issue #18; see automl_tasks.labels)
-    labels = load_label_spec(model.run_id) or LabelSpec.infer(reference[model.target], plan.data.task_type)
+    labels = version_label_spec(model.tags) or LabelSpec.infer(reference[model.target], plan.data.task_type)
     labelled = normalise_feedback_labels(recent[columns], model.target, labels, source=source)
     reference = normalise_feedback_labels(reference, model.target, labels, source=reference_uri)
     if labels.is_classification:

@@ -23,7 +23,7 @@ import pandas as pd
 from automl_tasks.data import DatasetStore, read_table
 from automl_tasks.errors import DataValidationError, LoopmlError
 from automl_tasks.estimators.features import feature_frame
-from automl_tasks.labels import LabelError, load_label_spec, normalise_feedback_labels
+from automl_tasks.labels import LabelError, normalise_feedback_labels, version_label_spec
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
 from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, LAST_RESULT_TAG, DriftSettings, family_settings
 from automl_tasks.monitoring.inference_log import InferenceLog
@@ -113,15 +113,10 @@ def _features_or_fail(frame: pd.DataFrame, model: VersionModel, source: str) -> 
         raise DataValidationError(source, [f"numeric columns {list(model.schema.numeric)}: {exc}"]) from None
 
 
-def _label_spec(model: VersionModel):  # -> LabelSpec | None
-    run_id = model.tags.get("loopml.run_id")
-    return load_label_spec(run_id) if run_id else None
-
-
 def _canonical_predictions(served: pd.Series, model: VersionModel):
     """The logged answers (in the user's label type) in the model's canonical form, so they
     compare with the reference predictions of `model.pipeline` (e.g. True vs 1)."""
-    labels = _label_spec(model)
+    labels = version_label_spec(model.tags)
     if labels is None or not labels.is_classification or served.isna().any():
         return served.to_numpy()
     try:
@@ -142,7 +137,7 @@ def _performance(model: VersionModel, current: pd.DataFrame, settings: DriftSett
     champion_score = model.tags.get(EVAL_SCORE_TAG)
     if len(labelled) < settings.min_labelled_rows or champion_score is None:
         return None
-    labels = _label_spec(model)
+    labels = version_label_spec(model.tags)
     if labels is not None:  # feedback labels are JSON values in the user's type; the model predicts canonical ones
         fits = labelled[model.target].map(labels.fits).astype(bool)
         if not fits.all():
