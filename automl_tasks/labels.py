@@ -112,6 +112,10 @@ class LabelSpec:
     # --- user type -> canonical ------------------------------------------------------------
 
     def _encode_one(self, value: Any, integer: bool) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+            if integer:
+                return int(value)
         if integer:
             if isinstance(value, str):
                 text = value.strip().lower()

@@ -41,7 +41,8 @@ def test_feedback_labels_in_json_types_become_canonical_and_bad_ones_are_named()
         normalise_feedback_labels(window.assign(target=["maybe", 1, 0, 1]), "target", spec, source="log")
     with pytest.raises(LabelError, match="whole numbers"):
         spec.encode([0.5])
-    assert LabelSpec("bool", (False, True)).encode([True, 0, "false"]).tolist() == [1, 0, 0]
+    assert LabelSpec("bool", (False, True)).encode([True, 0, "false", np.True_]).tolist() == [1, 0, 0, 1]
+    assert LabelSpec("bool", (False, True)).with_classes(np.array([True, False])).classes == (False, True)
 
 
 def test_tables_lose_unlabelled_rows_and_regression_targets_become_floats():
