@@ -32,26 +32,37 @@ TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 DOUBLE_TREES = True
 
 
+def numeric_dtype(pipeline: Any) -> type:
+    """The dtype of the exported pipeline's numeric inputs.
+
+    A scikit-learn forest gets float64: imputation and scaling then run in float64 like
+    scikit-learn's, so no row crosses a split point (see automl_tasks/export/converters.py);
+    every other model keeps float32 inputs and skl2onnx's faster float32 ops."""
+    model = pipeline.steps[-1][1]
+    forest = hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_")
+    return np.float64 if forest else np.float32
+
+
 def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
     """Convert a fitted scikit-learn pipeline to `path` (one ONNX input per column)."""
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     from automl_tasks.export.converters import register_converters
 
     register_converters()
-    # float64 numeric inputs: imputation and scaling run in float64 like scikit-learn's
-    # (see automl_tasks/export/converters.py)
-    inputs = [(c, DoubleTensorType([None, 1])) for c in schema.model_numeric]
-    inputs += [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
     model = pipeline.steps[-1][1]
+    forest = numeric_dtype(pipeline) is np.float64
+    numeric_type = DoubleTensorType if forest else FloatTensorType
+    inputs = [(c, numeric_type([None, 1])) for c in schema.model_numeric]
+    inputs += [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
     try:
         onx = convert_sklearn(pipeline, initial_types=inputs, options=options, target_opset=TARGET_OPSET)
     except Exception as exc:
         raise ExportError(f"ONNX conversion of {type(model).__name__} failed: {exc}") from exc
     _declare_inferred_output_types(onx)
-    if DOUBLE_TREES and hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_"):
+    if DOUBLE_TREES and forest:
         double_tree_thresholds(onx, model)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onx.SerializeToString())
@@ -174,14 +185,11 @@ def _forest_target_weights(model: Any, attributes: dict[str, Any]) -> np.ndarray
     return exact
 
 
-def onnx_inputs(
-    features: pd.DataFrame, schema: FeatureSchema, numeric_dtype: Any = np.float64
-) -> dict[str, np.ndarray]:
+def onnx_inputs(features: pd.DataFrame, schema: FeatureSchema, dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """Feature frame (see `feature_frame`) -> the ONNX input dict (one [N, 1] array per column).
 
-    Numeric columns are float64 (`numeric_dtype=np.float32` for files exported before
-    loopml fed float64)."""
-    feeds = {c: features[c].to_numpy(dtype=numeric_dtype).reshape(-1, 1) for c in schema.model_numeric}
+    Numeric columns as `dtype`: see `numeric_dtype` (an `OnnxModel` reads it from the file)."""
+    feeds = {c: features[c].to_numpy(dtype=dtype).reshape(-1, 1) for c in schema.model_numeric}
     feeds.update({c: features[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in schema.model_categorical})
     return feeds
 
