@@ -69,7 +69,9 @@ def main() -> None:
                             native = pipeline.predict(x)
                             diff = np.abs(labels - native) / np.abs(native).max()
                             beyond, agree = (diff > 1e-6).mean(), "-"
-                        print(f"| {task} | {model} | {scaling} | {double} | {diff.max():.2g} | {beyond:.4f} | {agree} |")
+                        print(
+                            f"| {task} | {model} | {scaling} | {double} | {diff.max():.2g} | {beyond:.4f} | {agree} |"
+                        )
     onnx_export.DOUBLE_TREES = True
 
 
