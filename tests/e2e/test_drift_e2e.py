@@ -146,9 +146,6 @@ def test_demo_with_an_mlp_champion_then_the_drift_loop_closes(airflow, e2e_works
     its one unlabelled query, then shifted traffic with feedback labels, drift_check and
     drift_retrain. The unlabelled row turned the window's labels into floats, and the
     retrained MLP's ONNX file could not be loaded, so drift_retrain failed."""
-    from automl_tasks.export.runtime import ONNX_RUNTIME, RUNTIME_TAG
-    from automl_tasks.model_store import load_predictor
-
     for dag_id in ("drift_check", "drift_retrain"):
         airflow.wait_for_dag(dag_id)
         airflow.unpause(dag_id)
@@ -173,12 +170,14 @@ def test_demo_with_an_mlp_champion_then_the_drift_loop_closes(airflow, e2e_works
     retrain_id = airflow.xcom("drift_check", check_id, "trigger_retrain", key="trigger_run_id", map_index=0)
     state = airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900)
     assert state == "success", states(airflow, retrain_id, "drift_retrain")
+    from automl_tasks.estimators.features import feature_frame
+    from automl_tasks.export.runtime import ONNX_RUNTIME, RUNTIME_TAG
+    from automl_tasks.model_store import load_predictor
+
     summary = airflow.xcom("drift_retrain", retrain_id, "end")
     new = mlflow_client(ws).get_model_version(MLP_FAMILY, summary["version"])
     assert new.tags[RUNTIME_TAG] == ONNX_RUNTIME, new.tags
     predictor = load_predictor(ws, MLP_FAMILY, summary["version"])
     assert predictor.runtime == ONNX_RUNTIME
-    from automl_tasks.estimators.features import feature_frame
-
     labels, _ = predictor.predict_fn(feature_frame(reference.head(5), predictor.schema))
     assert {type(v) for v in labels.tolist()} == {int}  # breast_cancer's target is int
