@@ -209,6 +209,19 @@ def registration_suggestions(found: dict[str, Any] | None) -> list[dict[str, str
     return out
 
 
+def export_notes(ws: Workspace, family: str, study_name: str) -> list[dict[str, Any]]:
+    """A note for each version of this study that is served natively because its ONNX export failed."""
+    from automl_tasks.export.runtime import EXPORT_FALLBACK_TAG
+
+    notes = []
+    for version in mlflow_client(ws).search_model_versions(f"name='{family}'"):
+        reason = version.tags.get(EXPORT_FALLBACK_TAG)
+        if reason and version.tags.get("loopml.study") == study_name:
+            text = f"v{version.version} is served by the native model, not ONNX Runtime: {reason}"
+            notes.append({"kind": "export", "param": "model", "text": text})
+    return notes
+
+
 def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str, Any]:
     """Compute importance, plots and suggestions; log them to the parent run."""
     from optuna.trial import TrialState
@@ -226,7 +239,9 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
             log.warning("fANOVA importance failed: %s", exc)
     per_model = _per_model_importance(study)
     best_params = study.best_trial.params if complete else {}
-    suggestions = suggest(space, best_params, importance, profile, per_model)
+    suggestions = suggest(space, best_params, importance, profile, per_model) + export_notes(
+        ws, plan.family, study_name
+    )
     client = mlflow_client(ws)
     registered = registration_findings(client, plan.family, study_name)
     suggestions += registration_suggestions(registered)

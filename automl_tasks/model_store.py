@@ -1,5 +1,9 @@
 """Load a registered model version for prediction: ONNX Runtime first, native fallback.
 
+A version registered with `RUNTIME_TAG=native` (its export failed; see
+`automl_tasks.export.runtime`) is loaded natively without trying ONNX. Labels are
+answered in the user's type (the version's `LabelSpec`).
+
 Used by the BentoML service and by batch inference, so both answer with the same code.
 """
 
@@ -16,6 +20,8 @@ import pandas as pd
 
 from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.export.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG, NativeModel
+from automl_tasks.labels import LabelSpec, load_label_spec
 from automl_tasks.settings import Workspace
 from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
 from automl_tasks.tracking import mlflow_client
@@ -82,19 +88,32 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     version = resolve_version(ws, family, alias_or_version)
     info = mlflow.models.get_model_info(f"models:/{family}/{version.version}")
     schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
-    try:
-        from automl_tasks.export.onnx_export import OnnxModel
+    predict_fn, runtime = None, NATIVE_RUNTIME
+    fallback = version.tags.get(EXPORT_FALLBACK_TAG)
+    if version.tags.get(RUNTIME_TAG, ONNX_RUNTIME) == ONNX_RUNTIME:
+        try:
+            from automl_tasks.export.onnx_export import OnnxModel
 
-        onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
-        runtime, predict_fn = "onnxruntime", OnnxModel(onnx_path, schema).run
-    except Exception as exc:
-        log.warning("ONNX model of %s v%s unavailable (%s); using the native model", family, version.version, exc)
-        native = mlflow.sklearn.load_model(f"models:/{family}/{version.version}")
-
-        def predict_fn(frame: pd.DataFrame):
-            proba = native.predict_proba(frame) if hasattr(native, "predict_proba") else None
-            return native.predict(frame), proba
-
-        runtime = "native"
+            onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
+            predict_fn, runtime = OnnxModel(onnx_path, schema).run, ONNX_RUNTIME
+        except Exception as exc:
+            log.warning("ONNX model of %s v%s unavailable (%s); using the native model", family, version.version, exc)
+    else:
+        log.info("%s v%s is registered for the native runtime: %s", family, version.version, fallback)
+    if predict_fn is None:
+        predict_fn = NativeModel(mlflow.sklearn.load_model(f"models:/{family}/{version.version}")).run
+    labels = load_label_spec(version.run_id)
+    if labels is not None:
+        predict_fn = _answer_in_user_type(predict_fn, labels)
     log.info("loaded %s v%s (%s) with %s", family, version.version, alias_or_version, runtime)
     return Predictor(family, str(version.version), version.run_id, runtime, schema, predict_fn)
+
+
+def _answer_in_user_type(predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]], labels: LabelSpec):
+    """Wrap `predict_fn` so its labels come back in the type the user's target had."""
+
+    def predict(frame: pd.DataFrame) -> tuple[Any, Any]:
+        predicted, proba = predict_fn(frame)
+        return labels.decode(predicted), proba
+
+    return predict

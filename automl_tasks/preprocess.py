@@ -25,6 +25,7 @@ from automl_tasks.data import (
 )
 from automl_tasks.data.versioning import DatasetVersion
 from automl_tasks.estimators.metrics import resolve_metric
+from automl_tasks.labels import LABEL_SPEC_FILE, LabelSpec, normalise_target
 from automl_tasks.request import NoCodeRequest
 from automl_tasks.settings import Workspace
 from automl_tasks.tracking import ensure_experiment, mlflow_client
@@ -72,6 +73,7 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
         else ("binary" if request.task_type == "auto" else request.task_type)
     )
     validate_table(frame, source=str(path), target=target, task_type=task_type)
+    frame, labels = normalise_target(frame, target, task_type, source=str(path))
     metric = resolve_metric(request.metric, task_type)
     log.info("%s: %d rows x %d columns, task %s, metric %s", path, len(frame), frame.shape[1], task_type, metric.name)
 
@@ -93,6 +95,7 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
             "n_workers": request.n_workers,
             "time_budget_s": request.time_budget_s,
         },
+        labels=labels,
     )
 
 
@@ -110,8 +113,11 @@ def open_pipeline_run(
     dag_run_id: str,
     params: dict[str, Any],
     tags: dict[str, str] | None = None,
+    labels: LabelSpec | None = None,
 ) -> PreprocessResult:
-    """Profile a stored dataset version and open the pipeline's parent MLflow run with it as input."""
+    """Profile a stored dataset version and open the pipeline's parent MLflow run with it as input.
+
+    `labels` (the target's LabelSpec) is logged with the run; the task estimator reads it."""
     profile = profile_table(frame, target, task_type)
     folder = ws.runs / "profiles" / stored.version
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,6 +143,8 @@ def open_pipeline_run(
     for key, value in {"target": target, "task_type": task_type, "metric": metric, **params}.items():
         client.log_param(run_id, key, str(value))
     client.log_artifact(run_id, str(profile_path), artifact_path="data")
+    if labels is not None:
+        client.log_text(run_id, labels.to_json(), LABEL_SPEC_FILE)
     _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, stored.name, target)
     log.info(
         "dataset %s (%s); MLflow parent run %s",

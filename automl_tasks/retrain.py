@@ -30,6 +30,7 @@ import pandas as pd
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
 from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlError
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.labels import LabelSpec, normalise_feedback_labels, version_label_spec
 from automl_tasks.preprocess import open_pipeline_run
 from automl_tasks.promotion import (
     BASELINE_SCORE_TAG,
@@ -163,7 +164,15 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     _check_schema(recent, reference, model, source)
 
     columns = list(model.schema.columns) + [model.target]
-    labelled = recent.loc[recent[model.target].notna(), columns]
+    _, plan = load_study(ws.optuna_uri, parent_study)
+    # labels that came back through /feedback are JSON values (and NaN-padded floats when
+    # part of the window is unlabelled): put them, and the reference, in the champion's
+    # canonical label form before they meet (issue #18; see automl_tasks.labels)
+    labels = version_label_spec(model.tags) or LabelSpec.infer(reference[model.target], plan.data.task_type)
+    labelled = normalise_feedback_labels(recent[columns], model.target, labels, source=source)
+    reference = normalise_feedback_labels(reference, model.target, labels, source=reference_uri)
+    if labels.is_classification:
+        labels = labels.with_classes(labels.decode(labelled[model.target]))
     if len(labelled) < MIN_LABELLED_ROWS:
         raise DataValidationError(
             source,
@@ -172,7 +181,6 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
             ],
         )
     labelled = labelled.astype({c: reference[c].dtype for c in columns if c in model.schema.numeric}, errors="ignore")
-    _, plan = load_study(ws.optuna_uri, parent_study)
     train_recent, eval_recent = _split_recent(labelled, request.eval_fraction, request.seed)
     parts = [reference[columns], train_recent] if request.combine == "reference_plus_recent" else [train_recent]
     combined = pd.concat(parts, ignore_index=True)
@@ -210,6 +218,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
             "loopml.eval_candidate_uri": eval_uri,
             "loopml.retrain_reason": request.reason[:4900],
         },
+        labels=labels,
     )
     return {
         **result.to_dict(),

@@ -19,7 +19,8 @@ from typing import Any
 from automl_tasks.errors import LoopmlError
 from automl_tasks.estimators import TabularEstimator
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline, measure_latency
+from automl_tasks.export.runtime import export_or_fallback
+from automl_tasks.labels import LABEL_KIND_TAG, LABEL_SPEC_FILE, LabelSpec, load_label_spec
 from automl_tasks.promotion import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
@@ -56,8 +57,9 @@ class RegisteredModel:
     model_uri: str
     test_score: float
     metric: str
-    onnx_parity_max_abs_diff: float
+    onnx_parity_max_abs_diff: float | None  # None when the version is served by the native runtime
     latency_single_ms: float
+    runtime: str = "onnxruntime"
     warning: str = ""  # set when the version should not be trusted as it stands (see the run log)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +131,14 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
     return tags
 
 
+def _label_spec(plan: Any, estimator: TabularEstimator) -> LabelSpec:
+    """The label spec data_preprocess (or drift_retrain) logged with the pipeline run, with the
+    classes the model learned; inferred from the training target for runs made without one."""
+    spec = load_label_spec(plan.parent_run_id) or LabelSpec.infer(estimator.target_, plan.data.task_type)
+    classes = getattr(estimator.pipeline_, "classes_", None)
+    return spec.with_classes(spec.decode(classes)) if classes is not None else spec
+
+
 def train_and_register(
     ws: Workspace,
     study_name: str,
@@ -177,12 +187,11 @@ def train_and_register(
     )
 
     test_features = estimator.features_.iloc[estimator.test_rows]
-    onnx_path = export_pipeline(estimator.pipeline_, estimator.schema_, workdir / "model.onnx")
-    onnx_model = OnnxModel(onnx_path, estimator.schema_)
-    parity = check_parity(estimator.pipeline_, onnx_model, test_features)
-    latency = measure_latency(onnx_model, test_features)
-    log.info("ONNX parity %s; latency %s", parity.as_metrics(), latency)
+    labels = _label_spec(plan, estimator)
+    deployment = export_or_fallback(estimator.pipeline_, estimator.schema_, workdir, test_features, labels)
+    latency = deployment.latency
     (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
+    (workdir / LABEL_SPEC_FILE).write_text(labels.to_json())
 
     client = mlflow_client(ws)
     metrics = {
@@ -190,9 +199,7 @@ def train_and_register(
         "best_search_score": float(best.value),
         "train_seconds": time.perf_counter() - started,
         **final.metrics(),
-        "onnx_size_kb": onnx_path.stat().st_size / 1024,
-        **parity.as_metrics(),
-        **latency,
+        **deployment.metrics,
     }
     tags = {
         "loopml.dataset_uri": plan.dataset_uri,
@@ -217,7 +224,9 @@ def train_and_register(
         mlflow.log_params(clean_params(best.params))
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(workdir / FEATURE_SCHEMA_FILE))
-        mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+        mlflow.log_artifact(str(workdir / LABEL_SPEC_FILE))
+        if deployment.onnx_path is not None:
+            mlflow.log_artifact(str(deployment.onnx_path), artifact_path="onnx")
         info = mlflow.sklearn.log_model(
             estimator.pipeline_,
             name="model",
@@ -237,8 +246,11 @@ def train_and_register(
         "loopml.run_id": run.info.run_id,
         EVAL_URI_TAG: eval_uri,
         "latency_single_ms": f"{latency['latency_single_ms']:.6g}",
-        "onnx_size_kb": f"{metrics['onnx_size_kb']:.6g}",
+        LABEL_KIND_TAG: labels.kind,
+        **deployment.tags(),
     }
+    if "onnx_size_kb" in metrics:
+        version_tags["onnx_size_kb"] = f"{metrics['onnx_size_kb']:.6g}"
     if eval_score is not None:
         version_tags[EVAL_SCORE_TAG] = f"{eval_score:.8g}"
     if baseline is not None:
@@ -269,7 +281,8 @@ def train_and_register(
         model_uri=f"models:/{plan.family}/{version}",
         test_score=final.test_score,
         metric=metric.name,
-        onnx_parity_max_abs_diff=parity.max_abs_diff,
+        onnx_parity_max_abs_diff=deployment.parity.max_abs_diff if deployment.parity else None,
         latency_single_ms=latency["latency_single_ms"],
+        runtime=deployment.runtime,
         warning=warning,
     )

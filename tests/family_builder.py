@@ -23,9 +23,11 @@ params:
 """
 
 
-def add_version(ws: Workspace, family: str, *, n_trials: int = 2, space: str = "", tag: str = "") -> RegisteredModel:
-    """Preprocess breast_cancer, search `n_trials` trials, register a new version of `family`."""
-    request = NoCodeRequest(dataset="breast_cancer", n_trials=n_trials, n_workers=1, family=family, search_space=space)
+def add_version(
+    ws: Workspace, family: str, *, n_trials: int = 2, space: str = "", tag: str = "", dataset: str = "breast_cancer"
+) -> RegisteredModel:
+    """Preprocess `dataset` (breast_cancer), search `n_trials` trials, register a new version of `family`."""
+    request = NoCodeRequest(dataset=dataset, n_trials=n_trials, n_workers=1, family=family, search_space=space)
     run_name = f"test-{tag or time.time_ns()}"
     pre = preprocess(ws, request, dag_run_id=run_name)
     space_obj = request.space()

@@ -134,9 +134,9 @@ class TabularEstimator(Estimator):
         return export_pipeline(self.pipeline_, self.schema_, path)
 
     def onnx_feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        from automl_tasks.export.onnx_export import onnx_inputs
+        from automl_tasks.export.onnx_export import numeric_dtype, onnx_inputs
 
-        return onnx_inputs(feature_frame(frame, self.schema_), self.schema_)
+        return onnx_inputs(feature_frame(frame, self.schema_), self.schema_, numeric_dtype(self.pipeline_))
 
     def onnx_labels(self, outputs: list[np.ndarray]) -> np.ndarray:
         return np.asarray(outputs[0]).ravel()

@@ -6,22 +6,119 @@ import functools
 
 import numpy as np
 
+from automl_tasks.estimators.preprocessing import SignedLog1p
 
-def _same_shape(operator) -> None:
+# --- numeric preprocessing in the input's precision ----------------------------------------
+# scikit-learn imputes and scales in float64 and its trees then compare float32(x) with
+# their thresholds. skl2onnx's Imputer and Scaler ops compute in float32, so a scaled value
+# could differ from float32(float64 result) by a step and land on the other side of a split
+# point (a deep random forest disagreed on ~8% of rows, issue #11). Numeric columns are
+# therefore fed to forests as float64 (`onnx_export.export_pipeline`), imputed and scaled
+# with plain ONNX arithmetic in float64 in the same order of operations as scikit-learn, and
+# cast to float32 once at the end of the scaling step, exactly where scikit-learn's models
+# cast. With float32 inputs (every other model) skl2onnx's own ops are used: the five
+# float64 nodes cost ~0.1 ms per single-row call, which only the forests need to pay.
+
+
+def _numeric_input(operator, opv):
+    """The step's input columns as one [N, C] tensor (skl2onnx may hand them over separately)."""
+    from skl2onnx.algebra.onnx_ops import OnnxConcat
+
+    if len(operator.inputs) == 1:
+        return operator.inputs[0]
+    return OnnxConcat(*operator.inputs, axis=1, op_version=opv)
+
+
+def _input_dtype(operator) -> type:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    return np.float64 if isinstance(operator.inputs[0].type, DoubleTensorType) else np.float32
+
+
+def _same_type_shape(operator) -> None:
+    if _input_dtype(operator) is np.float32:
+        from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+
+        return calculate_sklearn_imputer_output_shapes(operator)
     source = operator.inputs[0].type
-    operator.outputs[0].type = source.__class__([source.shape[0], source.shape[1]])
+    width = sum(v.type.shape[1] for v in operator.inputs)
+    operator.outputs[0].type = source.__class__([source.shape[0], width])
+
+
+def _float_shape(operator) -> None:
+    from skl2onnx.common.data_types import FloatTensorType
+
+    if _input_dtype(operator) is np.float32 and not isinstance(operator.raw_operator, SignedLog1p):
+        from skl2onnx.shape_calculators.scaler import calculate_sklearn_scaler_output_shapes
+
+        return calculate_sklearn_scaler_output_shapes(operator)
+    source = operator.inputs[0].type
+    width = sum(v.type.shape[1] for v in operator.inputs)
+    operator.outputs[0].type = FloatTensorType([source.shape[0], width])
+
+
+def _convert_imputer(scope, operator, container) -> None:
+    from skl2onnx.algebra.onnx_ops import OnnxIsNaN, OnnxWhere
+
+    if _input_dtype(operator) is np.float32:
+        from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+        return convert_sklearn_imputer(scope, operator, container)
+    opv = container.target_opset
+    x = _numeric_input(operator, opv)
+    fill = np.asarray(operator.raw_operator.statistics_, dtype=_input_dtype(operator)).reshape(1, -1)
+    result = OnnxWhere(OnnxIsNaN(x, op_version=opv), fill, x, op_version=opv, output_names=operator.outputs[:1])
+    result.add_to(scope, container)
+
+
+def _to_float(result, operator, opv):
+    from onnx import TensorProto
+    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxIdentity
+
+    if _input_dtype(operator) is np.float32:
+        return OnnxIdentity(result, op_version=opv, output_names=operator.outputs[:1])
+    return OnnxCast(result, to=TensorProto.FLOAT, op_version=opv, output_names=operator.outputs[:1])
+
+
+def _convert_standard_scaler(scope, operator, container) -> None:
+    from skl2onnx.algebra.onnx_ops import OnnxDiv, OnnxSub
+
+    if _input_dtype(operator) is np.float32:
+        from skl2onnx.operator_converters.scaler_op import convert_sklearn_scaler
+
+        return convert_sklearn_scaler(scope, operator, container)
+    opv, model, dtype = container.target_opset, operator.raw_operator, _input_dtype(operator)
+    x = _numeric_input(operator, opv)
+    if model.mean_ is not None:
+        x = OnnxSub(x, model.mean_.astype(dtype).reshape(1, -1), op_version=opv)
+    if model.scale_ is not None:
+        x = OnnxDiv(x, model.scale_.astype(dtype).reshape(1, -1), op_version=opv)
+    _to_float(x, operator, opv).add_to(scope, container)
+
+
+def _convert_minmax_scaler(scope, operator, container) -> None:
+    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxMul
+
+    if _input_dtype(operator) is np.float32:
+        from skl2onnx.operator_converters.scaler_op import convert_sklearn_min_max_scaler
+
+        return convert_sklearn_min_max_scaler(scope, operator, container)
+    opv, model, dtype = container.target_opset, operator.raw_operator, _input_dtype(operator)
+    if model.clip:
+        raise ValueError("MinMaxScaler(clip=True) has no loopml ONNX converter")
+    x = OnnxMul(_numeric_input(operator, opv), model.scale_.astype(dtype).reshape(1, -1), op_version=opv)
+    x = OnnxAdd(x, model.min_.astype(dtype).reshape(1, -1), op_version=opv)
+    _to_float(x, operator, opv).add_to(scope, container)
 
 
 def _convert_signed_log1p(scope, operator, container) -> None:
     from skl2onnx.algebra.onnx_ops import OnnxAbs, OnnxAdd, OnnxLog, OnnxMul, OnnxSign
 
     opv = container.target_opset
-    x = operator.inputs[0]
-    log = OnnxLog(
-        OnnxAdd(OnnxAbs(x, op_version=opv), np.array([1.0], dtype=np.float32), op_version=opv), op_version=opv
-    )
-    result = OnnxMul(OnnxSign(x, op_version=opv), log, op_version=opv, output_names=operator.outputs[:1])
-    result.add_to(scope, container)
+    x = _numeric_input(operator, opv)
+    one = np.array([1.0], dtype=_input_dtype(operator))
+    log = OnnxLog(OnnxAdd(OnnxAbs(x, op_version=opv), one, op_version=opv), op_version=opv)
+    _to_float(OnnxMul(OnnxSign(x, op_version=opv), log, op_version=opv), operator, opv).add_to(scope, container)
 
 
 def _mlp_logits(operator, opv):
@@ -36,13 +133,35 @@ def _mlp_logits(operator, opv):
     return hidden
 
 
+def _onnx_classes(classes: np.ndarray) -> np.ndarray:
+    """The class list as the label output's declared type.
+
+    skl2onnx's shape calculator declares the label output int64 for numeric or bool
+    classes and string only for text classes. This converter used to gather numeric
+    non-integer-dtype classes (e.g. float64 [0.0, 1.0]) as strings, which ONNX Runtime
+    refused at load time ("Type (tensor(int64)) of output arg (label) of node (Ga_Gather)
+    does not match expected", issue #18). The gathered constant now always has the
+    declared type; classes that cannot be int64 labels are refused here, before a broken
+    file is written (loopml normalises labels so this does not happen, see
+    `automl_tasks.labels`).
+    """
+    values = classes.tolist()
+    if all(isinstance(v, str) for v in values):
+        return np.asarray(values, dtype=object).astype(str)
+    if all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in values):
+        as_int = np.asarray(values, dtype=np.float64).astype(np.int64)
+        if not np.array_equal(as_int, np.asarray(values, dtype=np.float64)):
+            raise ValueError(f"numeric class labels must be whole numbers to be ONNX labels; got {values[:5]}")
+        return as_int
+    raise ValueError(f"class labels must be all numbers or all strings; got {values[:5]}")
+
+
 def _convert_mlp_classifier(scope, operator, container) -> None:
     from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxGather, OnnxSoftmax
 
     opv = container.target_opset
     logits = _mlp_logits(operator, opv)
-    classes = operator.raw_operator.classes_
-    classes = classes.astype(np.int64) if np.issubdtype(classes.dtype, np.integer) else classes.astype(str)
+    classes = _onnx_classes(operator.raw_operator.classes_)
     index = OnnxArgMax(logits, axis=1, keepdims=0, op_version=opv)
     label = OnnxGather(classes, index, axis=0, op_version=opv, output_names=operator.outputs[:1])
     proba = OnnxSoftmax(logits, axis=1, op_version=opv, output_names=operator.outputs[1:2])
@@ -72,8 +191,8 @@ def register_converters() -> None:
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
-    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
-    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     from automl_tasks.estimators.preprocessing import QuantileImputer, SignedLog1p
     from automl_tasks.estimators.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
@@ -93,10 +212,17 @@ def register_converters() -> None:
         convert_lightgbm,
         options={"split": None},
     )
+    for imputer in (SimpleImputer, QuantileImputer):
+        update_registered_converter(imputer, f"Loopml{imputer.__name__}", _same_type_shape, _convert_imputer)
     update_registered_converter(
-        QuantileImputer, "LoopmlQuantileImputer", calculate_sklearn_imputer_output_shapes, convert_sklearn_imputer
+        StandardScaler,
+        "LoopmlStandardScaler",
+        _float_shape,
+        _convert_standard_scaler,
+        options={"div": ["std", "div", "div_cast"]},  # skl2onnx's float32 converter reads it
     )
-    update_registered_converter(SignedLog1p, "LoopmlSignedLog1p", _same_shape, _convert_signed_log1p)
+    update_registered_converter(MinMaxScaler, "LoopmlMinMaxScaler", _float_shape, _convert_minmax_scaler)
+    update_registered_converter(SignedLog1p, "LoopmlSignedLog1p", _float_shape, _convert_signed_log1p)
     update_registered_converter(
         TorchMLPClassifier,
         "LoopmlTorchMLPClassifier",

@@ -23,6 +23,7 @@ import pandas as pd
 from automl_tasks.data import DatasetStore, read_table
 from automl_tasks.errors import DataValidationError, LoopmlError
 from automl_tasks.estimators.features import feature_frame
+from automl_tasks.labels import LabelError, normalise_feedback_labels, version_label_spec
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
 from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, LAST_RESULT_TAG, DriftSettings, family_settings
 from automl_tasks.monitoring.inference_log import InferenceLog
@@ -112,6 +113,18 @@ def _features_or_fail(frame: pd.DataFrame, model: VersionModel, source: str) -> 
         raise DataValidationError(source, [f"numeric columns {list(model.schema.numeric)}: {exc}"]) from None
 
 
+def _canonical_predictions(served: pd.Series, model: VersionModel):
+    """The logged answers (in the user's label type) in the model's canonical form, so they
+    compare with the reference predictions of `model.pipeline` (e.g. True vs 1)."""
+    labels = version_label_spec(model.tags)
+    if labels is None or not labels.is_classification or served.isna().any():
+        return served.to_numpy()
+    try:
+        return labels.encode(served)
+    except LabelError:  # answers of another label type (an older version): compare as logged
+        return served.to_numpy()
+
+
 def _prediction_kind(model: VersionModel) -> str:
     return "categorical" if hasattr(model.pipeline, "classes_") else "numerical"
 
@@ -124,6 +137,17 @@ def _performance(model: VersionModel, current: pd.DataFrame, settings: DriftSett
     champion_score = model.tags.get(EVAL_SCORE_TAG)
     if len(labelled) < settings.min_labelled_rows or champion_score is None:
         return None
+    labels = version_label_spec(model.tags)
+    if labels is not None:  # feedback labels are JSON values in the user's type; the model predicts canonical ones
+        fits = labelled[model.target].map(labels.fits).astype(bool)
+        if not fits.all():
+            sample = labelled.loc[~fits, model.target].head(3).tolist()
+            log.warning(
+                "%d feedback labels are not %s labels and are ignored, e.g. %s", (~fits).sum(), labels.kind, sample
+            )
+        labelled = normalise_feedback_labels(labelled[fits], model.target, labels, source="feedback labels")
+        if len(labelled) < settings.min_labelled_rows:
+            return None
     current_score = score_pipeline(model.pipeline, labelled, model.schema, model.target, model.metric)
     drop = model.metric.gain(float(champion_score), current_score)
     return {"champion_score": float(champion_score), "current_score": current_score, "drop": drop}
@@ -203,7 +227,7 @@ def check_drift(
         cur_table = current_sample[list(model.schema.columns)].copy()
         ref_table[PREDICTION_COLUMN] = model.pipeline.predict(reference_features)
         cur_table[PREDICTION_COLUMN] = (
-            current_sample[PREDICTION_COLUMN].to_numpy()
+            _canonical_predictions(current_sample[PREDICTION_COLUMN], model)
             if PREDICTION_COLUMN in current_sample
             else model.pipeline.predict(current_features)
         )

@@ -124,3 +124,60 @@ def test_a_worse_retrained_model_is_registered_but_not_promoted(airflow, family,
     assert current_alias_version(client, FAMILY, CHAMPION) == champion
     assert current_alias_version(client, FAMILY, "challenger") == summary["version"]
     assert client.get_model_version(FAMILY, summary["version"]).tags["loopml.parent_version"] == champion
+
+
+MLP_FAMILY = "drift_mlp_e2e"
+# the demo's first search forced to the torch MLP (issue #18: its retrain failed to load in ONNX Runtime)
+MLP_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [mlp]
+    submodule:
+      mlp:
+        - {name: hidden_units, type: int_cat, range: [16]}
+        - {name: n_layers, type: int_cat, range: [1]}
+        - {name: epochs, type: int_cat, range: [15]}
+"""
+
+
+def test_demo_with_an_mlp_champion_then_the_drift_loop_closes(airflow, e2e_workspace):
+    """The README's order on one workspace: the demo's NoCode run (an MLP champion) and
+    its one unlabelled query, then shifted traffic with feedback labels, drift_check and
+    drift_retrain. The unlabelled row turned the window's labels into floats, and the
+    retrained MLP's ONNX file could not be loaded, so drift_retrain failed."""
+    for dag_id in ("drift_check", "drift_retrain"):
+        airflow.wait_for_dag(dag_id)
+        airflow.unpause(dag_id)
+    conf = {
+        "dataset": "breast_cancer",
+        "family": MLP_FAMILY,
+        "n_trials": 1,
+        "n_workers": 1,
+        "search_space": MLP_SPACE,
+    }
+    run_id, state = run_pipeline(airflow, conf)
+    assert state == "success", states(airflow, run_id)
+    ws = e2e_workspace
+    reference = bundled_frame("breast_cancer")
+    log_requests(ws, MLP_FAMILY, reference.head(1), labels=False)  # `loopml demo` queries once, no feedback
+    log_requests(ws, MLP_FAMILY, shifted(reference, "target", 400, seed=2), labels=True)
+
+    retrain = {"n_trials": 1, "n_workers": 1, "time_budget_s": 300, "max_size_ratio": 50.0}
+    check_id, state = run_pipeline(airflow, {"family": MLP_FAMILY, **retrain}, dag_id="drift_check", timeout_s=300)
+    assert state == "success", states(airflow, check_id, "drift_check")
+    assert airflow.xcom("drift_check", check_id, "check_drift", map_index=0)["status"] == "drift"
+    retrain_id = airflow.xcom("drift_check", check_id, "trigger_retrain", key="trigger_run_id", map_index=0)
+    state = airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900)
+    assert state == "success", states(airflow, retrain_id, "drift_retrain")
+    from automl_tasks.estimators.features import feature_frame
+    from automl_tasks.export.runtime import ONNX_RUNTIME, RUNTIME_TAG
+    from automl_tasks.model_store import load_predictor
+
+    summary = airflow.xcom("drift_retrain", retrain_id, "end")
+    new = mlflow_client(ws).get_model_version(MLP_FAMILY, summary["version"])
+    assert new.tags[RUNTIME_TAG] == ONNX_RUNTIME, new.tags
+    predictor = load_predictor(ws, MLP_FAMILY, summary["version"])
+    assert predictor.runtime == ONNX_RUNTIME
+    labels, _ = predictor.predict_fn(feature_frame(reference.head(5), predictor.schema))
+    assert {type(v) for v in labels.tolist()} == {int}  # breast_cancer's target is int

@@ -1,0 +1,83 @@
+"""Choose the runtime a new version is served with: ONNX Runtime, or the native model.
+
+A finished search is never lost to an export detail (issues #18, #11): if the pipeline
+cannot be converted, the ONNX file cannot be loaded, or ONNX Runtime disagrees with the
+native model beyond the parity tolerance, the version is registered with the native
+(scikit-learn) runtime. The reason goes on the version (`EXPORT_FALLBACK_TAG`), the
+advisor repeats it, and the service and batch inference read `RUNTIME_TAG` to load
+the native model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.export.onnx_export import OnnxModel, Parity, check_parity, export_pipeline, measure_latency
+
+log = logging.getLogger(__name__)
+
+#: model-version tag: the runtime that serves the version (`ONNX_RUNTIME` or `NATIVE_RUNTIME`)
+RUNTIME_TAG = "loopml.runtime"
+#: model-version tag: why the version is served natively (absent when ONNX serves it)
+EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"
+ONNX_RUNTIME, NATIVE_RUNTIME = "onnxruntime", "native"
+
+
+class NativeModel:
+    """The fitted pipeline behind the same `run(features) -> (labels, proba | None)` as `OnnxModel`."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.classifies = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
+
+    def run(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.classifies:
+            proba = self.pipeline.predict_proba(features)
+            return np.asarray(self.pipeline.classes_)[proba.argmax(axis=1)], proba
+        return np.asarray(self.pipeline.predict(features)), None
+
+
+@dataclass
+class Deployment:
+    """The runtime chosen for a version, with its parity and latency measurements."""
+
+    runtime: str
+    onnx_path: Path | None
+    parity: Parity | None
+    latency: dict[str, float]
+    fallback_reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        tags = {RUNTIME_TAG: self.runtime}
+        if self.fallback_reason:
+            tags[EXPORT_FALLBACK_TAG] = self.fallback_reason[:4900]
+        return tags
+
+
+def export_or_fallback(
+    pipeline: Any, schema: FeatureSchema, workdir: Path, check_features: pd.DataFrame, labels: Any = None
+) -> Deployment:
+    """Export to ONNX, load it and check parity on `check_features`; fall back to native on any failure.
+
+    `labels` is the version's `LabelSpec` (parity compares labels in the user's type)."""
+    try:
+        onnx_path = export_pipeline(pipeline, schema, workdir / "model.onnx")
+        onnx_model = OnnxModel(onnx_path, schema)
+        parity = check_parity(pipeline, onnx_model, check_features, labels)
+    except Exception as exc:  # conversion, ONNX Runtime load and parity failures all end here
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("ONNX export not used; the version will be served by the native model: %s", reason)
+        latency = measure_latency(NativeModel(pipeline), check_features)
+        return Deployment(NATIVE_RUNTIME, None, None, latency, reason, {**latency, "onnx_export_ok": 0.0})
+    latency = measure_latency(onnx_model, check_features)
+    metrics = {**parity.as_metrics(), **latency, "onnx_export_ok": 1.0, "onnx_size_kb": onnx_path.stat().st_size / 1024}
+    log.info("ONNX parity %s; latency %s", parity.as_metrics(), latency)
+    return Deployment(ONNX_RUNTIME, onnx_path, parity, latency, "", metrics)
