@@ -1,7 +1,9 @@
 """The inference log: every served prediction, durable before the response is sent.
 
-One SQLite file per family in the workspace (WAL mode, one transaction per request), so
-a record is on disk when the client gets its answer and a restart loses nothing. Ground
+One SQLite file per family in the workspace (WAL mode, one transaction per `append`; the
+service groups the requests of one event-loop turn into one append, see
+`serving.log_writer`), so a record is on disk when the client gets its answer and a
+restart loses nothing. Ground
 truth that arrives later (POST /feedback) is stored beside the predictions it belongs to.
 The drift pipeline reads recent windows of it, labels included, as a DataFrame.
 """
