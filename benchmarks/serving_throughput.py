@@ -9,7 +9,7 @@ requests/s, p50 and p99 latency, the throughput ratio loopml/bare, and the p99 o
 over the model's own compute (ONNX Runtime single-row median, measured in-process).
 The client shares the 2 cores with the servers, so ratios are the figures to compare.
 
-    python benchmarks/serving_throughput.py [--seconds 8]     (needs wrk: apt-get install -y wrk)
+    python benchmarks/serving_throughput.py [--seconds 8] [--workspace DIR]     (needs wrk: apt-get install -y wrk)
 """
 
 from __future__ import annotations
@@ -124,12 +124,14 @@ def _model_compute_ms(ws: Workspace, instances: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8, help="load duration per server and concurrency")
+    parser.add_argument("--workspace", help="reuse a workspace that already has the family 'bench'")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this benchmark needs wrk (Debian: apt-get install -y wrk); `make bench` installs it")
     with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.at(home).ensure()
-        add_version(ws, FAMILY, n_trials=2, tag="bench")
+        ws = Workspace.at(args.workspace or home).ensure()
+        if not args.workspace:
+            add_version(ws, FAMILY, n_trials=2, tag="bench")
         instances = sample_instances(ws, FAMILY, 50)
         compute_ms = _model_compute_ms(ws, instances)
         body = {"instances": instances[:1]}

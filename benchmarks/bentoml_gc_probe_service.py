@@ -1,0 +1,55 @@
+"""Minimal reproduction of BentoML's p99 stalls: a do-nothing service that times Python's
+garbage collections (`gc.callbacks`) and reports them on POST /gcstats.
+
+`LOOPML_GC_FREEZE=1` calls `gc.freeze()` once the service is initialised (the workaround
+loopml's service applies). Driven by benchmarks/bentoml_gc_stalls.py.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import time
+from typing import Any
+
+import bentoml
+
+_COLLECTIONS: list[tuple[int, float]] = []
+_started = [0.0]
+
+
+def _time_collections(phase: str, info: dict) -> None:
+    if phase == "start":
+        _started[0] = time.perf_counter()
+    else:
+        _COLLECTIONS.append((info["generation"], (time.perf_counter() - _started[0]) * 1000))
+
+
+gc.callbacks.append(_time_collections)
+
+
+@bentoml.service(name="gc_probe", logging={"access": {"enabled": False}})
+class GcProbe:
+    def __init__(self) -> None:
+        if os.environ.get("LOOPML_GC_FREEZE") == "1":
+            gc.collect()
+            gc.freeze()
+        _COLLECTIONS.clear()  # report what happens while serving only
+
+    @bentoml.api(route="/predict")
+    async def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"predictions": [0] * len(instances)}
+
+    @bentoml.api(route="/gcstats")
+    async def gcstats(self) -> dict[str, Any]:
+        by_generation = collections.defaultdict(list)
+        for generation, ms in _COLLECTIONS:
+            by_generation[generation].append(ms)
+        return {
+            "tracked_objects": len(gc.get_objects()),
+            "collections": {
+                str(g): {"count": len(v), "max_ms": round(max(v), 2), "total_ms": round(sum(v), 1)}
+                for g, v in sorted(by_generation.items())
+            },
+        }
