@@ -1,8 +1,9 @@
 """Minimal reproduction of BentoML's p99 stalls: a do-nothing service that times Python's
 garbage collections (`gc.callbacks`) and reports them on POST /gcstats.
 
-`LOOPML_GC_FREEZE=1` calls `gc.freeze()` once the service is initialised (the workaround
-loopml's service applies). Driven by benchmarks/bentoml_gc_stalls.py.
+`LOOPML_GC_FREEZE=init` calls `gc.freeze()` when the service is initialised,
+`LOOPML_GC_FREEZE=first` at its first request, once BentoML has built its app (the
+workaround loopml's service applies: both). Driven by benchmarks/bentoml_gc_stalls.py.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ gc.callbacks.append(_time_collections)
 @bentoml.service(name="gc_probe", logging={"access": {"enabled": False}})
 class GcProbe:
     def __init__(self) -> None:
-        if os.environ.get("LOOPML_GC_FREEZE") == "1":
+        self.freeze_at_first = os.environ.get("LOOPML_GC_FREEZE") == "first"
+        if os.environ.get("LOOPML_GC_FREEZE") in ("init", "first"):
             gc.collect()
             gc.freeze()
         _COLLECTIONS.clear()  # report what happens while serving only
 
     @bentoml.api(route="/predict")
     async def predict(self, instances: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.freeze_at_first:
+            self.freeze_at_first = False
+            gc.freeze()
         return {"predictions": [0] * len(instances)}
 
     @bentoml.api(route="/gcstats")

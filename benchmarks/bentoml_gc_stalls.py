@@ -1,8 +1,8 @@
 """Why a BentoML service that does nothing has a p99 of 50-250 ms on this machine:
 full (generation 2) garbage collections over the worker's ~150k+ tracked objects.
 
-Runs benchmarks/bentoml_gc_probe_service.py with Python's defaults and with
-`gc.freeze()` after start-up; wrk, 1 connection; prints p50/p99 and the collections
+Runs benchmarks/bentoml_gc_probe_service.py with Python's defaults, with `gc.freeze()`
+in the service's __init__, and with it again at the first request; wrk, 1 connection; prints p50/p99 and the collections
 that happened while serving (count and longest, per generation).
 
     python benchmarks/bentoml_gc_stalls.py [--seconds 8]     (needs wrk)
@@ -27,9 +27,9 @@ from loopml.embedded import free_port  # noqa: E402
 
 
 class _ProbeServer(_FloorServer):
-    def __init__(self, port: int, freeze: bool) -> None:
+    def __init__(self, port: int, freeze: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), LOOPML_GC_FREEZE=str(int(freeze)))
+        env = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), LOOPML_GC_FREEZE=freeze)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", "benchmarks.bentoml_gc_probe_service:GcProbe"]
             + ["--host", "127.0.0.1", "--port", str(port)],
@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     body = {"instances": [{"x": 1.0}]}
-    for freeze in (False, True):
+    labels = {"": "Python defaults", "init": "gc.freeze() in __init__", "first": "gc.freeze() + at 1st request"}
+    for freeze, label in labels.items():
         server = _ProbeServer(free_port(14200), freeze)
         try:
             server.wait_ready()
@@ -54,8 +55,7 @@ def main() -> None:
             stats = httpx.post(f"{server.url}/gcstats", json={}, trust_env=False, timeout=10).json()
         finally:
             server.stop()
-        label = "gc.freeze() after start" if freeze else "Python defaults"
-        print(f"{label:<24} req/s {rps:7.1f}  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  {json.dumps(stats)}")
+        print(f"{label:<30} req/s {rps:7.1f}  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  {json.dumps(stats)}")
 
 
 if __name__ == "__main__":

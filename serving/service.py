@@ -102,6 +102,7 @@ class FamilyService:
         # the first SHAP call imports shap and JIT-compiles numba code (~10 s, both cores busy):
         # do it before /readyz says ready, so it never competes with served requests
         self._warm = threading.Event()
+        self._frozen_at_first_request = False
         if self.settings.explain_warmup:
             threading.Thread(target=self._warm_explainer, daemon=True, name="loopml-explain-warmup").start()
         else:
@@ -119,6 +120,12 @@ class FamilyService:
         gc.collect()
         gc.freeze()
         self._warm.set()
+
+    def _freeze_framework(self) -> None:
+        # once more at the first request: BentoML builds its app and imports lazily after
+        # __init__ (~100k more objects, measured by benchmarks/bentoml_gc_stalls.py)
+        self._frozen_at_first_request = True
+        gc.freeze()
 
     def _warm_explainer(self) -> None:
         try:
@@ -158,6 +165,8 @@ class FamilyService:
         (generated from its MLflow signature); the answer is sent after its rows are in
         the inference log (one transaction shared with concurrent requests)."""
         started = time.perf_counter()
+        if not self._frozen_at_first_request:
+            self._freeze_framework()
         self._admit(ctx)
         model, variant = self.models.pick()
         path = self._path(model)
