@@ -92,6 +92,17 @@ class InferenceLog:
         conn.execute("COMMIT")
         return len(rows)
 
+    def set_autocheckpoint(self, pages: int) -> None:
+        """SQLite's automatic WAL checkpoint for this thread's connection (0: off).
+
+        A checkpoint fsyncs the database file; a writer on a latency-critical thread
+        turns it off and lets another thread call `checkpoint`."""
+        self._connect().execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database file, without blocking writers."""
+        self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def add_labels(self, request_id: str, labels: list[Any]) -> int:
         """Record the true outcome of each row of an earlier request (one label per row, in order).
 
