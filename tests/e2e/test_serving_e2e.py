@@ -73,6 +73,9 @@ def test_valid_request_is_answered_and_logged(canary_server, family_ws, instance
         assert body["model"]["variant"] in ("champion", "challenger")
         openapi = client.get("/docs.json")
         assert openapi.status_code == 200 and "/predict" in openapi.text and "/explain" in openapi.text
+        predict_body = openapi.json()["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+        row = predict_body["schema"]["properties"]["instances"]["items"]
+        assert set(row["required"]) == set(instances[0]), "typed from the version's signature"
     records = log.read()
     assert log.count() == before + 4
     mine = records[records["_request_id"] == body["request_id"]]
