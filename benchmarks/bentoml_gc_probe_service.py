@@ -3,7 +3,8 @@ garbage collections (`gc.callbacks`) and reports them on POST /gcstats.
 
 `LOOPML_GC_FREEZE=init` calls `gc.freeze()` when the service is initialised,
 `LOOPML_GC_FREEZE=first` at its first request, once BentoML has built its app (the
-workaround loopml's service applies: both). Driven by benchmarks/bentoml_gc_stalls.py.
+workaround loopml's service applies: both); `LOOPML_GC_THRESHOLD2=N` also sets the
+generation-2 threshold (10 by default: a full collection every 10 generation-1 ones). Driven by benchmarks/bentoml_gc_stalls.py.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class GcProbe:
         if os.environ.get("LOOPML_GC_FREEZE") in ("init", "first"):
             gc.collect()
             gc.freeze()
+        if os.environ.get("LOOPML_GC_THRESHOLD2"):
+            first, second, _ = gc.get_threshold()
+            gc.set_threshold(first, second, int(os.environ["LOOPML_GC_THRESHOLD2"]))
         _COLLECTIONS.clear()  # report what happens while serving only
 
     @bentoml.api(route="/predict")

@@ -2,7 +2,7 @@
 full (generation 2) garbage collections over the worker's ~150k+ tracked objects.
 
 Runs benchmarks/bentoml_gc_probe_service.py with Python's defaults, with `gc.freeze()`
-in the service's __init__, and with it again at the first request; wrk, 1 connection; prints p50/p99 and the collections
+in the service's __init__, with it again at the first request, and with a higher generation-2 threshold on top; wrk, 1 connection; prints p50/p99 and the collections
 that happened while serving (count and longest, per generation).
 
     python benchmarks/bentoml_gc_stalls.py [--seconds 8]     (needs wrk)
@@ -27,9 +27,15 @@ from loopml.embedded import free_port  # noqa: E402
 
 
 class _ProbeServer(_FloorServer):
-    def __init__(self, port: int, freeze: str) -> None:
+    def __init__(self, port: int, freeze: str, threshold2: str = "") -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), LOOPML_GC_FREEZE=freeze)
+        env = dict(
+            os.environ,
+            BENTOML_DO_NOT_TRACK="True",
+            PYTHONPATH=str(REPO),
+            LOOPML_GC_FREEZE=freeze,
+            LOOPML_GC_THRESHOLD2=threshold2,
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bentoml", "serve", "benchmarks.bentoml_gc_probe_service:GcProbe"]
             + ["--host", "127.0.0.1", "--port", str(port)],
@@ -46,9 +52,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     body = {"instances": [{"x": 1.0}]}
-    labels = {"": "Python defaults", "init": "gc.freeze() in __init__", "first": "gc.freeze() + at 1st request"}
-    for freeze, label in labels.items():
-        server = _ProbeServer(free_port(14200), freeze)
+    variants = {
+        ("", ""): "Python defaults",
+        ("init", ""): "gc.freeze() in __init__",
+        ("first", ""): "gc.freeze() + at 1st request",
+        ("first", "1000"): "... + gen-2 threshold 1000",
+    }
+    for (freeze, threshold2), label in variants.items():
+        server = _ProbeServer(free_port(14200), freeze, threshold2)
         try:
             server.wait_ready()
             rps, p50, p99, _ = _wrk(server.url, body, 1, args.seconds)
