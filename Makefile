@@ -42,6 +42,9 @@ bench: install
 	$(BIN)/python benchmarks/operators_import_time.py
 	$(BIN)/python benchmarks/nocode_overhead.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/serving_request_path.py
+	$(BIN)/python benchmarks/serving_batching.py
+	$(BIN)/python benchmarks/bentoml_gc_stalls.py
 	$(BIN)/python benchmarks/drift_check_time.py --unsampled
 	$(BIN)/python benchmarks/worker_throughput.py
 	$(BIN)/python benchmarks/strategy_efficiency.py

@@ -39,6 +39,10 @@ class Predictor:
     runtime: str  # "onnxruntime" or "native"
     schema: FeatureSchema  # the request columns, from the MLflow signature
     predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]]
+    #: the ONNX Runtime model behind `predict_fn` (None when native), for callers that build
+    #: ONNX inputs themselves (the serving fast path); `labels` decodes its raw labels
+    onnx_model: Any = None
+    labels: LabelSpec | None = None
 
 
 def feature_schema_of(run_id: str) -> FeatureSchema:
@@ -88,14 +92,15 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     version = resolve_version(ws, family, alias_or_version)
     info = mlflow.models.get_model_info(f"models:/{family}/{version.version}")
     schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
-    predict_fn, runtime = None, NATIVE_RUNTIME
+    predict_fn, runtime, onnx_model = None, NATIVE_RUNTIME, None
     fallback = version.tags.get(EXPORT_FALLBACK_TAG)
     if version.tags.get(RUNTIME_TAG, ONNX_RUNTIME) == ONNX_RUNTIME:
         try:
             from automl_tasks.export.onnx_export import OnnxModel
 
             onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
-            predict_fn, runtime = OnnxModel(onnx_path, schema).run, ONNX_RUNTIME
+            onnx_model = OnnxModel(onnx_path, schema)
+            predict_fn, runtime = onnx_model.run, ONNX_RUNTIME
         except Exception as exc:
             log.warning("ONNX model of %s v%s unavailable (%s); using the native model", family, version.version, exc)
     else:
@@ -106,7 +111,7 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     if labels is not None:
         predict_fn = _answer_in_user_type(predict_fn, labels)
     log.info("loaded %s v%s (%s) with %s", family, version.version, alias_or_version, runtime)
-    return Predictor(family, str(version.version), version.run_id, runtime, schema, predict_fn)
+    return Predictor(family, str(version.version), version.run_id, runtime, schema, predict_fn, onnx_model, labels)
 
 
 def _answer_in_user_type(predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]], labels: LabelSpec):

@@ -9,7 +9,7 @@ requests/s, p50 and p99 latency, the throughput ratio loopml/bare, and the p99 o
 over the model's own compute (ONNX Runtime single-row median, measured in-process).
 The client shares the 2 cores with the servers, so ratios are the figures to compare.
 
-    python benchmarks/serving_throughput.py [--seconds 8]     (needs wrk: apt-get install -y wrk)
+    python benchmarks/serving_throughput.py [--seconds 8] [--workspace DIR]     (needs wrk: apt-get install -y wrk)
 """
 
 from __future__ import annotations
@@ -124,12 +124,14 @@ def _model_compute_ms(ws: Workspace, instances: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8, help="load duration per server and concurrency")
+    parser.add_argument("--workspace", help="reuse a workspace that already has the family 'bench'")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this benchmark needs wrk (Debian: apt-get install -y wrk); `make bench` installs it")
     with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.at(home).ensure()
-        add_version(ws, FAMILY, n_trials=2, tag="bench")
+        ws = Workspace.at(args.workspace or home).ensure()
+        if not args.workspace:
+            add_version(ws, FAMILY, n_trials=2, tag="bench")
         instances = sample_instances(ws, FAMILY, 50)
         compute_ms = _model_compute_ms(ws, instances)
         body = {"instances": instances[:1]}
@@ -139,10 +141,11 @@ def main() -> None:
                 ws, FAMILY, free_port(13600), extra_env={"LOOPML_INFERENCE_LOG": "0"}
             ),
             "bare FastAPI+ORT": lambda: _BareServer(ws, free_port(13700)),
-            "BentoML, no model (floor)": lambda: _FloorServer(free_port(13800)),
+            "BentoML floor, defaults": lambda: _FloorServer(free_port(13800)),
+            "BentoML floor, tuned": lambda: _FloorServer(free_port(13900), tuned=True),
         }
         print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
-        print(f"{'server':<26} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        print(f"{'server':<28} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         results = {}
         for name, start in candidates.items():  # one server at a time: idle ones would share the cores
             server = start()
@@ -151,7 +154,7 @@ def main() -> None:
                 for concurrency in (1, 8, 32):
                     rps, p50, p99, errors = _wrk(server.url, body, concurrency, args.seconds)
                     results[(name, concurrency)] = (rps, p50, p99)
-                    print(f"{name:<26} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}")
+                    print(f"{name:<28} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}")
             finally:
                 server.stop()
         print()
@@ -162,14 +165,21 @@ def main() -> None:
                 f"p99 loopml {ours[2]:.2f} ms = model compute + {ours[2] - compute_ms:.2f} ms "
                 f"(bare: + {bare_r[2] - compute_ms:.2f} ms)"
             )
+        floor = results[("BentoML floor, tuned", 1)][2]
+        ours = results[("loopml", 1)][2]
+        print(
+            f"p99 at concurrency 1: loopml {ours:.2f} ms, tuned floor {floor:.2f} ms (+{ours - floor:.2f} ms), "
+            f"floor with defaults {results[('BentoML floor, defaults', 1)][2]:.2f} ms"
+        )
         print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
 
 
 class _FloorServer:
     """`bentoml serve` of a service that does nothing: what the framework alone costs."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tuned: bool = False) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), LOOPML_FLOOR_TUNED=str(int(tuned)))
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -183,7 +193,7 @@ class _FloorServer:
                 str(port),
             ],
             cwd=REPO,
-            env=dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO)),
+            env=env,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -15,10 +15,22 @@ import pandas as pd
 
 
 class AdaptiveBatcher:
-    """Batches `run(frame) -> (labels, proba | None)` calls of one model."""
+    """Batches `run(rows) -> (labels, proba | None)` calls of one model.
 
-    def __init__(self, run: Callable[[pd.DataFrame], Any], *, max_rows: int = 512, inline_rows: int = 64) -> None:
+    Rows are anything with a length that `concat` joins (a DataFrame by default; the
+    service passes `serving.request_model.Features`).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Any], Any],
+        *,
+        max_rows: int = 512,
+        inline_rows: int = 64,
+        concat: Callable[[list[Any]], Any] = lambda frames: pd.concat(frames, ignore_index=True),
+    ) -> None:
         self.run = run
+        self.concat = concat
         self.max_rows = max_rows
         self.inline_rows = inline_rows
         self._queue: asyncio.Queue | None = None
@@ -49,7 +61,7 @@ class AdaptiveBatcher:
     async def _run_batch(self, batch: list[tuple[pd.DataFrame, asyncio.Future]]) -> None:
         sizes = [len(frame) for frame, _ in batch]
         try:
-            frame = batch[0][0] if len(batch) == 1 else pd.concat([f for f, _ in batch], ignore_index=True)
+            frame = batch[0][0] if len(batch) == 1 else self.concat([f for f, _ in batch])
             if len(frame) <= self.inline_rows:
                 # small calls run on the event loop: a thread hop costs more than the model;
                 # requests arriving meanwhile queue up and form the next batch

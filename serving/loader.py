@@ -36,6 +36,8 @@ class ServedModel:
     runtime: str  # "onnxruntime" or "native"
     schema: FeatureSchema
     predict_fn: Any  # model frame -> (labels, proba | None)
+    onnx_model: Any = None  # the OnnxModel behind predict_fn, if any (see model_store.Predictor)
+    labels: Any = None  # its LabelSpec: raw ONNX labels -> the user's type
     _batcher: Any = None
     _explainer: Any = None
     _explainer_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,7 +123,9 @@ def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
 def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> ServedModel:
     """The version behind `family@alias`, run by ONNX Runtime when its ONNX file exists."""
     p = load_predictor(ws, family, alias)
-    return ServedModel(ws, family, p.version, alias, p.runtime, p.schema, p.predict_fn)
+    return ServedModel(
+        ws, family, p.version, alias, p.runtime, p.schema, p.predict_fn, onnx_model=p.onnx_model, labels=p.labels
+    )
 
 
 def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champion") -> list[dict[str, Any]]:

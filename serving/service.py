@@ -10,6 +10,7 @@ ground truth for an earlier answer; POST /model says which versions answer. Bad 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -20,11 +21,16 @@ from typing import Any
 
 import bentoml
 from bentoml.exceptions import BadInput, BentoMLException
+from pydantic import BaseModel
 
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.settings import Workspace
+from serving.batching import AdaptiveBatcher
+from serving.body import BodyLimit, PredictBody
 from serving.live import LiveModels
 from serving.loader import BadRequest, ServedModel
+from serving.log_writer import GroupLog
+from serving.request_model import Features, RequestModel, features_runner
 from serving.settings import ServingSettings
 
 REQUESTS = bentoml.metrics.Counter(
@@ -50,6 +56,31 @@ def _refuse(reason: str, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUE
     return BentoMLException(message, error_code=status)
 
 
+class PredictResponse(BaseModel):
+    """The /predict answer. A pydantic model, not a dict: BentoML builds a JSON schema of a
+    dict-typed output for every response (`IOMixin.mime_type`), ~20% of a small request."""
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+    model: dict[str, str]
+    request_id: str | None = None
+
+
+class _LeanPath:
+    """What /predict needs of one served version: its request model and its batcher."""
+
+    def __init__(self, model: ServedModel, max_rows: int) -> None:
+        self.model = model
+        self.request_model = RequestModel(model.schema)
+        # The hand-written batcher, not BentoML's `batchable=True`: see docs/BENCHMARKS.md
+        # ("Serving"): it runs a lone request at once, while BentoML's dispatcher queues it.
+        self.batcher = AdaptiveBatcher(
+            features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels),
+            max_rows=max_rows,
+            concat=Features.concat,
+        )
+
+
 @bentoml.service(
     name="loopml_family",
     traffic={"timeout": 60},
@@ -67,8 +98,36 @@ class FamilyService:
             self.ws, self.settings.family, canary_share=self.settings.canary_share, reload_s=self.settings.reload_s
         )
         self.log = InferenceLog.for_family(self.ws.home, self.settings.family) if self.settings.inference_log else None
-        # the first SHAP call imports shap and JIT-compiles numba code (~10 s): do it off the request path
-        threading.Thread(target=self._warm_explainer, daemon=True, name="loopml-explain-warmup").start()
+        self.group_log = GroupLog(self.log) if self.log is not None else None
+        self._paths: dict[int, _LeanPath] = {}
+        PredictBody.request_model = self._path(self.models.champion).request_model  # typed OpenAPI
+        # the first SHAP call imports shap and JIT-compiles numba code (~10 s, both cores busy):
+        # do it before /readyz says ready, so it never competes with served requests
+        self._warm = threading.Event()
+        self._frozen_at_first_request = False
+        if self.settings.explain_warmup:
+            threading.Thread(target=self._warm_explainer, daemon=True, name="loopml-explain-warmup").start()
+        else:
+            self._ready()
+
+    def __is_ready__(self) -> bool:
+        """BentoML's readiness hook: /readyz answers 503 until the explainer is warm."""
+        return self._warm.is_set()
+
+    def _ready(self) -> None:
+        # Everything loaded so far lives as long as the process: move it out of the cyclic
+        # GC's reach. Without this, each full collection walks the ~200k objects of
+        # BentoML, pydantic and OpenTelemetry and stalls a request for 50-250 ms on this
+        # machine (the p99 of a BentoML service that does nothing; docs/BENCHMARKS.md).
+        gc.collect()
+        gc.freeze()
+        self._warm.set()
+
+    def _freeze_framework(self) -> None:
+        # once more at the first request: BentoML builds its app and imports lazily after
+        # __init__ (~100k more objects, measured by benchmarks/bentoml_gc_stalls.py)
+        self._frozen_at_first_request = True
+        gc.freeze()
 
     def _warm_explainer(self) -> None:
         try:
@@ -76,6 +135,16 @@ class FamilyService:
             explainer.explain(explainer.background.head(1))
         except Exception as exc:  # /explain will report the problem when it is called
             logging.getLogger(__name__).info("explainer warm-up skipped: %s", exc)
+        finally:
+            self._ready()
+
+    def _path(self, model: ServedModel) -> _LeanPath:
+        path = self._paths.get(id(model))
+        if path is None or path.model is not model:
+            live = {id(m) for m in (self.models.champion, self.models.challenger) if m is not None}
+            self._paths = {k: v for k, v in self._paths.items() if k in live}  # forget replaced versions
+            path = self._paths[id(model)] = _LeanPath(model, self.settings.max_batch_rows)
+        return path
 
     def _admit(self, ctx: bentoml.Context) -> None:
         headers = ctx.request.headers
@@ -83,13 +152,6 @@ class FamilyService:
             given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
             if given != self.settings.api_key:
                 raise _refuse("auth", "missing or wrong API key (send it as X-API-Key)", HTTPStatus.UNAUTHORIZED)
-        length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.settings.max_body_bytes:
-            raise _refuse(
-                "too_large",
-                f"request body of {length} bytes exceeds the limit of {self.settings.max_body_bytes}",
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            )
 
     def _validate(self, model: ServedModel, instances: Any):
         try:
@@ -97,26 +159,36 @@ class FamilyService:
         except BadRequest as exc:
             raise _refuse("invalid", str(exc)) from exc
 
-    @bentoml.api(route="/predict")
-    async def predict(self, instances: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
-        """Predict one row per instance; each instance maps column name to value."""
+    @bentoml.api(route="/predict", input_spec=PredictBody)
+    async def predict(self, body: bytes, ctx: bentoml.Context) -> PredictResponse:
+        """Predict one row per instance; each instance maps column name to value.
+
+        The body is validated in one pass by the request model of the answering version
+        (generated from its MLflow signature); the answer is sent after its rows are in
+        the inference log (one transaction shared with concurrent requests)."""
         started = time.perf_counter()
+        if not self._frozen_at_first_request:
+            self._freeze_framework()
         self._admit(ctx)
         model, variant = self.models.pick()
-        frame = self._validate(model, instances)
-        labels, proba = await model.batcher.infer(frame)
+        path = self._path(model)
+        try:
+            instances, features = path.request_model.parse(body)
+        except BadRequest as exc:
+            raise _refuse("invalid", str(exc)) from exc
+        labels, proba = await path.batcher.infer(features)
         answer = model.answer(labels, proba)
         answer["model"]["variant"] = variant
-        if self.log is not None:
+        if self.group_log is not None:
             request_id, now = uuid.uuid4().hex, time.time()
-            self.log.append(
+            await self.group_log.append(
                 InferenceRecord(request_id, model.version, variant, row, out, now)
                 for row, out in zip(instances, answer["predictions"], strict=True)
             )
             answer["request_id"] = request_id
         REQUESTS.labels(variant=variant, version=model.version).inc(len(instances))
         LATENCY.labels(variant=variant).observe(time.perf_counter() - started)
-        return answer
+        return PredictResponse(**answer)
 
     @bentoml.api(route="/explain")
     def explain(self, instances: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
@@ -163,3 +235,7 @@ class FamilyService:
             "canary_share": self.settings.canary_share,
             "columns": {"numeric": list(champion.schema.numeric), "categorical": list(champion.schema.categorical)},
         }
+
+
+# every route: a body over LOOPML_MAX_BODY_BYTES is refused with 413 while it streams in
+FamilyService.add_asgi_middleware(BodyLimit, on_refuse=REJECTED.labels(reason="too_large").inc)

@@ -17,6 +17,7 @@ class ServingSettings:
     max_body_bytes: int = 5_000_000
     max_batch_rows: int = 512
     inference_log: bool = True
+    explain_warmup: bool = True  # warm the SHAP explainer before /readyz says ready (~10 s)
 
     @classmethod
     def from_env(cls) -> ServingSettings:
@@ -32,6 +33,7 @@ class ServingSettings:
             max_body_bytes=int(env.get("LOOPML_MAX_BODY_BYTES", "5000000")),
             max_batch_rows=int(env.get("LOOPML_MAX_BATCH_ROWS", "512")),
             inference_log=env.get("LOOPML_INFERENCE_LOG", "1") not in ("0", "false", "False"),
+            explain_warmup=env.get("LOOPML_EXPLAIN_WARMUP", "1") not in ("0", "false", "False"),
         )
         if not 0.0 <= settings.canary_share <= 1.0:
             raise RuntimeError(f"LOOPML_CANARY_SHARE must be in [0, 1]; got {settings.canary_share}")

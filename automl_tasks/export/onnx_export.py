@@ -210,7 +210,11 @@ class OnnxModel:
 
     def run(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions, class probabilities or None for regression)."""
-        outputs = self.session.run(None, onnx_inputs(features, self.schema, self.numeric_dtype))
+        return self.run_feeds(onnx_inputs(features, self.schema, self.numeric_dtype))
+
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """`run` on ready ONNX inputs (one [N, 1] array per model column), no frame."""
+        outputs = self.session.run(None, feeds)
         if len(outputs) == 2:
             return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1])
         return np.asarray(outputs[0]).ravel(), None

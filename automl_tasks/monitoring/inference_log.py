@@ -1,7 +1,9 @@
 """The inference log: every served prediction, durable before the response is sent.
 
-One SQLite file per family in the workspace (WAL mode, one transaction per request), so
-a record is on disk when the client gets its answer and a restart loses nothing. Ground
+One SQLite file per family in the workspace (WAL mode, one transaction per `append`; the
+service groups the requests of one event-loop turn into one append, see
+`serving.log_writer`), so a record is on disk when the client gets its answer and a
+restart loses nothing. Ground
 truth that arrives later (POST /feedback) is stored beside the predictions it belongs to.
 The drift pipeline reads recent windows of it, labels included, as a DataFrame.
 """
@@ -89,6 +91,17 @@ class InferenceLog:
         )
         conn.execute("COMMIT")
         return len(rows)
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """SQLite's automatic WAL checkpoint for this thread's connection (0: off).
+
+        A checkpoint fsyncs the database file; a writer on a latency-critical thread
+        turns it off and lets another thread call `checkpoint`."""
+        self._connect().execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database file, without blocking writers."""
+        self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def add_labels(self, request_id: str, labels: list[Any]) -> int:
         """Record the true outcome of each row of an earlier request (one label per row, in order).

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import select
+import signal
+import socket
 import threading
 import time
 
@@ -38,6 +42,7 @@ def instances(family_ws):
 
 
 def _serve(ws, port, family=FAMILY, **env):
+    env.setdefault("LOOPML_EXPLAIN_WARMUP", 0)  # only the canary server answers /explain
     server = start_server(ws, family, port, extra_env={k: str(v) for k, v in env.items()})
     server.wait_ready()
     return server
@@ -45,7 +50,14 @@ def _serve(ws, port, family=FAMILY, **env):
 
 @pytest.fixture(scope="module")
 def canary_server(family_ws):
-    server = _serve(family_ws, 13100, LOOPML_CANARY_SHARE=0.3, LOOPML_RELOAD_S=0.5, LOOPML_MAX_BODY_BYTES=200_000)
+    server = _serve(
+        family_ws,
+        13100,
+        LOOPML_EXPLAIN_WARMUP=1,
+        LOOPML_CANARY_SHARE=0.3,
+        LOOPML_RELOAD_S=0.5,
+        LOOPML_MAX_BODY_BYTES=200_000,
+    )
     yield server
     server.stop()
 
@@ -61,6 +73,9 @@ def test_valid_request_is_answered_and_logged(canary_server, family_ws, instance
         assert body["model"]["variant"] in ("champion", "challenger")
         openapi = client.get("/docs.json")
         assert openapi.status_code == 200 and "/predict" in openapi.text and "/explain" in openapi.text
+        predict_body = openapi.json()["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+        row = predict_body["schema"]["properties"]["instances"]["items"]
+        assert set(row["required"]) == set(instances[0]), "typed from the version's signature"
     records = log.read()
     assert log.count() == before + 4
     mine = records[records["_request_id"] == body["request_id"]]
@@ -108,6 +123,33 @@ def test_bad_requests_get_4xx_with_a_message_never_500(canary_server, instances)
             .json()[0]["error"]
             .startswith("instances[0].mean_area must be a number")
         )
+
+
+def test_chunked_body_over_the_limit_is_refused_while_it_streams(canary_server):
+    """No Content-Length: the 413 comes after about the limit (200 kB), not after the whole body."""
+    host, port = "127.0.0.1", canary_server.port
+    chunk, sent, budget = b"x" * 65536, 0, 50_000_000
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        try:
+            while sent < budget and not select.select([sock], [], [], 0.01)[0]:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent += len(chunk)
+        except OSError:  # the server closed the connection after answering
+            pass
+        answer = b""
+        while b"exceeds the limit" not in answer:  # headers and body may come in separate reads
+            part = sock.recv(65536)
+            if not part:
+                break
+            answer += part
+        answer = answer.decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413"), answer[:300]
+    assert "exceeds the limit of 200000" in answer
+    assert sent < 20 * 200_000, f"the server read {sent} bytes before refusing"
 
 
 def test_canary_share_and_per_variant_metrics(canary_server, instances):
@@ -297,3 +339,57 @@ def test_bento_is_built_for_the_family(family_ws):
     assert manifest["labels"]["family"] == FAMILY
     assert any(e["name"] == "LOOPML_FAMILY" and e["value"] == FAMILY for e in manifest["envs"])
     assert (bento_dir / "src" / "serving" / "service.py").exists()
+
+
+def test_kill_9_under_load_loses_no_answered_request(family_ws, instances):
+    """SIGKILL the server while clients send requests: each answered request is in the log,
+    and a restarted server answers again."""
+    import psutil
+
+    server = _serve(family_ws, 13300)
+    answered: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load():
+        try:
+            with httpx.Client(base_url=server.url, trust_env=False, timeout=10) as client:
+                for _ in range(5000):  # bounded; the kill ends it much earlier
+                    if stop.is_set():
+                        return
+                    try:
+                        response = client.post("/predict", json={"instances": instances[:1]})
+                    except httpx.HTTPError:
+                        return  # the server is gone
+                    if response.status_code == 200:
+                        answered.append(response.json()["request_id"])
+        except BaseException as exc:  # an unexpected failure fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.time() + 30
+        while len(answered) < 200 and time.time() < deadline:
+            time.sleep(0.05)
+        tree = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+        for process in tree:
+            os.kill(process.pid, signal.SIGKILL)
+        psutil.wait_procs(tree, timeout=10)
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        stop.set()
+        server.stop()
+    assert not errors, errors
+    assert len(answered) >= 200, "the load generator got answers before the kill"
+    logged = set(InferenceLog.for_family(family_ws.home, FAMILY).read()["_request_id"])
+    missing = [r for r in answered if r not in logged]
+    assert not missing, f"{len(missing)} of {len(answered)} answered requests are not in the inference log"
+    restarted = _serve(family_ws, 13300)
+    try:
+        with httpx.Client(base_url=restarted.url, trust_env=False, timeout=30) as client:
+            assert client.post("/predict", json={"instances": instances[:1]}).status_code == 200
+    finally:
+        restarted.stop()

@@ -67,3 +67,37 @@ def test_bool_labels_are_served_as_bools_by_onnx_runtime(workspace, tmp_path):
         export_notes(workspace, "flag", mlflow_client(workspace).get_model_version("flag", "1").tags["loopml.study"])
         == []
     )
+
+
+FOREST_SPACE = """
+params:
+  - {name: scaling, type: string, range: [zscore]}
+  - name: model
+    type: string
+    range: [random_forest]
+    submodule:
+      random_forest:
+        - {name: n_estimators, type: int, range: [10, 12], default: 10}
+        - {name: max_depth, type: int_cat, range: [4, 8], default: 4}
+        - {name: min_samples_leaf, type: int, range: [1, 2], default: 1}
+"""
+
+
+def test_serving_fast_path_runs_a_float64_forest_and_answers_in_the_users_type(workspace, tmp_path):
+    """The service's array path (no DataFrame) must feed the input type the ONNX file declares
+    (float64 for forests) and decode labels like the frame path does."""
+    import json
+
+    from serving.loader import load_served_model
+    from serving.request_model import RequestModel, features_runner
+
+    frame = _table(tmp_path / "forest.csv", ["no", "yes"])
+    add_version(workspace, "forest", n_trials=1, space=FOREST_SPACE, dataset=str(tmp_path / "forest.csv"))
+    model = load_served_model(workspace, "forest")
+    assert model.runtime == ONNX_RUNTIME and model.onnx_model.numeric_dtype is np.float64
+    rows = frame.drop(columns="target").head(30).to_dict(orient="records")
+    _, features = RequestModel(model.schema).parse(json.dumps({"instances": rows}).encode())
+    fast_labels, fast_proba = features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels)(features)
+    frame_labels, frame_proba = model.predict_fn(feature_frame(frame.head(30), model.schema))
+    assert list(fast_labels) == list(frame_labels) and set(fast_labels) <= {"no", "yes"}
+    np.testing.assert_allclose(fast_proba, frame_proba, atol=1e-6)

@@ -99,3 +99,23 @@ def test_request_schema_comes_from_the_signature_and_must_agree():
         schema_from_signature(signature, other)
     with pytest.raises(LoopmlError, match="no MLflow signature"):
         schema_from_signature(None, SCHEMA)
+
+
+def test_group_log_commits_concurrent_requests_together_before_they_return(tmp_path):
+    from automl_tasks.monitoring import InferenceLog, InferenceRecord
+    from serving.log_writer import GroupLog
+
+    log = InferenceLog(tmp_path / "log.sqlite", "fam")
+    group = GroupLog(log, checkpoint_s=0.05)
+
+    async def request(i: int) -> int:
+        await group.append([InferenceRecord(f"r{i}", "1", "champion", {"x": i}, 0, 1.0)] * 2)
+        return log.count()  # committed before the request goes on to answer
+
+    async def scenario():
+        return await asyncio.gather(*(request(i) for i in range(10)))
+
+    seen = asyncio.run(scenario())
+    group.close()
+    assert seen == [20] * 10 and group.commits == 1 and group.requests == 10
+    assert sorted(set(log.read()["_request_id"])) == sorted(f"r{i}" for i in range(10))
