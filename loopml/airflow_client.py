@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import httpx
+
+from loopml.transient_db import retry_transient_db
 
 TERMINAL = ("success", "failed")
 
@@ -18,6 +21,12 @@ class AirflowClient:
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call; GET/PATCH/PUT/DELETE are repeated on a transient metadata-DB error."""
+        if method.upper() == "POST":
+            return self._call_once(method, path, **kwargs)
+        return retry_transient_db(lambda: self._call_once(method, path, **kwargs))
+
+    def _call_once(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"Airflow {method} {path} -> {response.status_code}: {response.text[:500]}")
@@ -48,8 +57,23 @@ class AirflowClient:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        return run["dag_run_id"]
+        """Start a run with a run id chosen here, so that repeating the POST after a transient
+        database error cannot start a second run (a 409 says the first attempt was committed)."""
+        run_id = f"manual__loopml_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+
+        def post() -> str:
+            try:
+                return self._call_once("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+            except RuntimeError as exc:
+                if posted and " -> 409" in str(exc):
+                    return run_id
+                raise
+            finally:
+                posted.append(True)
+
+        posted: list[bool] = []
+        return retry_transient_db(post)
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]

@@ -10,7 +10,6 @@ import pytest
 
 from automl_tasks.settings import Workspace
 
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # caches Python and the tools write beside the code; everything else new is run output
 _CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".egg-info")
