@@ -25,7 +25,7 @@ from tests.family_builder import LINEAR_SPACE
 from tests.postgres_server import postgres_server
 from tests.unit.test_search_engine import make_plan
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]  # only the pipeline test goes through Airflow (marked e2e)
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_SLEEPY = """
@@ -84,6 +84,7 @@ def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path):
     assert all(s["evaluated"] >= 2 for s in summaries), f"the work was not shared: {summaries}"
 
 
+@pytest.mark.e2e
 def test_nocode_pipeline_on_postgres_with_four_workers(postgres, tmp_path, monkeypatch):
     ws = _on_postgres(Workspace.at(tmp_path / "ws").ensure(), postgres.create_database("optuna_airflow"))
     airflow_db = postgres.create_database("airflow").replace("postgresql://", "postgresql+psycopg2://")
