@@ -3,7 +3,8 @@
 Not a test (each demo takes ~2 min): a reliability measurement of the command every new
 user runs first. Each run is the real CLI in its own process, exactly as `make demo`
 runs it; a run fails when it exits non-zero or prints a Python traceback. Prints each
-run, the failures with the end of their output, and the median time per kind.
+run, the failures with the end of their output, the median time per kind, and how many
+API calls the client had to repeat after a transient metadata-DB error.
 
     python benchmarks/demo_soak.py --fresh 20 --same 10
 
@@ -68,8 +69,13 @@ def main() -> int:
         plan += [("same", root / "same") for _ in range(args.same)]
         for index, (kind, home) in enumerate(plan, 1):
             ok, seconds, output = run_demo(home, args.demo_args, args.timeout)
-            results[kind].append({"ok": ok, "seconds": round(seconds, 1)})
-            print(f"[{index}/{len(plan)}] {kind:5s} {'ok  ' if ok else 'FAIL'} {seconds:6.1f}s", flush=True)
+            # calls the client repeated after a transient metadata-DB error (loopml/transient_db.py)
+            retried = output.count("Airflow metadata DB busy")
+            results[kind].append({"ok": ok, "seconds": round(seconds, 1), "retried": retried})
+            print(
+                f"[{index}/{len(plan)}] {kind:5s} {'ok  ' if ok else 'FAIL'} {seconds:6.1f}s retried calls {retried}",
+                flush=True,
+            )
             if not ok:
                 args.keep.mkdir(parents=True, exist_ok=True)
                 saved = args.keep / f"{kind}-{index}.txt"
@@ -88,6 +94,7 @@ def main() -> int:
                 "runs": len(runs),
                 "failures": sum(not r["ok"] for r in runs),
                 "median_s": round(statistics.median(r["seconds"] for r in runs), 1),
+                "retried_calls": sum(r["retried"] for r in runs),
             }
     print(json.dumps(summary))
     return 0 if all(s["failures"] == 0 for s in summary.values()) else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ class AirflowClient:
         """One API call; GET/PATCH/PUT/DELETE are repeated on a transient metadata-DB error."""
         if method.upper() == "POST":
             return self._call_once(method, path, **kwargs)
-        return retry_transient_db(lambda: self._call_once(method, path, **kwargs))
+        return retry_transient_db(lambda: self._call_once(method, path, **kwargs), on_retry=_say_retry)
 
     def _call_once(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -73,7 +74,7 @@ class AirflowClient:
                 posted.append(True)
 
         posted: list[bool] = []
-        return retry_transient_db(post)
+        return retry_transient_db(post, on_retry=_say_retry)
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -112,6 +113,11 @@ class AirflowClient:
             params={"map_index": map_index, "deserialize": True},
         )
         return data["value"]
+
+
+def _say_retry(exc: BaseException, delay_s: float) -> None:
+    """One stderr line per repeat, so a soak run shows how often the database was busy."""
+    print(f"Airflow metadata DB busy ({str(exc)[:120]}); repeating the call in {delay_s:g} s", file=sys.stderr)
 
 
 def _log_line(item: Any) -> str:
