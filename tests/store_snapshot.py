@@ -9,6 +9,8 @@ from automl_tasks.tracking import mlflow_client
 
 # SQLite's transient journal files come and go with every read
 _TRANSIENT_SUFFIXES = ("-journal", "-wal", "-shm")
+# DVC's own lock, updater and state files (not data; DVC writes them in the background)
+_DVC_STATE = ".dvc/tmp/"
 
 
 def store_snapshot(ws: Workspace) -> dict[str, Any]:
@@ -23,7 +25,10 @@ def store_snapshot(ws: Workspace) -> dict[str, Any]:
     files = sorted(
         str(p.relative_to(ws.home))
         for p in ws.home.rglob("*")
-        if p.is_file() and not p.name.endswith(_TRANSIENT_SUFFIXES) and p.parent != ws.home / "bundled"
+        if p.is_file()
+        and not p.name.endswith(_TRANSIENT_SUFFIXES)
+        and _DVC_STATE not in p.relative_to(ws.home).as_posix()
+        and p.parent != ws.home / "bundled"
     )
     return {
         "experiments": sorted(e.name for e in experiments),
