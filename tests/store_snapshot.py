@@ -11,6 +11,9 @@ from automl_tasks.tracking import mlflow_client
 _TRANSIENT_SUFFIXES = ("-journal", "-wal", "-shm")
 # DVC's own lock, updater and state files (not data; DVC writes them in the background)
 _DVC_STATE = ".dvc/tmp/"
+# MLflow writes this beside a registered model's artifacts the first time it is loaded
+# by a models:/ URI (a read, e.g. the drift check loading the champion): not a new model
+_MLFLOW_LOAD_META = "registered_model_meta"
 
 
 def store_snapshot(ws: Workspace) -> dict[str, Any]:
@@ -28,6 +31,7 @@ def store_snapshot(ws: Workspace) -> dict[str, Any]:
         if p.is_file()
         and not p.name.endswith(_TRANSIENT_SUFFIXES)
         and _DVC_STATE not in p.relative_to(ws.home).as_posix()
+        and p.name != _MLFLOW_LOAD_META
         and p.parent != ws.home / "bundled"
     )
     return {
