@@ -12,7 +12,7 @@ from automl_tasks.settings import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # caches Python and the tools write beside the code; everything else new is run output
-_CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".egg-info")
+_CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".import_linter_cache", ".egg-info")
 
 
 def checkout_entries() -> set[str] | None:
