@@ -29,7 +29,7 @@ test: install
 	$(BIN)/pytest -v --timeout=1500
 
 test-fast: install
-	$(BIN)/pytest -m "not e2e" -q
+	$(BIN)/pytest -m "not e2e and not serving" -q
 
 lint: install
 	$(BIN)/ruff check .

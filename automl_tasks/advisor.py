@@ -94,6 +94,16 @@ def suggest(
                 f"({profile['minority_share']:.1%}): collect more samples of class {minority}",
             }
         )
+    for found in profile.get("single_column_predictors", []):
+        out.append(
+            {
+                "kind": "check_column",
+                "param": found["column"],
+                "text": f"warning: column {found['column']} alone predicts {profile['target']} almost perfectly "
+                f"(held-out score {found['score']:.3f}): if it is a row index, an identifier or a copy of the "
+                "target, it will not be known when the model serves; drop it and re-run",
+            }
+        )
     for column, stats in profile.get("column_stats", {}).items():
         if stats.get("missing_share", 0) > MISSING_SHARE:
             out.append(

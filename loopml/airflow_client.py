@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from loopml.transient_db import retry_transient_db
 
 TERMINAL = ("success", "failed")
 #: answers of a proxy or a starting server: the call is retried like a refused connection
@@ -116,6 +119,12 @@ class AirflowClient:
             delay = min(delay * 2, 10.0)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call; GET/PATCH/PUT/DELETE are repeated on a transient metadata-DB error."""
+        if method.upper() == "POST":
+            return self._call_once(method, path, **kwargs)
+        return retry_transient_db(lambda: self._call_once(method, path, **kwargs), on_retry=_say_retry)
+
+    def _call_once(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
         if response.status_code >= 400:
             raise AirflowApiError(
@@ -153,15 +162,27 @@ class AirflowClient:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        """Start a run; a conf the DAG's form rejects raises AirflowApiError with Airflow's reason."""
-        try:
-            run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        except AirflowApiError as exc:
-            if exc.status in (400, 422):
-                reason = str(exc).split(": ", 1)[-1]
-                raise AirflowApiError(f"Airflow refused the {dag_id} run: {reason}", exc.status) from None
-            raise
-        return run["dag_run_id"]
+        """Start a run with a run id chosen here, so that repeating the POST after a transient
+        database error cannot start a second run (a 409 says the first attempt was committed).
+        A conf the DAG's form rejects raises AirflowApiError with Airflow's reason."""
+        run_id = f"manual__loopml_{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        posted: list[bool] = []
+
+        def post() -> str:
+            try:
+                return self._call_once("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+            except AirflowApiError as exc:
+                if posted and exc.status == 409:
+                    return run_id
+                if exc.status in (400, 422):
+                    reason = str(exc).split(": ", 1)[-1]
+                    raise AirflowApiError(f"Airflow refused the {dag_id} run: {reason}", exc.status) from None
+                raise
+            finally:
+                posted.append(True)
+
+        return retry_transient_db(post, on_retry=_say_retry)
 
     def set_run_state(self, dag_id: str, run_id: str, state: str) -> None:
         """Mark a DAG run `failed` or `success` (as the UI's "Mark as" does)."""
@@ -204,6 +225,11 @@ class AirflowClient:
             params={"map_index": map_index, "deserialize": True},
         )
         return data["value"]
+
+
+def _say_retry(exc: BaseException, delay_s: float) -> None:
+    """One stderr line per repeat, so a soak run shows how often the database was busy."""
+    print(f"Airflow metadata DB busy ({str(exc)[:120]}); repeating the call in {delay_s:g} s", file=sys.stderr)
 
 
 def _log_line(item: Any) -> str:

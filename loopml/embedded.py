@@ -26,6 +26,7 @@ from loopml.supervisor import Component, Supervisor, stop_leftovers
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PORT = 8080
+SQLITE_BUSY_TIMEOUT_S = 30
 
 
 class StackError(RuntimeError):
@@ -67,7 +68,10 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             # distributed mode: LOOPML_AIRFLOW_DB_URI names a PostgreSQL metadata database
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("LOOPML_AIRFLOW_DB_URI") or f"sqlite:///{db}",
+            # embedded: SQLite with a 30 s busy timeout (pysqlite's default is 5 s) so that a
+            # writer waits for the lock instead of failing; see docs/DESIGN.md, "Embedded metadata DB"
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("LOOPML_AIRFLOW_DB_URI")
+            or f"sqlite:///{db}?timeout={SQLITE_BUSY_TIMEOUT_S}",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

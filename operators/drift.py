@@ -94,6 +94,28 @@ def retrain_requests(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return requests
 
 
+# ---- drift_notify --------------------------------------------------------------------
+
+
+@task(task_id="notify")
+def notify_drift() -> list[dict[str, Any]]:
+    """One log line per drift-check verdict that triggered this run (the asset events' `extra`).
+
+    The place to hang a team's notification (mail, chat): it runs on every check, drift or not.
+    """
+    events = get_current_context()["triggering_asset_events"][DRIFT_ASSET]
+    verdicts = [dict(event.extra or {}) for event in events]
+    for verdict in verdicts:
+        status = str(verdict.get("status", "unknown"))
+        line = f"drift check of {verdict.get('family')}: {status.replace('_', ' ')}"
+        reasons = "; ".join(verdict.get("reasons") or [])
+        if status == "drift":
+            log.warning("%s: %s (MLflow run %s)", line, reasons, verdict.get("mlflow_run_id"))
+        else:
+            log.info("%s%s", line, f": {reasons}" if reasons else "")
+    return verdicts
+
+
 # ---- drift_retrain -------------------------------------------------------------------
 
 

@@ -87,8 +87,18 @@ def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     monkeypatch.delenv("LOOPML_DRIFT_SCHEDULE", raising=False)
+    monkeypatch.delenv("LOOPML_MLFLOW_URI", raising=False)
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "ws"))
     from airflow.dag_processing.dagbag import DagBag
 
+    from automl_tasks.settings import Workspace
+    from automl_tasks.tracking import mlflow_client
+
+    # a workspace without a family has no drift tick (one writer less during a first run)
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.dags["drift_check"].schedule is None
+    assert not (tmp_path / "ws").exists(), "parsing the DAG created workspace files"
+    mlflow_client(Workspace.from_env().ensure()).create_registered_model("fam")
     bag = DagBag(dag_folder=str(REPO / "dags"))
     check, retrain = bag.dags["drift_check"], bag.dags["drift_retrain"]
     assert check.schedule == "@hourly" and check.is_paused_upon_creation is False

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
+
+from automl_tasks.data.leakage import single_column_predictors
+
+log = logging.getLogger(__name__)
 
 
 def profile_table(frame: pd.DataFrame, target: str, task_type: str) -> dict[str, Any]:
@@ -38,6 +43,14 @@ def profile_table(frame: pd.DataFrame, target: str, task_type: str) -> dict[str,
         counts = frame[target].value_counts()
         profile["class_balance"] = {str(k): int(v) for k, v in counts.items()}
         profile["minority_share"] = float(counts.min() / counts.sum()) if len(counts) else 0.0
+    profile["single_column_predictors"] = single_column_predictors(frame, target, task_type)
+    for found in profile["single_column_predictors"]:
+        log.warning(
+            "column %r alone predicts %r almost perfectly (held-out score %.3f): a leak or a row index?",
+            found["column"],
+            target,
+            found["score"],
+        )
     return profile
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from automl_tasks.errors import DataValidationError
@@ -80,6 +81,25 @@ def _type_failures(frame: pd.DataFrame) -> list[str]:
     return failures
 
 
+def _finite_failures(frame: pd.DataFrame) -> list[str]:
+    """Numeric columns holding inf or -inf: every trial would fail on them much later
+    (scalers and estimators refuse infinities), so they are refused here with the column."""
+    failures = []
+    for column in frame.columns:
+        series = frame[column]
+        if not pd.api.types.is_float_dtype(series):
+            continue
+        infinite = np.isinf(series.to_numpy(dtype=float, na_value=np.nan))
+        if infinite.any():
+            rows = ", ".join(str(i + 1) for i in np.flatnonzero(infinite)[:5])
+            failures.append(
+                f"column {column!r}: rule finite_values: {int(infinite.sum())} value(s) are inf or -inf "
+                f"(data rows {rows}{', ...' if infinite.sum() > 5 else ''}); use a finite number, "
+                "or leave the cell empty to mark it missing"
+            )
+    return failures
+
+
 def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str) -> None:
     """Raise `DataValidationError` listing every broken rule; return None if the table is fit."""
     _quiet_great_expectations()
@@ -114,5 +134,6 @@ def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: 
         if rule.name == "target_exists":
             failures[-1] += f"; columns are {list(map(str, frame.columns))}"
     failures.extend(_type_failures(frame))
+    failures.extend(_finite_failures(frame))
     if failures:
         raise DataValidationError(source, failures)

@@ -42,3 +42,11 @@ def states(client: AirflowClient, run_id: str, dag_id: str = "nocode_pipeline") 
         key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
         out[key] = ti["state"]
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the shared Airflow stack is an `e2e` test, whatever its module's
+    marks say (a serving module can hold one test that goes through an Airflow DAG)."""
+    for item in items:
+        if "airflow" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)

@@ -26,7 +26,7 @@ from tests.postgres_server import postgres_server
 from tests.unit.test_search_engine import make_plan
 from tests.worker_processes import start_python, start_worker, worker_summary
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]  # only the pipeline test goes through Airflow (marked e2e)
 
 FAST_SLEEPY = """
 params:
@@ -90,6 +90,7 @@ def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path):
     assert all(s["evaluated"] >= 2 for s in summaries), f"the work was not shared: {summaries}"
 
 
+@pytest.mark.e2e
 def test_nocode_pipeline_on_postgres_with_four_workers(postgres, tmp_path, monkeypatch):
     monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "ws"))
     monkeypatch.setenv("LOOPML_AIRFLOW_DB_URI", _psycopg2(postgres.create_database("airflow")))

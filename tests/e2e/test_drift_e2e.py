@@ -1,12 +1,15 @@
 """Drift check and drift retrain through the real Airflow stack.
 
 One family (champion v1 trained on breast_cancer) goes through: an unshifted window (no
-retrain), a shifted and relabelled window (drift -> drift_retrain -> v2 with lineage,
+retrain; its asset event carries the verdict and runs drift_notify), a shifted and relabelled window (drift -> drift_retrain -> v2 with lineage,
 promoted), a schema-breaking file (stopped at validation, nothing registered) and a
-deliberately weak retrain (registered, not promoted).
+deliberately weak retrain (registered, not promoted). Each test brings its own data
+(the unshifted check reads a file, not the shared inference log), so the order does not matter.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -39,7 +42,7 @@ RETRAIN = {"n_trials": 3, "n_workers": 2, "time_budget_s": 300, "max_size_ratio"
 
 @pytest.fixture(scope="module")
 def family(airflow, e2e_workspace):
-    for dag_id in ("drift_check", "drift_retrain"):
+    for dag_id in ("drift_check", "drift_retrain", "drift_notify"):
         airflow.wait_for_dag(dag_id)
         airflow.unpause(dag_id)
     add_version(e2e_workspace, FAMILY, n_trials=2, tag="drift-v1")
@@ -55,9 +58,27 @@ def _retrain_runs(airflow) -> list[str]:
     return [r["dag_run_id"] for r in runs if (r.get("conf") or {}).get("family") == FAMILY]
 
 
-def test_unshifted_window_is_no_drift_and_no_retrain(airflow, family):
-    log_requests(family, FAMILY, like_reference(bundled_frame("breast_cancer"), 300, seed=1), labels=True)
-    run_id, state = run_pipeline(airflow, {"family": FAMILY}, dag_id="drift_check", timeout_s=300)
+def _notified(airflow, mlflow_run_id: str, timeout_s: float = 180) -> dict:
+    """The verdict drift_notify reported for the check that logged `mlflow_run_id` (waits for it)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        runs = airflow._call("GET", "/api/v2/dags/drift_notify/dagRuns", params={"limit": 100})["dag_runs"]
+        for run in runs:
+            if run["state"] != "success":
+                continue
+            for verdict in airflow.xcom("drift_notify", run["dag_run_id"], "notify"):
+                if verdict.get("mlflow_run_id") == mlflow_run_id:
+                    return verdict
+        time.sleep(2)
+    raise AssertionError(f"no successful drift_notify run reported {mlflow_run_id} within {timeout_s:.0f}s")
+
+
+def test_unshifted_window_is_no_drift_and_no_retrain(airflow, family, tmp_path):
+    path = tmp_path / "calm.csv"
+    like_reference(bundled_frame("breast_cancer"), 300, seed=1).to_csv(path, index=False)
+    run_id, state = run_pipeline(
+        airflow, {"family": FAMILY, "data_path": str(path)}, dag_id="drift_check", timeout_s=300
+    )
     task_states = states(airflow, run_id, "drift_check")
     assert state == "success", task_states
     result = airflow.xcom("drift_check", run_id, "check_drift", map_index=0)
@@ -66,6 +87,16 @@ def test_unshifted_window_is_no_drift_and_no_retrain(airflow, family):
     assert _retrain_runs(airflow) == []
     log = airflow.task_log("drift_check", run_id, "retrain_requests", 1)
     assert f"{FAMILY}: no drift; no retrain" in log
+
+    # the asset event carries the verdict in its extra, and the DAG scheduled on the asset runs
+    events = airflow._call(
+        "GET", "/api/v2/assets/events", params={"source_dag_id": "drift_check", "source_run_id": run_id}
+    )["asset_events"]
+    assert [e["extra"]["family"] for e in events] == [FAMILY]
+    assert events[0]["extra"]["status"] == "no_drift"
+    assert events[0]["extra"]["mlflow_run_id"] == result["mlflow_run_id"]
+    notified = _notified(airflow, result["mlflow_run_id"])
+    assert notified["family"] == FAMILY and notified["status"] == "no_drift"
 
 
 def test_shifted_window_retrains_a_new_version_with_lineage(airflow, family):

@@ -21,7 +21,7 @@ from loopml.serve import start_server
 from serving.loader import sample_instances
 from tests.family_builder import LINEAR_SPACE, add_version
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.serving, pytest.mark.slow]  # a real BentoML server, no Airflow
 
 FAMILY = "bc_serving"
 

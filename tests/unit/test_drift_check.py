@@ -8,6 +8,7 @@ import pytest
 
 from automl_tasks.data import DatasetStore, bundled_frame
 from automl_tasks.errors import ConfigurationError, DataValidationError
+from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.monitoring.drift_check import check_drift
 from automl_tasks.registry import CHAMPION, current_alias_version
 from automl_tasks.retrain import RetrainRequest, gate_on_recent_data, plan_retrain_search, prepare_retrain_data
@@ -17,6 +18,7 @@ from automl_tasks.tracking import mlflow_client
 from loopml.drift_stream import like_reference, shifted
 from tests.drift_helpers import log_requests
 from tests.family_builder import add_version
+from tests.store_snapshot import assert_nothing_written, store_snapshot
 
 FAMILY = "drifty"
 
@@ -73,18 +75,48 @@ def test_schema_break_is_refused_before_anything_is_stored(family, tmp_path):
     broken["mean_texture"] = "high"
     path = tmp_path / "new.csv"
     broken.to_csv(path, index=False)
-    store = DatasetStore(ws.datasets, ws.dvc_remote)
-    before, evals_before = store.versions("breast_cancer"), store.versions(f"{FAMILY}.eval")
+    before = store_snapshot(ws)
     with pytest.raises(DataValidationError) as caught:
         prepare_retrain_data(ws, RetrainRequest(family=FAMILY, data_path=str(path)), dag_run_id="bad")
     message = str(caught.value)
     assert str(path) in message and "'mean_radius'" in message and "'mean_texture'" in message
-    assert store.versions("breast_cancer") == before
-    assert store.versions(f"{FAMILY}.eval") == evals_before
-    client = mlflow_client(ws)
-    assert [v.version for v in client.search_model_versions(f"name='{FAMILY}'")] == [1]
     with pytest.raises(DataValidationError, match="'mean_radius'"):
         check_drift(ws, FAMILY, dag_run_id="t3", data_path=str(path))
+    # no MLflow experiment, run, model or version, no DVC file (no FAMILY.window, no FAMILY.eval),
+    # no profile, drift report or other run scratch file
+    assert_nothing_written(before, store_snapshot(ws))
+    assert not DatasetStore(ws.datasets, ws.dvc_remote).versions(f"{FAMILY}.window")
+
+
+def _log_with_predictions(ws, rows, predictions, *, age_s: float = 0.0) -> None:
+    """Log `rows` as requests served `age_s` ago whose answers were `predictions`."""
+    log = InferenceLog.for_family(ws.home, FAMILY)
+    now = time.time() - age_s
+    instances = rows.drop(columns=["target"]).to_dict(orient="records")
+    log.append(
+        InferenceRecord(f"r{i}", "1", "champion", row, int(out), now)
+        for i, (row, out) in enumerate(zip(instances, predictions, strict=True))
+    )
+
+
+def test_prediction_shift_is_drift_and_a_short_window_gives_no_verdict(family):
+    ws, reference = family, bundled_frame("breast_cancer")
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+
+    # 20 rows, shifted far: under min_rows (100 by default) there is no verdict and nothing stored
+    _log_with_predictions(ws, shifted(reference, "target", 20, seed=5), [0] * 20, age_s=7200)
+    short = check_drift(ws, FAMILY, dag_run_id="short", overrides={"window_hours": 3})
+    assert short.status == "insufficient_data" and short.current_rows == 20
+    assert "min_rows" in short.reasons[0] and short.prediction_drift is None and short.window_uri == ""
+    assert not store.versions(f"{FAMILY}.window")
+
+    # inputs like the training data, but the served answers all say class 0 (a broken model):
+    # the features do not drift, the predictions do (the 1 h window leaves the 20 old rows out)
+    _log_with_predictions(ws, like_reference(reference, 300, seed=6), [0] * 300)
+    result = check_drift(ws, FAMILY, dag_run_id="pred", overrides={"window_hours": 1})
+    assert result.status == "drift" and result.prediction_drift is True, result.reasons
+    assert any(r.startswith("prediction drift") for r in result.reasons)
+    assert not any(r.startswith("data drift") for r in result.reasons), result.reasons
 
 
 def test_scheduled_selection_follows_each_familys_settings(family):

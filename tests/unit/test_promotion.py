@@ -12,7 +12,7 @@ from automl_tasks.errors import ConfigurationError, LoopmlError
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.promotion import EVAL_SCORE_TAG, EVAL_URI_TAG, GateConfig, champion_history, judge, promote, rollback
 from automl_tasks.registry import current_alias_version
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.tracking import ensure_experiment, mlflow_client
 
 AUC, RMSE = Metric("roc_auc"), Metric("rmse")
 
@@ -64,7 +64,9 @@ def test_gate_config_is_validated():
 
 def _register(workspace, family, score):
     client = mlflow_client(workspace)
-    with mlflow.start_run():
+    # an experiment whose artifact root is inside the workspace: the default experiment's is
+    # ./mlruns in the current directory, which would write run output into the checkout
+    with mlflow.start_run(experiment_id=ensure_experiment(workspace, family)):
         info = mlflow.pyfunc.log_model(
             name="m", python_model=_Constant(), registered_model_name=family, pip_requirements=["mlflow"]
         )
