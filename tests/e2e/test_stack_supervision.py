@@ -161,6 +161,11 @@ def scenario(tmp_path_factory):
         # the dead scheduler's executor workers, idle once their tasks ended, do not pile up
         wait_until(lambda: not any(p.is_running() for p in seen.leftover_workers), 60, "idle leftovers reaped")
         seen.workers_reaped_while_running = up.poll() is None
+        # drift_check gets its hourly tick once the dag-processor re-parses it after the first
+        # family exists (monitoring/schedule_gate.py); `status` is read after that
+        wait_until(
+            lambda: client._call("GET", "/api/v2/dags/drift_check").get("next_dagrun_run_after"), 180, "drift tick"
+        )
         status = subprocess.run([*cli, "status"], env=env, capture_output=True, text=True, timeout=120)
         seen.status_output, seen.status_rc = status.stdout + status.stderr, status.returncode
         seen.refused = subprocess.run(
