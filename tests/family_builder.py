@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import automl_tasks.task_estimator as task_estimator
 from automl_tasks.estimators import DataSpec
+from automl_tasks.estimators.metrics import Metric
 from automl_tasks.preprocess import finish_parent_run, preprocess
 from automl_tasks.request import NoCodeRequest
 from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
 from automl_tasks.settings import Workspace
-from automl_tasks.task_estimator import RegisteredModel, train_and_register
+from automl_tasks.task_estimator import RegisteredModel
 
 LINEAR_SPACE = """
 params:
@@ -23,11 +25,19 @@ params:
 """
 
 
-def add_version(
-    ws: Workspace, family: str, *, n_trials: int = 2, space: str = "", tag: str = "", dataset: str = "breast_cancer"
-) -> RegisteredModel:
-    """Preprocess `dataset` (breast_cancer), search `n_trials` trials, register a new version of `family`."""
-    request = NoCodeRequest(dataset=dataset, n_trials=n_trials, n_workers=1, family=family, search_space=space)
+def search_and_register(
+    ws: Workspace, dataset: str, family: str, space: str = "", *, target: str = "", n_trials: int = 2, tag: str = ""
+) -> tuple[RegisteredModel, str]:
+    """Preprocess `dataset`, search `n_trials` trials with one worker, register a new version
+    of `family`; returns the registered version and the study's name."""
+    request = NoCodeRequest(
+        dataset=dataset,
+        n_trials=n_trials,
+        n_workers=1,
+        family=family,
+        search_space=space,
+        **({"target": target} if target else {}),
+    )
     run_name = f"test-{tag or time.time_ns()}"
     pre = preprocess(ws, request, dag_run_id=run_name)
     space_obj = request.space()
@@ -37,7 +47,7 @@ def add_version(
         data=DataSpec(pre.dataset_path, pre.target, pre.task_type),
         dataset_uri=pre.dataset_uri,
         metric=pre.metric,
-        direction="maximize",
+        direction=Metric(pre.metric).direction,
         space_yaml=request.space_text(),
         space_hash=space_obj.hash,
         n_trials=n_trials,
@@ -50,6 +60,15 @@ def add_version(
     start_search(ws.optuna_uri, plan, space_obj)
     run_worker(ws, plan.study_name, 0)
     watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
-    registered = train_and_register(ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version)
+    registered = task_estimator.train_and_register(
+        ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version
+    )
     finish_parent_run(ws, pre.parent_run_id)
-    return registered
+    return registered, plan.study_name
+
+
+def add_version(
+    ws: Workspace, family: str, *, n_trials: int = 2, space: str = "", tag: str = "", dataset: str = "breast_cancer"
+) -> RegisteredModel:
+    """Preprocess `dataset` (breast_cancer), search `n_trials` trials, register a new version of `family`."""
+    return search_and_register(ws, dataset, family, space, n_trials=n_trials, tag=tag)[0]

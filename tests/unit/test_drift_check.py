@@ -48,7 +48,9 @@ def test_no_drift_then_drift_then_retrain_promotes(family, tmp_path):
     assert artifacts == {"drift/drift_report.html", "drift/drift_summary.json"}
 
     # LightGBM size varies a lot between configurations; the size guard is not what this test is about
-    request = RetrainRequest(family=FAMILY, window_uri=drifted.window_uri, n_trials=2, n_workers=1, max_size_ratio=50)
+    request = RetrainRequest(
+        family=FAMILY, window_uri=drifted.window_uri, n_trials=2, n_workers=1, max_size_ratio=50, max_latency_ratio=50
+    )
     pre = prepare_retrain_data(ws, request, dag_run_id="r1")
     assert pre["parent_version"] == "1" and pre["dataset_uri"].startswith("dataset://breast_cancer@")
     study = f"{FAMILY}-r1"

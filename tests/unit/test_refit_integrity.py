@@ -5,8 +5,6 @@ refit with its integrity check, registration and the promotion gate."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,11 +13,10 @@ from sklearn.pipeline import Pipeline
 
 import automl_tasks.task_estimator as task_estimator
 from automl_tasks.advisor import registration_findings, registration_suggestions
-from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
+from automl_tasks.estimators import Metric, TabularEstimator
 from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
 from automl_tasks.export.onnx_export import OnnxModel
 from automl_tasks.model_store import feature_schema_of
-from automl_tasks.preprocess import finish_parent_run, preprocess
 from automl_tasks.promotion import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
@@ -44,9 +41,8 @@ from automl_tasks.refit_check import (
     judge_refit,
 )
 from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.request import NoCodeRequest
-from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
 from automl_tasks.tracking import mlflow_client
+from tests.family_builder import search_and_register
 from tests.price_table import price_table
 
 R2, AUC = Metric("r2"), Metric("roc_auc")
@@ -93,36 +89,7 @@ params:
 
 
 def _search_and_register(ws, dataset: str, family: str, space: str, *, target: str = "target", n_trials: int = 1):
-    request = NoCodeRequest(
-        dataset=dataset, target=target, n_trials=n_trials, n_workers=1, family=family, search_space=space
-    )
-    run_name = f"test-{time.time_ns()}"
-    pre = preprocess(ws, request, dag_run_id=run_name)
-    space_obj = request.space()
-    plan = SearchPlan(
-        study_name=f"{family}-{run_name}",
-        family=family,
-        data=DataSpec(pre.dataset_path, pre.target, pre.task_type),
-        dataset_uri=pre.dataset_uri,
-        metric=pre.metric,
-        direction=Metric(pre.metric).direction,
-        space_yaml=request.space_text(),
-        space_hash=space_obj.hash,
-        n_trials=n_trials,
-        time_budget_s=300,
-        deadline=time.time() + 300,
-        n_workers=1,
-        experiment_id=pre.experiment_id,
-        parent_run_id=pre.parent_run_id,
-    )
-    start_search(ws.optuna_uri, plan, space_obj)
-    run_worker(ws, plan.study_name, 0)
-    watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
-    registered = task_estimator.train_and_register(
-        ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version
-    )
-    finish_parent_run(ws, pre.parent_run_id)
-    return registered, plan.study_name
+    return search_and_register(ws, dataset, family, space, target=target, n_trials=n_trials)
 
 
 def _version_tags(ws, family: str, version: str) -> dict[str, str]:
