@@ -19,18 +19,28 @@ def stop_tree(pid: int, timeout_s: float = 20.0) -> None:
         tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         tree = [root]
-    for process in tree:
+    terminate(tree, timeout_s)
+
+
+def terminate(processes: list[psutil.Process], timeout_s: float) -> None:
+    """SIGTERM `processes`, SIGKILL those still alive after `timeout_s`; gone ones are skipped."""
+    for process in processes:
         try:
             process.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(tree, timeout=timeout_s)
-    for process in alive:
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    kill(alive)
+
+
+def kill(processes: list[psutil.Process]) -> None:
+    """SIGKILL `processes` at once and reap them; gone ones are skipped."""
+    for process in processes:
         try:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    psutil.wait_procs(processes, timeout=5)
 
 
 def alive(pid: int) -> bool:

@@ -36,6 +36,8 @@ from typing import Any
 
 import psutil
 
+from loopml.processes import kill, terminate
+
 MARKER = "LOOPML_STACK"
 
 #: health values a component can have in the state file
@@ -163,7 +165,7 @@ class Supervisor:
                 _signal(process.pid, signal.SIGTERM)
             _wait_exit([p.pid for p in roots], self.stop_timeout_s)
             # what is left: leftovers of dead generations, children that ignore SIGTERM
-            _terminate(self.tracker.processes(), timeout_s=min(5.0, self.stop_timeout_s))
+            terminate(self.tracker.processes(), timeout_s=min(5.0, self.stop_timeout_s))
             for component in self.components.values():
                 if component.process:
                     component.process.poll()
@@ -277,7 +279,7 @@ class Supervisor:
             _signal(component.pid, signal.SIGKILL)
             component.process.wait(timeout=5)
         if not keep_busy:
-            _terminate(self.tracker.processes(self._marker(component)), timeout_s=self.stop_timeout_s)
+            terminate(self.tracker.processes(self._marker(component)), timeout_s=self.stop_timeout_s)
 
     def _reap_retired(self) -> None:
         """Kill the retired generations' processes that no longer run a task."""
@@ -289,7 +291,7 @@ class Supervisor:
             if not pids:
                 self._retired.remove(marker)
                 continue
-            _kill(_live(_idle(pids, children)))  # nothing runs there to lose: no grace period
+            kill(_live(_idle(pids, children)))  # nothing runs there to lose: no grace period
 
     def _heartbeats(self) -> dict[str, float | None]:
         try:
@@ -437,27 +439,8 @@ def _live(pids: list[int]) -> list[psutil.Process]:
 def stop_leftovers(tracking: dict[str, Any], timeout_s: float = 10.0) -> int:
     """End what a stack whose supervisor died left running (`tracking`: its state's "tracking")."""
     processes = ProcessTracker.from_dict(tracking).processes()
-    _terminate(processes, timeout_s)
+    terminate(processes, timeout_s)
     return len(processes)
-
-
-def _terminate(processes: list[psutil.Process], timeout_s: float) -> None:
-    for process in processes:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
-    _kill(alive)
-
-
-def _kill(processes: list[psutil.Process]) -> None:
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(processes, timeout=5)
 
 
 def _idle(members: list[int], children: dict[int, list[int]]) -> list[int]:
