@@ -50,9 +50,7 @@ def next_drift_check(
 
 def drift_schedule_lines(ws: Workspace, client: Any, now: float) -> list[str]:
     """One line per family with a champion: its next scheduled drift check."""
-    from automl_tasks.errors import LoopmlError
-    from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, family_settings
-    from automl_tasks.registry import CHAMPION, current_alias_version
+    from automl_tasks.monitoring.drift_settings import champion_families
     from automl_tasks.tracking import mlflow_client
 
     try:
@@ -69,15 +67,11 @@ def drift_schedule_lines(ws: Workspace, client: Any, now: float) -> list[str]:
     tick_every_s = _tick_interval(schedule, next_tick)
     lines = [f"  drift_check schedule {schedule}, next tick {_when(next_tick)}"]
     registry = mlflow_client(ws)
-    for model in registry.search_registered_models(max_results=1000):
-        if not current_alias_version(registry, model.name, CHAMPION):
+    for family in champion_families(registry):
+        if family.settings is None:
+            lines.append(f"  {family.name}: settings unusable, not checked ({family.error})")
             continue
-        try:
-            settings = family_settings(registry, model.name)
-        except LoopmlError as exc:
-            lines.append(f"  {model.name}: settings unusable, not checked ({exc})")
-            continue
-        last = float(model.tags.get(LAST_CHECK_TAG, 0) or 0)
+        settings, last = family.settings, family.last_check
         when = next_drift_check(
             last_check=last,
             every_hours=settings.check_every_hours,
@@ -88,10 +82,10 @@ def drift_schedule_lines(ws: Workspace, client: Any, now: float) -> list[str]:
         )
         last_text = _when(last) if last else "never"
         if when is None:
-            lines.append(f"  {model.name}: scheduled checks off (last check {last_text})")
+            lines.append(f"  {family.name}: scheduled checks off (last check {last_text})")
         else:
             lines.append(
-                f"  {model.name}: next check {_when(when)} (every {settings.check_every_hours:g} h, last {last_text})"
+                f"  {family.name}: next check {_when(when)} (every {settings.check_every_hours:g} h, last {last_text})"
             )
     if len(lines) == 1:
         lines.append("  no family has a champion yet")

@@ -25,7 +25,13 @@ from automl_tasks.errors import DataValidationError, LoopmlError
 from automl_tasks.estimators.features import feature_frame
 from automl_tasks.labels import LabelError, normalise_feedback_labels, version_label_spec
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
-from automl_tasks.monitoring.drift_settings import LAST_CHECK_TAG, LAST_RESULT_TAG, DriftSettings, family_settings
+from automl_tasks.monitoring.drift_settings import (
+    LAST_CHECK_TAG,
+    LAST_RESULT_TAG,
+    DriftSettings,
+    champion_families,
+    family_settings,
+)
 from automl_tasks.monitoring.inference_log import InferenceLog
 from automl_tasks.promotion import EVAL_SCORE_TAG, check_family_exists
 from automl_tasks.registry import CHAMPION, current_alias_version
@@ -73,17 +79,13 @@ def monitored_families(ws: Workspace, *, now: float | None = None) -> list[str]:
     client = mlflow_client(ws)
     now = time.time() if now is None else now
     due = []
-    for model in client.search_registered_models(max_results=1000):
-        if not current_alias_version(client, model.name, CHAMPION):
+    for family in champion_families(client):
+        if family.settings is None:
+            log.error("family %s: drift settings unusable, not checked: %s", family.name, family.error)
             continue
-        try:
-            settings = family_settings(client, model.name)
-        except LoopmlError as exc:
-            log.error("family %s: drift settings unusable, not checked: %s", model.name, exc)
-            continue
-        last = float(model.tags.get(LAST_CHECK_TAG, 0) or 0)
-        if settings.enabled and now - last >= settings.check_every_hours * 3600 - 60:
-            due.append(model.name)
+        settings = family.settings
+        if settings.enabled and now - family.last_check >= settings.check_every_hours * 3600 - 60:
+            due.append(family.name)
     log.info("families due for a drift check: %s", due or "none")
     return due
 

@@ -7,10 +7,11 @@ override any of them for one run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from automl_tasks.errors import ConfigurationError
+from automl_tasks.errors import ConfigurationError, LoopmlError
 
 TAG_PREFIX = "loopml.drift."
 
@@ -108,3 +109,28 @@ LAST_RESULT_TAG = TAG_PREFIX + "last_result"
 
 def _is_state(tag: str) -> bool:
     return tag in (LAST_CHECK_TAG, LAST_RESULT_TAG)
+
+
+@dataclass(frozen=True)
+class ChampionFamily:
+    """A family with a champion, as the scheduled drift check sees it."""
+
+    name: str
+    settings: DriftSettings | None  # None when its tags do not parse (`error` says why)
+    error: str
+    last_check: float  # epoch seconds of its last check, 0 for never
+
+
+def champion_families(client: Any) -> Iterator[ChampionFamily]:
+    """Every registered family with a champion, with its drift settings and last check
+    (shared by the scheduled check and `loopml status`)."""
+    from automl_tasks.registry import CHAMPION, current_alias_version
+
+    for model in client.search_registered_models(max_results=1000):
+        if not current_alias_version(client, model.name, CHAMPION):
+            continue
+        last = float(model.tags.get(LAST_CHECK_TAG, 0) or 0)
+        try:
+            yield ChampionFamily(model.name, family_settings(client, model.name), "", last)
+        except LoopmlError as exc:
+            yield ChampionFamily(model.name, None, str(exc), last)
