@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 
+from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
-from automl_tasks.export.onnx_export import OnnxModel
 
 SCHEMA = FeatureSchema.from_dict(json.loads(open(os.environ["LOOPML_BARE_SCHEMA"]).read()))
 MODEL = OnnxModel(os.environ["LOOPML_BARE_ONNX"], SCHEMA)

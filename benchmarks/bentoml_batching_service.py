@@ -12,8 +12,8 @@ from typing import Any
 
 import bentoml
 
-from automl_tasks.model_store import load_predictor
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
+from automl_tasks.families.loading import load_predictor
 from serving.batching import AdaptiveBatcher
 from serving.request_model import Features, RequestModel, features_runner
 

@@ -4,7 +4,7 @@ A 3,000-row table with values on coarse grids (many rows exactly on split points
 of 100 trees of depth 16, each scaling of the default space. For each case: the largest
 probability (or relative regression) difference between ONNX Runtime and scikit-learn,
 the share of rows beyond 1e-4 (classification) or 1e-6 relative (regression), and the
-label agreement. `double` = `automl_tasks.export.onnx_export.DOUBLE_TREES`.
+label agreement. `double` = `automl_tasks.estimators.onnx.conversion.DOUBLE_TREES`.
 
 Run: PYTHONPATH=. .venv/bin/python benchmarks/export_parity.py
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import automl_tasks.export.onnx_export as onnx_export
+import automl_tasks.estimators.onnx.conversion as onnx_export
+from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.tabular import make_pipeline
 
@@ -61,7 +62,7 @@ def main() -> None:
                     for double in (False, True):
                         onnx_export.DOUBLE_TREES = double
                         path = onnx_export.export_pipeline(pipeline, schema, Path(folder) / "m.onnx")
-                        labels, proba = onnx_export.OnnxModel(path, schema).run(x)
+                        labels, proba = OnnxModel(path, schema).run(x)
                         if proba is not None:
                             diff = np.abs(proba - pipeline.predict_proba(x)).max(axis=1)
                             beyond, agree = (diff > 1e-4).mean(), f"{(labels == pipeline.predict(x)).mean():.4f}"

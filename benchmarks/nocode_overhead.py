@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import datetime
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 from loopml.airflow_client import AirflowClient
 from loopml.embedded import ensure_stack
 

@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from automl_tasks.settings import Workspace  # noqa: E402
+from automl_tasks.core.settings import Workspace  # noqa: E402
 from benchmarks.serving_throughput import FAMILY, _FloorServer, _wrk  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 from serving.loader import sample_instances  # noqa: E402

@@ -24,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from automl_tasks.model_store import load_predictor  # noqa: E402
+from automl_tasks.core.settings import Workspace  # noqa: E402
+from automl_tasks.families.loading import load_predictor  # noqa: E402
 from automl_tasks.monitoring import InferenceLog, InferenceRecord  # noqa: E402
-from automl_tasks.settings import Workspace  # noqa: E402
 from serving.loader import instances_to_frame, sample_instances  # noqa: E402
 from serving.request_model import RequestModel, features_runner  # noqa: E402
 from tests.family_builder import add_version  # noqa: E402

@@ -31,10 +31,11 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from automl_tasks.core.settings import Workspace  # noqa: E402
+from automl_tasks.deploy.onnx_model import OnnxModel  # noqa: E402
 from automl_tasks.estimators.features import feature_frame  # noqa: E402
-from automl_tasks.export.onnx_export import OnnxModel  # noqa: E402
-from automl_tasks.model_store import feature_schema_of, resolve_version  # noqa: E402
-from automl_tasks.settings import Workspace  # noqa: E402
+from automl_tasks.families.artifacts import feature_schema_of  # noqa: E402
+from automl_tasks.families.loading import resolve_version  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 from loopml.processes import stop_tree  # noqa: E402
 from loopml.serve import start_server  # noqa: E402

@@ -25,9 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from optuna.trial import TrialState  # noqa: E402
 
+from automl_tasks.core.settings import Workspace  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import load_study, start_search  # noqa: E402
-from automl_tasks.settings import Workspace  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.unit.test_search_engine import make_plan  # noqa: E402
 from tests.worker_processes import start_worker  # noqa: E402

@@ -18,8 +18,8 @@ import os
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.monitoring.schedule_gate import has_model_family
-from automl_tasks.settings import Workspace
 from operators.drift import check_drift, retrain_requests, select_families
 
 # "none" turns the schedule off (manual checks only)

@@ -24,77 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.settings import Workspace
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
-def _print_failure(client, dag_id: str, run_id: str) -> None:
-    for ti in client.task_instances(dag_id, run_id):
-        if ti["state"] != "failed":
-            continue
-        where = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
-        _say(f"  task {where} failed; last log lines:")
-        try:
-            text = client.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
-        except Exception as exc:  # logs are a courtesy; the state is what counts
-            text = f"(could not read the log: {exc})"
-        lines = [line for line in text.splitlines() if line.strip()]
-        for line in lines[-15:]:
-            _say(f"    {line[:400]}")
-
-
-def follow_run(client, dag_id: str, run_id: str, *, timeout_s: float, url: str = "") -> str:
-    """Wait for a DAG run, printing each task's state changes; print the failed tasks' logs."""
-    started = time.time()
-    if url:
-        _say(f"triggered {dag_id} run {run_id}; follow it at {url}/dags/{dag_id}/runs/{run_id}")
-    seen: dict[str, str] = {}
-
-    def report(_state: str) -> None:
-        for ti in client.task_instances(dag_id, run_id):
-            key = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
-            if ti["state"] and seen.get(key) != ti["state"]:
-                seen[key] = ti["state"]
-                _say(f"  {key}: {ti['state']}")
-
-    state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report)
-    _say(f"{dag_id} run {run_id}: {state} after {time.time() - started:.0f}s")
-    if state != "success":
-        _print_failure(client, dag_id, run_id)
-    return state
-
-
-def run_dag(ws: Workspace, dag_id: str, conf: dict[str, Any], *, port: int, timeout_s: float) -> tuple[str, Any]:
-    """Trigger `dag_id` on the embedded stack and wait; return (state, the `end` task's XCom).
-
-    The stack (reused or started here) may restart a component meanwhile: the client
-    retries while the API is away and picks the run up again.
-    """
-    from loopml.airflow_client import AirflowApiError, AirflowClient
-    from loopml.embedded import ensure_stack
-
-    _say(f"workspace: {ws.home}")
-    started = time.time()
-    stack = ensure_stack(ws, port, say=_say)
-    how = "given by LOOPML_AIRFLOW_URL" if stack.external_url else "reused" if not stack.owned else "started"
-    _say(f"Airflow {how} at {stack.url} ({time.time() - started:.0f}s)")
-    try:
-        client = AirflowClient(stack.url, say=_say, give_up=stack.failure)
-        client.wait_for_dag(dag_id)
-        client.unpause(dag_id)
-        run_id = client.trigger(dag_id, conf)
-        state = follow_run(client, dag_id, run_id, timeout_s=timeout_s, url=stack.url)
-        if state != "success":
-            return state, None
-        try:
-            return state, client.xcom(dag_id, run_id, "end")
-        except AirflowApiError:
-            return state, None
-    finally:
-        stack.stop()
+from automl_tasks.core.settings import Workspace
+from loopml.dag_runs import run_dag, say
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,11 +33,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as exc:
-        _say(f"--conf is not valid JSON: {exc}")
+        say(f"--conf is not valid JSON: {exc}")
         return 2
     state, outcome = run_dag(ws, args.dag_id, conf, port=args.port, timeout_s=args.timeout)
     if outcome is not None:
-        _say(json.dumps(outcome, indent=2))
+        say(json.dumps(outcome, indent=2))
     return 0 if state == "success" else 1
 
 
@@ -134,13 +65,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "n_workers": args.workers,
         "time_budget_s": args.time_budget,
     }
-    _say(f"loopml demo: NoCode pipeline on the bundled '{args.dataset}' table")
+    say(f"loopml demo: NoCode pipeline on the bundled '{args.dataset}' table")
     state, outcome = run_dag(ws, "nocode_pipeline", conf, port=args.port, timeout_s=args.timeout)
     if state != "success" or outcome is None:
-        _say("the pipeline did not succeed; see the task logs above")
+        say("the pipeline did not succeed; see the task logs above")
         return 1
     family = outcome["family"]
-    _say(
+    say(
         f"registered {family} v{outcome['version']} as {outcome['alias']} "
         f"({outcome['metric']}={outcome['test_score']:.4f} on the held-out test split)"
     )
@@ -153,13 +84,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             server.wait_ready()
             instance = _sample_instance(ws, family)
             answer = _query(server.url, instance)
-            _say(f"BentoML endpoint {server.url}/predict answered: {json.dumps(answer)[:300]}")
+            say(f"BentoML endpoint {server.url}/predict answered: {json.dumps(answer)[:300]}")
         finally:
             server.stop()
     request_file = ws.home / "demo-request.json"
     request_file.write_text(json.dumps({"instances": [instance]}))
     bin_dir = Path(sys.executable).parent
-    _say(
+    say(
         "\nwhere to look next:\n"
         f"  Airflow + MLflow UIs: LOOPML_HOME={ws.home} {bin_dir / 'loopml'} up\n"
         f"                        (Airflow http://127.0.0.1:{args.port}, MLflow http://127.0.0.1:5000)\n"
@@ -177,16 +108,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     ws = Workspace.from_env().ensure()
     existing = AirflowStack.running(ws)
     if existing:
-        _say(f"a stack already runs on {ws.home} (Airflow {existing.url}); see `loopml status`")
+        say(f"a stack already runs on {ws.home} (Airflow {existing.url}); see `loopml status`")
         return 1
     mlflow_port = free_port(args.mlflow_port)
     os.environ["LOOPML_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # the Airflow nav link
-    stack = ensure_stack(ws, args.port, mlflow_port=mlflow_port, say=_say)
+    stack = ensure_stack(ws, args.port, mlflow_port=mlflow_port, say=say)
     try:
-        _say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
-        _say(f"MLflow UI:   {stack.mlflow_url}")
-        _say(f"workspace:   {ws.home}")
-        _say(f"stack log:   {stack.logs / 'stack.log'} (`loopml status` shows each component)\nCtrl-C stops all.")
+        say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
+        say(f"MLflow UI:   {stack.mlflow_url}")
+        say(f"workspace:   {ws.home}")
+        say(f"stack log:   {stack.logs / 'stack.log'} (`loopml status` shows each component)\nCtrl-C stops all.")
         while not stack.supervisor.done.wait(1):
             pass
     except KeyboardInterrupt:
@@ -195,9 +126,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.stop()
     failure = stack.failure()
     if failure:
-        _say(failure)
+        say(failure)
         return 1
-    _say("stack stopped")
+    say("stack stopped")
     return 0
 
 
@@ -207,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     ws = Workspace.from_env()
     text, code = render_status(ws, read_state(ws))
-    _say(text)
+    say(text)
     return code
 
 
@@ -222,7 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server.wait_ready()
         canary = f", {args.canary_share:.0%} of requests to challenger" if args.canary_share else ""
-        _say(
+        say(
             f"serving {args.family}@champion{canary} at {server.url}/predict (OpenAPI: {server.url}/docs); Ctrl-C stops"
         )
         server.process.wait()
@@ -257,10 +188,10 @@ def cmd_bento(args: argparse.Namespace) -> int:
     )
     os.unlink(handle.name)
     if out.returncode != 0:
-        _say(f"bentoml build failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        say(f"bentoml build failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
         return 1
     tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-    _say(f"built Bento {tag} for family {args.family} in {ws.bentoml_home}")
+    say(f"built Bento {tag} for family {args.family} in {ws.bentoml_home}")
     return 0
 
 
@@ -282,26 +213,26 @@ def cmd_demo_drift(args: argparse.Namespace) -> int:
 def cmd_algorithms(args: argparse.Namespace) -> int:
     """Register (smoke-test) an algorithm, or list the registered ones with their capabilities."""
     from automl_tasks.algorithms import builtin_specs, register, registered
-    from automl_tasks.errors import LoopmlError
+    from automl_tasks.core.errors import LoopmlError
 
     ws = Workspace.from_env().ensure()
     if args.action == "list":
         reports = registered(ws)
         for name, spec in sorted(builtin_specs().items()):
             if name not in reports:
-                _say(f"{name} {spec.version}: built in, not registered in this workspace yet")
+                say(f"{name} {spec.version}: built in, not registered in this workspace yet")
         for report in reports.values():
-            _say(report.summary())
+            say(report.summary())
         return 0
     if not args.algorithm:
-        _say("give the algorithm's name or folder: loopml algorithms register NAME|PATH")
+        say("give the algorithm's name or folder: loopml algorithms register NAME|PATH")
         return 2
     try:
         report = register(ws, args.algorithm)
     except LoopmlError as exc:
-        _say(str(exc))
+        say(str(exc))
         return 2
-    _say(json.dumps(report.to_dict(), indent=2))
+    say(json.dumps(report.to_dict(), indent=2))
     return 0 if report.has("searchable") else 1
 
 
@@ -368,14 +299,14 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def _fail(command: str, message: str, log: Path | None = None) -> int:
-    _say(f"loopml {command}: {message}")
+    say(f"loopml {command}: {message}")
     if log and log.exists():
-        _say(f"  details: {log}")
+        say(f"  details: {log}")
     return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    from automl_tasks.errors import LoopmlError
+    from automl_tasks.core.errors import LoopmlError
     from loopml.airflow_client import AirflowApiError
     from loopml.embedded import StackError
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
+from loopml.dag_runs import say
 
 BATCH = 20
 #: the retrained model learns the old and the shifted regime, so it is larger than the
 #: champion; the demo allows up to 10x the size (the gate's default is 2x) and says so
 DEMO_SIZE_RATIO = 10.0
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
 
 
 def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -48,16 +45,16 @@ def _send_stream(url: str, frame, target: str, columns: list[str], *, feedback: 
 
 
 def _ensure_family(ws: Workspace, family: str, *, port: int, timeout_s: float) -> bool:
-    from automl_tasks.registry import CHAMPION, current_alias_version
-    from automl_tasks.tracking import mlflow_client
-    from loopml.cli import run_dag
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.families.aliases import CHAMPION, current_alias_version
+    from loopml.dag_runs import run_dag
 
     try:
         if current_alias_version(mlflow_client(ws), family, CHAMPION):
             return True
     except Exception:  # a new workspace has no registry yet
         pass
-    _say(f"family {family} has no champion yet: running the NoCode pipeline on the bundled breast_cancer table")
+    say(f"family {family} has no champion yet: running the NoCode pipeline on the bundled breast_cancer table")
     conf = {"dataset": "breast_cancer", "family": family, "n_trials": 8, "n_workers": 2, "time_budget_s": 600}
     state, _ = run_dag(ws, "nocode_pipeline", conf, port=port, timeout_s=timeout_s)
     return state == "success"
@@ -69,7 +66,7 @@ def run_drift_demo(
     """The closed loop, step by step; 0 when the endpoint ends up answering with a retrained champion."""
     from automl_tasks.data import bundled_frame
     from loopml.airflow_client import AirflowClient
-    from loopml.cli import follow_run
+    from loopml.dag_runs import follow_run
     from loopml.drift_stream import shift_columns, shifted
     from loopml.embedded import ensure_stack
     from loopml.serve import start_server
@@ -87,14 +84,14 @@ def run_drift_demo(
         try:
             server.wait_ready()
             before = _post(server.url, "/model", {})["champion"]["version"]
-            _say(f"\n[1] serving {family}@champion = v{before} at {server.url}")
+            say(f"\n[1] serving {family}@champion = v{before} at {server.url}")
             moved = shift_columns(reference, target, 12)
-            _say(
+            say(
                 f"[2] sending {rows} requests' worth of shifted rows ({len(moved)} columns moved by 3 std, "
                 f"labels flipped in the moved region) in batches of {BATCH}, then their true labels to /feedback"
             )
             accuracy, _ = _send_stream(server.url, stream, target, columns, feedback=True)
-            _say(f"    v{before} was right on {accuracy:.0%} of them")
+            say(f"    v{before} was right on {accuracy:.0%} of them")
 
             stack = ensure_stack(ws, port)
             client = AirflowClient(stack.url, give_up=stack.failure)
@@ -102,25 +99,25 @@ def run_drift_demo(
                 client.wait_for_dag(dag_id)
                 client.unpause(dag_id)
             conf = {"family": family, "window_hours": 1, "n_trials": trials, "max_size_ratio": DEMO_SIZE_RATIO}
-            _say(f"[3] drift_check for {family} (last hour of the inference log); conf {conf}")
+            say(f"[3] drift_check for {family} (last hour of the inference log); conf {conf}")
             check_id = client.trigger("drift_check", conf)
             if follow_run(client, "drift_check", check_id, timeout_s=timeout_s, url=stack.url) != "success":
                 return 1
             verdict = client.xcom("drift_check", check_id, "check_drift", map_index=0)
-            _say(f"    verdict: {verdict['status'].upper()}")
+            say(f"    verdict: {verdict['status'].upper()}")
             for reason in verdict["reasons"]:
-                _say(f"      - {reason}")
-            _say(f"    Evidently report: {verdict['report_path']} (also in MLflow run {verdict['mlflow_run_id']})")
+                say(f"      - {reason}")
+            say(f"    Evidently report: {verdict['report_path']} (also in MLflow run {verdict['mlflow_run_id']})")
             if verdict["status"] != "drift":
-                _say("no drift was detected, so nothing was retrained")
+                say("no drift was detected, so nothing was retrained")
                 return 1
 
             retrain_id = client.xcom("drift_check", check_id, "trigger_retrain", key="trigger_run_id", map_index=0)
-            _say(f"[4] drift_check triggered drift_retrain run {retrain_id}")
+            say(f"[4] drift_check triggered drift_retrain run {retrain_id}")
             if follow_run(client, "drift_retrain", retrain_id, timeout_s=timeout_s, url=stack.url) != "success":
                 return 1
             summary = client.xcom("drift_retrain", retrain_id, "end")
-            _say(
+            say(
                 f"    registered {family} v{summary['version']} (parent v{summary['parent_version']}, "
                 f"data {summary['dataset_uri']}): {'PROMOTED' if summary['promoted'] else 'not promoted'} "
                 f"- {summary['reason']}"
@@ -128,16 +125,16 @@ def run_drift_demo(
             if not summary["promoted"]:
                 return 1
 
-            _say(f"[5] waiting for the endpoint to pick up v{summary['version']} by itself")
+            say(f"[5] waiting for the endpoint to pick up v{summary['version']} by itself")
             deadline = time.time() + 60
             while _post(server.url, "/model", {})["champion"]["version"] != summary["version"]:
                 if time.time() > deadline:
-                    _say("    the endpoint did not switch within 60 s")
+                    say("    the endpoint did not switch within 60 s")
                     return 1
                 time.sleep(1)
             accuracy, versions = _send_stream(server.url, stream, target, columns, feedback=False)
-            _say(f"    the same shifted rows, answered by v{sorted(versions)}: right on {accuracy:.0%}")
-            _say(f"\nloop closed: drift detected -> retrained -> v{summary['version']} promoted -> served")
+            say(f"    the same shifted rows, answered by v{sorted(versions)}: right on {accuracy:.0%}")
+            say(f"\nloop closed: drift detected -> retrained -> v{summary['version']} promoted -> served")
             return 0
         finally:
             server.stop()

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 from loopml.processes import alive
 from loopml.supervisor import Component, Supervisor, stop_leftovers
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 from loopml.embedded import REPO_ROOT, free_port
 from loopml.processes import stop_tree
 

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 from loopml.processes import alive
 
 DRIFT_DAG = "drift_check"
@@ -50,8 +50,8 @@ def next_drift_check(
 
 def drift_schedule_lines(ws: Workspace, client: Any, now: float) -> list[str]:
     """One line per family with a champion: its next scheduled drift check."""
+    from automl_tasks.core.tracking import mlflow_client
     from automl_tasks.monitoring.drift_settings import champion_families
-    from automl_tasks.tracking import mlflow_client
 
     try:
         dag = client._call("GET", f"/api/v2/dags/{DRIFT_DAG}")

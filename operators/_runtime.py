@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 def workspace() -> Any:
     """The workspace named by the task's environment (LOOPML_HOME and store URLs)."""
-    from automl_tasks.settings import Workspace
+    from automl_tasks.core.settings import Workspace
 
     return Workspace.from_env().ensure()
 
@@ -22,7 +22,7 @@ def user_errors_fail_fast() -> Iterator[None]:
     """Turn loopml's user-facing errors into AirflowFailException: no retry, clear message."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from automl_tasks.errors import LoopmlError
+    from automl_tasks.core.errors import LoopmlError
 
     try:
         yield
@@ -38,7 +38,7 @@ def parent_run_closed_on_failure(parent_run_id: str) -> Iterator[None]:
         yield
     except BaseException as exc:
         try:
-            from automl_tasks.preprocess import finish_parent_run
+            from automl_tasks.pipelines.intake import finish_parent_run
 
             finish_parent_run(workspace(), parent_run_id, status="FAILED", message=f"{type(exc).__name__}: {exc}")
         except Exception as inner:  # never hide the original failure

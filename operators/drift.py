@@ -34,8 +34,8 @@ def select_families() -> list[str]:
     """The form's family, or (scheduled run) every family whose check is enabled and due."""
     params = get_current_context()["params"]
     with user_errors_fail_fast():
+        from automl_tasks.families.aliases import check_family_name
         from automl_tasks.monitoring.drift_check import monitored_families
-        from automl_tasks.registry import check_family_name
 
         if params.get("family"):
             return [check_family_name(params["family"])]
@@ -53,9 +53,9 @@ def check_drift(family: str) -> dict[str, Any]:
     params = context["params"]
     overrides = {k: params.get(k) for k in SETTING_KEYS}
     with user_errors_fail_fast():
+        from automl_tasks.core.tracking import mlflow_client
         from automl_tasks.monitoring.drift_check import check_drift as run_check
         from automl_tasks.monitoring.drift_settings import save_family_settings
-        from automl_tasks.tracking import mlflow_client
 
         ws = workspace()
         if params.get("save_settings"):
@@ -124,7 +124,7 @@ def retrain_start() -> dict[str, Any]:
     """Check the drift_retrain form before any work."""
     params = get_current_context()["params"]
     with user_errors_fail_fast():
-        from automl_tasks.retrain import RetrainRequest
+        from automl_tasks.pipelines.retrain import RetrainRequest
 
         request = RetrainRequest.from_conf({k: params[k] for k in RetrainRequest.__dataclass_fields__ if k in params})
     log.info("retrain request: %s", {k: v for k, v in request.to_dict().items() if k != "search_space"})
@@ -136,7 +136,7 @@ def prepare_data(request: dict[str, Any]) -> dict[str, Any]:
     """Great Expectations checks, reference + recent rows as a new DVC version, held-out evaluation rows."""
     run_id = get_current_context()["run_id"]
     with user_errors_fail_fast():
-        from automl_tasks.retrain import RetrainRequest, prepare_retrain_data
+        from automl_tasks.pipelines.retrain import RetrainRequest, prepare_retrain_data
 
         return prepare_retrain_data(workspace(), RetrainRequest(**request), dag_run_id=run_id)
 
@@ -144,8 +144,8 @@ def prepare_data(request: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="plan_search")
 def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
     """A study warm-started from the champion's study; returns the worker slots."""
-    from automl_tasks.retrain import RetrainRequest
-    from automl_tasks.retrain import plan_retrain_search as plan
+    from automl_tasks.pipelines.retrain import RetrainRequest
+    from automl_tasks.pipelines.retrain import plan_retrain_search as plan
     from operators.nocode import study_name_for
 
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -158,7 +158,7 @@ def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[in
 @task(task_id="task_estimator", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
 def retrain_task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
     """Final training and registration as `challenger`, lineage to the champion it replaces."""
-    from automl_tasks.task_estimator import train_and_register
+    from automl_tasks.pipelines.registration import train_and_register
     from operators.nocode import study_name_for
 
     run_id = get_current_context()["run_id"]
@@ -178,7 +178,7 @@ def retrain_task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="promotion_gate")
 def retrain_gate(request: dict[str, Any], pre: dict[str, Any], registered: dict[str, Any]) -> dict[str, Any]:
     """Champion and challenger scored on the held-out recent rows; the gate decides."""
-    from automl_tasks.retrain import RetrainRequest, gate_on_recent_data
+    from automl_tasks.pipelines.retrain import RetrainRequest, gate_on_recent_data
 
     run_id = get_current_context()["run_id"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -203,7 +203,7 @@ def retrain_gate(request: dict[str, Any], pre: dict[str, Any], registered: dict[
 @task(task_id="end")
 def retrain_end(pre: dict[str, Any], registered: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     """Close the MLflow run and say what changed."""
-    from automl_tasks.preprocess import finish_parent_run
+    from automl_tasks.pipelines.intake import finish_parent_run
 
     finish_parent_run(workspace(), pre["parent_run_id"])
     summary = {

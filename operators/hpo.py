@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def _study(pre: dict[str, Any], branch: str) -> str:
-    from automl_tasks.hpo import study_names
+    from automl_tasks.pipelines.hpo import study_names
     from operators.nocode import study_name_for
 
     return study_names(study_name_for(pre))[branch]
@@ -25,7 +25,7 @@ def hpo_start() -> dict[str, Any]:
     context = get_current_context()
     params = context["params"]
     with user_errors_fail_fast():
-        from automl_tasks.hpo import HpoRequest, prepare_hpo
+        from automl_tasks.pipelines.hpo import HpoRequest, prepare_hpo
 
         request = HpoRequest(**{k: params[k] for k in HpoRequest.__dataclass_fields__ if k in params})
         pre = prepare_hpo(workspace(), request, dag_run_id=context["run_id"])
@@ -35,7 +35,7 @@ def hpo_start() -> dict[str, Any]:
 @task(task_id="plan")
 def hpo_plan(state: dict[str, Any], branch: str) -> list[int]:
     """Create the branch's study; return its worker slots."""
-    from automl_tasks.hpo import HpoRequest, plan_branch
+    from automl_tasks.pipelines.hpo import HpoRequest, plan_branch
 
     pre = state["pre"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -66,7 +66,7 @@ def hpo_workers(state: dict[str, Any], branch: str, worker_index: int) -> dict[s
 @task(task_id="smoke_report", trigger_rule=TriggerRule.ALL_DONE)
 def smoke_report(state: dict[str, Any]) -> dict[str, Any]:
     """Stop here, with the trials' errors, unless the algorithm completed a smoke trial."""
-    from automl_tasks.hpo import smoke_verdict
+    from automl_tasks.pipelines.hpo import smoke_verdict
 
     pre = state["pre"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -82,7 +82,7 @@ def hpo_task_estimator(state: dict[str, Any]) -> dict[str, Any]:
     Skipped (not failed) when the search never started because the smoke test stopped the run."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from automl_tasks.hpo import register_best, search_started
+    from automl_tasks.pipelines.hpo import register_best, search_started
 
     pre = state["pre"]
     if not search_started(workspace(), _study(pre, "search")):
@@ -102,8 +102,8 @@ def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
     import json
     from pathlib import Path
 
-    from automl_tasks.advisor import advise
-    from automl_tasks.hpo import HpoRequest, compare, study_names
+    from automl_tasks.pipelines.advisor import advise
+    from automl_tasks.pipelines.hpo import HpoRequest, compare, study_names
     from operators.nocode import study_name_for
 
     pre = state["pre"]
@@ -118,7 +118,7 @@ def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="end")
 def hpo_end(state: dict[str, Any], registered: dict[str, Any], advice: dict[str, Any]) -> dict[str, Any]:
     """Close the MLflow run; say what was found and whether the search paid off."""
-    from automl_tasks.preprocess import finish_parent_run
+    from automl_tasks.pipelines.intake import finish_parent_run
 
     pre = state["pre"]
     finish_parent_run(workspace(), pre["parent_run_id"])

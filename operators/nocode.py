@@ -36,7 +36,7 @@ def start() -> dict[str, Any]:
     """Check the trigger form; fail before any work with a message naming the field."""
     params = get_current_context()["params"]
     with user_errors_fail_fast():
-        from automl_tasks.request import NoCodeRequest
+        from automl_tasks.pipelines.requests import NoCodeRequest
 
         request = NoCodeRequest.from_conf({k: params[k] for k in FORM_KEYS if k in params})
     log.info("request: %s", {k: v for k, v in request.to_dict().items() if k != "search_space"})
@@ -48,8 +48,8 @@ def data_preprocess(request: dict[str, Any]) -> dict[str, Any]:
     """Ingest, validate (Great Expectations), version (DVC) and profile the table."""
     run_id = get_current_context()["run_id"]
     with user_errors_fail_fast():
-        from automl_tasks.preprocess import preprocess
-        from automl_tasks.request import NoCodeRequest
+        from automl_tasks.pipelines.intake import preprocess
+        from automl_tasks.pipelines.requests import NoCodeRequest
 
         result = preprocess(workspace(), NoCodeRequest(**request), dag_run_id=run_id)
     return result.to_dict()
@@ -71,7 +71,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
 
     from automl_tasks.estimators import DataSpec
     from automl_tasks.estimators.metrics import Metric
-    from automl_tasks.request import NoCodeRequest
+    from automl_tasks.pipelines.requests import NoCodeRequest
     from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, start_search
 
     req = NoCodeRequest(**request)
@@ -82,7 +82,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
         n_trials = choose_trial_budget(req.n_trials, profile)
         strategy, why = choose_strategy(req.strategy, space, n_trials, profile)
         log.info("formatter: search strategy %s: %s", strategy, why)
-        from automl_tasks.tracking import mlflow_client
+        from automl_tasks.core.tracking import mlflow_client
 
         mlflow_client(ws).log_param(pre["parent_run_id"], "strategy", strategy)
         mlflow_client(ws).set_tag(pre["parent_run_id"], "loopml.strategy_reason", why)
@@ -131,7 +131,7 @@ def workers(pre: dict[str, Any], worker_index: int) -> dict[str, Any]:
 @task(task_id="task_estimator", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
 def task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
     """Final training, ONNX export + parity, latency, registration in the family."""
-    from automl_tasks.task_estimator import train_and_register
+    from automl_tasks.pipelines.registration import train_and_register
 
     run_id = get_current_context()["run_id"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
@@ -144,7 +144,7 @@ def task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="advisor")
 def advisor(pre: dict[str, Any]) -> dict[str, Any]:
     """fANOVA importance, plots and suggestions logged to the pipeline run."""
-    from automl_tasks.advisor import advise
+    from automl_tasks.pipelines.advisor import advise
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
         profile = json.loads(Path(pre["profile_path"]).read_text())
@@ -154,7 +154,7 @@ def advisor(pre: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="end")
 def end(pre: dict[str, Any], registered: dict[str, Any], advice: dict[str, Any]) -> dict[str, Any]:
     """Close the MLflow run and say where to look."""
-    from automl_tasks.preprocess import finish_parent_run
+    from automl_tasks.pipelines.intake import finish_parent_run
 
     ws = workspace()
     finish_parent_run(ws, pre["parent_run_id"])

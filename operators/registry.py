@@ -21,7 +21,7 @@ def _triggered_by(context: dict[str, Any]) -> str:
 @task(task_id="promotion_gate", retries=0)
 def promotion_gate() -> dict[str, Any]:
     """Promote (auto: through the gate; manual: forced) or roll back, as the form says."""
-    from automl_tasks.promotion import GateConfig, promote, rollback
+    from automl_tasks.families.promotion import GateConfig, promote, rollback
 
     context = get_current_context()
     params = context["params"]
@@ -48,9 +48,9 @@ def promotion_gate() -> dict[str, Any]:
 @task(task_id="batch_predict", retries=0)
 def batch_predict() -> dict[str, Any]:
     """Predict a dataset version (or a file, stored as one first) with the family's model."""
-    from automl_tasks.batch_inference import predict_dataset
     from automl_tasks.data import DatasetStore, read_table
-    from automl_tasks.preprocess import source_path
+    from automl_tasks.families.batch_inference import predict_dataset
+    from automl_tasks.pipelines.intake import source_path
 
     params = get_current_context()["params"]
     ws = workspace()

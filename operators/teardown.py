@@ -29,7 +29,7 @@ def close_mlflow_runs() -> Any:  # XComArg
 
 def _close_mlflow_runs() -> dict[str, Any]:
     """Mark FAILED the MLflow runs this DAG run left RUNNING (none after a clean ending)."""
-    from automl_tasks.tracking import close_open_runs
+    from automl_tasks.core.tracking import close_open_runs
 
     run_id = get_current_context()["run_id"]
     closed = close_open_runs(workspace(), run_id, reason=f"DAG run {run_id} ended without closing this run")

@@ -11,9 +11,9 @@ import logging
 import random
 import threading
 
-from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
 from serving.loader import ServedModel, load_served_model
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
-from automl_tasks.model_store import feature_schema_of, load_predictor
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.artifacts import feature_schema_of
+from automl_tasks.families.loading import load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ServedModel:
         if self._explainer is None:
             import mlflow
 
-            from automl_tasks.promotion import evaluation_data_path
+            from automl_tasks.families.promotion import evaluation_data_path
             from serving.explain import Explainer
 
             native = mlflow.sklearn.load_model(f"models:/{self.family}/{self.version}")

@@ -23,8 +23,8 @@ import bentoml
 from bentoml.exceptions import BadInput, BentoMLException
 from pydantic import BaseModel
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
-from automl_tasks.settings import Workspace
 from serving.batching import AdaptiveBatcher
 from serving.body import BodyLimit, PredictBody
 from serving.live import LiveModels

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # caches Python and the tools write beside the code; everything else new is run output

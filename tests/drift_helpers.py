@@ -7,10 +7,10 @@ import uuid
 
 import pandas as pd
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.estimators.features import feature_frame
-from automl_tasks.model_store import load_predictor
+from automl_tasks.families.loading import load_predictor
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
-from automl_tasks.settings import Workspace
 
 
 def log_requests(

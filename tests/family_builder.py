@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 
-import automl_tasks.task_estimator as task_estimator
+import automl_tasks.pipelines.registration as task_estimator
+from automl_tasks.core.settings import Workspace
 from automl_tasks.estimators import DataSpec
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.preprocess import finish_parent_run, preprocess
-from automl_tasks.request import NoCodeRequest
+from automl_tasks.pipelines.intake import finish_parent_run, preprocess
+from automl_tasks.pipelines.registration import RegisteredModel
+from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
-from automl_tasks.settings import Workspace
-from automl_tasks.task_estimator import RegisteredModel
 
 LINEAR_SPACE = """
 params:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 
 # SQLite's transient journal files come and go with every read
 _TRANSIENT_SUFFIXES = ("-journal", "-wal", "-shm")

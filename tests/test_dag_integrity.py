@@ -91,8 +91,8 @@ def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "ws"))
     from airflow.dag_processing.dagbag import DagBag
 
-    from automl_tasks.settings import Workspace
-    from automl_tasks.tracking import mlflow_client
+    from automl_tasks.core.settings import Workspace
+    from automl_tasks.core.tracking import mlflow_client
 
     # a workspace without a family has no drift tick (one writer less during a first run)
     bag = DagBag(dag_folder=str(REPO / "dags"))

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: prints the worker's summary (a JSON object) as its last line
 WORKER_CODE = (
     "import json; from dataclasses import asdict; from automl_tasks.search import run_worker; "
-    "from automl_tasks.settings import Workspace; "
+    "from automl_tasks.core.settings import Workspace; "
     "print(json.dumps(asdict(run_worker(Workspace.from_env(), {name!r}, {index}))), flush=True)"
 )
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from automl_tasks.algorithms.smoke import CapabilityReport, smoke_test
 from automl_tasks.algorithms.spec import AlgorithmSpec, load_spec
-from automl_tasks.errors import ConfigurationError, LoopmlError
-from automl_tasks.settings import Workspace
+from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.settings import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def require(ws: Workspace, algorithm: str, capability: str) -> None:
 
 
 def _log_to_mlflow(ws: Workspace, spec: AlgorithmSpec, report: CapabilityReport) -> None:
-    from automl_tasks.tracking import ensure_experiment, mlflow_client
+    from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 
     client = mlflow_client(ws)
     run = client.create_run(

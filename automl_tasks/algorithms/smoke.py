@@ -153,7 +153,7 @@ def smoke_test(spec: AlgorithmSpec, workdir: Path) -> CapabilityReport:
         return f"ONNX ({path.stat().st_size / 1024:.0f} KB) answered one request like the native model"
 
     def edge_optimisable() -> str:
-        from automl_tasks.export.engines import PARITY_FAILED, compare_engines
+        from automl_tasks.deploy.engines import PARITY_FAILED, compare_engines
 
         verdicts = compare_engines(state["onnx"], state["feed"])  # ONNX Runtime is the reference
         text = "; ".join(["onnxruntime: ok (reference)", *(str(v) for v in verdicts)])

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from automl_tasks.errors import ConfigurationError
+from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.search_space import SearchSpace, load_search_space
 
 REQUIRED = ("name", "version", "estimator", "task_types", "search_space", "smoke_test")

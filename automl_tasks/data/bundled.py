@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.errors import DatasetNotFoundError
+from automl_tasks.core.errors import DatasetNotFoundError
 
 #: bundled name -> (scikit-learn loader name, target column written to the CSV)
 BUNDLED = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.errors import DatasetNotFoundError, DataValidationError
+from automl_tasks.core.errors import DatasetNotFoundError, DataValidationError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from automl_tasks.errors import DataValidationError
+from automl_tasks.core.errors import DataValidationError
 
 _READABLE_KINDS = "biufcOSUb"  # bool, ints, floats, complex, object, strings
 

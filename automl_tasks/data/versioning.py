@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.errors import DatasetNotFoundError
+from automl_tasks.core.errors import DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Feature steps chosen by the search: imputation, scaling and categorical encoding.
 
-Every step is a scikit-learn transformer with an ONNX conversion (see `automl_tasks.export`),
+Every step is a scikit-learn transformer with an ONNX conversion (see `automl_tasks.deploy`),
 so a searched pipeline can always be deployed.
 """
 

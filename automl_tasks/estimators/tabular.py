@@ -129,12 +129,12 @@ class TabularEstimator(Estimator):
         return self.pipeline_.predict(feature_frame(frame, self.schema_))
 
     def export_onnx(self, path: Path) -> Path:
-        from automl_tasks.export.onnx_export import export_pipeline
+        from automl_tasks.estimators.onnx.conversion import export_pipeline
 
         return export_pipeline(self.pipeline_, self.schema_, path)
 
     def onnx_feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        from automl_tasks.export.onnx_export import numeric_dtype, onnx_inputs
+        from automl_tasks.estimators.onnx.conversion import numeric_dtype, onnx_inputs
 
         return onnx_inputs(feature_frame(frame, self.schema_), self.schema_, numeric_dtype(self.pipeline_))
 

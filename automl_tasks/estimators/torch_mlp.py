@@ -2,7 +2,7 @@
 
 It fits on dense float features (the output of the preprocessing step), so it sits at
 the end of a scikit-learn Pipeline like any other model and exports to ONNX through
-the converter in `automl_tasks.export.converters`.
+the converter in `automl_tasks.estimators.onnx.converters`.
 
 Early stopping: `epochs` is a maximum. A seeded `validation_fraction` of the fit rows is
 held out; after every epoch the loss on it is measured, the best weights are kept and

@@ -20,10 +20,15 @@ from typing import Any
 
 import pandas as pd
 
+from automl_tasks.core.errors import DataValidationError, LoopmlError
+from automl_tasks.core.labels import LabelError, normalise_feedback_labels, version_label_spec
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore, read_table
-from automl_tasks.errors import DataValidationError, LoopmlError
 from automl_tasks.estimators.features import feature_frame
-from automl_tasks.labels import LabelError, normalise_feedback_labels, version_label_spec
+from automl_tasks.families.aliases import CHAMPION, current_alias_version
+from automl_tasks.families.evaluation import VersionModel, load_version_model, missing_columns, score_pipeline
+from automl_tasks.families.promotion import EVAL_SCORE_TAG, check_family_exists
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
 from automl_tasks.monitoring.drift_settings import (
     LAST_CHECK_TAG,
@@ -33,11 +38,6 @@ from automl_tasks.monitoring.drift_settings import (
     family_settings,
 )
 from automl_tasks.monitoring.inference_log import InferenceLog
-from automl_tasks.promotion import EVAL_SCORE_TAG, check_family_exists
-from automl_tasks.registry import CHAMPION, current_alias_version
-from automl_tasks.scoring import VersionModel, load_version_model, missing_columns, score_pipeline
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import ensure_experiment, mlflow_client
 
 log = logging.getLogger(__name__)
 

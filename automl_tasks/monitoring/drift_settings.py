@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from automl_tasks.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, LoopmlError
 
 TAG_PREFIX = "loopml.drift."
 
@@ -124,7 +124,7 @@ class ChampionFamily:
 def champion_families(client: Any) -> Iterator[ChampionFamily]:
     """Every registered family with a champion, with its drift settings and last check
     (shared by the scheduled check and `loopml status`)."""
-    from automl_tasks.registry import CHAMPION, current_alias_version
+    from automl_tasks.families.aliases import CHAMPION, current_alias_version
 
     for model in client.search_registered_models(max_results=1000):
         if not current_alias_version(client, model.name, CHAMPION):

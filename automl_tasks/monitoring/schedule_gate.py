@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 
 
 def has_model_family(ws: Workspace) -> bool:

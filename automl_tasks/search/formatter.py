@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from automl_tasks.errors import ConfigurationError
+from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.storage import create_study, open_storage
 from automl_tasks.search_space import SearchSpace
@@ -37,7 +37,7 @@ def choose_strategy(
 ) -> tuple[str, str]:
     """(strategy name, why): the form's choice if any, else one picked from the space's
     size and shape, the budget, the dataset's size and whether the algorithm has a fidelity."""
-    from automl_tasks.errors import SearchSpaceError
+    from automl_tasks.core.errors import SearchSpaceError
     from automl_tasks.search.strategies import make_strategy
 
     if requested and requested != "auto":

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from automl_tasks.errors import ConfigurationError
+from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.search_space import ForbiddenConfiguration, SearchSpace
 
 log = logging.getLogger(__name__)

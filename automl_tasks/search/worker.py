@@ -12,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.base import TrialStopped
 from automl_tasks.estimators.metrics import Metric
@@ -21,8 +23,6 @@ from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
 from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search_space import load_search_space
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import log_child_run
 
 log = logging.getLogger(__name__)
 

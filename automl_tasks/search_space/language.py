@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from automl_tasks.errors import SearchSpaceError
+from automl_tasks.core.errors import SearchSpaceError
 
 NUMERIC_TYPES = ("int", "int_log", "float", "float_log")
 CATEGORICAL_TYPES = ("int_cat", "float_cat", "string", "categorical", "bool")

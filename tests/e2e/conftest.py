@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 from loopml.airflow_client import AirflowClient
 from loopml.embedded import ensure_stack
 

@@ -15,9 +15,9 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.data import bundled_frame
 from automl_tasks.search import load_study, start_search
-from automl_tasks.settings import Workspace
 from loopml.airflow_client import AirflowClient
 from loopml.embedded import ensure_stack
 from tests.e2e.conftest import run_pipeline, states
@@ -36,9 +36,9 @@ params:
 #: promotes `version` once a go-file exists (so all six start together), prints the decision
 PROMOTER = """
 import json, os, time
-from automl_tasks.promotion import promote
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.promotion import promote
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 ws = Workspace.from_env()
 mlflow_client(ws).get_registered_model({family!r})  # connected and warm before the start
 print("ready", flush=True)
@@ -140,8 +140,8 @@ def test_six_promotion_processes_on_six_machines_stay_serialised(postgres, tmp_p
     """Six processes, each with its own workspace folder (so no shared file lock, as on six
     machines) and the one PostgreSQL registry, promote six versions at the same instant.
     Each promotion must see the one before it: the history is a chain, the aliases match."""
-    from automl_tasks.promotion import champion_history, promote
-    from automl_tasks.registry import current_alias_version
+    from automl_tasks.families.aliases import current_alias_version
+    from automl_tasks.families.promotion import champion_history, promote
 
     registry = _psycopg2(postgres.create_database("mlflow_race"))
     ws = dataclasses.replace(Workspace.at(tmp_path / "ws0").ensure(), mlflow_uri=registry)

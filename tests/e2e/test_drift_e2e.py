@@ -13,9 +13,9 @@ import time
 
 import pytest
 
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, bundled_frame
-from automl_tasks.registry import CHAMPION, current_alias_version
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from loopml.drift_stream import like_reference, shifted
 from tests.drift_helpers import log_requests
 from tests.e2e.conftest import run_pipeline, states
@@ -203,9 +203,9 @@ def test_demo_with_an_mlp_champion_then_the_drift_loop_closes(airflow, e2e_works
     retrain_id = airflow.xcom("drift_check", check_id, "trigger_retrain", key="trigger_run_id", map_index=0)
     state = airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900)
     assert state == "success", states(airflow, retrain_id, "drift_retrain")
+    from automl_tasks.deploy.runtime import ONNX_RUNTIME, RUNTIME_TAG
     from automl_tasks.estimators.features import feature_frame
-    from automl_tasks.export.runtime import ONNX_RUNTIME, RUNTIME_TAG
-    from automl_tasks.model_store import load_predictor
+    from automl_tasks.families.loading import load_predictor
 
     summary = airflow.xcom("drift_retrain", retrain_id, "end")
     new = mlflow_client(ws).get_model_version(MLP_FAMILY, summary["version"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.core.tracking import mlflow_client
 from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

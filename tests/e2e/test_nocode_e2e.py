@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore
+from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
-from automl_tasks.export.onnx_export import OnnxModel
-from automl_tasks.tracking import mlflow_client
 from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -197,7 +197,7 @@ def _run_dag(client, dag_id: str, conf: dict) -> tuple[str, str]:
 
 
 def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, first_run):
-    from automl_tasks.registry import current_alias_version
+    from automl_tasks.families.aliases import current_alias_version
 
     client = mlflow_client(e2e_workspace)
     champion = current_alias_version(client, "breast_cancer", "champion")
@@ -243,7 +243,7 @@ def _wait_for(condition, what: str, timeout_s: float = 300):
 def test_a_killed_task_and_a_run_marked_failed_leave_no_mlflow_run_running(airflow, e2e_workspace):
     """The teardown closes the pipeline's MLflow run when no task could: the job estimator's
     process is SIGKILLed (its failure handler never runs), then the user marks the run failed."""
-    from automl_tasks.tracking import DAG_RUN_TAG, ERROR_TAG
+    from automl_tasks.core.tracking import DAG_RUN_TAG, ERROR_TAG
 
     family = "teardown_family"
     conf = {"dataset": "breast_cancer", "n_trials": 500, "n_workers": 1, "time_budget_s": 600, "family": family}

@@ -14,9 +14,9 @@ import time
 import httpx
 import pytest
 
+from automl_tasks.core.settings import Workspace
+from automl_tasks.families.promotion import promote
 from automl_tasks.monitoring import InferenceLog
-from automl_tasks.promotion import promote
-from automl_tasks.settings import Workspace
 from loopml.serve import start_server
 from serving.loader import sample_instances
 from tests.family_builder import LINEAR_SPACE, add_version
@@ -273,8 +273,8 @@ def _promote_model_dag(airflow, conf: dict) -> None:
 def test_promotion_and_rollback_through_the_dag_under_load_fail_no_request(airflow, e2e_workspace, load_family):
     """The promote_model DAG moves the champion twice while four clients post requests:
     not one request fails, and the answering version follows the alias."""
-    from automl_tasks.registry import current_alias_version
-    from automl_tasks.tracking import mlflow_client
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.families.aliases import current_alias_version
 
     v1, v2 = load_family
     client = mlflow_client(e2e_workspace)

@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from loopml.airflow_client import AirflowClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

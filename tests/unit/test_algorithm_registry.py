@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from automl_tasks.algorithms import CAPABILITIES, load_spec, register, report_of, require
-from automl_tasks.errors import ConfigurationError, LoopmlError
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.tracking import mlflow_client
 
 REPO = Path(__file__).resolve().parents[2]
 

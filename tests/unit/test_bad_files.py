@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_tasks.advisor import suggest
+from automl_tasks.core.errors import DataValidationError
 from automl_tasks.data import profile_table, read_table
-from automl_tasks.errors import DataValidationError
-from automl_tasks.preprocess import preprocess
-from automl_tasks.request import NoCodeRequest
+from automl_tasks.pipelines.advisor import suggest
+from automl_tasks.pipelines.intake import preprocess
+from automl_tasks.pipelines.requests import NoCodeRequest
 from tests.store_snapshot import assert_nothing_written, store_snapshot
 
 GOOD = "x1,x2,cat,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]},{i % 2}\n" for i in range(40))

@@ -6,15 +6,20 @@ import time
 
 import pytest
 
+from automl_tasks.core.errors import ConfigurationError, DataValidationError
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, bundled_frame
-from automl_tasks.errors import ConfigurationError, DataValidationError
+from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.monitoring.drift_check import check_drift
-from automl_tasks.registry import CHAMPION, current_alias_version
-from automl_tasks.retrain import RetrainRequest, gate_on_recent_data, plan_retrain_search, prepare_retrain_data
+from automl_tasks.pipelines.registration import train_and_register
+from automl_tasks.pipelines.retrain import (
+    RetrainRequest,
+    gate_on_recent_data,
+    plan_retrain_search,
+    prepare_retrain_data,
+)
 from automl_tasks.search import run_worker, watch_search
-from automl_tasks.task_estimator import train_and_register
-from automl_tasks.tracking import mlflow_client
 from loopml.drift_stream import like_reference, shifted
 from tests.drift_helpers import log_requests
 from tests.family_builder import add_version

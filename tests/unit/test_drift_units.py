@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_tasks.errors import ConfigurationError
+from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.monitoring.drift import measure_drift

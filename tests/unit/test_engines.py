@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automl_tasks.export.engines import (
+from automl_tasks.deploy.engines import (
     ENGINES,
     OK,
     PARITY_FAILED,

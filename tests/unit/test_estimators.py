@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl_tasks.core.errors import ExportError
 from automl_tasks.data import DatasetStore, bundled_frame
-from automl_tasks.errors import ExportError
+from automl_tasks.deploy.onnx_model import OnnxModel, check_parity
 from automl_tasks.estimators import DataSpec, Estimator, TabularEstimator, resolve_metric
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.export.onnx_export import OnnxModel, check_parity, export_pipeline
+from automl_tasks.estimators.onnx.conversion import export_pipeline
 
 FAST = {
     "lightgbm": {"model.lightgbm.n_estimators": 40},

@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from automl_tasks.advisor import export_notes
-from automl_tasks.errors import ExportError
+from automl_tasks.core.errors import ExportError
+from automl_tasks.core.labels import LABEL_KIND_TAG
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy import runtime
+from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG
 from automl_tasks.estimators.features import feature_frame
-from automl_tasks.export import runtime
-from automl_tasks.export.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG
-from automl_tasks.labels import LABEL_KIND_TAG
-from automl_tasks.model_store import load_predictor
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.loading import load_predictor
+from automl_tasks.pipelines.advisor import export_notes
 from tests.family_builder import LINEAR_SPACE, add_version
 
 

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl_tasks.core.labels import LabelSpec, normalise_feedback_labels, normalise_target
+from automl_tasks.deploy.onnx_model import OnnxModel
+from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, export_or_fallback
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.estimators.onnx.conversion import export_pipeline
 from automl_tasks.estimators.tabular import MODELS, make_pipeline
-from automl_tasks.export.onnx_export import OnnxModel, export_pipeline
-from automl_tasks.export.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, export_or_fallback
-from automl_tasks.labels import LabelSpec, normalise_feedback_labels, normalise_target
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.search_space import load_search_space
 from serving.loader import ServedModel

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_tasks.errors import DataValidationError
-from automl_tasks.labels import LabelError, LabelSpec, normalise_feedback_labels, normalise_target
+from automl_tasks.core.errors import DataValidationError
+from automl_tasks.core.labels import LabelError, LabelSpec, normalise_feedback_labels, normalise_target
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,14 @@ import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
 
-import automl_tasks.task_estimator as task_estimator
-from automl_tasks.advisor import registration_findings, registration_suggestions
+import automl_tasks.pipelines.registration as task_estimator
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators import Metric, TabularEstimator
 from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
-from automl_tasks.export.onnx_export import OnnxModel
-from automl_tasks.model_store import feature_schema_of
-from automl_tasks.promotion import (
+from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
+from automl_tasks.families.artifacts import feature_schema_of
+from automl_tasks.families.promotion import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
     DEFAULT_CONFIG_SCORE_TAG,
@@ -28,7 +29,7 @@ from automl_tasks.promotion import (
     GateConfig,
     judge,
 )
-from automl_tasks.refit_check import (
+from automl_tasks.families.refit_check import (
     FAILED,
     FALLBACK,
     PASSED,
@@ -40,8 +41,7 @@ from automl_tasks.refit_check import (
     bootstrap_scores,
     judge_refit,
 )
-from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.pipelines.advisor import registration_findings, registration_suggestions
 from tests.family_builder import search_and_register
 from tests.price_table import price_table
 
@@ -143,7 +143,7 @@ def test_a_failed_refit_is_never_promoted_automatically():
 
 
 def test_trivial_baseline_is_the_prior_or_the_mean():
-    from automl_tasks.scoring import trivial_baseline_score
+    from automl_tasks.families.evaluation import trivial_baseline_score
 
     labels = pd.DataFrame({"t": [0, 0, 0, 1]})
     assert trivial_baseline_score(np.array([0, 0, 1]), labels, "t", AUC, "binary") == pytest.approx(0.5)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from automl_tasks.advisor import suggest
-from automl_tasks.errors import ConfigurationError, SearchSpaceError
-from automl_tasks.registry import check_family_name
-from automl_tasks.request import NoCodeRequest
+from automl_tasks.core.errors import ConfigurationError, SearchSpaceError
+from automl_tasks.families.aliases import check_family_name
+from automl_tasks.pipelines.advisor import suggest
+from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search_space import default_tabular_space
 
 

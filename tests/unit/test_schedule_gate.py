@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.monitoring.schedule_gate import has_model_family
-from automl_tasks.tracking import mlflow_client
 
 
 def test_no_family_until_one_is_registered(workspace):

@@ -10,13 +10,13 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
 from automl_tasks.search import storage as storage_module
 from automl_tasks.search.strategies import FORBIDDEN_ATTR
 from automl_tasks.search_space import load_search_space
-from automl_tasks.tracking import ensure_experiment, mlflow_client
 
 LINEAR_ONLY = """
 params:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from automl_tasks.errors import SearchSpaceError
+from automl_tasks.core.errors import SearchSpaceError
 from automl_tasks.search_space import (
     ForbiddenConfiguration,
     default_tabular_space,

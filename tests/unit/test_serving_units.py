@@ -87,9 +87,9 @@ def test_batcher_passes_model_errors_to_every_waiting_request():
 def test_request_schema_comes_from_the_signature_and_must_agree():
     from mlflow.models import infer_signature
 
-    from automl_tasks.errors import LoopmlError
+    from automl_tasks.core.errors import LoopmlError
     from automl_tasks.estimators.features import feature_frame
-    from automl_tasks.model_store import schema_from_signature
+    from automl_tasks.families.loading import schema_from_signature
 
     raw = pd.DataFrame({"x": [1.0], "y/z": [2.0], "colour": ["red"]})
     signature = infer_signature(feature_frame(raw, SCHEMA), np.array([0]))

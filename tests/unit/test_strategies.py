@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from automl_tasks.errors import ConfigurationError, SearchSpaceError
+from automl_tasks.core.errors import ConfigurationError, SearchSpaceError
 from automl_tasks.search.engine import optimize
 from automl_tasks.search.strategies import STRATEGIES, make_strategy
 from automl_tasks.search_space import load_search_space

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from automl_tasks.core.errors import DataValidationError
 from automl_tasks.data import read_table, resolve_task_type, validate_table
-from automl_tasks.errors import DataValidationError
 
 
 def _fails(frame, target="target", task_type="binary", source="t.csv"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from automl_tasks.core.errors import DatasetNotFoundError
 from automl_tasks.data import DatasetStore
-from automl_tasks.errors import DatasetNotFoundError
 
 
 def test_same_content_same_version_new_content_new_version(workspace):

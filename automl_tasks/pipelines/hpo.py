@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.algorithms import AlgorithmSpec, resolve
-from automl_tasks.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.preprocess import preprocess
-from automl_tasks.request import NoCodeRequest
+from automl_tasks.pipelines.intake import preprocess
+from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
 from automl_tasks.search.strategies import GRID_POINTS, STRATEGIES
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_ve
     BentoML service read tabular models only, so they are not promoted automatically).
     """
     from automl_tasks.algorithms import require
-    from automl_tasks.task_estimator import train_and_register
+    from automl_tasks.pipelines.registration import train_and_register
 
     study, plan = load_study(ws.optuna_uri, study_name)
     if plan.algorithm in ("tabular", "automl_tasks.estimators:TabularEstimator"):
@@ -266,8 +266,8 @@ def _register_onnx(
     import mlflow
     import onnx
 
-    from automl_tasks.promotion import family_lock
-    from automl_tasks.registry import CHALLENGER
+    from automl_tasks.families.aliases import CHALLENGER
+    from automl_tasks.families.promotion import family_lock
 
     best = study.best_trial
     workdir = ws.runs / plan.study_name / "final"

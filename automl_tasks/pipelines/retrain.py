@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.errors import ConfigurationError, DataValidationError, LoopmlError
+from automl_tasks.core.labels import LabelSpec, normalise_feedback_labels, version_label_spec
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
-from automl_tasks.errors import ConfigurationError, DataValidationError, LoopmlError
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.labels import LabelSpec, normalise_feedback_labels, version_label_spec
-from automl_tasks.preprocess import open_pipeline_run
-from automl_tasks.promotion import (
+from automl_tasks.families.aliases import CHAMPION, check_family_name, current_alias_version
+from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
+from automl_tasks.families.promotion import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
     EVAL_SCORE_TAG,
@@ -42,14 +45,11 @@ from automl_tasks.promotion import (
     family_lock,
     promote,
 )
-from automl_tasks.registry import CHAMPION, check_family_name, current_alias_version
-from automl_tasks.request import check_integer_ranges, request_from_conf
-from automl_tasks.scoring import load_version_model, missing_columns, score_version, trivial_baseline_score
+from automl_tasks.pipelines.intake import open_pipeline_run
+from automl_tasks.pipelines.requests import check_integer_ranges, request_from_conf
 from automl_tasks.search import SearchPlan, start_search
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import load_search_space
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     _, plan = load_study(ws.optuna_uri, parent_study)
     # labels that came back through /feedback are JSON values (and NaN-padded floats when
     # part of the window is unlabelled): put them, and the reference, in the champion's
-    # canonical label form before they meet (issue #18; see automl_tasks.labels)
+    # canonical label form before they meet (issue #18; see automl_tasks.core.labels)
     labels = version_label_spec(model.tags) or LabelSpec.infer(reference[model.target], plan.data.task_type)
     labelled = normalise_feedback_labels(recent[columns], model.target, labels, source=source)
     reference = normalise_feedback_labels(reference, model.target, labels, source=reference_uri)

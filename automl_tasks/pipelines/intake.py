@@ -14,6 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, normalise_target
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import (
     BUNDLED,
     DatasetStore,
@@ -25,10 +28,7 @@ from automl_tasks.data import (
 )
 from automl_tasks.data.versioning import DatasetVersion
 from automl_tasks.estimators.metrics import resolve_metric
-from automl_tasks.labels import LABEL_SPEC_FILE, LabelSpec, normalise_target
-from automl_tasks.request import NoCodeRequest
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import ensure_experiment, mlflow_client
+from automl_tasks.pipelines.requests import NoCodeRequest
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Load a registered model version for prediction: ONNX Runtime first, native fallback.
 
 A version registered with `RUNTIME_TAG=native` (its export failed; see
-`automl_tasks.export.runtime`) is loaded natively without trying ONNX. Labels are
+`automl_tasks.deploy.runtime`) is loaded natively without trying ONNX. Labels are
 answered in the user's type (the version's `LabelSpec`).
 
 Used by the BentoML service and by batch inference, so both answer with the same code.
@@ -9,22 +9,20 @@ Used by the BentoML service and by batch inference, so both answer with the same
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from automl_tasks.errors import LoopmlError
+from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.labels import LabelSpec, load_label_spec
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG, NativeModel
 from automl_tasks.estimators.features import FeatureSchema
-from automl_tasks.export.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG, NativeModel
-from automl_tasks.labels import LabelSpec, load_label_spec
-from automl_tasks.settings import Workspace
-from automl_tasks.task_estimator import FEATURE_SCHEMA_FILE, ONNX_ARTIFACT
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.artifacts import ONNX_ARTIFACT, feature_schema_of
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +41,6 @@ class Predictor:
     #: ONNX inputs themselves (the serving fast path); `labels` decodes its raw labels
     onnx_model: Any = None
     labels: LabelSpec | None = None
-
-
-def feature_schema_of(run_id: str) -> FeatureSchema:
-    import mlflow
-
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
-    return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
 
 
 _NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
@@ -96,7 +87,7 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     fallback = version.tags.get(EXPORT_FALLBACK_TAG)
     if version.tags.get(RUNTIME_TAG, ONNX_RUNTIME) == ONNX_RUNTIME:
         try:
-            from automl_tasks.export.onnx_export import OnnxModel
+            from automl_tasks.deploy.onnx_model import OnnxModel
 
             onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
             onnx_model = OnnxModel(onnx_path, schema)

@@ -143,7 +143,7 @@ def _onnx_classes(classes: np.ndarray) -> np.ndarray:
     does not match expected", issue #18). The gathered constant now always has the
     declared type; classes that cannot be int64 labels are refused here, before a broken
     file is written (loopml normalises labels so this does not happen, see
-    `automl_tasks.labels`).
+    `automl_tasks.core.labels`).
     """
     values = classes.tolist()
     if all(isinstance(v, str) for v in values):

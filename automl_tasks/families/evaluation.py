@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.settings import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def load_version_model(ws: Workspace, family: str, version: str) -> VersionModel
     """The native (scikit-learn) pipeline of `family` version `version` and its feature schema."""
     import mlflow
 
-    from automl_tasks.model_store import feature_schema_of
-    from automl_tasks.tracking import mlflow_client
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.families.artifacts import feature_schema_of
 
     mv = mlflow_client(ws).get_model_version(family, version)
     tags = dict(mv.tags)

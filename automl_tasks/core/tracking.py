@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from automl_tasks.settings import Workspace
+from automl_tasks.core.settings import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl_tasks.errors import LoopmlError
+from automl_tasks.core.errors import LoopmlError
 
 #: run artifact of a registered version (and of a pipeline's parent run) holding its LabelSpec
 LABEL_SPEC_FILE = "label_spec.json"
@@ -232,7 +232,7 @@ def normalise_target(
     learned from and are dropped (and counted in the log)."""
     import logging
 
-    from automl_tasks.errors import DataValidationError
+    from automl_tasks.core.errors import DataValidationError
 
     labelled = frame[frame[target].notna()]
     if len(labelled) < len(frame):
@@ -248,7 +248,7 @@ def normalise_target(
 
 def normalise_feedback_labels(frame: pd.DataFrame, target: str, spec: LabelSpec, *, source: str) -> pd.DataFrame:
     """Labelled rows of a feedback window (JSON labels) with the target in the family's canonical form."""
-    from automl_tasks.errors import DataValidationError
+    from automl_tasks.core.errors import DataValidationError
 
     labelled = frame[frame[target].notna()]
     try:

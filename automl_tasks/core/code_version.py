@@ -10,7 +10,7 @@ from pathlib import Path
 @functools.cache
 def code_version() -> str:
     """The git commit of the loopml checkout (with '+dirty'), else the package version."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5

@@ -1,7 +1,7 @@
 """Model families in the MLflow registry: names and aliases.
 
 `champion` is the version in use, `challenger` the candidate; how a version moves between
-them is the promotion gate's job (`automl_tasks.promotion`).
+them is the promotion gate's job (`automl_tasks.families.promotion`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The promotion gate: who becomes `champion` of a model family, and rollback.
 
-A version whose refit failed its integrity check (`automl_tasks.refit_check`) is never
+A version whose refit failed its integrity check (`automl_tasks.families.refit_check`) is never
 promoted automatically, and no version becomes champion without beating a trivial
 baseline (majority class / prior, or the mean) on the evaluation data. The first version
 of a family must also come from a search whose best configuration beat the search's
@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.refit_check import FAILED, REASON_TAG, STATUS_TAG
-from automl_tasks.registry import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
+from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
+from automl_tasks.families.refit_check import FAILED, REASON_TAG, STATUS_TAG
 
 log = logging.getLogger(__name__)
 

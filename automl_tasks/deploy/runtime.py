@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.deploy.onnx_model import OnnxModel, Parity, check_parity, measure_latency
 from automl_tasks.estimators.features import FeatureSchema
-from automl_tasks.export.onnx_export import OnnxModel, Parity, check_parity, export_pipeline, measure_latency
+from automl_tasks.estimators.onnx.conversion import export_pipeline
 
 log = logging.getLogger(__name__)
 

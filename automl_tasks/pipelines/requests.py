@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.data.bundled import BUNDLED
-from automl_tasks.errors import ConfigurationError
-from automl_tasks.registry import check_family_name
+from automl_tasks.families.aliases import check_family_name
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, SearchSpace, load_search_space
 
 T = TypeVar("T")

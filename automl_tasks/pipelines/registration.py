@@ -16,12 +16,17 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from automl_tasks.errors import LoopmlError
+from automl_tasks.core.code_version import code_version
+from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.labels import LABEL_KIND_TAG, LABEL_SPEC_FILE, LabelSpec, load_label_spec
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import clean_params, mlflow_client
+from automl_tasks.deploy.runtime import export_or_fallback
 from automl_tasks.estimators import TabularEstimator
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.export.runtime import export_or_fallback
-from automl_tasks.labels import LABEL_KIND_TAG, LABEL_SPEC_FILE, LabelSpec, load_label_spec
-from automl_tasks.promotion import (
+from automl_tasks.families.aliases import CHALLENGER, CHAMPION
+from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
+from automl_tasks.families.promotion import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
     DEFAULT_CONFIG_SCORE_TAG,
@@ -33,17 +38,10 @@ from automl_tasks.promotion import (
     family_lock,
     promote,
 )
-from automl_tasks.refit_check import fit_final_model
-from automl_tasks.registry import CHALLENGER, CHAMPION
+from automl_tasks.families.refit_check import fit_final_model
 from automl_tasks.search.storage import load_study
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import clean_params, mlflow_client
-from automl_tasks.versioning_info import code_version
 
 log = logging.getLogger(__name__)
-
-FEATURE_SCHEMA_FILE = "feature_schema.json"
-ONNX_ARTIFACT = "onnx/model.onnx"
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ def _family_evaluation(ws: Workspace, client, family: str, estimator: TabularEst
 
 def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> float | None:
     """The new model's metric on the family's evaluation data; None if its columns differ."""
-    from automl_tasks.scoring import missing_columns, score_pipeline
+    from automl_tasks.families.evaluation import missing_columns, score_pipeline
 
     if missing_columns(frame, estimator.schema_, estimator.data.target):
         log.warning("the family's evaluation data lacks this model's columns; it cannot be compared")
@@ -105,7 +103,7 @@ def _evaluation_score(estimator: TabularEstimator, frame, metric: Metric) -> flo
 
 def _baseline_score(estimator: TabularEstimator, frame, metric: Metric) -> float | None:
     """The trivial baseline (fitted on the target of this model's fit rows) on the evaluation data."""
-    from automl_tasks.scoring import trivial_baseline_score
+    from automl_tasks.families.evaluation import trivial_baseline_score
 
     target = estimator.data.target
     if target not in frame.columns:

@@ -13,10 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import SearchSpace, load_search_space
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,8 @@ def registration_findings(client: Any, family: str, study_name: str) -> dict[str
     and the promotion decision with their numbers (None if no version came from it)."""
     from mlflow.exceptions import MlflowException
 
-    from automl_tasks.promotion import BASELINE_SCORE_TAG, DEFAULT_CONFIG_SCORE_TAG, SEARCH_SCORE_TAG
-    from automl_tasks.refit_check import REASON_TAG, SOURCE_TAG, STATUS_TAG
+    from automl_tasks.families.promotion import BASELINE_SCORE_TAG, DEFAULT_CONFIG_SCORE_TAG, SEARCH_SCORE_TAG
+    from automl_tasks.families.refit_check import REASON_TAG, SOURCE_TAG, STATUS_TAG
 
     try:
         versions = client.search_model_versions(f"name='{family}'")
@@ -221,7 +221,7 @@ def registration_suggestions(found: dict[str, Any] | None) -> list[dict[str, str
 
 def export_notes(ws: Workspace, family: str, study_name: str) -> list[dict[str, Any]]:
     """A note for each version of this study that is served natively because its ONNX export failed."""
-    from automl_tasks.export.runtime import EXPORT_FALLBACK_TAG
+    from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG
 
     notes = []
     for version in mlflow_client(ws).search_model_versions(f"name='{family}'"):

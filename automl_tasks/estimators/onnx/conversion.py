@@ -1,33 +1,20 @@
-"""Export a fitted tabular pipeline to ONNX, run it with ONNX Runtime and check parity.
+"""Convert a fitted tabular pipeline to ONNX: one input per column, float64 forests.
 
-Parity is judged on what the user consumes (issue #18, #11):
-- classification: the labels, decoded to the user's type, agree on every row (a row
-  whose two best native probabilities are closer than the tolerance is a tie and may
-  go either way), and every probability is within the tolerance;
-- regression: every prediction is within the tolerance; there is no "label agreement".
-The tolerance is relative to the output's scale and to float32 resolution:
-`max(PARITY_RTOL * scale, PARITY_ULPS * float32 spacing of the native value)`, where
-scale is 1 for probabilities and the largest |native prediction| for regression (an
-absolute 1e-4 is below float32 resolution for targets in the hundreds of thousands).
-A model that fails here is not lost: `automl_tasks.export.runtime` registers it with the
-native runtime and records why.
+Beside the estimators it converts (issue #9): `automl_tasks.deploy` runs, checks and
+measures the result, and imports this module, never the other way round.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from automl_tasks.errors import ExportError
+from automl_tasks.core.errors import ExportError
 from automl_tasks.estimators.features import FeatureSchema
 
-PARITY_RTOL = 1e-4
-PARITY_ULPS = 64
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 DOUBLE_TREES = True
 
@@ -36,7 +23,7 @@ def numeric_dtype(pipeline: Any) -> type:
     """The dtype of the exported pipeline's numeric inputs.
 
     A scikit-learn forest gets float64: imputation and scaling then run in float64 like
-    scikit-learn's, so no row crosses a split point (see automl_tasks/export/converters.py);
+    scikit-learn's, so no row crosses a split point (see automl_tasks/estimators/onnx/converters.py);
     every other model keeps float32 inputs and skl2onnx's faster float32 ops."""
     model = pipeline.steps[-1][1]
     forest = hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_")
@@ -48,7 +35,7 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    from automl_tasks.export.converters import register_converters
+    from automl_tasks.estimators.onnx.converters import register_converters
 
     register_converters()
     model = pipeline.steps[-1][1]
@@ -192,117 +179,3 @@ def onnx_inputs(features: pd.DataFrame, schema: FeatureSchema, dtype: Any = np.f
     feeds = {c: features[c].to_numpy(dtype=dtype).reshape(-1, 1) for c in schema.model_numeric}
     feeds.update({c: features[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in schema.model_categorical})
     return feeds
-
-
-class OnnxModel:
-    """An ONNX Runtime session over an exported pipeline, with loopml's output conventions."""
-
-    def __init__(self, path: str | Path, schema: FeatureSchema) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.schema = schema
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        numeric = [i for i in self.session.get_inputs() if i.name in set(schema.model_numeric)]
-        self.numeric_dtype = np.float32 if numeric and numeric[0].type == "tensor(float)" else np.float64
-
-    def run(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """(predictions, class probabilities or None for regression)."""
-        return self.run_feeds(onnx_inputs(features, self.schema, self.numeric_dtype))
-
-    def run_feeds(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """`run` on ready ONNX inputs (one [N, 1] array per model column), no frame."""
-        outputs = self.session.run(None, feeds)
-        if len(outputs) == 2:
-            return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1])
-        return np.asarray(outputs[0]).ravel(), None
-
-
-@dataclass(frozen=True)
-class Parity:
-    """How closely ONNX Runtime reproduces the native model on the same rows."""
-
-    max_abs_diff: float
-    tolerance: float  # the largest per-row tolerance used
-    share_within_tolerance: float
-    label_agreement: float | None  # None for regression
-
-    @property
-    def ok(self) -> bool:
-        return self.share_within_tolerance == 1.0 and self.label_agreement in (None, 1.0)
-
-    def as_metrics(self) -> dict[str, float]:
-        metrics = {
-            "onnx_parity_max_abs_diff": self.max_abs_diff,
-            "onnx_parity_tolerance": self.tolerance,
-            "onnx_parity_share_within_tol": self.share_within_tolerance,
-        }
-        if self.label_agreement is not None:
-            metrics["onnx_parity_label_agreement"] = self.label_agreement
-        return metrics
-
-
-def parity_tolerance(native: np.ndarray, scale: float) -> np.ndarray:
-    """Per-value tolerance: relative to the output's scale, never below float32 resolution."""
-    resolution = np.spacing(np.abs(np.asarray(native, dtype=np.float32))).astype(np.float64)
-    return np.maximum(PARITY_RTOL * scale, PARITY_ULPS * resolution)
-
-
-def check_parity(pipeline: Any, onnx_model: OnnxModel, features: pd.DataFrame, labels: Any = None) -> Parity:
-    """Compare native and ONNX outputs; raise `ExportError` outside the tolerance.
-
-    `labels` (an `automl_tasks.labels.LabelSpec`) decodes both sides' labels to the
-    user's type before they are compared; without it they are compared as they are."""
-    onnx_labels, proba = onnx_model.run(features)
-    native_labels = pipeline.predict(features)
-    if proba is not None:
-        native_proba = pipeline.predict_proba(features)
-        tolerance = parity_tolerance(native_proba, 1.0)
-        diff = np.abs(np.asarray(proba, dtype=np.float64) - native_proba)
-        within = (diff <= tolerance).all(axis=1)
-        decode = labels.decode if labels is not None else np.asarray
-        same = decode(onnx_labels) == decode(native_labels)
-        top2 = np.sort(native_proba, axis=1)[:, -2:] if native_proba.shape[1] > 1 else None
-        tie = (top2[:, 1] - top2[:, 0] <= tolerance.max()) if top2 is not None else np.zeros(len(same), bool)
-        parity = Parity(float(diff.max()), float(tolerance.max()), float(within.mean()), float((same | tie).mean()))
-    else:
-        native = np.asarray(native_labels, dtype=np.float64)
-        scale = float(np.abs(native).max()) if len(native) else 1.0
-        tolerance = parity_tolerance(native, scale or 1.0)
-        diff = np.abs(np.asarray(onnx_labels, dtype=np.float64) - native)
-        within = diff <= tolerance
-        parity = Parity(float(diff.max()), float(tolerance.max()), float(within.mean()), None)
-    if not parity.ok:
-        agreement = "" if parity.label_agreement is None else f"; labels agree on {parity.label_agreement:.2%}"
-        raise ExportError(
-            f"ONNX and native predictions disagree: {parity.share_within_tolerance:.2%} of rows within the "
-            f"tolerance (max difference {parity.max_abs_diff:.3g}, tolerance {parity.tolerance:.3g}){agreement}; "
-            "need every row"
-        )
-    return parity
-
-
-def measure_latency(onnx_model: OnnxModel, features: pd.DataFrame, *, repeats: int = 50) -> dict[str, float]:
-    """Median single-row and batch latency (ms) and batch rows/s with ONNX Runtime."""
-    single = features.iloc[:1]
-    for _ in range(5):
-        onnx_model.run(single)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        onnx_model.run(single)
-        times.append(time.perf_counter() - started)
-    batch_times = []
-    for _ in range(max(3, repeats // 10)):
-        started = time.perf_counter()
-        onnx_model.run(features)
-        batch_times.append(time.perf_counter() - started)
-    batch = float(np.median(batch_times))
-    return {
-        "latency_single_ms": float(np.median(times) * 1000),
-        "latency_batch_ms": batch * 1000,
-        "batch_rows": float(len(features)),
-        "throughput_rows_per_s": len(features) / batch if batch > 0 else float("inf"),
-    }

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators.features import feature_frame
-from automl_tasks.model_store import load_predictor
-from automl_tasks.settings import Workspace
-from automl_tasks.tracking import ensure_experiment, mlflow_client
+from automl_tasks.families.loading import load_predictor
 
 log = logging.getLogger(__name__)
 

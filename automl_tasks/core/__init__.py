@@ -1,0 +1,1 @@
+"""The shared kernel: errors, settings, tracking, code version, labels, tag keys."""

@@ -1,0 +1,1 @@
+"""ONNX conversion of the estimators' pipelines, beside the steps it converts."""

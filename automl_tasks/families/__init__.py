@@ -1,0 +1,1 @@
+"""Model-family services: aliases, promotion, evaluation, artifacts, loading, batch inference."""

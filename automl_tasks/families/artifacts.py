@@ -1,0 +1,24 @@
+"""The artifacts of a registered version: their names, and reading them back.
+
+One module that both the writing side (`pipelines.registration`) and the reading side
+(`families.loading`, `families.evaluation`, serving) import, so neither imports the other.
+The label spec's own file name lives with it in `core.labels`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from automl_tasks.estimators.features import FeatureSchema
+
+FEATURE_SCHEMA_FILE = "feature_schema.json"
+ONNX_ARTIFACT = "onnx/model.onnx"
+
+
+def feature_schema_of(run_id: str) -> FeatureSchema:
+    """The feature schema logged with a version's run."""
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
+    return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
