@@ -19,6 +19,7 @@ from automl_tasks.algorithms.smoke import CapabilityReport, smoke_test
 from automl_tasks.algorithms.spec import AlgorithmSpec, load_spec
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import ALGORITHM_TAG, ALGORITHMS_ENTRY_POINT_GROUP, KIND_TAG, SOURCE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def builtin_specs() -> dict[str, AlgorithmSpec]:
 def installed_specs() -> dict[str, AlgorithmSpec]:
     """Algorithms of installed packages (entry point group `loopml.algorithms` -> a folder path)."""
     found = {}
-    for point in entry_points(group="loopml.algorithms"):
+    for point in entry_points(group=ALGORITHMS_ENTRY_POINT_GROUP):
         try:
             folder = Path(point.load()())  # a callable returning the folder
             spec = load_spec(folder)
@@ -115,7 +116,7 @@ def _log_to_mlflow(ws: Workspace, spec: AlgorithmSpec, report: CapabilityReport)
     run = client.create_run(
         ensure_experiment(ws, EXPERIMENT),
         run_name=f"{spec.name} {spec.version}",
-        tags={"loopml.kind": "algorithm_registration", "loopml.algorithm": spec.name, "loopml.source": spec.source},
+        tags={KIND_TAG: "algorithm_registration", ALGORITHM_TAG: spec.name, SOURCE_TAG: spec.source},
     )
     for capability in report.capabilities:
         client.log_metric(run.info.run_id, capability.name, float(capability.ok))

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from automl_tasks.algorithms.spec import AlgorithmSpec
+from automl_tasks.core.tags import ERROR_TAG
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def smoke_test(spec: AlgorithmSpec, workdir: Path) -> CapabilityReport:
 
         study = optimize(objective, space, make_strategy("random", seed=0), n_trials=SMOKE_TRIALS)
         scores = [t.value for t in study.trials if t.value is not None]
-        errors = {t.user_attrs.get("loopml.error") for t in study.trials if t.state.name == "FAIL"}
+        errors = {t.user_attrs.get(ERROR_TAG) for t in study.trials if t.state.name == "FAIL"}
         if not scores:
             raise RuntimeError(f"no trial of {SMOKE_TRIALS} completed: {sorted(e for e in errors if e)[:3]}")
         if not all(math.isfinite(s) for s in scores):

@@ -36,11 +36,10 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.tags import RUN_ID_TAG
 
 #: run artifact of a registered version (and of a pipeline's parent run) holding its LabelSpec
 LABEL_SPEC_FILE = "label_spec.json"
-#: model-version tag: the kind of the target labels (int | float | bool | str | number)
-LABEL_KIND_TAG = "loopml.label_kind"
 
 KINDS = ("int", "float", "bool", "str", "number")
 
@@ -261,5 +260,5 @@ def normalise_feedback_labels(frame: pd.DataFrame, target: str, spec: LabelSpec,
 
 def version_label_spec(tags: dict[str, str]) -> LabelSpec | None:
     """The LabelSpec of a registered version, from its tags (`loopml.run_id` names its run)."""
-    run_id = tags.get("loopml.run_id")
+    run_id = tags.get(RUN_ID_TAG)
     return load_label_spec(run_id) if run_id else None

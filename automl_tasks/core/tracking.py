@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import DAG_RUN_TAG, ERROR_TAG, KIND_TAG
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,10 @@ def log_child_run(
         run.info.run_id,
         metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
         params=[Param(k, v) for k, v in clean_params(params).items()],
-        tags=[RunTag("loopml.kind", "trial")],
+        tags=[RunTag(KIND_TAG, "trial")],
     )
     client.set_terminated(run.info.run_id, status=status)
     return run.info.run_id
-
-
-#: tag of the runs a pipeline opens (its parent run, its final-model run): the DAG run id
-DAG_RUN_TAG = "loopml.dag_run_id"
-#: tag with the reason a run ended in failure
-ERROR_TAG = "loopml.error"
 
 
 def close_open_runs(ws: Workspace, dag_run_id: str, *, reason: str) -> list[str]:

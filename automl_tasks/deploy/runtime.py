@@ -18,16 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, RUNTIME_TAG
 from automl_tasks.deploy.onnx_model import OnnxModel, Parity, check_parity, measure_latency
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.estimators.onnx.conversion import export_pipeline
 
 log = logging.getLogger(__name__)
 
-#: model-version tag: the runtime that serves the version (`ONNX_RUNTIME` or `NATIVE_RUNTIME`)
-RUNTIME_TAG = "loopml.runtime"
-#: model-version tag: why the version is served natively (absent when ONNX serves it)
-EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"
 ONNX_RUNTIME, NATIVE_RUNTIME = "onnxruntime", "native"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import INPUT_DATASET_URI_TAG, KIND_TAG, MODEL_VERSION_TAG, OUTPUT_DATASET_URI_TAG
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators.features import feature_frame
@@ -54,10 +55,10 @@ def predict_dataset(
         ensure_experiment(ws, family),
         run_name=f"batch inference v{predictor.version}",
         tags={
-            "loopml.kind": "batch_inference",
-            "loopml.model_version": predictor.version,
-            "loopml.input_dataset_uri": dataset_uri,
-            "loopml.output_dataset_uri": stored.uri,
+            KIND_TAG: "batch_inference",
+            MODEL_VERSION_TAG: predictor.version,
+            INPUT_DATASET_URI_TAG: dataset_uri,
+            OUTPUT_DATASET_URI_TAG: stored.uri,
         },
     )
     client.log_metric(run.info.run_id, "rows", len(out))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import METRIC_TAG, TARGET_TAG
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.metrics import Metric
 
@@ -49,8 +50,8 @@ def load_version_model(ws: Workspace, family: str, version: str) -> VersionModel
         version=str(version),
         pipeline=pipeline,
         schema=feature_schema_of(mv.run_id),
-        target=tags.get("loopml.target", "target"),
-        metric=Metric(tags.get("loopml.metric", "roc_auc")),
+        target=tags.get(TARGET_TAG, "target"),
+        metric=Metric(tags.get(METRIC_TAG, "roc_auc")),
         tags=tags,
     )
 

@@ -19,8 +19,9 @@ import pandas as pd
 from automl_tasks.core.errors import LoopmlError
 from automl_tasks.core.labels import LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, RUNTIME_TAG
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG, NativeModel
+from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.families.artifacts import ONNX_ARTIFACT, feature_schema_of
 

@@ -27,23 +27,28 @@ from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    DEFAULT_CONFIG_SCORE_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    HISTORY_TAG,
+    IS_DEFAULT_CONFIG_TAG,
+    METRIC_TAG,
+    PROMOTION_PREFIX,
+    REFIT_CHECK_REASON_TAG,
+    REFIT_CHECK_TAG,
+    ROLLED_BACK_TAG,
+    SEARCH_SCORE_TAG,
+)
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.families.refit_check import FAILED, REASON_TAG, STATUS_TAG
+from automl_tasks.families.refit_check import FAILED
 
 log = logging.getLogger(__name__)
 
-HISTORY_TAG = "loopml.champion_history"
-EVAL_SCORE_TAG = "loopml.eval_score"
-EVAL_URI_TAG = "loopml.eval_dataset_uri"
-#: trivial baseline's score on the evaluation data named by BASELINE_URI_TAG
-BASELINE_SCORE_TAG = "loopml.baseline_score"
-BASELINE_URI_TAG = "loopml.baseline_eval_uri"
-#: validated (search) scores of the version's configuration and of the search's default configuration
-SEARCH_SCORE_TAG = "loopml.search_score"
-DEFAULT_CONFIG_SCORE_TAG = "loopml.default_config_score"
-IS_DEFAULT_CONFIG_TAG = "loopml.is_default_config"
 MODES = ("auto", "manual")
 
 
@@ -95,8 +100,8 @@ def integrity_refusal(candidate: dict[str, str], metric: Metric) -> str | None:
 
     Refused: a failed refit integrity check; an evaluation score that does not beat the
     trivial baseline. Versions registered before these tags existed are not refused."""
-    if candidate.get(STATUS_TAG) == FAILED:
-        return f"refit integrity check failed ({candidate.get(REASON_TAG, 'no reason recorded')})"
+    if candidate.get(REFIT_CHECK_TAG) == FAILED:
+        return f"refit integrity check failed ({candidate.get(REFIT_CHECK_REASON_TAG, 'no reason recorded')})"
     score, baseline = _float(candidate, EVAL_SCORE_TAG), _baseline(candidate)
     if baseline is not None and (score is None or metric.gain(score, baseline) <= 0):
         shown = "none" if score is None else f"{score:.5g}"
@@ -241,7 +246,7 @@ def _set_champion(client: Any, family: str, version: str, *, record: dict[str, A
     history.append(version)
     client.set_registered_model_tag(family, HISTORY_TAG, json.dumps(history[-100:]))
     for key, value in record.items():
-        client.set_model_version_tag(family, version, f"loopml.promotion.{key}", str(value))
+        client.set_model_version_tag(family, version, f"{PROMOTION_PREFIX}{key}", str(value))
 
 
 def _resolve_version(client: Any, family: str, version: str) -> str:
@@ -276,7 +281,7 @@ def promote(
         if champion_version == candidate:
             return {"family": family, "version": candidate, "promoted": False, "reason": "already champion"}
         champion_tags = dict(client.get_model_version(family, champion_version).tags) if champion_version else None
-        metric = Metric(tags.get("loopml.metric", "roc_auc"))
+        metric = Metric(tags.get(METRIC_TAG, "roc_auc"))
         result = judge(tags, champion_tags, metric, config)
         promoted = result.promote or mode == "manual"
         reason = result.reason if mode == "auto" else f"manual promotion ({result.reason})"
@@ -298,7 +303,7 @@ def promote(
             _set_champion(client, family, candidate, record=record)
         else:
             for key, value in record.items():
-                client.set_model_version_tag(family, candidate, f"loopml.promotion.{key}", str(value))
+                client.set_model_version_tag(family, candidate, f"{PROMOTION_PREFIX}{key}", str(value))
             if current_alias_version(client, family, CHALLENGER) != candidate:
                 client.set_registered_model_alias(family, CHALLENGER, candidate)
     log.info("family %s v%s: %s (%s)", family, candidate, record["decision"], reason)
@@ -333,7 +338,7 @@ def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> di
         }
         _set_champion(client, family, target, record=record)
         if current:
-            client.set_model_version_tag(family, current, "loopml.rolled_back", "true")
+            client.set_model_version_tag(family, current, ROLLED_BACK_TAG, "true")
     log.info("family %s: champion rolled back from v%s to v%s", family, current, target)
     return {"family": family, "champion": target, "previous": current}
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tasks.core.tags import REFIT_CHECK_MODEL_TAG, REFIT_CHECK_REASON_TAG, REFIT_CHECK_TAG
 from automl_tasks.estimators.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ MIN_ALLOWED_SHARE = 0.01
 #: a re-created trial model must reproduce the recorded validation score within 1e-4 * (1 + |score|)
 REPRODUCE_TOL = 1e-4
 
-# model version tags (and MLflow run tags) owned by this module
-STATUS_TAG = "loopml.refit_check"  # passed | fallback | failed
-REASON_TAG = "loopml.refit_check.reason"
-SOURCE_TAG = "loopml.refit_check.model"  # refit | trial_model
 PASSED, FALLBACK, FAILED = "passed", "fallback", "failed"
 REFIT, TRIAL_MODEL = "refit", "trial_model"
 
@@ -143,7 +140,11 @@ class FinalModel:
         return self.status != FAILED
 
     def tags(self) -> dict[str, str]:
-        return {STATUS_TAG: self.status, SOURCE_TAG: self.source, REASON_TAG: self.reason[:4900]}
+        return {
+            REFIT_CHECK_TAG: self.status,
+            REFIT_CHECK_MODEL_TAG: self.source,
+            REFIT_CHECK_REASON_TAG: self.reason[:4900],
+        }
 
     def metrics(self) -> dict[str, float]:
         out = self.refit_check.metrics("refit_check")

@@ -23,12 +23,24 @@ import pandas as pd
 from automl_tasks.core.errors import DataValidationError, LoopmlError
 from automl_tasks.core.labels import LabelError, normalise_feedback_labels, version_label_spec
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    CHAMPION_VERSION_TAG,
+    CURRENT_SOURCE_TAG,
+    DAG_RUN_TAG,
+    DATASET_URI_TAG,
+    DRIFT_STATUS_TAG,
+    EVAL_SCORE_TAG,
+    FAMILY_TAG,
+    KIND_TAG,
+    REFERENCE_URI_TAG,
+    WINDOW_URI_TAG,
+)
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore, read_table
 from automl_tasks.estimators.features import feature_frame
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import VersionModel, load_version_model, missing_columns, score_pipeline
-from automl_tasks.families.promotion import EVAL_SCORE_TAG, check_family_exists
+from automl_tasks.families.promotion import check_family_exists
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
 from automl_tasks.monitoring.drift_settings import (
     LAST_CHECK_TAG,
@@ -195,7 +207,7 @@ def check_drift(
     if not champion_version:
         raise LoopmlError(f"model family {family!r} has no champion to check for drift")
     model = load_version_model(ws, family, champion_version)
-    reference_uri = model.tags.get("loopml.dataset_uri", "")
+    reference_uri = model.tags.get(DATASET_URI_TAG, "")
     if not reference_uri:
         raise LoopmlError(f"{family} v{champion_version} has no loopml.dataset_uri tag: its training data is unknown")
     store = DatasetStore(ws.datasets, ws.dvc_remote)
@@ -294,14 +306,14 @@ def _record(
         ensure_experiment(ws, result.family),
         run_name=f"drift_check {dag_run_id}",
         tags={
-            "loopml.kind": "drift_check",
-            "loopml.family": result.family,
-            "loopml.drift.status": result.status,
-            "loopml.champion_version": result.champion_version,
-            "loopml.reference_uri": result.reference_uri,
-            "loopml.current_source": result.current_source,
-            "loopml.dag_run_id": dag_run_id,
-            **({"loopml.window_uri": result.window_uri} if result.window_uri else {}),
+            KIND_TAG: "drift_check",
+            FAMILY_TAG: result.family,
+            DRIFT_STATUS_TAG: result.status,
+            CHAMPION_VERSION_TAG: result.champion_version,
+            REFERENCE_URI_TAG: result.reference_uri,
+            CURRENT_SOURCE_TAG: result.current_source,
+            DAG_RUN_TAG: dag_run_id,
+            **({WINDOW_URI_TAG: result.window_uri} if result.window_uri else {}),
         },
     )
     run_id = run.info.run_id

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
-
-TAG_PREFIX = "loopml.drift."
+from automl_tasks.core.tags import DRIFT_SETTING_PREFIX
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,11 @@ def _coerce(name: str, raw: Any, type_name: str, source: str) -> Any:
 def family_settings(client: Any, family: str) -> DriftSettings:
     """The family's drift settings: defaults overridden by its `loopml.drift.*` tags."""
     tags = client.get_registered_model(family).tags
-    values = {k[len(TAG_PREFIX) :]: v for k, v in tags.items() if k.startswith(TAG_PREFIX) and not _is_state(k)}
+    values = {
+        k[len(DRIFT_SETTING_PREFIX) :]: v
+        for k, v in tags.items()
+        if k.startswith(DRIFT_SETTING_PREFIX) and not _is_state(k)
+    }
     return DriftSettings.parse(values, source=f"tags of model family {family!r}")
 
 
@@ -98,13 +101,13 @@ def save_family_settings(client: Any, family: str, values: dict[str, Any]) -> Dr
     parsed = parse_values(values, source="drift settings")
     updated = family_settings(client, family).merged(values, source="drift settings")  # validates the whole
     for name, value in parsed.items():
-        client.set_registered_model_tag(family, TAG_PREFIX + name, str(value))
+        client.set_registered_model_tag(family, DRIFT_SETTING_PREFIX + name, str(value))
     return updated
 
 
 #: tags under the prefix that record state, not settings
-LAST_CHECK_TAG = TAG_PREFIX + "last_check"
-LAST_RESULT_TAG = TAG_PREFIX + "last_result"
+LAST_CHECK_TAG = DRIFT_SETTING_PREFIX + "last_check"
+LAST_RESULT_TAG = DRIFT_SETTING_PREFIX + "last_result"
 
 
 def _is_state(tag: str) -> bool:

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    PROMOTION_DECISION_TAG,
+    PROMOTION_REASON_TAG,
+    STUDY_TAG,
+)
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import SearchSpace, load_search_space
@@ -168,28 +173,34 @@ def registration_findings(client: Any, family: str, study_name: str) -> dict[str
     and the promotion decision with their numbers (None if no version came from it)."""
     from mlflow.exceptions import MlflowException
 
-    from automl_tasks.families.promotion import BASELINE_SCORE_TAG, DEFAULT_CONFIG_SCORE_TAG, SEARCH_SCORE_TAG
-    from automl_tasks.families.refit_check import REASON_TAG, SOURCE_TAG, STATUS_TAG
+    from automl_tasks.core.tags import (
+        BASELINE_SCORE_TAG,
+        DEFAULT_CONFIG_SCORE_TAG,
+        REFIT_CHECK_MODEL_TAG,
+        REFIT_CHECK_REASON_TAG,
+        REFIT_CHECK_TAG,
+        SEARCH_SCORE_TAG,
+    )
 
     try:
         versions = client.search_model_versions(f"name='{family}'")
     except MlflowException:
         return None
-    mine = [v for v in versions if v.tags.get("loopml.study") == study_name]
+    mine = [v for v in versions if v.tags.get(STUDY_TAG) == study_name]
     if not mine:
         return None
     version = max(mine, key=lambda v: int(v.version))
     tags = version.tags
     return {
         "version": str(version.version),
-        "refit_check": tags.get(STATUS_TAG, ""),
-        "refit_check_reason": tags.get(REASON_TAG, ""),
-        "model_source": tags.get(SOURCE_TAG, ""),
+        "refit_check": tags.get(REFIT_CHECK_TAG, ""),
+        "refit_check_reason": tags.get(REFIT_CHECK_REASON_TAG, ""),
+        "model_source": tags.get(REFIT_CHECK_MODEL_TAG, ""),
         "search_score": tags.get(SEARCH_SCORE_TAG, ""),
         "default_config_score": tags.get(DEFAULT_CONFIG_SCORE_TAG, ""),
         "baseline_score": tags.get(BASELINE_SCORE_TAG, ""),
-        "promotion": tags.get("loopml.promotion.decision", "pending"),
-        "promotion_reason": tags.get("loopml.promotion.reason", ""),
+        "promotion": tags.get(PROMOTION_DECISION_TAG, "pending"),
+        "promotion_reason": tags.get(PROMOTION_REASON_TAG, ""),
     }
 
 
@@ -221,12 +232,14 @@ def registration_suggestions(found: dict[str, Any] | None) -> list[dict[str, str
 
 def export_notes(ws: Workspace, family: str, study_name: str) -> list[dict[str, Any]]:
     """A note for each version of this study that is served natively because its ONNX export failed."""
-    from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG
+    from automl_tasks.core.tags import (
+        EXPORT_FALLBACK_TAG,
+    )
 
     notes = []
     for version in mlflow_client(ws).search_model_versions(f"name='{family}'"):
         reason = version.tags.get(EXPORT_FALLBACK_TAG)
-        if reason and version.tags.get("loopml.study") == study_name:
+        if reason and version.tags.get(STUDY_TAG) == study_name:
             text = f"v{version.version} is served by the native model, not ONNX Runtime: {reason}"
             notes.append({"kind": "export", "param": "model", "text": text})
     return notes

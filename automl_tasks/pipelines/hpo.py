@@ -22,6 +22,19 @@ from typing import Any
 from automl_tasks.algorithms import AlgorithmSpec, resolve
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    ALGORITHM_TAG,
+    DAG_RUN_TAG,
+    DATASET_URI_TAG,
+    DATASET_VERSION_TAG,
+    ERROR_TAG,
+    KIND_TAG,
+    METRIC_TAG,
+    ORIGIN_TAG,
+    SEARCH_WORTH_IT_TAG,
+    SPACE_HASH_TAG,
+    STUDY_TAG,
+)
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
@@ -92,8 +105,8 @@ def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> dict[
             f"algorithm {spec.name} handles {list(spec.task_types)} tasks; {request.dataset} is {pre['task_type']}"
         )
     client = mlflow_client(ws)
-    client.set_tag(pre["parent_run_id"], "loopml.kind", "hpo_pipeline")
-    client.set_tag(pre["parent_run_id"], "loopml.algorithm", f"{spec.name} {spec.version}")
+    client.set_tag(pre["parent_run_id"], KIND_TAG, "hpo_pipeline")
+    client.set_tag(pre["parent_run_id"], ALGORITHM_TAG, f"{spec.name} {spec.version}")
     return {**pre, "algorithm": spec.name, "estimator": spec.estimator, "space_yaml": spec.space_yaml}
 
 
@@ -146,7 +159,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch:
         if not study.trials:
             config = spec.default_config() if branch == "default" else None
             if config is not None:
-                study.enqueue_trial(config, user_attrs={"loopml.origin": "default"})
+                study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "default"})
     log.info(
         "%s branch: study %s, strategy %s (%s), %d trials, %d workers",
         branch,
@@ -166,7 +179,7 @@ def smoke_verdict(ws: Workspace, study_name: str, algorithm: str) -> dict[str, A
     study, _ = load_study(ws.optuna_uri, study_name)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and math.isfinite(t.value)]
     if not done:
-        errors = sorted({t.user_attrs.get("loopml.error", t.state.name) for t in study.trials})
+        errors = sorted({t.user_attrs.get(ERROR_TAG, t.state.name) for t in study.trials})
         raise LoopmlError(
             f"smoke test: algorithm {algorithm!r} is not searchable on this data; no smoke trial completed. "
             f"Errors: {errors[:5]}"
@@ -221,7 +234,7 @@ def compare(ws: Workspace, request: HpoRequest, pre: dict[str, Any], studies: di
     client = mlflow_client(ws)
     for key in ("default_score", "search_best_score", "improvement_mean", "improvement_se"):
         client.log_metric(pre["parent_run_id"], key, float(verdict[key]))
-    client.set_tag(pre["parent_run_id"], "loopml.search_worth_it", str(worth).lower())
+    client.set_tag(pre["parent_run_id"], SEARCH_WORTH_IT_TAG, str(worth).lower())
     client.log_dict(pre["parent_run_id"], verdict, "advisor/search_vs_default.json")
     log.info("advisor: %s", verdict["verdict"])
     return verdict
@@ -285,7 +298,7 @@ def _register_onnx(
     with mlflow.start_run(
         experiment_id=plan.experiment_id,
         run_name="task_estimator",
-        tags={"mlflow.parentRunId": plan.parent_run_id, "loopml.kind": "final_model", "loopml.study": plan.study_name},
+        tags={"mlflow.parentRunId": plan.parent_run_id, KIND_TAG: "final_model", STUDY_TAG: plan.study_name},
     ) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in best.params.items()})
         mlflow.log_metric(f"test_{plan.metric}", result.score)
@@ -293,13 +306,13 @@ def _register_onnx(
     version = str(info.registered_model_version)
     client = mlflow_client(ws)
     tags = {
-        "loopml.dataset_uri": plan.dataset_uri,
-        "loopml.dataset_version": dataset_version,
-        "loopml.study": plan.study_name,
-        "loopml.space_hash": plan.space_hash,
-        "loopml.algorithm": plan.algorithm,
-        "loopml.dag_run_id": dag_run_id,
-        "loopml.metric": plan.metric,
+        DATASET_URI_TAG: plan.dataset_uri,
+        DATASET_VERSION_TAG: dataset_version,
+        STUDY_TAG: plan.study_name,
+        SPACE_HASH_TAG: plan.space_hash,
+        ALGORITHM_TAG: plan.algorithm,
+        DAG_RUN_TAG: dag_run_id,
+        METRIC_TAG: plan.metric,
         f"test_{plan.metric}": f"{result.score:.6g}",
     }
     for key, value in tags.items():

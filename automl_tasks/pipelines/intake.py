@@ -16,6 +16,15 @@ import pandas as pd
 
 from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, normalise_target
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    DAG_RUN_TAG,
+    DATASET_URI_TAG,
+    DATASET_VERSION_TAG,
+    ERROR_TAG,
+    FAMILY_TAG,
+    KIND_TAG,
+    SOURCE_TAG,
+)
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import (
     BUNDLED,
@@ -130,12 +139,12 @@ def open_pipeline_run(
         experiment_id,
         run_name=run_name,
         tags={
-            "loopml.kind": "pipeline",
-            "loopml.dag_run_id": dag_run_id,
-            "loopml.dataset_uri": stored.uri,
-            "loopml.dataset_version": stored.version,
-            "loopml.source": source,
-            "loopml.family": family,
+            KIND_TAG: "pipeline",
+            DAG_RUN_TAG: dag_run_id,
+            DATASET_URI_TAG: stored.uri,
+            DATASET_VERSION_TAG: stored.version,
+            SOURCE_TAG: source,
+            FAMILY_TAG: family,
             **(tags or {}),
         },
     )
@@ -187,5 +196,5 @@ def finish_parent_run(ws: Workspace, run_id: str, *, status: str = "FINISHED", m
     """Close the pipeline's parent run (FAILED with the error message on failure)."""
     client = mlflow_client(ws)
     if message:
-        client.set_tag(run_id, "loopml.error", message[:4900])
+        client.set_tag(run_id, ERROR_TAG, message[:4900])
     client.set_terminated(run_id, status=status)

@@ -18,26 +18,38 @@ from typing import Any
 
 from automl_tasks.core.code_version import code_version
 from automl_tasks.core.errors import LoopmlError
-from automl_tasks.core.labels import LABEL_KIND_TAG, LABEL_SPEC_FILE, LabelSpec, load_label_spec
+from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    BEST_TRIAL_TAG,
+    CODE_VERSION_TAG,
+    DAG_RUN_TAG,
+    DATASET_URI_TAG,
+    DATASET_VERSION_TAG,
+    DEFAULT_CONFIG_SCORE_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    IS_DEFAULT_CONFIG_TAG,
+    KIND_TAG,
+    LABEL_KIND_TAG,
+    METRIC_TAG,
+    ORIGIN_TAG,
+    PARENT_VERSION_TAG,
+    RUN_ID_TAG,
+    SEARCH_SCORE_TAG,
+    SPACE_HASH_TAG,
+    STUDY_TAG,
+    TARGET_TAG,
+)
 from automl_tasks.core.tracking import clean_params, mlflow_client
 from automl_tasks.deploy.runtime import export_or_fallback
 from automl_tasks.estimators import TabularEstimator
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION
 from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
-from automl_tasks.families.promotion import (
-    BASELINE_SCORE_TAG,
-    BASELINE_URI_TAG,
-    DEFAULT_CONFIG_SCORE_TAG,
-    EVAL_SCORE_TAG,
-    EVAL_URI_TAG,
-    IS_DEFAULT_CONFIG_TAG,
-    SEARCH_SCORE_TAG,
-    evaluation_data_uri,
-    family_lock,
-    promote,
-)
+from automl_tasks.families.promotion import evaluation_data_uri, family_lock, promote
 from automl_tasks.families.refit_check import fit_final_model
 from automl_tasks.search.storage import load_study
 
@@ -119,12 +131,12 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
     defaults = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("loopml.origin") == "default"
+        if t.user_attrs.get(ORIGIN_TAG) == "default"
     ]
     tags = {SEARCH_SCORE_TAG: f"{best.value:.8g}"}
     if defaults:
         tags[DEFAULT_CONFIG_SCORE_TAG] = f"{defaults[0].value:.8g}"
-    is_default = best.user_attrs.get("loopml.origin") == "default" or any(t.params == best.params for t in defaults)
+    is_default = best.user_attrs.get(ORIGIN_TAG) == "default" or any(t.params == best.params for t in defaults)
     tags[IS_DEFAULT_CONFIG_TAG] = str(is_default).lower()
     return tags
 
@@ -200,16 +212,16 @@ def train_and_register(
         **deployment.metrics,
     }
     tags = {
-        "loopml.dataset_uri": plan.dataset_uri,
-        "loopml.dataset_version": dataset_version,
-        "loopml.study": study_name,
-        "loopml.space_hash": plan.space_hash,
-        "loopml.dag_run_id": dag_run_id,
-        "loopml.code_version": code_version(),
-        "loopml.metric": metric.name,
-        "loopml.target": plan.data.target,
-        **({"loopml.parent_version": parent_version} if parent_version else {}),
-        "loopml.best_trial": str(best.number),
+        DATASET_URI_TAG: plan.dataset_uri,
+        DATASET_VERSION_TAG: dataset_version,
+        STUDY_TAG: study_name,
+        SPACE_HASH_TAG: plan.space_hash,
+        DAG_RUN_TAG: dag_run_id,
+        CODE_VERSION_TAG: code_version(),
+        METRIC_TAG: metric.name,
+        TARGET_TAG: plan.data.target,
+        **({PARENT_VERSION_TAG: parent_version} if parent_version else {}),
+        BEST_TRIAL_TAG: str(best.number),
         **final.tags(),
         **_search_comparison_tags(study, best),
     }
@@ -217,7 +229,7 @@ def train_and_register(
     with mlflow.start_run(
         experiment_id=plan.experiment_id,
         run_name="task_estimator",
-        tags={"mlflow.parentRunId": plan.parent_run_id, "loopml.kind": "final_model", **tags},
+        tags={"mlflow.parentRunId": plan.parent_run_id, KIND_TAG: "final_model", **tags},
     ) as run:
         mlflow.log_params(clean_params(best.params))
         mlflow.log_metrics(metrics)
@@ -241,7 +253,7 @@ def train_and_register(
     version_tags = {
         **tags,
         f"test_{metric.name}": f"{final.test_score:.6g}",
-        "loopml.run_id": run.info.run_id,
+        RUN_ID_TAG: run.info.run_id,
         EVAL_URI_TAG: eval_uri,
         "latency_single_ms": f"{latency['latency_single_ms']:.6g}",
         LABEL_KIND_TAG: labels.kind,

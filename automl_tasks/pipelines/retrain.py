@@ -30,21 +30,29 @@ import pandas as pd
 from automl_tasks.core.errors import ConfigurationError, DataValidationError, LoopmlError
 from automl_tasks.core.labels import LabelSpec, normalise_feedback_labels, version_label_spec
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    BASELINE_SCORE_TAG,
+    BASELINE_URI_TAG,
+    DATASET_URI_TAG,
+    EVAL_CANDIDATE_URI_TAG,
+    EVAL_HISTORY_TAG,
+    EVAL_SCORE_TAG,
+    EVAL_URI_TAG,
+    METRIC_TAG,
+    PARENT_STUDY_TAG,
+    PARENT_VERSION_TAG,
+    PREVIOUS_EVAL_SCORE_TAG,
+    REFERENCE_URI_TAG,
+    RETRAIN_REASON_TAG,
+    STUDY_TAG,
+    TARGET_TAG,
+)
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHAMPION, check_family_name, current_alias_version
 from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
-from automl_tasks.families.promotion import (
-    BASELINE_SCORE_TAG,
-    BASELINE_URI_TAG,
-    EVAL_SCORE_TAG,
-    EVAL_URI_TAG,
-    GateConfig,
-    check_family_exists,
-    family_lock,
-    promote,
-)
+from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
 from automl_tasks.pipelines.intake import open_pipeline_run
 from automl_tasks.pipelines.requests import check_integer_ranges, request_from_conf
 from automl_tasks.search import SearchPlan, start_search
@@ -54,7 +62,6 @@ from automl_tasks.search_space import load_search_space
 log = logging.getLogger(__name__)
 
 COMBINE_RULES = ("reference_plus_recent", "recent_only")
-EVAL_HISTORY_TAG = "loopml.eval_history"
 MIN_LABELLED_ROWS = 20
 
 
@@ -154,8 +161,8 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     if not parent_version:
         raise LoopmlError(f"model family {request.family!r} has no champion to retrain")
     model = load_version_model(ws, request.family, parent_version)
-    reference_uri = model.tags.get("loopml.dataset_uri", "")
-    parent_study = model.tags.get("loopml.study", "")
+    reference_uri = model.tags.get(DATASET_URI_TAG, "")
+    parent_study = model.tags.get(STUDY_TAG, "")
     if not reference_uri or not parent_study:
         raise LoopmlError(f"{request.family} v{parent_version} lacks its dataset or study tags; cannot retrain it")
     store = DatasetStore(ws.datasets, ws.dvc_remote)
@@ -212,11 +219,11 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
         dag_run_id=dag_run_id,
         params={"combine": request.combine, "n_trials": request.n_trials, "n_workers": request.n_workers},
         tags={
-            "loopml.parent_version": parent_version,
-            "loopml.parent_study": parent_study,
-            "loopml.reference_uri": reference_uri,
-            "loopml.eval_candidate_uri": eval_uri,
-            "loopml.retrain_reason": request.reason[:4900],
+            PARENT_VERSION_TAG: parent_version,
+            PARENT_STUDY_TAG: parent_study,
+            REFERENCE_URI_TAG: reference_uri,
+            EVAL_CANDIDATE_URI_TAG: eval_uri,
+            RETRAIN_REASON_TAG: request.reason[:4900],
         },
         labels=labels,
     )
@@ -265,11 +272,11 @@ def _record_baseline(ws: Workspace, client: Any, family: str, version: str, fram
     """The trivial baseline (fitted on the version's training table) on the new evaluation
     data, recorded on the version so the gate can refuse a model that does not beat it."""
     tags = client.get_model_version(family, version).tags
-    target, metric = tags.get("loopml.target", "target"), Metric(tags.get("loopml.metric", "roc_auc"))
-    if not tags.get("loopml.dataset_uri") or not tags.get("loopml.study") or target not in frame.columns:
+    target, metric = tags.get(TARGET_TAG, "target"), Metric(tags.get(METRIC_TAG, "roc_auc"))
+    if not tags.get(DATASET_URI_TAG) or not tags.get(STUDY_TAG) or target not in frame.columns:
         return
-    _, plan = load_study(ws.optuna_uri, tags["loopml.study"])
-    train = DatasetStore(ws.datasets, ws.dvc_remote).read(tags["loopml.dataset_uri"])[target].dropna().to_numpy()
+    _, plan = load_study(ws.optuna_uri, tags[STUDY_TAG])
+    train = DatasetStore(ws.datasets, ws.dvc_remote).read(tags[DATASET_URI_TAG])[target].dropna().to_numpy()
     baseline = trivial_baseline_score(train, frame, target, metric, plan.data.task_type)
     if baseline is not None:
         client.set_model_version_tag(family, version, BASELINE_SCORE_TAG, f"{baseline:.8g}")
@@ -291,7 +298,7 @@ def gate_on_recent_data(
             old = client.get_model_version(family, candidate).tags
             if old.get(EVAL_SCORE_TAG) and old.get(EVAL_URI_TAG) != eval_uri:
                 record = f"{old[EVAL_SCORE_TAG]} on {old.get(EVAL_URI_TAG)}"
-                client.set_model_version_tag(family, candidate, "loopml.previous_eval_score", record)
+                client.set_model_version_tag(family, candidate, PREVIOUS_EVAL_SCORE_TAG, record)
             client.set_model_version_tag(family, candidate, EVAL_SCORE_TAG, f"{scores[candidate]:.8g}")
             client.set_model_version_tag(family, candidate, EVAL_URI_TAG, eval_uri)
         _record_baseline(ws, client, family, version, frame, eval_uri)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError
+from automl_tasks.core.tags import FAMILY_TAG, ORIGIN_TAG, SPACE_HASH_TAG
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.storage import create_study, open_storage
 from automl_tasks.search_space import SearchSpace
@@ -95,11 +96,11 @@ def warm_start_configs(
     configs: list[tuple[float, dict[str, Any], str]] = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         attrs = summary.user_attrs
-        if summary.study_name == exclude or attrs.get("loopml.family") != family:
+        if summary.study_name == exclude or attrs.get(FAMILY_TAG) != family:
             continue
         if only_study is not None and summary.study_name != only_study:
             continue
-        if attrs.get("loopml.space_hash") != space_hash:
+        if attrs.get(SPACE_HASH_TAG) != space_hash:
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
@@ -137,11 +138,11 @@ def start_search(
     )
     warm = [c for c in found if c != default]
     if warm_start_study is None:
-        study.enqueue_trial(default, user_attrs={"loopml.origin": "default"})
+        study.enqueue_trial(default, user_attrs={ORIGIN_TAG: "default"})
     for config in warm:
-        study.enqueue_trial(config, user_attrs={"loopml.origin": "warm_start"}, skip_if_exists=True)
+        study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "warm_start"}, skip_if_exists=True)
     if warm_start_study is not None:
-        study.enqueue_trial(default, user_attrs={"loopml.origin": "default"}, skip_if_exists=True)
+        study.enqueue_trial(default, user_attrs={ORIGIN_TAG: "default"}, skip_if_exists=True)
     make_strategy(plan.strategy, seed=plan.seed, space=space).prepare(study)  # a grid enqueues its points
     log.info(
         "formatter: study %s, strategy %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "

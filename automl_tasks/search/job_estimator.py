@@ -14,20 +14,10 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
+from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, TIMED_OUT_AFTER_TAG
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import (
-    DEAD_TRIALS_ATTR,
-    MAX_RETRY,
-    best_of,
-    load_study,
-    open_storage,
-    request_stop,
-)
-from automl_tasks.search.strategies import FORBIDDEN_ATTR
-
-#: user attribute of a trial reserved after the budget filled and given back unevaluated
-OVER_BUDGET_ATTR = "loopml.over_budget"
+from automl_tasks.search.storage import MAX_RETRY, best_of, load_study, open_storage, request_stop
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +124,7 @@ def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> Se
             age = now - t.datetime_start.timestamp() if t.datetime_start else 0.0
             if limit is not None and age > limit:
                 try:
-                    storage.set_trial_user_attr(t._trial_id, "loopml.timed_out_after_s", round(age, 1))
+                    storage.set_trial_user_attr(t._trial_id, TIMED_OUT_AFTER_TAG, round(age, 1))
                     storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
                     timed_out += 1
                     log.warning(

@@ -12,9 +12,6 @@ from typing import Any
 
 from automl_tasks.estimators.base import DataSpec
 
-PLAN_ATTR = "loopml.plan"
-STOP_ATTR = "loopml.stop"
-
 
 @dataclass(frozen=True)
 class SearchPlan:

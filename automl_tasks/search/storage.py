@@ -8,13 +8,13 @@ import os
 import warnings
 from typing import Any
 
-from automl_tasks.search.plan import PLAN_ATTR, STOP_ATTR, SearchPlan
+from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
+from automl_tasks.search.plan import SearchPlan
 
 #: a running trial's worker beats this often; after the grace period without a beat the
 #: job estimator fails the trial (LOOPML_HEARTBEAT_S / LOOPML_HEARTBEAT_GRACE_S override)
 HEARTBEAT_INTERVAL_S = int(os.environ.get("LOOPML_HEARTBEAT_S", "5"))
 GRACE_PERIOD_S = int(os.environ.get("LOOPML_HEARTBEAT_GRACE_S", "20"))
-DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"
 #: a trial lost to a dead worker is run again this many times (Optuna's retry callback)
 MAX_RETRY = 1
 
@@ -104,9 +104,9 @@ def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
         load_if_exists=True,
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())
-    study.set_user_attr("loopml.family", plan.family)
-    study.set_user_attr("loopml.space_hash", plan.space_hash)
-    study.set_user_attr("loopml.strategy", plan.strategy)
+    study.set_user_attr(FAMILY_TAG, plan.family)
+    study.set_user_attr(SPACE_HASH_TAG, plan.space_hash)
+    study.set_user_attr(STRATEGY_TAG, plan.strategy)
     return study
 
 

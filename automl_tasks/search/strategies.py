@@ -17,16 +17,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from automl_tasks.core.errors import ConfigurationError
+from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, ORIGIN_TAG
 from automl_tasks.search_space import ForbiddenConfiguration, SearchSpace
 
 log = logging.getLogger(__name__)
 
 GRID_POINTS = 5
 MAX_FORBIDDEN_RETRIES = 100
-#: user attribute of a trial whose draw the space forbids: pruned before it ran, it is no
-#: evaluated configuration and does not count against the trial budget
-FORBIDDEN_ATTR = "loopml.forbidden"
-ERROR_ATTR = "loopml.error"
 
 
 @dataclass
@@ -85,7 +82,7 @@ class SearchStrategy(ABC):
                     tasks.append(Task(trial, self.space.sample(trial)))
                     break
                 except ForbiddenConfiguration as exc:
-                    trial.set_user_attr(ERROR_ATTR, str(exc))
+                    trial.set_user_attr(ERROR_TAG, str(exc))
                     trial.set_user_attr(FORBIDDEN_ATTR, True)
                     study.tell(trial, state=TrialState.PRUNED)
             else:
@@ -104,7 +101,7 @@ class SearchStrategy(ABC):
         if values is None:
             state = TrialState.PRUNED if error == "pruned" else TrialState.FAIL
             if error and error != "pruned":
-                task.trial.set_user_attr(ERROR_ATTR, error[:1000])
+                task.trial.set_user_attr(ERROR_TAG, error[:1000])
             study.tell(task.trial, state=state)
         else:
             study.tell(task.trial, values)
@@ -138,7 +135,7 @@ class GridStrategy(RandomStrategy):
 
     def prepare(self, study: Any) -> int:
         for config in self.points:
-            study.enqueue_trial(config, user_attrs={"loopml.origin": "grid"}, skip_if_exists=True)
+            study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "grid"}, skip_if_exists=True)
         log.info("grid: %d points enqueued", len(self.points))
         return len(self.points)
 

@@ -13,11 +13,19 @@ import time
 from dataclasses import dataclass
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import (
+    ERROR_TAG,
+    OVER_BUDGET_ATTR,
+    SPACE_HASH_TAG,
+    STUDY_TAG,
+    TRIAL_NUMBER_TAG,
+    TRIAL_STATE_TAG,
+    WORKER_TAG,
+)
 from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.base import TrialStopped
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.search.job_estimator import OVER_BUDGET_ATTR
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
@@ -148,14 +156,14 @@ def _log_trial(ws, plan, number, config, score, seconds, outcome, error, worker_
     if score is not None:
         metrics[plan.metric] = score
     tags = {
-        "loopml.study": plan.study_name,
-        "loopml.trial_number": str(number),
-        "loopml.trial_state": outcome,
-        "loopml.worker": str(worker_index),
-        "loopml.space_hash": plan.space_hash,
+        STUDY_TAG: plan.study_name,
+        TRIAL_NUMBER_TAG: str(number),
+        TRIAL_STATE_TAG: outcome,
+        WORKER_TAG: str(worker_index),
+        SPACE_HASH_TAG: plan.space_hash,
     }
     if error:
-        tags["loopml.error"] = error[:4000]
+        tags[ERROR_TAG] = error[:4000]
     try:
         log_child_run(
             ws,

@@ -203,7 +203,8 @@ def test_demo_with_an_mlp_champion_then_the_drift_loop_closes(airflow, e2e_works
     retrain_id = airflow.xcom("drift_check", check_id, "trigger_retrain", key="trigger_run_id", map_index=0)
     state = airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900)
     assert state == "success", states(airflow, retrain_id, "drift_retrain")
-    from automl_tasks.deploy.runtime import ONNX_RUNTIME, RUNTIME_TAG
+    from automl_tasks.core.tags import RUNTIME_TAG
+    from automl_tasks.deploy.runtime import ONNX_RUNTIME
     from automl_tasks.estimators.features import feature_frame
     from automl_tasks.families.loading import load_predictor
 

@@ -243,7 +243,7 @@ def _wait_for(condition, what: str, timeout_s: float = 300):
 def test_a_killed_task_and_a_run_marked_failed_leave_no_mlflow_run_running(airflow, e2e_workspace):
     """The teardown closes the pipeline's MLflow run when no task could: the job estimator's
     process is SIGKILLed (its failure handler never runs), then the user marks the run failed."""
-    from automl_tasks.core.tracking import DAG_RUN_TAG, ERROR_TAG
+    from automl_tasks.core.tags import DAG_RUN_TAG, ERROR_TAG
 
     family = "teardown_family"
     conf = {"dataset": "breast_cancer", "n_trials": 500, "n_workers": 1, "time_budget_s": 600, "family": family}

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import ExportError
-from automl_tasks.core.labels import LABEL_KIND_TAG
+from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, LABEL_KIND_TAG, RUNTIME_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy import runtime
-from automl_tasks.deploy.runtime import EXPORT_FALLBACK_TAG, NATIVE_RUNTIME, ONNX_RUNTIME, RUNTIME_TAG
+from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME
 from automl_tasks.estimators.features import feature_frame
 from automl_tasks.families.loading import load_predictor
 from automl_tasks.pipelines.advisor import export_notes

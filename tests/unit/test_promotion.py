@@ -9,18 +9,11 @@ import mlflow
 import pytest
 
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.tags import EVAL_SCORE_TAG, EVAL_URI_TAG
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import current_alias_version
-from automl_tasks.families.promotion import (
-    EVAL_SCORE_TAG,
-    EVAL_URI_TAG,
-    GateConfig,
-    champion_history,
-    judge,
-    promote,
-    rollback,
-)
+from automl_tasks.families.promotion import GateConfig, champion_history, judge, promote, rollback
 
 AUC, RMSE = Metric("roc_auc"), Metric("rmse")
 

@@ -12,31 +12,30 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
 
 import automl_tasks.pipelines.registration as task_estimator
-from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.deploy.onnx_model import OnnxModel
-from automl_tasks.estimators import Metric, TabularEstimator
-from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
-from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
-from automl_tasks.families.artifacts import feature_schema_of
-from automl_tasks.families.promotion import (
+from automl_tasks.core.tags import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
     DEFAULT_CONFIG_SCORE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
     IS_DEFAULT_CONFIG_TAG,
+    REFIT_CHECK_MODEL_TAG,
+    REFIT_CHECK_REASON_TAG,
+    REFIT_CHECK_TAG,
     SEARCH_SCORE_TAG,
-    GateConfig,
-    judge,
 )
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy.onnx_model import OnnxModel
+from automl_tasks.estimators import Metric, TabularEstimator
+from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
+from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
+from automl_tasks.families.artifacts import feature_schema_of
+from automl_tasks.families.promotion import GateConfig, judge
 from automl_tasks.families.refit_check import (
     FAILED,
     FALLBACK,
     PASSED,
-    REASON_TAG,
     REFIT,
-    SOURCE_TAG,
-    STATUS_TAG,
     TRIAL_MODEL,
     bootstrap_scores,
     judge_refit,
@@ -136,10 +135,10 @@ def test_first_version_must_beat_the_trivial_baseline_and_the_default_configurat
 
 
 def test_a_failed_refit_is_never_promoted_automatically():
-    failed = _tags(0.99, **{STATUS_TAG: FAILED, REASON_TAG: "refit collapsed"})
+    failed = _tags(0.99, **{REFIT_CHECK_TAG: FAILED, REFIT_CHECK_REASON_TAG: "refit collapsed"})
     assert "refit collapsed" in judge(failed, None, AUC, GateConfig()).reason
     assert not judge(failed, _tags(0.5), AUC, GateConfig()).promote  # a retrain's gate too
-    assert judge(_tags(0.99, **{STATUS_TAG: FALLBACK}), _tags(0.5), AUC, GateConfig()).promote
+    assert judge(_tags(0.99, **{REFIT_CHECK_TAG: FALLBACK}), _tags(0.5), AUC, GateConfig()).promote
 
 
 def test_trivial_baseline_is_the_prior_or_the_mean():
@@ -170,7 +169,7 @@ def test_mlp_refit_on_a_target_near_1e6_passes_the_check_and_exports(workspace, 
     price_table(900, seed=3).to_csv(path, index=False)
     registered, study = _search_and_register(workspace, str(path), "houses", MLP_SPACE, target="price")
     tags = _version_tags(workspace, "houses", registered.version)
-    assert tags[STATUS_TAG] == PASSED and tags[SOURCE_TAG] == REFIT, tags[REASON_TAG]
+    assert tags[REFIT_CHECK_TAG] == PASSED and tags[REFIT_CHECK_MODEL_TAG] == REFIT, tags[REFIT_CHECK_REASON_TAG]
     run = mlflow_client(workspace).get_run(registered.run_id).data.metrics
     assert run["refit_check_test"] == pytest.approx(registered.test_score)
     assert run["refit_check_shortfall"] <= run["refit_check_allowed"]
@@ -216,8 +215,8 @@ def test_a_collapsed_refit_falls_back_to_the_trial_model(workspace, monkeypatch)
     monkeypatch.setattr(task_estimator, "TabularEstimator", CollapsingTabular)
     registered, study = _search_and_register(workspace, "breast_cancer", "collapse", LINEAR_SPACE)
     tags = _version_tags(workspace, "collapse", registered.version)
-    assert tags[STATUS_TAG] == FALLBACK and tags[SOURCE_TAG] == TRIAL_MODEL
-    assert "OUTSIDE" in tags[REASON_TAG] and "trial's own validated model" in tags[REASON_TAG]
+    assert tags[REFIT_CHECK_TAG] == FALLBACK and tags[REFIT_CHECK_MODEL_TAG] == TRIAL_MODEL
+    assert "OUTSIDE" in tags[REFIT_CHECK_REASON_TAG] and "trial's own validated model" in tags[REFIT_CHECK_REASON_TAG]
     run = mlflow_client(workspace).get_run(registered.run_id).data.metrics
     assert run["refit_check_test"] == pytest.approx(0.5)  # the constant model's ROC AUC
     assert run["refit_check_shortfall"] > run["refit_check_allowed"]
@@ -240,7 +239,7 @@ def test_a_first_version_worse_than_the_trivial_baseline_is_not_champion(workspa
     noise.to_csv(path, index=False)
     registered, study = _search_and_register(workspace, str(path), "noise", OVERFIT_SPACE, target="y")
     tags = _version_tags(workspace, "noise", registered.version)
-    assert tags[STATUS_TAG] == PASSED, "consistently bad, so the refit check itself has nothing to say"
+    assert tags[REFIT_CHECK_TAG] == PASSED, "consistently bad, so the refit check itself has nothing to say"
     assert float(tags[EVAL_SCORE_TAG]) < float(tags[BASELINE_SCORE_TAG])
     client = mlflow_client(workspace)
     assert current_alias_version(client, "noise", CHAMPION) is None

@@ -10,12 +10,12 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl_tasks.core.tags import FORBIDDEN_ATTR
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
 from automl_tasks.search import storage as storage_module
-from automl_tasks.search.strategies import FORBIDDEN_ATTR
 from automl_tasks.search_space import load_search_space
 
 LINEAR_ONLY = """

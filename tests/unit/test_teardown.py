@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from automl_tasks.core.tracking import DAG_RUN_TAG, ERROR_TAG, close_open_runs, ensure_experiment, mlflow_client
+from automl_tasks.core.tags import DAG_RUN_TAG, ERROR_TAG
+from automl_tasks.core.tracking import close_open_runs, ensure_experiment, mlflow_client
 
 
 def test_runs_left_running_by_a_dag_run_are_marked_failed_and_others_are_untouched(workspace):

@@ -1,0 +1,79 @@
+"""Every `loopml.*` key in one place, like `mlflow.utils.mlflow_tags`.
+
+Runs, model versions and Optuna trials/studies are tagged with these keys; people query
+MLflow by them, so a key never changes once released.
+"""
+
+from __future__ import annotations
+
+# MLflow run tags
+KIND_TAG = "loopml.kind"  #: what an MLflow run is: pipeline, trial, final_model, drift_check, ...
+DAG_RUN_TAG = "loopml.dag_run_id"  #: the Airflow DAG run behind an MLflow run
+ERROR_TAG = "loopml.error"  #: why a run (or a trial, as a user attribute) failed
+DATASET_URI_TAG = "loopml.dataset_uri"  #: the DVC-versioned table a run used
+DATASET_VERSION_TAG = "loopml.dataset_version"  #: the dataset version id
+TARGET_TAG = "loopml.target"  #: the target column
+METRIC_TAG = "loopml.metric"  #: the metric the search optimises
+SOURCE_TAG = "loopml.source"  #: where a table or algorithm came from
+CURRENT_SOURCE_TAG = "loopml.current_source"  #: where a drift check's current window came from
+STUDY_TAG = "loopml.study"  #: the Optuna study of a search
+PARENT_STUDY_TAG = "loopml.parent_study"  #: the study a retrain search was warm-started from
+SPACE_HASH_TAG = "loopml.space_hash"  #: hash of the search space
+STRATEGY_TAG = "loopml.strategy"  #: the search strategy used
+STRATEGY_REASON_TAG = "loopml.strategy_reason"  #: why the formatter chose that strategy
+SEARCH_WORTH_IT_TAG = "loopml.search_worth_it"  #: whether the search beat the default configuration
+BEST_TRIAL_TAG = "loopml.best_trial"  #: the best trial's number
+TRIAL_NUMBER_TAG = "loopml.trial_number"  #: a trial run's trial number
+TRIAL_STATE_TAG = "loopml.trial_state"  #: a trial run's final state
+WORKER_TAG = "loopml.worker"  #: the worker that ran a trial
+TIMED_OUT_AFTER_TAG = "loopml.timed_out_after_s"  #: a trial stopped by its time limit
+ALGORITHM_TAG = "loopml.algorithm"  #: the algorithm of a registration or search
+REFERENCE_URI_TAG = "loopml.reference_uri"  #: a drift check's reference window
+WINDOW_URI_TAG = "loopml.window_uri"  #: a retrain's feedback window
+RETRAIN_REASON_TAG = "loopml.retrain_reason"  #: why a retrain was triggered
+INPUT_DATASET_URI_TAG = "loopml.input_dataset_uri"  #: batch inference input
+OUTPUT_DATASET_URI_TAG = "loopml.output_dataset_uri"  #: batch inference output
+MODEL_VERSION_TAG = "loopml.model_version"  #: the model version a run used
+CHAMPION_VERSION_TAG = "loopml.champion_version"  #: the champion a drift check compared with
+DRIFT_STATUS_TAG = "loopml.drift.status"  #: a drift check's verdict
+
+# model version / registered model tags
+DRIFT_SETTING_PREFIX = "loopml.drift."  #: prefix of the per-family drift settings on a registered model
+RUN_ID_TAG = "loopml.run_id"  #: the MLflow run that built the version
+FAMILY_TAG = "loopml.family"  #: the model family
+ORIGIN_TAG = "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, ...)
+PARENT_VERSION_TAG = "loopml.parent_version"  #: the version a retrain started from
+CODE_VERSION_TAG = "loopml.code_version"  #: the loopml commit that built a version
+RUNTIME_TAG = "loopml.runtime"  #: the runtime that serves the version: onnxruntime or native
+EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"  #: why a version is served natively (absent when ONNX serves it)
+LABEL_KIND_TAG = "loopml.label_kind"  #: how labels are encoded (see core.labels)
+HISTORY_TAG = "loopml.champion_history"  #: the family's champion history (registered model tag)
+EVAL_SCORE_TAG = "loopml.eval_score"  #: score on the family's evaluation set
+EVAL_URI_TAG = "loopml.eval_dataset_uri"  #: the evaluation set
+EVAL_HISTORY_TAG = "loopml.eval_history"  #: scores of earlier evaluations
+EVAL_CANDIDATE_URI_TAG = "loopml.eval_candidate_uri"  #: the candidate's evaluation set in a retrain
+PREVIOUS_EVAL_SCORE_TAG = "loopml.previous_eval_score"  #: the champion's score before a retrain
+BASELINE_SCORE_TAG = "loopml.baseline_score"  #: the baseline's score
+BASELINE_URI_TAG = "loopml.baseline_eval_uri"  #: the baseline's evaluation set
+SEARCH_SCORE_TAG = "loopml.search_score"  #: the validation score the search reported
+DEFAULT_CONFIG_SCORE_TAG = "loopml.default_config_score"  #: the default configuration's score
+IS_DEFAULT_CONFIG_TAG = "loopml.is_default_config"  #: whether the winner is the default configuration
+ROLLED_BACK_TAG = "loopml.rolled_back"  #: set on a version that was rolled back
+PROMOTION_PREFIX = "loopml.promotion."  #: prefix of the promotion gate's tags (decision, reason, ...)
+PROMOTION_REASON_TAG = "loopml.promotion.reason"  #: why the promotion gate decided
+PROMOTION_DECISION_TAG = "loopml.promotion.decision"  #: the promotion gate's decision
+REFIT_CHECK_TAG = "loopml.refit_check"  #: passed | fallback | failed
+REFIT_CHECK_REASON_TAG = "loopml.refit_check.reason"  #: why the refit check fell back or failed
+REFIT_CHECK_MODEL_TAG = "loopml.refit_check.model"  #: refit | trial_model
+
+# Optuna trial user attributes (ERROR_TAG and ORIGIN_TAG are trial attributes too)
+OVER_BUDGET_ATTR = "loopml.over_budget"  #: a trial reserved after the budget filled, given back unevaluated
+FORBIDDEN_ATTR = "loopml.forbidden"  #: a draw the space forbids: pruned before it ran, not counted against the budget
+
+# Optuna study user attributes
+PLAN_ATTR = "loopml.plan"  #: the search plan (study user attribute)
+STOP_ATTR = "loopml.stop"  #: asks workers to stop (study user attribute)
+DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-queued
+
+# entry points
+ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms
