@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
+from automl_tasks.core.tags import STRATEGY_REASON_TAG
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
         from automl_tasks.core.tracking import mlflow_client
 
         mlflow_client(ws).log_param(pre["parent_run_id"], "strategy", strategy)
-        mlflow_client(ws).set_tag(pre["parent_run_id"], "loopml.strategy_reason", why)
+        mlflow_client(ws).set_tag(pre["parent_run_id"], STRATEGY_REASON_TAG, why)
         plan = SearchPlan(
             study_name=study_name_for(pre),
             family=pre["family"],

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import DATASET_URI_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.families.artifacts import feature_schema_of
@@ -134,7 +135,7 @@ def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champ
     from automl_tasks.data import DatasetStore
 
     version = mlflow_client(ws).get_model_version_by_alias(family, alias)
-    uri = version.tags.get("loopml.dataset_uri")
+    uri = version.tags.get(DATASET_URI_TAG)
     if not uri:
         raise ValueError(f"{family} v{version.version} has no loopml.dataset_uri tag")
     frame = DatasetStore(ws.datasets, ws.dvc_remote).read(uri).head(n)
