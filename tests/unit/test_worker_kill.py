@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from dataclasses import replace
 
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -16,17 +15,12 @@ from automl_tasks.core.settings import SearchSettings
 from automl_tasks.search import load_study, run_worker, start_search, watch_search
 from tests.sleepy_estimator import SPACE
 from tests.unit.test_search_engine import make_plan
-from tests.worker_processes import start_worker
+from tests.worker_processes import start_worker, wait_until
 
 
-def _wait_for_running_trial(study, timeout_s: float = 120):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if running and study._storage.get_trial(running[0]._trial_id).params:
-            return running[0]
-        time.sleep(0.2)
-    raise AssertionError("the worker process never started a trial")
+def _running_trial(study):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return running[0] if running and study._storage.get_trial(running[0]._trial_id).params else None
 
 
 def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame):
@@ -46,7 +40,7 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
     start_search(ws.optuna_uri, plan, space)
     study, _ = load_study(ws.optuna_uri, plan.study_name, settings=ws.search)
     victim = start_worker(ws, plan.study_name, 0, start_new_session=True)
-    doomed = _wait_for_running_trial(study)
+    doomed = wait_until(lambda: _running_trial(study), 120, "the worker process to start a trial", poll_s=0.2)
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL
 
