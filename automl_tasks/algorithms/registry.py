@@ -105,26 +105,18 @@ def estimator_reference(ws: Workspace | None, algorithm: str) -> str:
     return resolve(ws, algorithm).estimator
 
 
-def _known_spec(ws: Workspace, algorithm: str) -> AlgorithmSpec | None:
-    """The built-in, installed or registered algorithm called `algorithm` or whose estimator
-    reference `algorithm` is; None for an unknown one."""
-    known = {**builtin_specs(), **installed_specs()}
-    known |= {name: load_spec(Path(entry["source"])) for name, entry in _read(ws).items()}
-    if algorithm in known:
-        return known[algorithm]
-    return next((spec for spec in known.values() if spec.estimator == algorithm), None)
-
-
 def require(ws: Workspace, algorithm: str, capability: str) -> None:
     """Refuse to use `algorithm` (a name or an estimator reference) for something its smoke
     test did not show it can do.
 
     A built-in algorithm whose algorithm.yaml says `needs_registration: false` is checked by
     loopml's own test suite, not per workspace."""
-    spec = _known_spec(ws, algorithm)
-    name = spec.name if spec else algorithm
+    shipped = {**builtin_specs(), **installed_specs()}
+    spec = shipped.get(algorithm) or next((s for s in shipped.values() if s.estimator == algorithm), None)
     if spec is not None and Path(spec.source).is_relative_to(BUILTIN) and not spec.needs_registration:
         return
+    by_reference = (n for n, entry in _read(ws).items() if entry.get("estimator") == algorithm)
+    name = spec.name if spec else next(by_reference, algorithm)
     report = report_of(ws, name)
     if report is None:
         raise UserError(f"algorithm {name!r} is not registered; run `loopml algorithms register {name}` first")
