@@ -183,23 +183,6 @@ class EvidentlyDriftCheck(DriftCheck):
         self.max_rows = max_rows
 
     def measure(
-        self,
-        reference: pd.DataFrame,
-        current: pd.DataFrame,
-        schema: FeatureSchema,
-        *,
-        drift_share: float,
-        report_path: Path,
-        column_threshold: float | None = None,
-        prediction_kind: str | None = None,
+        self, reference: pd.DataFrame, current: pd.DataFrame, schema: FeatureSchema, **options: Any
     ) -> DriftMeasurement:
-        return measure_drift(
-            reference,
-            current,
-            schema,
-            drift_share=drift_share,
-            report_path=report_path,
-            column_threshold=column_threshold,
-            prediction_kind=prediction_kind,
-            max_rows=self.max_rows,
-        )
+        return measure_drift(reference, current, schema, **options, max_rows=self.max_rows)
