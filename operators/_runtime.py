@@ -19,14 +19,16 @@ def workspace() -> Any:
 
 @contextlib.contextmanager
 def user_errors_fail_fast() -> Iterator[None]:
-    """Turn loopml's user-facing errors into AirflowFailException: no retry, clear message."""
+    """Turn a `UserError` (bad input the user must fix) into AirflowFailException: no retry,
+    clear message. Any other exception is a fault: the task fails with its traceback and
+    Airflow retries it as configured."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from automl_tasks.core.errors import LoopmlError
+    from automl_tasks.core.errors import UserError
 
     try:
         yield
-    except (LoopmlError, ValueError) as exc:
+    except UserError as exc:
         log.error("%s", exc)
         raise AirflowFailException(str(exc)) from exc
 

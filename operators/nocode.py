@@ -116,7 +116,8 @@ def job_estimator(pre: dict[str, Any]) -> dict[str, Any]:
     from automl_tasks.search import watch_search
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
-        return watch_search(workspace().optuna_uri, study_name_for(pre)).to_dict()
+        ws = workspace()
+        return watch_search(ws.optuna_uri, study_name_for(pre), settings=ws.search).to_dict()
 
 
 @task(task_id="workers", retries=1)

@@ -40,17 +40,8 @@ class ServedModel:
     predict_fn: Any  # model frame -> (labels, proba | None)
     onnx_model: Any = None  # the OnnxModel behind predict_fn, if any (see model_store.Predictor)
     labels: Any = None  # its LabelSpec: raw ONNX labels -> the user's type
-    _batcher: Any = None
     _explainer: Any = None
     _explainer_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def batcher(self):  # -> serving.batching.AdaptiveBatcher
-        if self._batcher is None:
-            from serving.batching import AdaptiveBatcher
-
-            self._batcher = AdaptiveBatcher(self.predict_fn)
-        return self._batcher
 
     def to_frame(self, instances: Any) -> pd.DataFrame:
         return instances_to_frame(instances, self.schema)

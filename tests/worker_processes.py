@@ -1,6 +1,7 @@
 """Real `run_worker` processes (and other loopml code) in child Python processes, for the
 tests and benchmarks that need separate processes: a worker that can be SIGKILLed, N
-workers racing on one PostgreSQL study, N promotions racing on one registry."""
+workers racing on one PostgreSQL study, N promotions racing on one registry; and
+`wait_until`, how those tests wait for what the processes do."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from automl_tasks.core.settings import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 #: prints the worker's summary (a JSON object) as its last line
 WORKER_CODE = (
@@ -46,3 +50,14 @@ def worker_summary(process: subprocess.Popen, timeout: float) -> dict[str, Any]:
     if process.returncode != 0:
         raise AssertionError(f"worker exited with {process.returncode}: {out[-2000:]}")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float = 30.0, what: str = "condition", poll_s: float = 0.05) -> T:
+    """Poll `condition` until it returns something truthy and return that; fail naming `what`."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")

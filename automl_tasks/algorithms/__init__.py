@@ -1,6 +1,14 @@
 """Contributed algorithms: `algorithm.yaml` specs, the registration smoke test, the registry."""
 
-from automl_tasks.algorithms.registry import builtin_specs, register, registered, report_of, require, resolve
+from automl_tasks.algorithms.registry import (
+    builtin_specs,
+    estimator_reference,
+    register,
+    registered,
+    report_of,
+    require,
+    resolve,
+)
 from automl_tasks.algorithms.smoke import CAPABILITIES, Capability, CapabilityReport
 from automl_tasks.algorithms.spec import AlgorithmSpec, load_spec
 
@@ -10,6 +18,7 @@ __all__ = [
     "Capability",
     "CapabilityReport",
     "builtin_specs",
+    "estimator_reference",
     "load_spec",
     "register",
     "registered",

@@ -17,7 +17,7 @@ from typing import Any
 
 from automl_tasks.algorithms.smoke import CapabilityReport, smoke_test
 from automl_tasks.algorithms.spec import AlgorithmSpec, load_spec
-from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import ALGORITHM_TAG, ALGORITHMS_ENTRY_POINT_GROUP, KIND_TAG, SOURCE_TAG
 
@@ -94,19 +94,35 @@ def registered(ws: Workspace) -> dict[str, CapabilityReport]:
     return {name: CapabilityReport.from_dict(entry["report"]) for name, entry in _read(ws).items()}
 
 
-def require(ws: Workspace, algorithm: str, capability: str) -> None:
-    """Refuse to use `algorithm` for something its smoke test did not show it can do.
+def estimator_reference(ws: Workspace | None, algorithm: str) -> str:
+    """The `package.module:Class` reference of `algorithm`: a built-in, installed or registered
+    name, a folder with algorithm.yaml, or already a reference (returned as it is).
 
-    The built-in tabular algorithm is checked by the test suite, not per workspace."""
-    name = next((n for n, s in {**builtin_specs(), **installed_specs()}.items() if s.estimator == algorithm), algorithm)
-    if name == "tabular":
+    A search plan holds this reference, never a name, so the workers, the job estimator and
+    registration need no registry lookup."""
+    if ":" in algorithm and not Path(algorithm).expanduser().exists():
+        return algorithm
+    return resolve(ws, algorithm).estimator
+
+
+def require(ws: Workspace, algorithm: str, capability: str) -> None:
+    """Refuse to use `algorithm` (a name or an estimator reference) for something its smoke
+    test did not show it can do.
+
+    A built-in algorithm whose algorithm.yaml says `needs_registration: false` is checked by
+    loopml's own test suite, not per workspace."""
+    shipped = {**builtin_specs(), **installed_specs()}
+    spec = shipped.get(algorithm) or next((s for s in shipped.values() if s.estimator == algorithm), None)
+    if spec is not None and Path(spec.source).is_relative_to(BUILTIN) and not spec.needs_registration:
         return
+    by_reference = (n for n, entry in _read(ws).items() if entry.get("estimator") == algorithm)
+    name = spec.name if spec else next(by_reference, algorithm)
     report = report_of(ws, name)
     if report is None:
-        raise LoopmlError(f"algorithm {name!r} is not registered; run `loopml algorithms register {name}` first")
+        raise UserError(f"algorithm {name!r} is not registered; run `loopml algorithms register {name}` first")
     if not report.has(capability):
         failed = next(c for c in report.capabilities if c.name == capability)
-        raise LoopmlError(f"algorithm {name!r} is not {capability} ({failed.detail}); it can only be searched")
+        raise UserError(f"algorithm {name!r} is not {capability} ({failed.detail}); it can only be searched")
 
 
 def _log_to_mlflow(ws: Workspace, spec: AlgorithmSpec, report: CapabilityReport) -> None:

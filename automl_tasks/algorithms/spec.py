@@ -4,7 +4,9 @@ Keys: name, version, description, estimator (`package.module:Class`), task_types
 search_space (inline YAML tree or a path relative to the file), default hyperparameters
 (`defaults`, else the space's defaults), fidelity (the parameter that counts epochs or
 rounds, if any), smoke_test (bundled dataset, target, task type, metric), inference
-(batch_size, devices) and deployment (target_devices, latency_budget_ms).
+(batch_size, devices), deployment (target_devices, latency_budget_ms) and, for built-in
+algorithms only, `needs_registration: false` when loopml's own test suite checks its
+capabilities (a workspace then need not register it before deploying it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class AlgorithmSpec:
     fidelity: str | None = None
     inference: dict[str, Any] = field(default_factory=dict)
     deployment: dict[str, Any] = field(default_factory=dict)
+    needs_registration: bool = True
 
     def space(self) -> SearchSpace:
         return load_search_space(self.space_yaml)
@@ -91,4 +94,5 @@ def load_spec(path: Path) -> AlgorithmSpec:
         fidelity=raw.get("fidelity"),
         inference=dict(raw.get("inference") or {}),
         deployment=dict(raw.get("deployment") or {}),
+        needs_registration=bool(raw.get("needs_registration", True)),
     )

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.errors import InvalidValueError, UserError
 from automl_tasks.core.tags import RUN_ID_TAG
 
 #: run artifact of a registered version (and of a pipeline's parent run) holding its LabelSpec
@@ -44,7 +44,7 @@ LABEL_SPEC_FILE = "label_spec.json"
 KINDS = ("int", "float", "bool", "str", "number")
 
 
-class LabelError(LoopmlError):
+class LabelError(UserError):
     """A label that does not fit the family's label type; the message names values and type."""
 
 
@@ -74,7 +74,7 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"label kind must be one of {KINDS}; got {self.kind!r}")
+            raise InvalidValueError(f"label kind must be one of {KINDS}; got {self.kind!r}")
 
     @property
     def is_classification(self) -> bool:

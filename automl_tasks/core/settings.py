@@ -1,16 +1,46 @@
 """The workspace: one folder that holds every store of the embedded mode.
 
-A `Workspace` is created once at the edge (CLI, operator) from the environment and
-passed down; library code never reads environment variables itself.
+A `Workspace` (with its `SearchSettings`) is created once at the edge (CLI, operator)
+from the environment and passed down; library code never reads environment variables
+itself.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = ".loopml"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How search workers and the job estimator watch each other.
+
+    A running trial's worker beats a heartbeat every `heartbeat_interval_s`; after
+    `heartbeat_grace_s` without a beat the job estimator fails the trial (its worker died).
+    Environment: LOOPML_HEARTBEAT_S, LOOPML_HEARTBEAT_GRACE_S.
+    """
+
+    heartbeat_interval_s: int = 5
+    heartbeat_grace_s: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SearchSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            heartbeat_interval_s=int(env.get("LOOPML_HEARTBEAT_S", cls.heartbeat_interval_s)),
+            heartbeat_grace_s=int(env.get("LOOPML_HEARTBEAT_GRACE_S", cls.heartbeat_grace_s)),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The variables that give a child process these settings."""
+        return {
+            "LOOPML_HEARTBEAT_S": str(self.heartbeat_interval_s),
+            "LOOPML_HEARTBEAT_GRACE_S": str(self.heartbeat_grace_s),
+        }
 
 
 @dataclass(frozen=True)
@@ -24,6 +54,7 @@ class Workspace:
     home: Path
     mlflow_uri: str
     optuna_uri: str
+    search: SearchSettings = field(default_factory=SearchSettings)
 
     @classmethod
     def at(cls, home: str | os.PathLike[str]) -> Workspace:
@@ -36,14 +67,15 @@ class Workspace:
         )
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Workspace:
-        """Read `LOOPML_HOME` (default ./.loopml) and optional store URL overrides."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Workspace:
+        """Read `LOOPML_HOME` (default ./.loopml), optional store URL overrides and the search settings."""
         env = os.environ if environ is None else environ
         ws = cls.at(env.get("LOOPML_HOME", DEFAULT_HOME))
         return cls(
             home=ws.home,
             mlflow_uri=env.get("LOOPML_MLFLOW_URI", ws.mlflow_uri),
             optuna_uri=env.get("LOOPML_OPTUNA_URI", ws.optuna_uri),
+            search=SearchSettings.from_env(env),
         )
 
     @property
@@ -96,4 +128,5 @@ class Workspace:
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_REGISTRY_URI": self.mlflow_uri,
             "BENTOML_HOME": str(self.bentoml_home),
+            **self.search.env(),
         }

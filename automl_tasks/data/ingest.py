@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.core.errors import DatasetNotFoundError, DataValidationError
+from automl_tasks.core.errors import DatasetNotFoundError, DataValidationError, InvalidValueError
 
 log = logging.getLogger(__name__)
 
@@ -124,5 +124,5 @@ def resolve_task_type(requested: str, target: pd.Series) -> str:
     if requested == "auto":
         return infer_task_type(target)
     if requested not in TASK_TYPES:
-        raise ValueError(f"task_type must be 'auto' or one of {TASK_TYPES}; got {requested!r}")
+        raise InvalidValueError(f"task_type must be 'auto' or one of {TASK_TYPES}; got {requested!r}")
     return requested

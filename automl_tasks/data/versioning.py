@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automl_tasks.core.errors import DatasetNotFoundError
+from automl_tasks.core.errors import DatasetNotFoundError, InvalidValueError
 
 log = logging.getLogger(__name__)
 
@@ -138,4 +138,4 @@ class DatasetStore:
 
 def _check_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise ValueError(f"dataset name must use letters, digits, '-', '_' or '.'; got {name!r}")
+        raise InvalidValueError(f"dataset name must use letters, digits, '-', '_' or '.'; got {name!r}")

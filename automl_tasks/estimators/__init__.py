@@ -1,5 +1,6 @@
 """The estimator interface and the built-in algorithms."""
 
+from automl_tasks.core.errors import InvalidValueError
 from automl_tasks.estimators.base import DataSpec, Estimator, EstimatorResult
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.metrics import Metric, resolve_metric
@@ -7,6 +8,7 @@ from automl_tasks.estimators.tabular import MODELS, TabularEstimator, make_pipel
 
 __all__ = [
     "MODELS",
+    "TABULAR_ESTIMATOR",
     "DataSpec",
     "Estimator",
     "EstimatorResult",
@@ -15,30 +17,30 @@ __all__ = [
     "TabularEstimator",
     "feature_frame",
     "make_pipeline",
+    "estimator_class",
     "resolve_metric",
 ]
 
 
-def estimator_class(algorithm: str) -> type[Estimator]:
-    """The estimator class registered under `algorithm`, or `package.module:Class` of any
-    importable Estimator subclass (how contributed and test algorithms are named)."""
-    classes: dict[str, type[Estimator]] = {"tabular": TabularEstimator}
-    if algorithm in classes:
-        return classes[algorithm]
-    if ":" not in algorithm:
-        from automl_tasks.algorithms.registry import builtin_specs
+#: the reference of the built-in tabular estimator (the NoCode pipeline's algorithm)
+TABULAR_ESTIMATOR = "automl_tasks.estimators:TabularEstimator"
 
-        spec = builtin_specs().get(algorithm)
-        algorithm = spec.estimator if spec else algorithm
-    if ":" in algorithm:
-        import importlib
 
-        module_name, _, class_name = algorithm.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"algorithm {algorithm!r} cannot be imported: {exc}") from None
-        if not (isinstance(cls, type) and issubclass(cls, Estimator)):
-            raise ValueError(f"algorithm {algorithm!r} is not an Estimator subclass")
-        return cls
-    raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {sorted(classes)} or 'package.module:Class'")
+def estimator_class(reference: str) -> type[Estimator]:
+    """Import the Estimator subclass that a `package.module:Class` reference names.
+
+    Algorithm names ("tabular", "digits_cnn", a registered name or folder) are turned into
+    references once, when a search is planned (`automl_tasks.algorithms.estimator_reference`),
+    so a plan and everything that reads it hold a reference only."""
+    import importlib
+
+    module_name, colon, class_name = reference.partition(":")
+    if not colon or not module_name or not class_name:
+        raise InvalidValueError(f"algorithm {reference!r} is not a 'package.module:Class' reference")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidValueError(f"algorithm {reference!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+        raise InvalidValueError(f"algorithm {reference!r} is not an Estimator subclass")
+    return cls

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automl_tasks.core.errors import TrialPruned
 from automl_tasks.estimators.metrics import Metric
 
 
@@ -28,10 +29,6 @@ class DataSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "target": self.target, "task_type": self.task_type, "split_seed": self.split_seed}
-
-
-class TrialStopped(Exception):
-    """Raised inside training when the search strategy stops the trial on an intermediate reward."""
 
 
 @dataclass
@@ -51,6 +48,10 @@ class Estimator(ABC):
     When `is_trainer` is False the estimator is a search trial: it trains on the train
     split and scores on the validation split. When True it is the final trainer: it trains
     on train+validation, scores on the held-out test split and saves the model.
+
+    New algorithms subclass it and check themselves with
+    `automl_tasks.testing.check_estimator`; an algorithm folder (algorithm.yaml naming the
+    class as `package.module:Class`) with `automl_tasks.testing.check_algorithm_spec`.
     """
 
     def __init__(
@@ -73,9 +74,9 @@ class Estimator(ABC):
         self.reporter: Any = None
 
     def report(self, value: float, step: int) -> None:
-        """Pass an intermediate score (e.g. after an epoch) to the search; raise TrialStopped if told to stop."""
+        """Pass an intermediate score (e.g. after an epoch) to the search; raise TrialPruned if told to stop."""
         if self.reporter is not None and self.reporter(value, step):
-            raise TrialStopped(f"stopped by the search strategy at step {step} (score {value:.4g})")
+            raise TrialPruned(f"stopped by the search strategy at step {step} (score {value:.4g})")
 
     @abstractmethod
     def train(self) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from automl_tasks.core.errors import InvalidValueError
+
 _CLASSIFICATION = ("roc_auc", "accuracy", "f1_macro", "log_loss")
 _REGRESSION = ("r2", "rmse", "mae")
 _MINIMISE = ("log_loss", "rmse", "mae")
@@ -58,5 +60,5 @@ def resolve_metric(name: str, task_type: str) -> Metric:
         return Metric(DEFAULT_METRIC[task_type])
     allowed = _REGRESSION if task_type == "regression" else _CLASSIFICATION
     if name not in allowed:
-        raise ValueError(f"metric {name!r} does not fit a {task_type} task; expected one of {list(allowed)}")
+        raise InvalidValueError(f"metric {name!r} does not fit a {task_type} task; expected one of {list(allowed)}")
     return Metric(name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from automl_tasks.core.errors import InvalidValueError
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -16,7 +18,7 @@ _FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 def check_family_name(name: str) -> str:
     if not _FAMILY_RE.match(name or ""):
-        raise ValueError(
+        raise InvalidValueError(
             f"model family name must start with a letter or digit and use letters, digits, '_', '.', '-' "
             f"(at most 100 characters); got {name!r}"
         )

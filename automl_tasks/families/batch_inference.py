@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tasks.core.errors import InvalidValueError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import INPUT_DATASET_URI_TAG, KIND_TAG, MODEL_VERSION_TAG, OUTPUT_DATASET_URI_TAG
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
@@ -32,7 +33,9 @@ def predict_dataset(
     predictor = load_predictor(ws, family, model)
     missing = sorted(set(predictor.schema.columns) - set(frame.columns))
     if missing:
-        raise ValueError(f"dataset {dataset_uri} lacks the columns {missing} that {family} v{predictor.version} needs")
+        raise InvalidValueError(
+            f"dataset {dataset_uri} lacks the columns {missing} that {family} v{predictor.version} needs"
+        )
     features = feature_frame(frame, predictor.schema)
     labels, probas = [], []
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.errors import InvalidValueError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import METRIC_TAG, TARGET_TAG
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
@@ -66,7 +67,7 @@ def score_pipeline(pipeline: Any, frame: pd.DataFrame, schema: FeatureSchema, ta
     """`metric` of `pipeline` on the labelled rows of `frame` (rows with a missing target are skipped)."""
     labelled = frame[frame[target].notna()]
     if labelled.empty:
-        raise ValueError(f"no labelled rows in column {target!r} to score on")
+        raise InvalidValueError(f"no labelled rows in column {target!r} to score on")
     features = feature_frame(labelled, schema)
     truth = labelled[target].to_numpy()
     classes = getattr(pipeline, "classes_", None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, RUNTIME_TAG
@@ -55,17 +55,17 @@ def schema_from_signature(signature: Any, names: FeatureSchema) -> FeatureSchema
     A disagreement between the two means a broken registration and is refused.
     """
     if signature is None or signature.inputs is None:
-        raise LoopmlError("the model version has no MLflow signature; re-register it with one")
+        raise UserError("the model version has no MLflow signature; re-register it with one")
     original = {model: column for column, model in names.model_names.items()}
     numeric, categorical = [], []
     for spec in signature.inputs.inputs:
         if spec.name not in original:
-            raise LoopmlError(f"signature input {spec.name!r} is not a column of the logged feature schema")
+            raise UserError(f"signature input {spec.name!r} is not a column of the logged feature schema")
         kind = getattr(spec.type, "name", str(spec.type))
         (numeric if kind in _NUMERIC_TYPES else categorical).append(original[spec.name])
     derived = FeatureSchema(tuple(numeric), tuple(categorical))
     if derived != names:
-        raise LoopmlError(f"MLflow signature {derived} disagrees with the logged feature schema {names}")
+        raise UserError(f"MLflow signature {derived} disagrees with the logged feature schema {names}")
     return derived
 
 

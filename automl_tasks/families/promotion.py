@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     BASELINE_SCORE_TAG,
@@ -226,7 +226,7 @@ def check_family_exists(client: Any, family: str) -> None:
         client.get_registered_model(family)
     except MlflowException:
         known = sorted(m.name for m in client.search_registered_models(max_results=50))
-        raise LoopmlError(f"model family {family!r} does not exist; registered families: {known}") from None
+        raise UserError(f"model family {family!r} does not exist; registered families: {known}") from None
 
 
 def champion_history(client: Any, family: str) -> list[str]:
@@ -253,7 +253,7 @@ def _resolve_version(client: Any, family: str, version: str) -> str:
     if version in ("", "latest_challenger"):
         found = current_alias_version(client, family, CHALLENGER)
         if not found:
-            raise LoopmlError(f"family {family!r} has no challenger to promote")
+            raise UserError(f"family {family!r} has no challenger to promote")
         return found
     client.get_model_version(family, version)  # raises with MLflow's message if absent
     return version
@@ -326,7 +326,7 @@ def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> di
         while history and history[-1] == current:
             history.pop()
         if not history:
-            raise LoopmlError(f"family {family!r} has no earlier champion to roll back to")
+            raise UserError(f"family {family!r} has no earlier champion to roll back to")
         target = history.pop()
         client.set_registered_model_tag(family, HISTORY_TAG, json.dumps(history))
         record = {

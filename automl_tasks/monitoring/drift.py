@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -146,3 +147,42 @@ def _typed(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     for column in categorical:
         out[column] = out[column].astype("object").where(out[column].notna(), None).astype(str)
     return out
+
+
+class DriftCheck(ABC):
+    """A way of measuring drift between a reference table and a current window.
+
+    `measure` compares the columns of `schema` (and `_prediction` when both tables carry
+    it and `prediction_kind` is given), writes a human-readable report at `report_path`
+    and returns a `DriftMeasurement`. Contract: `automl_tasks.testing.check_drift_check`.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def measure(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        schema: FeatureSchema,
+        *,
+        drift_share: float,
+        report_path: Path,
+        column_threshold: float | None = None,
+        prediction_kind: str | None = None,
+    ) -> DriftMeasurement:
+        """Measure drift of `current` against `reference`."""
+
+
+class EvidentlyDriftCheck(DriftCheck):
+    """Evidently's per-column tests (the built-in drift check; see `measure_drift`)."""
+
+    name = "evidently"
+
+    def __init__(self, max_rows: int = 100_000) -> None:
+        self.max_rows = max_rows
+
+    def measure(
+        self, reference: pd.DataFrame, current: pd.DataFrame, schema: FeatureSchema, **options: Any
+    ) -> DriftMeasurement:
+        return measure_drift(reference, current, schema, **options, max_rows=self.max_rows)

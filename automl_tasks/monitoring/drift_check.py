@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from automl_tasks.core.errors import DataValidationError, LoopmlError
+from automl_tasks.core.errors import DataValidationError, UserError
 from automl_tasks.core.labels import LabelError, normalise_feedback_labels, version_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -205,11 +205,11 @@ def check_drift(
     settings = family_settings(client, family).merged(overrides or {}, source="drift_check form")
     champion_version = current_alias_version(client, family, CHAMPION)
     if not champion_version:
-        raise LoopmlError(f"model family {family!r} has no champion to check for drift")
+        raise UserError(f"model family {family!r} has no champion to check for drift")
     model = load_version_model(ws, family, champion_version)
     reference_uri = model.tags.get(DATASET_URI_TAG, "")
     if not reference_uri:
-        raise LoopmlError(f"{family} v{champion_version} has no loopml.dataset_uri tag: its training data is unknown")
+        raise UserError(f"{family} v{champion_version} has no loopml.dataset_uri tag: its training data is unknown")
     store = DatasetStore(ws.datasets, ws.dvc_remote)
     now = time.time() if now is None else now
     since = now - settings.window_hours * 3600

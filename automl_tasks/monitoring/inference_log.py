@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_tasks.core.errors import InvalidValueError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,9 +114,9 @@ class InferenceLog:
         conn = self._connect()
         rows = conn.execute("SELECT COUNT(*) FROM predictions WHERE request_id = ?", (request_id,)).fetchone()[0]
         if rows == 0:
-            raise ValueError(f"no logged request has request_id {request_id!r}")
+            raise InvalidValueError(f"no logged request has request_id {request_id!r}")
         if len(labels) != rows:
-            raise ValueError(f"request {request_id} had {rows} rows; got {len(labels)} labels")
+            raise InvalidValueError(f"request {request_id} had {rows} rows; got {len(labels)} labels")
         now = time.time()
         conn.execute("BEGIN")
         conn.executemany(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.algorithms import AlgorithmSpec, resolve
-from automl_tasks.core.errors import ConfigurationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     ALGORITHM_TAG,
@@ -36,7 +36,7 @@ from automl_tasks.core.tags import (
     STUDY_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.estimators import DataSpec, estimator_class
+from automl_tasks.estimators import DataSpec, TabularEstimator, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import preprocess
 from automl_tasks.pipelines.requests import NoCodeRequest
@@ -180,7 +180,7 @@ def smoke_verdict(ws: Workspace, study_name: str, algorithm: str) -> dict[str, A
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and math.isfinite(t.value)]
     if not done:
         errors = sorted({t.user_attrs.get(ERROR_TAG, t.state.name) for t in study.trials})
-        raise LoopmlError(
+        raise UserError(
             f"smoke test: algorithm {algorithm!r} is not searchable on this data; no smoke trial completed. "
             f"Errors: {errors[:5]}"
         )
@@ -204,7 +204,7 @@ def compare(ws: Workspace, request: HpoRequest, pre: dict[str, Any], studies: di
         best = search_study.best_trial
         default_trial = default_study.best_trial
     except ValueError:
-        raise LoopmlError("the search or the default branch has no completed trial; nothing to compare") from None
+        raise UserError("the search or the default branch has no completed trial; nothing to compare") from None
     metric = Metric(plan.metric)
     seeds = [request.seed + k for k in range(request.repeats)]
     gains = []
@@ -256,16 +256,17 @@ def study_names(base: str) -> dict[str, str]:
 def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> dict[str, Any]:
     """Final-train the search's best configuration and register it in the family.
 
-    Tabular models go through the NoCode task estimator (ONNX parity, latency, evaluation
-    data, promotion gate). Other algorithms must be registered as deployable; their ONNX
-    model becomes a version of the family as `challenger` (the promotion gate and the
-    BentoML service read tabular models only, so they are not promoted automatically).
+    Models of the tabular estimator (and its subclasses) go through the NoCode task
+    estimator (ONNX parity, latency, evaluation data, promotion gate). Other algorithms must
+    be registered as deployable; their ONNX model becomes a version of the family as
+    `challenger` (the promotion gate and the BentoML service read tabular models only, so
+    they are not promoted automatically).
     """
     from automl_tasks.algorithms import require
     from automl_tasks.pipelines.registration import train_and_register
 
     study, plan = load_study(ws.optuna_uri, study_name)
-    if plan.algorithm in ("tabular", "automl_tasks.estimators:TabularEstimator"):
+    if issubclass(estimator_class(plan.algorithm), TabularEstimator):
         return train_and_register(
             ws, study_name, dag_run_id=dag_run_id, dataset_version=dataset_version, pipeline="hpo_pipeline"
         ).to_dict()

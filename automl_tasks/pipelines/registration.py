@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from automl_tasks.core.code_version import code_version
-from automl_tasks.core.errors import LoopmlError
+from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -172,7 +172,7 @@ def train_and_register(
     try:
         best = study.best_trial
     except ValueError:
-        raise LoopmlError(f"study {study_name} has no completed trial; nothing to train (see worker logs)") from None
+        raise UserError(f"study {study_name} has no completed trial; nothing to train (see worker logs)") from None
     from automl_tasks.algorithms import require
 
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl_tasks.core.errors import ConfigurationError, DataValidationError, LoopmlError
+from automl_tasks.core.errors import ConfigurationError, DataValidationError, UserError
 from automl_tasks.core.labels import LabelSpec, normalise_feedback_labels, version_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -159,12 +159,12 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     check_family_exists(client, request.family)
     parent_version = current_alias_version(client, request.family, CHAMPION)
     if not parent_version:
-        raise LoopmlError(f"model family {request.family!r} has no champion to retrain")
+        raise UserError(f"model family {request.family!r} has no champion to retrain")
     model = load_version_model(ws, request.family, parent_version)
     reference_uri = model.tags.get(DATASET_URI_TAG, "")
     parent_study = model.tags.get(STUDY_TAG, "")
     if not reference_uri or not parent_study:
-        raise LoopmlError(f"{request.family} v{parent_version} lacks its dataset or study tags; cannot retrain it")
+        raise UserError(f"{request.family} v{parent_version} lacks its dataset or study tags; cannot retrain it")
     store = DatasetStore(ws.datasets, ws.dvc_remote)
     reference = store.read(reference_uri)
     recent, source = _recent_rows(ws, request)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from automl_tasks.core.errors import TrialEnded, TrialFailed, TrialPruned
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.strategies import SearchStrategy, Task
 from automl_tasks.search_space import SearchSpace
@@ -19,11 +20,7 @@ from automl_tasks.search_space import SearchSpace
 log = logging.getLogger(__name__)
 
 
-class Pruned(Exception):
-    """Raised by `report` inside an objective when the strategy stops the task early."""
-
-
-#: objective(config, report) -> value or values; report(value, step) raises Pruned when told to stop
+#: objective(config, report) -> value or values; report(value, step) raises TrialPruned when told to stop
 Objective = Callable[[dict[str, Any], Callable[[float, int], None]], float | Sequence[float]]
 
 
@@ -100,18 +97,19 @@ def _evaluate(objective: Objective, strategy: SearchStrategy, study: Any, task: 
         with lock:
             stop = strategy.report(task, value, step)
         if stop:
-            raise Pruned(f"trial {task.number} stopped at step {step}")
+            raise TrialPruned(f"trial {task.number} stopped at step {step}")
 
+    values: Any = None
+    ended: TrialEnded | None = None
     try:
         values = objective(task.config, report)
-        error = ""
-    except Pruned:
-        values, error = None, "pruned"
+    except TrialPruned as exc:
+        ended = exc
     except Exception as exc:  # a failing configuration fails its trial, not the search
-        values, error = None, f"{type(exc).__name__}: {exc}"
-        log.warning("trial %d failed: %s", task.number, error)
+        ended = TrialFailed(f"{type(exc).__name__}: {exc}")
+        log.warning("trial %d failed: %s", task.number, ended)
     with lock:
-        strategy.handle_rewards(study, task, values, error)
+        strategy.handle_rewards(study, task, values, ended)
 
 
 def _best(study: Any) -> tuple[float | None, int | None]:

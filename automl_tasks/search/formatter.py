@@ -9,7 +9,6 @@ starts from what already worked.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError
@@ -158,7 +157,3 @@ def start_search(
         f"study {warm_start_study}" if warm_start_study else f"earlier {plan.family} studies",
     )
     return {"study_name": plan.study_name, "enqueued": 1 + len(warm), "warm_start": len(warm)}
-
-
-def deadline_from(time_budget_s: float) -> float:
-    return time.time() + time_budget_s

@@ -14,6 +14,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
+from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, TIMED_OUT_AFTER_TAG
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
@@ -98,12 +99,17 @@ def counted_trials(study, states) -> list:
     ]
 
 
-def watch_search(optuna_uri: str, study_name: str, *, poll_s: float = 2.0) -> SearchOutcome:
-    """Run until the budget is spent and no trial is running; return the outcome."""
+def watch_search(
+    optuna_uri: str, study_name: str, *, poll_s: float = 2.0, settings: SearchSettings | None = None
+) -> SearchOutcome:
+    """Run until the budget is spent and no trial is running; return the outcome.
+
+    `settings` (the workspace's) give the heartbeat grace period after which a silent
+    worker's trial is failed."""
     from optuna.trial import TrialState
 
-    study, plan = load_study(optuna_uri, study_name)
-    storage = open_storage(optuna_uri)
+    study, plan = load_study(optuna_uri, study_name, settings=settings)
+    storage = open_storage(optuna_uri, settings)
     progress = Progress(plan.n_trials, plan.deadline)
     started = time.time()
     timed_out = stale = 0

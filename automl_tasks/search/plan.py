@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.estimators.base import DataSpec
 
 
@@ -32,11 +33,15 @@ class SearchPlan:
     experiment_id: str
     parent_run_id: str
     seed: int = 0
-    algorithm: str = "tabular"
+    algorithm: str = TABULAR_ESTIMATOR  # a resolved `package.module:Class` reference, never a name
     strategy: str = "tpe"  # a name in automl_tasks.search.strategies.STRATEGIES
     run_epochs: int | None = None  # fidelity given to every trial (None: the configuration's own)
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if ":" not in self.algorithm:
+            raise ValueError(f"SearchPlan.algorithm must be a 'package.module:Class' reference; got {self.algorithm!r}")
 
     def to_json(self) -> str:
         payload = asdict(self)
@@ -47,4 +52,6 @@ class SearchPlan:
     def from_json(cls, text: str) -> SearchPlan:
         payload: dict[str, Any] = json.loads(text)
         payload["data"] = DataSpec(**payload["data"])
+        if payload.get("algorithm") == "tabular":  # plans stored before plans held references
+            payload["algorithm"] = TABULAR_ESTIMATOR
         return cls(**payload)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import warnings
 from typing import Any
 
+from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
 from automl_tasks.search.plan import SearchPlan
 
-#: a running trial's worker beats this often; after the grace period without a beat the
-#: job estimator fails the trial (LOOPML_HEARTBEAT_S / LOOPML_HEARTBEAT_GRACE_S override)
-HEARTBEAT_INTERVAL_S = int(os.environ.get("LOOPML_HEARTBEAT_S", "5"))
-GRACE_PERIOD_S = int(os.environ.get("LOOPML_HEARTBEAT_GRACE_S", "20"))
+#: heartbeat interval and grace period unless the caller passes the workspace's settings
+DEFAULT_SETTINGS = SearchSettings()
 #: a trial lost to a dead worker is run again this many times (Optuna's retry callback)
 MAX_RETRY = 1
 
@@ -30,9 +28,14 @@ def _retry_dead_worker_trial(study: Any, trial: Any) -> None:
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
+def open_storage(url: str, settings: SearchSettings | None = None):  # -> optuna.storages.RDBStorage
+    """An RDB storage with heartbeats (`settings`' interval and grace period), so a dead
+    worker's trial can be failed; one per URL and settings in a process."""
+    return _open_storage(url, settings or DEFAULT_SETTINGS)
+
+
 @functools.cache
-def open_storage(url: str):  # -> optuna.storages.RDBStorage
-    """An RDB storage with heartbeats, so a dead worker's trial can be failed."""
+def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.RDBStorage
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,8 +58,8 @@ def open_storage(url: str):  # -> optuna.storages.RDBStorage
     storage = optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
-        heartbeat_interval=HEARTBEAT_INTERVAL_S,
-        grace_period=GRACE_PERIOD_S,
+        heartbeat_interval=settings.heartbeat_interval_s,
+        grace_period=settings.heartbeat_grace_s,
         heartbeat_stale_trial_callback=_retry_dead_worker_trial,
     )
     if url.startswith("sqlite"):
@@ -88,7 +91,7 @@ def _serialise_sqlite_transactions(engine: Any) -> None:
     engine.dispose()  # connections opened by the storage's set-up predate the listeners
 
 
-def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
+def create_study(url: str, plan: SearchPlan, settings: SearchSettings | None = None):  # -> optuna.Study
     """Create (or reopen) the plan's study with its strategy's sampler and pruner."""
     import optuna
 
@@ -96,7 +99,7 @@ def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
 
     strategy = make_strategy(plan.strategy, seed=plan.seed)
     study = optuna.create_study(
-        storage=open_storage(url),
+        storage=open_storage(url, settings),
         study_name=plan.study_name,
         direction=plan.direction,
         sampler=strategy.sampler(),
@@ -110,13 +113,15 @@ def create_study(url: str, plan: SearchPlan):  # -> optuna.Study
     return study
 
 
-def load_study(url: str, study_name: str, *, seed: int = 0):  # -> tuple[optuna.Study, SearchPlan]
+def load_study(
+    url: str, study_name: str, *, seed: int = 0, settings: SearchSettings | None = None
+):  # -> tuple[optuna.Study, SearchPlan]
     """The study and its plan; the sampler and pruner are the plan's strategy's (seeded with `seed`)."""
     import optuna
 
     from automl_tasks.search.strategies import make_strategy
 
-    study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
     plan = SearchPlan.from_json(study.user_attrs[PLAN_ATTR])
     strategy = make_strategy(plan.strategy, seed=seed)
     study.sampler, study.pruner = strategy.sampler(), strategy.pruner()
@@ -129,9 +134,9 @@ def request_stop(study: Any, reason: str) -> None:
         study.set_user_attr(STOP_ATTR, reason)
 
 
-def stop_reason(study_name: str, url: str) -> str | None:
+def stop_reason(study_name: str, url: str, settings: SearchSettings | None = None) -> str | None:
     """The stop flag, read fresh from the storage (user_attrs are not cached across processes)."""
-    storage = open_storage(url)
+    storage = open_storage(url, settings)
     study_id = storage.get_study_id_from_name(study_name)
     return storage.get_study_user_attrs(study_id).get(STOP_ATTR)
 

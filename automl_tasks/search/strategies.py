@@ -1,10 +1,15 @@
 """Search strategies behind OmniForce's SearchStrategy interface.
 
 `bind_space` gives the strategy the search space, `generate_tasks` reserves trials with
-their configurations, `handle_rewards` reports results (or failures) back, and `report`
-passes intermediate rewards for multi-fidelity strategies, which may stop a task early.
-Every strategy is a sampler (and a pruner) over an Optuna study, so the study in the
-shared storage stays the one source of truth for any number of workers.
+their configurations, `handle_rewards` reports results (or how a trial ended: a
+`TrialPruned` or `TrialFailed`) back, and `report` passes intermediate rewards for
+multi-fidelity strategies, which may stop a task early. Every strategy is a sampler (and
+a pruner) over an Optuna study, so the study in the shared storage stays the one source
+of truth for any number of workers.
+
+Installed packages add strategies through the `loopml.strategies` entry point group (the
+entry point names a SearchStrategy subclass); `automl_tasks.testing.check_strategy` is
+the contract a new strategy must pass.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from automl_tasks.core.errors import ConfigurationError
-from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, ORIGIN_TAG
+from automl_tasks.core.errors import ConfigurationError, TrialEnded, TrialFailed, TrialPruned
+from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, ORIGIN_TAG, STRATEGIES_ENTRY_POINT_GROUP
 from automl_tasks.search_space import ForbiddenConfiguration, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -91,20 +96,25 @@ class SearchStrategy(ABC):
                 )
         return tasks
 
-    def handle_rewards(self, study: Any, task: Task, values: float | Sequence[float] | None, error: str = "") -> None:
-        """Report a task's result; None with `error` marks it failed, `error='pruned'` pruned."""
+    def handle_rewards(
+        self, study: Any, task: Task, values: float | Sequence[float] | None, ended: TrialEnded | None = None
+    ) -> None:
+        """Report a task's result: its score(s), or how it ended without one (`TrialPruned`:
+        PRUNED; `TrialFailed`: FAIL, its message kept as the trial's error). A non-finite
+        score fails the trial."""
         from optuna.trial import TrialState
 
         if values is not None and not all(math.isfinite(v) for v in _as_list(values)):
-            values, error = None, f"the objective returned a non-finite value {values}"
-            log.warning("trial %d failed: %s", task.number, error)
-        if values is None:
-            state = TrialState.PRUNED if error == "pruned" else TrialState.FAIL
-            if error and error != "pruned":
-                task.trial.set_user_attr(ERROR_TAG, error[:1000])
-            study.tell(task.trial, state=state)
-        else:
+            values, ended = None, TrialFailed(f"the objective returned a non-finite value {values}")
+            log.warning("trial %d failed: %s", task.number, ended)
+        if values is not None:
             study.tell(task.trial, values)
+        elif isinstance(ended, TrialPruned):
+            study.tell(task.trial, state=TrialState.PRUNED)
+        else:
+            if ended is not None and str(ended):
+                task.trial.set_user_attr(ERROR_TAG, str(ended)[:1000])
+            study.tell(task.trial, state=TrialState.FAIL)
 
     def report(self, task: Task, value: float, step: int) -> bool:
         """Record an intermediate reward at fidelity `step`; True means stop this task now."""
@@ -214,7 +224,7 @@ class ASHAStrategy(HyperbandStrategy):
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=self.min_resource, reduction_factor=3)
 
 
-STRATEGIES: dict[str, type[SearchStrategy]] = {
+BUILTIN_STRATEGIES: dict[str, type[SearchStrategy]] = {
     cls.name: cls
     for cls in (
         RandomStrategy,
@@ -227,6 +237,28 @@ STRATEGIES: dict[str, type[SearchStrategy]] = {
         ASHAStrategy,
     )
 }
+
+
+def installed_strategies() -> dict[str, type[SearchStrategy]]:
+    """Strategies of installed packages (entry point group `loopml.strategies` -> a class)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, type[SearchStrategy]] = {}
+    for point in entry_points(group=STRATEGIES_ENTRY_POINT_GROUP):
+        try:
+            cls = point.load()
+            if not (isinstance(cls, type) and issubclass(cls, SearchStrategy)):
+                raise TypeError(f"{point.value} is not a SearchStrategy subclass")
+            if cls.name in BUILTIN_STRATEGIES:
+                raise ValueError(f"its name {cls.name!r} is a built-in strategy's")
+            found[cls.name] = cls
+        except Exception as exc:  # one broken package must not hide the others
+            log.error("strategy entry point %s is unusable: %s", point.name, exc)
+    return found
+
+
+#: every strategy a search can use, by name: the built-in ones and the installed ones
+STRATEGIES: dict[str, type[SearchStrategy]] = {**BUILTIN_STRATEGIES, **installed_strategies()}
 
 
 def make_strategy(name: str, *, seed: int = 0, space: SearchSpace | None = None, **options: Any) -> SearchStrategy:

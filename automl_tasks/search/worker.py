@@ -11,7 +11,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from automl_tasks.core.errors import TrialEnded, TrialFailed, TrialPruned
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     ERROR_TAG,
@@ -24,7 +26,6 @@ from automl_tasks.core.tags import (
 )
 from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
-from automl_tasks.estimators.base import TrialStopped
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
@@ -41,6 +42,19 @@ class WorkerSummary:
     evaluated: int
     failed: int
     discarded: int  # finished after the job estimator had timed the trial out
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One evaluated trial, as logged to MLflow (a child run of the pipeline's run)."""
+
+    number: int
+    config: dict[str, Any]
+    score: float | None
+    seconds: float
+    outcome: str  # COMPLETE | PRUNED | FAIL | TIMED_OUT
+    worker: int
+    error: str = ""  # why it ended without a score
 
 
 class Heartbeat:
@@ -102,14 +116,14 @@ def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[floa
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
-    study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1)
-    storage = open_storage(ws.optuna_uri)
+    study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1, settings=ws.search)
+    storage = open_storage(ws.optuna_uri, ws.search)
     strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
     progress = Progress(plan.n_trials, plan.deadline)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = 0
     while True:
-        reason = stop_reason(study_name, ws.optuna_uri)
+        reason = stop_reason(study_name, ws.optuna_uri, ws.search)
         if reason:
             log.info("%sstopping: %s", tag, reason)
             break
@@ -120,27 +134,28 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         trial, config = task.trial, task.config
         if _over_budget(study, plan, trial.number):
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            strategy.handle_rewards(study, task, None, "pruned")
+            strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
-        score, seconds, error = None, 0.0, ""
-        with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or 5):
+        score, seconds, ended = None, 0.0, None
+        with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or ws.search.heartbeat_interval_s):
             try:
                 score, seconds = evaluate_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
-            except TrialStopped as exc:
-                error = "pruned"
+            except TrialPruned as exc:
+                ended = exc
                 log.info("%strial %d stopped early: %s", tag, trial.number, exc)
             except Exception as exc:  # a bad configuration fails its trial, not the worker
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("%strial %d failed: %s", tag, trial.number, error)
+                ended = TrialFailed(f"{type(exc).__name__}: {exc}")
+                log.warning("%strial %d failed: %s", tag, trial.number, ended)
         try:
-            strategy.handle_rewards(study, task, score, error)
-            outcome = "COMPLETE" if score is not None else ("PRUNED" if error == "pruned" else "FAIL")
+            strategy.handle_rewards(study, task, score, ended)
+            outcome = "COMPLETE" if score is not None else _outcome_of(ended)
             evaluated, failed = evaluated + (score is not None), failed + (score is None)
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
-        _log_trial(ws, plan, trial.number, config, score, seconds, outcome, error, worker_index)
+        record = TrialRecord(trial.number, config, score, seconds, outcome, worker_index, str(ended or ""))
+        _log_trial(ws, plan, record)
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         log.info(
             "%s%s",
@@ -151,29 +166,33 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     return WorkerSummary(worker_index, evaluated, failed, discarded)
 
 
-def _log_trial(ws, plan, number, config, score, seconds, outcome, error, worker_index) -> None:
-    metrics = {"duration_s": seconds}
-    if score is not None:
-        metrics[plan.metric] = score
+def _outcome_of(ended: TrialEnded | None) -> str:
+    return "PRUNED" if isinstance(ended, TrialPruned) else "FAIL"
+
+
+def _log_trial(ws: Workspace, plan: SearchPlan, record: TrialRecord) -> None:
+    metrics = {"duration_s": record.seconds}
+    if record.score is not None:
+        metrics[plan.metric] = record.score
     tags = {
         STUDY_TAG: plan.study_name,
-        TRIAL_NUMBER_TAG: str(number),
-        TRIAL_STATE_TAG: outcome,
-        WORKER_TAG: str(worker_index),
+        TRIAL_NUMBER_TAG: str(record.number),
+        TRIAL_STATE_TAG: record.outcome,
+        WORKER_TAG: str(record.worker),
         SPACE_HASH_TAG: plan.space_hash,
     }
-    if error:
-        tags[ERROR_TAG] = error[:4000]
+    if record.error:
+        tags[ERROR_TAG] = record.error[:4000]
     try:
         log_child_run(
             ws,
             experiment_id=plan.experiment_id,
             parent_run_id=plan.parent_run_id,
-            name=f"trial-{number}",
-            params=config,
+            name=f"trial-{record.number}",
+            params=record.config,
             metrics=metrics,
             tags=tags,
-            status={"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(outcome, "FAILED"),
+            status={"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(record.outcome, "FAILED"),
         )
     except Exception as exc:  # tracking trouble must not lose the search result
-        log.warning("could not log trial %d to MLflow: %s", number, exc)
+        log.warning("could not log trial %d to MLflow: %s", record.number, exc)

@@ -10,12 +10,12 @@ it), then the api-server while `loopml run` polls it, then the dag-processor.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -24,6 +24,7 @@ import pytest
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tracking import mlflow_client
 from loopml.airflow_client import AirflowClient
+from tests.worker_processes import wait_until as poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,14 +34,7 @@ CONF = {"dataset": "breast_cancer", "n_trials": 16, "n_workers": 2, "time_budget
 KILLED = ("scheduler", "api-server", "dag-processor")
 
 
-def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+wait_until = functools.partial(poll_until, poll_s=0.5)  # the stack is polled twice a second
 
 
 def stack_state(ws: Workspace) -> dict:

@@ -76,3 +76,55 @@ def test_cli_lists_and_registers(workspace):
     )
     assert "broken_example 0.1: searchable NO" in listing.stdout
     assert "digits_cnn 1.0: built in, not registered" in listing.stdout
+
+
+def test_a_name_becomes_an_estimator_reference_once_and_a_reference_stays_one(tmp_path):
+    from automl_tasks.algorithms import estimator_reference
+    from automl_tasks.estimators import TABULAR_ESTIMATOR, TabularEstimator, estimator_class
+
+    assert estimator_reference(None, "tabular") == TABULAR_ESTIMATOR
+    assert estimator_class(TABULAR_ESTIMATOR) is TabularEstimator
+    assert estimator_reference(None, "digits_cnn") == "automl_tasks.estimators.digits_cnn:DigitsCNNEstimator"
+    assert (
+        estimator_reference(None, "tests.sleepy_estimator:SleepyEstimator") == "tests.sleepy_estimator:SleepyEstimator"
+    )
+    folder = REPO / "automl_tasks/algorithms/builtin/broken_example"
+    assert estimator_reference(None, str(folder)).endswith("broken_example.estimator:DivergingEstimator")
+    with pytest.raises(ConfigurationError, match="unknown algorithm 'nope'"):
+        estimator_reference(None, "nope")
+
+
+def test_the_tabular_reference_needs_no_registration_and_other_references_do(workspace):
+    from automl_tasks.estimators import TABULAR_ESTIMATOR
+
+    require(workspace, TABULAR_ESTIMATOR, "deployable")  # checked by this suite: needs_registration false
+    require(workspace, "tabular", "deployable")
+    with pytest.raises(LoopmlError, match="algorithm 'digits_cnn' is not registered"):
+        require(workspace, "automl_tasks.estimators.digits_cnn:DigitsCNNEstimator", "deployable")
+
+
+def test_a_search_plan_holds_a_reference_never_a_name():
+    from automl_tasks.estimators import TABULAR_ESTIMATOR, DataSpec
+    from automl_tasks.search import SearchPlan
+
+    fields = dict(
+        study_name="s",
+        family="f",
+        data=DataSpec("x.parquet", "target", "binary"),
+        dataset_uri="dataset://x@1",
+        metric="roc_auc",
+        direction="maximize",
+        space_yaml="params: []",
+        space_hash="h",
+        n_trials=1,
+        time_budget_s=1.0,
+        deadline=0.0,
+        n_workers=1,
+        experiment_id="1",
+        parent_run_id="r",
+    )
+    assert SearchPlan(**fields).algorithm == TABULAR_ESTIMATOR
+    with pytest.raises(ValueError, match="must be a 'package.module:Class' reference; got 'digits_cnn'"):
+        SearchPlan(**fields, algorithm="digits_cnn")
+    stored = json.loads(SearchPlan(**fields).to_json()) | {"algorithm": "tabular"}  # written before references
+    assert SearchPlan.from_json(json.dumps(stored)).algorithm == TABULAR_ESTIMATOR

@@ -10,12 +10,12 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.tags import FORBIDDEN_ATTR
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
-from automl_tasks.search import storage as storage_module
 from automl_tasks.search_space import load_search_space
 
 LINEAR_ONLY = """
@@ -126,27 +126,22 @@ def test_straggler_is_timed_out_by_the_job_estimator(workspace, breast_cancer_fr
     assert frozen.user_attrs["loopml.timed_out_after_s"] >= 1.0
 
 
-def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_frame, monkeypatch):
-    monkeypatch.setattr(storage_module, "HEARTBEAT_INTERVAL_S", 1)
-    monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 2)
-    storage_module.open_storage.cache_clear()
-    try:
-        # a budget of 1, spent by `done`: the search ends as soon as the orphan is failed
-        plan, space = make_plan(workspace, breast_cancer_frame, n_trials=1, min_trial_timeout_s=600)
-        start_search(workspace.optuna_uri, plan, space)
-        study, _ = load_study(workspace.optuna_uri, plan.study_name)
-        orphan = study.ask()  # its worker beats once, then dies
-        study._storage.record_heartbeat(orphan._trial_id)
-        done = study.ask()
-        study.tell(done, 0.95)
-        outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5)
-        assert outcome.stale == 1
-        assert study._storage.get_trial(orphan._trial_id).state == TrialState.FAIL
-        # Optuna's RetryHeartbeatStaleTrialCallback enqueued it again, once
-        (retry,) = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
-        assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == orphan.number
-    finally:
-        storage_module.open_storage.cache_clear()
+def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_frame):
+    fast = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=2)
+    # a budget of 1, spent by `done`: the search ends as soon as the orphan is failed
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=1, min_trial_timeout_s=600)
+    start_search(workspace.optuna_uri, plan, space)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name, settings=fast)
+    orphan = study.ask()  # its worker beats once, then dies
+    study._storage.record_heartbeat(orphan._trial_id)
+    done = study.ask()
+    study.tell(done, 0.95)
+    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5, settings=fast)
+    assert outcome.stale == 1
+    assert study._storage.get_trial(orphan._trial_id).state == TrialState.FAIL
+    # Optuna's RetryHeartbeatStaleTrialCallback enqueued it again, once
+    (retry,) = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
+    assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == orphan.number
 
 
 FORBIDDING = """

@@ -119,3 +119,18 @@ def test_group_log_commits_concurrent_requests_together_before_they_return(tmp_p
     group.close()
     assert seen == [20] * 10 and group.commits == 1 and group.requests == 10
     assert sorted(set(log.read()["_request_id"])) == sorted(f"r{i}" for i in range(10))
+
+
+def test_the_max_batch_rows_setting_reaches_the_batcher(monkeypatch):
+    from types import SimpleNamespace
+
+    from serving.service import _LeanPath
+    from serving.settings import ServingSettings
+
+    monkeypatch.setenv("LOOPML_FAMILY", "bc")
+    monkeypatch.setenv("LOOPML_MAX_BATCH_ROWS", "7")
+    settings = ServingSettings.from_env()
+    model = SimpleNamespace(
+        schema=FeatureSchema(("a",), ()), predict_fn=lambda frame: (frame, None), onnx_model=None, labels=None
+    )
+    assert _LeanPath(model, settings.max_batch_rows).batcher.max_rows == 7

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from loopml.supervisor import FAILED, RESTARTING, Component, Supervisor
+from tests.worker_processes import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -40,15 +41,6 @@ SPAWNER = textwrap.dedent(
     time.sleep(600)
     """
 )
-
-
-def wait_until(condition, timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(pid: int) -> bool:

@@ -6,73 +6,65 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
+from dataclasses import replace
 
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from automl_tasks.core.settings import SearchSettings
 from automl_tasks.search import load_study, run_worker, start_search, watch_search
-from automl_tasks.search import storage as storage_module
 from tests.sleepy_estimator import SPACE
 from tests.unit.test_search_engine import make_plan
-from tests.worker_processes import start_worker
+from tests.worker_processes import start_worker, wait_until
 
 
-def _wait_for_running_trial(study, timeout_s: float = 120):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if running and study._storage.get_trial(running[0]._trial_id).params:
-            return running[0]
-        time.sleep(0.2)
-    raise AssertionError("the worker process never started a trial")
+def _running_trial(study):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return running[0] if running and study._storage.get_trial(running[0]._trial_id).params else None
 
 
-def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame, monkeypatch):
-    monkeypatch.setattr(storage_module, "HEARTBEAT_INTERVAL_S", 1)
-    monkeypatch.setattr(storage_module, "GRACE_PERIOD_S", 3)
-    storage_module.open_storage.cache_clear()
-    try:
-        plan, space = make_plan(
-            workspace,
-            breast_cancer_frame,
-            n_trials=4,
-            name="kill",
-            space=SPACE,
-            space_yaml=SPACE,
-            algorithm="tests.sleepy_estimator:SleepyEstimator",
-            min_trial_timeout_s=600,
-            time_budget_s=300,
+def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame):
+    # beats every second, failed after 3 s of silence: here, and in the worker process (ws.env())
+    ws = replace(workspace, search=SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=3))
+    plan, space = make_plan(
+        ws,
+        breast_cancer_frame,
+        n_trials=4,
+        name="kill",
+        space=SPACE,
+        space_yaml=SPACE,
+        algorithm="tests.sleepy_estimator:SleepyEstimator",
+        min_trial_timeout_s=600,
+        time_budget_s=300,
+    )
+    start_search(ws.optuna_uri, plan, space)
+    study, _ = load_study(ws.optuna_uri, plan.study_name, settings=ws.search)
+    victim = start_worker(ws, plan.study_name, 0, start_new_session=True)
+    doomed = wait_until(lambda: _running_trial(study), 120, "the worker process to start a trial", poll_s=0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+
+    outcome = {}
+    watcher = threading.Thread(
+        target=lambda: outcome.update(
+            watch=watch_search(ws.optuna_uri, plan.study_name, poll_s=0.5, settings=ws.search)
         )
-        start_search(workspace.optuna_uri, plan, space)
-        study, _ = load_study(workspace.optuna_uri, plan.study_name)
-        env = {"LOOPML_HEARTBEAT_S": "1", "LOOPML_HEARTBEAT_GRACE_S": "3"}
-        victim = start_worker(workspace, plan.study_name, 0, env=env, start_new_session=True)
-        doomed = _wait_for_running_trial(study)
-        os.kill(victim.pid, signal.SIGKILL)
-        assert victim.wait(timeout=30) == -signal.SIGKILL
+    )
+    watcher.start()
+    summary = run_worker(ws, plan.study_name, 1)
+    watcher.join(timeout=300)
 
-        outcome = {}
-        watcher = threading.Thread(
-            target=lambda: outcome.update(watch=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5))
-        )
-        watcher.start()
-        summary = run_worker(workspace, plan.study_name, 1)
-        watcher.join(timeout=300)
-
-        assert outcome["watch"].stale == 1
-        killed = study._storage.get_trial(doomed._trial_id)
-        assert killed.state == TrialState.FAIL
-        retries = [
-            t for t in study.get_trials() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number
-        ]
-        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-        assert retries[0].params == killed.params
-        complete = study.get_trials(states=(TrialState.COMPLETE,))
-        assert len(complete) == plan.n_trials, "the budget counts completed trials, not the one lost to the kill"
-        assert summary.evaluated == plan.n_trials
-    finally:
-        storage_module.open_storage.cache_clear()
+    assert outcome["watch"].stale == 1
+    killed = study._storage.get_trial(doomed._trial_id)
+    assert killed.state == TrialState.FAIL
+    retries = [
+        t for t in study.get_trials() if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed.number
+    ]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed.params
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == plan.n_trials, "the budget counts completed trials, not the one lost to the kill"
+    assert summary.evaluated == plan.n_trials
 
 
 def test_asha_stops_poor_digits_trials_early_through_the_worker(workspace):
