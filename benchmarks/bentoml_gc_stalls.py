@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,29 +20,13 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.serving_throughput import _FloorServer, _wrk  # noqa: E402
+from benchmarks.serving_throughput import BentoServe, _wrk  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 
 
-class _ProbeServer(_FloorServer):
-    def __init__(self, port: int, freeze: str, threshold2: str = "") -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(
-            os.environ,
-            BENTOML_DO_NOT_TRACK="True",
-            PYTHONPATH=str(REPO),
-            LOOPML_GC_FREEZE=freeze,
-            LOOPML_GC_THRESHOLD2=threshold2,
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "benchmarks.bentoml_gc_probe_service:GcProbe"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+def _probe_server(port: int, freeze: str, threshold2: str = "") -> BentoServe:
+    env = {"LOOPML_GC_FREEZE": freeze, "LOOPML_GC_THRESHOLD2": threshold2}
+    return BentoServe("benchmarks.bentoml_gc_probe_service:GcProbe", port, env)
 
 
 def main() -> None:
@@ -59,7 +41,7 @@ def main() -> None:
         ("first", "1000"): "... + gen-2 threshold 1000",
     }
     for (freeze, threshold2), label in variants.items():
-        server = _ProbeServer(free_port(14200), freeze, threshold2)
+        server = _probe_server(free_port(14200), freeze, threshold2)
         try:
             server.wait_ready()
             rps, p50, p99, _ = _wrk(server.url, body, 1, args.seconds)

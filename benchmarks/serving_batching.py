@@ -7,8 +7,6 @@ same model and code otherwise; wrk at 1, 8 and 32 connections, single-row reques
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,26 +15,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
-from benchmarks.serving_throughput import FAMILY, _FloorServer, _wrk  # noqa: E402
+from benchmarks.serving_throughput import FAMILY, BentoServe, _wrk  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 from serving.loader import sample_instances  # noqa: E402
 from tests.family_builder import add_version  # noqa: E402
 
 
-class _BatchingServer(_FloorServer):
-    def __init__(self, ws: Workspace, port: int, batching: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, **ws.env(), BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO))
-        env.update(LOOPML_FAMILY=FAMILY, LOOPML_BATCHING=batching)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "benchmarks.bentoml_batching_service:BatchingService"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+def _batching_server(ws: Workspace, port: int, batching: str) -> BentoServe:
+    env = {**ws.env(), "LOOPML_FAMILY": FAMILY, "LOOPML_BATCHING": batching}
+    return BentoServe("benchmarks.bentoml_batching_service:BatchingService", port, env)
 
 
 def main() -> None:
@@ -51,7 +38,7 @@ def main() -> None:
         body = {"instances": sample_instances(ws, FAMILY, 1)}
         print(f"{'batcher':<22} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for batching in ("adaptive", "bentoml"):
-            server = _BatchingServer(ws, free_port(14100), batching)
+            server = _batching_server(ws, free_port(14100), batching)
             try:
                 server.wait_ready()
                 for concurrency in (1, 8, 32):

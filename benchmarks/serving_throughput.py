@@ -142,8 +142,8 @@ def main() -> None:
                 ws, FAMILY, free_port(13600), extra_env={"LOOPML_INFERENCE_LOG": "0"}
             ),
             "bare FastAPI+ORT": lambda: _BareServer(ws, free_port(13700)),
-            "BentoML floor, defaults": lambda: _FloorServer(free_port(13800)),
-            "BentoML floor, tuned": lambda: _FloorServer(free_port(13900), tuned=True),
+            "BentoML floor, defaults": lambda: _floor_server(free_port(13800)),
+            "BentoML floor, tuned": lambda: _floor_server(free_port(13900), tuned=True),
         }
         print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
         print(f"{'server':<28} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
@@ -175,26 +175,18 @@ def main() -> None:
         print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
 
 
-class _FloorServer:
-    """`bentoml serve` of a service that does nothing: what the framework alone costs."""
+class BentoServe:
+    """`bentoml serve SERVICE` on loopback in its own process group, with the interface the
+    benchmark loops use (`url`, `wait_ready`, `stop`); `env` is added to this environment."""
 
-    def __init__(self, port: int, tuned: bool = False) -> None:
+    def __init__(self, service: str, port: int, env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), LOOPML_FLOOR_TUNED=str(int(tuned)))
+        self.service = service
+        environ = dict(os.environ, BENTOML_DO_NOT_TRACK="True", PYTHONPATH=str(REPO), **(env or {}))
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "benchmarks.bentoml_floor_service:FloorService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
-            env=env,
+            env=environ,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -208,10 +200,15 @@ class _FloorServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError("floor BentoML service did not start")
+        raise RuntimeError(f"BentoML service {self.service} did not start")
 
     def stop(self) -> None:
         stop_tree(self.process.pid)
+
+
+def _floor_server(port: int, tuned: bool = False) -> BentoServe:
+    """A BentoML service that does nothing: what the framework alone costs."""
+    return BentoServe("benchmarks.bentoml_floor_service:FloorService", port, {"LOOPML_FLOOR_TUNED": str(int(tuned))})
 
 
 class _BareServer:
