@@ -29,7 +29,7 @@ def hpo_start() -> dict[str, Any]:
 
         request = HpoRequest(**{k: params[k] for k in HpoRequest.__dataclass_fields__ if k in params})
         pre = prepare_hpo(workspace(), request, dag_run_id=context["run_id"])
-    return {"request": request.to_dict(), "pre": pre}
+    return {"request": request.to_dict(), "pre": pre.to_dict()}
 
 
 @task(task_id="plan")
@@ -105,12 +105,15 @@ def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
 
     from automl_tasks.pipelines.advisor import advise
     from automl_tasks.pipelines.hpo import HpoRequest, compare, study_names
+    from automl_tasks.pipelines.intake import PreprocessResult
     from operators.nocode import study_name_for
 
     pre = state["pre"]
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        verdict = compare(ws, HpoRequest(**state["request"]), pre, study_names(study_name_for(pre)))
+        verdict = compare(
+            ws, HpoRequest(**state["request"]), PreprocessResult.from_dict(pre), study_names(study_name_for(pre))
+        )
         profile = json.loads(Path(pre["profile_path"]).read_text())
         advice = advise(ws, _study(pre, "search"), profile)
     return {**advice, "search_vs_default": verdict}

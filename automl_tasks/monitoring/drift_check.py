@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,16 +190,42 @@ def _verdict(
     return (DRIFT if reasons else NO_DRIFT), reasons
 
 
-def check_drift(
-    ws: Workspace,
-    family: str,
-    *,
-    dag_run_id: str,
-    overrides: dict[str, Any] | None = None,
-    data_path: str = "",
-    now: float | None = None,
-) -> DriftCheckResult:
-    """Check `family` for drift and record the result in MLflow; see the module docstring."""
+@dataclass(frozen=True)
+class CheckedChampion:
+    """What a check compares against: the family's champion, its training data, the settings."""
+
+    family: str
+    version: str
+    model: VersionModel
+    reference_uri: str
+    settings: DriftSettings
+
+
+@dataclass(frozen=True)
+class Window:
+    """The current window: recent rows (features, `_prediction`, `_label`) and where they came from."""
+
+    frame: pd.DataFrame
+    source: str
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The drift numbers of a window with enough rows."""
+
+    measurement: DriftMeasurement
+    performance: dict[str, float] | None  # None without enough labelled rows
+    labelled_rows: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # drift | no_drift | insufficient_data
+    reasons: list[str]
+
+
+def champion_to_check(ws: Workspace, family: str, overrides: dict[str, Any] | None = None) -> CheckedChampion:
+    """The family's champion and its reference data, with the family's settings merged with the form's."""
     client = mlflow_client(ws)
     check_family_exists(client, family)
     settings = family_settings(client, family).merged(overrides or {}, source="drift_check form")
@@ -210,88 +236,132 @@ def check_drift(
     reference_uri = model.tags.get(DATASET_URI_TAG, "")
     if not reference_uri:
         raise UserError(f"{family} v{champion_version} has no loopml.dataset_uri tag: its training data is unknown")
-    store = DatasetStore(ws.datasets, ws.dvc_remote)
-    now = time.time() if now is None else now
-    since = now - settings.window_hours * 3600
+    return CheckedChampion(family, champion_version, model, reference_uri, settings)
+
+
+def load_window(ws: Workspace, champion: CheckedChampion, *, data_path: str = "", now: float) -> Window:
+    """The user's data file, or the inference log's records of the last `window_hours`."""
     if data_path:
         source = str(Path(data_path).expanduser().resolve())
-        current = _window_from_file(source, model)
+        current = _window_from_file(source, champion.model)
     else:
-        source = f"inference log of {family}, last {settings.window_hours:g} h"
-        current = _window_from_log(ws, family, since)
+        hours = champion.settings.window_hours
+        source = f"inference log of {champion.family}, last {hours:g} h"
+        current = _window_from_log(ws, champion.family, now - hours * 3600)
     log.info(
         "drift check of %s v%s: reference %s, current %s (%d rows)",
-        family,
-        champion_version,
-        reference_uri,
+        champion.family,
+        champion.version,
+        champion.reference_uri,
         source,
         len(current),
     )
+    return Window(current, source)
 
+
+def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window, report_path: Path) -> Measured | None:
+    """Data and prediction drift (Evidently report at `report_path`) and the champion's
+    performance on labelled rows; None when the window has fewer than `min_rows` rows."""
+    settings, model, current = champion.settings, champion.model, window.frame
+    if len(current) < settings.min_rows:
+        return None
+    current_features = _features_or_fail(current, model, window.source)
+    reference = sample_rows(store.read(champion.reference_uri), settings.max_rows)
+    reference_features = feature_frame(reference, model.schema)
+    current_sample = sample_rows(current, settings.max_rows)
+    current_features = current_features.loc[current_sample.index]
+    ref_table = reference[list(model.schema.columns)].copy()
+    cur_table = current_sample[list(model.schema.columns)].copy()
+    ref_table[PREDICTION_COLUMN] = model.pipeline.predict(reference_features)
+    cur_table[PREDICTION_COLUMN] = (
+        _canonical_predictions(current_sample[PREDICTION_COLUMN], model)
+        if PREDICTION_COLUMN in current_sample
+        else model.pipeline.predict(current_features)
+    )
+    measurement = measure_drift(
+        ref_table,
+        cur_table,
+        model.schema,
+        drift_share=settings.drift_share,
+        column_threshold=settings.column_threshold,
+        prediction_kind=_prediction_kind(model),
+        report_path=report_path,
+        max_rows=settings.max_rows,
+    )
+    labelled = int(current[LABEL_COLUMN].notna().sum()) if LABEL_COLUMN in current else 0
+    return Measured(measurement, _performance(model, current, settings), labelled)
+
+
+def judge(champion: CheckedChampion, window: Window, measured: Measured | None) -> Verdict:
+    """Drift, no drift, or too few rows to say."""
+    settings = champion.settings
+    if measured is None:
+        rows = len(window.frame)
+        return Verdict(
+            INSUFFICIENT, [f"only {rows} rows in the window; at least {settings.min_rows} needed (min_rows)"]
+        )
+    status, reasons = _verdict(measured.measurement, measured.performance, settings, champion.model.metric.name)
+    return Verdict(status, reasons)
+
+
+def keep_drifted_window(store: DatasetStore, champion: CheckedChampion, window: Window, verdict: Verdict) -> str:
+    """Store a drifted window as a dataset version (labels under the target's name) for
+    drift_retrain to read by URI; empty when nothing drifted."""
+    if verdict.status != DRIFT:
+        return ""
+    current = window.frame
+    kept = current.drop(columns=[c for c in current.columns if c.startswith("_") and c != LABEL_COLUMN])
+    kept = kept.rename(columns={LABEL_COLUMN: champion.model.target})
+    return store.put(f"{champion.family}.window", kept.reset_index(drop=True)).uri
+
+
+def check_drift(
+    ws: Workspace,
+    family: str,
+    *,
+    dag_run_id: str,
+    overrides: dict[str, Any] | None = None,
+    data_path: str = "",
+    now: float | None = None,
+) -> DriftCheckResult:
+    """Check `family` for drift and record the result in MLflow; see the module docstring.
+
+    Steps: champion_to_check -> load_window -> compute_drift -> judge -> keep_drifted_window -> record_check."""
+    champion = champion_to_check(ws, family, overrides)
+    store = DatasetStore(ws.datasets, ws.dvc_remote)
+    now = time.time() if now is None else now
+    window = load_window(ws, champion, data_path=data_path, now=now)
     folder = ws.runs / "drift" / family / str(int(now))
     report_path = folder / "drift_report.html"
-    measurement, performance, labelled = None, None, 0
-    if len(current) >= settings.min_rows:
-        current_features = _features_or_fail(current, model, source)
-        reference = sample_rows(store.read(reference_uri), settings.max_rows)
-        reference_features = feature_frame(reference, model.schema)
-        current_sample = sample_rows(current, settings.max_rows)
-        current_features = current_features.loc[current_sample.index]
-        ref_table = reference[list(model.schema.columns)].copy()
-        cur_table = current_sample[list(model.schema.columns)].copy()
-        ref_table[PREDICTION_COLUMN] = model.pipeline.predict(reference_features)
-        cur_table[PREDICTION_COLUMN] = (
-            _canonical_predictions(current_sample[PREDICTION_COLUMN], model)
-            if PREDICTION_COLUMN in current_sample
-            else model.pipeline.predict(current_features)
-        )
-        measurement = measure_drift(
-            ref_table,
-            cur_table,
-            model.schema,
-            drift_share=settings.drift_share,
-            column_threshold=settings.column_threshold,
-            prediction_kind=_prediction_kind(model),
-            report_path=report_path,
-            max_rows=settings.max_rows,
-        )
-        performance = _performance(model, current, settings)
-        labelled = int(current[LABEL_COLUMN].notna().sum()) if LABEL_COLUMN in current else 0
-        status, reasons = _verdict(measurement, performance, settings, model.metric.name)
-    else:
-        status = INSUFFICIENT
-        reasons = [f"only {len(current)} rows in the window; at least {settings.min_rows} needed (min_rows)"]
-
-    window_uri = ""
-    if status == DRIFT:
-        window = current.drop(columns=[c for c in current.columns if c.startswith("_") and c != LABEL_COLUMN])
-        window = window.rename(columns={LABEL_COLUMN: model.target})
-        window_uri = store.put(f"{family}.window", window.reset_index(drop=True)).uri
+    measured = compute_drift(store, champion, window, report_path)
+    verdict = judge(champion, window, measured)
+    window_uri = keep_drifted_window(store, champion, window, verdict)
+    measurement = measured.measurement if measured else None
     result = DriftCheckResult(
         family=family,
-        status=status,
-        reasons=reasons,
-        champion_version=champion_version,
-        reference_uri=reference_uri,
-        current_source=source,
-        current_rows=len(current),
-        labelled_rows=labelled,
+        status=verdict.status,
+        reasons=verdict.reasons,
+        champion_version=champion.version,
+        reference_uri=champion.reference_uri,
+        current_source=window.source,
+        current_rows=len(window.frame),
+        labelled_rows=measured.labelled_rows if measured else 0,
         share_drifted=measurement.share_drifted if measurement else None,
         drifted_columns=measurement.drifted_columns if measurement else [],
         prediction_drift=measurement.prediction.drifted if measurement and measurement.prediction else None,
-        performance=performance,
+        performance=measured.performance if measured else None,
         window_uri=window_uri,
         report_path=str(report_path) if measurement else "",
         mlflow_run_id="",
-        settings=settings.to_dict(),
+        settings=champion.settings.to_dict(),
     )
-    run_id = _record(ws, result, measurement, dag_run_id=dag_run_id, folder=folder, now=now)
-    result = DriftCheckResult(**{**result.to_dict(), "mlflow_run_id": run_id})
-    log.info("drift check of %s: %s%s", family, status.upper(), "".join(f"\n  - {r}" for r in reasons))
+    run_id = record_check(ws, result, measurement, dag_run_id=dag_run_id, folder=folder, now=now)
+    result = replace(result, mlflow_run_id=run_id)
+    log.info("drift check of %s: %s%s", family, verdict.status.upper(), "".join(f"\n  - {r}" for r in verdict.reasons))
     return result
 
 
-def _record(
+def record_check(
     ws: Workspace,
     result: DriftCheckResult,
     measurement: DriftMeasurement | None,
@@ -300,7 +370,8 @@ def _record(
     folder: Path,
     now: float,
 ) -> str:
-    """An MLflow run of the family with the report, the per-column table and the summary numbers."""
+    """The log step: an MLflow run of the family with the report, the per-column table and the
+    summary numbers; the family's last-check tags; returns the run's id."""
     client = mlflow_client(ws)
     run = client.create_run(
         ensure_experiment(ws, result.family),

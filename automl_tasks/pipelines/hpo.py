@@ -24,21 +24,15 @@ from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     ALGORITHM_TAG,
-    DAG_RUN_TAG,
-    DATASET_URI_TAG,
-    DATASET_VERSION_TAG,
     ERROR_TAG,
     KIND_TAG,
-    METRIC_TAG,
     ORIGIN_TAG,
     SEARCH_WORTH_IT_TAG,
-    SPACE_HASH_TAG,
-    STUDY_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, TabularEstimator, estimator_class
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.pipelines.intake import preprocess
+from automl_tasks.pipelines.intake import PreprocessResult, preprocess
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
 from automl_tasks.search.strategies import GRID_POINTS, STRATEGIES
@@ -96,18 +90,18 @@ class HpoRequest:
         return asdict(self)
 
 
-def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> dict[str, Any]:
+def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> PreprocessResult:
     """Ingest, validate and version the dataset; check the algorithm fits the task."""
     spec = request.spec()
-    pre = preprocess(ws, request.nocode(), dag_run_id=dag_run_id).to_dict()
-    if pre["task_type"] not in spec.task_types:
+    pre = preprocess(ws, request.nocode(), dag_run_id=dag_run_id)
+    if pre.task_type not in spec.task_types:
         raise ConfigurationError(
-            f"algorithm {spec.name} handles {list(spec.task_types)} tasks; {request.dataset} is {pre['task_type']}"
+            f"algorithm {spec.name} handles {list(spec.task_types)} tasks; {request.dataset} is {pre.task_type}"
         )
     client = mlflow_client(ws)
-    client.set_tag(pre["parent_run_id"], KIND_TAG, "hpo_pipeline")
-    client.set_tag(pre["parent_run_id"], ALGORITHM_TAG, f"{spec.name} {spec.version}")
-    return {**pre, "algorithm": spec.name, "estimator": spec.estimator, "space_yaml": spec.space_yaml}
+    client.set_tag(pre.parent_run_id, KIND_TAG, "hpo_pipeline")
+    client.set_tag(pre.parent_run_id, ALGORITHM_TAG, f"{spec.name} {spec.version}")
+    return pre
 
 
 def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch: str, study_name: str) -> int:
@@ -196,7 +190,7 @@ def _score(spec_estimator: str, plan: SearchPlan, config: dict[str, Any], split_
     return estimator.run().score
 
 
-def compare(ws: Workspace, request: HpoRequest, pre: dict[str, Any], studies: dict[str, str]) -> dict[str, Any]:
+def compare(ws: Workspace, request: HpoRequest, pre: PreprocessResult, studies: dict[str, str]) -> dict[str, Any]:
     """Search vs default: both configurations re-scored on `repeats` split seeds; worth it or not."""
     default_study, _ = load_study(ws.optuna_uri, studies["default"])
     search_study, plan = load_study(ws.optuna_uri, studies["search"])
@@ -233,9 +227,9 @@ def compare(ws: Workspace, request: HpoRequest, pre: dict[str, Any], studies: di
     }
     client = mlflow_client(ws)
     for key in ("default_score", "search_best_score", "improvement_mean", "improvement_se"):
-        client.log_metric(pre["parent_run_id"], key, float(verdict[key]))
-    client.set_tag(pre["parent_run_id"], SEARCH_WORTH_IT_TAG, str(worth).lower())
-    client.log_dict(pre["parent_run_id"], verdict, "advisor/search_vs_default.json")
+        client.log_metric(pre.parent_run_id, key, float(verdict[key]))
+    client.set_tag(pre.parent_run_id, SEARCH_WORTH_IT_TAG, str(worth).lower())
+    client.log_dict(pre.parent_run_id, verdict, "advisor/search_vs_default.json")
     log.info("advisor: %s", verdict["verdict"])
     return verdict
 
@@ -256,84 +250,24 @@ def study_names(base: str) -> dict[str, str]:
 def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_version: str) -> dict[str, Any]:
     """Final-train the search's best configuration and register it in the family.
 
-    Models of the tabular estimator (and its subclasses) go through the NoCode task
-    estimator (ONNX parity, latency, evaluation data, promotion gate). Other algorithms must
-    be registered as deployable; their ONNX model becomes a version of the family as
+    Both go through the task estimator's steps (automl_tasks.pipelines.registration), so
+    every version carries the same lineage tags. Tabular models get the refit check, ONNX
+    parity, latency, evaluation data and the promotion gate. Other algorithms must be
+    registered as deployable; their ONNX model becomes a version of the family as
     `challenger` (the promotion gate and the BentoML service read tabular models only, so
     they are not promoted automatically).
     """
-    from automl_tasks.algorithms import require
     from automl_tasks.pipelines.registration import train_and_register
 
-    study, plan = load_study(ws.optuna_uri, study_name)
-    if issubclass(estimator_class(plan.algorithm), TabularEstimator):
-        return train_and_register(
-            ws, study_name, dag_run_id=dag_run_id, dataset_version=dataset_version, pipeline="hpo_pipeline"
-        ).to_dict()
-    require(ws, plan.algorithm, "deployable")
-    return _register_onnx(ws, study, plan, dag_run_id=dag_run_id, dataset_version=dataset_version)
-
-
-def _register_onnx(
-    ws: Workspace, study: Any, plan: SearchPlan, *, dag_run_id: str, dataset_version: str
-) -> dict[str, Any]:
-    import mlflow
-    import onnx
-
-    from automl_tasks.families.aliases import CHALLENGER
-    from automl_tasks.families.promotion import family_lock
-
-    best = study.best_trial
-    workdir = ws.runs / plan.study_name / "final"
-    cls = estimator_class(plan.algorithm)
-    final = cls(
-        run_epochs=plan.run_epochs,
-        data=plan.data,
-        is_trainer=True,
-        model_args=best.params,
-        metric=Metric(plan.metric),
-        output_dir=workdir,
-    )
-    result = final.run()
-    onnx_path = final.export_onnx(workdir / "model.onnx")
-    with mlflow.start_run(
-        experiment_id=plan.experiment_id,
-        run_name="task_estimator",
-        tags={"mlflow.parentRunId": plan.parent_run_id, KIND_TAG: "final_model", STUDY_TAG: plan.study_name},
-    ) as run:
-        mlflow.log_params({k: str(v)[:500] for k, v in best.params.items()})
-        mlflow.log_metric(f"test_{plan.metric}", result.score)
-        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model", registered_model_name=plan.family)
-    version = str(info.registered_model_version)
-    client = mlflow_client(ws)
-    tags = {
-        DATASET_URI_TAG: plan.dataset_uri,
-        DATASET_VERSION_TAG: dataset_version,
-        STUDY_TAG: plan.study_name,
-        SPACE_HASH_TAG: plan.space_hash,
-        ALGORITHM_TAG: plan.algorithm,
-        DAG_RUN_TAG: dag_run_id,
-        METRIC_TAG: plan.metric,
-        f"test_{plan.metric}": f"{result.score:.6g}",
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(plan.family, version, key, value)
-    with family_lock(ws, plan.family):
-        client.set_registered_model_alias(plan.family, CHALLENGER, version)
-    log.info(
-        "registered %s v%s (ONNX, %s) as challenger; %s=%.4g on the test split",
-        plan.family,
-        version,
-        plan.algorithm,
-        plan.metric,
-        result.score,
-    )
-    return {
-        "family": plan.family,
-        "version": version,
-        "alias": CHALLENGER,
-        "run_id": run.info.run_id,
-        "model_uri": f"models:/{plan.family}/{version}",
-        "test_score": result.score,
-        "metric": plan.metric,
-    }
+    _, plan = load_study(ws.optuna_uri, study_name)
+    cls = estimator_class(plan.algorithm)  # the plan holds a resolved module:Class reference
+    tabular = issubclass(cls, TabularEstimator)
+    return train_and_register(  # which refuses an algorithm not registered as deployable
+        ws,
+        study_name,
+        dag_run_id=dag_run_id,
+        dataset_version=dataset_version,
+        pipeline="hpo_pipeline",
+        estimator_cls=cls,
+        auto_promote=tabular,
+    ).to_dict()

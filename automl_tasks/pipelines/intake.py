@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,28 @@ class PreprocessResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> PreprocessResult:
+        """The result from its XCom form; keys a pipeline adds beside it (e.g. the retrain's
+        parent version) are left out."""
+        return cls(**{f.name: payload[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class PipelineRunSpec:
+    """What `open_pipeline_run` records on a pipeline's parent MLflow run."""
+
+    family: str
+    target: str
+    task_type: str
+    metric: str
+    source: str  # where the table came from (a path, or the drift window's description)
+    run_name: str
+    dag_run_id: str
+    params: dict[str, Any] = field(default_factory=dict)  # logged as run params with target/task/metric
+    tags: dict[str, str] = field(default_factory=dict)  # extra run tags (e.g. the retrain's lineage)
+    labels: LabelSpec | None = None  # the target's label spec, logged with the run for the task estimator
+
 
 def source_path(ws: Workspace, dataset: str) -> Path:
     """A bundled dataset written to the workspace, or the user's file path."""
@@ -87,10 +109,7 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
     log.info("%s: %d rows x %d columns, task %s, metric %s", path, len(frame), frame.shape[1], task_type, metric.name)
 
     stored = DatasetStore(ws.datasets, ws.dvc_remote).put(request.dataset_name, frame)
-    return open_pipeline_run(
-        ws,
-        frame,
-        stored,
+    run = PipelineRunSpec(
         family=request.family_name,
         target=target,
         task_type=task_type,
@@ -106,55 +125,43 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
         },
         labels=labels,
     )
+    return open_pipeline_run(ws, frame, stored, run)
 
 
 def open_pipeline_run(
-    ws: Workspace,
-    frame: pd.DataFrame,
-    stored: DatasetVersion,
-    *,
-    family: str,
-    target: str,
-    task_type: str,
-    metric: str,
-    source: str,
-    run_name: str,
-    dag_run_id: str,
-    params: dict[str, Any],
-    tags: dict[str, str] | None = None,
-    labels: LabelSpec | None = None,
+    ws: Workspace, frame: pd.DataFrame, stored: DatasetVersion, run: PipelineRunSpec
 ) -> PreprocessResult:
     """Profile a stored dataset version and open the pipeline's parent MLflow run with it as input.
 
-    `labels` (the target's LabelSpec) is logged with the run; the task estimator reads it."""
-    profile = profile_table(frame, target, task_type)
+    `run.labels` (the target's LabelSpec) is logged with the run; the task estimator reads it."""
+    profile = profile_table(frame, run.target, run.task_type)
     folder = ws.runs / "profiles" / stored.version
     folder.mkdir(parents=True, exist_ok=True)
     profile_path = folder / "profile.json"
     profile_path.write_text(json.dumps(profile, indent=2))
 
-    experiment_id = ensure_experiment(ws, family)
+    experiment_id = ensure_experiment(ws, run.family)
     client = mlflow_client(ws)
-    run = client.create_run(
+    parent = client.create_run(
         experiment_id,
-        run_name=run_name,
+        run_name=run.run_name,
         tags={
             KIND_TAG: "pipeline",
-            DAG_RUN_TAG: dag_run_id,
+            DAG_RUN_TAG: run.dag_run_id,
             DATASET_URI_TAG: stored.uri,
             DATASET_VERSION_TAG: stored.version,
-            SOURCE_TAG: source,
-            FAMILY_TAG: family,
-            **(tags or {}),
+            SOURCE_TAG: run.source,
+            FAMILY_TAG: run.family,
+            **run.tags,
         },
     )
-    run_id = run.info.run_id
-    for key, value in {"target": target, "task_type": task_type, "metric": metric, **params}.items():
+    run_id = parent.info.run_id
+    for key, value in {"target": run.target, "task_type": run.task_type, "metric": run.metric, **run.params}.items():
         client.log_param(run_id, key, str(value))
     client.log_artifact(run_id, str(profile_path), artifact_path="data")
-    if labels is not None:
-        client.log_text(run_id, labels.to_json(), LABEL_SPEC_FILE)
-    _log_dataset_input(ws, run_id, frame, str(stored.path), stored.version, stored.name, target)
+    if run.labels is not None:
+        client.log_text(run_id, run.labels.to_json(), LABEL_SPEC_FILE)
+    _log_dataset_input(ws, run_id, frame, stored, run.target)
     log.info(
         "dataset %s (%s); MLflow parent run %s",
         stored.uri,
@@ -166,26 +173,28 @@ def open_pipeline_run(
         dataset_version=stored.version,
         dataset_path=str(stored.path),
         new_version=stored.created,
-        task_type=task_type,
-        metric=metric,
-        target=target,
+        task_type=run.task_type,
+        metric=run.metric,
+        target=run.target,
         rows=int(len(frame)),
         columns=int(frame.shape[1]),
-        family=family,
+        family=run.family,
         experiment_id=experiment_id,
         parent_run_id=run_id,
         profile_path=str(profile_path),
     )
 
 
-def _log_dataset_input(ws, run_id, frame, source, version, name, target) -> None:
+def _log_dataset_input(ws: Workspace, run_id: str, frame: pd.DataFrame, stored: DatasetVersion, target: str) -> None:
     """Show the dataset version as the run's input in the MLflow UI."""
     import mlflow
     from mlflow.entities import DatasetInput, InputTag
 
     client = mlflow_client(ws)
     try:
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=target, digest=version[:10])
+        dataset = mlflow.data.from_pandas(
+            frame, source=str(stored.path), name=stored.name, targets=target, digest=stored.version[:10]
+        )
         tag = InputTag(key="mlflow.data.context", value="training")
         client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[tag])])
     except Exception as exc:  # the input card is a convenience, never a reason to fail

@@ -1,11 +1,25 @@
 """The task estimator: final training of the best configuration, export, deployment
 measurement and registration as a new version of the model family.
 
-Steps: retrain the best trial's configuration on train+validation; score it on the
-held-out test split; export to ONNX and check parity with the native model; measure
-ONNX Runtime latency; log model, ONNX file, feature schema and metrics to MLflow;
-register a new version of the family, score it on the family's fixed evaluation data and
-let the promotion gate decide champion / challenger.
+`train_and_register` runs six steps; each is a small function with a typed result and
+takes any `Estimator` (automl_tasks.estimators.base):
+
+1. fit (`fit_final`) -> `FitResult`: the best trial's configuration trained on
+   train+validation and scored on the held-out test split. The tabular estimator also gets
+   the refit integrity check (families/refit_check), which needs its split internals.
+2. export (`export_model`) -> `Deployment`: a scikit-learn pipeline goes to ONNX with
+   parity and latency, or to the native runtime when ONNX cannot serve it; any other
+   estimator exports itself (`Estimator.export_onnx`).
+3. register (`log_version`) -> `Registration`: the MLflow run with params, metrics,
+   artifacts and the model, registered as a new version of the family.
+4. measure (`measure_on_family`) -> `FamilyScores`: the version and the trivial baseline
+   scored on the family's fixed evaluation data (after `register`: the first version of a
+   family creates that data, and it is a tag of the registered model).
+5. tag (`lineage_tags`, `version_tags`, `tag_version`): ONE set of version tags, with the
+   same lineage keys and the same value truncation for every estimator and pipeline.
+6. promote (`promote_version`) -> `Promotion`: the promotion gate at once, or `challenger`
+   for a later gate. Only tabular versions meet the gate: it and the BentoML service read
+   scikit-learn models; any other estimator's ONNX model is registered as `challenger`.
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.code_version import code_version
@@ -21,6 +36,7 @@ from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
+    ALGORITHM_TAG,
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
     BEST_TRIAL_TAG,
@@ -44,16 +60,21 @@ from automl_tasks.core.tags import (
     TARGET_TAG,
 )
 from automl_tasks.core.tracking import clean_params, mlflow_client
-from automl_tasks.deploy.runtime import export_or_fallback
-from automl_tasks.estimators import TabularEstimator
+from automl_tasks.deploy.runtime import ONNX_RUNTIME, Deployment, export_or_fallback
+from automl_tasks.estimators import Estimator, TabularEstimator
+from automl_tasks.estimators import tabular as _tabular
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION
 from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
 from automl_tasks.families.promotion import evaluation_data_uri, family_lock, promote
-from automl_tasks.families.refit_check import fit_final_model
+from automl_tasks.families.refit_check import FinalModel, fit_final_model
+from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.storage import load_study
 
 log = logging.getLogger(__name__)
+
+#: longest tag value written on a version (MLflow refuses values over 5000 characters)
+TAG_VALUE_LIMIT = 4900
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,7 @@ class RegisteredModel:
     test_score: float
     metric: str
     onnx_parity_max_abs_diff: float | None  # None when the version is served by the native runtime
-    latency_single_ms: float
+    latency_single_ms: float | None  # None when not measured (an estimator's own ONNX export)
     runtime: str = "onnxruntime"
     warning: str = ""  # set when the version should not be trusted as it stands (see the run log)
 
@@ -76,11 +97,226 @@ class RegisteredModel:
         return asdict(self)
 
 
+def _is_tabular(estimator: Any) -> bool:
+    """Whether `estimator` (a class or an instance) is the tabular estimator: a fitted
+    scikit-learn pipeline over a feature schema, which the steps below can check, export
+    with a native fallback, score on the family's evaluation data and promote."""
+    cls = estimator if isinstance(estimator, type) else type(estimator)
+    return issubclass(cls, _tabular.TabularEstimator)
+
+
+# --- 1. fit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fit step: the final model of a study's best configuration and its test score."""
+
+    estimator: Estimator  # fitted
+    trial: Any  # the study's best optuna FrozenTrial
+    metric: Metric
+    test_score: float
+    workdir: Path
+    check: FinalModel | None = None  # the refit integrity check (tabular estimator only)
+
+    @property
+    def warning(self) -> str:
+        """Why the version should not be promoted as it stands; empty when nothing says so."""
+        if self.check is None or self.check.promotable:
+            return ""
+        return f"refit integrity check failed: {self.check.reason}"
+
+    def metrics(self, *, train_seconds: float) -> dict[str, float]:
+        return {
+            f"test_{self.metric.name}": self.test_score,
+            "best_search_score": float(self.trial.value),
+            "train_seconds": train_seconds,
+            **(self.check.metrics() if self.check else {}),
+        }
+
+    def tags(self) -> dict[str, str]:
+        return {BEST_TRIAL_TAG: str(self.trial.number), **(self.check.tags() if self.check else {})}
+
+
+def best_trial(study: Any) -> Any:
+    """The study's best trial; a clear error when no trial completed."""
+    try:
+        return study.best_trial
+    except ValueError:
+        raise UserError(
+            f"study {study.study_name} has no completed trial; nothing to train (see worker logs)"
+        ) from None
+
+
+def fit_final(estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, workdir: Path) -> FitResult:
+    """Train `trial`'s configuration as the final trainer (train+validation, scored on test).
+
+    The tabular estimator is refit under the refit integrity check, which may fall back to
+    the trial's own model (see families/refit_check); any other estimator runs once, with
+    the plan's fidelity."""
+    metric = Metric(plan.metric)
+    if _is_tabular(estimator_cls):
+        final = fit_final_model(
+            estimator_cls,
+            data=plan.data,
+            config=trial.params,
+            validated=float(trial.value),
+            metric=metric,
+            workdir=workdir,
+        )
+        fit = FitResult(final.estimator, trial, metric, final.test_score, workdir, final)
+        source = final.source
+    else:
+        estimator = estimator_cls(
+            run_epochs=plan.run_epochs,
+            data=plan.data,
+            is_trainer=True,
+            model_args=trial.params,
+            metric=metric,
+            output_dir=workdir,
+        )
+        fit = FitResult(estimator, trial, metric, estimator.run().score, workdir)
+        source = "refit"
+    log.info(
+        "final model (trial %d config, %s) %s on test split: %.5g", trial.number, source, metric.name, fit.test_score
+    )
+    return fit
+
+
+def label_spec(plan: SearchPlan, fit: FitResult) -> LabelSpec | None:
+    """The label spec data_preprocess (or drift_retrain) logged with the pipeline run, with the
+    classes the model learned; inferred from the training target for runs made without one.
+    None for estimators other than the tabular one (their labels are their own business)."""
+    estimator = fit.estimator
+    if not _is_tabular(estimator):
+        return None
+    spec = load_label_spec(plan.parent_run_id) or LabelSpec.infer(estimator.target_, plan.data.task_type)
+    classes = getattr(estimator.pipeline_, "classes_", None)
+    return spec.with_classes(spec.decode(classes)) if classes is not None else spec
+
+
+# --- 2. export ---------------------------------------------------------------------------
+
+
+def _test_features(estimator: Any) -> Any:
+    return estimator.features_.iloc[estimator.test_rows]
+
+
+def export_model(fit: FitResult, labels: LabelSpec | None = None) -> Deployment:
+    """The runtime the version is served with.
+
+    Tabular: ONNX with parity and latency on the test rows, or the native model when ONNX
+    cannot serve it (deploy/runtime). Any other estimator: its own ONNX export."""
+    estimator = fit.estimator
+    if _is_tabular(estimator):
+        return export_or_fallback(
+            estimator.pipeline_, estimator.schema_, fit.workdir, _test_features(estimator), labels
+        )
+    onnx_path = Path(estimator.export_onnx(fit.workdir / "model.onnx"))
+    return Deployment(ONNX_RUNTIME, onnx_path, None, {})
+
+
+# --- 3. register -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The register step: the MLflow run that built the version, and the version."""
+
+    run_id: str
+    version: str
+
+
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
     names = ("scikit-learn", "lightgbm", "torch", "onnxruntime", "pandas", "numpy")
     return [f"{n}=={version(n)}" for n in names]
+
+
+def log_version(
+    plan: SearchPlan,
+    fit: FitResult,
+    deployment: Deployment,
+    *,
+    labels: LabelSpec | None,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+) -> Registration:
+    """Log the final model's MLflow run (child of the pipeline run) and register it in the family.
+
+    Tabular: the scikit-learn pipeline (with signature and input example), its feature
+    schema, label spec and ONNX file. Any other estimator: its ONNX model."""
+    import mlflow
+
+    with mlflow.start_run(
+        experiment_id=plan.experiment_id,
+        run_name="task_estimator",
+        tags={"mlflow.parentRunId": plan.parent_run_id, KIND_TAG: "final_model", **tags},
+    ) as run:
+        mlflow.log_params(clean_params(fit.trial.params))
+        mlflow.log_metrics(metrics)
+        if _is_tabular(fit.estimator):
+            info = _log_pipeline(plan, fit, deployment, labels)
+        else:
+            import onnx
+
+            info = mlflow.onnx.log_model(
+                onnx.load(str(deployment.onnx_path)), name="model", registered_model_name=plan.family
+            )
+    return Registration(run.info.run_id, str(info.registered_model_version))
+
+
+def _log_pipeline(plan: SearchPlan, fit: FitResult, deployment: Deployment, labels: LabelSpec | None) -> Any:
+    """Inside the active run: the tabular model's artifacts and its scikit-learn model."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    estimator, workdir = fit.estimator, fit.workdir
+    (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
+    mlflow.log_artifact(str(workdir / FEATURE_SCHEMA_FILE))
+    if labels is not None:
+        (workdir / LABEL_SPEC_FILE).write_text(labels.to_json())
+        mlflow.log_artifact(str(workdir / LABEL_SPEC_FILE))
+    if deployment.onnx_path is not None:
+        mlflow.log_artifact(str(deployment.onnx_path), artifact_path="onnx")
+    sample = _test_features(estimator).head(5)
+    return mlflow.sklearn.log_model(
+        estimator.pipeline_,
+        name="model",
+        signature=infer_signature(sample, estimator.pipeline_.predict(sample)),
+        input_example=sample,
+        registered_model_name=plan.family,
+        pip_requirements=_pip_requirements(),
+        serialization_format="cloudpickle",
+    )
+
+
+# --- 4. measure --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyScores:
+    """The measure step: the version and the trivial baseline on the family's evaluation data."""
+
+    eval_uri: str = ""  # empty when the version was not measured (not a tabular model)
+    eval_score: float | None = None  # None when the evaluation data lacks the model's columns
+    baseline_score: float | None = None
+
+
+def measure_on_family(ws: Workspace, client: Any, family: str, fit: FitResult) -> FamilyScores:
+    """Score the version on the family's fixed evaluation data (created from this model's
+    test rows by the family's first version), and the trivial baseline beside it.
+
+    Only tabular models are measured: the evaluation reads scikit-learn pipelines."""
+    if not _is_tabular(fit.estimator):
+        return FamilyScores()
+    eval_uri, frame = _family_evaluation(ws, client, family, fit.estimator)
+    return FamilyScores(
+        eval_uri,
+        _evaluation_score(fit.estimator, frame, fit.metric),
+        _baseline_score(fit.estimator, frame, fit.metric),
+    )
 
 
 def _family_evaluation(ws: Workspace, client, family: str, estimator: TabularEstimator) -> tuple[str, Any]:
@@ -124,6 +360,9 @@ def _baseline_score(estimator: TabularEstimator, frame, metric: Metric) -> float
     return trivial_baseline_score(estimator.target_[fit_rows], frame, target, metric, estimator.data.task_type)
 
 
+# --- 5. tag ------------------------------------------------------------------------------
+
+
 def _search_comparison_tags(study, best) -> dict[str, str]:
     """The search's default configuration (the trial enqueued as `default`) against the best one."""
     from optuna.trial import TrialState
@@ -141,12 +380,106 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
     return tags
 
 
-def _label_spec(plan: Any, estimator: TabularEstimator) -> LabelSpec:
-    """The label spec data_preprocess (or drift_retrain) logged with the pipeline run, with the
-    classes the model learned; inferred from the training target for runs made without one."""
-    spec = load_label_spec(plan.parent_run_id) or LabelSpec.infer(estimator.target_, plan.data.task_type)
-    classes = getattr(estimator.pipeline_, "classes_", None)
-    return spec.with_classes(spec.decode(classes)) if classes is not None else spec
+def lineage_tags(
+    study: Any,
+    plan: SearchPlan,
+    fit: FitResult,
+    *,
+    dataset_version: str,
+    dag_run_id: str,
+    parent_version: str | None = None,
+) -> dict[str, str]:
+    """Where a version comes from: data, study, code, run, checks. The same keys for every
+    estimator and pipeline; they go on the final model's MLflow run and on the version."""
+    return {
+        DATASET_URI_TAG: plan.dataset_uri,
+        DATASET_VERSION_TAG: dataset_version,
+        STUDY_TAG: study.study_name,
+        SPACE_HASH_TAG: plan.space_hash,
+        ALGORITHM_TAG: plan.algorithm,
+        DAG_RUN_TAG: dag_run_id,
+        CODE_VERSION_TAG: code_version(),
+        METRIC_TAG: fit.metric.name,
+        TARGET_TAG: plan.data.target,
+        **({PARENT_VERSION_TAG: parent_version} if parent_version else {}),
+        **fit.tags(),
+        **_search_comparison_tags(study, fit.trial),
+    }
+
+
+def version_tags(
+    lineage: dict[str, str],
+    fit: FitResult,
+    registration: Registration,
+    deployment: Deployment,
+    scores: FamilyScores,
+    labels: LabelSpec | None,
+) -> dict[str, str]:
+    """Every tag of a new version: its lineage, test score, run, runtime and what was measured."""
+    tags = {
+        **lineage,
+        f"test_{fit.metric.name}": f"{fit.test_score:.6g}",
+        RUN_ID_TAG: registration.run_id,
+        **deployment.tags(),
+    }
+    if scores.eval_uri:
+        tags[EVAL_URI_TAG] = scores.eval_uri
+    if "latency_single_ms" in deployment.latency:
+        tags["latency_single_ms"] = f"{deployment.latency['latency_single_ms']:.6g}"
+    if labels is not None:
+        tags[LABEL_KIND_TAG] = labels.kind
+    if "onnx_size_kb" in deployment.metrics:
+        tags["onnx_size_kb"] = f"{deployment.metrics['onnx_size_kb']:.6g}"
+    if scores.eval_score is not None:
+        tags[EVAL_SCORE_TAG] = f"{scores.eval_score:.8g}"
+    if scores.baseline_score is not None:
+        tags |= {BASELINE_SCORE_TAG: f"{scores.baseline_score:.8g}", BASELINE_URI_TAG: scores.eval_uri}
+    return tags
+
+
+def tag_version(client: Any, family: str, version: str, tags: dict[str, str]) -> None:
+    """Write `tags` on the version, every value cut to `TAG_VALUE_LIMIT` characters."""
+    for key, value in tags.items():
+        client.set_model_version_tag(family, version, key, str(value)[:TAG_VALUE_LIMIT])
+
+
+# --- 6. promote --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The promote step: the alias the version holds now, and what the user must know."""
+
+    alias: str
+    warning: str = ""
+
+
+def promote_version(
+    ws: Workspace, client: Any, family: str, version: str, *, auto_promote: bool, triggered_by: str, warning: str = ""
+) -> Promotion:
+    """The promotion gate at once (`auto_promote`), or the `challenger` alias for a later gate.
+
+    `warning` (e.g. a failed refit check) is kept unless the gate leaves the family without
+    a champion, which the user must hear first."""
+    if auto_promote:
+        decision = promote(ws, family, version, mode="auto", triggered_by=triggered_by)
+        promoted = decision["promoted"]
+        if not promoted and not decision.get("champion"):
+            warning = (
+                f"family {family} has NO champion: v{version} stays {CHALLENGER} because {decision['reason']}; "
+                "nothing is served until a version passes the gate (or is promoted by hand)"
+            )
+    else:
+        with family_lock(ws, family):
+            client.set_registered_model_alias(family, CHALLENGER, version)
+        promoted = False
+        log.info("family %s v%s registered as %s; the promotion gate decides next", family, version, CHALLENGER)
+    if warning:
+        log.warning("%s", warning)
+    return Promotion(CHAMPION if promoted else CHALLENGER, warning)
+
+
+# --- the task estimator ------------------------------------------------------------------
 
 
 def train_and_register(
@@ -158,141 +491,55 @@ def train_and_register(
     parent_version: str | None = None,
     auto_promote: bool = True,
     pipeline: str = "nocode_pipeline",
+    estimator_cls: type[Estimator] | None = None,
 ) -> RegisteredModel:
     """Final-train the study's best configuration and register it in the family.
 
-    `parent_version` names the family version this model derives from (a retrained or
-    distilled model); it is recorded as lineage. With `auto_promote` the promotion gate
-    runs at once; without it the version becomes `challenger` and a later gate decides.
+    `estimator_cls` is the tabular estimator unless given (the HPO pipeline passes its
+    algorithm's). `parent_version` names the family version this model derives from (a
+    retrained or distilled model); it is recorded as lineage. With `auto_promote` the
+    promotion gate runs at once; without it (and for any estimator but the tabular one)
+    the version becomes `challenger` and a later gate decides.
     """
-    import mlflow
-    from mlflow.models import infer_signature
-
-    study, plan = load_study(ws.optuna_uri, study_name)
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise UserError(f"study {study_name} has no completed trial; nothing to train (see worker logs)") from None
     from automl_tasks.algorithms import require
 
+    study, plan = load_study(ws.optuna_uri, study_name)
+    trial = best_trial(study)
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
-    metric = Metric(plan.metric)
-    workdir = ws.runs / study_name / "final"
+    estimator_cls = estimator_cls or TabularEstimator
     started = time.perf_counter()
-    final = fit_final_model(
-        TabularEstimator,
-        data=plan.data,
-        config=best.params,
-        validated=float(best.value),
-        metric=metric,
-        workdir=workdir,
+    fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final")
+    labels = label_spec(plan, fit)
+    deployment = export_model(fit, labels)
+    metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
+    lineage = lineage_tags(
+        study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version
     )
-    estimator = final.estimator
-    log.info(
-        "final model (trial %d config, %s) %s on test split: %.5g",
-        best.number,
-        final.source,
-        metric.name,
-        final.test_score,
-    )
-
-    test_features = estimator.features_.iloc[estimator.test_rows]
-    labels = _label_spec(plan, estimator)
-    deployment = export_or_fallback(estimator.pipeline_, estimator.schema_, workdir, test_features, labels)
-    latency = deployment.latency
-    (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
-    (workdir / LABEL_SPEC_FILE).write_text(labels.to_json())
-
+    registration = log_version(plan, fit, deployment, labels=labels, tags=lineage, metrics=metrics)
     client = mlflow_client(ws)
-    metrics = {
-        f"test_{metric.name}": final.test_score,
-        "best_search_score": float(best.value),
-        "train_seconds": time.perf_counter() - started,
-        **final.metrics(),
-        **deployment.metrics,
-    }
-    tags = {
-        DATASET_URI_TAG: plan.dataset_uri,
-        DATASET_VERSION_TAG: dataset_version,
-        STUDY_TAG: study_name,
-        SPACE_HASH_TAG: plan.space_hash,
-        DAG_RUN_TAG: dag_run_id,
-        CODE_VERSION_TAG: code_version(),
-        METRIC_TAG: metric.name,
-        TARGET_TAG: plan.data.target,
-        **({PARENT_VERSION_TAG: parent_version} if parent_version else {}),
-        BEST_TRIAL_TAG: str(best.number),
-        **final.tags(),
-        **_search_comparison_tags(study, best),
-    }
-    sample = test_features.head(5)
-    with mlflow.start_run(
-        experiment_id=plan.experiment_id,
-        run_name="task_estimator",
-        tags={"mlflow.parentRunId": plan.parent_run_id, KIND_TAG: "final_model", **tags},
-    ) as run:
-        mlflow.log_params(clean_params(best.params))
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(workdir / FEATURE_SCHEMA_FILE))
-        mlflow.log_artifact(str(workdir / LABEL_SPEC_FILE))
-        if deployment.onnx_path is not None:
-            mlflow.log_artifact(str(deployment.onnx_path), artifact_path="onnx")
-        info = mlflow.sklearn.log_model(
-            estimator.pipeline_,
-            name="model",
-            signature=infer_signature(sample, estimator.pipeline_.predict(sample)),
-            input_example=sample,
-            registered_model_name=plan.family,
-            pip_requirements=_pip_requirements(),
-            serialization_format="cloudpickle",
-        )
-    version = str(info.registered_model_version)
-    eval_uri, eval_frame = _family_evaluation(ws, client, plan.family, estimator)
-    eval_score = _evaluation_score(estimator, eval_frame, metric)
-    baseline = _baseline_score(estimator, eval_frame, metric)
-    version_tags = {
-        **tags,
-        f"test_{metric.name}": f"{final.test_score:.6g}",
-        RUN_ID_TAG: run.info.run_id,
-        EVAL_URI_TAG: eval_uri,
-        "latency_single_ms": f"{latency['latency_single_ms']:.6g}",
-        LABEL_KIND_TAG: labels.kind,
-        **deployment.tags(),
-    }
-    if "onnx_size_kb" in metrics:
-        version_tags["onnx_size_kb"] = f"{metrics['onnx_size_kb']:.6g}"
-    if eval_score is not None:
-        version_tags[EVAL_SCORE_TAG] = f"{eval_score:.8g}"
-    if baseline is not None:
-        version_tags |= {BASELINE_SCORE_TAG: f"{baseline:.8g}", BASELINE_URI_TAG: eval_uri}
-    for key, value in version_tags.items():
-        client.set_model_version_tag(plan.family, version, key, value)
-    warning = "" if final.promotable else f"refit integrity check failed: {final.reason}"
-    if auto_promote:
-        decision = promote(ws, plan.family, version, mode="auto", triggered_by=f"{pipeline} run {dag_run_id}")
-        promoted = decision["promoted"]
-        if not promoted and not decision.get("champion"):
-            warning = (
-                f"family {plan.family} has NO champion: v{version} stays {CHALLENGER} because {decision['reason']}; "
-                "nothing is served until a version passes the gate (or is promoted by hand)"
-            )
-    else:
-        with family_lock(ws, plan.family):
-            client.set_registered_model_alias(plan.family, CHALLENGER, version)
-        promoted = False
-        log.info("family %s v%s registered as %s; the promotion gate decides next", plan.family, version, CHALLENGER)
-    if warning:
-        log.warning("%s", warning)
+    scores = measure_on_family(ws, client, plan.family, fit)
+    tag_version(
+        client, plan.family, registration.version, version_tags(lineage, fit, registration, deployment, scores, labels)
+    )
+    promotion = promote_version(
+        ws,
+        client,
+        plan.family,
+        registration.version,
+        auto_promote=auto_promote and _is_tabular(fit.estimator),
+        triggered_by=f"{pipeline} run {dag_run_id}",
+        warning=fit.warning,
+    )
     return RegisteredModel(
         family=plan.family,
-        version=version,
-        alias=CHAMPION if promoted else CHALLENGER,
-        run_id=run.info.run_id,
-        model_uri=f"models:/{plan.family}/{version}",
-        test_score=final.test_score,
-        metric=metric.name,
+        version=registration.version,
+        alias=promotion.alias,
+        run_id=registration.run_id,
+        model_uri=f"models:/{plan.family}/{registration.version}",
+        test_score=fit.test_score,
+        metric=fit.metric.name,
         onnx_parity_max_abs_diff=deployment.parity.max_abs_diff if deployment.parity else None,
-        latency_single_ms=latency["latency_single_ms"],
+        latency_single_ms=deployment.latency.get("latency_single_ms"),
         runtime=deployment.runtime,
-        warning=warning,
+        warning=promotion.warning,
     )

@@ -53,7 +53,7 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHAMPION, check_family_name, current_alias_version
 from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
 from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
-from automl_tasks.pipelines.intake import open_pipeline_run
+from automl_tasks.pipelines.intake import PipelineRunSpec, open_pipeline_run
 from automl_tasks.pipelines.requests import check_integer_ranges, request_from_conf
 from automl_tasks.search import SearchPlan, start_search
 from automl_tasks.search.storage import load_study
@@ -206,10 +206,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
         len(eval_recent),
         eval_uri,
     )
-    result = open_pipeline_run(
-        ws,
-        combined,
-        stored,
+    run = PipelineRunSpec(
         family=request.family,
         target=model.target,
         task_type=plan.data.task_type,
@@ -227,6 +224,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
         },
         labels=labels,
     )
+    result = open_pipeline_run(ws, combined, stored, run)
     return {
         **result.to_dict(),
         "parent_version": parent_version,
