@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import preprocess
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
+from automl_tasks.search.plan import build_plan
 from automl_tasks.search.strategies import GRID_POINTS, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -130,24 +130,18 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch:
             n_trials = len(space.grid(GRID_POINTS))
             why += f"; budget = the grid's {n_trials} points"
         workers = request.n_workers
-    plan = SearchPlan(
-        study_name=study_name,
-        family=pre["family"],
-        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
-        dataset_uri=pre["dataset_uri"],
+    plan = build_plan(
+        study_name,
+        pre,
         metric=metric.name,
-        direction=metric.direction,
+        space=space,
         space_yaml=spec.space_yaml,
-        space_hash=space.hash,
         n_trials=n_trials,
-        time_budget_s=request.time_budget_s,
-        deadline=time.time() + request.time_budget_s,
         n_workers=workers,
-        experiment_id=pre["experiment_id"],
-        parent_run_id=pre["parent_run_id"],
+        time_budget_s=request.time_budget_s,
         seed=request.seed,
-        algorithm=spec.estimator,
         strategy=strategy,
+        algorithm=spec.estimator,
         run_epochs=epochs if fidelity else None,
     )
     if branch == "search":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,8 @@ from automl_tasks.families.evaluation import load_version_model, missing_columns
 from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
 from automl_tasks.pipelines.intake import open_pipeline_run
 from automl_tasks.pipelines.requests import check_integer_ranges, request_from_conf
-from automl_tasks.search import SearchPlan, start_search
+from automl_tasks.search import start_search
+from automl_tasks.search.plan import build_plan
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import load_search_space
 
@@ -238,29 +238,21 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
 
 def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
     """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
-    from automl_tasks.estimators import DataSpec
-
     _, parent = load_study(ws.optuna_uri, pre["parent_study"])
     space_yaml = request.search_space or parent.space_yaml
     space = load_search_space(space_yaml)
-    plan = SearchPlan(
-        study_name=study_name,
-        family=request.family,
-        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
-        dataset_uri=pre["dataset_uri"],
+    plan = build_plan(
+        study_name,
+        pre,
         metric=parent.metric,
-        direction=parent.direction,
+        space=space,
         space_yaml=space_yaml,
-        space_hash=space.hash,
         n_trials=request.n_trials,
-        time_budget_s=request.time_budget_s,
-        deadline=time.time() + request.time_budget_s,
         n_workers=request.n_workers,
-        experiment_id=pre["experiment_id"],
-        parent_run_id=pre["parent_run_id"],
+        time_budget_s=request.time_budget_s,
         seed=request.seed,
-        algorithm=parent.algorithm,
         strategy=parent.strategy,
+        algorithm=parent.algorithm,
     )
     same_space = space.hash == parent.space_hash
     if not same_space:
