@@ -22,6 +22,7 @@ from operators.drift import (
     retrain_task_estimator,
 )
 from operators.nocode import advisor, job_estimator, workers
+from operators.search_stage import search_stage
 from operators.teardown import close_mlflow_runs
 
 
@@ -85,12 +86,17 @@ from operators.teardown import close_mlflow_runs
 def drift_retrain():
     request = retrain_start()
     pre = prepare_data(request)
-    slots = plan_retrain_search(request, pre)
-    watcher = job_estimator(pre)
-    pool = workers.partial(pre=pre).expand(worker_index=slots)
-    slots >> watcher
+    search = search_stage(
+        plan_retrain_search,
+        job_estimator,
+        workers,
+        plan_args=(request, pre),
+        study_args={"pre": pre},
+        group_id="search",
+        prefix_group_id=False,
+    )
     registered = retrain_task_estimator(pre)
-    [watcher, pool] >> registered
+    search >> registered
     decision = retrain_gate(request, pre, registered)
     advice = advisor(pre)
     decision >> advice

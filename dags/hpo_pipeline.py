@@ -10,7 +10,7 @@ says whether the search was worth it.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TaskGroup, dag
+from airflow.sdk import Param, dag
 
 from operators.hpo import (
     hpo_advisor,
@@ -22,6 +22,7 @@ from operators.hpo import (
     hpo_workers,
     smoke_report,
 )
+from operators.search_stage import search_stage
 from operators.teardown import close_mlflow_runs
 
 STRATEGY_CHOICES = ["auto", "tpe", "gp", "random", "grid", "cmaes", "hyperband", "asha"]
@@ -96,20 +97,23 @@ STRATEGY_CHOICES = ["auto", "tpe", "gp", "random", "grid", "cmaes", "hyperband",
 )
 def hpo_pipeline():
     state = hpo_start()
-    branches = {}
-    for branch in ("smoke", "default", "search"):
-        with TaskGroup(group_id=branch) as group:
-            slots = hpo_plan(state, branch)
-            watcher = hpo_job_estimator(state, branch)
-            pool = hpo_workers.partial(state=state, branch=branch).expand(worker_index=slots)
-            slots >> watcher
-        branches[branch] = (group, watcher, pool)
+    stages = {
+        branch: search_stage(
+            hpo_plan,
+            hpo_job_estimator,
+            hpo_workers,
+            plan_args=(state, branch),
+            study_args={"state": state, "branch": branch},
+            group_id=branch,
+        )
+        for branch in ("smoke", "default", "search")
+    }
     verdict = smoke_report(state)
-    branches["smoke"][0] >> verdict >> [branches["default"][0], branches["search"][0]]
+    stages["smoke"] >> verdict >> [stages["default"], stages["search"]]
     registered = hpo_task_estimator(state)
-    [branches["search"][1], branches["search"][2]] >> registered
+    stages["search"] >> registered
     advice = hpo_advisor(state)
-    [registered, branches["default"][1], branches["default"][2]] >> advice
+    [registered, stages["default"]] >> advice
     finish = hpo_end(state, registered, advice)
     finish >> close_mlflow_runs()  # teardown: runs however the DAG run ends
 

@@ -18,6 +18,7 @@ from operators.nocode import (
     task_estimator,
     workers,
 )
+from operators.search_stage import search_stage
 from operators.teardown import close_mlflow_runs
 
 BUNDLED_DATASETS = ["breast_cancer", "wine", "iris", "diabetes", "digits"]
@@ -112,12 +113,17 @@ BUNDLED_DATASETS = ["breast_cancer", "wine", "iris", "diabetes", "digits"]
 def nocode_pipeline():
     request = start()
     pre = data_preprocess(request)
-    slots = plan_search(request, pre)
-    watcher = job_estimator(pre)
-    pool = workers.partial(pre=pre).expand(worker_index=slots)
-    slots >> watcher
+    search = search_stage(
+        plan_search,
+        job_estimator,
+        workers,
+        plan_args=(request, pre),
+        study_args={"pre": pre},
+        group_id="search",
+        prefix_group_id=False,
+    )
     registered = task_estimator(pre)
-    [watcher, pool] >> registered
+    search >> registered
     advice = advisor(pre)
     registered >> advice
     finish = end(pre, registered, advice)
