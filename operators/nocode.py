@@ -11,24 +11,10 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
+from automl_tasks.pipelines.forms import NOCODE_FORM
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
 
 log = logging.getLogger(__name__)
-
-#: keys of the trigger form that make a NoCodeRequest
-FORM_KEYS = (
-    "dataset",
-    "target",
-    "task_type",
-    "metric",
-    "n_trials",
-    "n_workers",
-    "time_budget_s",
-    "search_space",
-    "family",
-    "seed",
-    "strategy",
-)
 
 
 @task(task_id="start")
@@ -38,7 +24,7 @@ def start() -> dict[str, Any]:
     with user_errors_fail_fast():
         from automl_tasks.pipelines.requests import NoCodeRequest
 
-        request = NoCodeRequest.from_conf({k: params[k] for k in FORM_KEYS if k in params})
+        request = NoCodeRequest.from_conf({k: params[k] for k in NOCODE_FORM.names() if k in params})
     log.info("request: %s", {k: v for k, v in request.to_dict().items() if k != "search_space"})
     return request.to_dict()
 
