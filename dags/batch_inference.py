@@ -3,8 +3,9 @@ and store the predictions as a new dataset version and an MLflow artifact."""
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
+from operators.forms import form_params
 from operators.registry import batch_predict
 
 
@@ -14,16 +15,7 @@ from operators.registry import batch_predict
     catchup=False,
     tags=["loopml", "serving"],
     doc_md=__doc__,
-    params={
-        "family": Param("breast_cancer", type="string", title="Model family", minLength=1),
-        "dataset": Param(
-            "breast_cancer",
-            type="string",
-            title="Dataset",
-            description="dataset://NAME@VERSION, a bundled name or a CSV/Parquet path",
-        ),
-        "model": Param("champion", type="string", title="Model", description="An alias or a version number"),
-    },
+    params=form_params("batch_inference"),
 )
 def batch_inference():
     batch_predict()

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.monitoring.schedule_gate import has_model_family
 from operators.drift import check_drift, retrain_requests, select_families
+from operators.forms import form_params
 
 # "none" turns the schedule off (manual checks only)
 SCHEDULE = os.environ.get("LOOPML_DRIFT_SCHEDULE", "@hourly")
@@ -37,88 +38,7 @@ SCHEDULED = SCHEDULE.lower() != "none" and has_model_family(Workspace.from_env()
     max_active_runs=1,
     tags=["loopml", "monitoring"],
     doc_md=__doc__,
-    params={
-        "family": Param(
-            "",
-            type="string",
-            title="Model family",
-            description="Empty: every family whose check is enabled and due (what the schedule does).",
-            section="What to check",
-        ),
-        "data_path": Param(
-            "",
-            type="string",
-            title="New data file (optional)",
-            description="CSV/Parquet to compare with the training data instead of the serving inference log. "
-            "A target column makes concept drift measurable.",
-            section="What to check",
-        ),
-        "enabled": Param(None, type=["null", "boolean"], title="Scheduled checks on", section="Schedule (per family)"),
-        "check_every_hours": Param(
-            None,
-            type=["null", "number"],
-            minimum=1,
-            title="Check every (hours)",
-            description="The hourly tick checks the family when this much time has passed. Default 24.",
-            section="Schedule (per family)",
-        ),
-        "window_hours": Param(
-            None, type=["null", "number"], minimum=0.01, title="Window (hours of inference log)", section="Thresholds"
-        ),
-        "min_rows": Param(None, type=["null", "integer"], minimum=1, title="Minimum rows", section="Thresholds"),
-        "drift_share": Param(
-            None,
-            type=["null", "number"],
-            minimum=0.01,
-            maximum=1,
-            title="Drifted-column share that means drift",
-            description="Default 0.3.",
-            section="Thresholds",
-        ),
-        "column_threshold": Param(
-            None,
-            type=["null", "number"],
-            exclusiveMinimum=0,
-            title="Per-column test threshold",
-            description="Empty: Evidently's default for each test (p-value 0.05 or distance 0.1).",
-            section="Thresholds",
-        ),
-        "performance_drop": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            title="Metric drop that means concept drift",
-            description="Default 0.05.",
-            section="Thresholds",
-        ),
-        "auto_retrain": Param(None, type=["null", "boolean"], title="Retrain on drift", section="Retraining"),
-        "save_settings": Param(
-            False, type="boolean", title="Save the thresholds above as the family's settings", section="Thresholds"
-        ),
-        "n_trials": Param(
-            None, type=["null", "integer"], minimum=1, title="Retrain trial budget", section="Retraining"
-        ),
-        "n_workers": Param(
-            None, type=["null", "integer"], minimum=1, maximum=16, title="Retrain workers", section="Retraining"
-        ),
-        "time_budget_s": Param(
-            None, type=["null", "integer"], minimum=10, title="Retrain time budget (s)", section="Retraining"
-        ),
-        "combine": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "reference_plus_recent", "recent_only"],
-            title="Retraining data",
-            section="Retraining",
-        ),
-        "margin": Param(None, type=["null", "number"], minimum=0, title="Promotion margin", section="Retraining"),
-        "max_latency_ratio": Param(
-            None, type=["null", "number"], minimum=1, title="Allowed latency ratio", section="Retraining"
-        ),
-        "max_size_ratio": Param(
-            None, type=["null", "number"], minimum=1, title="Allowed model size ratio", section="Retraining"
-        ),
-    },
+    params=form_params("drift_check"),
 )
 def drift_check():
     results = check_drift.expand(family=select_families())

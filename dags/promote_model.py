@@ -7,8 +7,9 @@ comparison is recorded; rollback: champion goes back to the version before it.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
+from operators.forms import form_params
 from operators.registry import promotion_gate
 
 
@@ -18,19 +19,7 @@ from operators.registry import promotion_gate
     catchup=False,
     tags=["loopml", "registry"],
     doc_md=__doc__,
-    params={
-        "family": Param("breast_cancer", type="string", title="Model family", minLength=1),
-        "version": Param(
-            "latest_challenger",
-            type=["string", "integer"],
-            title="Version",
-            description="A version number, or 'latest_challenger'. Ignored for rollback.",
-        ),
-        "action": Param("auto", type="string", enum=["auto", "manual", "rollback"], title="Action"),
-        "margin": Param(0.0, type="number", minimum=0, title="Required improvement (auto)"),
-        "max_latency_ratio": Param(1.5, type="number", minimum=1, title="Allowed latency ratio (auto)"),
-        "max_size_ratio": Param(2.0, type="number", minimum=1, title="Allowed model size ratio (auto)"),
-    },
+    params=form_params("promote_model"),
 )
 def promote_model():
     promotion_gate()

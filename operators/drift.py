@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Asset, TriggerRule, get_current_context, task
 
+from automl_tasks.pipelines.forms import RETRAIN_OVERRIDES
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,6 @@ SETTING_KEYS = (
     "performance_drop",
     "auto_retrain",
 )
-#: drift_check form keys passed on to drift_retrain
-RETRAIN_KEYS = ("n_trials", "n_workers", "time_budget_s", "combine", "margin", "max_size_ratio", "max_latency_ratio")
 
 
 @task(task_id="select_families")
@@ -87,7 +86,7 @@ def retrain_requests(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "family": result["family"],
                 "window_uri": result["window_uri"],
                 "reason": "; ".join(result["reasons"]),
-                **{k: params[k] for k in RETRAIN_KEYS if params.get(k) is not None},
+                **{k: params[k] for k in RETRAIN_OVERRIDES if params.get(k) is not None},
             }
         )
     log.info("drift_retrain will run for: %s", [r["family"] for r in requests] or "no family")

@@ -27,7 +27,7 @@ def hpo_start() -> dict[str, Any]:
     with user_errors_fail_fast():
         from automl_tasks.pipelines.hpo import HpoRequest, prepare_hpo
 
-        request = HpoRequest(**{k: params[k] for k in HpoRequest.__dataclass_fields__ if k in params})
+        request = HpoRequest.from_conf({k: params[k] for k in HpoRequest.__dataclass_fields__ if k in params})
         pre = prepare_hpo(workspace(), request, dag_run_id=context["run_id"])
     return {"request": request.to_dict(), "pre": pre.to_dict()}
 

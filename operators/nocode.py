@@ -11,25 +11,10 @@ from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
 
-from automl_tasks.core.tags import STRATEGY_REASON_TAG
+from automl_tasks.pipelines.forms import NOCODE_FORM
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
 
 log = logging.getLogger(__name__)
-
-#: keys of the trigger form that make a NoCodeRequest
-FORM_KEYS = (
-    "dataset",
-    "target",
-    "task_type",
-    "metric",
-    "n_trials",
-    "n_workers",
-    "time_budget_s",
-    "search_space",
-    "family",
-    "seed",
-    "strategy",
-)
 
 
 @task(task_id="start")
@@ -39,7 +24,7 @@ def start() -> dict[str, Any]:
     with user_errors_fail_fast():
         from automl_tasks.pipelines.requests import NoCodeRequest
 
-        request = NoCodeRequest.from_conf({k: params[k] for k in FORM_KEYS if k in params})
+        request = NoCodeRequest.from_conf({k: params[k] for k in NOCODE_FORM.names() if k in params})
     log.info("request: %s", {k: v for k, v in request.to_dict().items() if k != "search_space"})
     return request.to_dict()
 
@@ -64,48 +49,16 @@ def study_name_for(pre: dict[str, Any]) -> str:
 
 @task(task_id="plan_search")
 def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
-    """The formatter: budget and study, default and warm-start trials enqueued.
+    """The formatter: budget, strategy and study, default and warm-start trials enqueued.
 
     Returns the worker slots the `workers` task is mapped over.
     """
-    import time
-
-    from automl_tasks.estimators import DataSpec
-    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.pipelines.nocode import plan_search as plan
     from automl_tasks.pipelines.requests import NoCodeRequest
-    from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, start_search
 
     req = NoCodeRequest(**request)
-    ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        profile = json.loads(Path(pre["profile_path"]).read_text())
-        space = req.space()
-        n_trials = choose_trial_budget(req.n_trials, profile)
-        strategy, why = choose_strategy(req.strategy, space, n_trials, profile)
-        log.info("formatter: search strategy %s: %s", strategy, why)
-        from automl_tasks.core.tracking import mlflow_client
-
-        mlflow_client(ws).log_param(pre["parent_run_id"], "strategy", strategy)
-        mlflow_client(ws).set_tag(pre["parent_run_id"], STRATEGY_REASON_TAG, why)
-        plan = SearchPlan(
-            study_name=study_name_for(pre),
-            family=pre["family"],
-            data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=req.seed),
-            dataset_uri=pre["dataset_uri"],
-            metric=pre["metric"],
-            direction=Metric(pre["metric"]).direction,
-            space_yaml=req.space_text(),
-            space_hash=space.hash,
-            n_trials=n_trials,
-            time_budget_s=req.time_budget_s,
-            deadline=time.time() + req.time_budget_s,
-            n_workers=req.n_workers,
-            experiment_id=pre["experiment_id"],
-            parent_run_id=pre["parent_run_id"],
-            seed=req.seed,
-            strategy=strategy,
-        )
-        summary = start_search(ws.optuna_uri, plan, space)
+        summary = plan(workspace(), req, pre, study_name_for(pre))
     log.info("search planned: %s", summary)
     return list(range(req.n_workers))
 

@@ -6,12 +6,11 @@ import time
 
 import automl_tasks.pipelines.registration as task_estimator
 from automl_tasks.core.settings import Workspace
-from automl_tasks.estimators import DataSpec
-from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import finish_parent_run, preprocess
 from automl_tasks.pipelines.registration import RegisteredModel
 from automl_tasks.pipelines.requests import NoCodeRequest
-from automl_tasks.search import SearchPlan, run_worker, start_search, watch_search
+from automl_tasks.search import run_worker, start_search, watch_search
+from automl_tasks.search.plan import build_plan
 
 LINEAR_SPACE = """
 params:
@@ -41,21 +40,17 @@ def search_and_register(
     run_name = f"test-{tag or time.time_ns()}"
     pre = preprocess(ws, request, dag_run_id=run_name)
     space_obj = request.space()
-    plan = SearchPlan(
-        study_name=f"{family}-{run_name}",
-        family=family,
-        data=DataSpec(pre.dataset_path, pre.target, pre.task_type),
-        dataset_uri=pre.dataset_uri,
+    plan = build_plan(
+        f"{family}-{run_name}",
+        pre.to_dict(),
         metric=pre.metric,
-        direction=Metric(pre.metric).direction,
+        space=space_obj,
         space_yaml=request.space_text(),
-        space_hash=space_obj.hash,
         n_trials=n_trials,
-        time_budget_s=300,
-        deadline=time.time() + 300,
         n_workers=1,
-        experiment_id=pre.experiment_id,
-        parent_run_id=pre.parent_run_id,
+        time_budget_s=300,
+        seed=0,
+        strategy="tpe",
     )
     start_search(ws.optuna_uri, plan, space_obj)
     run_worker(ws, plan.study_name, 0)

@@ -81,6 +81,27 @@ def test_dagbag_has_no_import_errors_and_the_expected_topology(tmp_path, monkeyp
     form = dag.params
     for key in ("dataset", "target", "task_type", "metric", "n_trials", "n_workers", "time_budget_s", "search_space"):
         assert key in form, f"trigger form lacks {key}"
+    # the search stage is one TaskGroup (operators/search_stage.py) whose task ids carry no prefix
+    group = dag.task_group.children["search"]
+    assert sorted(group.children) == ["job_estimator", "plan_search", "workers"]
+
+
+def test_hpo_pipeline_runs_three_search_stages(tmp_path, monkeypatch):
+    """smoke, then default || search, each plan -> (job_estimator || workers) in its TaskGroup."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["hpo_pipeline"]
+    down = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    for branch in ("smoke", "default", "search"):
+        assert down[f"{branch}.plan"] == [f"{branch}.job_estimator", f"{branch}.workers"]
+        assert dag.get_task(f"{branch}.workers").is_mapped
+    assert down["smoke.job_estimator"] == down["smoke.workers"] == ["smoke_report"]
+    assert down["smoke_report"] == ["default.plan", "search.plan"]
+    assert down["search.job_estimator"] == down["search.workers"] == ["task_estimator"]
+    assert down["default.job_estimator"] == down["default.workers"] == ["advisor"]
+    assert down["task_estimator"] == ["advisor", "end"]
 
 
 def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
@@ -111,6 +132,7 @@ def test_drift_dags_topology_schedule_and_asset(tmp_path, monkeypatch):
     down = {t.task_id: sorted(t.downstream_task_ids) for t in retrain.tasks}
     assert down["start"] == ["plan_search", "prepare_data", "promotion_gate"]
     assert down["plan_search"] == ["job_estimator", "workers"]
+    assert down["job_estimator"] == down["workers"] == ["task_estimator"]
     assert down["task_estimator"] == ["end", "promotion_gate"]
     assert down["promotion_gate"] == ["advisor", "end"]
 

@@ -14,12 +14,10 @@ import json
 import logging
 import math
 import statistics
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.algorithms import AlgorithmSpec, resolve
+from automl_tasks.algorithms import resolve
 from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -33,61 +31,15 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, TabularEstimator, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import PreprocessResult, preprocess
-from automl_tasks.pipelines.requests import NoCodeRequest
+from automl_tasks.pipelines.requests import HpoRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
-from automl_tasks.search.strategies import GRID_POINTS, STRATEGIES
+from automl_tasks.search.plan import build_plan
+from automl_tasks.search.strategies import GRID_POINTS
 
 log = logging.getLogger(__name__)
 
 BRANCHES = ("smoke", "default", "search")
 SMOKE_TRIALS = 2
-
-
-@dataclass(frozen=True)
-class HpoRequest:
-    """The HPO form."""
-
-    algorithm: str = "tabular"  # a built-in or registered name, or a folder with algorithm.yaml
-    dataset: str = "breast_cancer"
-    target: str = "target"
-    task_type: str = "auto"
-    metric: str = "auto"  # its direction follows from the metric
-    strategy: str = "auto"
-    n_trials: int = 20  # 0 = the formatter picks it from the data size (or the grid's size)
-    time_budget_s: int = 600
-    max_epochs: int = 0  # fidelity budget per trial for algorithms with one; 0 = each configuration's own
-    n_workers: int = 2
-    repeats: int = 3  # split seeds for the default-vs-search comparison
-    family: str = ""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.strategy != "auto" and self.strategy not in STRATEGIES:
-            raise ConfigurationError(f"The 'strategy' parameter must be 'auto' or one of {sorted(STRATEGIES)}.")
-        if not 2 <= self.repeats <= 20:
-            raise ConfigurationError(f"The 'repeats' parameter must be in [2, 20]. Got {self.repeats!r}.")
-        if self.max_epochs < 0:
-            raise ConfigurationError(f"The 'max_epochs' parameter must be >= 0. Got {self.max_epochs!r}.")
-        self.nocode()  # dataset, target, budgets and family checked by the same rules as NoCode
-
-    def nocode(self) -> NoCodeRequest:
-        return NoCodeRequest(
-            dataset=self.dataset,
-            target=self.target,
-            task_type=self.task_type,
-            metric=self.metric,
-            n_trials=self.n_trials,
-            n_workers=self.n_workers,
-            time_budget_s=self.time_budget_s,
-            family=self.family,
-            seed=self.seed,
-        )
-
-    def spec(self) -> AlgorithmSpec:
-        return resolve(None, self.algorithm)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> PreprocessResult:
@@ -124,24 +76,18 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch:
             n_trials = len(space.grid(GRID_POINTS))
             why += f"; budget = the grid's {n_trials} points"
         workers = request.n_workers
-    plan = SearchPlan(
-        study_name=study_name,
-        family=pre["family"],
-        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
-        dataset_uri=pre["dataset_uri"],
+    plan = build_plan(
+        study_name,
+        pre,
         metric=metric.name,
-        direction=metric.direction,
+        space=space,
         space_yaml=spec.space_yaml,
-        space_hash=space.hash,
         n_trials=n_trials,
-        time_budget_s=request.time_budget_s,
-        deadline=time.time() + request.time_budget_s,
         n_workers=workers,
-        experiment_id=pre["experiment_id"],
-        parent_run_id=pre["parent_run_id"],
+        time_budget_s=request.time_budget_s,
         seed=request.seed,
-        algorithm=spec.estimator,
         strategy=strategy,
+        algorithm=spec.estimator,
         run_epochs=epochs if fidelity else None,
     )
     if branch == "search":

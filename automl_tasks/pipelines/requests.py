@@ -1,44 +1,45 @@
-"""The NoCode trigger form as a typed request, validated once at the edge."""
+"""The pipelines' trigger forms as typed requests, validated once at the edge.
+
+Each request class checks every field by the rules of its DAG's form
+(`automl_tasks.pipelines.forms`: type, limits, choices), the same rules Airflow applies
+to the form; the checks a form cannot express (a dataset that exists, a family name,
+a search space) follow. A default is the form's default.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.data.bundled import BUNDLED
 from automl_tasks.families.aliases import check_family_name
+from automl_tasks.pipelines.forms import HPO_FORM, NOCODE_FORM, RETRAIN_FORM, Form
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, SearchSpace, load_search_space
 
+if TYPE_CHECKING:
+    from automl_tasks.algorithms import AlgorithmSpec
+    from automl_tasks.families.promotion import GateConfig
+
 T = TypeVar("T")
-TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
-METRIC_CHOICES = ("auto", "roc_auc", "accuracy", "f1_macro", "log_loss", "r2", "rmse", "mae")
 
 
 def _bad(name: str, expected: str, got: Any) -> ConfigurationError:
     return ConfigurationError(f"The {name!r} parameter must be {expected}. Got {got!r} instead.")
 
 
-def check_integer_ranges(request: Any, ranges: tuple[tuple[str, int, int], ...]) -> None:
-    """Refuse any named field of `request` that is not an integer in its [low, high]."""
-    for name, low, high in ranges:
-        value = getattr(request, name)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise _bad(name, f"an integer in [{low}, {high}]", value)
-
-
-def request_from_conf(cls: type[T], conf: dict[str, Any]) -> T:
-    """A form dataclass from a DAG run's conf: unknown keys refused, None = default, 5.0 -> 5."""
+def request_from_conf(cls: type[T], form: Form, conf: dict[str, Any]) -> T:
+    """A request from a DAG run's conf: unknown keys refused, None = default, 5.0 -> 5 for integers."""
     known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
     unknown = set(conf) - known
     if unknown:
         raise ConfigurationError(f"unknown parameters {sorted(unknown)}; expected some of {sorted(known)}")
-    values = {k: v for k, v in conf.items() if v is not None}
-    for name in ("n_trials", "n_workers", "time_budget_s", "seed"):
-        if isinstance(values.get(name), float) and values[name].is_integer():
-            values[name] = int(values[name])
-    return cls(**values)
+    return cls(**form.coerce({k: v for k, v in conf.items() if v is not None}))
+
+
+def _default(form: Form, name: str) -> Any:
+    return form[name].default
 
 
 @dataclass(frozen=True)
@@ -46,40 +47,30 @@ class NoCodeRequest:
     """What a person asks for: a table, its target, and how much search to spend."""
 
     dataset: str
-    target: str = "target"
-    task_type: str = "auto"
-    metric: str = "auto"
-    n_trials: int = 20
-    n_workers: int = 2
-    time_budget_s: int = 600
-    search_space: str = ""  # YAML text or a path; empty = the default tabular space
-    family: str = ""  # registered model name; empty = derived from the dataset name
-    seed: int = 0
-    strategy: str = "auto"  # a search strategy name, or auto (the formatter picks one and says why)
+    target: str = _default(NOCODE_FORM, "target")
+    task_type: str = _default(NOCODE_FORM, "task_type")
+    metric: str = _default(NOCODE_FORM, "metric")
+    n_trials: int = _default(NOCODE_FORM, "n_trials")
+    n_workers: int = _default(NOCODE_FORM, "n_workers")
+    time_budget_s: int = _default(NOCODE_FORM, "time_budget_s")
+    search_space: str = _default(NOCODE_FORM, "search_space")  # YAML text or a path; empty = the tabular space
+    family: str = _default(NOCODE_FORM, "family")  # registered model name; empty = derived from the dataset name
+    seed: int = _default(NOCODE_FORM, "seed")
+    strategy: str = _default(NOCODE_FORM, "strategy")  # a strategy name, or auto (the formatter picks one, says why)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise _bad("dataset", f"a bundled name {sorted(BUNDLED)} or a path to a CSV/Parquet file", self.dataset)
         if self.dataset not in BUNDLED and not Path(self.dataset).exists():
             raise _bad("dataset", f"a bundled name {sorted(BUNDLED)} or an existing CSV/Parquet file", self.dataset)
-        if not isinstance(self.target, str) or not self.target:
-            raise _bad("target", "the name of the target column", self.target)
-        if self.task_type not in TASK_CHOICES:
-            raise _bad("task_type", f"one of {list(TASK_CHOICES)}", self.task_type)
-        if self.metric not in METRIC_CHOICES:
-            raise _bad("metric", f"one of {list(METRIC_CHOICES)}", self.metric)
-        check_integer_ranges(self, (("n_trials", 0, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)))
+        NOCODE_FORM.check(self)
         if self.family:
             check_family_name(self.family)
         self.space()  # raises SearchSpaceError with the YAML path of the fault
-        from automl_tasks.search.strategies import STRATEGIES
-
-        if self.strategy != "auto" and self.strategy not in STRATEGIES:
-            raise _bad("strategy", f"'auto' or one of {sorted(STRATEGIES)}", self.strategy)
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> NoCodeRequest:
-        return request_from_conf(cls, conf)
+        return request_from_conf(cls, NOCODE_FORM, conf)
 
     @property
     def dataset_name(self) -> str:
@@ -101,3 +92,94 @@ class NoCodeRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class HpoRequest:
+    """The HPO form: an algorithm searched on a dataset, compared with its defaults."""
+
+    algorithm: str = _default(HPO_FORM, "algorithm")  # a built-in or registered name, or a folder with algorithm.yaml
+    dataset: str = _default(HPO_FORM, "dataset")
+    target: str = _default(HPO_FORM, "target")
+    task_type: str = _default(HPO_FORM, "task_type")
+    metric: str = _default(HPO_FORM, "metric")  # its direction follows from the metric
+    strategy: str = _default(HPO_FORM, "strategy")
+    n_trials: int = _default(HPO_FORM, "n_trials")  # 0 = the formatter picks it from the data size (or grid size)
+    time_budget_s: int = _default(HPO_FORM, "time_budget_s")
+    max_epochs: int = _default(HPO_FORM, "max_epochs")  # fidelity budget per trial; 0 = each configuration's own
+    n_workers: int = _default(HPO_FORM, "n_workers")
+    repeats: int = _default(HPO_FORM, "repeats")  # split seeds for the default-vs-search comparison
+    family: str = _default(HPO_FORM, "family")
+    seed: int = _default(HPO_FORM, "seed")
+
+    def __post_init__(self) -> None:
+        HPO_FORM.check(self)
+        self.nocode()  # dataset, family checked by the same rules as NoCode
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> HpoRequest:
+        return request_from_conf(cls, HPO_FORM, conf)
+
+    def nocode(self) -> NoCodeRequest:
+        return NoCodeRequest(
+            dataset=self.dataset,
+            target=self.target,
+            task_type=self.task_type,
+            metric=self.metric,
+            n_trials=self.n_trials,
+            n_workers=self.n_workers,
+            time_budget_s=self.time_budget_s,
+            family=self.family,
+            seed=self.seed,
+        )
+
+    def spec(self) -> AlgorithmSpec:
+        from automl_tasks.algorithms import resolve
+
+        return resolve(None, self.algorithm)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """The drift_retrain form (filled by drift_check when it triggers a retrain)."""
+
+    family: str
+    window_uri: str = _default(RETRAIN_FORM, "window_uri")  # dataset://<family>.window@... stored by drift_check
+    data_path: str = _default(RETRAIN_FORM, "data_path")  # or a labelled file with the champion's columns and target
+    combine: str = _default(RETRAIN_FORM, "combine")
+    eval_fraction: float = _default(RETRAIN_FORM, "eval_fraction")  # recent labelled rows held out for evaluation
+    n_trials: int = _default(RETRAIN_FORM, "n_trials")
+    n_workers: int = _default(RETRAIN_FORM, "n_workers")
+    time_budget_s: int = _default(RETRAIN_FORM, "time_budget_s")
+    search_space: str = _default(RETRAIN_FORM, "search_space")  # empty = the parent study's space
+    margin: float = _default(RETRAIN_FORM, "margin")  # the promotion gate's required improvement
+    max_latency_ratio: float = _default(RETRAIN_FORM, "max_latency_ratio")  # the gate's guard ratios
+    max_size_ratio: float = _default(RETRAIN_FORM, "max_size_ratio")
+    seed: int = _default(RETRAIN_FORM, "seed")
+    reason: str = _default(RETRAIN_FORM, "reason")  # why the retrain runs (drift_check's verdict)
+
+    def __post_init__(self) -> None:
+        RETRAIN_FORM.check(self)
+        check_family_name(self.family)
+        if bool(self.window_uri) == bool(self.data_path):
+            raise ConfigurationError("give exactly one of 'window_uri' (from drift_check) and 'data_path'")
+        if self.data_path and not Path(self.data_path).exists():
+            raise ConfigurationError(f"The 'data_path' parameter must name an existing file. Got {self.data_path!r}.")
+        self.gate()
+        if self.search_space:
+            load_search_space(self.search_space)
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> RetrainRequest:
+        return request_from_conf(cls, RETRAIN_FORM, conf)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def gate(self) -> GateConfig:
+        from automl_tasks.families.promotion import GateConfig
+
+        return GateConfig(self.margin, self.max_latency_ratio, self.max_size_ratio)

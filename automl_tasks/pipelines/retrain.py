@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from automl_tasks.core.errors import ConfigurationError, DataValidationError, UserError
+from automl_tasks.core.errors import DataValidationError, UserError
 from automl_tasks.core.labels import LabelSpec, normalise_feedback_labels, version_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -50,68 +48,19 @@ from automl_tasks.core.tags import (
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, parse_dataset_uri, read_table, validate_table
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.families.aliases import CHAMPION, check_family_name, current_alias_version
+from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
 from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
 from automl_tasks.pipelines.intake import PipelineRunSpec, open_pipeline_run
-from automl_tasks.pipelines.requests import check_integer_ranges, request_from_conf
-from automl_tasks.search import SearchPlan, start_search
+from automl_tasks.pipelines.requests import RetrainRequest
+from automl_tasks.search import start_search
+from automl_tasks.search.plan import build_plan
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
 
-COMBINE_RULES = ("reference_plus_recent", "recent_only")
 MIN_LABELLED_ROWS = 20
-
-
-@dataclass(frozen=True)
-class RetrainRequest:
-    """The drift_retrain form (filled by drift_check when it triggers a retrain)."""
-
-    family: str
-    window_uri: str = ""  # dataset://<family>.window@... stored by drift_check
-    data_path: str = ""  # or a labelled CSV/Parquet file with the champion's columns and target
-    combine: str = "reference_plus_recent"
-    eval_fraction: float = 0.3  # share of the recent labelled rows held out as new evaluation data
-    n_trials: int = 10
-    n_workers: int = 2
-    time_budget_s: int = 600
-    search_space: str = ""  # empty = the parent study's space (YAML text to change it)
-    margin: float = 0.0  # the promotion gate's required improvement
-    max_latency_ratio: float = GateConfig.max_latency_ratio  # the gate's guard ratios
-    max_size_ratio: float = GateConfig.max_size_ratio
-    seed: int = 0
-    reason: str = ""  # why the retrain runs (drift_check's verdict)
-
-    def __post_init__(self) -> None:
-        check_family_name(self.family)
-        if bool(self.window_uri) == bool(self.data_path):
-            raise ConfigurationError("give exactly one of 'window_uri' (from drift_check) and 'data_path'")
-        if self.data_path and not Path(self.data_path).exists():
-            raise ConfigurationError(f"The 'data_path' parameter must name an existing file. Got {self.data_path!r}.")
-        if self.combine not in COMBINE_RULES:
-            raise ConfigurationError(
-                f"The 'combine' parameter must be one of {list(COMBINE_RULES)}. Got {self.combine!r}."
-            )
-        if not 0.05 <= self.eval_fraction <= 0.8:
-            raise ConfigurationError(
-                f"The 'eval_fraction' parameter must be in [0.05, 0.8]. Got {self.eval_fraction!r}."
-            )
-        check_integer_ranges(self, (("n_trials", 1, 10_000), ("n_workers", 1, 64), ("time_budget_s", 10, 7 * 86_400)))
-        self.gate()
-        if self.search_space:
-            load_search_space(self.search_space)
-
-    @classmethod
-    def from_conf(cls, conf: dict[str, Any]) -> RetrainRequest:
-        return request_from_conf(cls, conf)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def gate(self) -> GateConfig:
-        return GateConfig(self.margin, self.max_latency_ratio, self.max_size_ratio)
 
 
 def _recent_rows(ws: Workspace, request: RetrainRequest) -> tuple[pd.DataFrame, str]:
@@ -236,29 +185,21 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
 
 def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
     """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
-    from automl_tasks.estimators import DataSpec
-
     _, parent = load_study(ws.optuna_uri, pre["parent_study"])
     space_yaml = request.search_space or parent.space_yaml
     space = load_search_space(space_yaml)
-    plan = SearchPlan(
-        study_name=study_name,
-        family=request.family,
-        data=DataSpec(pre["dataset_path"], pre["target"], pre["task_type"], split_seed=request.seed),
-        dataset_uri=pre["dataset_uri"],
+    plan = build_plan(
+        study_name,
+        pre,
         metric=parent.metric,
-        direction=parent.direction,
+        space=space,
         space_yaml=space_yaml,
-        space_hash=space.hash,
         n_trials=request.n_trials,
-        time_budget_s=request.time_budget_s,
-        deadline=time.time() + request.time_budget_s,
         n_workers=request.n_workers,
-        experiment_id=pre["experiment_id"],
-        parent_run_id=pre["parent_run_id"],
+        time_budget_s=request.time_budget_s,
         seed=request.seed,
-        algorithm=parent.algorithm,
         strategy=parent.strategy,
+        algorithm=parent.algorithm,
     )
     same_space = space.hash == parent.space_hash
     if not same_space:

@@ -7,11 +7,14 @@ middleware), so any worker process, local or in a pod, can read it.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.estimators.base import DataSpec
+from automl_tasks.search_space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,49 @@ class SearchPlan:
         if payload.get("algorithm") == "tabular":  # plans stored before plans held references
             payload["algorithm"] = TABULAR_ESTIMATOR
         return cls(**payload)
+
+
+def build_plan(
+    study_name: str,
+    intake: Mapping[str, Any],
+    *,
+    metric: str,
+    space: SearchSpace,
+    space_yaml: str,
+    n_trials: int,
+    n_workers: int,
+    time_budget_s: float,
+    seed: int,
+    strategy: str,
+    algorithm: str = TABULAR_ESTIMATOR,
+    run_epochs: int | None = None,
+) -> SearchPlan:
+    """The plan of one search over the table an intake step stored (the one way plans are made).
+
+    `intake` is the intake step's result (`PreprocessResult.to_dict()` or its extension):
+    the stored dataset version, target, task type, family and the pipeline's MLflow run.
+    The split seed is the search seed; the direction follows from the metric; no new trial
+    starts `time_budget_s` after now. `algorithm` is stored as given.
+    """
+    from automl_tasks.estimators.metrics import Metric
+
+    return SearchPlan(
+        study_name=study_name,
+        family=intake["family"],
+        data=DataSpec(intake["dataset_path"], intake["target"], intake["task_type"], split_seed=seed),
+        dataset_uri=intake["dataset_uri"],
+        metric=metric,
+        direction=Metric(metric).direction,
+        space_yaml=space_yaml,
+        space_hash=space.hash,
+        n_trials=n_trials,
+        time_budget_s=time_budget_s,
+        deadline=time.time() + time_budget_s,
+        n_workers=n_workers,
+        experiment_id=intake["experiment_id"],
+        parent_run_id=intake["parent_run_id"],
+        seed=seed,
+        algorithm=algorithm,
+        strategy=strategy,
+        run_epochs=run_epochs,
+    )

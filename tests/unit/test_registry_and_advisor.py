@@ -21,7 +21,7 @@ def test_family_names_are_checked():
     ("conf", "fragment"),
     [
         ({"dataset": "nope"}, "'dataset' parameter"),
-        ({"dataset": "iris", "n_workers": 0}, "'n_workers' parameter must be an integer in [1, 64]. Got 0"),
+        ({"dataset": "iris", "n_workers": 0}, "'n_workers' parameter must be an integer in [1, 16]. Got 0"),
         ({"dataset": "iris", "task_type": "clustering"}, "'task_type'"),
         ({"dataset": "iris", "colour": "red"}, "unknown parameters ['colour']"),
     ],

@@ -1,0 +1,48 @@
+"""The NoCode pipeline's planning step (the formatter, OmniForce Figure 3a).
+
+From the checked request and the intake step's result: the trial budget (chosen from the
+table's size when the form leaves it at 0), the search strategy (chosen from the space,
+budget and data size when the form says 'auto', with the reason recorded on the pipeline's
+MLflow run), then the study with its default and warm-start trials enqueued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from automl_tasks.core.settings import Workspace
+from automl_tasks.core.tags import STRATEGY_REASON_TAG
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.pipelines.requests import NoCodeRequest
+from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
+from automl_tasks.search.plan import build_plan
+
+log = logging.getLogger(__name__)
+
+
+def plan_search(ws: Workspace, request: NoCodeRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
+    """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
+    profile = json.loads(Path(pre["profile_path"]).read_text())
+    space = request.space()
+    n_trials = choose_trial_budget(request.n_trials, profile)
+    strategy, why = choose_strategy(request.strategy, space, n_trials, profile)
+    log.info("formatter: search strategy %s: %s", strategy, why)
+    client = mlflow_client(ws)
+    client.log_param(pre["parent_run_id"], "strategy", strategy)
+    client.set_tag(pre["parent_run_id"], STRATEGY_REASON_TAG, why)
+    plan = build_plan(
+        study_name,
+        pre,
+        metric=pre["metric"],
+        space=space,
+        space_yaml=request.space_text(),
+        n_trials=n_trials,
+        n_workers=request.n_workers,
+        time_budget_s=request.time_budget_s,
+        seed=request.seed,
+        strategy=strategy,
+    )
+    return start_search(ws.optuna_uri, plan, space)
