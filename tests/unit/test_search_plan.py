@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.search.plan import SearchPlan, build_plan
 from automl_tasks.search_space import default_tabular_space
 
@@ -61,4 +62,4 @@ def test_defaults_are_the_tabular_search_without_fidelity():
         seed=0,
         strategy="tpe",
     )
-    assert (plan.algorithm, plan.run_epochs, plan.direction) == ("tabular", None, "maximize")
+    assert (plan.algorithm, plan.run_epochs, plan.direction) == (TABULAR_ESTIMATOR, None, "maximize")
