@@ -73,12 +73,15 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
     from automl_tasks.estimators.metrics import Metric
     from automl_tasks.pipelines.requests import NoCodeRequest
     from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, start_search
+    from automl_tasks.search.formatter import fit_space_to_budget
+    from automl_tasks.search_space import load_search_space
 
     req = NoCodeRequest(**request)
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
         profile = json.loads(Path(pre["profile_path"]).read_text())
-        space = req.space()
+        fitted = fit_space_to_budget(req.space_text(), profile, req.time_budget_s)
+        space = load_search_space(fitted.space_text)
         n_trials = choose_trial_budget(req.n_trials, profile)
         strategy, why = choose_strategy(req.strategy, space, n_trials, profile)
         log.info("formatter: search strategy %s: %s", strategy, why)
@@ -93,7 +96,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
             dataset_uri=pre["dataset_uri"],
             metric=pre["metric"],
             direction=Metric(pre["metric"]).direction,
-            space_yaml=req.space_text(),
+            space_yaml=fitted.space_text,
             space_hash=space.hash,
             n_trials=n_trials,
             time_budget_s=req.time_budget_s,
@@ -103,6 +106,7 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
             parent_run_id=pre["parent_run_id"],
             seed=req.seed,
             strategy=strategy,
+            budget_note=fitted.reason,
         )
         summary = start_search(ws.optuna_uri, plan, space)
     log.info("search planned: %s", summary)

@@ -37,6 +37,7 @@ class SearchPlan:
     run_epochs: int | None = None  # fidelity given to every trial (None: the configuration's own)
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
+    budget_note: str = ""  # what the formatter left out of the space for the time budget, and why
 
     def to_json(self) -> str:
         payload = asdict(self)
