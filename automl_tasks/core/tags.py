@@ -74,6 +74,7 @@ FORBIDDEN_ATTR = "loopml.forbidden"  #: a draw the space forbids: pruned before 
 PLAN_ATTR = "loopml.plan"  #: the search plan (study user attribute)
 STOP_ATTR = "loopml.stop"  #: asks workers to stop (study user attribute)
 DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-queued
+SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first worker began (study user attribute)
 
 # entry points
 ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms

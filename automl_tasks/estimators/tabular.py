@@ -2,6 +2,17 @@
 
 One configuration of the default tabular space (preprocessing choices + a model and
 its conditional hyperparameters) becomes a scikit-learn Pipeline.
+
+How a search trial is scored (issue #11, "search that spends the budget well"):
+- boosted trees (LightGBM) whose configuration names no `n_estimators` grow up to
+  `MAX_BOOSTING_ROUNDS` trees and stop early on the scoring rows (`EARLY_STOPPING_ROUNDS`
+  without improvement); the final refit on train+validation grows the best iteration the
+  trial found (found again deterministically: same rows, same seed), as AutoGluon's
+  refit_full does;
+- tables under `CV_MAX_ROWS` rows are scored by `CV_FOLDS`-fold cross-validation over
+  train+validation (the trial's score is the mean), larger ones on the validation split;
+  the test split stays out of the search either way, so the refit check compares a
+  validated score with a test score as before.
 """
 
 from __future__ import annotations
@@ -14,12 +25,54 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from automl_tasks.data.splits import make_splits
+from automl_tasks.data.splits import Splits, make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.preprocessing import make_preprocessor
 
 MODELS = ("lightgbm", "random_forest", "extra_trees", "linear", "mlp")
+
+#: most boosting rounds a LightGBM trial may grow when early stopping picks the count
+MAX_BOOSTING_ROUNDS = 1000
+#: rounds without improvement of the validation loss after which boosting stops
+EARLY_STOPPING_ROUNDS = 50
+#: tables with fewer rows than this are scored by k-fold cross-validation in the search
+CV_MAX_ROWS = 3000
+CV_FOLDS = 5
+
+
+def uses_early_stopping(config: Mapping[str, Any]) -> bool:
+    """Whether the configuration's number of trees is found by early stopping: a LightGBM
+    configuration that does not fix `n_estimators` itself (user spaces still may)."""
+    return config.get("model", "lightgbm") == "lightgbm" and "model.lightgbm.n_estimators" not in config
+
+
+def uses_cross_validation(n_rows: int) -> bool:
+    """Whether a table of `n_rows` rows is scored by k-fold cross-validation (else holdout)."""
+    return n_rows < CV_MAX_ROWS
+
+
+def search_folds(
+    splits: Splits, target: np.ndarray, task_type: str, *, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, scoring rows) of each evaluation a search trial makes.
+
+    Holdout: one pair (train, validation). Small tables: `CV_FOLDS` folds over
+    train+validation, stratified for classification when every class has enough rows.
+    The test rows are never among them."""
+    pool = np.concatenate([splits.train, splits.valid])
+    if not uses_cross_validation(len(pool) + len(splits.test)):
+        return [(splits.train, splits.valid)]
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    pool = np.sort(pool)
+    labels = target[pool]
+    classify = task_type in ("binary", "multiclass")
+    if classify and np.unique(labels, return_counts=True)[1].min() >= CV_FOLDS:
+        folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool, labels)
+    else:
+        folds = KFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool)
+    return [(pool[fit], pool[score]) for fit, score in folds]
 
 
 def _branch(config: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -63,6 +116,26 @@ def make_model(config: Mapping[str, Any], task_type: str, *, seed: int = 0, epoc
     raise ValueError(f"model must be one of {MODELS}; got {model!r}")
 
 
+def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
+    """Fit a LightGBM pipeline, growing trees until the loss on (x_stop, y_stop) stopped
+    improving for `EARLY_STOPPING_ROUNDS` rounds; return the best iteration."""
+    import lightgbm
+
+    preprocess, model = pipeline.steps[0][1], pipeline.steps[-1][1]
+    fit_features = preprocess.fit_transform(x_fit, y_fit)
+    model.set_params(n_estimators=MAX_BOOSTING_ROUNDS)
+    model.fit(
+        fit_features,
+        y_fit,
+        eval_X=(preprocess.transform(x_stop),),
+        eval_y=(y_stop,),
+        callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)],
+    )
+    # LightGBM keeps only the trees up to the best iteration (the booster is reloaded from
+    # `model_to_string()`, which stops there), so an export holds exactly what was scored
+    return int(model.best_iteration_ or model.n_estimators_)
+
+
 def make_pipeline(
     config: Mapping[str, Any], schema: FeatureSchema, task_type: str, *, seed: int = 0, epochs: int | None = None
 ) -> Pipeline:
@@ -89,19 +162,64 @@ class TabularEstimator(Estimator):
         self.splits_ = make_splits(y, self.data.task_type, seed=self.data.split_seed)
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(fit rows, scoring rows) for this mode."""
+        """(fit rows, scoring rows) for this mode: the first search fold, or train+valid / test."""
         s = self.splits_
         if self.is_trainer:
             return np.concatenate([s.train, s.valid]), s.test
-        return s.train, s.valid
+        return self.folds_[0]
 
-    def train(self) -> None:
-        self._load()
-        fit_rows, _ = self._rows()
-        self.pipeline_ = make_pipeline(
+    @property
+    def early_stopping(self) -> bool:
+        return uses_early_stopping(self.model_args) and not self.run_epochs
+
+    def _new_pipeline(self) -> Pipeline:
+        return make_pipeline(
             self.model_args, self.schema_, self.data.task_type, seed=self.data.split_seed, epochs=self.run_epochs
         )
+
+    def _fit_fold(self, fit_rows: np.ndarray, score_rows: np.ndarray) -> tuple[Pipeline, int | None]:
+        pipeline = self._new_pipeline()
+        x_fit, y_fit = self.features_.iloc[fit_rows], self.target_[fit_rows]
+        if self.early_stopping:
+            best = fit_early_stopped(pipeline, x_fit, y_fit, self.features_.iloc[score_rows], self.target_[score_rows])
+            return pipeline, best
+        return pipeline.fit(x_fit, y_fit), None
+
+    def _score_rows(self, pipeline: Pipeline, rows: np.ndarray) -> float:
+        classes = getattr(pipeline, "classes_", None)
+        features = self.features_.iloc[rows]
+        prediction = pipeline.predict_proba(features) if self.metric.needs_proba else pipeline.predict(features)
+        return self.metric(self.target_[rows], prediction, classes)
+
+    def train(self) -> None:
+        """Search mode: fit and score every search fold (`fold_scores_`); `pipeline_` is the
+        first fold's model. Trainer mode: fit on train+validation, growing the mean best
+        iteration of the search folds when the trees are early-stopped."""
+        self._load()
+        self.folds_ = search_folds(self.splits_, self.target_, self.data.task_type, seed=self.data.split_seed)
+        fitted = []
+        if not self.is_trainer or self.early_stopping:
+            fitted = [self._fit_fold(fit, score) for fit, score in self.folds_]
+        if not self.is_trainer:
+            self.fold_scores_ = [
+                self._score_rows(p, score) for (p, _), (_, score) in zip(fitted, self.folds_, strict=True)
+            ]
+            self.pipeline_ = fitted[0][0]
+            self.fold_best_iterations_ = [best for _, best in fitted]
+            self.best_iteration_ = fitted[0][1]
+            return
+        fit_rows, _ = self._rows()
+        self.pipeline_ = self._new_pipeline()
+        self.best_iteration_ = None
+        if self.early_stopping:
+            self.best_iteration_ = max(1, round(float(np.mean([best for _, best in fitted]))))
+            self.pipeline_.steps[-1][1].set_params(n_estimators=self.best_iteration_)
         self.pipeline_.fit(self.features_.iloc[fit_rows], self.target_[fit_rows])
+
+    @property
+    def validated_rows(self) -> int:
+        """How many rows the search score of a trial is computed on (all folds' scoring rows)."""
+        return sum(len(score) for _, score in self.folds_)
 
     def predict_for_metric(self, features: pd.DataFrame) -> np.ndarray:
         if self.metric.needs_proba:
@@ -109,13 +227,17 @@ class TabularEstimator(Estimator):
         return self.pipeline_.predict(features)
 
     def calculate_score(self) -> EstimatorResult:
-        _, score_rows = self._rows()
-        features, truth = self.features_.iloc[score_rows], self.target_[score_rows]
-        classes = getattr(self.pipeline_, "classes_", None)
-        score = self.metric(truth, self.predict_for_metric(features), classes)
+        """Trainer: the test score. Search trial: the mean score over the search folds."""
+        if self.is_trainer:
+            score = self._score_rows(self.pipeline_, self.splits_.test)
+        else:
+            score = float(np.mean(self.fold_scores_))
         if not np.isfinite(score):
             raise ValueError(f"{self.metric.name} is not finite ({score}) for configuration {self.model_args}")
-        return EstimatorResult(score=score, metrics={self.metric.name: score})
+        metrics = {self.metric.name: score}
+        if self.best_iteration_ is not None:
+            metrics["best_iteration"] = float(self.best_iteration_)
+        return EstimatorResult(score=score, metrics=metrics)
 
     def save(self, path: Path) -> str:
         import joblib

@@ -120,7 +120,9 @@ def check_model(estimator: Any, validated: float, *, seed: int = 0) -> RefitChec
     prediction = np.asarray(estimator.predict_for_metric(features))
     test = estimator.metric(truth, prediction, classes)
     boot = bootstrap_scores(estimator.metric, truth, prediction, classes, samples=BOOTSTRAP_SAMPLES, seed=seed)
-    return judge_refit(estimator.metric, validated, test, boot, n_test=len(rows), n_valid=len(estimator.splits_.valid))
+    # the validated score may be a cross-validated mean over more rows than the validation split
+    n_valid = getattr(estimator, "validated_rows", len(estimator.splits_.valid))
+    return judge_refit(estimator.metric, validated, test, boot, n_test=len(rows), n_valid=n_valid)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from automl_tasks.core.tags import STRATEGY_REASON_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
+from automl_tasks.search.formatter import fit_space_to_budget
 from automl_tasks.search.plan import build_plan
+from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 def plan_search(ws: Workspace, request: NoCodeRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
     """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
     profile = json.loads(Path(pre["profile_path"]).read_text())
-    space = request.space()
+    fitted = fit_space_to_budget(request.space_text(), profile, request.time_budget_s)
+    space = load_search_space(fitted.space_text)
     n_trials = choose_trial_budget(request.n_trials, profile)
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile)
     log.info("formatter: search strategy %s: %s", strategy, why)
@@ -38,11 +41,12 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: dict[str, Any], stud
         pre,
         metric=pre["metric"],
         space=space,
-        space_yaml=request.space_text(),
+        space_yaml=fitted.space_text,
         n_trials=n_trials,
         n_workers=request.n_workers,
         time_budget_s=request.time_budget_s,
         seed=request.seed,
         strategy=strategy,
+        budget_note=fitted.reason,
     )
     return start_search(ws.optuna_uri, plan, space)

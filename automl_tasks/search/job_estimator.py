@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, TIMED_OUT_AFTER_TAG
+from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import MAX_RETRY, best_of, load_study, open_storage, request_stop
@@ -147,7 +148,7 @@ def watch_search(
         budgeted = counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
         if not reason and len(budgeted) >= plan.n_trials:
             reason = f"trial budget of {plan.n_trials} spent"
-        if not reason and now >= plan.deadline:
+        if not reason and now >= search_deadline(study, plan):
             reason = f"time budget of {plan.time_budget_s:.0f}s spent"
         if reason:
             request_stop(study, reason)

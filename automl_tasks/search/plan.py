@@ -41,6 +41,7 @@ class SearchPlan:
     run_epochs: int | None = None  # fidelity given to every trial (None: the configuration's own)
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
+    budget_note: str = ""  # what the formatter left out of the space for the time budget, and why
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -74,13 +75,15 @@ def build_plan(
     strategy: str,
     algorithm: str = TABULAR_ESTIMATOR,
     run_epochs: int | None = None,
+    budget_note: str = "",
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
     `intake` is the intake step's result (`PreprocessResult.to_dict()` or its extension):
     the stored dataset version, target, task type, family and the pipeline's MLflow run.
-    The split seed is the search seed; the direction follows from the metric; no new trial
-    starts `time_budget_s` after now. `algorithm` is stored as given.
+    The split seed is the search seed; the direction follows from the metric. The deadline
+    is provisional (`time_budget_s` after now): the search's clock starts with its first
+    worker (`search.clock`). `algorithm` is stored as given.
     """
     from automl_tasks.estimators.metrics import Metric
 
@@ -101,6 +104,7 @@ def build_plan(
         parent_run_id=intake["parent_run_id"],
         seed=seed,
         algorithm=algorithm,
+        budget_note=budget_note,
         strategy=strategy,
         run_epochs=run_epochs,
     )

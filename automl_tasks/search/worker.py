@@ -27,6 +27,7 @@ from automl_tasks.core.tags import (
 from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.search.clock import search_deadline, start_clock
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
@@ -92,7 +93,7 @@ def _budgeted(study) -> list:
 
 
 def _budget_left(study, plan: SearchPlan) -> bool:
-    return len(_budgeted(study)) < plan.n_trials and time.time() < plan.deadline
+    return len(_budgeted(study)) < plan.n_trials and time.time() < search_deadline(study, plan)
 
 
 def _over_budget(study, plan: SearchPlan, number: int) -> bool:
@@ -119,7 +120,8 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1, settings=ws.search)
     storage = open_storage(ws.optuna_uri, ws.search)
     strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
-    progress = Progress(plan.n_trials, plan.deadline)
+    started = start_clock(study)  # the time budget counts from the first worker's start
+    progress = Progress(plan.n_trials, started + plan.time_budget_s)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = 0
     while True:

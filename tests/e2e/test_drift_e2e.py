@@ -19,7 +19,7 @@ from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from loopml.drift_stream import like_reference, shifted
 from tests.drift_helpers import log_requests
 from tests.e2e.conftest import run_pipeline, states
-from tests.family_builder import add_version
+from tests.family_builder import LIGHTGBM_SPACE, add_version
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -47,7 +47,7 @@ def family(airflow, e2e_workspace):
     for dag_id in ("drift_check", "drift_retrain", "drift_notify"):
         airflow.wait_for_dag(dag_id)
         airflow.unpause(dag_id)
-    add_version(e2e_workspace, FAMILY, n_trials=2, tag="drift-v1")
+    add_version(e2e_workspace, FAMILY, n_trials=2, space=LIGHTGBM_SPACE, tag="drift-v1")
     return e2e_workspace
 
 

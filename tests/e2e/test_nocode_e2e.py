@@ -23,7 +23,7 @@ from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-N_TRIALS = 8
+N_TRIALS = 4  # two workers share them: enough to see both evaluate trials
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +130,19 @@ def test_bentoml_serves_the_champion(e2e_workspace, first_run):
         server.stop()
 
 
-def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, first_run):
+@pytest.fixture(scope="module")
+def second_run(airflow, e2e_workspace, first_run):
+    """A second NoCode run on the same table: (versions before it, dataset versions before it, run id, state)."""
     client = mlflow_client(e2e_workspace)
     before = {v.version for v in client.search_model_versions("name='breast_cancer'")}
     datasets_before = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer")
-    run_id, state = run_pipeline(airflow, {"dataset": "breast_cancer", "n_trials": 3, "n_workers": 1})
+    run_id, state = run_pipeline(airflow, {"dataset": "breast_cancer", "n_trials": 1, "n_workers": 1})
+    return before, datasets_before, run_id, state
+
+
+def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, second_run):
+    before, datasets_before, run_id, state = second_run
+    client = mlflow_client(e2e_workspace)
     assert state == "success", states(airflow, run_id)
     after = {v.version: v for v in client.search_model_versions("name='breast_cancer'")}
     assert before < set(after), "earlier versions are kept"
@@ -155,12 +163,26 @@ BAD_TABLES = {
 }
 
 
+@pytest.fixture(scope="module")
+def bad_runs(airflow, tmp_path_factory) -> dict[str, tuple[Path, str, str]]:
+    """One NoCode run per bad table, triggered together (they fail within seconds, and
+    waiting for each in turn would add one pipeline start-up per table): case -> (path, run id, state)."""
+    folder = tmp_path_factory.mktemp("bad_tables")
+    started = {}
+    for case, (content, _) in BAD_TABLES.items():
+        path = folder / f"{case}.csv"
+        path.write_text(content)
+        started[case] = path, airflow.trigger("nocode_pipeline", {"dataset": str(path), "n_trials": 2, "n_workers": 1})
+    return {
+        case: (path, run_id, airflow.wait_for_run("nocode_pipeline", run_id, timeout_s=600))
+        for case, (path, run_id) in started.items()
+    }
+
+
 @pytest.mark.parametrize("case", sorted(BAD_TABLES))
-def test_bad_input_stops_at_data_preprocess_and_writes_nothing(airflow, e2e_workspace, tmp_path, case):
-    content, rule = BAD_TABLES[case]
-    path = tmp_path / f"{case}.csv"
-    path.write_text(content)
-    run_id, state = run_pipeline(airflow, {"dataset": str(path), "n_trials": 2, "n_workers": 1})
+def test_bad_input_stops_at_data_preprocess_and_writes_nothing(airflow, e2e_workspace, bad_runs, case):
+    _, rule = BAD_TABLES[case]
+    path, run_id, state = bad_runs[case]
     task_states = states(airflow, run_id)
     assert state == "failed"
     assert task_states["data_preprocess"] == "failed"
@@ -196,7 +218,8 @@ def _run_dag(client, dag_id: str, conf: dict) -> tuple[str, str]:
     return run_id, client.wait_for_run(dag_id, run_id, timeout_s=300)
 
 
-def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, first_run):
+def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, second_run):
+    """Needs two versions of the family: the first run's and the second run's."""
     from automl_tasks.families.aliases import current_alias_version
 
     client = mlflow_client(e2e_workspace)

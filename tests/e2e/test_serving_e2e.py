@@ -30,7 +30,7 @@ FAMILY = "bc_serving"
 def family_ws(tmp_path_factory) -> Workspace:
     """Two versions: v1 (LightGBM/default space) champion, v2 (weak linear model) challenger."""
     ws = Workspace.at(tmp_path_factory.mktemp("serving") / "ws").ensure()
-    first = add_version(ws, FAMILY, n_trials=2, tag="v1")
+    first = add_version(ws, FAMILY, n_trials=1, tag="v1")  # the default configuration
     second = add_version(ws, FAMILY, n_trials=1, space=LINEAR_SPACE, tag="v2")
     assert (first.alias, second.alias) == ("champion", "challenger")
     return ws

@@ -22,7 +22,7 @@ from automl_tasks.pipelines.retrain import (
 from automl_tasks.search import run_worker, watch_search
 from loopml.drift_stream import like_reference, shifted
 from tests.drift_helpers import log_requests
-from tests.family_builder import add_version
+from tests.family_builder import LIGHTGBM_SPACE, add_version
 from tests.store_snapshot import assert_nothing_written, store_snapshot
 
 FAMILY = "drifty"
@@ -30,7 +30,7 @@ FAMILY = "drifty"
 
 @pytest.fixture
 def family(workspace):
-    add_version(workspace, FAMILY, n_trials=2, tag="v1")
+    add_version(workspace, FAMILY, n_trials=2, space=LIGHTGBM_SPACE, tag="v1")
     return workspace
 
 

