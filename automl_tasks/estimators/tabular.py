@@ -153,6 +153,10 @@ def make_pipeline(
 class TabularEstimator(Estimator):
     """A searched configuration of the tabular space, trained and scored on fixed splits."""
 
+    #: trees that early stopping kept (None: no early stopping); a class default, so a
+    #: subclass that trains its own way still reports its metrics
+    best_iteration_: int | None = None
+
     def _load(self) -> None:
         frame = pd.read_parquet(self.data.path)
         y = frame[self.data.target]
