@@ -79,3 +79,4 @@ SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first wor
 # entry points
 ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms
 STRATEGIES_ENTRY_POINT_GROUP = "loopml.strategies"  #: entry-point group of contributed search strategies
+DRIFT_CHECKS_ENTRY_POINT_GROUP = "loopml.drift_checks"  #: entry-point group of contributed drift checks

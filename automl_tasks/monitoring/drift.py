@@ -186,3 +186,16 @@ class EvidentlyDriftCheck(DriftCheck):
         self, reference: pd.DataFrame, current: pd.DataFrame, schema: FeatureSchema, **options: Any
     ) -> DriftMeasurement:
         return measure_drift(reference, current, schema, **options, max_rows=self.max_rows)
+
+
+BUILTIN_DRIFT_CHECKS: dict[str, type[DriftCheck]] = {EvidentlyDriftCheck.name: EvidentlyDriftCheck}
+
+
+def drift_checks() -> dict[str, type[DriftCheck]]:
+    """Every drift check by name: the built-in one and those of installed packages
+    (entry point group `loopml.drift_checks`); a family's `method` setting picks one."""
+    from automl_tasks.core.plugins import installed_classes
+    from automl_tasks.core.tags import DRIFT_CHECKS_ENTRY_POINT_GROUP
+
+    installed = installed_classes(DRIFT_CHECKS_ENTRY_POINT_GROUP, DriftCheck, BUILTIN_DRIFT_CHECKS, "drift check")
+    return {**BUILTIN_DRIFT_CHECKS, **installed}

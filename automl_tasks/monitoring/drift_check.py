@@ -41,7 +41,7 @@ from automl_tasks.estimators.features import feature_frame
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import VersionModel, load_version_model, missing_columns, score_pipeline
 from automl_tasks.families.promotion import check_family_exists
-from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, measure_drift, sample_rows
+from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, drift_checks, sample_rows
 from automl_tasks.monitoring.drift_settings import (
     LAST_CHECK_TAG,
     LAST_RESULT_TAG,
@@ -278,7 +278,8 @@ def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window
         if PREDICTION_COLUMN in current_sample
         else model.pipeline.predict(current_features)
     )
-    measurement = measure_drift(
+    check = drift_checks()[settings.method]()  # both tables are already sampled to max_rows
+    measurement = check.measure(
         ref_table,
         cur_table,
         model.schema,
@@ -286,7 +287,6 @@ def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window
         column_threshold=settings.column_threshold,
         prediction_kind=_prediction_kind(model),
         report_path=report_path,
-        max_rows=settings.max_rows,
     )
     labelled = int(current[LABEL_COLUMN].notna().sum()) if LABEL_COLUMN in current else 0
     return Measured(measurement, _performance(model, current, settings), labelled)

@@ -30,6 +30,7 @@ class DriftSettings:
     min_labelled_rows: int = 30  # fewer labelled rows: performance is not judged
     max_rows: int = 100_000  # larger reference/current tables are sampled (seeded) to this many rows
     auto_retrain: bool = True  # drift triggers drift_retrain
+    method: str = "evidently"  # the drift check that measures it (automl_tasks.monitoring.drift.drift_checks)
 
     def __post_init__(self) -> None:
         checks = {
@@ -45,6 +46,12 @@ class DriftSettings:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigurationError(f"drift setting {name!r} has an invalid value {getattr(self, name)!r}")
+        if self.method != "evidently":  # the built-in needs no lookup (and no plugin scan)
+            from automl_tasks.monitoring.drift import drift_checks
+
+            known = drift_checks()
+            if self.method not in known:
+                raise ConfigurationError(f"drift setting 'method' must be one of {sorted(known)}; got {self.method!r}")
 
     @classmethod
     def parse(cls, values: dict[str, Any], *, source: str) -> DriftSettings:
@@ -70,6 +77,8 @@ def parse_values(values: dict[str, Any], *, source: str) -> dict[str, Any]:
 
 def _coerce(name: str, raw: Any, type_name: str, source: str) -> Any:
     text = str(raw).strip().lower()
+    if type_name == "str":
+        return str(raw).strip()
     if "bool" in type_name:
         if isinstance(raw, bool) or text in ("true", "1", "yes", "false", "0", "no"):
             return raw if isinstance(raw, bool) else text in ("true", "1", "yes")

@@ -482,6 +482,16 @@ DRIFT_CHECK_FORM = Form(
             _THRESHOLDS,
             minimum=0,
         ),
+        Field(
+            "method",
+            ("null", "string"),
+            None,
+            "Drift test",
+            "Which drift check measures it: 'evidently' (the default) or one an installed package "
+            "adds (entry point group loopml.drift_checks).",
+            _THRESHOLDS,
+            min_length=1,
+        ),
         Field("auto_retrain", ("null", "boolean"), None, "Retrain on drift", section=_RETRAINING),
         Field(
             "save_settings", "boolean", False, "Save the thresholds above as the family's settings", section=_THRESHOLDS

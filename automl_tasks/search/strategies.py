@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from automl_tasks.core.errors import ConfigurationError, TrialEnded, TrialFailed, TrialPruned
+from automl_tasks.core.plugins import installed_classes
 from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, ORIGIN_TAG, STRATEGIES_ENTRY_POINT_GROUP
 from automl_tasks.search_space import ForbiddenConfiguration, SearchSpace
 
@@ -241,20 +242,7 @@ BUILTIN_STRATEGIES: dict[str, type[SearchStrategy]] = {
 
 def installed_strategies() -> dict[str, type[SearchStrategy]]:
     """Strategies of installed packages (entry point group `loopml.strategies` -> a class)."""
-    from importlib.metadata import entry_points
-
-    found: dict[str, type[SearchStrategy]] = {}
-    for point in entry_points(group=STRATEGIES_ENTRY_POINT_GROUP):
-        try:
-            cls = point.load()
-            if not (isinstance(cls, type) and issubclass(cls, SearchStrategy)):
-                raise TypeError(f"{point.value} is not a SearchStrategy subclass")
-            if cls.name in BUILTIN_STRATEGIES:
-                raise ValueError(f"its name {cls.name!r} is a built-in strategy's")
-            found[cls.name] = cls
-        except Exception as exc:  # one broken package must not hide the others
-            log.error("strategy entry point %s is unusable: %s", point.name, exc)
-    return found
+    return installed_classes(STRATEGIES_ENTRY_POINT_GROUP, SearchStrategy, BUILTIN_STRATEGIES, "strategy")
 
 
 #: every strategy a search can use, by name: the built-in ones and the installed ones

@@ -143,3 +143,30 @@ def test_scheduled_selection_follows_each_familys_settings(family):
     with pytest.raises(ConfigurationError, match="drift_share"):
         save_family_settings(client, FAMILY, {"drift_share": 7})
     assert family_settings(client, FAMILY).drift_share == 0.5  # a refused change stores nothing
+
+
+def test_the_family_setting_method_picks_an_installed_drift_check(family, tmp_path, monkeypatch):
+    """A drift check contributed through the `loopml.drift_checks` entry point group is what
+    check_drift uses when the family's `method` names it; an unknown name is refused."""
+    marker = tmp_path / "measured.txt"
+    (tmp_path / "contrib_drift.py").write_text(
+        "from automl_tasks.monitoring.drift import EvidentlyDriftCheck\n"
+        "class RecordingDriftCheck(EvidentlyDriftCheck):\n"
+        "    name = 'recording'\n"
+        "    def measure(self, reference, current, schema, **options):\n"
+        f"        open({str(marker)!r}, 'a').write(f'{{len(current)}}\\n')\n"
+        "        return super().measure(reference, current, schema, **options)\n"
+    )
+    info = tmp_path / "contrib_drift-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: contrib-drift\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[loopml.drift_checks]\nrecording = contrib_drift:RecordingDriftCheck\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    ws, reference = family, bundled_frame("breast_cancer")
+    log_requests(ws, FAMILY, shifted(reference, "target", 300, seed=3), labels=False)
+    with pytest.raises(ConfigurationError, match="'method' must be one of .*evidently.*recording"):
+        check_drift(ws, FAMILY, dag_run_id="unknown", overrides={"method": "nope"})
+    result = check_drift(ws, FAMILY, dag_run_id="contrib", overrides={"method": "recording"})
+    assert marker.read_text().split() == ["300"], "the contributed check measured the window"
+    assert result.status == "drift", result.reasons
