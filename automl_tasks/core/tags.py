@@ -77,3 +77,4 @@ DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-qu
 
 # entry points
 ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms
+DEPLOY_BACKENDS_ENTRY_POINT_GROUP = "loopml.deploy_backends"  #: entry-point group of contributed deployment engines

@@ -1,0 +1,1 @@
+"""Test helpers shipped with loopml for contributors (algorithms, deployment engines)."""
