@@ -61,7 +61,7 @@ class ExportError(LoopmlError):
 
 
 class BackendUnavailableError(LoopmlError):
-    """An optional backend (e.g. TensorRT without a GPU) cannot run here; says why."""
+    """A deployment engine (e.g. TensorRT without a GPU) cannot run here; the message says why."""
 
 
 class TrialEnded(Exception):
@@ -74,3 +74,10 @@ class TrialPruned(TrialEnded):
 
 class TrialFailed(TrialEnded):
     """The trial's configuration could not be evaluated (Optuna state FAIL); the message is kept."""
+
+
+class UnknownBackendError(UserError, KeyError):
+    """A deployment engine name that no built-in or installed backend answers to."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

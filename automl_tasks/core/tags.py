@@ -66,6 +66,10 @@ REFIT_CHECK_TAG = "loopml.refit_check"  #: passed | fallback | failed
 REFIT_CHECK_REASON_TAG = "loopml.refit_check.reason"  #: why the refit check fell back or failed
 REFIT_CHECK_MODEL_TAG = "loopml.refit_check.model"  #: refit | trial_model
 
+DEPLOY_ENGINE_TAG = "loopml.deploy.engine"  #: the deployment engine a version was checked on
+DEPLOY_TARGET_TAG = "loopml.deploy.target"  #: the deployment target (workspace YAML name)
+DEPLOY_VERDICT_TAG = "loopml.deploy.verdict"  #: ok / parity failed: ... / failed: ... / unavailable: ...
+
 # Optuna trial user attributes (ERROR_TAG and ORIGIN_TAG are trial attributes too)
 OVER_BUDGET_ATTR = "loopml.over_budget"  #: a trial reserved after the budget filled, given back unevaluated
 FORBIDDEN_ATTR = "loopml.forbidden"  #: a draw the space forbids: pruned before it ran, not counted against the budget
@@ -80,3 +84,4 @@ SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first wor
 ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms
 STRATEGIES_ENTRY_POINT_GROUP = "loopml.strategies"  #: entry-point group of contributed search strategies
 DRIFT_CHECKS_ENTRY_POINT_GROUP = "loopml.drift_checks"  #: entry-point group of contributed drift checks
+DEPLOY_BACKENDS_ENTRY_POINT_GROUP = "loopml.deploy_backends"  #: entry-point group of contributed deployment engines

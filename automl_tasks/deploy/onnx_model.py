@@ -15,7 +15,6 @@ native runtime and records why.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,22 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import ExportError
+from automl_tasks.deploy.measure import latency_stats
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.estimators.onnx.conversion import onnx_inputs
 
 PARITY_RTOL = 1e-4
 PARITY_ULPS = 64
+BATCH_ROWS = 32  #: the batch size latency is reported for, as for every engine
 
 
 class OnnxModel:
     """An ONNX Runtime session over an exported pipeline, with loopml's output conventions."""
 
     def __init__(self, path: str | Path, schema: FeatureSchema) -> None:
-        import onnxruntime as ort
+        from automl_tasks.deploy.backends.ort import session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = session(str(path), threads=1)
         self.schema = schema
         self.output_names = [o.name for o in self.session.get_outputs()]
         numeric = [i for i in self.session.get_inputs() if i.name in set(schema.model_numeric)]
@@ -121,25 +120,20 @@ def check_parity(pipeline: Any, onnx_model: OnnxModel, features: pd.DataFrame, l
     return parity
 
 
-def measure_latency(onnx_model: OnnxModel, features: pd.DataFrame, *, repeats: int = 50) -> dict[str, float]:
-    """Median single-row and batch latency (ms) and batch rows/s with ONNX Runtime."""
+def measure_latency(model: Any, features: pd.DataFrame, *, repeats: int = 50) -> dict[str, float]:
+    """p50/p99 latency (ms) of `model.run` on 1 row and on a batch of `BATCH_ROWS`, after warm-up.
+
+    `model` is an `OnnxModel` or the native fallback (anything with `run(frame)`); the
+    timing is `automl_tasks.deploy.measure`'s, shared with the engines and benchmarks."""
     single = features.iloc[:1]
-    for _ in range(5):
-        onnx_model.run(single)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        onnx_model.run(single)
-        times.append(time.perf_counter() - started)
-    batch_times = []
-    for _ in range(max(3, repeats // 10)):
-        started = time.perf_counter()
-        onnx_model.run(features)
-        batch_times.append(time.perf_counter() - started)
-    batch = float(np.median(batch_times))
+    batch = features.iloc[np.arange(BATCH_ROWS) % len(features)]  # rows repeated up to BATCH_ROWS
+    one = latency_stats(lambda: model.run(single), 1, warmup=5, repeats=repeats)
+    many = latency_stats(lambda: model.run(batch), BATCH_ROWS, warmup=2, repeats=max(5, repeats // 5))
     return {
-        "latency_single_ms": float(np.median(times) * 1000),
-        "latency_batch_ms": batch * 1000,
-        "batch_rows": float(len(features)),
-        "throughput_rows_per_s": len(features) / batch if batch > 0 else float("inf"),
+        "latency_single_ms": one.p50_ms,
+        "latency_single_p99_ms": one.p99_ms,
+        "latency_batch_ms": many.p50_ms,
+        "latency_batch_p99_ms": many.p99_ms,
+        "batch_rows": float(BATCH_ROWS),
+        "throughput_rows_per_s": BATCH_ROWS / (many.p50_ms / 1000) if many.p50_ms > 0 else float("inf"),
     }

@@ -12,8 +12,9 @@ One module per extension point; each imports its heavy dependencies when called.
 """
 
 from automl_tasks.testing.algorithms import check_algorithm_spec
+from automl_tasks.testing.backends import check_backend
 from automl_tasks.testing.drift import check_drift_check
 from automl_tasks.testing.estimators import check_estimator
 from automl_tasks.testing.strategies import check_strategy
 
-__all__ = ["check_algorithm_spec", "check_drift_check", "check_estimator", "check_strategy"]
+__all__ = ["check_algorithm_spec", "check_backend", "check_drift_check", "check_estimator", "check_strategy"]

@@ -1,92 +1,143 @@
-"""OpenVINO and TVM are compared with ONNX Runtime on a real ONNX model: ok within the
-stated tolerance, a wrong answer is a parity failure, a missing engine says why."""
+"""The deployment-engine seam: parity verdicts, unknown names, options, reuse of TVM tuning logs.
+
+The engines themselves are checked by the shipped contract (tests/unit/test_backend_contract.py)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from automl_tasks.deploy.engines import (
-    ENGINES,
+from automl_tasks.core.errors import BackendUnavailableError, ConfigurationError, UnknownBackendError
+from automl_tasks.deploy.backends import (
+    FAILED,
     OK,
     PARITY_FAILED,
-    TOLERANCE,
     UNAVAILABLE,
+    BackendOptions,
+    DeploymentBackend,
+    Runner,
+    backend_names,
     compare_engines,
-    max_abs_diff,
-    run_onnxruntime,
+    evaluate,
+    get_backend,
 )
+from automl_tasks.deploy.backends.ort import OnnxRuntimeBackend
+from automl_tasks.deploy.backends.verdict import max_abs_diff, reference_outputs
+from automl_tasks.deploy.measure import batch_feed
+from automl_tasks.testing.backends import tiny_feed, tiny_mlp_onnx
+
+MODEL = tiny_mlp_onnx()
+FEED = tiny_feed()
 
 
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
-    """x (1x6) -> logits = x W + b -> probabilities = softmax(logits): a tiny classifier head."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+class Shifted(OnnxRuntimeBackend):
+    """ONNX Runtime whose outputs are moved by `shift` (a wrong engine)."""
 
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(size=(6, 3)).astype(np.float32), "W")
-    b = numpy_helper.from_array(rng.normal(size=(3,)).astype(np.float32), "B")
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "B"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-        ],
-        "head",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
-        [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3]),
-        ],
-        initializer=[w, b],
+    name = "shifted"
+
+    def __init__(self, shift: float, tolerance: float = 1e-4) -> None:
+        self.shift, self.tolerances = shift, {"fp32": tolerance}
+
+    def _compile(self, model, example_feed, options):
+        inner = super()._compile(model, example_feed, options)
+        shift = np.float32(self.shift)
+
+        class Moved(Runner):
+            def run(self, feed):
+                return [out + shift for out in inner.run(feed)]
+
+        return Moved()
+
+
+class Broken(DeploymentBackend):
+    name = "broken"
+
+    def _compile(self, model, example_feed, options):
+        raise NotImplementedError("operator TreeEnsembleClassifier is not supported")
+
+
+class Absent(DeploymentBackend):
+    name = "absent"
+
+    def unavailable_reason(self):
+        return "needs a device this machine does not have"
+
+    def _compile(self, model, example_feed, options):  # pragma: no cover - never reached
+        raise AssertionError("compile of an unavailable engine must not run")
+
+
+def test_the_built_in_engines_are_registered_by_name():
+    assert backend_names()[:4] == ["onnxruntime", "openvino", "tvm", "tensorrt"]
+    assert {name: get_backend(name).name for name in backend_names()[:4]} == {n: n for n in backend_names()[:4]}
+
+
+def test_an_unknown_engine_name_is_a_clear_error_naming_the_known_ones():
+    with pytest.raises(UnknownBackendError) as info:
+        get_backend("tensorflow-lite")
+    message = str(info.value)
+    assert "unknown deployment engine 'tensorflow-lite'" in message
+    assert "onnxruntime, openvino, tvm, tensorrt" in message
+    with pytest.raises(UnknownBackendError):
+        evaluate("tensorflow-lite", MODEL, FEED)
+
+
+def test_an_engine_that_answers_differently_fails_parity_with_the_numbers():
+    reference = reference_outputs(MODEL, FEED)
+    scale = max(1.0, max(float(np.abs(r).max()) for r in reference))
+    wrong = evaluate(Shifted(0.01 * scale), MODEL, FEED).verdict
+    assert wrong.status == PARITY_FAILED and not wrong.deployable
+    assert wrong.max_abs_diff == pytest.approx(0.01 * scale, rel=1e-3)
+    assert str(wrong).startswith(f"shifted: parity failed: max abs diff {wrong.max_abs_diff:.3g} > tol ")
+    # the same shift inside a tolerance that allows it is ok: the tolerance is the engine's stated one
+    loose = evaluate(Shifted(0.01 * scale, tolerance=0.02), MODEL, FEED).verdict
+    assert loose.status == OK and loose.deployable
+    assert str(loose).startswith("shifted: ok (max abs diff")
+
+
+def test_parity_is_checked_against_given_native_outputs():
+    native = reference_outputs(MODEL, FEED)
+    native[1] = native[1] + 0.5  # the native probabilities disagree with what every engine computes
+    verdict = evaluate("onnxruntime", MODEL, FEED, reference=native).verdict
+    assert verdict.status == PARITY_FAILED and verdict.max_abs_diff == pytest.approx(0.5, rel=1e-5)
+
+
+def test_a_compile_error_is_a_failed_verdict_that_keeps_the_error():
+    verdict = evaluate(Broken(), MODEL, FEED).verdict
+    assert verdict.status == FAILED and not verdict.deployable
+    assert str(verdict) == (
+        "broken: failed: compile: NotImplementedError: operator TreeEnsembleClassifier is not supported"
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("engines") / "head.onnx"
-    onnx.save(model, str(path))
-    return path, {"x": rng.normal(size=(1, 6)).astype(np.float32)}
 
 
-def test_openvino_and_tvm_answer_like_onnx_runtime_within_the_tolerance(onnx_model):
-    path, feed = onnx_model
-    verdicts = {v.engine: v for v in compare_engines(path, feed)}
-    assert set(verdicts) == set(ENGINES) == {"openvino", "tvm"}
-    for name, verdict in verdicts.items():  # both are installed by the lock file
-        assert verdict.status == OK, str(verdict)
-        assert verdict.max_abs_diff <= TOLERANCE
-        assert str(verdict).startswith(f"{name}: ok (max abs diff")
-
-
-def test_an_engine_that_answers_differently_fails_parity(onnx_model):
-    path, feed = onnx_model
-
-    def off_by_a_little(p, f):
-        return [out + np.float32(0.01) for out in run_onnxruntime(p, f)]
-
-    def right(p, f):
-        return run_onnxruntime(p, f)
-
-    def wrong_shape(p, f):
-        return [out.ravel()[:1] for out in run_onnxruntime(p, f)]
-
-    verdicts = compare_engines(path, feed, engines={"off": off_by_a_little, "right": right, "shape": wrong_shape})
-    off, same, shape = verdicts
-    assert off.status == PARITY_FAILED and off.max_abs_diff == pytest.approx(0.01, rel=1e-3)
-    assert str(off).startswith("off: parity failed: max abs diff 0.01 > tol 0.0001")
-    assert same.status == OK and same.max_abs_diff == 0.0
-    assert shape.status == PARITY_FAILED and "inf" in shape.detail
-
-
-def test_an_engine_that_cannot_run_is_unavailable_with_its_reason(onnx_model):
-    path, feed = onnx_model
-
-    def not_installed(p, f):
-        raise ModuleNotFoundError("No module named 'openvino'")
-
-    (verdict,) = compare_engines(path, feed, engines={"openvino": not_installed})
+def test_an_unavailable_engine_says_why_and_refuses_to_compile():
+    verdict = evaluate(Absent(), MODEL, FEED).verdict
     assert verdict.status == UNAVAILABLE
-    assert str(verdict) == "openvino: unavailable: ModuleNotFoundError: No module named 'openvino'"
+    assert str(verdict) == "absent: unavailable: needs a device this machine does not have"
+    with pytest.raises(BackendUnavailableError, match="'absent' is unavailable: needs a device"):
+        Absent().compile(MODEL, FEED)
+
+
+def test_compare_engines_gives_one_verdict_per_engine_in_order():
+    verdicts = compare_engines(MODEL, FEED, engines=["onnxruntime", "tensorrt"])
+    assert [v.engine for v in verdicts] == ["onnxruntime", "tensorrt"]
+    assert verdicts[0].status == OK and verdicts[0].max_abs_diff == 0.0
+
+
+def test_options_reject_unknown_keys_bad_values_and_unoffered_precisions():
+    assert BackendOptions.coerce({"threads": 1, "work_dir": "/tmp/x"}).work_dir.name == "x"
+    with pytest.raises(ConfigurationError, match=r"unknown engine option\(s\) \['thread'\]"):
+        BackendOptions.coerce({"thread": 1})
+    with pytest.raises(ConfigurationError, match="threads must be >= 1"):
+        BackendOptions.coerce({"threads": 0})
+    with pytest.raises(ConfigurationError, match="'onnxruntime' does not offer precision 'fp16'"):
+        get_backend("onnxruntime").compile(MODEL, FEED, {"precision": "fp16"})
+
+
+def test_a_missing_model_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        evaluate("onnxruntime", tmp_path / "missing.onnx", FEED)
 
 
 def test_max_abs_diff_counts_nan_and_missing_outputs_as_infinite():
@@ -94,3 +145,35 @@ def test_max_abs_diff_counts_nan_and_missing_outputs_as_infinite():
     assert max_abs_diff(one, [np.array([1.0, 2.5])]) == 0.5
     assert max_abs_diff(one, [np.array([1.0, np.nan])]) == float("inf")
     assert max_abs_diff(one, []) == float("inf")
+
+
+def test_batch_feed_tiles_rows_to_the_batch_size():
+    tiled = batch_feed(FEED, 10)
+    assert tiled["x"].shape == (10, 6)
+    assert np.array_equal(tiled["x"][4], FEED["x"][0])
+    assert batch_feed(FEED, 1)["x"].shape == (1, 6)
+
+
+def test_a_tuned_tvm_build_reuses_the_kept_tuning_logs(tmp_path, monkeypatch):
+    """A tuning folder that is marked finished is used as it is: no tuner runs again."""
+    from automl_tasks.deploy.backends import tvm_relax
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("tuned again although the tuning logs were kept")
+
+    monkeypatch.setattr(tvm_relax, "tune_in_child", no_tuning)
+    shapes = {name: tuple(value.shape) for name, value in FEED.items()}
+    folder = tvm_relax.tuning_dir(tmp_path, MODEL, shapes, tvm_relax.host_target(1))
+    folder.mkdir(parents=True)
+    for name in ("database_workload.json", "database_tuning_record.json"):  # MetaSchedule's JSON database
+        (folder / name).write_text("")
+    (folder / tvm_relax.TUNED_MARKER).write_text(json.dumps({"tune_seconds": 1.5, "rounds": 1, "tasks": 3}))
+    result = evaluate("tvm", MODEL, FEED, options={"tune_seconds": 5, "work_dir": tmp_path, "threads": 1})
+    assert result.verdict.status == OK, str(result.verdict)
+    (report,) = result.runner.tuning.values()
+    assert report == {"tune_seconds": 1.5, "rounds": 1, "tasks": 3, "reused": True}
+
+
+def test_a_tuned_tvm_build_without_a_work_dir_is_refused():
+    verdict = evaluate("tvm", MODEL, FEED, options={"tune_seconds": 1}).verdict
+    assert verdict.status == FAILED and "needs options.work_dir" in verdict.detail

@@ -1,0 +1,177 @@
+"""Apache TVM through Relax: an untuned build, or a MetaSchedule-tuned one under a time budget.
+
+The ONNX model is imported with the Relax frontend for the feed's static shapes and built
+for the host CPU (`Target.from_device`, so LLVM uses the CPU's vector units). With
+`tune_seconds > 0`, MetaSchedule tunes the model's kernels first, in a child process
+(`automl_tasks.deploy.backends.tvm_tune`): tuning runs for many seconds in native code,
+and a crash there must cost the tuned build, not the caller's process. The tuning
+database (JSON logs) lives in `options.work_dir` under a key of the model's hash, its
+shapes and the target; a second compile of the same model finds the finished database
+and builds from it without tuning again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from automl_tasks.deploy.backends.base import FP32, BackendOptions, DeploymentBackend, Feed, Runner
+
+log = logging.getLogger(__name__)
+
+#: written into a tuning folder once tuning finished; its presence means "reuse, do not tune"
+TUNED_MARKER = "tuned.json"
+
+
+def host_target(threads: int | None):
+    """LLVM for this CPU (its -mcpu), with MetaSchedule's required core count."""
+    import tvm
+
+    host = dict(tvm.target.Target.from_device(tvm.cpu()).export())
+    config = {k: host[k] for k in ("kind", "mtriple", "mcpu") if host.get(k)}
+    config["num-cores"] = threads or os.cpu_count() or 1
+    return tvm.target.Target(config)
+
+
+def import_onnx(model: bytes, shapes: dict[str, tuple[int, ...]]):
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    return from_onnx(onnx.load_from_string(model), shape_dict=shapes, keep_params_in_input=False)
+
+
+def for_tuning(module, target):
+    """The module as MetaSchedule sees it: operators legalised to TIR and fused (the "zero" pipeline)."""
+    from tvm import relax
+
+    with target:
+        return relax.get_pipeline("zero")(module)
+
+
+def tuning_dir(work_dir: Path, model: bytes, shapes: dict[str, tuple[int, ...]], target) -> Path:
+    """Where the tuning logs for this model, these shapes and this target are kept."""
+    key = hashlib.sha256(model + json.dumps(sorted(shapes.items())).encode() + str(target).encode()).hexdigest()
+    return work_dir / "tvm-tuning" / key[:24]
+
+
+class TvmRunner(Runner):
+    """One Relax VM per input-shape signature (Relax builds static shapes)."""
+
+    def __init__(self, backend: TvmBackend, model: bytes, feed: dict[str, np.ndarray], options: BackendOptions) -> None:
+        self.backend, self.model, self.options = backend, model, options
+        self.names = list(feed)
+        self.machines: dict[tuple, object] = {}
+        self.tuning: dict[tuple, dict] = {}  # per shape: what the tuner reported (seconds, reused)
+        self._build(feed)
+
+    def _key(self, feed: Feed) -> tuple:
+        return tuple((name, tuple(feed[name].shape)) for name in self.names)
+
+    def _build(self, feed: Feed) -> None:
+        import tvm
+        from tvm import relax
+
+        key = self._key(feed)
+        shapes = dict(key)
+        target = host_target(self.options.threads)
+        module = import_onnx(self.model, shapes)
+        if self.options.tune_seconds > 0:
+            executable, report = self.backend.tuned_build(self.model, module, shapes, target, self.options)
+            self.tuning[key] = report
+        else:
+            executable = tvm.compile(module, target=target)
+        if self.compiled_size_bytes is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                library = Path(tmp) / "model.so"
+                executable.export_library(str(library))
+                self.compiled_size_bytes = library.stat().st_size
+        self.machines[key] = relax.VirtualMachine(executable, tvm.cpu())
+
+    def run(self, feed: Feed) -> list[np.ndarray]:
+        import tvm
+
+        key = self._key(feed)
+        if key not in self.machines:
+            self._build(feed)
+        out = self.machines[key]["main"](*[tvm.runtime.tensor(np.ascontiguousarray(feed[n])) for n in self.names])
+        outputs = list(out) if isinstance(out, tvm.ir.Array | list | tuple) else [out]
+        return [o.numpy() for o in outputs]
+
+
+class TvmBackend(DeploymentBackend):
+    """TVM Relax on the host CPU; `tune_seconds` > 0 asks for a MetaSchedule-tuned build."""
+
+    name = "tvm"
+    tolerances = {FP32: 1e-4}  # its own float32 kernels: rounding noise only
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import tvm  # noqa: F401
+            from tvm.relax.frontend.onnx import from_onnx  # noqa: F401
+        except ImportError as exc:
+            return f"apache-tvm with the Relax ONNX frontend is not installed ({exc})"
+        return None
+
+    def _compile(self, model: bytes, example_feed: dict[str, np.ndarray], options: BackendOptions) -> Runner:
+        if options.threads is not None:
+            import tvm
+
+            tvm.get_global_func("runtime.config_threadpool")(1, options.threads)
+        return TvmRunner(self, model, example_feed, options)
+
+    def tuned_build(self, model: bytes, module, shapes: dict, target, options: BackendOptions):
+        """Tune (or reuse the kept tuning logs), then build with the tuning database."""
+        from tvm.s_tir import meta_schedule as ms
+
+        if options.work_dir is None:
+            raise ValueError("a tuned TVM build needs options.work_dir to keep its tuning logs")
+        folder = tuning_dir(Path(options.work_dir), model, shapes, target)
+        marker = folder / TUNED_MARKER
+        if marker.exists():
+            report = {**json.loads(marker.read_text()), "reused": True}
+        else:
+            report = {**tune_in_child(model, shapes, folder, options), "reused": False}
+        module = for_tuning(module, target)
+        database = ms.database.JSONDatabase(work_dir=str(folder), allow_missing=False)
+        with target:
+            executable = ms.relax_integration.compile_relax(database, module, target, None)
+        log.info("tvm tuned build from %s (%s)", folder, report)
+        return executable, report
+
+
+def tune_in_child(model: bytes, shapes: dict, folder: Path, options: BackendOptions) -> dict:
+    """Run `tvm_tune` in a child process; its crash becomes a clear error here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(model)
+    command = [
+        sys.executable,
+        "-m",
+        "automl_tasks.deploy.backends.tvm_tune",
+        str(folder),
+        json.dumps({"shapes": {k: list(v) for k, v in shapes.items()}}),
+        str(options.tune_seconds),
+        str(options.threads or 0),
+    ]
+    # the budget is the tuner's; the margin covers the child's imports and the last round
+    env = {**os.environ, "TVM_TRACEBACK_LIMIT": "8"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=options.tune_seconds * 3 + 120, env=env)
+    if done.returncode != 0:
+        died = ""
+        if done.returncode < 0:
+            died = f" (killed by {signal.Signals(-done.returncode).name})"
+        # a native crash prints a long C backtrace ("File ..." lines): keep the messages around it
+        lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+        tail = " | ".join([ln for ln in lines if not ln.startswith("File ")][-3:])
+        raise RuntimeError(
+            f"MetaSchedule tuning failed: exit {done.returncode}{died}; tuning logs in {folder}; last output: {tail}"
+        )
+    return json.loads((folder / TUNED_MARKER).read_text())
