@@ -76,7 +76,7 @@ def lightgbm_model(tmp: Path):
     x = x.astype(np.float32)
     model = lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1).fit(x, y)
     onnx_model = onnxmltools.convert_lightgbm(
-        model, initial_types=[("x", FloatTensorType([None, 30]))], zipmap=False, target_opset=17
+        model, initial_types=[("x", FloatTensorType([None, 30]))], zipmap=False, target_opset=15
     )
     path = tmp / "lightgbm.onnx"
     path.write_bytes(onnx_model.SerializeToString())
