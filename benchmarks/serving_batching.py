@@ -15,10 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
-from benchmarks.serving_throughput import FAMILY, BentoServe, _wrk  # noqa: E402
+from benchmarks.serving_throughput import FAMILY, BentoServe, _wrk, bench_workspace  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 from serving.loader import sample_instances  # noqa: E402
-from tests.family_builder import add_version  # noqa: E402
 
 
 def _batching_server(ws: Workspace, port: int, batching: str) -> BentoServe:
@@ -32,9 +31,7 @@ def main() -> None:
     parser.add_argument("--workspace", help="reuse a workspace that already has the family 'bench'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.at(args.workspace or home).ensure()
-        if not args.workspace:
-            add_version(ws, FAMILY, n_trials=2, tag="bench")
+        ws = bench_workspace(args.workspace or home, built=bool(args.workspace))
         body = {"instances": sample_instances(ws, FAMILY, 1)}
         print(f"{'batcher':<22} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for batching in ("adaptive", "bentoml"):

@@ -24,12 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from automl_tasks.core.settings import Workspace  # noqa: E402
 from automl_tasks.families.loading import load_predictor  # noqa: E402
 from automl_tasks.monitoring import InferenceLog, InferenceRecord  # noqa: E402
+from benchmarks.serving_throughput import FAMILY, bench_workspace  # noqa: E402
 from serving.loader import instances_to_frame, sample_instances  # noqa: E402
 from serving.request_model import RequestModel, features_runner  # noqa: E402
-from tests.family_builder import add_version  # noqa: E402
 
 
 def _median_us(fn, repeat: int) -> float:
@@ -47,21 +46,19 @@ def main() -> None:
     parser.add_argument("--workspace", help="reuse a workspace that already has the family 'bench'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.at(args.workspace or home).ensure()
-        if not args.workspace:
-            add_version(ws, "bench", n_trials=2, tag="bench")
-        predictor = load_predictor(ws, "bench")
-        instances = sample_instances(ws, "bench", 8)
+        ws = bench_workspace(args.workspace or home, built=bool(args.workspace))
+        predictor = load_predictor(ws, FAMILY)
+        instances = sample_instances(ws, FAMILY, 8)
         body = json.dumps({"instances": instances[:1]}).encode()
         request_model = RequestModel(predictor.schema)
         run_features = features_runner(predictor.predict_fn, predictor.schema, predictor.onnx_model, predictor.labels)
-        log = InferenceLog(Path(home) / "log.sqlite", "bench")
+        log = InferenceLog(Path(home) / "log.sqlite", FAMILY)
         record = InferenceRecord("r", "1", "champion", instances[0], 0, time.time())
         parsed = json.loads(body)["instances"]
         frame = instances_to_frame(parsed, predictor.schema)
         rows, features = request_model.parse(body)
         feeds = _feeds(predictor, features)
-        session = predictor.predict_fn.__self__.session
+        session = predictor.onnx_model.session  # the ONNX Runtime session behind predict_fn
         stages = {
             "before: JSON parse (json.loads; BentoML's pydantic parse is similar)": lambda: json.loads(body),
             "before: validate + feature frame (instances_to_frame)": lambda: instances_to_frame(

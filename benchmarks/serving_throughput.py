@@ -130,9 +130,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("this benchmark needs wrk (Debian: apt-get install -y wrk); `make bench` installs it")
     with tempfile.TemporaryDirectory() as home:
-        ws = Workspace.at(args.workspace or home).ensure()
-        if not args.workspace:
-            add_version(ws, FAMILY, n_trials=2, tag="bench")
+        ws = bench_workspace(args.workspace or home, built=bool(args.workspace))
         instances = sample_instances(ws, FAMILY, 50)
         compute_ms = _model_compute_ms(ws, instances)
         body = {"instances": instances[:1]}
@@ -173,6 +171,14 @@ def main() -> None:
             f"floor with defaults {results[('BentoML floor, defaults', 1)][2]:.2f} ms"
         )
         print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
+
+
+def bench_workspace(home: str, *, built: bool) -> Workspace:
+    """The workspace at `home`; unless it was `built` already, with a 2-trial version of FAMILY."""
+    ws = Workspace.at(home).ensure()
+    if not built:
+        add_version(ws, FAMILY, n_trials=2, tag="bench")
+    return ws
 
 
 class BentoServe:
