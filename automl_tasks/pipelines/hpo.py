@@ -28,7 +28,7 @@ from automl_tasks.core.tags import (
     SEARCH_WORTH_IT_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.estimators import DataSpec, TabularEstimator, estimator_class
+from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import PreprocessResult, preprocess
 from automl_tasks.pipelines.requests import HpoRequest
@@ -206,14 +206,13 @@ def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_ve
     from automl_tasks.pipelines.registration import train_and_register
 
     _, plan = load_study(ws.optuna_uri, study_name)
-    cls = estimator_class(plan.algorithm)  # the plan holds a resolved module:Class reference
-    tabular = issubclass(cls, TabularEstimator)
-    return train_and_register(  # which refuses an algorithm not registered as deployable
+    # the plan holds a resolved module:Class reference; train_and_register refuses an
+    # algorithm not registered as deployable and promotes only tabular models itself
+    return train_and_register(
         ws,
         study_name,
         dag_run_id=dag_run_id,
         dataset_version=dataset_version,
         pipeline="hpo_pipeline",
-        estimator_cls=cls,
-        auto_promote=tabular,
+        estimator_cls=estimator_class(plan.algorithm),
     ).to_dict()
