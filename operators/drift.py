@@ -137,19 +137,19 @@ def prepare_data(request: dict[str, Any]) -> dict[str, Any]:
     with user_errors_fail_fast():
         from automl_tasks.pipelines.retrain import RetrainRequest, prepare_retrain_data
 
-        return prepare_retrain_data(workspace(), RetrainRequest(**request), dag_run_id=run_id)
+        return prepare_retrain_data(workspace(), RetrainRequest(**request), dag_run_id=run_id).to_dict()
 
 
 @task(task_id="plan_search")
 def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
     """A study warm-started from the champion's study; returns the worker slots."""
-    from automl_tasks.pipelines.retrain import RetrainRequest
+    from automl_tasks.pipelines.retrain import RetrainIntake, RetrainRequest
     from automl_tasks.pipelines.retrain import plan_retrain_search as plan
     from operators.nocode import study_name_for
 
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
         req = RetrainRequest(**request)
-        summary = plan(workspace(), req, pre, study_name_for(pre))
+        summary = plan(workspace(), req, RetrainIntake.from_dict(pre), study_name_for(pre))
     log.info("retrain search planned: %s", summary)
     return list(range(req.n_workers))
 

@@ -36,10 +36,12 @@ def hpo_start() -> dict[str, Any]:
 def hpo_plan(state: dict[str, Any], branch: str) -> list[int]:
     """Create the branch's study; return its worker slots."""
     from automl_tasks.pipelines.hpo import HpoRequest, plan_branch
+    from automl_tasks.pipelines.intake import PreprocessResult
 
     pre = state["pre"]
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        workers = plan_branch(workspace(), HpoRequest(**state["request"]), pre, branch, _study(pre, branch))
+        intake = PreprocessResult.from_dict(pre)
+        workers = plan_branch(workspace(), HpoRequest(**state["request"]), intake, branch, _study(pre, branch))
     return list(range(workers))
 
 
@@ -100,9 +102,6 @@ def hpo_task_estimator(state: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="advisor")
 def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
     """Search vs default with its uncertainty, plus importance plots and suggestions."""
-    import json
-    from pathlib import Path
-
     from automl_tasks.pipelines.advisor import advise
     from automl_tasks.pipelines.hpo import HpoRequest, compare, study_names
     from automl_tasks.pipelines.intake import PreprocessResult
@@ -111,11 +110,9 @@ def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
     pre = state["pre"]
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        verdict = compare(
-            ws, HpoRequest(**state["request"]), PreprocessResult.from_dict(pre), study_names(study_name_for(pre))
-        )
-        profile = json.loads(Path(pre["profile_path"]).read_text())
-        advice = advise(ws, _study(pre, "search"), profile)
+        intake = PreprocessResult.from_dict(pre)
+        verdict = compare(ws, HpoRequest(**state["request"]), intake, study_names(study_name_for(pre)))
+        advice = advise(ws, _study(pre, "search"), intake.profile())
     return {**advice, "search_vs_default": verdict}
 
 

@@ -4,9 +4,7 @@ workers, task_estimator, advisor, end. Each one is a thin call into `automl_task
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import TriggerRule, get_current_context, task
@@ -53,12 +51,13 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
 
     Returns the worker slots the `workers` task is mapped over.
     """
+    from automl_tasks.pipelines.intake import PreprocessResult
     from automl_tasks.pipelines.nocode import plan_search as plan
     from automl_tasks.pipelines.requests import NoCodeRequest
 
     req = NoCodeRequest(**request)
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        summary = plan(workspace(), req, pre, study_name_for(pre))
+        summary = plan(workspace(), req, PreprocessResult.from_dict(pre), study_name_for(pre))
     log.info("search planned: %s", summary)
     return list(range(req.n_workers))
 
@@ -100,10 +99,10 @@ def task_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 def advisor(pre: dict[str, Any]) -> dict[str, Any]:
     """fANOVA importance, plots and suggestions logged to the pipeline run."""
     from automl_tasks.pipelines.advisor import advise
+    from automl_tasks.pipelines.intake import PreprocessResult
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
-        profile = json.loads(Path(pre["profile_path"]).read_text())
-        return advise(workspace(), study_name_for(pre), profile)
+        return advise(workspace(), study_name_for(pre), PreprocessResult.from_dict(pre).profile())
 
 
 @task(task_id="end")

@@ -57,7 +57,7 @@ def search_and_register(
     space_obj = request.space()
     plan = build_plan(
         f"{family}-{run_name}",
-        pre.to_dict(),
+        pre,
         metric=pre.metric,
         space=space_obj,
         space_yaml=request.space_text(),

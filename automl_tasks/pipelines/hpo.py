@@ -10,11 +10,9 @@ standard error.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import statistics
-from pathlib import Path
 from typing import Any
 
 from automl_tasks.algorithms import resolve
@@ -56,11 +54,11 @@ def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> Prepr
     return pre
 
 
-def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch: str, study_name: str) -> int:
+def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branch: str, study_name: str) -> int:
     """Create the branch's study; return how many workers it gets."""
     spec = resolve(None, request.algorithm)
     space = spec.space()
-    metric = Metric(pre["metric"])
+    metric = Metric(pre.metric)
     fidelity = spec.fidelity is not None
     epochs = request.max_epochs or None
     if branch == "smoke":
@@ -69,7 +67,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: dict[str, Any], branch:
     elif branch == "default":
         strategy, why, n_trials, workers = "random", "default configuration only", 1, 1
     else:
-        profile = json.loads(Path(pre["profile_path"]).read_text())
+        profile = pre.profile()
         n_trials = choose_trial_budget(request.n_trials, profile)
         strategy, why = choose_strategy(request.strategy, space, n_trials, profile, fidelity=fidelity)
         if strategy == "grid" and request.n_trials == 0:

@@ -63,10 +63,13 @@ class PreprocessResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def profile(self) -> dict[str, Any]:
+        """The table's profile (the formatter and the advisor read it)."""
+        return json.loads(Path(self.profile_path).read_text())
+
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> PreprocessResult:
-        """The result from its XCom form; keys a pipeline adds beside it (e.g. the retrain's
-        parent version) are left out."""
+        """The result from its XCom form (a subclass reads its own extra fields too)."""
         return cls(**{f.name: payload[f.name] for f in fields(cls)})
 
 

@@ -8,14 +8,13 @@ MLflow run), then the study with its default and warm-start trials enqueued.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import STRATEGY_REASON_TAG
 from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.pipelines.intake import PreprocessResult
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
 from automl_tasks.search.formatter import fit_space_to_budget
@@ -25,21 +24,21 @@ from automl_tasks.search_space import load_search_space
 log = logging.getLogger(__name__)
 
 
-def plan_search(ws: Workspace, request: NoCodeRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
+def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, study_name: str) -> dict[str, Any]:
     """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
-    profile = json.loads(Path(pre["profile_path"]).read_text())
+    profile = pre.profile()
     fitted = fit_space_to_budget(request.space_text(), profile, request.time_budget_s)
     space = load_search_space(fitted.space_text)
     n_trials = choose_trial_budget(request.n_trials, profile)
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile)
     log.info("formatter: search strategy %s: %s", strategy, why)
     client = mlflow_client(ws)
-    client.log_param(pre["parent_run_id"], "strategy", strategy)
-    client.set_tag(pre["parent_run_id"], STRATEGY_REASON_TAG, why)
+    client.log_param(pre.parent_run_id, "strategy", strategy)
+    client.set_tag(pre.parent_run_id, STRATEGY_REASON_TAG, why)
     plan = build_plan(
         study_name,
         pre,
-        metric=pre["metric"],
+        metric=pre.metric,
         space=space,
         space_yaml=fitted.space_text,
         n_trials=n_trials,

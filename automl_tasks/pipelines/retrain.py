@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
 from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
-from automl_tasks.pipelines.intake import PipelineRunSpec, open_pipeline_run
+from automl_tasks.pipelines.intake import PipelineRunSpec, PreprocessResult, open_pipeline_run
 from automl_tasks.pipelines.requests import RetrainRequest
 from automl_tasks.search import start_search
 from automl_tasks.search.plan import build_plan
@@ -98,12 +99,19 @@ def _split_recent(labelled: pd.DataFrame, fraction: float, seed: int) -> tuple[p
     return labelled.iloc[order[n_eval:]], labelled.iloc[order[:n_eval]]
 
 
-def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: str) -> dict[str, Any]:
-    """Validate, combine and version the retraining data; open the run's MLflow parent run.
+@dataclass(frozen=True)
+class RetrainIntake(PreprocessResult):
+    """The intake result of a retrain: the new dataset version, plus the champion it
+    replaces, that champion's study and the held-out recent rows the gate scores on."""
 
-    Returns the NoCode pipeline's preprocess result plus the retrain's own ids: the parent
-    version, the parent study, and the held-out evaluation data's URI.
-    """
+    parent_version: str
+    parent_study: str
+    eval_uri: str
+    reference_uri: str
+
+
+def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: str) -> RetrainIntake:
+    """Validate, combine and version the retraining data; open the run's MLflow parent run."""
     client = mlflow_client(ws)
     check_family_exists(client, request.family)
     parent_version = current_alias_version(client, request.family, CHAMPION)
@@ -174,18 +182,18 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
         labels=labels,
     )
     result = open_pipeline_run(ws, combined, stored, run)
-    return {
+    return RetrainIntake(
         **result.to_dict(),
-        "parent_version": parent_version,
-        "parent_study": parent_study,
-        "eval_uri": eval_uri,
-        "reference_uri": reference_uri,
-    }
+        parent_version=parent_version,
+        parent_study=parent_study,
+        eval_uri=eval_uri,
+        reference_uri=reference_uri,
+    )
 
 
-def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, Any], study_name: str) -> dict[str, Any]:
+def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: RetrainIntake, study_name: str) -> dict[str, Any]:
     """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
-    _, parent = load_study(ws.optuna_uri, pre["parent_study"])
+    _, parent = load_study(ws.optuna_uri, pre.parent_study)
     space_yaml = request.search_space or parent.space_yaml
     space = load_search_space(space_yaml)
     plan = build_plan(
@@ -204,7 +212,7 @@ def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: dict[str, A
     same_space = space.hash == parent.space_hash
     if not same_space:
         log.info("the form changes the search space (hash %s -> %s): no warm start", parent.space_hash, space.hash)
-    return start_search(ws.optuna_uri, plan, space, warm_start_study=pre["parent_study"] if same_space else None)
+    return start_search(ws.optuna_uri, plan, space, warm_start_study=pre.parent_study if same_space else None)
 
 
 def _record_baseline(ws: Workspace, client: Any, family: str, version: str, frame: pd.DataFrame, eval_uri: str) -> None:

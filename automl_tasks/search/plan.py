@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.estimators.base import DataSpec
 from automl_tasks.search_space import SearchSpace
+
+
+class IntakeResult(Protocol):
+    """What a plan needs from an intake step's result (`pipelines.intake.PreprocessResult`
+    satisfies it; a Protocol because the search layer sits below the pipelines)."""
+
+    family: str
+    dataset_path: str
+    dataset_uri: str
+    target: str
+    task_type: str
+    experiment_id: str
+    parent_run_id: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ class SearchPlan:
 
 def build_plan(
     study_name: str,
-    intake: Mapping[str, Any],
+    intake: IntakeResult,
     *,
     metric: str,
     space: SearchSpace,
@@ -79,8 +91,8 @@ def build_plan(
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
-    `intake` is the intake step's result (`PreprocessResult.to_dict()` or its extension):
-    the stored dataset version, target, task type, family and the pipeline's MLflow run.
+    `intake` is the intake step's result (a `PreprocessResult` or its extension): the
+    stored dataset version, target, task type, family and the pipeline's MLflow run.
     The split seed is the search seed; the direction follows from the metric. The deadline
     is provisional (`time_budget_s` after now): the search's clock starts with its first
     worker (`search.clock`). `algorithm` is stored as given.
@@ -89,9 +101,9 @@ def build_plan(
 
     return SearchPlan(
         study_name=study_name,
-        family=intake["family"],
-        data=DataSpec(intake["dataset_path"], intake["target"], intake["task_type"], split_seed=seed),
-        dataset_uri=intake["dataset_uri"],
+        family=intake.family,
+        data=DataSpec(intake.dataset_path, intake.target, intake.task_type, split_seed=seed),
+        dataset_uri=intake.dataset_uri,
         metric=metric,
         direction=Metric(metric).direction,
         space_yaml=space_yaml,
@@ -100,8 +112,8 @@ def build_plan(
         time_budget_s=time_budget_s,
         deadline=time.time() + time_budget_s,
         n_workers=n_workers,
-        experiment_id=intake["experiment_id"],
-        parent_run_id=intake["parent_run_id"],
+        experiment_id=intake.experiment_id,
+        parent_run_id=intake.parent_run_id,
         seed=seed,
         algorithm=algorithm,
         budget_note=budget_note,

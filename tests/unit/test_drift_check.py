@@ -57,19 +57,17 @@ def test_no_drift_then_drift_then_retrain_promotes(family, tmp_path):
         family=FAMILY, window_uri=drifted.window_uri, n_trials=2, n_workers=1, max_size_ratio=50, max_latency_ratio=50
     )
     pre = prepare_retrain_data(ws, request, dag_run_id="r1")
-    assert pre["parent_version"] == "1" and pre["dataset_uri"].startswith("dataset://breast_cancer@")
+    assert pre.parent_version == "1" and pre.dataset_uri.startswith("dataset://breast_cancer@")
     study = f"{FAMILY}-r1"
     summary = plan_retrain_search(ws, request, pre, study)
     assert summary["warm_start"] >= 1
     run_worker(ws, study, 0)
     watch_search(ws.optuna_uri, study, poll_s=0.2)
     registered = train_and_register(
-        ws, study, dag_run_id="r1", dataset_version=pre["dataset_version"], parent_version="1", auto_promote=False
+        ws, study, dag_run_id="r1", dataset_version=pre.dataset_version, parent_version="1", auto_promote=False
     )
     assert registered.alias == "challenger"
-    decision = gate_on_recent_data(
-        ws, FAMILY, registered.version, pre["eval_uri"], gate=request.gate(), triggered_by="t"
-    )
+    decision = gate_on_recent_data(ws, FAMILY, registered.version, pre.eval_uri, gate=request.gate(), triggered_by="t")
     assert decision["promoted"], decision
     client = mlflow_client(ws)
     assert current_alias_version(client, FAMILY, CHAMPION) == registered.version

@@ -5,19 +5,26 @@ from __future__ import annotations
 import time
 
 from automl_tasks.estimators import TABULAR_ESTIMATOR
+from automl_tasks.pipelines.intake import PreprocessResult
+from automl_tasks.pipelines.retrain import RetrainIntake
 from automl_tasks.search.plan import SearchPlan, build_plan
 from automl_tasks.search_space import default_tabular_space
 
-INTAKE = {
-    "family": "fam",
-    "dataset_path": "/data/fam.parquet",
-    "dataset_uri": "dataset://fam@0123",
-    "target": "label",
-    "task_type": "regression",
-    "experiment_id": "7",
-    "parent_run_id": "run-1",
-    "metric": "r2",
-}
+INTAKE = PreprocessResult(
+    dataset_uri="dataset://fam@0123",
+    dataset_version="0123",
+    dataset_path="/data/fam.parquet",
+    new_version=True,
+    task_type="regression",
+    metric="r2",
+    target="label",
+    rows=100,
+    columns=4,
+    family="fam",
+    experiment_id="7",
+    parent_run_id="run-1",
+    profile_path="/runs/profiles/0123/profile.json",
+)
 
 
 def test_the_plan_follows_the_intake_result_and_the_request():
@@ -63,3 +70,29 @@ def test_defaults_are_the_tabular_search_without_fidelity():
         strategy="tpe",
     )
     assert (plan.algorithm, plan.run_epochs, plan.direction) == (TABULAR_ESTIMATOR, None, "maximize")
+
+
+def test_intake_results_cross_xcom_as_json_and_come_back_typed():
+    """Steps pass the intake result as a dataclass; XCom carries its JSON form."""
+    import json
+
+    assert PreprocessResult.from_dict(json.loads(json.dumps(INTAKE.to_dict()))) == INTAKE
+    retrain = RetrainIntake(
+        **INTAKE.to_dict(), parent_version="3", parent_study="fam-s", eval_uri="dataset://e@1", reference_uri="r"
+    )
+    assert RetrainIntake.from_dict(json.loads(json.dumps(retrain.to_dict()))) == retrain
+    assert (
+        build_plan(
+            "s",
+            retrain,
+            metric="r2",
+            space=default_tabular_space(),
+            space_yaml="",
+            n_trials=1,
+            n_workers=1,
+            time_budget_s=1,
+            seed=0,
+            strategy="tpe",
+        ).parent_run_id
+        == "run-1"
+    )
