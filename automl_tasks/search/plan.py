@@ -54,6 +54,12 @@ class SearchPlan:
     straggler_k: float = 3.0  # a running trial is timed out after mean + k*std of completed ones
     min_trial_timeout_s: float = 30.0
     budget_note: str = ""  # what the formatter left out of the space for the time budget, and why
+    # deployment goal (issue #12): the target the model is measured on (a name in
+    # deploy.targets; "" = none, trials are not measured), a latency budget on it in ms
+    # (0 = none; a trial over it is infeasible), and whether latency is a second objective
+    deploy_target: str = ""
+    latency_budget_ms: float = 0.0
+    trade_off_latency: bool = False
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -88,6 +94,9 @@ def build_plan(
     algorithm: str = TABULAR_ESTIMATOR,
     run_epochs: int | None = None,
     budget_note: str = "",
+    deploy_target: str = "",
+    latency_budget_ms: float = 0.0,
+    trade_off_latency: bool = False,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -119,4 +128,7 @@ def build_plan(
         budget_note=budget_note,
         strategy=strategy,
         run_epochs=run_epochs,
+        deploy_target=deploy_target,
+        latency_budget_ms=latency_budget_ms,
+        trade_off_latency=trade_off_latency,
     )
