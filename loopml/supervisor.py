@@ -57,6 +57,14 @@ class Component:
     keeps_busy_leftovers: bool = False
     #: judged by its heartbeat: a beat older than `hang_after_s` means it hangs
     has_heartbeat: bool = False
+    #: a server the other components call (Airflow's api-server): stopped after them, so
+    #: that their clean shutdown can still reach it (the triggerer otherwise waits for its
+    #: triggers' clean-up until it is killed)
+    stop_last: bool = False
+    #: seconds its clean shutdown may take before its child processes are killed (None: no
+    #: such limit). Airflow's triggerer waits up to 10 s, then 5 more, for its trigger
+    #: runner subprocess to stop, and often needs all of them, on every stop
+    stop_grace_s: float | None = None
     process: subprocess.Popen | None = None
     generation: int = 0
     started_at: float = 0.0
@@ -160,10 +168,9 @@ class Supervisor:
             self.done.set()
             for component in self.components.values():
                 component.restart_at = None
-            roots = [c.process for c in self.components.values() if c.process and c.process.poll() is None]
-            for process in roots:  # the components' own clean shutdown first
-                _signal(process.pid, signal.SIGTERM)
-            _wait_exit([p.pid for p in roots], self.stop_timeout_s)
+            running = [c for c in self.components.values() if c.process and c.process.poll() is None]
+            for last in (False, True):  # the components' own clean shutdown first, servers last
+                self._stop_wave([c for c in running if c.stop_last is last])
             # what is left: leftovers of dead generations, children that ignore SIGTERM
             terminate(self.tracker.processes(), timeout_s=min(5.0, self.stop_timeout_s))
             for component in self.components.values():
@@ -177,6 +184,18 @@ class Supervisor:
             self._write_state()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+    def _stop_wave(self, wave: list[Component]) -> None:
+        """SIGTERM `wave` together, kill the children of those past their grace, wait for all."""
+        for component in wave:
+            _signal(component.pid, signal.SIGTERM)
+        hurried = [c for c in wave if c.stop_grace_s is not None]
+        if hurried:
+            _wait_exit([c.pid for c in hurried], max(c.stop_grace_s or 0.0 for c in hurried))
+            for component in hurried:
+                if component.process and component.process.poll() is None:
+                    _kill_children(component.pid)
+        _wait_exit([c.pid for c in wave], self.stop_timeout_s)
 
     # --------------------------------------------------------------- supervision
     def tick(self, now: float | None = None) -> None:
@@ -469,6 +488,15 @@ def _signal(pid: int | None, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def _kill_children(pid: int | None) -> None:
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for child in children:
+        _signal(child.pid, signal.SIGKILL)
 
 
 def _wait_exit(pids: list[int], timeout_s: float) -> None:

@@ -175,3 +175,67 @@ def test_no_process_is_left_behind_even_when_a_component_was_sigkilled_first(tmp
     supervisor.stop()
     assert not any(alive(pid) for pid in [spawner.pid, *new]), "stop ends children of a dead component"
     assert not supervisor.tracker.processes()
+
+
+# A component that, on SIGTERM, waits for a child deaf to SIGTERM before it exits (as
+# Airflow's triggerer waits for its trigger runner), and one that records on SIGTERM
+# whether the pid in argv[2] (the "server" it calls) was still alive.
+WAITS_FOR_DEAF_CHILD = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    signal.signal(signal.SIGTERM, lambda *a: (child.wait(), sys.exit(0)))
+    open(sys.argv[1], "w").write("ready")
+    time.sleep(600)
+    """
+)
+RECORDS_SERVER_ALIVE = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    def on_term(*a):
+        time.sleep(0.5)  # a clean shutdown that still calls the server for a moment
+        try:  # a dead child not yet reaped is a zombie ("Z"): gone too
+            stat = open(f"/proc/{int(open(sys.argv[2]).read())}/stat").read()
+            alive = "gone" if stat.rsplit(")", 1)[1].split()[0] == "Z" else "alive"
+        except (OSError, ValueError):
+            alive = "gone"
+        open(sys.argv[1], "w").write(alive)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    open(sys.argv[1] + ".ready", "w").write("ready")
+    time.sleep(600)
+    """
+)
+
+
+def test_a_component_past_its_stop_grace_has_its_children_killed_so_the_stop_is_quick(tmp_path, supervisors):
+    ready = tmp_path / "ready"
+    slow = Component(
+        "slow", [sys.executable, "-c", WAITS_FOR_DEAF_CHILD, str(ready)], tmp_path / "slow.log", stop_grace_s=0.5
+    )
+    supervisor = make(tmp_path, [slow])
+    supervisor.stop_timeout_s = 30.0  # without the grace, the stop would wait this long and then kill
+    supervisors.append(supervisor)
+    supervisor.start()
+    wait_until(ready.exists, timeout_s=30, what="the component's SIGTERM handler")
+    started = time.monotonic()
+    supervisor.stop()
+    assert time.monotonic() - started < 10
+    assert slow.process.poll() == 0  # it exited by itself once its child was gone
+
+
+def test_a_server_the_others_call_is_stopped_after_them(tmp_path, supervisors):
+    server = Component("server", SLEEPER, tmp_path / "server.log", stop_last=True)
+    verdict, server_pid = tmp_path / "verdict", tmp_path / "server.pid"
+    client = Component(
+        "client", [sys.executable, "-c", RECORDS_SERVER_ALIVE, str(verdict), str(server_pid)], tmp_path / "client.log"
+    )
+    supervisor = make(tmp_path, [server, client])
+    supervisors.append(supervisor)
+    supervisor.start()
+    wait_until(lambda: server.pid is not None, timeout_s=30, what="the server")
+    server_pid.write_text(str(server.pid))
+    wait_until(Path(f"{verdict}.ready").exists, timeout_s=30, what="the client's SIGTERM handler")
+    supervisor.stop()
+    assert verdict.read_text() == "alive"
