@@ -191,7 +191,8 @@ class AirflowClient:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 1800, on_poll=None) -> str:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 1800, on_poll=None, poll_s: float = 0.5) -> str:
+        """The run's final state; `on_poll(state)` is called at each poll (a GET on loopback: cheap)."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             state = self.run_state(dag_id, run_id)
@@ -199,7 +200,7 @@ class AirflowClient:
                 on_poll(state)
             if state in TERMINAL:
                 return state
-            time.sleep(2)
+            time.sleep(poll_s)
         raise TimeoutError(f"DAG run {dag_id}/{run_id} still running after {timeout_s:.0f}s")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -42,7 +42,8 @@ def follow_run(client, dag_id: str, run_id: str, *, timeout_s: float, url: str =
                 seen[key] = ti["state"]
                 say(f"  {key}: {ti['state']}")
 
-    state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report)
+    # each poll lists the task instances: once a second keeps the metadata DB quiet
+    state = client.wait_for_run(dag_id, run_id, timeout_s=timeout_s, on_poll=report, poll_s=1.0)
     say(f"{dag_id} run {run_id}: {state} after {time.time() - started:.0f}s")
     if state != "success":
         _print_failure(client, dag_id, run_id)

@@ -101,7 +101,7 @@ def counted_trials(study, states) -> list:
 
 
 def watch_search(
-    optuna_uri: str, study_name: str, *, poll_s: float = 2.0, settings: SearchSettings | None = None
+    optuna_uri: str, study_name: str, *, poll_s: float = 1.0, settings: SearchSettings | None = None
 ) -> SearchOutcome:
     """Run until the budget is spent and no trial is running; return the outcome.
 
