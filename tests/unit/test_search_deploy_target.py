@@ -205,3 +205,18 @@ def test_a_trade_off_search_logs_its_pareto_front(workspace, breast_cancer_frame
     assert {r["trial"] for r in rows} == {t.number for t in study.trials}
     assert [r["trial"] for r in rows if r["chosen"]] == [chosen.number]
     assert all(not r["feasible"] for r in rows if r[LATENCY_METRIC] > budget)
+
+
+def test_trade_off_gets_a_strategy_for_two_objectives():
+    from automl_tasks.core.errors import ConfigurationError
+    from automl_tasks.search.formatter import choose_strategy
+    from automl_tasks.search_space import DEFAULT_TABULAR_SPACE
+
+    space = load_search_space(DEFAULT_TABULAR_SPACE.read_text())
+    single, _ = choose_strategy("auto", space, 200, {"rows": 100, "columns": 3}, fidelity=True)
+    assert single == "hyperband"  # what auto picks for one objective here
+    chosen, why = choose_strategy("auto", space, 200, {"rows": 100, "columns": 3}, fidelity=True, trade_off=True)
+    assert chosen == "tpe" and "hyperband cannot" in why
+    with pytest.raises(ConfigurationError, match="'strategy' parameter 'cmaes' optimises one objective"):
+        choose_strategy("cmaes", space, 20, trade_off=True)
+    assert choose_strategy("gp", space, 20, trade_off=True)[0] == "gp"
