@@ -128,7 +128,7 @@ class FitResult:
     def metrics(self, *, train_seconds: float) -> dict[str, float]:
         return {
             f"test_{self.metric.name}": self.test_score,
-            "best_search_score": float(self.trial.value),
+            "best_search_score": float(self.trial.values[0]),
             "train_seconds": train_seconds,
             **(self.check.metrics() if self.check else {}),
         }
