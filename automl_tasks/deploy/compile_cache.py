@@ -7,7 +7,8 @@ the ONNX model (its graph's random name left out) plus the engine and its option
 measurement settings), so a different engine or thread count is a different entry.
 
 Two layers:
-- in the process: the `EngineResult` itself (its runner stays compiled), and
+- in the process: the `EngineResult` itself (its runner stays compiled; the last
+  `MAX_RUNNERS` of them, so a long search does not hold every model it tried), and
 - on disk (`cache_dir/<key>.json`, when a folder is given): the verdict and the measured
   latency, so another worker process of the same search reuses them without compiling.
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 TRIAL_BATCH_SIZES = (1,)
 TRIAL_WARMUP = 5
 TRIAL_REPEATS = 30
+#: compiled runners kept in memory per cache (older ones are dropped; their records stay)
+MAX_RUNNERS = 8
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class CompileCache:
     def store(self, record: TargetRecord, result: EngineResult | None) -> None:
         with self._lock:
             self._memory[record.key] = (record, result)
+            holding = [key for key, (_, kept) in self._memory.items() if kept is not None]
+            for key in holding[: max(0, len(holding) - MAX_RUNNERS)]:  # dicts keep insertion order
+                self._memory[key] = (self._memory[key][0], None)
         path = self._path(record.key)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

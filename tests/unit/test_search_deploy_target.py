@@ -235,3 +235,13 @@ def test_trade_off_gets_a_strategy_for_two_objectives():
     with pytest.raises(ConfigurationError, match="'strategy' parameter 'cmaes' optimises one objective"):
         choose_strategy("cmaes", space, 20, trade_off=True)
     assert choose_strategy("gp", space, 20, trade_off=True)[0] == "gp"
+
+
+def test_the_compile_cache_keeps_only_the_latest_runners(tmp_path):
+    from automl_tasks.deploy.compile_cache import MAX_RUNNERS
+
+    cache, feed, target = CompileCache(), tiny_feed(), get_target("cloud-cpu")
+    records = [cache.evaluate(target, tiny_mlp_onnx(seed=seed), feed) for seed in range(MAX_RUNNERS + 2)]
+    kept = [cache.runner(r.key) is not None for r in records]
+    assert kept == [False, False] + [True] * MAX_RUNNERS
+    assert cache.evaluate(target, tiny_mlp_onnx(seed=0), feed).cached  # its record outlives its runner
