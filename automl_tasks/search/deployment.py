@@ -18,6 +18,7 @@ compiled twice) and its batch-1 latency measured. Then
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -90,9 +91,8 @@ def measure_trial(ws: Any, plan: SearchPlan, estimator: Any, workdir: Path) -> T
     import pandas as pd
 
     from automl_tasks.deploy.compile_cache import shared_cache
-    from automl_tasks.deploy.targets import get_target
 
-    target = get_target(plan.deploy_target, ws.home)
+    target = _target(plan.deploy_target, str(ws.home))
     try:
         onnx_path = Path(estimator.export_onnx(workdir / "model.onnx"))
         feed = estimator.onnx_feed(pd.read_parquet(plan.data.path).head(FEED_ROWS))
@@ -111,6 +111,15 @@ def measure_trial(ws: Any, plan: SearchPlan, estimator: Any, workdir: Path) -> T
     return TrialDeployment(
         target.name, target.engine, record.latency_ms, record.verdict, record.deployable, reason, record.cached
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _target(name: str, home: str) -> Any:
+    """The plan's target, read once per worker process (reading the targets loads every
+    engine's entry point: 60 ms, more than a small model's whole measurement)."""
+    from automl_tasks.deploy.targets import get_target
+
+    return get_target(name, Path(home))
 
 
 def record_on_trial(trial: Any, plan: SearchPlan, deployment: TrialDeployment) -> None:
