@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/strategy_efficiency.py
 	$(BIN)/python benchmarks/nasbench201_strategies.py
 	$(BIN)/python benchmarks/deploy_engines.py --tune-seconds 20
+	$(BIN)/python benchmarks/search_target_overhead.py
 
 # Resolve requirements.in afresh (pip picks torch's CPU build from its find-links folder).
 lock:

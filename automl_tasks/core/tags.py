@@ -73,6 +73,10 @@ DEPLOY_VERDICT_TAG = "loopml.deploy.verdict"  #: ok / parity failed: ... / faile
 # Optuna trial user attributes (ERROR_TAG and ORIGIN_TAG are trial attributes too)
 OVER_BUDGET_ATTR = "loopml.over_budget"  #: a trial reserved after the budget filled, given back unevaluated
 FORBIDDEN_ATTR = "loopml.forbidden"  #: a draw the space forbids: pruned before it ran, not counted against the budget
+TARGET_LATENCY_ATTR = "loopml.target_latency_ms"  #: a trial's p50 batch-1 latency on the deployment target
+DEPLOY_VERDICT_ATTR = "loopml.deploy.verdict"  #: a trial's engine verdict on the target (ok / parity failed / ...)
+INFEASIBLE_ATTR = "loopml.infeasible"  #: why a trial cannot be chosen (over the latency budget, export failed)
+DEPLOY_FEASIBLE_TAG = "loopml.deploy.feasible"  #: a trial child run: true/false against the target and budget
 
 # Optuna study user attributes
 PLAN_ATTR = "loopml.plan"  #: the search plan (study user attribute)

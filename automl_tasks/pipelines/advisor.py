@@ -37,11 +37,15 @@ def importances(study, *, params: list[str] | None = None, trials=None) -> dict[
     from optuna.importance import FanovaImportanceEvaluator
 
     if trials is not None:
-        view = optuna.create_study(direction=study.direction)
+        view = optuna.create_study(directions=study.directions)
         view.add_trials(trials)
         study = view
+    # the score's importance: a study that trades latency off has latency as a second objective
+    target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
     return dict(
-        optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=params)
+        optuna.importance.get_param_importances(
+            study, evaluator=FanovaImportanceEvaluator(seed=0), params=params, target=target
+        )
     )
 
 
@@ -122,12 +126,16 @@ def suggest(
     return out
 
 
-def _write_plots(study, folder: Path, importance: dict[str, float]) -> list[Path]:
+def _write_plots(study, folder: Path, importance: dict[str, float], metric: str = "score") -> list[Path]:
     import optuna.visualization as vis
 
+    several = len(study.directions) > 1  # score and latency on the target: plot the score
+    target = {"target": lambda t: t.values[0], "target_name": metric} if several else {}
     figures = {
-        "optimization_history.html": lambda: vis.plot_optimization_history(study),
-        "parallel_coordinate.html": lambda: vis.plot_parallel_coordinate(study, params=list(importance) or None),
+        "optimization_history.html": lambda: vis.plot_optimization_history(study, **target),
+        "parallel_coordinate.html": lambda: vis.plot_parallel_coordinate(
+            study, params=list(importance) or None, **target
+        ),
         "param_importances.html": lambda: _importance_figure(importance),
     }
     written = []
@@ -139,6 +147,65 @@ def _write_plots(study, folder: Path, importance: dict[str, float]) -> list[Path
         except Exception as exc:  # a plot that cannot be drawn must not hide the others
             log.warning("advisor could not draw %s: %s", name, exc)
     return written
+
+
+def _chosen_params(study, plan) -> dict[str, Any]:
+    from automl_tasks.core.errors import UserError
+    from automl_tasks.search.deployment import chosen_trial
+
+    try:
+        return chosen_trial(study, plan).params
+    except UserError:  # nothing feasible: no best configuration to comment on
+        return {}
+
+
+def write_pareto_front(study, plan, folder: Path) -> list[int]:
+    """Score against latency on the deployment target, for people: every completed trial
+    with its latency, feasibility, Pareto membership and the chosen one, as
+    `pareto_front.csv` / `.json`, and a plot `pareto_front.html` (Optuna's
+    `plot_pareto_front` when latency was traded off, else a scatter with the budget line).
+    Returns the numbers of the trials on the feasible front (empty without a trade-off)."""
+    import pandas as pd
+
+    from automl_tasks.search.deployment import LATENCY_METRIC, pareto_rows
+
+    rows = pareto_rows(study, plan)
+    (folder / "pareto_front.json").write_text(json.dumps(rows, indent=2, default=str))
+    pd.DataFrame(rows).to_csv(folder / "pareto_front.csv", index=False)
+    try:
+        figure = _pareto_figure(study, plan, rows, LATENCY_METRIC)
+        figure.write_html(str(folder / "pareto_front.html"), include_plotlyjs=True, full_html=True)
+    except Exception as exc:  # the table stays even if the plot cannot be drawn
+        log.warning("advisor could not draw the Pareto front: %s", exc)
+    return [row["trial"] for row in rows if row["pareto"]]
+
+
+def _pareto_figure(study, plan, rows: list[dict[str, Any]], latency_name: str):
+    import optuna.visualization as vis
+    import plotly.graph_objects as go
+
+    title = f"{plan.metric} vs latency on {plan.deploy_target} (ms, batch 1)"
+    if len(study.directions) > 1:
+        figure = vis.plot_pareto_front(study, target_names=[plan.metric, latency_name], include_dominated_trials=True)
+        figure.update_layout(title=title)
+        return figure
+    measured = [r for r in rows if r[latency_name] is not None]
+    figure = go.Figure()
+    for feasible, name in ((True, "feasible"), (False, "infeasible")):
+        points = [r for r in measured if r["feasible"] is feasible]
+        figure.add_trace(
+            go.Scatter(
+                x=[r[plan.metric] for r in points],
+                y=[r[latency_name] for r in points],
+                mode="markers",
+                name=name,
+                text=[f"trial {r['trial']}" + (" (chosen)" if r["chosen"] else "") for r in points],
+            )
+        )
+    if plan.latency_budget_ms:
+        figure.add_hline(y=plan.latency_budget_ms, line_dash="dash", annotation_text="latency budget")
+    figure.update_layout(title=title, xaxis_title=plan.metric, yaxis_title=latency_name)
+    return figure
 
 
 def _importance_figure(importance: dict[str, float]):
@@ -261,7 +328,7 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
         except Exception as exc:
             log.warning("fANOVA importance failed: %s", exc)
     per_model = _per_model_importance(study)
-    best_params = study.best_trial.params if complete else {}
+    best_params = _chosen_params(study, plan) if complete else {}
     suggestions = suggest(space, best_params, importance, profile, per_model) + export_notes(
         ws, plan.family, study_name
     )
@@ -279,7 +346,8 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
         lines += ["", f"## Registered version v{registered['version']}", ""]
         lines += [f"- {key}: {value}" for key, value in registered.items() if key != "version" and value != ""]
     (folder / "suggestions.md").write_text("\n".join(lines) + "\n")
-    plots = _write_plots(study, folder, importance) if complete else []
+    plots = _write_plots(study, folder, importance, plan.metric) if complete else []
+    front = write_pareto_front(study, plan, folder) if plan.deploy_target and complete else []
     client.log_artifacts(plan.parent_run_id, str(folder), artifact_path="advisor")
     for name, share in importance.items():
         client.log_metric(plan.parent_run_id, f"importance.{name}", share)
@@ -288,6 +356,7 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     return {
         "suggestions": len(suggestions),
         "plots": [p.name for p in plots],
+        "pareto_front": front,
         "top_params": list(importance)[:3],
         "refit_check": (registered or {}).get("refit_check", ""),
     }

@@ -27,6 +27,9 @@ TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 METRIC_CHOICES = ("auto", "roc_auc", "accuracy", "f1_macro", "log_loss", "r2", "rmse", "mae")
 COMBINE_RULES = ("reference_plus_recent", "recent_only")
 PROMOTION_ACTIONS = ("auto", "manual", "rollback")
+#: the form's proposals for the deployment target: none, or a built-in target
+#: (= automl_tasks.deploy.targets.BUILTIN_TARGETS); a workspace's deploy_targets.yaml may add more
+DEPLOY_TARGET_PROPOSALS = ("", "cloud-cpu", "edge-cpu", "gpu")
 MAX_TRIALS = 10_000
 MAX_WORKERS = 16  # trials evaluated at once by one search (mapped worker tasks)
 MAX_TIME_BUDGET_S = 7 * 86_400
@@ -285,6 +288,42 @@ COMBINE = Field(
     "Data",
     enum=COMBINE_RULES,
 )
+# the deployment goal (issue #12): measured on a target, with a latency budget or a trade-off
+_DEPLOYMENT = "Deployment"
+DEPLOY_TARGET = Field(
+    "deploy_target",
+    "string",
+    "",
+    "Deployment target",
+    "Empty: none. A built-in target (cloud-cpu: ONNX Runtime, all cores; edge-cpu: OpenVINO, one core; gpu: "
+    "TensorRT FP16) or one defined in the workspace's deploy_targets.yaml. Each trial's model is exported to "
+    "ONNX and its latency measured on the target's engine.",
+    _DEPLOYMENT,
+    examples=DEPLOY_TARGET_PROPOSALS,
+    further_check="a known deployment target whose engine can run on this machine",
+)
+LATENCY_BUDGET_MS = Field(
+    "latency_budget_ms",
+    "number",
+    0,
+    "Latency budget (ms, batch 1)",
+    "0 = none. A trial whose model is slower than this on the target is infeasible: recorded, never chosen.",
+    _DEPLOYMENT,
+    minimum=0,
+    further_check="a deployment target to measure on",
+)
+TRADE_OFF_LATENCY = Field(
+    "trade_off_latency",
+    "boolean",
+    False,
+    "Trade off latency",
+    "Search two objectives (score, latency on the target); the advisor logs the Pareto front and the "
+    "chosen model is the best score within the budget.",
+    _DEPLOYMENT,
+    further_check="a deployment target, and a strategy that handles two objectives",
+)
+DEPLOYMENT_FIELDS = (DEPLOY_TARGET, LATENCY_BUDGET_MS, TRADE_OFF_LATENCY)
+
 # the promotion gate's knobs (defaults = automl_tasks.families.promotion.GateConfig's)
 MARGIN = Field("margin", "number", 0.0, "Promotion margin", section="Registry", minimum=0)
 MAX_LATENCY_RATIO = Field("max_latency_ratio", "number", 1.5, "Allowed latency ratio", section="Registry", minimum=1)
@@ -315,6 +354,7 @@ NOCODE_FORM = Form(
             "Search",
             enum=strategy_choices(fidelity=False),
         ),
+        *DEPLOYMENT_FIELDS,
     ),
 )
 
@@ -358,6 +398,7 @@ HPO_FORM = Form(
         Field("repeats", "integer", 3, "Split seeds for search vs default", section="Search", minimum=2, maximum=20),
         FAMILY_OPTIONAL,
         SEED,
+        *DEPLOYMENT_FIELDS,
     ),
 )
 

@@ -29,8 +29,10 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import PreprocessResult, preprocess
+from automl_tasks.pipelines.nocode import log_deployment_goal
 from automl_tasks.pipelines.requests import HpoRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
+from automl_tasks.search.deployment import chosen_trial, trial_score
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search.strategies import GRID_POINTS
 
@@ -61,6 +63,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
     metric = Metric(pre.metric)
     fidelity = spec.fidelity is not None
     epochs = request.max_epochs or None
+    goal: dict[str, Any] = {}  # the deployment goal applies to the search branch alone
     if branch == "smoke":
         strategy, why, n_trials, workers = "random", "smoke test", SMOKE_TRIALS, 1
         epochs = min(2, epochs or 2) if fidelity else None
@@ -69,7 +72,15 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
     else:
         profile = pre.profile()
         n_trials = choose_trial_budget(request.n_trials, profile)
-        strategy, why = choose_strategy(request.strategy, space, n_trials, profile, fidelity=fidelity)
+        strategy, why = choose_strategy(
+            request.strategy, space, n_trials, profile, fidelity=fidelity, trade_off=request.trade_off_latency
+        )
+        goal = {
+            "deploy_target": request.deploy_target,
+            "latency_budget_ms": float(request.latency_budget_ms),
+            "trade_off_latency": request.trade_off_latency,
+        }
+        log_deployment_goal(mlflow_client(ws), pre.parent_run_id, request)
         if strategy == "grid" and request.n_trials == 0:
             n_trials = len(space.grid(GRID_POINTS))
             why += f"; budget = the grid's {n_trials} points"
@@ -87,6 +98,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         strategy=strategy,
         algorithm=spec.estimator,
         run_epochs=epochs if fidelity else None,
+        **goal,
     )
     if branch == "search":
         start_search(ws.optuna_uri, plan, space)
@@ -139,10 +151,10 @@ def compare(ws: Workspace, request: HpoRequest, pre: PreprocessResult, studies: 
     default_study, _ = load_study(ws.optuna_uri, studies["default"])
     search_study, plan = load_study(ws.optuna_uri, studies["search"])
     try:
-        best = search_study.best_trial
         default_trial = default_study.best_trial
     except ValueError:
-        raise UserError("the search or the default branch has no completed trial; nothing to compare") from None
+        raise UserError("the default branch has no completed trial; nothing to compare") from None
+    best = chosen_trial(search_study, plan)  # feasible on the deployment target, within its latency budget
     metric = Metric(plan.metric)
     seeds = [request.seed + k for k in range(request.repeats)]
     gains = []
@@ -157,7 +169,7 @@ def compare(ws: Workspace, request: HpoRequest, pre: PreprocessResult, studies: 
     verdict = {
         "metric": metric.name,
         "default_score": default_trial.value,
-        "search_best_score": best.value,
+        "search_best_score": trial_score(best),
         "search_best_trial": best.number,
         "improvement_mean": mean,
         "improvement_se": se,

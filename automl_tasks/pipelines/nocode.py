@@ -24,17 +24,26 @@ from automl_tasks.search_space import load_search_space
 log = logging.getLogger(__name__)
 
 
+def log_deployment_goal(client: Any, run_id: str, request: Any) -> None:
+    """The search's deployment goal as params of the pipeline's MLflow run (when it has one)."""
+    if request.deploy_target:
+        client.log_param(run_id, "deploy_target", request.deploy_target)
+        client.log_param(run_id, "latency_budget_ms", request.latency_budget_ms)
+        client.log_param(run_id, "trade_off_latency", request.trade_off_latency)
+
+
 def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, study_name: str) -> dict[str, Any]:
     """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
     profile = pre.profile()
     fitted = fit_space_to_budget(request.space_text(), profile, request.time_budget_s)
     space = load_search_space(fitted.space_text)
     n_trials = choose_trial_budget(request.n_trials, profile)
-    strategy, why = choose_strategy(request.strategy, space, n_trials, profile)
+    strategy, why = choose_strategy(request.strategy, space, n_trials, profile, trade_off=request.trade_off_latency)
     log.info("formatter: search strategy %s: %s", strategy, why)
     client = mlflow_client(ws)
     client.log_param(pre.parent_run_id, "strategy", strategy)
     client.set_tag(pre.parent_run_id, STRATEGY_REASON_TAG, why)
+    log_deployment_goal(client, pre.parent_run_id, request)
     plan = build_plan(
         study_name,
         pre,
@@ -47,5 +56,8 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         seed=request.seed,
         strategy=strategy,
         budget_note=fitted.reason,
+        deploy_target=request.deploy_target,
+        latency_budget_ms=float(request.latency_budget_ms),
+        trade_off_latency=request.trade_off_latency,
     )
     return start_search(ws.optuna_uri, plan, space)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.code_version import code_version
-from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -129,7 +128,7 @@ class FitResult:
     def metrics(self, *, train_seconds: float) -> dict[str, float]:
         return {
             f"test_{self.metric.name}": self.test_score,
-            "best_search_score": float(self.trial.value),
+            "best_search_score": float(self.trial.values[0]),
             "train_seconds": train_seconds,
             **(self.check.metrics() if self.check else {}),
         }
@@ -138,14 +137,13 @@ class FitResult:
         return {BEST_TRIAL_TAG: str(self.trial.number), **(self.check.tags() if self.check else {})}
 
 
-def best_trial(study: Any) -> Any:
-    """The study's best trial; a clear error when no trial completed."""
-    try:
-        return study.best_trial
-    except ValueError:
-        raise UserError(
-            f"study {study.study_name} has no completed trial; nothing to train (see worker logs)"
-        ) from None
+def best_trial(study: Any, plan: SearchPlan | None = None) -> Any:
+    """The study's best feasible trial (within the plan's latency budget on its deployment
+    target; the best score on the Pareto front when latency was traded off); a clear error
+    when no trial completed or none is feasible (`search.deployment.chosen_trial`)."""
+    from automl_tasks.search.deployment import chosen_trial
+
+    return chosen_trial(study, plan)
 
 
 def fit_final(estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, workdir: Path) -> FitResult:
@@ -160,7 +158,7 @@ def fit_final(estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, work
             estimator_cls,
             data=plan.data,
             config=trial.params,
-            validated=float(trial.value),
+            validated=float(trial.values[0]),  # the score (a trade-off study has latency second)
             metric=metric,
             workdir=workdir,
         )
@@ -372,9 +370,9 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.user_attrs.get(ORIGIN_TAG) == "default"
     ]
-    tags = {SEARCH_SCORE_TAG: f"{best.value:.8g}"}
+    tags = {SEARCH_SCORE_TAG: f"{best.values[0]:.8g}"}
     if defaults:
-        tags[DEFAULT_CONFIG_SCORE_TAG] = f"{defaults[0].value:.8g}"
+        tags[DEFAULT_CONFIG_SCORE_TAG] = f"{defaults[0].values[0]:.8g}"
     is_default = best.user_attrs.get(ORIGIN_TAG) == "default" or any(t.params == best.params for t in defaults)
     tags[IS_DEFAULT_CONFIG_TAG] = str(is_default).lower()
     return tags
@@ -504,7 +502,7 @@ def train_and_register(
     from automl_tasks.algorithms import require
 
     study, plan = load_study(ws.optuna_uri, study_name)
-    trial = best_trial(study)
+    trial = best_trial(study, plan)
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     estimator_cls = estimator_cls or TabularEstimator
     started = time.perf_counter()

@@ -42,6 +42,52 @@ def _default(form: Form, name: str) -> Any:
     return form[name].default
 
 
+def check_deployment_goal(target: str, budget_ms: float, trade_off: bool, strategy: str) -> None:
+    """Refuse a deployment goal that cannot be searched, before any trial runs, naming the field.
+
+    A budget or a trade-off needs a target; the target must be a built-in one or one of the
+    workspace's `deploy_targets.yaml` (read from `LOOPML_HOME`, as every task does), and its
+    engine must run on this machine (TensorRT on a machine without an NVIDIA GPU says so);
+    trading latency off needs a strategy that handles two objectives."""
+    if not target:
+        for name, given in (("latency_budget_ms", budget_ms), ("trade_off_latency", trade_off)):
+            if given:
+                raise ConfigurationError(
+                    f"The {name!r} parameter needs a 'deploy_target' to measure latency on; got {name}={given!r} "
+                    "with no target. Choose a target (e.g. edge-cpu) or leave it empty."
+                )
+        return
+    from automl_tasks.core.settings import Workspace
+    from automl_tasks.deploy.targets import TARGETS_FILE, load_targets
+
+    home = Workspace.from_env().home
+    try:
+        targets = load_targets(home)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"The 'deploy_target' parameter cannot be checked: {exc}") from exc
+    if target not in targets:
+        raise ConfigurationError(
+            f"The 'deploy_target' parameter must be a known deployment target: one of {sorted(targets)} "
+            f"(built-in, or defined in {home / TARGETS_FILE}). Got {target!r} instead."
+        )
+    chosen = targets[target]
+    reason = chosen.unavailable_reason()
+    if reason:
+        raise ConfigurationError(
+            f"The 'deploy_target' parameter {target!r} runs on engine {chosen.engine!r}, which is unavailable on "
+            f"this machine: {reason}. Choose another target."
+        )
+    if trade_off and strategy != "auto":
+        from automl_tasks.search.strategies import STRATEGIES
+
+        if strategy in STRATEGIES and not STRATEGIES[strategy].several_objectives:
+            capable = sorted(n for n, s in STRATEGIES.items() if s.several_objectives)
+            raise ConfigurationError(
+                f"The 'strategy' parameter {strategy!r} optimises one objective and cannot be combined with "
+                f"'trade_off_latency' (score and latency: two objectives). Choose 'auto' or one of {capable}."
+            )
+
+
 @dataclass(frozen=True)
 class NoCodeRequest:
     """What a person asks for: a table, its target, and how much search to spend."""
@@ -57,6 +103,9 @@ class NoCodeRequest:
     family: str = _default(NOCODE_FORM, "family")  # registered model name; empty = derived from the dataset name
     seed: int = _default(NOCODE_FORM, "seed")
     strategy: str = _default(NOCODE_FORM, "strategy")  # a strategy name, or auto (the formatter picks one, says why)
+    deploy_target: str = _default(NOCODE_FORM, "deploy_target")  # "" = none; else measured on it (issue #12)
+    latency_budget_ms: float = _default(NOCODE_FORM, "latency_budget_ms")  # 0 = none
+    trade_off_latency: bool = _default(NOCODE_FORM, "trade_off_latency")  # score and latency: two objectives
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -66,6 +115,7 @@ class NoCodeRequest:
         NOCODE_FORM.check(self)
         if self.family:
             check_family_name(self.family)
+        check_deployment_goal(self.deploy_target, self.latency_budget_ms, self.trade_off_latency, self.strategy)
         self.space()  # raises SearchSpaceError with the YAML path of the fault
 
     @classmethod
@@ -111,10 +161,14 @@ class HpoRequest:
     repeats: int = _default(HPO_FORM, "repeats")  # split seeds for the default-vs-search comparison
     family: str = _default(HPO_FORM, "family")
     seed: int = _default(HPO_FORM, "seed")
+    deploy_target: str = _default(HPO_FORM, "deploy_target")  # the search branch only; "" = none
+    latency_budget_ms: float = _default(HPO_FORM, "latency_budget_ms")
+    trade_off_latency: bool = _default(HPO_FORM, "trade_off_latency")
 
     def __post_init__(self) -> None:
         HPO_FORM.check(self)
         self.nocode()  # dataset, family checked by the same rules as NoCode
+        check_deployment_goal(self.deploy_target, self.latency_budget_ms, self.trade_off_latency, self.strategy)
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> HpoRequest:

@@ -42,7 +42,7 @@ def optimize(
     progress line (trial k of n, best so far, ETA) every that many trials."""
     import optuna
 
-    if len(directions) > 1 and not strategy.multi_objective:
+    if len(directions) > 1 and not (strategy.multi_objective or strategy.several_objectives):
         raise ValueError(f"strategy {strategy.name} optimises one objective; {len(directions)} given")
     strategy.bind_space(space)
     study = optuna.create_study(

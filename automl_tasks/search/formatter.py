@@ -33,10 +33,43 @@ def choose_trial_budget(requested: int, profile: dict[str, Any]) -> int:
 
 
 def choose_strategy(
-    requested: str, space: SearchSpace, n_trials: int, profile: dict[str, Any] | None = None, *, fidelity: bool = False
+    requested: str,
+    space: SearchSpace,
+    n_trials: int,
+    profile: dict[str, Any] | None = None,
+    *,
+    fidelity: bool = False,
+    trade_off: bool = False,
 ) -> tuple[str, str]:
     """(strategy name, why): the form's choice if any, else one picked from the space's
-    size and shape, the budget, the dataset's size and whether the algorithm has a fidelity."""
+    size and shape, the budget, the dataset's size and whether the algorithm has a fidelity.
+
+    With `trade_off` (score vs latency on the deployment target: two objectives) only a
+    strategy that handles several objectives will do; 'auto' falls back to multi-objective
+    TPE when its first pick cannot."""
+    from automl_tasks.search.strategies import STRATEGIES
+
+    name, why = _choose_strategy(requested, space, n_trials, profile, fidelity=fidelity)
+    if trade_off and not STRATEGIES[name].several_objectives:
+        if requested and requested != "auto":
+            raise ConfigurationError(
+                f"The 'strategy' parameter {requested!r} optimises one objective; 'trade_off_latency' makes the "
+                f"search two-objective (score, latency). Choose one of {several_objective_strategies()}"
+            )
+        return "tpe", f"multi-objective TPE: the search trades latency off against the score ({name} cannot)"
+    return name, why
+
+
+def several_objective_strategies() -> list[str]:
+    """Names of the strategies a two-objective (score, latency) search may use."""
+    from automl_tasks.search.strategies import STRATEGIES
+
+    return sorted(n for n, s in STRATEGIES.items() if s.several_objectives)
+
+
+def _choose_strategy(
+    requested: str, space: SearchSpace, n_trials: int, profile: dict[str, Any] | None = None, *, fidelity: bool = False
+) -> tuple[str, str]:
     from automl_tasks.core.errors import SearchSpaceError
     from automl_tasks.search.strategies import make_strategy
 
@@ -106,6 +139,8 @@ def warm_start_configs(
     import optuna
     from optuna.trial import TrialState
 
+    from automl_tasks.search.deployment import feasible
+
     storage = open_storage(optuna_uri)
     configs: list[tuple[float, dict[str, Any], str]] = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -117,9 +152,12 @@ def warm_start_configs(
         if attrs.get(SPACE_HASH_TAG) != space_hash:
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        # the score is the first objective (a study trading latency off has a second one);
+        # a configuration that missed its latency budget is no place to start from
+        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            configs.append((sign * t.value, dict(t.params), summary.study_name))
+            if feasible(t):
+                configs.append((sign * t.values[0], dict(t.params), summary.study_name))
     configs.sort(key=lambda c: c[0])
     seen: list[dict[str, Any]] = []
     for _, params, _ in configs:

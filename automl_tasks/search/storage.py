@@ -95,13 +95,14 @@ def create_study(url: str, plan: SearchPlan, settings: SearchSettings | None = N
     """Create (or reopen) the plan's study with its strategy's sampler and pruner."""
     import optuna
 
+    from automl_tasks.search.deployment import directions
     from automl_tasks.search.strategies import make_strategy
 
     strategy = make_strategy(plan.strategy, seed=plan.seed)
     study = optuna.create_study(
         storage=open_storage(url, settings),
         study_name=plan.study_name,
-        direction=plan.direction,
+        directions=directions(plan),  # (score, latency on the target) when trading latency off
         sampler=strategy.sampler(),
         pruner=strategy.pruner(),
         load_if_exists=True,
@@ -142,9 +143,9 @@ def stop_reason(study_name: str, url: str, settings: SearchSettings | None = Non
 
 
 def best_of(study: Any) -> tuple[float | None, int | None]:
-    """(best value, its trial number), or (None, None) before any trial completed."""
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None, None
-    return best.value, best.number
+    """(best score, its trial number), or (None, None) before any trial completed (or none
+    is feasible). Infeasible trials (over the latency budget) never count; a study that
+    trades latency off reports the best score on its feasible Pareto front."""
+    from automl_tasks.search.deployment import best_so_far
+
+    return best_so_far(study)

@@ -49,7 +49,10 @@ class SearchStrategy(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    multi_objective: ClassVar[bool] = False  # can optimise several objectives at once
+    multi_objective: ClassVar[bool] = False  # made for several objectives (not offered for one)
+    #: its sampler (and pruner) accept a study with several objectives: a search that trades
+    #: latency on the deployment target off against the score (issue #12) may use it
+    several_objectives: ClassVar[bool] = False
     needs_fidelity: ClassVar[bool] = False  # expects intermediate rewards (epochs, rounds)
 
     def __init__(self, seed: int = 0, n_startup_trials: int = 10) -> None:
@@ -129,6 +132,7 @@ def _as_list(values: float | Sequence[float]) -> list[float]:
 
 class RandomStrategy(SearchStrategy):
     name, description = "random", "independent uniform draws (the baseline)"
+    several_objectives = True
 
     def sampler(self):
         import optuna
@@ -154,6 +158,7 @@ class GridStrategy(RandomStrategy):
 class TPEStrategy(SearchStrategy):
     name = "tpe"
     description = "multivariate TPE grouped by the space's conditional branches, constant liar for parallel workers"
+    several_objectives = True  # multi-objective TPE
 
     def sampler(self):
         import optuna
@@ -169,6 +174,7 @@ class TPEStrategy(SearchStrategy):
 
 class GPStrategy(SearchStrategy):
     name, description = "gp", "Gaussian-process Bayesian optimisation (Optuna's GPSampler); best for small budgets"
+    several_objectives = True  # log expected hypervolume improvement
 
     def sampler(self):
         import optuna
@@ -192,7 +198,7 @@ class CmaEsStrategy(SearchStrategy):
 
 class NSGA2Strategy(SearchStrategy):
     name, description = "nsga2", "NSGA-II genetic search; the strategy for several objectives"
-    multi_objective = True
+    multi_objective = several_objectives = True
 
     def sampler(self):
         import optuna
@@ -203,6 +209,7 @@ class NSGA2Strategy(SearchStrategy):
 class HyperbandStrategy(TPEStrategy):
     name, description = "hyperband", "TPE proposals, Hyperband stops poor trials early on intermediate rewards"
     needs_fidelity = True
+    several_objectives = False  # Optuna's pruners compare one objective (Trial.report refuses several)
 
     def __init__(self, seed: int = 0, n_startup_trials: int = 10, min_resource: int = 1, max_resource: int = 27):
         super().__init__(seed, n_startup_trials)

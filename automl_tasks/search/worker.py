@@ -8,6 +8,7 @@ trial (`optuna.storages.fail_stale_trials`) and the search goes on.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -28,9 +29,16 @@ from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.clock import search_deadline, start_clock
+from automl_tasks.search.deployment import (
+    TrialDeployment,
+    best_so_far,
+    measure_trial,
+    objective_values,
+    record_on_trial,
+)
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import best_of, load_study, open_storage, stop_reason
+from automl_tasks.search.storage import load_study, open_storage, stop_reason
 from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search_space import load_search_space
 
@@ -56,6 +64,7 @@ class TrialRecord:
     outcome: str  # COMPLETE | PRUNED | FAIL | TIMED_OUT
     worker: int
     error: str = ""  # why it ended without a score
+    deployment: Any = None  # a search.deployment.TrialDeployment when the plan names a target
 
 
 class Heartbeat:
@@ -106,13 +115,44 @@ def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[floa
     """Train and score one configuration on the search splits; (score, seconds).
 
     `reporter(value, step) -> stop?` receives intermediate scores of estimators with a fidelity."""
+    _, score, seconds = train_config(plan, config, reporter)
+    return score, seconds
+
+
+def train_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[Any, float, float]:
+    """(the fitted estimator, its score, seconds): `evaluate_config` keeping the model, which
+    the deployment goal exports and measures on the target."""
     cls = estimator_class(plan.algorithm)
     estimator = cls(
         run_epochs=plan.run_epochs, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric)
     )
     estimator.reporter = reporter
     result = estimator.run()
-    return result.score, result.duration_s
+    return estimator, result.score, result.duration_s
+
+
+def _on_target(ws: Workspace, plan: SearchPlan, task: Any, estimator: Any) -> TrialDeployment:
+    """Measure the trial's model on the plan's target; record the latency, verdict and
+    Optuna constraints on the trial."""
+    workdir = ws.runs / plan.study_name / f"trial-{task.number}"
+    try:
+        deployment = measure_trial(ws, plan, estimator, workdir)
+    except Exception as exc:  # a broken engine set-up makes the trial infeasible, never kills the worker
+        reason = f"measuring on {plan.deploy_target} failed: {type(exc).__name__}: {exc}"
+        log.warning("trial %d: %s", task.number, reason, exc_info=True)
+        deployment = TrialDeployment(plan.deploy_target, "", None, reason, False, reason)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # the ONNX file is cached by hash; the copy is not needed
+    record_on_trial(task.trial, plan, deployment)
+    log.info(
+        "trial %d on %s: %s%s%s",
+        task.number,
+        plan.deploy_target,
+        "" if deployment.latency_ms is None else f"{deployment.latency_ms:.4g} ms, ",
+        deployment.verdict,
+        f"; infeasible: {deployment.reason}" if deployment.reason else "",
+    )
+    return deployment
 
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
@@ -139,10 +179,15 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
-        score, seconds, ended = None, 0.0, None
+        score, seconds, ended, values, deployment = None, 0.0, None, None, None
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or ws.search.heartbeat_interval_s):
             try:
-                score, seconds = evaluate_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
+                estimator, score, seconds = train_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
+                if plan.deploy_target:
+                    deployment = _on_target(ws, plan, task, estimator)
+                # a trade-off search cannot place a model without a latency on its front: that
+                # trial fails with the reason (objective_values raises)
+                values = objective_values(plan, score, deployment)
             except TrialPruned as exc:
                 ended = exc
                 log.info("%strial %d stopped early: %s", tag, trial.number, exc)
@@ -150,19 +195,19 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
                 ended = TrialFailed(f"{type(exc).__name__}: {exc}")
                 log.warning("%strial %d failed: %s", tag, trial.number, ended)
         try:
-            strategy.handle_rewards(study, task, score, ended)
-            outcome = "COMPLETE" if score is not None else _outcome_of(ended)
-            evaluated, failed = evaluated + (score is not None), failed + (score is None)
+            strategy.handle_rewards(study, task, values, ended)
+            outcome = "COMPLETE" if values is not None else _outcome_of(ended)
+            evaluated, failed = evaluated + (values is not None), failed + (values is None)
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
-        record = TrialRecord(trial.number, config, score, seconds, outcome, worker_index, str(ended or ""))
+        record = TrialRecord(trial.number, config, score, seconds, outcome, worker_index, str(ended or ""), deployment)
         _log_trial(ws, plan, record)
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         log.info(
             "%s%s",
             tag,
-            progress.line(len(done), *best_of(study))
+            progress.line(len(done), *best_so_far(study))
             + f" | last: trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}",
         )
     return WorkerSummary(worker_index, evaluated, failed, discarded)
@@ -185,6 +230,9 @@ def _log_trial(ws: Workspace, plan: SearchPlan, record: TrialRecord) -> None:
     }
     if record.error:
         tags[ERROR_TAG] = record.error[:4000]
+    if record.deployment is not None:
+        metrics.update(record.deployment.metrics())
+        tags.update(record.deployment.tags())
     try:
         log_child_run(
             ws,

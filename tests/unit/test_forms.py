@@ -225,3 +225,53 @@ def test_the_forms_module_imports_no_ml_library_and_is_fast():
     heavy = {"numpy", "pandas", "sklearn", "optuna", "mlflow", "torch", "scipy", "lightgbm", "onnx", "airflow"}
     assert heavy.isdisjoint(modules), sorted(heavy & set(modules))
     assert seconds < 1.0 and time.perf_counter() - started < 30
+
+
+# ---- the deployment goal (issue #12): target, latency budget, trade-off -----------------
+
+
+def test_deployment_target_proposals_are_the_built_in_targets():
+    from automl_tasks.deploy.targets import BUILTIN_TARGETS
+    from automl_tasks.pipelines.forms import DEPLOY_TARGET_PROPOSALS
+
+    assert DEPLOY_TARGET_PROPOSALS == ("", *BUILTIN_TARGETS)
+
+
+@pytest.mark.parametrize("build", [lambda **kw: NoCodeRequest(dataset="iris", **kw), lambda **kw: HpoRequest(**kw)])
+def test_a_bad_deployment_goal_is_refused_naming_the_field(build, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path))
+    (tmp_path / "deploy_targets.yaml").write_text("targets:\n  my-edge: {engine: openvino, options: {threads: 1}}\n")
+    with pytest.raises(LoopmlError, match=r"'deploy_target' parameter must be a known deployment target") as info:
+        build(deploy_target="edge")
+    assert all(name in str(info.value) for name in ("cloud-cpu", "edge-cpu", "gpu", "my-edge"))  # the YAML's too
+    with pytest.raises(LoopmlError, match=r"The 'latency_budget_ms' parameter must be a number >= 0. Got -1"):
+        build(deploy_target="edge-cpu", latency_budget_ms=-1)
+    with pytest.raises(LoopmlError, match=r"'latency_budget_ms' parameter needs a 'deploy_target'"):
+        build(latency_budget_ms=5)
+    with pytest.raises(LoopmlError, match=r"'trade_off_latency' parameter needs a 'deploy_target'"):
+        build(trade_off_latency=True)
+    accepted = build(deploy_target="my-edge", latency_budget_ms=2.5, trade_off_latency=True)
+    assert accepted.deploy_target == "my-edge"
+
+
+def test_an_unavailable_engine_is_refused_before_any_trial_with_its_reason(tmp_path, monkeypatch):
+    from automl_tasks.deploy.backends.registry import get_backend
+
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path))
+    reason = get_backend("tensorrt").unavailable_reason()
+    if reason is None:  # a GPU machine: the gpu target is accepted there
+        assert NoCodeRequest(dataset="iris", deploy_target="gpu").deploy_target == "gpu"
+        return
+    with pytest.raises(LoopmlError) as info:
+        NoCodeRequest(dataset="iris", deploy_target="gpu", latency_budget_ms=1)
+    message = str(info.value)
+    assert "'deploy_target'" in message and "'tensorrt'" in message and reason in message
+
+
+def test_trade_off_refuses_strategies_that_optimise_one_objective(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path))
+    for strategy in ("hyperband", "asha", "cmaes"):
+        with pytest.raises(LoopmlError, match=rf"The 'strategy' parameter '{strategy}' optimises one objective"):
+            HpoRequest(strategy=strategy, deploy_target="cloud-cpu", trade_off_latency=True)
+    assert HpoRequest(strategy="hyperband", deploy_target="cloud-cpu", latency_budget_ms=3).strategy == "hyperband"
+    assert HpoRequest(strategy="tpe", deploy_target="cloud-cpu", trade_off_latency=True).trade_off_latency
