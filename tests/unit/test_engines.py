@@ -58,6 +58,19 @@ class Broken(DeploymentBackend):
         raise NotImplementedError("operator TreeEnsembleClassifier is not supported")
 
 
+class LocatedError(DeploymentBackend):
+    """Fails as OpenVINO does: the cause comes after lines that only locate the C++ source."""
+
+    name = "located"
+
+    def _compile(self, model, example_feed, options):
+        raise RuntimeError(
+            "Exception from src/inference/src/cpp/core.cpp:105:\n"
+            "Check 'false' failed at src/frontends/common/src/report.cpp:151:\n"
+            "-- No conversion rule found for operations: ai.onnx.ml.Imputer\n"
+        )
+
+
 class Absent(DeploymentBackend):
     name = "absent"
 
@@ -109,6 +122,12 @@ def test_a_compile_error_is_a_failed_verdict_that_keeps_the_error():
     assert str(verdict) == (
         "broken: failed: compile: NotImplementedError: operator TreeEnsembleClassifier is not supported"
     )
+
+
+def test_a_compile_error_keeps_its_cause_not_the_engines_source_location():
+    verdict = str(evaluate(LocatedError(), MODEL, FEED).verdict)
+    assert "No conversion rule found for operations: ai.onnx.ml.Imputer" in verdict
+    assert "core.cpp" not in verdict and "report.cpp" not in verdict
 
 
 def test_an_unavailable_engine_says_why_and_refuses_to_compile():

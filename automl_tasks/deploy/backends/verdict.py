@@ -17,6 +17,7 @@ A verdict is one of
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +91,16 @@ def reference_outputs(onnx_model: OnnxSource, feed: Feed) -> list[np.ndarray]:
     return get_backend(REFERENCE).compile(onnx_model, feed).run(feed)
 
 
+#: lines of an engine's error that only say where in the engine's C++ it was raised
+_SOURCE_LOCATION = re.compile(r"^(Exception from|Check '.*' failed at) \S+:\d+:?$")
+
+
 def _error(step: str, exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0][:500] if text else ""
-    return f"{step}: {type(exc).__name__}: {first}"
+    """One line naming the step and the cause; OpenVINO's and TVM's messages start with
+    source locations and give the cause (e.g. the unconverted operators) further down."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    told = [line for line in lines if not _SOURCE_LOCATION.match(line)] or lines
+    return f"{step}: {type(exc).__name__}: {'; '.join(told)[:500]}"
 
 
 def evaluate(
