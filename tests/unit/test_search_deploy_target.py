@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import mlflow
 import pytest
 
 from automl_tasks.core.errors import UserError
 from automl_tasks.core.tags import DEPLOY_FEASIBLE_TAG, INFEASIBLE_ATTR, TARGET_LATENCY_ATTR
-from automl_tasks.core.tracking import ensure_experiment, mlflow_client
-from automl_tasks.data import DatasetStore
+from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.compile_cache import CompileCache, shared_cache
 from automl_tasks.deploy.targets import get_target
-from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, load_study, run_worker, start_search
 from automl_tasks.search.deployment import LATENCY_METRIC, chosen_trial, measure_trial, trial_score
 from automl_tasks.search.worker import train_config
 from automl_tasks.search_space import load_search_space
 from automl_tasks.testing.backends import tiny_feed, tiny_mlp_onnx
+from tests.unit.test_search_engine import make_plan
 
 # two models of very different shape; the space's default is the linear one
 SPACE = """
@@ -77,30 +75,18 @@ def test_the_compile_cache_compiles_an_identical_model_once(tmp_path):
 
 
 def _plan(workspace, frame, name: str, **goal) -> tuple[SearchPlan, object]:
-    stored = DatasetStore(workspace.datasets, workspace.dvc_remote).put("bc", frame)
-    experiment_id = ensure_experiment(workspace, "bc")
-    parent = mlflow_client(workspace).create_run(experiment_id, run_name="pipeline").info.run_id
-    space = load_search_space(SPACE)
-    plan = SearchPlan(
-        study_name=name,
-        family="bc",
-        data=DataSpec(str(stored.path), "target", "binary"),
-        dataset_uri=stored.uri,
-        metric="roc_auc",
-        direction="maximize",
-        space_yaml=SPACE,
-        space_hash=space.hash,
+    return make_plan(
+        workspace,
+        frame,
         n_trials=len(CONFIGS),
         time_budget_s=300.0,
-        deadline=time.time() + 300,
-        n_workers=1,
-        experiment_id=experiment_id,
-        parent_run_id=parent,
+        name=name,
+        space=SPACE,
+        space_yaml=SPACE,
         strategy="tpe",
         deploy_target="cloud-cpu",
         **goal,
     )
-    return plan, space
 
 
 def _calibrated_budget(workspace, plan) -> tuple[float, dict[str, float], dict[str, float]]:

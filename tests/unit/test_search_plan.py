@@ -27,6 +27,22 @@ INTAKE = PreprocessResult(
 )
 
 
+def tiny_plan(intake) -> SearchPlan:
+    """A one-trial plan with every optional argument left at its default."""
+    return build_plan(
+        "s",
+        intake,
+        metric="r2",
+        space=default_tabular_space(),
+        space_yaml="",
+        n_trials=1,
+        n_workers=1,
+        time_budget_s=10,
+        seed=0,
+        strategy="tpe",
+    )
+
+
 def test_the_plan_follows_the_intake_result_and_the_request():
     space = default_tabular_space()
     before = time.time()
@@ -57,18 +73,7 @@ def test_the_plan_follows_the_intake_result_and_the_request():
 
 
 def test_defaults_are_the_tabular_search_without_fidelity():
-    plan = build_plan(
-        "s",
-        INTAKE,
-        metric="r2",
-        space=default_tabular_space(),
-        space_yaml="",
-        n_trials=1,
-        n_workers=1,
-        time_budget_s=10,
-        seed=0,
-        strategy="tpe",
-    )
+    plan = tiny_plan(INTAKE)
     assert (plan.algorithm, plan.run_epochs, plan.direction) == (TABULAR_ESTIMATOR, None, "maximize")
 
 
@@ -81,18 +86,4 @@ def test_intake_results_cross_xcom_as_json_and_come_back_typed():
         **INTAKE.to_dict(), parent_version="3", parent_study="fam-s", eval_uri="dataset://e@1", reference_uri="r"
     )
     assert RetrainIntake.from_dict(json.loads(json.dumps(retrain.to_dict()))) == retrain
-    assert (
-        build_plan(
-            "s",
-            retrain,
-            metric="r2",
-            space=default_tabular_space(),
-            space_yaml="",
-            n_trials=1,
-            n_workers=1,
-            time_budget_s=1,
-            seed=0,
-            strategy="tpe",
-        ).parent_run_id
-        == "run-1"
-    )
+    assert tiny_plan(retrain).parent_run_id == "run-1"
