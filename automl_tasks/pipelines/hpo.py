@@ -29,7 +29,7 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import DataSpec, estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import PreprocessResult, preprocess
-from automl_tasks.pipelines.nocode import log_deployment_goal
+from automl_tasks.pipelines.nocode import deployment_goal, log_deployment_goal
 from automl_tasks.pipelines.requests import HpoRequest
 from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
 from automl_tasks.search.deployment import chosen_trial, trial_score
@@ -75,11 +75,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         strategy, why = choose_strategy(
             request.strategy, space, n_trials, profile, fidelity=fidelity, trade_off=request.trade_off_latency
         )
-        goal = {
-            "deploy_target": request.deploy_target,
-            "latency_budget_ms": float(request.latency_budget_ms),
-            "trade_off_latency": request.trade_off_latency,
-        }
+        goal = deployment_goal(request)
         log_deployment_goal(mlflow_client(ws), pre.parent_run_id, request)
         if strategy == "grid" and request.n_trials == 0:
             n_trials = len(space.grid(GRID_POINTS))

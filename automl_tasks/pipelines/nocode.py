@@ -24,6 +24,15 @@ from automl_tasks.search_space import load_search_space
 log = logging.getLogger(__name__)
 
 
+def deployment_goal(request: Any) -> dict[str, Any]:
+    """`build_plan`'s deployment-goal arguments from a NoCode or HPO request."""
+    return {
+        "deploy_target": request.deploy_target,
+        "latency_budget_ms": float(request.latency_budget_ms),
+        "trade_off_latency": request.trade_off_latency,
+    }
+
+
 def log_deployment_goal(client: Any, run_id: str, request: Any) -> None:
     """The search's deployment goal as params of the pipeline's MLflow run (when it has one)."""
     if request.deploy_target:
@@ -56,8 +65,6 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         seed=request.seed,
         strategy=strategy,
         budget_note=fitted.reason,
-        deploy_target=request.deploy_target,
-        latency_budget_ms=float(request.latency_budget_ms),
-        trade_off_latency=request.trade_off_latency,
+        **deployment_goal(request),
     )
     return start_search(ws.optuna_uri, plan, space)
