@@ -35,7 +35,7 @@ class ServedModel:
     family: str
     version: str
     alias: str
-    runtime: str  # "onnxruntime" or "native"
+    runtime: str  # the engine answering: "onnxruntime", "openvino", "tvm", ... or "native"
     schema: FeatureSchema
     predict_fn: Any  # model frame -> (labels, proba | None)
     onnx_model: Any = None  # the OnnxModel behind predict_fn, if any (see model_store.Predictor)

@@ -40,10 +40,18 @@ params:
 
 
 def search_and_register(
-    ws: Workspace, dataset: str, family: str, space: str = "", *, target: str = "", n_trials: int = 2, tag: str = ""
+    ws: Workspace,
+    dataset: str,
+    family: str,
+    space: str = "",
+    *,
+    target: str = "",
+    n_trials: int = 2,
+    tag: str = "",
+    deploy_target: str = "",
 ) -> tuple[RegisteredModel, str]:
-    """Preprocess `dataset`, search `n_trials` trials with one worker, register a new version
-    of `family`; returns the registered version and the study's name."""
+    """Preprocess `dataset`, search `n_trials` trials with one worker (on `deploy_target`
+    when given), register a new version of `family`; returns it and the study's name."""
     request = NoCodeRequest(
         dataset=dataset,
         n_trials=n_trials,
@@ -66,6 +74,7 @@ def search_and_register(
         time_budget_s=300,
         seed=0,
         strategy="tpe",
+        deploy_target=deploy_target,
     )
     start_search(ws.optuna_uri, plan, space_obj)
     run_worker(ws, plan.study_name, 0)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from automl_tasks.core.errors import ExportError
 from automl_tasks.deploy.measure import latency_stats
-from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.onnx.conversion import onnx_inputs
 
 PARITY_RTOL = 1e-4
@@ -33,9 +33,12 @@ BATCH_ROWS = 32  #: the batch size latency is reported for, as for every engine
 
 
 class OnnxModel:
-    """An ONNX Runtime session over an exported pipeline, with loopml's output conventions."""
+    """An exported pipeline with loopml's output conventions, run by ONNX Runtime or, when
+    `engine` names another deployment engine, by that engine's build of the same file."""
 
-    def __init__(self, path: str | Path, schema: FeatureSchema) -> None:
+    def __init__(
+        self, path: str | Path, schema: FeatureSchema, engine: str = "onnxruntime", options: Any = None
+    ) -> None:
         from automl_tasks.deploy.backends.ort import session
 
         self.session = session(str(path), threads=1)
@@ -43,6 +46,18 @@ class OnnxModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         numeric = [i for i in self.session.get_inputs() if i.name in set(schema.model_numeric)]
         self.numeric_dtype = np.float32 if numeric and numeric[0].type == "tensor(float)" else np.float64
+        self.engine = engine
+        self._run = lambda feeds: self.session.run(None, feeds)
+        if engine != "onnxruntime":
+            from automl_tasks.deploy.backends import get_backend
+
+            runner = get_backend(engine).compile(path, self._example_feed(), options)
+            self._run = runner.run
+
+    def _example_feed(self) -> dict[str, np.ndarray]:
+        """One row (missing values) fixing the input names, dtypes and ranks for an engine's build."""
+        row = pd.DataFrame({c: [np.nan] for c in self.schema.numeric} | {c: [None] for c in self.schema.categorical})
+        return onnx_inputs(feature_frame(row, self.schema), self.schema, self.numeric_dtype)
 
     def run(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions, class probabilities or None for regression)."""
@@ -50,7 +65,7 @@ class OnnxModel:
 
     def run_feeds(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """`run` on ready ONNX inputs (one [N, 1] array per model column), no frame."""
-        outputs = self.session.run(None, feeds)
+        outputs = self._run(feeds)
         if len(outputs) == 2:
             return np.asarray(outputs[0]).ravel(), np.asarray(outputs[1])
         return np.asarray(outputs[0]).ravel(), None

@@ -1,4 +1,4 @@
-"""Choose the runtime a new version is served with: ONNX Runtime, or the native model.
+"""Choose the runtime a new version is served with: its target's engine, ONNX Runtime, or the native model.
 
 A finished search is never lost to an export detail (issues #18, #11): if the pipeline
 cannot be converted, the ONNX file cannot be loaded, or ONNX Runtime disagrees with the
@@ -11,7 +11,7 @@ the native model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, RUNTIME_TAG
 from automl_tasks.deploy.onnx_model import OnnxModel, Parity, check_parity, measure_latency
+from automl_tasks.deploy.targets import DeploymentTarget
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.estimators.onnx.conversion import export_pipeline
 
@@ -52,9 +53,13 @@ class Deployment:
     latency: dict[str, float]
     fallback_reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the deployment target's measurement (latency, size, parity; MLflow model metrics)
+    #: and its tags (target, engine, verdict); empty until `on_target`
+    target_metrics: dict[str, float] = field(default_factory=dict)
+    target_tags: dict[str, str] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
-        tags = {RUNTIME_TAG: self.runtime}
+        tags = {RUNTIME_TAG: self.runtime, **self.target_tags}
         if self.fallback_reason:
             tags[EXPORT_FALLBACK_TAG] = self.fallback_reason[:4900]
         return tags
@@ -79,3 +84,24 @@ def export_or_fallback(
     metrics = {**parity.as_metrics(), **latency, "onnx_export_ok": 1.0, "onnx_size_kb": onnx_path.stat().st_size / 1024}
     log.info("ONNX parity %s; latency %s", parity.as_metrics(), latency)
     return Deployment(ONNX_RUNTIME, onnx_path, parity, latency, "", metrics)
+
+
+def on_target(deployment: Deployment, target: DeploymentTarget, feed: dict[str, np.ndarray]) -> Deployment:
+    """The version on its deployment target: compiled on the target's engine, checked against
+    ONNX Runtime on `feed`, measured at batch 1 and 32 (`deploy.targets.evaluate_on_target`).
+
+    When the build is deployable the version is served on that engine (its runtime is the
+    engine's name); otherwise it stays on ONNX Runtime and the verdict, recorded either way,
+    says why. A version served natively has no ONNX model to compile and is returned as it is."""
+    if deployment.onnx_path is None:
+        return deployment
+    from automl_tasks.deploy.targets import evaluate_on_target, target_metrics
+
+    result = evaluate_on_target(target, deployment.onnx_path, feed)
+    metrics, tags = target_metrics(target, result)
+    runtime = target.engine if result.verdict.deployable else deployment.runtime
+    if runtime != target.engine:
+        log.warning("target %s: %s; the version is served by %s", target.name, result.verdict, runtime)
+    else:
+        log.info("target %s: %s; %s", target.name, result.verdict, metrics)
+    return replace(deployment, runtime=runtime, target_metrics=metrics, target_tags=tags)

@@ -22,3 +22,14 @@ def feature_schema_of(run_id: str) -> FeatureSchema:
 
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FEATURE_SCHEMA_FILE)
     return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
+
+
+def model_metrics_of(version) -> dict[str, float]:
+    """The MLflow 3 model metrics of a version's logged model (e.g. its latency on the
+    deployment target), by the model id in the version's `models:/<id>` source."""
+    import mlflow
+
+    model_id = getattr(version, "model_id", None) or str(version.source).removeprefix("models:/")
+    if not model_id.startswith("m-"):
+        return {}  # registered from a run's artifacts (an MLflow 2 layout): no logged model
+    return {metric.key: metric.value for metric in mlflow.get_logged_model(model_id).metrics or []}

@@ -1,7 +1,8 @@
 """Load a registered model version for prediction: ONNX Runtime first, native fallback.
 
 A version registered with `RUNTIME_TAG=native` (its export failed; see
-`automl_tasks.deploy.runtime`) is loaded natively without trying ONNX. Labels are
+`automl_tasks.deploy.runtime`) is loaded natively without trying ONNX; one placed on
+another engine (`RUNTIME_TAG=openvino`, `tvm`, ...) is compiled for it. Labels are
 answered in the user's type (the version's `LabelSpec`).
 
 Used by the BentoML service and by batch inference, so both answer with the same code.
@@ -19,7 +20,7 @@ import pandas as pd
 from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, RUNTIME_TAG
+from automl_tasks.core.tags import DEPLOY_TARGET_TAG, EXPORT_FALLBACK_TAG, RUNTIME_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel
 from automl_tasks.estimators.features import FeatureSchema
@@ -35,10 +36,10 @@ class Predictor:
     family: str
     version: str
     run_id: str
-    runtime: str  # "onnxruntime" or "native"
+    runtime: str  # the engine that answers: "onnxruntime", "openvino", "tvm", ... or "native"
     schema: FeatureSchema  # the request columns, from the MLflow signature
     predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]]
-    #: the ONNX Runtime model behind `predict_fn` (None when native), for callers that build
+    #: the ONNX model behind `predict_fn` (None when native), for callers that build
     #: ONNX inputs themselves (the serving fast path); `labels` decodes its raw labels
     onnx_model: Any = None
     labels: LabelSpec | None = None
@@ -78,7 +79,7 @@ def resolve_version(ws: Workspace, family: str, alias_or_version: str) -> Any:
 
 
 def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion") -> Predictor:
-    """The version behind `family@alias` (or `family/version`), on ONNX Runtime when possible."""
+    """The version behind `family@alias` (or `family/version`), on the engine it was placed on."""
     import mlflow
 
     version = resolve_version(ws, family, alias_or_version)
@@ -86,13 +87,12 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
     predict_fn, runtime, onnx_model = None, NATIVE_RUNTIME, None
     fallback = version.tags.get(EXPORT_FALLBACK_TAG)
-    if version.tags.get(RUNTIME_TAG, ONNX_RUNTIME) == ONNX_RUNTIME:
+    placed = version.tags.get(RUNTIME_TAG, ONNX_RUNTIME)
+    if placed != NATIVE_RUNTIME:
         try:
-            from automl_tasks.deploy.onnx_model import OnnxModel
-
             onnx_path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=ONNX_ARTIFACT)
-            onnx_model = OnnxModel(onnx_path, schema)
-            predict_fn, runtime = onnx_model.run, ONNX_RUNTIME
+            onnx_model = _onnx_model(ws, version, onnx_path, schema, placed)
+            predict_fn, runtime = onnx_model.run, onnx_model.engine
         except Exception as exc:
             log.warning("ONNX model of %s v%s unavailable (%s); using the native model", family, version.version, exc)
     else:
@@ -104,6 +104,43 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
         predict_fn = _answer_in_user_type(predict_fn, labels)
     log.info("loaded %s v%s (%s) with %s", family, version.version, alias_or_version, runtime)
     return Predictor(family, str(version.version), version.run_id, runtime, schema, predict_fn, onnx_model, labels)
+
+
+def _onnx_model(ws: Workspace, version: Any, path: str, schema: FeatureSchema, engine: str) -> Any:
+    """The version's ONNX model on the engine it was placed on (`RUNTIME_TAG`), with its
+    target's options; on ONNX Runtime when that engine cannot build it here (e.g. a
+    TensorRT version on a machine without a GPU), which the log says."""
+    from automl_tasks.deploy.onnx_model import OnnxModel
+
+    if engine == ONNX_RUNTIME:
+        return OnnxModel(path, schema)
+    try:
+        return OnnxModel(path, schema, engine=engine, options=_target_options(ws, version, engine))
+    except Exception as exc:
+        log.warning(
+            "%s v%s was placed on %s, which cannot serve it here (%s: %s); serving it with ONNX Runtime",
+            version.name,
+            version.version,
+            engine,
+            type(exc).__name__,
+            exc,
+        )
+        return OnnxModel(path, schema)
+
+
+def _target_options(ws: Workspace, version: Any, engine: str) -> Any:
+    """The engine options of the target the version was placed on (defaults when the
+    workspace no longer defines that target, or defines it on another engine)."""
+    from automl_tasks.core.errors import ConfigurationError
+    from automl_tasks.deploy.targets import get_target
+
+    name = version.tags.get(DEPLOY_TARGET_TAG)
+    try:
+        target = get_target(name, ws.home) if name else None
+    except ConfigurationError as exc:
+        log.warning("%s v%s: target %r: %s; default %s options", version.name, version.version, name, exc, engine)
+        return None
+    return target.options if target is not None and target.engine == engine else None
 
 
 def _answer_in_user_type(predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]], labels: LabelSpec):

@@ -9,7 +9,9 @@ takes any `Estimator` (automl_tasks.estimators.base):
    the refit integrity check (families/refit_check), which needs its split internals.
 2. export (`export_model`) -> `Deployment`: a scikit-learn pipeline goes to ONNX with
    parity and latency, or to the native runtime when ONNX cannot serve it; any other
-   estimator exports itself (`Estimator.export_onnx`).
+   estimator exports itself (`Estimator.export_onnx`). `place_on_target` then compiles
+   the ONNX model on the plan's deployment target, measures it there and, when it passes
+   parity, makes the target's engine the version's runtime.
 3. register (`log_version`) -> `Registration`: the MLflow run with params, metrics,
    artifacts and the model, registered as a new version of the family.
 4. measure (`measure_on_family`) -> `FamilyScores`: the version and the trivial baseline
@@ -59,7 +61,7 @@ from automl_tasks.core.tags import (
     TARGET_TAG,
 )
 from automl_tasks.core.tracking import clean_params, mlflow_client
-from automl_tasks.deploy.runtime import ONNX_RUNTIME, Deployment, export_or_fallback
+from automl_tasks.deploy.runtime import ONNX_RUNTIME, Deployment, export_or_fallback, on_target
 from automl_tasks.estimators import Estimator, TabularEstimator
 from automl_tasks.estimators import tabular as _tabular
 from automl_tasks.estimators.metrics import Metric
@@ -214,6 +216,27 @@ def export_model(fit: FitResult, labels: LabelSpec | None = None) -> Deployment:
     return Deployment(ONNX_RUNTIME, onnx_path, None, {})
 
 
+#: the target a version is placed on when its plan names none
+DEFAULT_TARGET = "cloud-cpu"
+#: test rows fed to the target's engine for its parity check and latency runs
+TARGET_FEED_ROWS = 16
+
+
+def place_on_target(ws: Workspace, plan: SearchPlan, fit: FitResult, deployment: Deployment) -> Deployment:
+    """The exported version on the plan's deployment target (cloud-cpu when none was asked
+    for): compiled on its engine, checked, measured, and served by it when it passes
+    (`deploy.runtime.on_target`). Other estimators and native versions are left as they are."""
+    if not _is_tabular(fit.estimator) or deployment.onnx_path is None:
+        return deployment
+    from automl_tasks.deploy.targets import get_target
+    from automl_tasks.estimators.onnx.conversion import numeric_dtype, onnx_inputs
+
+    estimator = fit.estimator
+    target = get_target(plan.deploy_target or DEFAULT_TARGET, ws.home)
+    rows = _test_features(estimator).head(TARGET_FEED_ROWS)
+    return on_target(deployment, target, onnx_inputs(rows, estimator.schema_, numeric_dtype(estimator.pipeline_)))
+
+
 # --- 3. register -------------------------------------------------------------------------
 
 
@@ -262,6 +285,8 @@ def log_version(
             info = mlflow.onnx.log_model(
                 onnx.load(str(deployment.onnx_path)), name="model", registered_model_name=plan.family
             )
+        if deployment.target_metrics:  # MLflow 3 model metrics: on the logged model, and on the run
+            mlflow.log_metrics(deployment.target_metrics, model_id=info.model_id)
     return Registration(run.info.run_id, str(info.registered_model_version))
 
 
@@ -508,7 +533,7 @@ def train_and_register(
     started = time.perf_counter()
     fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final")
     labels = label_spec(plan, fit)
-    deployment = export_model(fit, labels)
+    deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
     metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
     lineage = lineage_tags(
         study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version

@@ -130,6 +130,89 @@ def test_bentoml_serves_the_champion(e2e_workspace, first_run):
         server.stop()
 
 
+#: linear models compile on OpenVINO (lowered to standard ops); forests do not (no tree
+#: operators), so they are infeasible on edge-cpu. The forest is the default (trial 0).
+EDGE_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [random_forest, linear]
+    default: random_forest
+    submodule:
+      random_forest:
+        - {name: n_estimators, type: int, range: [5, 10], default: 5}
+        - {name: max_depth, type: int_cat, range: [2, 4], default: 2}
+      linear:
+        - {name: C, type: float_log, range: [0.01, 10.0], default: 1.0}
+"""
+EDGE_BUDGET_MS = 50.0
+
+
+@pytest.fixture(scope="module")
+def edge_run(airflow):
+    conf = {
+        "dataset": "breast_cancer",
+        "family": "breast_cancer_edge",
+        "search_space": EDGE_SPACE,
+        "n_trials": 4,
+        "n_workers": 1,
+        "seed": 0,
+        "deploy_target": "edge-cpu",
+        "latency_budget_ms": EDGE_BUDGET_MS,
+    }
+    return run_pipeline(airflow, conf)
+
+
+def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(airflow, e2e_workspace, edge_run):
+    import mlflow
+
+    from automl_tasks.core.tags import DEPLOY_FEASIBLE_TAG, DEPLOY_TARGET_TAG, INFEASIBLE_ATTR, RUNTIME_TAG
+    from automl_tasks.families.artifacts import model_metrics_of
+    from loopml.serve import start_server
+    from serving.loader import sample_instances
+
+    run_id, state = edge_run
+    assert state == "success", states(airflow, run_id)
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer_edge", "champion")
+    assert champion.tags[RUNTIME_TAG] == "openvino" and champion.tags[DEPLOY_TARGET_TAG] == "edge-cpu"
+    measured = model_metrics_of(champion)
+    assert 0 < measured["deploy_latency_p50_ms_b1"] <= EDGE_BUDGET_MS and measured["deploy_parity_ok"] == 1.0
+
+    # every trial is a child run that says whether it may be chosen on the target, and why not
+    parent_id = client.get_run(champion.run_id).data.tags["mlflow.parentRunId"]
+    trials = mlflow.search_runs(
+        experiment_ids=[client.get_run(parent_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`loopml.kind` = 'trial'",
+    )
+    infeasible = trials[trials[f"tags.{DEPLOY_FEASIBLE_TAG}"] == "false"]
+    assert len(infeasible) >= 1, "the default forest cannot run on edge-cpu"
+    assert infeasible[f"tags.{INFEASIBLE_ATTR}"].str.contains("not deployable on edge-cpu").all()
+    assert (trials[f"tags.{DEPLOY_FEASIBLE_TAG}"] == "true").any()
+
+    server = start_server(e2e_workspace, "breast_cancer_edge", port=13001)
+    try:
+        server.wait_ready()
+        instances = sample_instances(e2e_workspace, "breast_cancer_edge", 5)
+        answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"]["runtime"] == "openvino" and body["model"]["version"] == champion.version
+        native = mlflow.sklearn.load_model(f"models:/breast_cancer_edge/{champion.version}")
+        schema = FeatureSchema.from_dict(
+            json.loads(
+                Path(
+                    mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path="feature_schema.json")
+                ).read_text()
+            )
+        )
+        features = feature_frame(pd.DataFrame(instances), schema)
+        assert body["predictions"] == native.predict(features).tolist()
+        assert np.abs(np.asarray(body["probabilities"]) - native.predict_proba(features)).max() < 1e-4
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def second_run(airflow, e2e_workspace, first_run):
     """A second NoCode run on the same table: (versions before it, dataset versions before it, run id, state)."""

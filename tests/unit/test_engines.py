@@ -166,6 +166,13 @@ def test_max_abs_diff_counts_nan_and_missing_outputs_as_infinite():
     assert max_abs_diff(one, []) == float("inf")
 
 
+def test_text_labels_are_compared_for_equality():
+    """A classifier with string classes outputs its labels as text, beside numeric probabilities."""
+    labels, proba = np.array(["no", "yes"], dtype=object), np.array([[0.7, 0.3], [0.2, 0.8]], dtype=np.float32)
+    assert max_abs_diff([labels, proba], [labels.copy(), proba + 1e-3]) == pytest.approx(1e-3, rel=1e-3)
+    assert max_abs_diff([labels, proba], [np.array(["no", "no"], dtype=object), proba]) == float("inf")
+
+
 def test_batch_feed_tiles_rows_to_the_batch_size():
     tiled = batch_feed(FEED, 10)
     assert tiled["x"].shape == (10, 6)

@@ -111,7 +111,12 @@ class DeploymentBackend(abc.ABC):
             raise BackendUnavailableError(f"deployment engine {self.name!r} is unavailable: {reason}")
         opts = BackendOptions.coerce(options)
         self.tolerance(opts.precision)  # refuses an unknown precision before any work
-        return self._compile(read_model(onnx_model), {k: np.asarray(v) for k, v in example_feed.items()}, opts)
+        return self._build(read_model(onnx_model), {k: np.asarray(v) for k, v in example_feed.items()}, opts)
+
+    def _build(self, model: bytes, example_feed: dict[str, np.ndarray], options: BackendOptions) -> Runner:
+        """The build `compile` runs after its checks; an engine that must rewrite the model
+        first overrides it (`lowering.StandardOpsBackend`)."""
+        return self._compile(model, example_feed, options)
 
     @abc.abstractmethod
     def _compile(self, model: bytes, example_feed: dict[str, np.ndarray], options: BackendOptions) -> Runner:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl_tasks.deploy.backends.base import FP16, FP32, BackendOptions, DeploymentBackend, Feed, Runner
+from automl_tasks.deploy.backends.base import FP16, FP32, BackendOptions, Feed, Runner
+from automl_tasks.deploy.backends.lowering import StandardOpsBackend
 
 _PRECISION = {FP32: "f32", FP16: "f16"}
 
@@ -22,7 +23,7 @@ class OpenVinoRunner(Runner):
         return [np.array(result[port]) for port in self.compiled.outputs]
 
 
-class OpenVinoBackend(DeploymentBackend):
+class OpenVinoBackend(StandardOpsBackend):
     """OpenVINO's CPU plugin; reads the ONNX model directly."""
 
     name = "openvino"

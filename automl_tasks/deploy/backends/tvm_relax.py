@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from automl_tasks.deploy.backends.base import FP32, BackendOptions, DeploymentBackend, Feed, Runner
+from automl_tasks.deploy.backends.base import FP32, BackendOptions, Feed, Runner
+from automl_tasks.deploy.backends.lowering import StandardOpsBackend
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class TvmRunner(Runner):
         return [o.numpy() for o in outputs]
 
 
-class TvmBackend(DeploymentBackend):
+class TvmBackend(StandardOpsBackend):
     """TVM Relax on the host CPU; `tune_seconds` > 0 asks for a MetaSchedule-tuned build."""
 
     name = "tvm"

@@ -64,8 +64,14 @@ class EngineResult:
     compile_seconds: float | None = None
 
 
+def _numeric(values: np.ndarray) -> bool:
+    return np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_
+
+
 def max_abs_diff(reference: list[np.ndarray], outputs: list[np.ndarray]) -> float:
-    """Largest absolute difference over all outputs; inf if the counts or sizes disagree, or on NaN."""
+    """Largest absolute difference over all outputs; inf if the counts or sizes disagree, or on NaN.
+
+    Text outputs (class labels as strings) count 0 when every value is equal, inf otherwise."""
     if len(reference) != len(outputs):
         return float("inf")
     worst = 0.0
@@ -73,7 +79,10 @@ def max_abs_diff(reference: list[np.ndarray], outputs: list[np.ndarray]) -> floa
         ref, out = np.asarray(ref), np.asarray(out)
         if ref.size != out.size:
             return float("inf")
-        if ref.size:
+        if not (_numeric(ref) and _numeric(out)):
+            if not np.array_equal(ref.ravel().astype(str), out.ravel().astype(str)):
+                return float("inf")
+        elif ref.size:
             diff = np.abs(ref.astype(np.float64).ravel() - out.astype(np.float64).ravel())
             worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
     return worst
@@ -82,7 +91,8 @@ def max_abs_diff(reference: list[np.ndarray], outputs: list[np.ndarray]) -> floa
 def parity(reference: list[np.ndarray], outputs: list[np.ndarray], tolerance: float) -> tuple[bool, float, float]:
     """(within, max abs diff, the tolerance scaled to the reference) over all outputs."""
     diff = max_abs_diff(reference, outputs)
-    scale = max([1.0, *(float(np.abs(np.asarray(r, dtype=np.float64)).max()) for r in reference if np.size(r))])
+    numeric = [np.asarray(r) for r in reference if np.size(r) and _numeric(np.asarray(r))]
+    scale = max([1.0, *(float(np.abs(r.astype(np.float64)).max()) for r in numeric)])
     return diff <= tolerance * scale, diff, tolerance * scale
 
 
