@@ -1,6 +1,7 @@
 """Deployment engines side by side (issue #12): every engine x model x batch {1, 32}.
 
-Models: a tabular torch MLP (breast_cancer, 30 -> 64 -> 64 -> 2), LightGBM on the same
+Models: a tabular torch MLP (breast_cancer, 30 -> 64 -> 64 -> 2), the same MLP as loopml
+registers it (imputer + scaler + network in one graph), LightGBM on the same
 table (ONNX through onnxmltools: `ai.onnx.ml` tree operators, which only some engines
 run), and a digits CNN (8x8 images, two 3x3 convolutions). Torch eager is the reference
 row for the torch models. Every engine goes through `automl_tasks.deploy.backends.evaluate`
@@ -8,6 +9,9 @@ row for the torch models. Every engine goes through `automl_tasks.deploy.backend
 that fails parity or cannot compile a model shows its verdict instead of numbers.
 All engines and torch run with 1 thread (the machine's 2 cores are shared).
 
+Each model also goes through the automatic choice (a target with engine `auto`: every
+available engine compiled, checked and measured, the fastest deployable one chosen); its
+p50 is compared with the fastest single engine's (goal: within 10%).
 TVM is built untuned and, for the MLP, MetaSchedule-tuned with `--tune-seconds`.
 TensorRT needs an NVIDIA GPU: on a machine without one its row says so; it has not been
 measured until this script runs on a GPU machine.
@@ -25,11 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from automl_tasks.deploy.backends import backend_names, evaluate
+from automl_tasks.deploy.backends import BackendOptions, backend_names, evaluate
 from automl_tasks.deploy.backends.verdict import reference_outputs
 from automl_tasks.deploy.measure import BATCH_SIZES, batch_feed, latency_stats
+from automl_tasks.deploy.targets import AUTO_ENGINE, DeploymentTarget, evaluate_on_target
 
+#: the automatic engine choice, with every engine's settings of this benchmark
 THREADS = 1
+AUTO_TARGET = DeploymentTarget("bench-auto", AUTO_ENGINE, BackendOptions(threads=THREADS))
 
 
 def mlp_model(tmp: Path):
@@ -83,6 +90,29 @@ def lightgbm_model(tmp: Path):
     return path, {"x": x[:32]}, None
 
 
+def loopml_mlp_model(tmp: Path):
+    """The MLP as loopml registers it: imputer, scaler and network in one ONNX graph
+    (skl2onnx's `ai.onnx.ml` operators, lowered for OpenVINO and TVM)."""
+    from automl_tasks.data import bundled_frame
+    from automl_tasks.estimators import DataSpec
+    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.estimators.tabular import TabularEstimator
+
+    frame = bundled_frame("breast_cancer")
+    frame.to_parquet(tmp / "breast_cancer.parquet")
+    config = {"imputation": "median", "scaling": "zscore", "model": "mlp", "hidden_units": 64, "n_layers": 2}
+    estimator = TabularEstimator(
+        run_epochs=None,
+        data=DataSpec(str(tmp / "breast_cancer.parquet"), "target", "binary"),
+        is_trainer=False,
+        model_args={**config, "learning_rate": 0.003, "weight_decay": 1e-4, "epochs": 30},
+        metric=Metric("roc_auc"),
+    )
+    estimator.run()
+    path = estimator.export_onnx(tmp / "loopml_mlp.onnx")
+    return path, estimator.onnx_feed(frame.head(32)), None
+
+
 def _train(net, x, y, epochs: int = 30) -> None:
     import torch
 
@@ -123,10 +153,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore")
-    rows = []
+    rows, ratios = [], []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for model_name, build in (("MLP", mlp_model), ("LightGBM", lightgbm_model), ("digits CNN", cnn_model)):
+        models = (
+            ("MLP", mlp_model),
+            ("loopml tabular MLP", loopml_mlp_model),
+            ("LightGBM", lightgbm_model),
+            ("digits CNN", cnn_model),
+        )
+        for model_name, build in models:
             path, feed, net = build(tmp)
             one = {k: v[:1] for k, v in feed.items()}
             reference = reference_outputs(path, one)
@@ -154,6 +190,14 @@ def main() -> None:
                     )
                 )
                 print(f"  {model_name:10s} {label:24s} {rows[-1][2][:100]}", flush=True)
+            singles = [r[3] for r in rows if r[0] == model_name and r[3] is not None and "torch" not in r[1]]
+            auto = evaluate_on_target(AUTO_TARGET, path, one, reference=reference, repeats=args.repeats)
+            m = auto.measurement
+            label = f"auto (chose {auto.verdict.engine})"
+            rows.append((model_name, label, str(auto.verdict).split(": ", 1)[1], m.latency[1].p50_ms,
+                         m.latency[32].p50_ms, m.latency[1].p99_ms, m.peak_memory_mb))  # fmt: skip
+            ratios.append((model_name, auto.verdict.engine, m.latency[1].p50_ms / min(singles)))
+            print(f"  {model_name:10s} {label:24s} {ratios[-1][2]:.2f}x the best single engine", flush=True)
 
     def ms(value):
         return "-" if value is None else f"{value * 1000:.0f} µs"
@@ -164,6 +208,9 @@ def main() -> None:
         verdict = verdict if len(verdict) < 90 else verdict[:87] + "..."
         peak_text = "-" if peak is None else f"{peak:.0f}"
         print(f"| {model_name} | {label} | {verdict} | {ms(b1)} | {ms(b32)} | {ms(p99)} | {peak_text} |")
+    print("\nAutomatic choice (engine `auto`, measured separately) vs the fastest single engine at batch 1:")
+    for model_name, engine, ratio in ratios:
+        print(f"- {model_name}: chose {engine}, {ratio:.2f}x the fastest engine's p50 (goal <= 1.10)")
     print("\nTensorRT: not measured on this machine (no NVIDIA GPU); see its verdict above.")
 
 

@@ -144,7 +144,7 @@ class CompileCache:
         record = TargetRecord(
             key,
             target.name,
-            target.engine,
+            verdict.engine,
             verdict.status,
             str(verdict),
             verdict.deployable,

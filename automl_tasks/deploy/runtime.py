@@ -99,8 +99,8 @@ def on_target(deployment: Deployment, target: DeploymentTarget, feed: dict[str, 
 
     result = evaluate_on_target(target, deployment.onnx_path, feed)
     metrics, tags = target_metrics(target, result)
-    runtime = target.engine if result.verdict.deployable else deployment.runtime
-    if runtime != target.engine:
+    runtime = result.verdict.engine if result.verdict.deployable else deployment.runtime
+    if not result.verdict.deployable:
         log.warning("target %s: %s; the version is served by %s", target.name, result.verdict, runtime)
     else:
         log.info("target %s: %s; %s", target.name, result.verdict, metrics)

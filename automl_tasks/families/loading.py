@@ -140,7 +140,7 @@ def _target_options(ws: Workspace, version: Any, engine: str) -> Any:
     except ConfigurationError as exc:
         log.warning("%s v%s: target %r: %s; default %s options", version.name, version.version, name, exc, engine)
         return None
-    return target.options if target is not None and target.engine == engine else None
+    return target.options if target is not None and target.serves_with(engine) else None
 
 
 def _answer_in_user_type(predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]], labels: LabelSpec):

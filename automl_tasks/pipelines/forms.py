@@ -29,7 +29,7 @@ COMBINE_RULES = ("reference_plus_recent", "recent_only")
 PROMOTION_ACTIONS = ("auto", "manual", "rollback")
 #: the form's proposals for the deployment target: none, or a built-in target
 #: (= automl_tasks.deploy.targets.BUILTIN_TARGETS); a workspace's deploy_targets.yaml may add more
-DEPLOY_TARGET_PROPOSALS = ("", "cloud-cpu", "edge-cpu", "gpu")
+DEPLOY_TARGET_PROPOSALS = ("", "cloud-cpu", "edge-cpu", "gpu", "auto-cpu")
 MAX_TRIALS = 10_000
 MAX_WORKERS = 16  # trials evaluated at once by one search (mapped worker tasks)
 MAX_TIME_BUDGET_S = 7 * 86_400
@@ -296,7 +296,7 @@ DEPLOY_TARGET = Field(
     "",
     "Deployment target",
     "Empty: none. A built-in target (cloud-cpu: ONNX Runtime, all cores; edge-cpu: OpenVINO, one core; gpu: "
-    "TensorRT FP16) or one defined in the workspace's deploy_targets.yaml. Each trial's model is exported to "
+    "TensorRT FP16; auto-cpu: the fastest engine measured here, one core) or one defined in the workspace's deploy_targets.yaml. Each trial's model is exported to "
     "ONNX and its latency measured on the target's engine.",
     _DEPLOYMENT,
     examples=DEPLOY_TARGET_PROPOSALS,

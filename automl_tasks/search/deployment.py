@@ -105,11 +105,11 @@ def measure_trial(ws: Any, plan: SearchPlan, estimator: Any, workdir: Path) -> T
         reason = f"not deployable on {target.name}: {record.verdict}"
     elif plan.latency_budget_ms > 0 and record.latency_ms is not None and record.latency_ms > plan.latency_budget_ms:
         reason = (
-            f"latency {record.latency_ms:.4g} ms on {target.name} ({target.engine}) is over the "
+            f"latency {record.latency_ms:.4g} ms on {target.name} ({record.engine}) is over the "
             f"budget of {plan.latency_budget_ms:g} ms"
         )
     return TrialDeployment(
-        target.name, target.engine, record.latency_ms, record.verdict, record.deployable, reason, record.cached
+        target.name, record.engine, record.latency_ms, record.verdict, record.deployable, reason, record.cached
     )
 
 

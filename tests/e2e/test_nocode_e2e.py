@@ -197,7 +197,7 @@ def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(ai
         answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert body["model"]["runtime"] == "openvino" and body["model"]["version"] == champion.version
+        assert body["model"]["runtime"] == "openvino" and body["model"]["version"] == str(champion.version)
         native = mlflow.sklearn.load_model(f"models:/breast_cancer_edge/{champion.version}")
         schema = FeatureSchema.from_dict(
             json.loads(

@@ -6,6 +6,7 @@ import pytest
 
 from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.core.tags import DEPLOY_ENGINE_TAG, DEPLOY_TARGET_TAG, DEPLOY_VERDICT_TAG
+from automl_tasks.deploy.backends import evaluate
 from automl_tasks.deploy.targets import TARGETS_FILE, evaluate_on_target, get_target, load_targets, target_metrics
 from automl_tasks.testing.backends import tiny_feed, tiny_mlp_onnx
 
@@ -16,6 +17,7 @@ def test_built_in_targets_name_their_engine_and_settings():
         "cloud-cpu": "onnxruntime",
         "edge-cpu": "openvino",
         "gpu": "tensorrt",
+        "auto-cpu": "auto",
     }
     assert targets["edge-cpu"].options.threads == 1
     assert targets["gpu"].options.precision == "fp16"
@@ -53,7 +55,7 @@ def test_a_bad_target_file_names_the_file_target_and_field(tmp_path, yaml_text, 
 
 def test_an_unknown_target_name_lists_the_known_ones():
     with pytest.raises(
-        ConfigurationError, match="unknown deployment target 'edge'; known targets: cloud-cpu, edge-cpu"
+        ConfigurationError, match="unknown deployment target 'edge'; known targets: auto-cpu, cloud-cpu, edge-cpu, gpu"
     ):
         get_target("edge")
 
@@ -73,3 +75,38 @@ def test_a_check_on_a_target_gives_model_metrics_and_tags():
     assert {"deploy_latency_p99_ms_b32", "deploy_model_size_kb", "deploy_peak_memory_mb"} <= set(metrics)
     assert tags[DEPLOY_ENGINE_TAG] == "onnxruntime" and tags[DEPLOY_TARGET_TAG] == "cloud-cpu"
     assert tags[DEPLOY_VERDICT_TAG].startswith("onnxruntime: ok")
+
+
+def test_an_auto_target_chooses_the_fastest_deployable_engine_by_measurement():
+    """Every available engine is compiled, checked and measured; the fastest one that passes
+    parity is chosen, and the version's tags name it (TensorRT is not a candidate here)."""
+    from automl_tasks.deploy.targets import candidate_engines
+
+    target = get_target("auto-cpu")
+    assert target.unavailable_reason() is None
+    candidates = candidate_engines(target.options)
+    assert {"onnxruntime", "openvino", "tvm"} <= set(candidates) and "tensorrt" not in candidates
+    chosen = evaluate_on_target(target, tiny_mlp_onnx(), tiny_feed(), repeats=20, warmup=3, batch_sizes=(1,))
+    assert chosen.verdict.deployable and chosen.verdict.engine in candidates
+    each = {
+        name: evaluate(name, tiny_mlp_onnx(), tiny_feed(), options=target.options, measure=True, batch_sizes=(1,))
+        for name in candidates
+    }
+    fastest = min(each.values(), key=lambda r: r.measurement.latency[1].p50_ms).measurement.latency[1].p50_ms
+    # measured again, the choice is within noise of the fastest engine (and never a slow outlier)
+    assert each[chosen.verdict.engine].measurement.latency[1].p50_ms <= 3 * fastest + 0.05
+    _, tags = target_metrics(target, chosen)
+    assert tags["loopml.deploy.engine"] == chosen.verdict.engine and tags["loopml.deploy.target"] == "auto-cpu"
+
+
+def test_an_auto_target_serves_a_model_only_onnx_runtime_runs_on_onnx_runtime(tmp_path):
+    """A forest (TreeEnsemble) fails on OpenVINO and TVM: the choice is ONNX Runtime."""
+    from tests.tabular_models import fitted_estimator, small_table
+
+    frame = small_table("multiclass")
+    frame.to_parquet(tmp_path / "t.parquet")
+    forest = {"model": "random_forest", "n_estimators": 5, "max_depth": 3, "min_samples_leaf": 1, "max_features": 1.0}
+    estimator = fitted_estimator(tmp_path / "t.parquet", "multiclass", forest)
+    model = estimator.export_onnx(tmp_path / "forest.onnx")
+    chosen = evaluate_on_target(get_target("auto-cpu"), model, estimator.onnx_feed(frame.head(8)), batch_sizes=(1,))
+    assert chosen.verdict.engine == "onnxruntime" and chosen.verdict.deployable
