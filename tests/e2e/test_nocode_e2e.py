@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,19 @@ from tests.e2e.conftest import run_pipeline, states
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 N_TRIALS = 4  # two workers share them: enough to see both evaluate trials
+
+
+@contextlib.contextmanager
+def served(ws, family: str, *, port: int):
+    """A real BentoML server for `family`'s champion on loopback, stopped afterwards."""
+    from loopml.serve import start_server
+
+    server = start_server(ws, family, port=port)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +112,9 @@ def test_trials_are_child_runs_and_advisor_artifacts_exist(e2e_workspace, first_
 
 
 def test_bentoml_serves_the_champion(e2e_workspace, first_run):
-    from loopml.serve import start_server
     from serving.loader import sample_instances
 
-    server = start_server(e2e_workspace, "breast_cancer", port=13000)
-    try:
-        server.wait_ready()
+    with served(e2e_workspace, "breast_cancer", port=13000) as server:
         instances = sample_instances(e2e_workspace, "breast_cancer", 3)
         answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
         assert answer.status_code == 200, answer.text
@@ -126,8 +137,6 @@ def test_bentoml_serves_the_champion(e2e_workspace, first_run):
             headers={"Content-Type": "application/json"},
         )
         assert 400 <= not_json.status_code < 500
-    finally:
-        server.stop()
 
 
 #: linear models compile on OpenVINO (lowered to standard ops); forests do not (no tree
@@ -168,7 +177,6 @@ def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(ai
 
     from automl_tasks.core.tags import DEPLOY_FEASIBLE_TAG, DEPLOY_TARGET_TAG, INFEASIBLE_ATTR, RUNTIME_TAG
     from automl_tasks.families.artifacts import model_metrics_of
-    from loopml.serve import start_server
     from serving.loader import sample_instances
 
     run_id, state = edge_run
@@ -190,9 +198,7 @@ def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(ai
     assert infeasible[f"tags.{INFEASIBLE_ATTR}"].str.contains("not deployable on edge-cpu").all()
     assert (trials[f"tags.{DEPLOY_FEASIBLE_TAG}"] == "true").any()
 
-    server = start_server(e2e_workspace, "breast_cancer_edge", port=13001)
-    try:
-        server.wait_ready()
+    with served(e2e_workspace, "breast_cancer_edge", port=13001) as server:
         instances = sample_instances(e2e_workspace, "breast_cancer_edge", 5)
         answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
         assert answer.status_code == 200, answer.text
@@ -209,8 +215,6 @@ def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(ai
         features = feature_frame(pd.DataFrame(instances), schema)
         assert body["predictions"] == native.predict(features).tolist()
         assert np.abs(np.asarray(body["probabilities"]) - native.predict_proba(features)).max() < 1e-4
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ ONNX graphs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,13 +60,17 @@ class LoweredModel:
     model: bytes
     vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _indexes(self) -> dict[str, dict[str, int]]:
+        """input -> (category -> code), built once: `encode` runs on every request."""
+        return {name: {value: i for i, value in enumerate(v)} for name, v in self.vocabularies.items()}
+
     def encode(self, feed: Feed) -> dict[str, np.ndarray]:
         """`feed` with each string input replaced by its category codes (-1: not in the vocabulary)."""
         encoded = dict(feed)
-        for name, vocabulary in self.vocabularies.items():
+        for name, index in self._indexes.items():
             if name not in feed:
                 continue
-            index = {value: i for i, value in enumerate(vocabulary)}
             values = np.asarray(feed[name])
             codes = np.fromiter((index.get(str(v), UNKNOWN_CODE) for v in values.ravel()), np.int64, values.size)
             encoded[name] = codes.reshape(values.shape)
