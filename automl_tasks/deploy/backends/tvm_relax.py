@@ -149,6 +149,14 @@ class TvmBackend(StandardOpsBackend):
         return executable, report
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL the tuner's process group (its worker processes with it); gone already is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def tune_in_child(model: bytes, shapes: dict, folder: Path, options: BackendOptions) -> dict:
     """Run `tvm_tune` in a child process; its crash becomes a clear error here."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -162,17 +170,32 @@ def tune_in_child(model: bytes, shapes: dict, folder: Path, options: BackendOpti
         str(options.tune_seconds),
         str(options.threads or 0),
     ]
-    # the budget is the tuner's; the margin covers the child's imports and the last round
     env = {**os.environ, "TVM_TRACEBACK_LIMIT": "8"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=options.tune_seconds * 3 + 120, env=env)
-    if done.returncode != 0:
+    # one round always completes: about 2 minutes for a small MLP on two busy cores
+    limit = options.tune_seconds * 3 + 600
+    # its own session: MetaSchedule's builder and runner worker processes are the child's
+    # children, and a timeout or crash must not leave them running (they hold the cores)
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(child.pid)
+        child.communicate()
+        raise RuntimeError(
+            f"MetaSchedule tuning took over {limit:g} s and was stopped; tuning logs in {folder}"
+        ) from None
+    finally:
+        _kill_group(child.pid)
+    if child.returncode != 0:
         died = ""
-        if done.returncode < 0:
-            died = f" (killed by {signal.Signals(-done.returncode).name})"
+        if child.returncode < 0:
+            died = f" (killed by {signal.Signals(-child.returncode).name})"
         # a native crash prints a long C backtrace ("File ..." lines): keep the messages around it
-        lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in (stdout + stderr).splitlines() if ln.strip()]
         tail = " | ".join([ln for ln in lines if not ln.startswith("File ")][-3:])
         raise RuntimeError(
-            f"MetaSchedule tuning failed: exit {done.returncode}{died}; tuning logs in {folder}; last output: {tail}"
+            f"MetaSchedule tuning failed: exit {child.returncode}{died}; tuning logs in {folder}; last output: {tail}"
         )
     return json.loads((folder / TUNED_MARKER).read_text())

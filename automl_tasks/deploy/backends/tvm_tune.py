@@ -18,6 +18,15 @@ from pathlib import Path
 TRIALS_PER_ROUND = 8
 
 
+def cost_model() -> str:
+    """MetaSchedule's XGBoost cost model when xgboost is installed (TVM's `meta-schedule`
+    extra), else its random model: the candidates are still measured on the CPU and the
+    fastest kept, the search is only less guided (xgboost is not in loopml's lock)."""
+    import importlib.util
+
+    return "xgb" if importlib.util.find_spec("xgboost") else "random"
+
+
 def tune(folder: Path, shapes: dict[str, tuple[int, ...]], seconds: float, threads: int) -> dict:
     from tvm.s_tir import meta_schedule as ms
 
@@ -38,9 +47,15 @@ def tune(folder: Path, shapes: dict[str, tuple[int, ...]], seconds: float, threa
             max_trials_global=TRIALS_PER_ROUND * len(tasks),
             max_trials_per_task=TRIALS_PER_ROUND,
             num_trials_per_iter=TRIALS_PER_ROUND,
+            cost_model=cost_model(),
             seed=rounds,
         )
-    report = {"tune_seconds": round(time.monotonic() - started, 2), "rounds": rounds, "tasks": len(tasks)}
+    report = {
+        "tune_seconds": round(time.monotonic() - started, 2),
+        "rounds": rounds,
+        "tasks": len(tasks),
+        "cost_model": cost_model(),
+    }
     (folder / TUNED_MARKER).write_text(json.dumps(report))
     return report
 
