@@ -203,3 +203,18 @@ def test_a_tuned_tvm_build_reuses_the_kept_tuning_logs(tmp_path, monkeypatch):
 def test_a_tuned_tvm_build_without_a_work_dir_is_refused():
     verdict = evaluate("tvm", MODEL, FEED, options={"tune_seconds": 1}).verdict
     assert verdict.status == FAILED and "needs options.work_dir" in verdict.detail
+
+
+def test_tvm_pads_batches_to_a_few_static_shapes_and_answers_every_row():
+    """Relax builds static shapes: batches of 3, 4 and 5 rows run at 4 and 8 rows, so a
+    server builds a few shapes, not one per batch size; the padding rows are cut off."""
+    result = evaluate("tvm", MODEL, FEED, options={"threads": 1})
+    runner, built = result.runner, set(result.runner.machines)
+    rows = np.random.default_rng(3).normal(size=(5, FEED["x"].shape[1])).astype(np.float32)
+    for n in (3, 4, 5):
+        feed = {"x": rows[:n]}
+        for got, want in zip(runner.run(feed), reference_outputs(MODEL, feed), strict=True):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    new_shapes = {dict(key)["x"][0] for key in set(runner.machines) - built}
+    assert new_shapes <= {4, 8} and 8 in new_shapes

@@ -8,8 +8,9 @@ latency, size, memory) is done once, outside the backends, by
 `automl_tasks.deploy.backends.verdict` and `automl_tasks.deploy.measure`.
 
 A runner accepts any batch size the ONNX model accepts (dimension 0 of every input);
-engines that compile for static shapes (TVM) build the new shape on first sight and
-keep it, so that cost lands in the measurement's warm-up, not in its timings.
+engines that compile for static shapes (TVM) pad a batch to the next power of two and
+build each such shape on first sight and keep it, so that cost lands in the
+measurement's warm-up, not in its timings, and a server builds a few shapes only.
 """
 
 from __future__ import annotations
