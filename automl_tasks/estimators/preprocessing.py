@@ -17,7 +17,9 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, S
 
 IMPUTATIONS = ("mean", "median", "q1", "q3")
 SCALINGS = ("zscore", "minmax", "log")
-ENCODINGS = ("onehot", "ordinal")
+#: native: integer codes the model splits on as categories where it can (LightGBM's
+#: categorical splits, `estimators.tabular.make_model`), plain ordinal codes for the others
+ENCODINGS = ("native", "onehot", "ordinal")
 
 
 class QuantileImputer(SimpleImputer):
@@ -68,7 +70,7 @@ def make_scaler(kind: str) -> TransformerMixin:
 def make_encoder(kind: str) -> TransformerMixin:
     if kind == "onehot":
         return OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    if kind == "ordinal":
+    if kind in ("ordinal", "native"):
         return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     raise ValueError(f"categorical_encoding must be one of {ENCODINGS}; got {kind!r}")
 

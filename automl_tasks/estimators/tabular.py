@@ -17,7 +17,8 @@ How a search trial is scored (issue #11, "search that spends the budget well"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ EARLY_STOPPING_ROUNDS = 50
 #: tables with fewer rows than this are scored by k-fold cross-validation in the search
 CV_MAX_ROWS = 3000
 CV_FOLDS = 5
+
+#: what a fitted model was fitted on: a search trial, the checked refit, the served refit
+TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
 
 
 def uses_early_stopping(config: Mapping[str, Any]) -> bool:
@@ -81,8 +85,18 @@ def _branch(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
 
 
-def make_model(config: Mapping[str, Any], task_type: str, *, seed: int = 0, epochs: int | None = None):
-    """The final estimator of the pipeline for the configuration's `model` choice."""
+def make_model(
+    config: Mapping[str, Any],
+    task_type: str,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    categorical: Sequence[int] = (),
+):
+    """The final estimator of the pipeline for the configuration's `model` choice.
+
+    `categorical`: positions of the model's input columns that hold category codes, split
+    on as categories by LightGBM (the `native` encoding); the other models see codes."""
     model = config.get("model", "lightgbm")
     params = _branch(config, model)
     classify = task_type != "regression"
@@ -92,6 +106,9 @@ def make_model(config: Mapping[str, Any], task_type: str, *, seed: int = 0, epoc
         cls = lightgbm.LGBMClassifier if classify else lightgbm.LGBMRegressor
         if epochs:
             params["n_estimators"] = epochs
+        if categorical:  # LightGBM's dataset parameter under its alias: `categorical_feature`
+            # in params draws a (wrong) "will be ignored" warning on every fit
+            params["categorical_column"] = list(categorical)
         subsample = params.get("subsample", 1.0)
         return cls(**params, subsample_freq=1 if subsample < 1 else 0, random_state=seed, n_jobs=1, verbose=-1)
     if model in ("random_forest", "extra_trees"):
@@ -140,14 +157,19 @@ def make_pipeline(
     config: Mapping[str, Any], schema: FeatureSchema, task_type: str, *, seed: int = 0, epochs: int | None = None
 ) -> Pipeline:
     """Preprocessing + model for one configuration of the tabular space."""
+    encoding = config.get("categorical_encoding", "onehot")
     preprocess = make_preprocessor(
         schema.model_numeric,
         schema.model_categorical,
         imputation=config.get("imputation", "median"),
         scaling=config.get("scaling", "zscore"),
-        encoding=config.get("categorical_encoding", "onehot"),
+        encoding=encoding,
     )
-    return Pipeline([("preprocess", preprocess), ("model", make_model(config, task_type, seed=seed, epochs=epochs))])
+    # the preprocessor puts the numeric columns first, then one code per categorical column
+    n_numeric, n_categorical = len(schema.model_numeric), len(schema.model_categorical)
+    categorical = range(n_numeric, n_numeric + n_categorical) if encoding == "native" else ()
+    model = make_model(config, task_type, seed=seed, epochs=epochs, categorical=categorical)
+    return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
 class TabularEstimator(Estimator):
@@ -156,6 +178,8 @@ class TabularEstimator(Estimator):
     #: trees that early stopping kept (None: no early stopping); a class default, so a
     #: subclass that trains its own way still reports its metrics
     best_iteration_: int | None = None
+    #: which rows the model was fitted on (TRAIN_ROWS, TRAIN_VALID_ROWS or ALL_ROWS)
+    fit_rows_: str = TRAIN_ROWS
 
     def _load(self) -> None:
         frame = pd.read_parquet(self.data.path)
@@ -213,12 +237,26 @@ class TabularEstimator(Estimator):
             self.best_iteration_ = fitted[0][1]
             return
         fit_rows, _ = self._rows()
+        self.fit_rows_ = TRAIN_VALID_ROWS
         self.pipeline_ = self._new_pipeline()
         self.best_iteration_ = None
         if self.early_stopping:
             self.best_iteration_ = max(1, round(float(np.mean([best for _, best in fitted]))))
             self.pipeline_.steps[-1][1].set_params(n_estimators=self.best_iteration_)
         self.pipeline_.fit(self.features_.iloc[fit_rows], self.target_[fit_rows])
+
+    def refit_on_all_rows(self) -> TabularEstimator:
+        """This trained model's recipe (configuration, tree count, seed) fitted again on every
+        row of the dataset, test split included, as FLAML's retrain_full and AutoGluon's
+        refit_full do: the test split has done its job (the refit check) and a quarter more
+        rows is worth more to the served model than a held-out score it cannot improve."""
+        full = copy.copy(self)
+        full.pipeline_ = self._new_pipeline()
+        if self.best_iteration_ is not None:
+            full.pipeline_.steps[-1][1].set_params(n_estimators=self.best_iteration_)
+        full.pipeline_.fit(self.features_, self.target_)
+        full.fit_rows_ = ALL_ROWS
+        return full
 
     @property
     def validated_rows(self) -> int:

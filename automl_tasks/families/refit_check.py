@@ -16,19 +16,25 @@ and checked on the test split in turn. Re-fitting the trial deterministically in
 storing every trial's model keeps the workers free of artifact uploads; the
 reproduction check is what makes it the trial's model. If the fallback fails too, the
 better of the two is registered with status `failed`, which the promotion gate refuses.
+
+A refit that passes is fitted once more on every row, test split included
+(`refit_on_all_rows`), and that model is the one registered and served: the test score,
+the family evaluation score and the promotion gate describe the checked model, the
+served one has a quarter more rows behind it. A guard keeps the checked model when the
+all-rows fit scores worse on the test rows it has now seen (a broken fit, not noise).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automl_tasks.core.tags import REFIT_CHECK_MODEL_TAG, REFIT_CHECK_REASON_TAG, REFIT_CHECK_TAG
+from automl_tasks.core.tags import FIT_ROWS_TAG, REFIT_CHECK_MODEL_TAG, REFIT_CHECK_REASON_TAG, REFIT_CHECK_TAG
 from automl_tasks.estimators.metrics import Metric
 
 log = logging.getLogger(__name__)
@@ -136,6 +142,13 @@ class FinalModel:
     reason: str
     refit_check: RefitCheck
     fallback_check: RefitCheck | None = None
+    #: the model `test_score` was measured on, when the registered one is its all-rows refit
+    checked: Any = None
+
+    @property
+    def scored(self) -> Any:
+        """The model the test score belongs to: scores on held-out rows are computed with it."""
+        return self.checked if self.checked is not None else self.estimator
 
     @property
     def promotable(self) -> bool:
@@ -146,6 +159,7 @@ class FinalModel:
             REFIT_CHECK_TAG: self.status,
             REFIT_CHECK_MODEL_TAG: self.source,
             REFIT_CHECK_REASON_TAG: self.reason[:4900],
+            FIT_ROWS_TAG: self.estimator.fit_rows_,
         }
 
     def metrics(self) -> dict[str, float]:
@@ -168,7 +182,7 @@ def fit_final_model(
     check = check_model(refit, validated, seed=data.split_seed)
     if check.passed:
         log.info("refit integrity check passed: %s", check.describe())
-        return FinalModel(refit, check.test_score, REFIT, PASSED, f"refit {check.describe()}", check)
+        return on_all_rows(FinalModel(refit, check.test_score, REFIT, PASSED, f"refit {check.describe()}", check))
     log.warning("refit integrity check FAILED: %s; falling back to the trial's own model", check.describe())
     trial = estimator_cls(run_epochs=None, data=data, is_trainer=False, model_args=config, metric=metric)
     trial.train()
@@ -194,3 +208,23 @@ def fit_final_model(
     if keep_trial:
         return FinalModel(trial, fallback.test_score, TRIAL_MODEL, FAILED, reason, check, fallback)
     return FinalModel(refit, check.test_score, REFIT, FAILED, reason, check, fallback)
+
+
+def on_all_rows(final: FinalModel) -> FinalModel:
+    """`final` with its model refitted on every row as the registered one, the checked model
+    kept as `checked`; `final` itself when the all-rows fit scores worse on the test rows,
+    which it has seen, than the checked model did unseen by more than the check allows."""
+    full = final.estimator.refit_on_all_rows()
+    check = final.refit_check
+    truth = np.asarray(full.target_[full.splits_.test])
+    features = full.features_.iloc[full.splits_.test]
+    seen = full.metric(truth, np.asarray(full.predict_for_metric(features)), getattr(full.pipeline_, "classes_", None))
+    if full.metric.gain(check.test_score, seen) > check.allowed:
+        reason = (
+            f"{final.reason}; the refit on all rows scored {check.metric} {seen:.4g} on the test rows it was "
+            f"fitted on, worse than the checked model's {check.test_score:.4g} unseen: registered the checked model"
+        )
+        log.warning("%s", reason)
+        return replace(final, reason=reason)
+    log.info("registered the refit on all %d rows (test rows seen: %s %.4g)", len(full.target_), check.metric, seen)
+    return replace(final, estimator=full, checked=final.estimator)

@@ -6,7 +6,8 @@ takes any `Estimator` (automl_tasks.estimators.base):
 
 1. fit (`fit_final`) -> `FitResult`: the best trial's configuration trained on
    train+validation and scored on the held-out test split. The tabular estimator also gets
-   the refit integrity check (families/refit_check), which needs its split internals.
+   the refit integrity check (families/refit_check), which needs its split internals, and
+   when it passes, the model registered is the same recipe refitted on all rows.
 2. export (`export_model`) -> `Deployment`: a scikit-learn pipeline goes to ONNX with
    parity and latency, or to the native runtime when ONNX cannot serve it; any other
    estimator exports itself (`Estimator.export_onnx`). `place_on_target` then compiles
@@ -119,6 +120,12 @@ class FitResult:
     test_score: float
     workdir: Path
     check: FinalModel | None = None  # the refit integrity check (tabular estimator only)
+
+    @property
+    def scored(self) -> Estimator:
+        """The model `test_score` was measured on; scores on held-out rows use it, since the
+        registered `estimator` may be its refit on all rows (families/refit_check)."""
+        return self.check.scored if self.check is not None else self.estimator
 
     @property
     def warning(self) -> str:
@@ -331,14 +338,17 @@ def measure_on_family(ws: Workspace, client: Any, family: str, fit: FitResult) -
     """Score the version on the family's fixed evaluation data (created from this model's
     test rows by the family's first version), and the trivial baseline beside it.
 
-    Only tabular models are measured: the evaluation reads scikit-learn pipelines."""
+    The score is the checked model's (`FitResult.scored`): a refit on all rows has seen the
+    test rows, so its score there would flatter it against later challengers. Only tabular
+    models are measured: the evaluation reads scikit-learn pipelines."""
     if not _is_tabular(fit.estimator):
         return FamilyScores()
-    eval_uri, frame = _family_evaluation(ws, client, family, fit.estimator)
+    scored = fit.scored
+    eval_uri, frame = _family_evaluation(ws, client, family, scored)
     return FamilyScores(
         eval_uri,
-        _evaluation_score(fit.estimator, frame, fit.metric),
-        _baseline_score(fit.estimator, frame, fit.metric),
+        _evaluation_score(scored, frame, fit.metric),
+        _baseline_score(scored, frame, fit.metric),
     )
 
 

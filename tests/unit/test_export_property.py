@@ -25,6 +25,7 @@ from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, export_or_fallback
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.onnx.conversion import export_pipeline
+from automl_tasks.estimators.preprocessing import ENCODINGS
 from automl_tasks.estimators.tabular import MODELS, make_pipeline
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from automl_tasks.search_space import load_search_space
@@ -116,12 +117,12 @@ def _cases():
             for k, kind in enumerate(CLASS_KINDS):
                 if kind == "bool" and task == "multiclass":
                     continue
-                cases.append((model, task, kind, 1.0, SCALINGS[(i + j + k) % 3]))
+                cases.append((model, task, kind, 1.0, SCALINGS[(i + j + k) % 3], ENCODINGS[(j + k) % 3]))
         for k, kind in enumerate(REGRESSION_KINDS):
             for scale in (1.0, 1e6):
-                cases.append((model, "regression", kind, scale, SCALINGS[(i + k) % 3]))
+                cases.append((model, "regression", kind, scale, SCALINGS[(i + k) % 3], ENCODINGS[k % 3]))
     # the forests on every scaling: float32 scaling once flipped rows on split points
-    cases += [(m, "binary", "int", 1.0, s) for m in ("random_forest", "extra_trees") for s in SCALINGS]
+    cases += [(m, "binary", "int", 1.0, s, "onehot") for m in ("random_forest", "extra_trees") for s in SCALINGS]
     return cases
 
 
@@ -131,8 +132,8 @@ def test_the_cases_cover_every_model_branch_of_the_default_space():
     assert branches == set(MODELS) == {c[0] for c in _cases()}
 
 
-@pytest.mark.parametrize(("model", "task", "kind", "scale", "scaling"), _cases())
-def test_export_agrees_or_falls_back_with_a_reason(model, task, kind, scale, scaling, tmp_path):
+@pytest.mark.parametrize(("model", "task", "kind", "scale", "scaling", "encoding"), _cases())
+def test_export_agrees_or_falls_back_with_a_reason(model, task, kind, scale, scaling, encoding, tmp_path):
     table, spec, raw = _table(task, kind, scale, seed=len(model) + len(kind))
     features = table.drop(columns=["target"])
     schema = FeatureSchema.infer(features)
@@ -140,8 +141,8 @@ def test_export_agrees_or_falls_back_with_a_reason(model, task, kind, scale, sca
     y = table["target"].to_numpy()
     if task != "regression":
         assert y.dtype == (np.int64 if spec.integer_canonical else object), y.dtype
-    config = {"model": model, "scaling": scaling, "imputation": "median", **TINY[model]}
-    pipeline = make_pipeline(config, schema, task).fit(x, y)
+    config = {"model": model, "scaling": scaling, "imputation": "median", "categorical_encoding": encoding}
+    pipeline = make_pipeline(config | TINY[model], schema, task).fit(x, y)
 
     deployment = export_or_fallback(pipeline, schema, tmp_path, x, spec)
 
@@ -158,6 +159,24 @@ def test_export_agrees_or_falls_back_with_a_reason(model, task, kind, scale, sca
     answer = json.loads(json.dumps(answer))
     original = {json.dumps(v) for v in pd.Series(raw).astype(object).tolist()}
     assert {json.dumps(v) for v in answer["predictions"]} <= original, (answer["predictions"][:3], original)
+
+
+def test_native_encoding_splits_lightgbm_on_categories_and_exports_unseen_ones_with_parity(tmp_path):
+    """LightGBM under the `native` encoding makes categorical splits (not thresholds on
+    codes), and its ONNX model routes a category it never saw as LightGBM does."""
+    rng = np.random.default_rng(0)
+    frame = _features(0).assign(shop=rng.choice([f"s{i}" for i in range(20)], N))
+    effect = {f"s{i}": rng.normal() for i in range(20)}
+    y = frame["shop"].map(effect).to_numpy() + frame["small"].to_numpy()
+    schema = FeatureSchema.infer(frame)
+    x = feature_frame(frame, schema)
+    config = {"model": "lightgbm", "categorical_encoding": "native"} | TINY["lightgbm"]
+    pipeline = make_pipeline(config, schema, "regression").fit(x, y)
+    assert json.dumps(pipeline.steps[-1][1].booster_.dump_model()).count('"decision_type": "=="') > 0
+    unseen = x.head(20).assign(shop="never-seen", colour="purple")
+    deployment = export_or_fallback(pipeline, schema, tmp_path, pd.concat([x, unseen]), None)
+    assert deployment.runtime == ONNX_RUNTIME, deployment.fallback_reason
+    assert deployment.parity.ok and deployment.parity.share_within_tolerance == 1.0
 
 
 def test_a_model_that_cannot_be_exported_is_served_natively_with_the_reason(tmp_path):

@@ -18,6 +18,7 @@ from automl_tasks.core.tags import (
     DEFAULT_CONFIG_SCORE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
+    FIT_ROWS_TAG,
     IS_DEFAULT_CONFIG_TAG,
     REFIT_CHECK_MODEL_TAG,
     REFIT_CHECK_REASON_TAG,
@@ -27,6 +28,7 @@ from automl_tasks.core.tags import (
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators import Metric, TabularEstimator
+from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS
 from automl_tasks.estimators.torch_mlp import TorchMLPRegressor
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
 from automl_tasks.families.artifacts import feature_schema_of
@@ -230,6 +232,45 @@ def test_a_collapsed_refit_falls_back_to_the_trial_model(workspace, monkeypatch)
     found = registration_findings(mlflow_client(workspace), "collapse", study)
     assert found["refit_check"] == FALLBACK
     assert [s["kind"] for s in registration_suggestions(found)] == ["refit_check"]
+
+
+def _rows_fitted(model_uri: str) -> int:
+    """How many rows the registered pipeline's numeric scaler saw when it was fitted."""
+    import mlflow
+
+    native = mlflow.sklearn.load_model(model_uri)
+    scaler = native.named_steps["preprocess"].named_transformers_["numeric"].named_steps["scale"]
+    return int(np.max(scaler.n_samples_seen_))
+
+
+def test_a_passed_refit_registers_its_recipe_refitted_on_all_rows_scored_as_checked(workspace):
+    registered, _ = _search_and_register(workspace, "breast_cancer", "allrows", LINEAR_SPACE)
+    tags = _version_tags(workspace, "allrows", registered.version)
+    assert tags[REFIT_CHECK_TAG] == PASSED and tags[FIT_ROWS_TAG] == ALL_ROWS
+    assert _rows_fitted(registered.model_uri) == 569, "every row of breast_cancer, test split included"
+    run = mlflow_client(workspace).get_run(registered.run_id).data.metrics
+    # the scores on held-out rows are the checked model's: the family's evaluation data is
+    # this first version's test split, which the all-rows model has seen
+    assert registered.test_score == pytest.approx(run["refit_check_test"])
+    assert float(tags[EVAL_SCORE_TAG]) == pytest.approx(run["refit_check_test"], abs=1e-6)
+
+
+class BrokenAllRowsTabular(TabularEstimator):
+    """Searches and refits like the built-in estimator, but its all-rows refit is a constant."""
+
+    def refit_on_all_rows(self) -> TabularEstimator:
+        full = super().refit_on_all_rows()
+        full.pipeline_ = Pipeline([("model", DummyClassifier(strategy="prior"))]).fit(full.features_, full.target_)
+        return full
+
+
+def test_an_all_rows_refit_worse_on_rows_it_has_seen_is_not_registered(workspace, monkeypatch):
+    monkeypatch.setattr(task_estimator, "TabularEstimator", BrokenAllRowsTabular)
+    registered, _ = _search_and_register(workspace, "breast_cancer", "broken-all", LINEAR_SPACE)
+    tags = _version_tags(workspace, "broken-all", registered.version)
+    assert tags[REFIT_CHECK_TAG] == PASSED and tags[FIT_ROWS_TAG] == TRAIN_VALID_ROWS
+    assert "registered the checked model" in tags[REFIT_CHECK_REASON_TAG]
+    assert _rows_fitted(registered.model_uri) == 569 - 114, "train+valid: the test split held out"
 
 
 def test_a_first_version_worse_than_the_trivial_baseline_is_not_champion(workspace, tmp_path):
