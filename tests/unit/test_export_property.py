@@ -179,6 +179,24 @@ def test_native_encoding_splits_lightgbm_on_categories_and_exports_unseen_ones_w
     assert deployment.parity.ok and deployment.parity.share_within_tolerance == 1.0
 
 
+@pytest.mark.parametrize("scaling", SCALINGS)
+def test_lightgbm_exports_with_float64_features_and_thresholds(scaling, tmp_path):
+    """Values 0.01 apart near 1e6 are one float32 apart at best (its step there is 0.0625):
+    LightGBM splits between them in float64, so its ONNX model must impute, scale and
+    compare in float64 too, or rows cross split points (ames disagreed on 3.6% of rows)."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"reading": 1e6 + rng.integers(0, 400, 600) * 0.01, "noise": rng.normal(size=600)})
+    y = np.sin(frame["reading"].to_numpy() * 3.0) + 0.1 * frame["noise"].to_numpy()
+    schema = FeatureSchema.infer(frame)
+    x = feature_frame(frame, schema)
+    config = {"model": "lightgbm", "scaling": scaling, "model.lightgbm.num_leaves": 64}
+    pipeline = make_pipeline(config | TINY["lightgbm"] | {"model.lightgbm.n_estimators": 40}, schema, "regression")
+    pipeline.fit(x, y)
+    deployment = export_or_fallback(pipeline, schema, tmp_path, x, None)
+    assert deployment.runtime == ONNX_RUNTIME, deployment.fallback_reason
+    assert deployment.parity.ok and deployment.parity.share_within_tolerance == 1.0
+
+
 def test_a_model_that_cannot_be_exported_is_served_natively_with_the_reason(tmp_path):
     from sklearn.dummy import DummyClassifier
     from sklearn.pipeline import Pipeline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 
 import numpy as np
@@ -18,6 +19,11 @@ from automl_tasks.estimators.preprocessing import SignedLog1p
 # cast to float32 once at the end of the scaling step, exactly where scikit-learn's models
 # cast. With float32 inputs (every other model) skl2onnx's own ops are used: the five
 # float64 nodes cost ~0.1 ms per single-row call, which only the forests need to pay.
+
+
+#: True while a pipeline whose model compares float64 features (LightGBM) is converted: its
+#: scaling steps then stay in float64 instead of casting to float32 like a forest's input
+KEEP_FLOAT64: contextvars.ContextVar[bool] = contextvars.ContextVar("loopml_onnx_keep_float64", default=False)
 
 
 def _numeric_input(operator, opv):
@@ -54,7 +60,8 @@ def _float_shape(operator) -> None:
         return calculate_sklearn_scaler_output_shapes(operator)
     source = operator.inputs[0].type
     width = sum(v.type.shape[1] for v in operator.inputs)
-    operator.outputs[0].type = FloatTensorType([source.shape[0], width])
+    result_type = source.__class__ if KEEP_FLOAT64.get() else FloatTensorType
+    operator.outputs[0].type = result_type([source.shape[0], width])
 
 
 def _convert_imputer(scope, operator, container) -> None:
@@ -75,7 +82,7 @@ def _to_float(result, operator, opv):
     from onnx import TensorProto
     from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxIdentity
 
-    if _input_dtype(operator) is np.float32:
+    if _input_dtype(operator) is np.float32 or KEEP_FLOAT64.get():
         return OnnxIdentity(result, op_version=opv, output_names=operator.outputs[:1])
     return OnnxCast(result, to=TensorProto.FLOAT, op_version=opv, output_names=operator.outputs[:1])
 
