@@ -174,10 +174,10 @@ def _lightgbm_thresholds(model: Any, attributes: dict[str, Any], modes: list[str
     exact = np.asarray(attributes["nodes_values"].floats, dtype=np.float64)
     for tree, info in enumerate(model.booster_.dump_model()["tree_info"]):
         children = {
-            c
-            for t, i in zip(tree_ids, range(len(modes)))
+            child
+            for i, t in enumerate(tree_ids)
             if t == tree and modes[i] != "LEAF"
-            for c in (true_ids[i], false_ids[i])
+            for child in (true_ids[i], false_ids[i])
         }
         roots = {n for t, n in zip(tree_ids, node_ids, strict=True) if t == tree} - children
         if len(roots) != 1:
