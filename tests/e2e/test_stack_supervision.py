@@ -30,7 +30,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILY = "breast_cancer"
-CONF = {"dataset": "breast_cancer", "n_trials": 16, "n_workers": 2, "time_budget_s": 600}
+# fast models only: an MLP trial takes ~30 s on a slow 2-core machine, where the search's
+# straggler timeout (mean + k*std of the trials so far, floored at 30 s) stops it; what is
+# tested here is the stack riding out the kills, not how long one model family trains
+FAST_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [lightgbm, linear, extra_trees]
+    submodule:
+      lightgbm:
+        - {name: num_leaves, type: int_log, range: [4, 64], default: 31}
+      linear:
+        - {name: C, type: float_log, range: [0.01, 100.0], default: 1.0}
+      extra_trees:
+        - {name: n_estimators, type: int_log, range: [20, 80], default: 40}
+"""
+CONF = {"dataset": "breast_cancer", "n_trials": 16, "n_workers": 2, "time_budget_s": 600, "search_space": FAST_SPACE}
 KILLED = ("scheduler", "api-server", "dag-processor")
 
 
@@ -227,8 +243,16 @@ def test_exactly_one_version_and_no_trial_twice_and_no_run_left_running(scenario
     runs = mlflow.search_runs(experiment_ids=experiments)
     assert not (runs["status"] == "RUNNING").any(), runs[runs["status"] == "RUNNING"][["run_id", "tags.mlflow.runName"]]
     trials = runs[runs.get("tags.loopml.kind") == "trial"]
-    assert len(trials) >= CONF["n_trials"]
     assert trials["tags.loopml.trial_number"].nunique() == len(trials), "no trial evaluated twice"
+    # the search spent its whole trial budget despite the kills, and every completed trial is in MLflow
+    import optuna
+
+    (summary,) = optuna.get_all_study_summaries(scenario.ws.optuna_uri)
+    study = optuna.load_study(study_name=summary.study_name, storage=scenario.ws.optuna_uri)
+    finished = [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.PRUNED]
+    assert len(finished) >= CONF["n_trials"], [(t.number, t.state.name) for t in study.trials]
+    completed = {str(t.number) for t in finished if t.state == optuna.trial.TrialState.COMPLETE}
+    assert completed <= set(trials["tags.loopml.trial_number"]), "a completed trial has no MLflow run"
 
 
 def test_the_dead_schedulers_workers_were_ended_once_idle(scenario):
