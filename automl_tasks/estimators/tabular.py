@@ -236,14 +236,20 @@ class TabularEstimator(Estimator):
             self.fold_best_iterations_ = [best for _, best in fitted]
             self.best_iteration_ = fitted[0][1]
             return
-        fit_rows, _ = self._rows()
-        self.fit_rows_ = TRAIN_VALID_ROWS
-        self.pipeline_ = self._new_pipeline()
         self.best_iteration_ = None
         if self.early_stopping:
             self.best_iteration_ = max(1, round(float(np.mean([best for _, best in fitted]))))
+        fit_rows, _ = self._rows()
+        self._fit_recipe(fit_rows, TRAIN_VALID_ROWS)
+
+    def _fit_recipe(self, rows: np.ndarray, label: str) -> None:
+        """Fit a new pipeline of this configuration (with `best_iteration_` trees when the
+        trees were early-stopped) on `rows`, recorded as `fit_rows_` = `label`."""
+        self.pipeline_ = self._new_pipeline()
+        if self.best_iteration_ is not None:
             self.pipeline_.steps[-1][1].set_params(n_estimators=self.best_iteration_)
-        self.pipeline_.fit(self.features_.iloc[fit_rows], self.target_[fit_rows])
+        self.pipeline_.fit(self.features_.iloc[rows], self.target_[rows])
+        self.fit_rows_ = label
 
     def refit_on_all_rows(self) -> TabularEstimator:
         """This trained model's recipe (configuration, tree count, seed) fitted again on every
@@ -251,12 +257,12 @@ class TabularEstimator(Estimator):
         refit_full do: the test split has done its job (the refit check) and a quarter more
         rows is worth more to the served model than a held-out score it cannot improve."""
         full = copy.copy(self)
-        full.pipeline_ = self._new_pipeline()
-        if self.best_iteration_ is not None:
-            full.pipeline_.steps[-1][1].set_params(n_estimators=self.best_iteration_)
-        full.pipeline_.fit(self.features_, self.target_)
-        full.fit_rows_ = ALL_ROWS
+        full._fit_recipe(np.arange(len(self.target_)), ALL_ROWS)
         return full
+
+    def score_on_test(self) -> float:
+        """The fitted model's metric on the test split (`calculate_score` also checks it is finite)."""
+        return self._score_rows(self.pipeline_, self.splits_.test)
 
     @property
     def validated_rows(self) -> int:
@@ -271,7 +277,7 @@ class TabularEstimator(Estimator):
     def calculate_score(self) -> EstimatorResult:
         """Trainer: the test score. Search trial: the mean score over the search folds."""
         if self.is_trainer:
-            score = self._score_rows(self.pipeline_, self.splits_.test)
+            score = self.score_on_test()
         else:
             score = float(np.mean(self.fold_scores_))
         if not np.isfinite(score):

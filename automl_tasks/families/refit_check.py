@@ -216,9 +216,7 @@ def on_all_rows(final: FinalModel) -> FinalModel:
     which it has seen, than the checked model did unseen by more than the check allows."""
     full = final.estimator.refit_on_all_rows()
     check = final.refit_check
-    truth = np.asarray(full.target_[full.splits_.test])
-    features = full.features_.iloc[full.splits_.test]
-    seen = full.metric(truth, np.asarray(full.predict_for_metric(features)), getattr(full.pipeline_, "classes_", None))
+    seen = full.score_on_test()
     if full.metric.gain(check.test_score, seen) > check.allowed:
         reason = (
             f"{final.reason}; the refit on all rows scored {check.metric} {seen:.4g} on the test rows it was "

@@ -47,8 +47,8 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
 
     register_converters()
     model = pipeline.steps[-1][1]
-    forest = numeric_dtype(pipeline) is np.float64
-    numeric_type = DoubleTensorType if forest else FloatTensorType
+    trees = numeric_dtype(pipeline) is np.float64  # a forest or LightGBM: float64 end to end
+    numeric_type = DoubleTensorType if trees else FloatTensorType
     inputs = [(c, numeric_type([None, 1])) for c in schema.model_numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
@@ -60,7 +60,7 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
     finally:
         KEEP_FLOAT64.reset(token)
     _declare_inferred_output_types(onx)
-    if DOUBLE_TREES and forest:
+    if DOUBLE_TREES and trees:
         double_tree_thresholds(onx, model)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onx.SerializeToString())
