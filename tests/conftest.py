@@ -63,9 +63,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if new:
         writer = session.config.get_terminal_writer()
         writer.line()
-        writer.line(
-            "FAILED: the test suite left files in the checkout: " + ", ".join(new[:20]), red=True, bold=True
-        )
+        writer.line("FAILED: the test suite left files in the checkout: " + ", ".join(new[:20]), red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
