@@ -26,10 +26,10 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -v --timeout=1500 -n 2 --dist loadgroup
+	$(BIN)/pytest -v --timeout=1500 -n 2
 
 test-fast: install
-	$(BIN)/pytest -m "not e2e and not serving" -q -n 2 --dist loadgroup
+	$(BIN)/pytest -m "not e2e and not serving" -q -n 2
 
 lint: install
 	$(BIN)/ruff check .

@@ -33,10 +33,8 @@ def checkout_entries() -> set[str] | None:
 
 
 _CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()
-#: the xdist group of every test that starts or uses a real Airflow stack: they run one after
-#: another on one worker, as without xdist, while the other worker runs the rest module by module
-STACK_GROUP = "airflow-stacks"
-_E2E_DIR = REPO_ROOT / "tests" / "e2e"
+#: the test modules under it start or use a real Airflow stack
+E2E_PREFIX = "tests/e2e/"
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -67,20 +65,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n 2 --dist loadgroup` (what `make test` runs): the Airflow-stack tests
-    in one group, and every other module as a group of its own, so module-scoped fixtures (a
-    BentoML server, a fitted family) are built once, on one worker."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        path = Path(str(item.path))
-        if "airflow" in getattr(item, "fixturenames", ()) or path.is_relative_to(_E2E_DIR):
-            group = STACK_GROUP
-        else:
-            group = path.relative_to(REPO_ROOT).as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+def test_group(nodeid: str) -> str:
+    """The xdist scope of a test: every Airflow-stack test in one, run one after another on
+    one worker (one stack at a time, as without xdist), and every other module its own, so a
+    module-scoped fixture (a BentoML server, a fitted family) is built once, on one worker."""
+    return "airflow-stacks" if nodeid.startswith(E2E_PREFIX) else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`make test`'s scheduler: xdist's scope scheduling with `test_group` as the scope.
+
+    Written here because xdist 3.8's `--dist loadgroup` marks a group by appending to
+    `item._nodeid`, which pytest 9 no longer reads (the groups were silently ignored)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return StackGroupScheduling(config, log)
 
 
 @pytest.fixture
