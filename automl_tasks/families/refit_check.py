@@ -213,11 +213,16 @@ def fit_final_model(
 def on_all_rows(final: FinalModel) -> FinalModel:
     """`final` with its model refitted on every row as the registered one, the checked model
     kept as `checked`; `final` itself when the all-rows fit scores worse on the test rows,
-    which it has seen, than the checked model did unseen by more than the check allows."""
+    which it has seen, than the checked model did unseen by more than the check allows, or
+    cannot be scored there at all (NaN)."""
     full = final.estimator.refit_on_all_rows()
     check = final.refit_check
-    seen = full.score_on_test()
-    if full.metric.gain(check.test_score, seen) > check.allowed:
+    try:
+        seen = full.score_on_test()
+    except ValueError as exc:  # e.g. NaN predictions, which the metric refuses
+        log.warning("the refit on all rows cannot be scored: %s", exc)
+        seen = math.nan
+    if not math.isfinite(seen) or full.metric.gain(check.test_score, seen) > check.allowed:
         reason = (
             f"{final.reason}; the refit on all rows scored {check.metric} {seen:.4g} on the test rows it was "
             f"fitted on, worse than the checked model's {check.test_score:.4g} unseen: registered the checked model"

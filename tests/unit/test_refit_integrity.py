@@ -264,8 +264,25 @@ class BrokenAllRowsTabular(TabularEstimator):
         return full
 
 
-def test_an_all_rows_refit_worse_on_rows_it_has_seen_is_not_registered(workspace, monkeypatch):
-    monkeypatch.setattr(task_estimator, "TabularEstimator", BrokenAllRowsTabular)
+class NanProbabilities(DummyClassifier):
+    """A fitted classifier whose probabilities are NaN (a diverged fit)."""
+
+    def predict_proba(self, features):
+        return np.full((len(features), len(self.classes_)), np.nan)
+
+
+class NanAllRowsTabular(TabularEstimator):
+    """Its all-rows refit answers NaN probabilities: no score can be compared with it."""
+
+    def refit_on_all_rows(self) -> TabularEstimator:
+        full = super().refit_on_all_rows()
+        full.pipeline_ = Pipeline([("model", NanProbabilities())]).fit(full.features_, full.target_)
+        return full
+
+
+@pytest.mark.parametrize("broken", [BrokenAllRowsTabular, NanAllRowsTabular], ids=["constant", "nan"])
+def test_an_all_rows_refit_worse_on_rows_it_has_seen_is_not_registered(workspace, monkeypatch, broken):
+    monkeypatch.setattr(task_estimator, "TabularEstimator", broken)
     registered, _ = _search_and_register(workspace, "breast_cancer", "broken-all", LINEAR_SPACE)
     tags = _version_tags(workspace, "broken-all", registered.version)
     assert tags[REFIT_CHECK_TAG] == PASSED and tags[FIT_ROWS_TAG] == TRAIN_VALID_ROWS
