@@ -6,11 +6,11 @@ import time
 
 import automl_tasks.pipelines.registration as task_estimator
 from automl_tasks.core.settings import Workspace
-from automl_tasks.pipelines.intake import finish_parent_run, preprocess
+from automl_tasks.pipelines.intake import PreprocessResult, finish_parent_run, preprocess
 from automl_tasks.pipelines.registration import RegisteredModel
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import run_worker, start_search, watch_search
-from automl_tasks.search.plan import build_plan
+from automl_tasks.search.plan import SearchPlan, build_plan
 
 LINEAR_SPACE = """
 params:
@@ -39,7 +39,7 @@ params:
 """
 
 
-def search_and_register(
+def run_search(
     ws: Workspace,
     dataset: str,
     family: str,
@@ -49,9 +49,9 @@ def search_and_register(
     n_trials: int = 2,
     tag: str = "",
     deploy_target: str = "",
-) -> tuple[RegisteredModel, str]:
-    """Preprocess `dataset`, search `n_trials` trials with one worker (on `deploy_target`
-    when given), register a new version of `family`; returns it and the study's name."""
+) -> tuple[SearchPlan, PreprocessResult, str]:
+    """Preprocess `dataset` and search `n_trials` trials with one worker (on `deploy_target`
+    when given); returns the plan, the intake result and the run's name."""
     request = NoCodeRequest(
         dataset=dataset,
         n_trials=n_trials,
@@ -79,11 +79,24 @@ def search_and_register(
     start_search(ws.optuna_uri, plan, space_obj)
     run_worker(ws, plan.study_name, 0)
     watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
+    return plan, pre, run_name
+
+
+def register_search(ws: Workspace, plan: SearchPlan, pre: PreprocessResult, run_name: str) -> RegisteredModel:
+    """The task estimator on a finished search (see `run_search`), then the run closed."""
     registered = task_estimator.train_and_register(
         ws, plan.study_name, dag_run_id=run_name, dataset_version=pre.dataset_version
     )
     finish_parent_run(ws, pre.parent_run_id)
-    return registered, plan.study_name
+    return registered
+
+
+def search_and_register(
+    ws: Workspace, dataset: str, family: str, space: str = "", **options
+) -> tuple[RegisteredModel, str]:
+    """`run_search` then `register_search`: a new version of `family`; returns it and the study's name."""
+    plan, pre, run_name = run_search(ws, dataset, family, space, **options)
+    return register_search(ws, plan, pre, run_name), plan.study_name
 
 
 def add_version(

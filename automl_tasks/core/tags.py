@@ -66,6 +66,7 @@ REFIT_CHECK_TAG = "loopml.refit_check"  #: passed | fallback | failed
 REFIT_CHECK_REASON_TAG = "loopml.refit_check.reason"  #: why the refit check fell back or failed
 REFIT_CHECK_MODEL_TAG = "loopml.refit_check.model"  #: refit | trial_model
 FIT_ROWS_TAG = "loopml.fit_rows"  #: rows the registered model was fitted on: all | train+valid | train
+ENSEMBLE_TAG = "loopml.ensemble"  #: an ensemble version's members: "trial N: weight, ..." (absent: one model)
 
 DEPLOY_ENGINE_TAG = "loopml.deploy.engine"  #: the deployment engine a version was checked on
 DEPLOY_TARGET_TAG = "loopml.deploy.target"  #: the deployment target (workspace YAML name)

@@ -213,17 +213,32 @@ class TabularEstimator(Estimator):
             return pipeline, best
         return pipeline.fit(x_fit, y_fit), None
 
-    def _score_rows(self, pipeline: Pipeline, rows: np.ndarray) -> float:
+    def _score_rows(self, pipeline: Any, rows: np.ndarray) -> float:
         classes = getattr(pipeline, "classes_", None)
         features = self.features_.iloc[rows]
         prediction = pipeline.predict_proba(features) if self.metric.needs_proba else pipeline.predict(features)
         return self.metric(self.target_[rows], prediction, classes)
+
+    def fold_predictions(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Search mode: (scoring rows, prediction) of each search fold's model, the prediction
+        being class probabilities for a classifier (whatever the metric) and values for a
+        regressor: what ensemble selection averages (estimators/ensemble_selection)."""
+        out = []
+        for model, (_, rows) in zip(self.fold_models_, self.folds_, strict=True):
+            features = self.features_.iloc[rows]
+            prediction = model.predict_proba(features) if hasattr(model, "classes_") else model.predict(features)
+            out.append((rows, np.asarray(prediction)))
+        return out
 
     def train(self) -> None:
         """Search mode: fit and score every search fold (`fold_scores_`); `pipeline_` is the
         first fold's model. Trainer mode: fit on train+validation, growing the mean best
         iteration of the search folds when the trees are early-stopped."""
         self._load()
+        self._train_loaded()
+
+    def _train_loaded(self) -> None:
+        """`train` on the data `_load` (or an ensemble sharing it) has read."""
         self.folds_ = search_folds(self.splits_, self.target_, self.data.task_type, seed=self.data.split_seed)
         fitted = []
         if not self.is_trainer or self.early_stopping:
@@ -233,6 +248,7 @@ class TabularEstimator(Estimator):
                 self._score_rows(p, score) for (p, _), (_, score) in zip(fitted, self.folds_, strict=True)
             ]
             self.pipeline_ = fitted[0][0]
+            self.fold_models_ = [model for model, _ in fitted]
             self.fold_best_iterations_ = [best for _, best in fitted]
             self.best_iteration_ = fitted[0][1]
             return

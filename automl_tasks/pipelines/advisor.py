@@ -243,6 +243,7 @@ def registration_findings(client: Any, family: str, study_name: str) -> dict[str
     from automl_tasks.core.tags import (
         BASELINE_SCORE_TAG,
         DEFAULT_CONFIG_SCORE_TAG,
+        ENSEMBLE_TAG,
         REFIT_CHECK_MODEL_TAG,
         REFIT_CHECK_REASON_TAG,
         REFIT_CHECK_TAG,
@@ -268,6 +269,7 @@ def registration_findings(client: Any, family: str, study_name: str) -> dict[str
         "baseline_score": tags.get(BASELINE_SCORE_TAG, ""),
         "promotion": tags.get(PROMOTION_DECISION_TAG, "pending"),
         "promotion_reason": tags.get(PROMOTION_REASON_TAG, ""),
+        "ensemble": tags.get(ENSEMBLE_TAG, ""),
     }
 
 
@@ -284,6 +286,16 @@ def registration_suggestions(found: dict[str, Any] | None) -> list[dict[str, str
                 "text": f"refit integrity check: {found['refit_check']} ({found['refit_check_reason']}); "
                 "the final fit did not reproduce the validated quality: re-run with another seed or "
                 "narrow the space (e.g. a smaller learning rate)",
+            }
+        )
+    if found.get("ensemble"):
+        out.append(
+            {
+                "kind": "ensemble",
+                "param": f"v{found['version']}",
+                "text": f"v{found['version']} is a weighted ensemble of the best trials ({found['ensemble']}): it "
+                "scored better than the best trial alone on the search's rows; every member runs on each "
+                "request, so its latency is the members' together",
             }
         )
     if found["promotion"] == "rejected":

@@ -47,6 +47,7 @@ from automl_tasks.core.tags import (
     DATASET_URI_TAG,
     DATASET_VERSION_TAG,
     DEFAULT_CONFIG_SCORE_TAG,
+    ENSEMBLE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
     IS_DEFAULT_CONFIG_TAG,
@@ -65,12 +66,15 @@ from automl_tasks.core.tracking import clean_params, mlflow_client
 from automl_tasks.deploy.runtime import ONNX_RUNTIME, Deployment, export_or_fallback, on_target
 from automl_tasks.estimators import Estimator, TabularEstimator
 from automl_tasks.estimators import tabular as _tabular
+from automl_tasks.estimators.ensemble import EnsembleEstimator
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION
 from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
 from automl_tasks.families.promotion import evaluation_data_uri, family_lock, promote
 from automl_tasks.families.refit_check import FinalModel, fit_final_model
+from automl_tasks.pipelines.ensembling import EnsembleChoice, choose_ensemble
 from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.predictions import drop_predictions
 from automl_tasks.search.storage import load_study
 
 log = logging.getLogger(__name__)
@@ -120,6 +124,7 @@ class FitResult:
     test_score: float
     workdir: Path
     check: FinalModel | None = None  # the refit integrity check (tabular estimator only)
+    ensemble: EnsembleChoice | None = None  # set when the model is an ensemble of trials
 
     @property
     def scored(self) -> Estimator:
@@ -135,15 +140,20 @@ class FitResult:
         return f"refit integrity check failed: {self.check.reason}"
 
     def metrics(self, *, train_seconds: float) -> dict[str, float]:
+        ensemble = {}
+        if self.ensemble is not None:
+            ensemble = {"ensemble_search_score": self.ensemble.score, "ensemble_members": len(self.ensemble.trials)}
         return {
             f"test_{self.metric.name}": self.test_score,
             "best_search_score": float(self.trial.values[0]),
             "train_seconds": train_seconds,
+            **ensemble,
             **(self.check.metrics() if self.check else {}),
         }
 
     def tags(self) -> dict[str, str]:
-        return {BEST_TRIAL_TAG: str(self.trial.number), **(self.check.tags() if self.check else {})}
+        ensemble = {ENSEMBLE_TAG: self.ensemble.describe()} if self.ensemble is not None else {}
+        return {BEST_TRIAL_TAG: str(self.trial.number), **ensemble, **(self.check.tags() if self.check else {})}
 
 
 def best_trial(study: Any, plan: SearchPlan | None = None) -> Any:
@@ -155,8 +165,11 @@ def best_trial(study: Any, plan: SearchPlan | None = None) -> Any:
     return chosen_trial(study, plan)
 
 
-def fit_final(estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, workdir: Path) -> FitResult:
-    """Train `trial`'s configuration as the final trainer (train+validation, scored on test).
+def fit_final(
+    estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, workdir: Path, ensemble: EnsembleChoice | None = None
+) -> FitResult:
+    """Train `trial`'s configuration (or the `ensemble` of trials) as the final trainer
+    (train+validation, scored on test).
 
     The tabular estimator is refit under the refit integrity check, which may fall back to
     the trial's own model (see families/refit_check); any other estimator runs once, with
@@ -164,15 +177,16 @@ def fit_final(estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, work
     metric = Metric(plan.metric)
     if _is_tabular(estimator_cls):
         final = fit_final_model(
-            estimator_cls,
+            EnsembleEstimator if ensemble is not None else estimator_cls,
             data=plan.data,
-            config=trial.params,
-            validated=float(trial.values[0]),  # the score (a trade-off study has latency second)
+            config=ensemble.config if ensemble is not None else trial.params,
+            # the score (a trade-off study has latency second); an ensemble's on the same rows
+            validated=ensemble.score if ensemble is not None else float(trial.values[0]),
             metric=metric,
             workdir=workdir,
         )
-        fit = FitResult(final.estimator, trial, metric, final.test_score, workdir, final)
-        source = final.source
+        fit = FitResult(final.estimator, trial, metric, final.test_score, workdir, final, ensemble)
+        source = final.source if ensemble is None else f"ensemble of {len(ensemble.trials)} trials, {final.source}"
     else:
         estimator = estimator_cls(
             run_epochs=plan.run_epochs,
@@ -541,7 +555,8 @@ def train_and_register(
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     estimator_cls = estimator_cls or TabularEstimator
     started = time.perf_counter()
-    fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final")
+    ensemble = choose_ensemble(ws, study, plan, tabular=_is_tabular(estimator_cls))
+    fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final", ensemble)
     labels = label_spec(plan, fit)
     deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
     metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
@@ -563,6 +578,7 @@ def train_and_register(
         triggered_by=f"{pipeline} run {dag_run_id}",
         warning=fit.warning,
     )
+    drop_predictions(ws, study_name)
     return RegisteredModel(
         family=plan.family,
         version=registration.version,

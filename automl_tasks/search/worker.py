@@ -37,6 +37,7 @@ from automl_tasks.search.deployment import (
     record_on_trial,
 )
 from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.predictions import save_fold_predictions
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import load_study, open_storage, stop_reason
 from automl_tasks.search.strategies import make_strategy
@@ -155,6 +156,18 @@ def _on_target(ws: Workspace, plan: SearchPlan, task: Any, estimator: Any) -> Tr
     return deployment
 
 
+def _keep_predictions(ws: Workspace, plan: SearchPlan, number: int, estimator: Any) -> None:
+    """Save a completed trial's fold predictions for ensemble selection (search/predictions);
+    estimators that cannot give them (anything but the tabular one) save nothing."""
+    if getattr(estimator, "fold_models_", None) is None:
+        return
+    try:
+        folds = estimator.fold_predictions()
+        save_fold_predictions(ws, plan.study_name, number, folds, getattr(estimator.pipeline_, "classes_", None))
+    except Exception as exc:  # an ensemble candidate less, never a failed trial
+        log.warning("trial %d: could not save its predictions for ensemble selection: %s", number, exc)
+
+
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
     study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1, settings=ws.search)
@@ -188,6 +201,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
                 # a trade-off search cannot place a model without a latency on its front: that
                 # trial fails with the reason (objective_values raises)
                 values = objective_values(plan, score, deployment)
+                _keep_predictions(ws, plan, trial.number, estimator)
             except TrialPruned as exc:
                 ended = exc
                 log.info("%strial %d stopped early: %s", tag, trial.number, exc)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from automl_tasks.core.errors import ExportError
 from automl_tasks.estimators.features import FeatureSchema
+from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 DOUBLE_TREES = True
@@ -34,23 +35,42 @@ def numeric_dtype(pipeline: Any) -> type:
     run in float64 like scikit-learn's, and with float64 thresholds (`double_tree_thresholds`)
     no row crosses a split point (see automl_tasks/estimators/onnx/converters.py); every
     other model keeps float32 inputs and skl2onnx's faster float32 ops."""
+    if isinstance(pipeline, WeightedEnsemble):  # float64 columns when any member reads them
+        dtypes = {numeric_dtype(member) for member in pipeline.members}
+        return np.float64 if np.float64 in dtypes else np.float32
     model = pipeline.steps[-1][1]
     return np.float64 if _is_sklearn_forest(model) or _is_lightgbm(model) else np.float32
 
 
 def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
-    """Convert a fitted scikit-learn pipeline to `path` (one ONNX input per column)."""
-    from skl2onnx import convert_sklearn
+    """Convert a fitted scikit-learn pipeline, or a weighted ensemble of them, to `path`
+    (one ONNX input per column)."""
+    onx = pipeline_to_onnx(pipeline, schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onx.SerializeToString())
+    return path
+
+
+def _input_types(schema: FeatureSchema, dtype: type) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+
+    numeric_type = DoubleTensorType if dtype is np.float64 else FloatTensorType
+    inputs = [(c, numeric_type([None, 1])) for c in schema.model_numeric]
+    return inputs + [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
+
+
+def pipeline_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
+    """The ONNX ModelProto of a fitted pipeline or weighted ensemble."""
+    if isinstance(pipeline, WeightedEnsemble):
+        return _ensemble_to_onnx(pipeline, schema)
+    from skl2onnx import convert_sklearn
 
     from automl_tasks.estimators.onnx.converters import KEEP_FLOAT64, register_converters
 
     register_converters()
     model = pipeline.steps[-1][1]
     trees = numeric_dtype(pipeline) is np.float64  # a forest or LightGBM: float64 end to end
-    numeric_type = DoubleTensorType if trees else FloatTensorType
-    inputs = [(c, numeric_type([None, 1])) for c in schema.model_numeric]
-    inputs += [(c, StringTensorType([None, 1])) for c in schema.model_categorical]
+    inputs = _input_types(schema, numeric_dtype(pipeline))
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
     token = KEEP_FLOAT64.set(_is_lightgbm(model))  # LightGBM compares float64 features, forests float32
     try:
@@ -62,9 +82,22 @@ def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
     _declare_inferred_output_types(onx)
     if DOUBLE_TREES and trees:
         double_tree_thresholds(onx, model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(onx.SerializeToString())
-    return path
+    return onx
+
+
+def _ensemble_to_onnx(ensemble: WeightedEnsemble, schema: FeatureSchema) -> Any:
+    """Each member converted alone, then merged with the weights (onnx/merge.py)."""
+    from onnx import helper
+    from skl2onnx.common.data_types import guess_proto_type
+
+    from automl_tasks.estimators.onnx.merge import merge_weighted
+
+    members = [pipeline_to_onnx(member, schema) for member in ensemble.members]
+    inputs = [
+        helper.make_tensor_value_info(name, guess_proto_type(kind), [None, 1])
+        for name, kind in _input_types(schema, numeric_dtype(ensemble))
+    ]
+    return merge_weighted(members, ensemble.weights, inputs, getattr(ensemble, "classes_", None))
 
 
 def _declare_inferred_output_types(onx: Any) -> None:

@@ -1,0 +1,109 @@
+"""Whether the version to register is the best trial or an ensemble of the best trials.
+
+After the search, ensemble selection (estimators/ensemble_selection) runs over the saved
+fold predictions (search/predictions) of the `CANDIDATES` best completed trials. The
+ensemble replaces the best single trial when it has at least two members and scores
+better on the search's scoring rows by `MIN_GAIN_SHARE` of the score: every extra member
+costs serving latency, so a gain inside rounding is not worth one.
+
+No ensemble is built for a plan with a deployment target (a latency budget or trade-off
+was measured per trial, for one model) or for an estimator other than the tabular one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from automl_tasks.core.settings import Workspace
+from automl_tasks.estimators.ensemble import ensemble_config
+from automl_tasks.estimators.ensemble_selection import Selection, greedy_weights
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.search.plan import SearchPlan
+from automl_tasks.search.predictions import FoldPredictions, load_fold_predictions
+
+log = logging.getLogger(__name__)
+
+#: best completed trials (distinct configurations) that may become members
+CANDIDATES = 10
+#: least improvement over the best trial (share of |its score|) for which an ensemble is built
+MIN_GAIN_SHARE = 1e-3
+
+
+@dataclass(frozen=True)
+class EnsembleChoice:
+    """The members (trials, best first) and weights of the chosen ensemble, and its scores."""
+
+    trials: list[Any]  # optuna FrozenTrials
+    weights: list[float]
+    score: float  # the ensemble's score on the search's scoring rows
+    best_single: float
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The `EnsembleEstimator` configuration."""
+        return ensemble_config([t.params for t in self.trials], self.weights)
+
+    def describe(self) -> str:
+        return ", ".join(f"trial {t.number}: {w:.3g}" for t, w in zip(self.trials, self.weights, strict=True))
+
+
+def _candidates(ws: Workspace, study: Any, plan: SearchPlan, metric: Metric) -> list[tuple[Any, FoldPredictions]]:
+    """The best completed trials with saved predictions aligned with the best one's, best
+    first, one per configuration."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    trials = sorted(trials, key=lambda t: (-metric.gain(float(t.values[0]), 0.0), t.number))
+    out: list[tuple[Any, FoldPredictions]] = []
+    seen: list[dict] = []
+    for trial in trials:
+        if len(out) == CANDIDATES:
+            break
+        if trial.params in seen:
+            continue
+        saved = load_fold_predictions(ws, plan.study_name, trial.number)
+        if saved is None or (out and not saved.aligned_with(out[0][1])):
+            continue
+        seen.append(trial.params)
+        out.append((trial, saved))
+    return out
+
+
+def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: bool) -> EnsembleChoice | None:
+    """The ensemble to register instead of the best trial, or None (with the reason logged)."""
+    if not tabular:
+        return None
+    if plan.deploy_target:
+        log.info("no ensemble: trials were measured one model at a time on %s", plan.deploy_target)
+        return None
+    metric = Metric(plan.metric)
+    candidates = _candidates(ws, study, plan, metric)
+    if len(candidates) < 2:
+        log.info("no ensemble: %d trial(s) with saved predictions", len(candidates))
+        return None
+    import pandas as pd
+
+    target = pd.read_parquet(plan.data.path, columns=[plan.data.target])[plan.data.target].to_numpy()
+    first = candidates[0][1]
+    truths = [target[rows] for rows in first.rows]
+    selection: Selection = greedy_weights(metric, truths, [saved.predictions for _, saved in candidates], first.classes)
+    gain = metric.gain(selection.score, selection.best_single)
+    members = selection.members
+    verdict = (
+        f"ensemble of {len(members)} of the {len(candidates)} best trials scores {metric.name} "
+        f"{selection.score:.5g} on the search's scoring rows against the best trial's {selection.best_single:.5g}"
+    )
+    if len(members) < 2 or gain <= MIN_GAIN_SHARE * abs(selection.best_single):
+        log.info("no ensemble: %s (needs 2+ members and a gain over %.2g of the score)", verdict, MIN_GAIN_SHARE)
+        return None
+    members = sorted(members, key=lambda c: -selection.weights[c])
+    choice = EnsembleChoice(
+        [candidates[c][0] for c in members],
+        [selection.weights[c] for c in members],
+        selection.score,
+        selection.best_single,
+    )
+    log.info("registering an ensemble: %s; members %s", verdict, choice.describe())
+    return choice

@@ -1,0 +1,193 @@
+"""Ensemble selection over the search's trials, registered as one model (issue #11).
+
+The selection rule on known predictions, the ensemble's single ONNX graph (parity with the
+native ensemble for each task type), and a search in-process on a real MLflow store whose
+registered version is the ensemble, with the refit check, the all-rows refit and the
+predictions' clean-up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mlflow
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from automl_tasks.core.tags import ENSEMBLE_TAG, FIT_ROWS_TAG, REFIT_CHECK_TAG
+from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy.runtime import ONNX_RUNTIME, export_or_fallback
+from automl_tasks.estimators import DataSpec, Metric
+from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
+from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score
+from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
+from automl_tasks.pipelines.advisor import registration_findings, registration_suggestions
+from automl_tasks.pipelines.ensembling import choose_ensemble
+from automl_tasks.search.predictions import predictions_dir
+from automl_tasks.search.storage import load_study
+from tests.family_builder import register_search, run_search
+
+R2, ACCURACY = Metric("r2"), Metric("accuracy")
+
+
+def _noisy(truth: np.ndarray, scale: float, seed: int) -> np.ndarray:
+    return truth + np.random.default_rng(seed).normal(0, scale, truth.shape)
+
+
+def test_selection_averages_independent_errors_and_never_scores_below_the_best_single():
+    truths = [np.random.default_rng(f).normal(0, 1, 400) for f in range(3)]
+    good_a = [_noisy(t, 0.5, 10 + f) for f, t in enumerate(truths)]
+    good_b = [_noisy(t, 0.5, 20 + f) for f, t in enumerate(truths)]
+    poor = [_noisy(t, 2.0, 30 + f) for f, t in enumerate(truths)]
+    selection = greedy_weights(R2, truths, [poor, good_a, good_b])
+    assert set(selection.members) >= {1, 2}
+    assert sum(selection.weights.values()) == pytest.approx(1.0)
+    assert selection.weights.get(0, 0.0) < 0.2  # the poor candidate barely counts, if at all
+    singles = [mean_score(R2, truths, [c], [1.0], None) for c in (poor, good_a, good_b)]
+    assert selection.best_single == pytest.approx(max(singles))
+    # two independent errors of equal size: their mean halves the error variance
+    assert selection.score > selection.best_single + 0.05
+    chosen = [[poor, good_a, good_b][c] for c in selection.members]
+    weights = [selection.weights[c] for c in selection.members]
+    assert mean_score(R2, truths, chosen, weights, None) == pytest.approx(selection.score)
+
+    same = greedy_weights(R2, truths, [good_a, good_a])
+    assert same.members == [0] and same.score == pytest.approx(same.best_single)
+
+
+def test_selection_scores_labels_from_averaged_probabilities():
+    classes = np.array([3, 7])
+    truth = np.array([3, 3, 7, 7])
+    # each candidate gets one row wrong, confidently right elsewhere; their average gets all
+    a = np.array([[0.9, 0.1], [0.4, 0.6], [0.1, 0.9], [0.1, 0.9]])
+    b = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.6, 0.4]])
+    selection = greedy_weights(ACCURACY, [truth], [[a], [b]], classes)
+    assert selection.best_single == pytest.approx(0.75)
+    assert selection.score == pytest.approx(1.0) and selection.members == [0, 1]
+
+
+MLP = {
+    "model": "mlp",
+    "model.mlp.hidden_units": 16,
+    "model.mlp.n_layers": 1,
+    "model.mlp.learning_rate": 0.01,
+    "model.mlp.weight_decay": 0.0001,
+    "model.mlp.epochs": 20,
+}
+
+
+def _tables(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4))
+    colour = rng.choice(["red", "green", "blue"], 500)
+    score = x[:, 0] - x[:, 1] + (colour == "red") * 1.5 + rng.normal(0, 0.5, 500)
+    frame = pd.DataFrame(x.copy(), columns=["a", "b", "c", "d"]).assign(colour=colour)
+    frame.loc[rng.choice(500, 20, replace=False), "b"] = np.nan
+    tables = {
+        "binary": (frame.assign(y=(score > 0.5).astype(int)), "roc_auc"),
+        "multiclass": (frame.assign(y=np.digitize(score, [-0.5, 1.0])), "accuracy"),
+        "regression": (frame.assign(y=score * 1000.0 + 5e5), "r2"),
+    }
+    out = {}
+    for task, (table, metric) in tables.items():
+        path = tmp_path / f"{task}.parquet"
+        table.to_parquet(path)
+        out[task] = (DataSpec(str(path), "y", task), Metric(metric))
+    return out
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_an_ensemble_is_one_onnx_graph_of_its_members_with_parity(tmp_path, task):
+    data, metric = _tables(tmp_path)[task]
+    members = [
+        {"model": "lightgbm", "categorical_encoding": "native"},
+        {"model": "random_forest", "model.random_forest.n_estimators": 30, "categorical_encoding": "onehot"},
+        {"model": "linear", "model.linear.C": 1.0} if task != "regression" else MLP,
+    ]
+    weights = [0.5, 0.3, 0.2]
+    estimator = EnsembleEstimator(
+        run_epochs=None,
+        data=data,
+        is_trainer=True,
+        model_args=ensemble_config(members, weights),
+        metric=metric,
+        output_dir=tmp_path / "model",
+    )
+    estimator.run()
+    ensemble = estimator.pipeline_
+    assert isinstance(ensemble, WeightedEnsemble) and len(ensemble.members) == 3
+    features = estimator.features_.iloc[estimator.test_rows]
+    if task == "regression":
+        expected = sum(w * m.predict(features) for m, w in zip(ensemble.members, weights, strict=True))
+        assert not hasattr(ensemble, "predict_proba")
+        np.testing.assert_allclose(ensemble.predict(features), expected, rtol=1e-6)  # the MLP answers in float32
+    else:
+        expected = sum(w * m.predict_proba(features) for m, w in zip(ensemble.members, weights, strict=True))
+        np.testing.assert_allclose(ensemble.predict_proba(features), expected, rtol=1e-9)
+        np.testing.assert_array_equal(ensemble.predict(features), ensemble.classes_[expected.argmax(axis=1)])
+
+    deployment = export_or_fallback(ensemble, estimator.schema_, tmp_path / "export", features)
+    assert deployment.runtime == ONNX_RUNTIME, deployment.tags()
+    assert deployment.parity.ok
+    graph = onnx.load(str(deployment.onnx_path)).graph
+    prefixes = {node.name.split("_", 1)[0] for node in graph.node if node.name[:1] == "m"}
+    assert {"m0", "m1", "m2"} <= prefixes  # every member's graph is in the one model
+
+
+TWO_KINDS_SPACE = """
+params:
+  - name: model
+    type: string
+    range: [linear, extra_trees]
+    submodule:
+      linear:
+        - {name: C, type: float_log, range: [0.01, 10.0], default: 1.0}
+      extra_trees:
+        - {name: n_estimators, type: int_log, range: [20, 60], default: 30}
+        - {name: max_depth, type: int, range: [2, 4], default: 3}
+"""
+
+
+def _additive_table(path) -> str:
+    """A linear trend plus a step: a linear model misses the step, shallow trees the trend;
+    their average misses less than either."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, size=(900, 3))
+    y = 2.0 * x[:, 0] + 1.0 * x[:, 1] + 3.0 * (x[:, 2] > 0) + rng.normal(0, 0.3, 900)
+    pd.DataFrame(x, columns=["trend", "slope", "step"]).assign(value=y).to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_search_registers_the_ensemble_when_it_beats_the_best_trial(workspace, tmp_path):
+    dataset = _additive_table(tmp_path / "additive.csv")
+    plan, pre, run_name = run_search(
+        workspace, dataset, "blend", TWO_KINDS_SPACE, target="value", n_trials=8, tag="ens"
+    )
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    saved = sorted(p.name for p in predictions_dir(workspace, plan.study_name).iterdir())
+    assert len(saved) == 8, saved  # every completed trial kept its fold predictions
+
+    choice = choose_ensemble(workspace, study, plan, tabular=True)
+    assert choice is not None and len(choice.trials) >= 2
+    kinds = {t.params["model"] for t in choice.trials}
+    assert kinds == {"linear", "extra_trees"}, choice.describe()
+    assert choice.score > choice.best_single
+    # no ensemble where the trials were measured one model at a time, or for another estimator
+    assert choose_ensemble(workspace, study, replace(plan, deploy_target="cloud-cpu"), tabular=True) is None
+    assert choose_ensemble(workspace, study, plan, tabular=False) is None
+
+    registered = register_search(workspace, plan, pre, run_name)
+    version = mlflow_client(workspace).get_model_version("blend", registered.version)
+    assert version.tags[ENSEMBLE_TAG] == choice.describe()
+    assert version.tags[REFIT_CHECK_TAG] == "passed" and version.tags[FIT_ROWS_TAG] == "all"
+    assert registered.runtime == ONNX_RUNTIME
+    model = mlflow.sklearn.load_model(f"models:/blend/{registered.version}")
+    assert isinstance(model, WeightedEnsemble) and len(model.members) == len(choice.trials)
+    assert model.weights == pytest.approx(choice.weights)
+    run = mlflow_client(workspace).get_run(registered.run_id)
+    assert run.data.metrics["ensemble_search_score"] == pytest.approx(choice.score)
+    assert not predictions_dir(workspace, plan.study_name).exists()
+    found = registration_findings(mlflow_client(workspace), "blend", plan.study_name)
+    notes = [s["text"] for s in registration_suggestions(found) if s["kind"] == "ensemble"]
+    assert notes and choice.describe() in notes[0]
