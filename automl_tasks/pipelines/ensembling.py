@@ -6,8 +6,9 @@ ensemble replaces the best single trial when it has at least two members and sco
 better on the search's scoring rows by `MIN_GAIN_SHARE` of the score: every extra member
 costs serving latency, so a gain inside rounding is not worth one.
 
-No ensemble is built for a plan with a deployment target (a latency budget or trade-off
-was measured per trial, for one model) or for an estimator other than the tabular one.
+No ensemble is built when the request switched it off (`ensemble: false`), for a plan with a deployment target (a latency budget or trade-off
+was measured per trial, for one model) or for an estimator other than the built-in
+tabular one (the members are built as that estimator).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def _candidates(ws: Workspace, study: Any, plan: SearchPlan, metric: Metric) -> 
 def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: bool) -> EnsembleChoice | None:
     """The ensemble to register instead of the best trial, or None (with the reason logged)."""
     if not tabular:
+        return None
+    if not plan.ensemble:
+        log.info("no ensemble: switched off in the request")
         return None
     if plan.deploy_target:
         log.info("no ensemble: trials were measured one model at a time on %s", plan.deploy_target)

@@ -322,7 +322,17 @@ TRADE_OFF_LATENCY = Field(
     _DEPLOYMENT,
     further_check="a deployment target, and a strategy that handles two objectives",
 )
-DEPLOYMENT_FIELDS = (DEPLOY_TARGET, LATENCY_BUDGET_MS, TRADE_OFF_LATENCY)
+ENSEMBLE = Field(
+    "ensemble",
+    "boolean",
+    True,
+    "Ensemble the best trials",
+    "Register a weighted ensemble of the best trials (Caruana's ensemble selection) when it scores better "
+    "than the best trial alone; off: always one model (lower latency). No ensemble is built when a "
+    "deployment target is set: latency was measured per model.",
+    _DEPLOYMENT,
+)
+DEPLOYMENT_FIELDS = (DEPLOY_TARGET, LATENCY_BUDGET_MS, TRADE_OFF_LATENCY, ENSEMBLE)
 
 # the promotion gate's knobs (defaults = automl_tasks.families.promotion.GateConfig's)
 MARGIN = Field("margin", "number", 0.0, "Promotion margin", section="Registry", minimum=0)

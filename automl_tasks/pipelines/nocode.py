@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 
 
 def deployment_goal(request: Any) -> dict[str, Any]:
-    """`build_plan`'s deployment-goal arguments from a NoCode or HPO request."""
+    """`build_plan`'s deployment-goal arguments (and the ensemble switch) from a NoCode or HPO request."""
     return {
         "deploy_target": request.deploy_target,
         "latency_budget_ms": float(request.latency_budget_ms),
         "trade_off_latency": request.trade_off_latency,
+        "ensemble": request.ensemble,
     }
 
 

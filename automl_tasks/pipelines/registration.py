@@ -555,7 +555,8 @@ def train_and_register(
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     estimator_cls = estimator_cls or TabularEstimator
     started = time.perf_counter()
-    ensemble = choose_ensemble(ws, study, plan, tabular=_is_tabular(estimator_cls))
+    # members are built as the built-in estimator, so a subclass (an HPO algorithm) gets none
+    ensemble = choose_ensemble(ws, study, plan, tabular=estimator_cls is _tabular.TabularEstimator)
     fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final", ensemble)
     labels = label_spec(plan, fit)
     deployment = place_on_target(ws, plan, fit, export_model(fit, labels))

@@ -106,6 +106,7 @@ class NoCodeRequest:
     deploy_target: str = _default(NOCODE_FORM, "deploy_target")  # "" = none; else measured on it (issue #12)
     latency_budget_ms: float = _default(NOCODE_FORM, "latency_budget_ms")  # 0 = none
     trade_off_latency: bool = _default(NOCODE_FORM, "trade_off_latency")  # score and latency: two objectives
+    ensemble: bool = _default(NOCODE_FORM, "ensemble")  # may register an ensemble of the best trials
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -164,6 +165,7 @@ class HpoRequest:
     deploy_target: str = _default(HPO_FORM, "deploy_target")  # the search branch only; "" = none
     latency_budget_ms: float = _default(HPO_FORM, "latency_budget_ms")
     trade_off_latency: bool = _default(HPO_FORM, "trade_off_latency")
+    ensemble: bool = _default(HPO_FORM, "ensemble")  # the built-in tabular algorithm only
 
     def __post_init__(self) -> None:
         HPO_FORM.check(self)

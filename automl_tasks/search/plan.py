@@ -60,6 +60,8 @@ class SearchPlan:
     deploy_target: str = ""
     latency_budget_ms: float = 0.0
     trade_off_latency: bool = False
+    # whether the task estimator may register an ensemble of the best trials (issue #11)
+    ensemble: bool = True
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -97,6 +99,7 @@ def build_plan(
     deploy_target: str = "",
     latency_budget_ms: float = 0.0,
     trade_off_latency: bool = False,
+    ensemble: bool = True,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -131,4 +134,5 @@ def build_plan(
         deploy_target=deploy_target,
         latency_budget_ms=latency_budget_ms,
         trade_off_latency=trade_off_latency,
+        ensemble=ensemble,
     )

@@ -173,7 +173,9 @@ def test_a_search_registers_the_ensemble_when_it_beats_the_best_trial(workspace,
     kinds = {t.params["model"] for t in choice.trials}
     assert kinds == {"linear", "extra_trees"}, choice.describe()
     assert choice.score > choice.best_single
-    # no ensemble where the trials were measured one model at a time, or for another estimator
+    # none when the request says so, where the trials were measured one model at a time, or
+    # for another estimator
+    assert choose_ensemble(workspace, study, replace(plan, ensemble=False), tabular=True) is None
     assert choose_ensemble(workspace, study, replace(plan, deploy_target="cloud-cpu"), tabular=True) is None
     assert choose_ensemble(workspace, study, plan, tabular=False) is None
 
