@@ -3,7 +3,8 @@
 Its configuration names the members' configurations and their weights (chosen by
 `ensemble_selection.greedy_weights` over the trials' fold predictions). Every member is
 trained exactly as a single configuration would be (same rows, seed, early-stopped tree
-count), on data read once; the fitted model is a `WeightedEnsemble`. So the refit check,
+count, taken from the trial rather than fitted again), on data read once; the fitted
+model is a `WeightedEnsemble`. So the refit check,
 the all-rows refit, the export with its parity check and native fallback, the family
 evaluation and the promotion gate treat it like any tabular version.
 """
@@ -18,12 +19,23 @@ from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS, TabularE
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 
 #: keys of an ensemble's configuration
-MEMBERS, WEIGHTS = "members", "weights"
+MEMBERS, WEIGHTS, FOLD_BEST_ITERATIONS = "members", "weights", "fold_best_iterations"
 
 
-def ensemble_config(configs: Sequence[Mapping[str, Any]], weights: Sequence[float]) -> dict[str, Any]:
-    """The `model_args` of an `EnsembleEstimator`."""
-    return {MEMBERS: [dict(c) for c in configs], WEIGHTS: [float(w) for w in weights]}
+def ensemble_config(
+    configs: Sequence[Mapping[str, Any]],
+    weights: Sequence[float],
+    fold_best_iterations: Sequence[Sequence[int] | None] | None = None,
+) -> dict[str, Any]:
+    """The `model_args` of an `EnsembleEstimator`. `fold_best_iterations`: per member, the
+    early-stopped tree counts its trial found on the search folds (None: not early-stopped,
+    or unknown), so the final fit does not fit those folds again."""
+    known = list(fold_best_iterations) if fold_best_iterations is not None else [None] * len(configs)
+    return {
+        MEMBERS: [dict(c) for c in configs],
+        WEIGHTS: [float(w) for w in weights],
+        FOLD_BEST_ITERATIONS: [list(b) if b else None for b in known],
+    }
 
 
 class EnsembleEstimator(TabularEstimator):
@@ -53,8 +65,10 @@ class EnsembleEstimator(TabularEstimator):
         """Train every member on the shared data; search mode also scores the ensemble of
         each fold's member models, the number ensemble selection reported."""
         self.folds_ = search_folds(self.splits_, self.target_, self.data.task_type, seed=self.data.split_seed)
+        known = self.model_args.get(FOLD_BEST_ITERATIONS) or [None] * len(self.model_args[MEMBERS])
         self.members_ = [self._member(config) for config in self.model_args[MEMBERS]]
-        for member in self.members_:
+        for member, bests in zip(self.members_, known, strict=True):
+            member.known_fold_best_iterations = bests
             member._train_loaded()
         self.pipeline_ = WeightedEnsemble([m.pipeline_ for m in self.members_], self.weights)
         self.best_iteration_ = None

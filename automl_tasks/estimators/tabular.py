@@ -180,6 +180,9 @@ class TabularEstimator(Estimator):
     best_iteration_: int | None = None
     #: which rows the model was fitted on (TRAIN_ROWS, TRAIN_VALID_ROWS or ALL_ROWS)
     fit_rows_: str = TRAIN_ROWS
+    #: trainer mode: the search folds' best iterations when the trial already found them
+    #: (an ensemble member); the refit then grows their mean without fitting the folds again
+    known_fold_best_iterations: list[int] | None = None
 
     def _load(self) -> None:
         frame = pd.read_parquet(self.data.path)
@@ -241,7 +244,8 @@ class TabularEstimator(Estimator):
         """`train` on the data `_load` (or an ensemble sharing it) has read."""
         self.folds_ = search_folds(self.splits_, self.target_, self.data.task_type, seed=self.data.split_seed)
         fitted = []
-        if not self.is_trainer or self.early_stopping:
+        known = self.known_fold_best_iterations if self.is_trainer else None
+        if not self.is_trainer or (self.early_stopping and not known):
             fitted = [self._fit_fold(fit, score) for fit, score in self.folds_]
         if not self.is_trainer:
             self.fold_scores_ = [
@@ -254,7 +258,8 @@ class TabularEstimator(Estimator):
             return
         self.best_iteration_ = None
         if self.early_stopping:
-            self.best_iteration_ = max(1, round(float(np.mean([best for _, best in fitted]))))
+            bests = known or [best for _, best in fitted]
+            self.best_iteration_ = max(1, round(float(np.mean(bests))))
         fit_rows, _ = self._rows()
         self._fit_recipe(fit_rows, TRAIN_VALID_ROWS)
 

@@ -40,11 +40,12 @@ class EnsembleChoice:
     weights: list[float]
     score: float  # the ensemble's score on the search's scoring rows
     best_single: float
+    fold_best_iterations: list[list[int] | None]  # per member, as its trial found them
 
     @property
     def config(self) -> dict[str, Any]:
         """The `EnsembleEstimator` configuration."""
-        return ensemble_config([t.params for t in self.trials], self.weights)
+        return ensemble_config([t.params for t in self.trials], self.weights, self.fold_best_iterations)
 
     def describe(self) -> str:
         return ", ".join(f"trial {t.number}: {w:.3g}" for t, w in zip(self.trials, self.weights, strict=True))
@@ -108,6 +109,7 @@ def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: boo
         [selection.weights[c] for c in members],
         selection.score,
         selection.best_single,
+        [candidates[c][1].best_iterations for c in members],
     )
     log.info("registering an ensemble: %s; members %s", verdict, choice.describe())
     return choice

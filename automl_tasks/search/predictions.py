@@ -30,6 +30,7 @@ class FoldPredictions:
     rows: list[np.ndarray]
     predictions: list[np.ndarray]
     classes: np.ndarray | None
+    best_iterations: list[int] | None = None  # each fold's early-stopped tree count, if any
 
     def aligned_with(self, other: FoldPredictions) -> bool:
         """Whether both trials scored the same rows, with the same prediction layout."""
@@ -47,10 +48,18 @@ def predictions_dir(ws: Workspace, study_name: str) -> Path:
 
 
 def save_fold_predictions(
-    ws: Workspace, study_name: str, number: int, folds: list[tuple[np.ndarray, np.ndarray]], classes: object = None
+    ws: Workspace,
+    study_name: str,
+    number: int,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    classes: object = None,
+    best_iterations: list[int | None] | None = None,
 ) -> None:
-    """Write trial `number`'s fold predictions (see `TabularEstimator.fold_predictions`)."""
+    """Write trial `number`'s fold predictions (see `TabularEstimator.fold_predictions`) and,
+    for early-stopped trees, each fold's best iteration (an ensemble member's refit reuses them)."""
     arrays: dict[str, np.ndarray] = {}
+    if best_iterations and all(b is not None for b in best_iterations):
+        arrays["best_iterations"] = np.asarray(best_iterations, dtype=np.int64)
     for f, (rows, prediction) in enumerate(folds):
         arrays[f"rows_{f}"] = np.asarray(rows, dtype=np.int64)
         arrays[f"pred_{f}"] = np.asarray(prediction, dtype=np.float32)
@@ -76,10 +85,11 @@ def load_fold_predictions(ws: Workspace, study_name: str, number: int) -> FoldPr
             rows = [data[f"rows_{f}"] for f in range(n_folds)]
             predictions = [data[f"pred_{f}"].astype(np.float64) for f in range(n_folds)]
             classes = data["classes"] if "classes" in data.files else None
+            bests = [int(b) for b in data["best_iterations"]] if "best_iterations" in data.files else None
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring trial %d's predictions (%s): %s", number, path, exc)
         return None
-    return FoldPredictions(number, rows, predictions, classes)
+    return FoldPredictions(number, rows, predictions, classes, bests)
 
 
 def drop_predictions(ws: Workspace, study_name: str) -> None:

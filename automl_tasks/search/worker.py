@@ -158,12 +158,15 @@ def _on_target(ws: Workspace, plan: SearchPlan, task: Any, estimator: Any) -> Tr
 
 def _keep_predictions(ws: Workspace, plan: SearchPlan, number: int, estimator: Any) -> None:
     """Save a completed trial's fold predictions for ensemble selection (search/predictions);
-    estimators that cannot give them (anything but the tabular one) save nothing."""
-    if getattr(estimator, "fold_models_", None) is None:
+    estimators that cannot give them (anything but the tabular one), and plans that build
+    no ensemble (see pipelines/ensembling), save nothing."""
+    if getattr(estimator, "fold_models_", None) is None or not plan.ensemble or plan.deploy_target:
         return
     try:
         folds = estimator.fold_predictions()
-        save_fold_predictions(ws, plan.study_name, number, folds, getattr(estimator.pipeline_, "classes_", None))
+        classes = getattr(estimator.pipeline_, "classes_", None)
+        bests = getattr(estimator, "fold_best_iterations_", None)
+        save_fold_predictions(ws, plan.study_name, number, folds, classes, bests)
     except Exception as exc:  # an ensemble candidate less, never a failed trial
         log.warning("trial %d: could not save its predictions for ensemble selection: %s", number, exc)
 

@@ -18,7 +18,7 @@ import pytest
 from automl_tasks.core.tags import ENSEMBLE_TAG, FIT_ROWS_TAG, REFIT_CHECK_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.runtime import ONNX_RUNTIME, export_or_fallback
-from automl_tasks.estimators import DataSpec, Metric
+from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
 from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
 from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
@@ -193,3 +193,23 @@ def test_a_search_registers_the_ensemble_when_it_beats_the_best_trial(workspace,
     found = registration_findings(mlflow_client(workspace), "blend", plan.study_name)
     notes = [s["text"] for s in registration_suggestions(found) if s["kind"] == "ensemble"]
     assert notes and choice.describe() in notes[0]
+
+
+def test_a_member_refit_reuses_its_trials_tree_counts_and_grows_the_same_model(tmp_path):
+    data, metric = _tables(tmp_path)["binary"]
+    config = {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3}
+    trial = TabularEstimator(run_epochs=None, data=data, is_trainer=False, model_args=config, metric=metric)
+    trial.train()
+    assert len(trial.fold_best_iterations_) == 5  # 500 rows: 5-fold CV, each fold early-stopped
+
+    def refit(known):
+        estimator = TabularEstimator(run_epochs=None, data=data, is_trainer=True, model_args=config, metric=metric)
+        estimator.known_fold_best_iterations = known
+        estimator.train()
+        return estimator
+
+    fresh, reused = refit(None), refit(trial.fold_best_iterations_)
+    assert reused.best_iteration_ == fresh.best_iteration_
+    features = fresh.features_.iloc[fresh.test_rows]
+    np.testing.assert_array_equal(reused.pipeline_.predict_proba(features), fresh.pipeline_.predict_proba(features))
+    assert refit([3, 3, 3, 3, 3]).best_iteration_ == 3  # the known counts are what it grows
