@@ -191,6 +191,7 @@ class Loopml:
         self.client.unpause("nocode_pipeline")
 
     def run(self, table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+        from automl_tasks.core.tags import ENSEMBLE_TAG
         from automl_tasks.core.tracking import mlflow_client
         from automl_tasks.estimators.features import feature_frame
         from automl_tasks.families.loading import load_predictor
@@ -218,7 +219,9 @@ class Loopml:
         if state != "success":
             return {"score": None, "wall_s": wall, "best": f"run {state}"}
         versions = mlflow_client(self.ws).search_model_versions(f"name='{family}'")
-        version = str(max(int(v.version) for v in versions))
+        latest = max(versions, key=lambda v: int(v.version))
+        version = str(latest.version)
+        members = latest.tags.get(ENSEMBLE_TAG, "").count("trial ")
         predictor = load_predictor(self.ws, family, version)
         _, proba = predictor.predict_fn(feature_frame(x_test, predictor.schema))
         if table.task == "regression":
@@ -230,7 +233,7 @@ class Loopml:
         return {
             "score": score(table.task, y_test.to_numpy(), prediction),
             "wall_s": wall,
-            "best": f"{trials} trials, {predictor.runtime}",
+            "best": f"{trials} trials, {f'ensemble of {members}' if members else 'one model'}, {predictor.runtime}",
         }
 
     def close(self) -> None:

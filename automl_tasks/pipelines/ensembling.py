@@ -41,6 +41,7 @@ class EnsembleChoice:
     score: float  # the ensemble's score on the search's scoring rows
     best_single: float
     fold_best_iterations: list[list[int] | None]  # per member, as its trial found them
+    candidates: int  # how many trials selection could draw from
 
     @property
     def config(self) -> dict[str, Any]:
@@ -73,16 +74,9 @@ def _candidates(ws: Workspace, study: Any, plan: SearchPlan, metric: Metric) -> 
     return out
 
 
-def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: bool) -> EnsembleChoice | None:
-    """The ensemble to register instead of the best trial, or None (with the reason logged)."""
-    if not tabular:
-        return None
-    if not plan.ensemble:
-        log.info("no ensemble: switched off in the request")
-        return None
-    if plan.deploy_target:
-        log.info("no ensemble: trials were measured one model at a time on %s", plan.deploy_target)
-        return None
+def select_ensemble(ws: Workspace, study: Any, plan: SearchPlan) -> EnsembleChoice | None:
+    """Ensemble selection over the best trials' saved predictions, before any rule on whether
+    to use it; None with fewer than two candidates."""
     metric = Metric(plan.metric)
     candidates = _candidates(ws, study, plan, metric)
     if len(candidates) < 2:
@@ -94,22 +88,43 @@ def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: boo
     first = candidates[0][1]
     truths = [target[rows] for rows in first.rows]
     selection: Selection = greedy_weights(metric, truths, [saved.predictions for _, saved in candidates], first.classes)
-    gain = metric.gain(selection.score, selection.best_single)
-    members = selection.members
-    verdict = (
-        f"ensemble of {len(members)} of the {len(candidates)} best trials scores {metric.name} "
-        f"{selection.score:.5g} on the search's scoring rows against the best trial's {selection.best_single:.5g}"
-    )
-    if len(members) < 2 or gain <= MIN_GAIN_SHARE * abs(selection.best_single):
-        log.info("no ensemble: %s (needs 2+ members and a gain over %.2g of the score)", verdict, MIN_GAIN_SHARE)
-        return None
-    members = sorted(members, key=lambda c: -selection.weights[c])
-    choice = EnsembleChoice(
+    members = sorted(selection.members, key=lambda c: -selection.weights[c])
+    return EnsembleChoice(
         [candidates[c][0] for c in members],
         [selection.weights[c] for c in members],
         selection.score,
         selection.best_single,
         [candidates[c][1].best_iterations for c in members],
+        len(candidates),
     )
+
+
+def worth_it(choice: EnsembleChoice, metric: Metric) -> bool:
+    """The rule: two or more members, and a gain over `MIN_GAIN_SHARE` of the score."""
+    gain = metric.gain(choice.score, choice.best_single)
+    return len(choice.trials) >= 2 and gain > MIN_GAIN_SHARE * abs(choice.best_single)
+
+
+def choose_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, tabular: bool) -> EnsembleChoice | None:
+    """The ensemble to register instead of the best trial, or None (with the reason logged)."""
+    if not tabular:
+        return None
+    if not plan.ensemble:
+        log.info("no ensemble: switched off in the request")
+        return None
+    if plan.deploy_target:
+        log.info("no ensemble: trials were measured one model at a time on %s", plan.deploy_target)
+        return None
+    choice = select_ensemble(ws, study, plan)
+    if choice is None:
+        return None
+    metric = Metric(plan.metric)
+    verdict = (
+        f"ensemble of {len(choice.trials)} of the {choice.candidates} best trials scores {metric.name} "
+        f"{choice.score:.5g} on the search's scoring rows against the best trial's {choice.best_single:.5g}"
+    )
+    if not worth_it(choice, metric):
+        log.info("no ensemble: %s (needs 2+ members and a gain over %.2g of the score)", verdict, MIN_GAIN_SHARE)
+        return None
     log.info("registering an ensemble: %s; members %s", verdict, choice.describe())
     return choice
