@@ -299,6 +299,11 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The result rows of a benchmark's JSON-lines file."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(t.key for t in TABLES))
@@ -309,8 +314,7 @@ def main() -> None:
     parser.add_argument("--report", default="", help="only print the table of this results file")
     args = parser.parse_args()
     if args.report:
-        rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
-        print(report(rows))
+        print(report(read_rows(Path(args.report))))
         return
     wanted = args.tables.split(",")
     tables = [t for t in TABLES if t.key in wanted]

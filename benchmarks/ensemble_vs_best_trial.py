@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.automl_vs_flaml import TABLES, load_table, score
+from benchmarks.automl_vs_flaml import TABLES, load_table, read_rows, score
 
 
 def _split(x, y, task: str, seed: int):
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--report", default="", help="only print the table of this results file")
     args = parser.parse_args()
     if args.report:
-        print(report([json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]))
+        print(report(read_rows(Path(args.report))))
         return
     logging.basicConfig(level=logging.WARNING)
     wanted = args.tables.split(",")
