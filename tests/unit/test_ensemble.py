@@ -15,9 +15,10 @@ import onnx
 import pandas as pd
 import pytest
 
-from automl_tasks.core.tags import ENSEMBLE_TAG, FIT_ROWS_TAG, REFIT_CHECK_TAG
+from automl_tasks.core.errors import ExportError
+from automl_tasks.core.tags import ENSEMBLE_TAG, EXPORT_FALLBACK_TAG, FIT_ROWS_TAG, REFIT_CHECK_TAG
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.deploy.runtime import ONNX_RUNTIME, export_or_fallback
+from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel, export_or_fallback
 from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
 from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
 from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score
@@ -213,3 +214,30 @@ def test_a_member_refit_reuses_its_trials_tree_counts_and_grows_the_same_model(t
     features = fresh.features_.iloc[fresh.test_rows]
     np.testing.assert_array_equal(reused.pipeline_.predict_proba(features), fresh.pipeline_.predict_proba(features))
     assert refit([3, 3, 3, 3, 3]).best_iteration_ == 3  # the known counts are what it grows
+
+
+def test_an_ensemble_whose_graph_cannot_be_built_is_served_natively_with_the_reason(tmp_path, monkeypatch):
+    import automl_tasks.estimators.onnx.merge as merge
+
+    def refuse(*args, **kwargs):
+        raise ExportError("planted: the merged graph is not valid ONNX")
+
+    monkeypatch.setattr(merge, "merge_weighted", refuse)
+    data, metric = _tables(tmp_path)["binary"]
+    members = [{"model": "lightgbm"}, {"model": "linear", "model.linear.C": 1.0}]
+    estimator = EnsembleEstimator(
+        run_epochs=None,
+        data=data,
+        is_trainer=True,
+        model_args=ensemble_config(members, [0.6, 0.4]),
+        metric=metric,
+        output_dir=tmp_path / "model",
+    )
+    estimator.run()
+    features = estimator.features_.iloc[estimator.test_rows]
+    deployment = export_or_fallback(estimator.pipeline_, estimator.schema_, tmp_path / "export", features)
+    assert deployment.runtime == NATIVE_RUNTIME
+    assert "planted" in deployment.tags()[EXPORT_FALLBACK_TAG]
+    native = NativeModel(estimator.pipeline_)
+    labels, proba = native.run(features)
+    np.testing.assert_allclose(proba, estimator.pipeline_.predict_proba(features))
