@@ -41,7 +41,9 @@ DRIFT_STATUS_TAG = "loopml.drift.status"  #: a drift check's verdict
 DRIFT_SETTING_PREFIX = "loopml.drift."  #: prefix of the per-family drift settings on a registered model
 RUN_ID_TAG = "loopml.run_id"  #: the MLflow run that built the version
 FAMILY_TAG = "loopml.family"  #: the model family
-ORIGIN_TAG = "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, ...)
+ORIGIN_TAG = (
+    "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, portfolio, ...)
+)
 PARENT_VERSION_TAG = "loopml.parent_version"  #: the version a retrain started from
 CODE_VERSION_TAG = "loopml.code_version"  #: the loopml commit that built a version
 RUNTIME_TAG = "loopml.runtime"  #: the runtime that serves the version: onnxruntime or native
@@ -79,10 +81,12 @@ TARGET_LATENCY_ATTR = "loopml.target_latency_ms"  #: a trial's p50 batch-1 laten
 DEPLOY_VERDICT_ATTR = "loopml.deploy.verdict"  #: a trial's engine verdict on the target (ok / parity failed / ...)
 INFEASIBLE_ATTR = "loopml.infeasible"  #: why a trial cannot be chosen (over the latency budget, export failed)
 DEPLOY_FEASIBLE_TAG = "loopml.deploy.feasible"  #: a trial child run: true/false against the target and budget
+PORTFOLIO_SOURCE_ATTR = "loopml.portfolio.source"  #: the study a portfolio trial's configuration came from
 
 # Optuna study user attributes
 PLAN_ATTR = "loopml.plan"  #: the search plan (study user attribute)
 STOP_ATTR = "loopml.stop"  #: asks workers to stop (study user attribute)
+TRAITS_ATTR = "loopml.table_traits"  #: the searched table's traits, for the portfolio of similar tables
 DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-queued
 SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first worker began (study user attribute)
 

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError
-from automl_tasks.core.tags import FAMILY_TAG, ORIGIN_TAG, SPACE_HASH_TAG
+from automl_tasks.core.tags import FAMILY_TAG, ORIGIN_TAG, PORTFOLIO_SOURCE_ATTR, SPACE_HASH_TAG, TRAITS_ATTR
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.storage import create_study, open_storage
 from automl_tasks.search_space import SearchSpace
@@ -195,10 +195,15 @@ def start_search(
         study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "warm_start"}, skip_if_exists=True)
     if warm_start_study is not None:
         study.enqueue_trial(default, user_attrs={ORIGIN_TAG: "default"}, skip_if_exists=True)
+    # a retrain starts from its parent's search, not from other tables'
+    portfolio = _portfolio(optuna_uri, study, plan, space, [default, *warm]) if warm_start_study is None else []
+    for config, source in portfolio:
+        study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "portfolio", PORTFOLIO_SOURCE_ATTR: source})
     make_strategy(plan.strategy, seed=plan.seed, space=space).prepare(study)  # a grid enqueues its points
     log.info(
         "formatter: study %s, strategy %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
-        "enqueued the default configuration and %d warm-start configurations from %s",
+        "enqueued the default configuration, %d warm-start configurations from %s and %d from the "
+        "portfolio of similar tables%s",
         plan.study_name,
         plan.strategy,
         plan.n_trials,
@@ -208,5 +213,28 @@ def start_search(
         plan.direction,
         len(warm),
         f"study {warm_start_study}" if warm_start_study else f"earlier {plan.family} studies",
+        len(portfolio),
+        f" ({', '.join(source for _, source in portfolio)})" if portfolio else "",
     )
-    return {"study_name": plan.study_name, "enqueued": 1 + len(warm), "warm_start": len(warm)}
+    return {
+        "study_name": plan.study_name,
+        "enqueued": 1 + len(warm) + len(portfolio),
+        "warm_start": len(warm),
+        "portfolio": len(portfolio),
+    }
+
+
+def _portfolio(
+    optuna_uri: str, study: Any, plan: SearchPlan, space: SearchSpace, exclude: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], str]]:
+    """Record this table's traits on the study and find the portfolio configurations for it
+    (search/portfolio); none, with the reason logged, when the table cannot be read as one."""
+    from automl_tasks.search.portfolio import portfolio_configs, table_traits
+
+    try:
+        traits = table_traits(plan.data)
+    except Exception as exc:  # an algorithm's own data format: no traits, no portfolio
+        log.info("formatter: no portfolio warm start (the data is not a table: %s)", exc)
+        return []
+    study.set_user_attr(TRAITS_ATTR, traits.to_dict())
+    return portfolio_configs(open_storage(optuna_uri), plan.family, traits, space, exclude=exclude)

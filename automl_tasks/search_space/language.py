@@ -159,6 +159,30 @@ class SearchSpace:
 
         return visit(self.params, "")
 
+    def admits(self, config: Mapping[str, Any]) -> bool:
+        """Whether `config` is one configuration of this space: every active parameter set,
+        each value in its range, no other key, no forbidden combination (a configuration
+        from another space may be enqueued only then)."""
+
+        def given(p: Param, name: str) -> Any:
+            value = config[name]  # KeyError: an active parameter is missing
+            if p.is_numeric:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise TypeError(name)
+                if not p.range[0] <= value <= p.range[-1] or (p.type.startswith("int") and value != int(value)):
+                    raise ValueError(name)
+            elif value not in p.range:
+                raise ValueError(name)
+            return value
+
+        walked: dict[str, Any] = {}
+        try:
+            self._walk(self.params, "", walked, given)
+            self._check_forbidden(walked)
+        except (KeyError, ValueError, TypeError, ForbiddenConfiguration):
+            return False
+        return walked == dict(config)
+
     def _walk(self, params: tuple[Param, ...], prefix: str, config: dict[str, Any], choose: Any) -> None:
         for p in params:
             name = prefix + p.name
