@@ -237,4 +237,8 @@ def _portfolio(
         log.info("formatter: no portfolio warm start (the data is not a table: %s)", exc)
         return []
     study.set_user_attr(TRAITS_ATTR, traits.to_dict())
-    return portfolio_configs(open_storage(optuna_uri), plan.family, traits, space, exclude=exclude)
+    try:
+        return portfolio_configs(open_storage(optuna_uri), plan.family, traits, space, exclude=exclude)
+    except Exception as exc:  # a head start is not worth failing the search's start for
+        log.warning("formatter: no portfolio warm start: %s: %s", type(exc).__name__, exc)
+        return []
