@@ -195,8 +195,8 @@ def start_search(
         study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "warm_start"}, skip_if_exists=True)
     if warm_start_study is not None:
         study.enqueue_trial(default, user_attrs={ORIGIN_TAG: "default"}, skip_if_exists=True)
-    # a retrain starts from its parent's search, not from other tables'
-    portfolio = _portfolio(optuna_uri, study, plan, space, [default, *warm]) if warm_start_study is None else []
+    # a retrain starts from its parent's search, not from other tables' (its traits still count)
+    portfolio = _portfolio(optuna_uri, study, plan, space, [default, *warm], lookup=warm_start_study is None)
     for config, source in portfolio:
         study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "portfolio", PORTFOLIO_SOURCE_ATTR: source})
     make_strategy(plan.strategy, seed=plan.seed, space=space).prepare(study)  # a grid enqueues its points
@@ -225,10 +225,11 @@ def start_search(
 
 
 def _portfolio(
-    optuna_uri: str, study: Any, plan: SearchPlan, space: SearchSpace, exclude: list[dict[str, Any]]
+    optuna_uri: str, study: Any, plan: SearchPlan, space: SearchSpace, exclude: list[dict[str, Any]], *, lookup: bool
 ) -> list[tuple[dict[str, Any], str]]:
-    """Record this table's traits on the study and find the portfolio configurations for it
-    (search/portfolio); none, with the reason logged, when the table cannot be read as one."""
+    """Record this table's traits on the study and (with `lookup`) find the portfolio
+    configurations for it (search/portfolio); none, with the reason logged, when the table
+    cannot be read as one."""
     from automl_tasks.search.portfolio import portfolio_configs, table_traits
 
     try:
@@ -237,6 +238,8 @@ def _portfolio(
         log.info("formatter: no portfolio warm start (the data is not a table: %s)", exc)
         return []
     study.set_user_attr(TRAITS_ATTR, traits.to_dict())
+    if not lookup:
+        return []
     try:
         return portfolio_configs(open_storage(optuna_uri), plan.family, traits, space, exclude=exclude)
     except Exception as exc:  # a head start is not worth failing the search's start for
