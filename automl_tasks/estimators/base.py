@@ -26,9 +26,19 @@ class DataSpec:
     target: str
     task_type: str  # binary | multiclass | regression
     split_seed: int = 0
+    #: whether a search trial is scored by k-fold cross-validation; None: by the table's
+    #: size alone (`estimators.tabular.uses_cross_validation`); the NoCode plan decides it
+    #: from size and time budget (`estimators.tabular.cross_validate_within`)
+    cross_validate: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "target": self.target, "task_type": self.task_type, "split_seed": self.split_seed}
+        return {
+            "path": self.path,
+            "target": self.target,
+            "task_type": self.task_type,
+            "split_seed": self.split_seed,
+            "cross_validate": self.cross_validate,
+        }
 
 
 @dataclass

@@ -15,7 +15,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS, TabularEstimator, search_folds
+from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS, TabularEstimator
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 
 #: keys of an ensemble's configuration
@@ -64,7 +64,7 @@ class EnsembleEstimator(TabularEstimator):
     def _train_loaded(self) -> None:
         """Train every member on the shared data; search mode also scores the ensemble of
         each fold's member models, the number ensemble selection reported."""
-        self.folds_ = search_folds(self.splits_, self.target_, self.data.task_type, seed=self.data.split_seed)
+        self.folds_ = self._search_folds()
         known = self.model_args.get(FOLD_BEST_ITERATIONS) or [None] * len(self.model_args[MEMBERS])
         self.members_ = [self._member(config) for config in self.model_args[MEMBERS]]
         for member, bests in zip(self.members_, known, strict=True):

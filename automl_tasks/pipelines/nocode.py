@@ -14,10 +14,11 @@ from typing import Any
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import STRATEGY_REASON_TAG
 from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.estimators.tabular import CV_FOLDS
 from automl_tasks.pipelines.intake import PreprocessResult
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
-from automl_tasks.search.formatter import fit_space_to_budget
+from automl_tasks.search.formatter import cross_validates, fit_space_to_budget
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search_space import load_search_space
 
@@ -50,6 +51,14 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
     n_trials = choose_trial_budget(request.n_trials, profile)
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile, trade_off=request.trade_off_latency)
     log.info("formatter: search strategy %s: %s", strategy, why)
+    cross_validate = cross_validates(profile, request.time_budget_s)
+    log.info(
+        "formatter: trials are scored by %s (%d rows, %d columns, %ss budget)",
+        f"{CV_FOLDS}-fold cross-validation" if cross_validate else "the validation split",
+        profile["rows"],
+        profile["columns"] - 1,
+        request.time_budget_s,
+    )
     client = mlflow_client(ws)
     client.log_param(pre.parent_run_id, "strategy", strategy)
     client.set_tag(pre.parent_run_id, STRATEGY_REASON_TAG, why)
@@ -66,6 +75,7 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         seed=request.seed,
         strategy=strategy,
         budget_note=fitted.reason,
+        cross_validate=cross_validate,
         **deployment_goal(request),
     )
     return start_search(ws.optuna_uri, plan, space)

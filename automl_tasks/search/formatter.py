@@ -110,15 +110,24 @@ def _choose_strategy(
     return "tpe", f"{why}: multivariate TPE, grouped by branch, with constant liar for parallel workers"
 
 
+def cross_validates(profile: dict[str, Any], time_budget_s: float) -> bool:
+    """Whether the search scores its trials by k-fold CV, from the table's size and the
+    time budget (`estimators.tabular.cross_validate_within`); the plan records it."""
+    from automl_tasks.estimators.tabular import cross_validate_within
+
+    features = max(int(profile["columns"]) - 1, 1)  # the profile counts the target column
+    return cross_validate_within(int(profile["rows"]), features, time_budget_s)
+
+
 def fit_space_to_budget(space_text: str, profile: dict[str, Any], time_budget_s: float):
     """The space to search: slow model choices left out when the time budget is small for
     the table (`automl_tasks.search_space.budget`); says what it left out, and why, in the log.
     Returns a `BudgetFit` (its `reason` goes into the plan)."""
-    from automl_tasks.estimators.tabular import CV_FOLDS, uses_cross_validation
+    from automl_tasks.estimators.tabular import CV_FOLDS
     from automl_tasks.search_space.budget import fit_space_to_budget as fit
 
     rows = int(profile["rows"])
-    evaluations = CV_FOLDS if uses_cross_validation(rows) else 1
+    evaluations = CV_FOLDS if cross_validates(profile, time_budget_s) else 1
     result = fit(space_text, rows=rows, time_budget_s=time_budget_s, evaluations=evaluations)
     if result.dropped:
         log.info("formatter: %s", result.reason)

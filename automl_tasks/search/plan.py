@@ -100,6 +100,7 @@ def build_plan(
     latency_budget_ms: float = 0.0,
     trade_off_latency: bool = False,
     ensemble: bool = True,
+    cross_validate: bool | None = None,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -114,7 +115,9 @@ def build_plan(
     return SearchPlan(
         study_name=study_name,
         family=intake.family,
-        data=DataSpec(intake.dataset_path, intake.target, intake.task_type, split_seed=seed),
+        data=DataSpec(
+            intake.dataset_path, intake.target, intake.task_type, split_seed=seed, cross_validate=cross_validate
+        ),
         dataset_uri=intake.dataset_uri,
         metric=metric,
         direction=Metric(metric).direction,

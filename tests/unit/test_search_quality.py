@@ -110,6 +110,32 @@ def test_large_tables_use_the_validation_split():
     np.testing.assert_array_equal(folds[0][1], splits.valid)
 
 
+def test_larger_tables_are_cross_validated_when_the_budget_allows_as_flaml_decides():
+    assert tabular.cross_validate_within(tabular.CV_MAX_ROWS - 1, 500, 1)  # small: always
+    # 4,475 rows x 20 columns (stackoverflow's 80%): holdout at 30 s, CV at 120 s
+    assert not tabular.cross_validate_within(4475, 20, 30)
+    assert tabular.cross_validate_within(4475, 20, 120)
+    assert not tabular.cross_validate_within(tabular.CV_MAX_ROWS_BUDGETED, 2, 36_000)  # too many rows
+
+    n = tabular.CV_MAX_ROWS  # over the row rule: the plan's decision is what counts
+    y = pd.Series(np.arange(n) % 2)
+    splits = make_splits(y, "binary", seed=0)
+    assert len(tabular.search_folds(splits, y.to_numpy(), "binary", seed=0, cross_validate=True)) == tabular.CV_FOLDS
+    assert len(tabular.search_folds(splits, y.to_numpy(), "binary", seed=0, cross_validate=False)) == 1
+
+
+def test_a_plans_cross_validation_reaches_the_trials(workspace):
+    frame = _table(tabular.CV_MAX_ROWS + 100)
+    spec = _spec(workspace, frame)
+    holdout = _estimator(spec, {"model": "linear"}, trainer=False)
+    holdout.run()
+    assert len(holdout.fold_scores_) == 1
+    cross = _estimator(DataSpec(**{**spec.to_dict(), "cross_validate": True}), {"model": "linear"}, trainer=False)
+    cross.run()
+    assert len(cross.fold_scores_) == tabular.CV_FOLDS
+    assert cross.validated_rows == len(cross.splits_.train) + len(cross.splits_.valid)
+
+
 def test_a_small_tables_trial_score_is_the_mean_over_folds(workspace):
     spec = _spec(workspace, _table(500))
     trial = _estimator(spec, {"model": "linear"}, trainer=False)
