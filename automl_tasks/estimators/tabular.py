@@ -236,21 +236,28 @@ class TabularEstimator(Estimator):
             return pipeline, best
         return pipeline.fit(x_fit, y_fit), None
 
-    def _score_rows(self, pipeline: Any, rows: np.ndarray) -> float:
-        classes = getattr(pipeline, "classes_", None)
+    def _metric_prediction(self, pipeline: Any, rows: np.ndarray) -> np.ndarray:
+        """What the metric scores on `rows`: probabilities when it needs them, else predictions."""
         features = self.features_.iloc[rows]
-        prediction = pipeline.predict_proba(features) if self.metric.needs_proba else pipeline.predict(features)
-        return self.metric(self.target_[rows], prediction, classes)
+        return np.asarray(pipeline.predict_proba(features) if self.metric.needs_proba else pipeline.predict(features))
+
+    def _score_rows(self, pipeline: Any, rows: np.ndarray, prediction: np.ndarray | None = None) -> float:
+        """The metric on `rows`; `prediction`: the pipeline's `_metric_prediction` there, if made already."""
+        if prediction is None:
+            prediction = self._metric_prediction(pipeline, rows)
+        return self.metric(self.target_[rows], prediction, getattr(pipeline, "classes_", None))
 
     def fold_predictions(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Search mode: (scoring rows, prediction) of each search fold's model, the prediction
         being class probabilities for a classifier (whatever the metric) and values for a
-        regressor: what ensemble selection averages (estimators/ensemble_selection)."""
+        regressor: what ensemble selection averages (estimators/ensemble_selection). The
+        fold's scoring prediction is reused when it is that already."""
         out = []
-        for model, (_, rows) in zip(self.fold_models_, self.folds_, strict=True):
-            features = self.features_.iloc[rows]
-            prediction = model.predict_proba(features) if hasattr(model, "classes_") else model.predict(features)
-            out.append((rows, np.asarray(prediction)))
+        for model, (_, rows), scored in zip(self.fold_models_, self.folds_, self.fold_metric_predictions_, strict=True):
+            prediction = scored
+            if hasattr(model, "classes_") and not self.metric.needs_proba:  # scored on labels
+                prediction = np.asarray(model.predict_proba(self.features_.iloc[rows]))
+            out.append((rows, prediction))
         return out
 
     def train(self) -> None:
@@ -277,11 +284,14 @@ class TabularEstimator(Estimator):
         if not self.is_trainer or (self.early_stopping and not known):
             fitted = [self._fit_fold(fit, score) for fit, score in self.folds_]
         if not self.is_trainer:
-            self.fold_scores_ = [
-                self._score_rows(p, score) for (p, _), (_, score) in zip(fitted, self.folds_, strict=True)
-            ]
-            self.pipeline_ = fitted[0][0]
             self.fold_models_ = [model for model, _ in fitted]
+            scored = [
+                (model, rows, self._metric_prediction(model, rows))
+                for model, (_, rows) in zip(self.fold_models_, self.folds_, strict=True)
+            ]
+            self.fold_metric_predictions_ = [prediction for _, _, prediction in scored]
+            self.fold_scores_ = [self._score_rows(model, rows, prediction) for model, rows, prediction in scored]
+            self.pipeline_ = fitted[0][0]
             self.fold_best_iterations_ = [best for _, best in fitted]
             self.best_iteration_ = fitted[0][1]
             return

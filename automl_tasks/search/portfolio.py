@@ -76,16 +76,15 @@ def table_traits(data: DataSpec) -> TableTraits:
 
 
 def _best_config(study: Any) -> dict[str, Any] | None:
-    """The study's best completed configuration within its latency budget, if any."""
-    from optuna.trial import TrialState
+    """The configuration the study registered: its best feasible trial's
+    (`search.deployment.chosen_trial`); None when it has none."""
+    from automl_tasks.core.errors import UserError
+    from automl_tasks.search.deployment import chosen_trial
 
-    from automl_tasks.search.deployment import feasible
-
-    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if feasible(t)]
-    if not trials:
+    try:
+        return dict(chosen_trial(study).params)
+    except UserError:
         return None
-    sign = -1.0 if study.directions[0].name == "MAXIMIZE" else 1.0
-    return dict(min(trials, key=lambda t: sign * t.values[0]).params)
 
 
 def portfolio_configs(
@@ -100,8 +99,9 @@ def portfolio_configs(
         if summary.user_attrs.get(FAMILY_TAG) == family or len(summary.directions) != 1:
             continue
         other = TableTraits.from_dict(summary.user_attrs.get(TRAITS_ATTR))
-        if other is not None and math.isfinite(traits.distance(other)):
-            nearby.append((traits.distance(other), summary.study_name))
+        distance = traits.distance(other) if other is not None else math.inf
+        if math.isfinite(distance):
+            nearby.append((distance, summary.study_name))
     chosen: list[tuple[dict[str, Any], str]] = []
     for _, name in sorted(nearby)[:NEAREST_STUDIES]:
         config = _best_config(optuna.load_study(study_name=name, storage=storage))

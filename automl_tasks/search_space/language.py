@@ -166,12 +166,9 @@ class SearchSpace:
 
         def given(p: Param, name: str) -> Any:
             value = config[name]  # KeyError: an active parameter is missing
-            if p.is_numeric:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise TypeError(name)
-                if not p.range[0] <= value <= p.range[-1] or (p.type.startswith("int") and value != int(value)):
-                    raise ValueError(name)
-            elif value not in p.range:
+            if not _in_range(p.type, p.range, value):
+                raise ValueError(name)
+            if p.is_numeric and (isinstance(value, bool) or (p.type.startswith("int") and value != int(value))):
                 raise ValueError(name)
             return value
 
@@ -179,7 +176,7 @@ class SearchSpace:
         try:
             self._walk(self.params, "", walked, given)
             self._check_forbidden(walked)
-        except (KeyError, ValueError, TypeError, ForbiddenConfiguration):
+        except (KeyError, ValueError, ForbiddenConfiguration):
             return False
         return walked == dict(config)
 
@@ -350,12 +347,14 @@ def _parse_range(ptype: str, values: Any, path: str) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def _check_in_range(ptype: str, rng: tuple[Any, ...], value: Any, path: str) -> None:
+def _in_range(ptype: str, rng: tuple[Any, ...], value: Any) -> bool:
     if ptype in NUMERIC_TYPES:
-        ok = isinstance(value, (int, float)) and rng[0] <= value <= rng[1]
-    else:
-        ok = value in rng
-    if not ok:
+        return isinstance(value, (int, float)) and rng[0] <= value <= rng[1]
+    return value in rng
+
+
+def _check_in_range(ptype: str, rng: tuple[Any, ...], value: Any, path: str) -> None:
+    if not _in_range(ptype, rng, value):
         raise SearchSpaceError(path, f"default {value!r} is outside the range {list(rng)}")
 
 

@@ -69,8 +69,9 @@ def pipeline_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
 
     register_converters()
     model = pipeline.steps[-1][1]
-    trees = numeric_dtype(pipeline) is np.float64  # a forest or LightGBM: float64 end to end
-    inputs = _input_types(schema, numeric_dtype(pipeline))
+    dtype = numeric_dtype(pipeline)
+    trees = dtype is np.float64  # a forest or LightGBM: float64 end to end
+    inputs = _input_types(schema, dtype)
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
     token = KEEP_FLOAT64.set(_is_lightgbm(model))  # LightGBM compares float64 features, forests float32
     try:
