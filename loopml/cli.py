@@ -10,6 +10,9 @@ bento      build a Bento (deployable archive) that serves a model family
 algorithms register an algorithm (smoke test of its capabilities) or list them
 demo-drift close the drift loop on the demo family: shifted traffic -> drift_check ->
            drift_retrain -> promotion -> the endpoint answers with the new version
+demo-adaptation
+           adapt the packaged MiniLM to real reviews (PEFT search, distillation, pruning,
+           int8), choose the champion on accuracy x latency, serve it, query it
 """
 
 from __future__ import annotations
@@ -210,6 +213,21 @@ def cmd_demo_drift(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_demo_adaptation(args: argparse.Namespace) -> int:
+    from loopml.demo_adaptation import run_adaptation_demo
+
+    ws = Workspace.from_env().ensure()
+    return run_adaptation_demo(
+        ws,
+        rows=args.rows,
+        trials=args.trials,
+        time_budget_s=args.time_budget,
+        port=args.port,
+        serve_port=args.serve_port,
+        timeout_s=args.timeout,
+    )
+
+
 def cmd_algorithms(args: argparse.Namespace) -> int:
     """Register (smoke-test) an algorithm, or list the registered ones with their capabilities."""
     from automl_tasks.algorithms import builtin_specs, register, registered
@@ -291,6 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--serve-port", type=int, default=3000)
     drift.add_argument("--timeout", type=float, default=1800)
     drift.set_defaults(func=cmd_demo_drift)
+
+    adaptation = sub.add_parser(
+        "demo-adaptation", help="large-model adaptation on real reviews, then serve and query the text model"
+    )
+    adaptation.add_argument("--rows", type=int, default=600, help="reviews sampled from the bundled fine_foods table")
+    adaptation.add_argument("--trials", type=int, default=4)
+    adaptation.add_argument("--time-budget", type=int, default=300)
+    adaptation.add_argument("--port", type=int, default=8080, help="Airflow api-server port")
+    adaptation.add_argument("--serve-port", type=int, default=3000)
+    adaptation.add_argument("--timeout", type=float, default=3600)
+    adaptation.set_defaults(func=cmd_demo_adaptation)
     return parser
 
 

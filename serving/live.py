@@ -14,7 +14,8 @@ import threading
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION, current_alias_version
-from serving.loader import ServedModel, load_served_model
+from serving.loader import ServedModel
+from serving.models import load_model
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class LiveModels:
 
     def __init__(self, ws: Workspace, family: str, *, canary_share: float = 0.0, reload_s: float = 5.0) -> None:
         self.ws, self.family, self.canary_share, self.reload_s = ws, family, canary_share, reload_s
-        self.champion: ServedModel = load_served_model(ws, family, CHAMPION)
+        self.champion: ServedModel = load_model(ws, family, CHAMPION)
         self.challenger: ServedModel | None = None
         self._random = random.Random()
         self._stop = threading.Event()
@@ -45,14 +46,14 @@ class LiveModels:
         champion = current_alias_version(client, self.family, CHAMPION)
         if champion and champion != self.champion.version:
             log.info("champion of %s moved: v%s -> v%s", self.family, self.champion.version, champion)
-            self.champion = load_served_model(self.ws, self.family, CHAMPION)
+            self.champion = load_model(self.ws, self.family, CHAMPION)
         if self.canary_share <= 0:
             return
         challenger = current_alias_version(client, self.family, CHALLENGER)
         if challenger is None:
             self.challenger = None
         elif self.challenger is None or challenger != self.challenger.version:
-            self.challenger = load_served_model(self.ws, self.family, CHALLENGER)
+            self.challenger = load_model(self.ws, self.family, CHALLENGER)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.reload_s):

@@ -46,14 +46,13 @@ class ServedModel:
     def to_frame(self, instances: Any) -> pd.DataFrame:
         return instances_to_frame(instances, self.schema)
 
+    inline_rows: int = 64  # calls this small run on the event loop (a thread hop costs more)
+
     def answer(self, labels: Any, proba: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "predictions": [_plain(v) for v in labels],
-            "model": {"family": self.family, "version": self.version, "alias": self.alias, "runtime": self.runtime},
-        }
-        if proba is not None:
-            out["probabilities"] = np.round(np.asarray(proba, dtype=float), 6).tolist()
-        return out
+        return answer_payload(self.family, self.version, self.alias, self.runtime, labels, proba)
+
+    def notes(self, features: Any) -> list[str]:
+        return []
 
     def explainer(self):  # -> serving.explain.Explainer
         """SHAP explainer over the native model, background from the family's evaluation data.
@@ -76,6 +75,17 @@ class ServedModel:
             background = feature_frame(pd.read_parquet(path), self.schema)
             self._explainer = Explainer(native, self.schema, background)
         return self._explainer
+
+
+def answer_payload(family: str, version: str, alias: str, runtime: str, labels: Any, proba: Any) -> dict[str, Any]:
+    """The /predict answer of any served version: labels, probabilities, who answered."""
+    out: dict[str, Any] = {
+        "predictions": [_plain(v) for v in labels],
+        "model": {"family": family, "version": version, "alias": alias, "runtime": runtime},
+    }
+    if proba is not None:
+        out["probabilities"] = np.round(np.asarray(proba, dtype=float), 6).tolist()
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -32,6 +32,7 @@ from serving.loader import BadRequest, ServedModel
 from serving.log_writer import GroupLog
 from serving.request_model import Features, RequestModel, features_runner
 from serving.settings import ServingSettings
+from serving.text_model import TextBatch, TextServedModel
 
 REQUESTS = bentoml.metrics.Counter(
     name="loopml_predictions_total",
@@ -64,21 +65,24 @@ class PredictResponse(BaseModel):
     probabilities: list[list[float]] | None = None
     model: dict[str, str]
     request_id: str | None = None
+    notes: list[str] | None = None  # e.g. which texts were cut to the model's token limit
 
 
 class _LeanPath:
     """What /predict needs of one served version: its request model and its batcher."""
 
-    def __init__(self, model: ServedModel, max_rows: int) -> None:
+    def __init__(self, model: ServedModel | TextServedModel, max_rows: int) -> None:
         self.model = model
-        self.request_model = RequestModel(model.schema)
         # The hand-written batcher, not BentoML's `batchable=True`: see docs/BENCHMARKS.md
         # ("Serving"): it runs a lone request at once, while BentoML's dispatcher queues it.
-        self.batcher = AdaptiveBatcher(
-            features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels),
-            max_rows=max_rows,
-            concat=Features.concat,
-        )
+        if isinstance(model, TextServedModel):
+            self.request_model: Any = model.request_model()
+            run, concat = model.run, TextBatch.concat
+        else:
+            self.request_model = RequestModel(model.schema)
+            run = features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels)
+            concat = Features.concat
+        self.batcher = AdaptiveBatcher(run, max_rows=max_rows, inline_rows=model.inline_rows, concat=concat)
 
 
 @bentoml.service(
@@ -179,6 +183,9 @@ class FamilyService:
         labels, proba = await path.batcher.infer(features)
         answer = model.answer(labels, proba)
         answer["model"]["variant"] = variant
+        notes = model.notes(features)
+        if notes:
+            answer["notes"] = notes
         if self.group_log is not None:
             request_id, now = uuid.uuid4().hex, time.time()
             await self.group_log.append(
@@ -233,7 +240,9 @@ class FamilyService:
             if challenger is None
             else {"version": challenger.version, "runtime": challenger.runtime},
             "canary_share": self.settings.canary_share,
-            "columns": {"numeric": list(champion.schema.numeric), "categorical": list(champion.schema.categorical)},
+            "columns": {"text": ["text"]}
+            if champion.schema is None
+            else {"numeric": list(champion.schema.numeric), "categorical": list(champion.schema.categorical)},
         }
 
 

@@ -45,6 +45,10 @@ ORIGIN_TAG = (
     "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, portfolio, ...)
 )
 PARENT_VERSION_TAG = "loopml.parent_version"  #: the version a retrain started from
+DERIVATION_TAG = "loopml.derivation"  #: how a version was made from its parent: base, head, full, lora, prompt, adapter, distill, prune, quantise
+BASE_DIGEST_TAG = "loopml.base_digest"  #: content hash of the base model a text version adapts
+MODALITY_TAG = "loopml.modality"  #: what a version reads: absent for tables, "text" for text families
+ONNX_URI_TAG = "loopml.onnx_uri"  #: the artifact URI of a version's ONNX model, when its source is not ONNX
 CODE_VERSION_TAG = "loopml.code_version"  #: the loopml commit that built a version
 RUNTIME_TAG = "loopml.runtime"  #: the runtime that serves the version: onnxruntime or native
 EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"  #: why a version is served natively (absent when ONNX serves it)

@@ -100,8 +100,8 @@ def _finite_failures(frame: pd.DataFrame) -> list[str]:
     return failures
 
 
-def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str) -> None:
-    """Raise `DataValidationError` listing every broken rule; return None if the table is fit."""
+def failed_rules(frame: pd.DataFrame, rules: list[tuple[Rule, object]]) -> list[str]:
+    """Run the expectations of `rules` on `frame` with Great Expectations; one line per failed rule."""
     _quiet_great_expectations()
     import great_expectations as gx
 
@@ -111,7 +111,6 @@ def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: 
         .add_dataframe_asset("table")
         .add_batch_definition_whole_dataframe("whole")
     )
-    rules = _rules(frame, target, task_type)
     suite = context.suites.add(gx.ExpectationSuite(name="loopml_ingest"))
     rule_by_id = {}
     for rule, expectation in rules:
@@ -131,8 +130,14 @@ def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: 
         observed = outcome.result.get("observed_value") if outcome.result else None
         detail = f" (observed: {observed})" if observed is not None else ""
         failures.append(f"{where}: rule {rule.name}: {rule.explanation}{detail}")
-        if rule.name == "target_exists":
+        if rule.name.endswith("_exists"):
             failures[-1] += f"; columns are {list(map(str, frame.columns))}"
+    return failures
+
+
+def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str) -> None:
+    """Raise `DataValidationError` listing every broken rule; return None if the table is fit."""
+    failures = failed_rules(frame, _rules(frame, target, task_type))
     failures.extend(_type_failures(frame))
     failures.extend(_finite_failures(frame))
     if failures:

@@ -83,7 +83,9 @@ def suggest(
                 }
             )
     for name, share in {**importance, **{k: v for m in model_importance.values() for k, v in m.items()}}.items():
-        if share < LOW_IMPORTANCE and name in best_params:
+        param = space.find(name)
+        fixed_already = param is not None and not param.is_numeric and len(param.range) == 1
+        if share < LOW_IMPORTANCE and name in best_params and not fixed_already:
             out.append(
                 {
                     "kind": "fix_param",

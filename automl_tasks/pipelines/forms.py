@@ -22,7 +22,9 @@ from automl_tasks.core.errors import ConfigurationError
 #: the JSON-schema types a field may have
 JSON_TYPES = ("string", "integer", "number", "boolean", "null")
 
-BUNDLED_DATASETS = ("breast_cancer", "wine", "iris", "diabetes", "digits")  # = automl_tasks.data.bundled.BUNDLED
+# with BUNDLED_TEXT_DATASETS = automl_tasks.data.bundled.BUNDLED
+BUNDLED_DATASETS = ("breast_cancer", "wine", "iris", "diabetes", "digits")
+BUNDLED_TEXT_DATASETS = ("fine_foods",)
 TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 METRIC_CHOICES = ("auto", "roc_auc", "accuracy", "f1_macro", "log_loss", "r2", "rmse", "mae")
 COMBINE_RULES = ("reference_plus_recent", "recent_only")
@@ -412,6 +414,89 @@ HPO_FORM = Form(
     ),
 )
 
+#: the adaptation methods and miniaturisation steps (= automl_tasks.adaptation.methods.METHODS
+#: and automl_tasks.adaptation.miniaturise.STEPS)
+ADAPTATION_METHODS = ("lora", "prompt", "adapter", "head", "full")
+MINIATURISE_STEPS = ("distill", "prune", "quantise")
+ADAPTATION_FORM = Form(
+    "large_model_adaptation",
+    (
+        DATASET.but(
+            description="A CSV/Parquet file of texts with a label column, or the bundled fine_foods reviews.",
+            examples=BUNDLED_TEXT_DATASETS,
+            default="fine_foods",
+            required=True,
+        ),
+        Field("text_column", "string", "review", "Text column", section="Data", min_length=1),
+        TARGET.but(default="score", title="Label column"),
+        Field(
+            "base_model",
+            "string",
+            "all-MiniLM-L6-v2",
+            "Base model",
+            "all-MiniLM-L6-v2 (installed with loopml, offline) or the folder of a local Hugging Face model.",
+            "Model",
+            min_length=1,
+            further_check="the packaged model or a folder with config.json, weights and a tokenizer",
+        ),
+        Field(
+            "methods",
+            "string",
+            ",".join(ADAPTATION_METHODS),
+            "Adaptation methods",
+            "Comma-separated, from " + ", ".join(ADAPTATION_METHODS) + " (adapter = (IA)^3; head = frozen encoder "
+            "with a trained head; full = full fine-tuning). The method is the root of the search space.",
+            "Model",
+            min_length=1,
+            further_check="a comma-separated list of known methods",
+        ),
+        Field(
+            "miniaturise",
+            "string",
+            ",".join(MINIATURISE_STEPS),
+            "Miniaturisation steps",
+            "Comma-separated, from " + ", ".join(MINIATURISE_STEPS) + "; 'none' for none. Each derived model "
+            "is a new version of the family, measured on the target.",
+            "Model",
+            min_length=1,
+            further_check="a comma-separated list of known steps, or none",
+        ),
+        DEPLOY_TARGET.but(
+            default="cloud-cpu",
+            description="Where the candidates are compiled and timed: a built-in target (cloud-cpu, edge-cpu, gpu, "
+            "auto-cpu) or one of the workspace's deploy_targets.yaml.",
+            min_length=1,
+        ),
+        LATENCY_BUDGET_MS.but(
+            description="0 = none. The champion is the most accurate candidate whose p50 batch-1 latency on the "
+            "target is within this budget; if none is, nothing is promoted."
+        ),
+        Field(
+            "strategy",
+            "string",
+            "auto",
+            "Search strategy",
+            "'auto': the formatter picks one; epochs are the fidelity, so ASHA/Hyperband may stop poor trials.",
+            "Search",
+            enum=strategy_choices(fidelity=True),
+        ),
+        N_TRIALS.but(default=8, section="Budget"),
+        TIME_BUDGET_S.but(default=900, section="Budget"),
+        Field(
+            "max_epochs",
+            "integer",
+            0,
+            "Fidelity budget (epochs per trial)",
+            "0 = each configuration's own.",
+            "Budget",
+            minimum=0,
+        ),
+        N_WORKERS.but(default=1, section="Budget", description="Trials trained at once (each uses every core)."),
+        FAMILY_OPTIONAL,
+        SEED,
+    ),
+)
+
 RETRAIN_N_TRIALS = N_TRIALS.but(default=10, minimum=1, description="")
 RETRAIN_FORM = Form(
     "drift_retrain",
@@ -594,5 +679,13 @@ BATCH_INFERENCE_FORM = Form(
 #: every DAG's form by dag_id
 FORMS = {
     form.dag_id: form
-    for form in (NOCODE_FORM, HPO_FORM, RETRAIN_FORM, DRIFT_CHECK_FORM, PROMOTE_FORM, BATCH_INFERENCE_FORM)
+    for form in (
+        NOCODE_FORM,
+        HPO_FORM,
+        ADAPTATION_FORM,
+        RETRAIN_FORM,
+        DRIFT_CHECK_FORM,
+        PROMOTE_FORM,
+        BATCH_INFERENCE_FORM,
+    )
 }

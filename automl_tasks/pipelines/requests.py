@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.data.bundled import BUNDLED
 from automl_tasks.families.aliases import check_family_name
-from automl_tasks.pipelines.forms import HPO_FORM, NOCODE_FORM, RETRAIN_FORM, Form
+from automl_tasks.pipelines.forms import (
+    ADAPTATION_FORM,
+    ADAPTATION_METHODS,
+    HPO_FORM,
+    MINIATURISE_STEPS,
+    NOCODE_FORM,
+    RETRAIN_FORM,
+    Form,
+)
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, SearchSpace, load_search_space
 
 if TYPE_CHECKING:
@@ -88,6 +96,14 @@ def check_deployment_goal(target: str, budget_ms: float, trade_off: bool, strate
             )
 
 
+def dataset_name(dataset: str) -> str:
+    """Name under which versions are stored: the bundled name or the file's stem."""
+    if dataset in BUNDLED:
+        return dataset
+    stem = Path(dataset).stem
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "dataset"
+
+
 @dataclass(frozen=True)
 class NoCodeRequest:
     """What a person asks for: a table, its target, and how much search to spend."""
@@ -125,11 +141,7 @@ class NoCodeRequest:
 
     @property
     def dataset_name(self) -> str:
-        """Name under which versions are stored: the bundled name or the file's stem."""
-        if self.dataset in BUNDLED:
-            return self.dataset
-        stem = Path(self.dataset).stem
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "dataset"
+        return dataset_name(self.dataset)
 
     @property
     def family_name(self) -> str:
@@ -193,6 +205,79 @@ class HpoRequest:
         from automl_tasks.algorithms import resolve
 
         return resolve(None, self.algorithm)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _choices(name: str, value: str, known: tuple[str, ...], *, none_allowed: bool = False) -> tuple[str, ...]:
+    """A comma-separated list of known choices, in the order given, without repeats."""
+    items = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if none_allowed and items == ("none",):
+        return ()
+    unknown = [v for v in items if v not in known]
+    if not items or unknown:
+        allowed = f"a comma-separated list from {list(known)}" + (" or 'none'" if none_allowed else "")
+        raise _bad(name, allowed, value)
+    return items
+
+
+@dataclass(frozen=True)
+class AdaptationRequest:
+    """The large_model_adaptation form: texts with labels, a base model, methods and a target."""
+
+    dataset: str = _default(ADAPTATION_FORM, "dataset")
+    text_column: str = _default(ADAPTATION_FORM, "text_column")
+    target: str = _default(ADAPTATION_FORM, "target")
+    base_model: str = _default(ADAPTATION_FORM, "base_model")
+    methods: str = _default(ADAPTATION_FORM, "methods")
+    miniaturise: str = _default(ADAPTATION_FORM, "miniaturise")
+    deploy_target: str = _default(ADAPTATION_FORM, "deploy_target")
+    latency_budget_ms: float = _default(ADAPTATION_FORM, "latency_budget_ms")
+    strategy: str = _default(ADAPTATION_FORM, "strategy")
+    n_trials: int = _default(ADAPTATION_FORM, "n_trials")
+    time_budget_s: int = _default(ADAPTATION_FORM, "time_budget_s")
+    max_epochs: int = _default(ADAPTATION_FORM, "max_epochs")
+    n_workers: int = _default(ADAPTATION_FORM, "n_workers")
+    family: str = _default(ADAPTATION_FORM, "family")
+    seed: int = _default(ADAPTATION_FORM, "seed")
+
+    def __post_init__(self) -> None:
+        ADAPTATION_FORM.check(self)
+        if self.dataset not in BUNDLED and not Path(self.dataset).exists():
+            raise _bad("dataset", "the bundled fine_foods or an existing CSV/Parquet file", self.dataset)
+        if self.family:
+            check_family_name(self.family)
+        self.method_list()
+        self.step_list()
+        check_deployment_goal(self.deploy_target, self.latency_budget_ms, False, self.strategy)
+        self.base_model_path()
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> AdaptationRequest:
+        return request_from_conf(cls, ADAPTATION_FORM, conf)
+
+    def method_list(self) -> tuple[str, ...]:
+        return _choices("methods", self.methods, ADAPTATION_METHODS)
+
+    def step_list(self) -> tuple[str, ...]:
+        return _choices("miniaturise", self.miniaturise, MINIATURISE_STEPS, none_allowed=True)
+
+    def base_model_path(self) -> Path:
+        from automl_tasks.adaptation.base_model import resolve_base_model
+
+        try:
+            return resolve_base_model(self.base_model)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"The 'base_model' parameter: {exc}") from None
+
+    @property
+    def dataset_name(self) -> str:
+        return dataset_name(self.dataset)
+
+    @property
+    def family_name(self) -> str:
+        return self.family or f"{self.dataset_name}-text"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,7 @@ import pytest
 from automl_tasks.core.errors import LoopmlError
 from automl_tasks.pipelines.forms import (
     BUNDLED_DATASETS,
+    BUNDLED_TEXT_DATASETS,
     DRIFT_CHECK_FORM,
     FORMS,
     HPO_FORM,
@@ -201,7 +202,7 @@ def test_strategy_choices_come_from_the_registry(dags):
 def test_bundled_dataset_names_are_the_bundled_tables():
     from automl_tasks.data.bundled import BUNDLED
 
-    assert sorted(BUNDLED_DATASETS) == sorted(BUNDLED)
+    assert sorted(BUNDLED_DATASETS + BUNDLED_TEXT_DATASETS) == sorted(BUNDLED)
 
 
 def test_a_request_refuses_out_of_range_values_naming_the_field_and_the_rule():

@@ -131,6 +131,10 @@ def test_the_max_batch_rows_setting_reaches_the_batcher(monkeypatch):
     monkeypatch.setenv("LOOPML_MAX_BATCH_ROWS", "7")
     settings = ServingSettings.from_env()
     model = SimpleNamespace(
-        schema=FeatureSchema(("a",), ()), predict_fn=lambda frame: (frame, None), onnx_model=None, labels=None
+        schema=FeatureSchema(("a",), ()),
+        predict_fn=lambda frame: (frame, None),
+        onnx_model=None,
+        labels=None,
+        inline_rows=64,
     )
     assert _LeanPath(model, settings.max_batch_rows).batcher.max_rows == 7
