@@ -81,6 +81,14 @@ def retrain_requests(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not result["settings"]["auto_retrain"]:
             log.warning("%s drifted but auto_retrain is off: retrain it by hand", result["family"])
             continue
+        if result.get("modality") == "text":
+            log.warning(
+                "%s drifted; it is a text family, which drift_retrain (tables) cannot retrain: run "
+                "large_model_adaptation on recent labelled texts (the drifted window is %s)",
+                result["family"],
+                result["window_uri"],
+            )
+            continue
         requests.append(
             {
                 "family": result["family"],

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from automl_tasks.adaptation.serving_bundle import SERVING_ARTIFACT, ServingSpec, read_bundle
-from automl_tasks.core.labels import LabelSpec
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import ONNX_URI_TAG
-from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.deploy.text_model import TextOnnxModel
+from automl_tasks.families.loading import load_text_version
 from serving.loader import MAX_INSTANCES, BadRequest, answer_payload
 
 #: longer texts are refused: a client sending them has a bug, and they cost tokenizer time
@@ -48,8 +45,8 @@ class TextBatch:
 class TextRequestModel:
     """Validation of {"instances": [{"text": "..."}]} bodies and their tokenisation."""
 
-    def __init__(self, tokenizer: Any, max_length: int) -> None:
-        self.tokenizer, self.max_length = tokenizer, max_length
+    def __init__(self, model: TextOnnxModel) -> None:
+        self.model = model
         row = TypedDict("TextInstance", {"text": Annotated[str, Field(strict=True)]})  # noqa: UP013
         row.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)
         body = TypedDict(  # noqa: UP013 (functional form, as in serving.request_model)
@@ -73,17 +70,8 @@ class TextRequestModel:
                 raise BadRequest(
                     f"instances[{i}].text has {len(row['text'])} characters; at most {MAX_TEXT_CHARS} are accepted"
                 )
-        return rows, self.tokenise([row["text"] for row in rows])
-
-    def tokenise(self, texts: list[str]) -> TextBatch:
-        """Token ids cut to `max_length` (the last, closing special token kept), noting which were cut."""
-        ids, truncated = [], []
-        for i, row in enumerate(self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]):
-            if len(row) > self.max_length:
-                row = row[: self.max_length - 1] + row[-1:]
-                truncated.append(i)
-            ids.append(row)
-        return TextBatch(ids, truncated)
+        ids, truncated = self.model.tokenise([row["text"] for row in rows])
+        return rows, TextBatch(ids, truncated)
 
 
 def _message(body: bytes, exc: ValidationError) -> str:
@@ -115,27 +103,20 @@ class TextServedModel:
     version: str
     alias: str
     runtime: str
-    session: Any  # onnxruntime.InferenceSession
-    tokenizer: Any
-    spec: ServingSpec
-    labels: LabelSpec | None
+    model: TextOnnxModel
     schema: Any = None  # tabular columns: none
     inline_rows: int = 0  # every call in a thread, so batches form while the model runs
 
     def request_model(self) -> TextRequestModel:
-        return TextRequestModel(self.tokenizer, self.spec.max_length)
+        return TextRequestModel(self.model)
 
     def run(self, batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and probabilities of a batch (padded to its longest text)."""
-        from automl_tasks.adaptation.inference import onnx_feed, softmax
-
-        pad = int(self.tokenizer.pad_token_id or 0)
-        proba = softmax(self.session.run(None, onnx_feed(batch.ids, pad))[0])
-        predicted = np.asarray(self.spec.classes, dtype=object)[proba.argmax(axis=1)]
-        return (self.labels.decode(predicted) if self.labels is not None else predicted), proba
+        """Labels (in the user's type) and probabilities of a batch, padded to its longest text."""
+        proba = self.model.proba_of_ids(batch.ids)
+        return self.model.decode(self.model.classes_[proba.argmax(axis=1)]), proba
 
     def notes(self, batch: TextBatch) -> list[str]:
-        return [f"instances[{i}].text was cut to {self.spec.max_length} tokens" for i in batch.truncated]
+        return [f"instances[{i}].text was cut to {self.model.spec.max_length} tokens" for i in batch.truncated]
 
     def answer(self, labels: Any, proba: Any) -> dict[str, Any]:
         return answer_payload(self.family, self.version, self.alias, self.runtime, labels, proba)
@@ -148,19 +129,5 @@ class TextServedModel:
 
 
 def load_text_model(ws: Workspace, family: str, alias: str, version: Any) -> TextServedModel:
-    """The text version behind `family@alias`: its ONNX file, tokenizer and classes, from its run."""
-    import tempfile
-
-    import mlflow
-    import onnxruntime as ort
-
-    from automl_tasks.core.labels import LabelSpec
-
-    mlflow_client(ws)
-    folder = Path(tempfile.mkdtemp(prefix=f"loopml-{family}-v{version.version}-"))
-    onnx_path = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=str(folder))
-    bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/{SERVING_ARTIFACT}", dst_path=str(folder))
-    tokenizer, spec = read_bundle(Path(bundle))
-    labels = LabelSpec.from_json(spec.label_spec) if spec.label_spec else None
-    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    return TextServedModel(ws, family, str(version.version), alias, "onnxruntime", session, tokenizer, spec, labels)
+    """The text version behind `family@alias` (its ONNX file, tokenizer and classes, from its run)."""
+    return TextServedModel(ws, family, str(version.version), alias, "onnxruntime", load_text_version(ws, version))

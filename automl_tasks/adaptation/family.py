@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_tasks.core.labels import LABEL_SPEC_FILE
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     BASE_DIGEST_TAG,
@@ -79,10 +80,12 @@ def register_version(
     tags: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
     extras: dict[str, Path] | None = None,
+    label_spec: str = "",
 ) -> FamilyVersion:
     """Log `source` (a folder or a file) and the ONNX export in a child run of the pipeline's
     run, and register the source as a new version of the family with its lineage tags.
-    `extras` are more folders for the run (artifact path -> local folder), e.g. `serving/`."""
+    `extras` are more folders for the run (artifact path -> local folder), e.g. `serving/`;
+    `label_spec` (a LabelSpec's JSON) is logged where every version's label spec is read."""
     client = mlflow_client(ws)
     metrics = {k: float(v) for k, v in (metrics or {}).items()}
     run_tags = {
@@ -97,6 +100,8 @@ def register_version(
         client.log_artifacts(run_id, str(source), "model")
     else:
         client.log_artifact(run_id, str(source), "model")
+    if label_spec:
+        client.log_text(run_id, label_spec, LABEL_SPEC_FILE)
     for artifact_path, folder in (extras or {}).items():
         client.log_artifacts(run_id, str(folder), artifact_path)
     onnx_uri = ""

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from automl_tasks.adaptation.texts import batches, padded
+from automl_tasks.adaptation.texts import batches
+from automl_tasks.deploy.text_model import onnx_feed, padded, softmax
+
+__all__ = ["export_classifier", "onnx_feed", "softmax", "torch_logits"]
 
 ONNX_INPUTS = ("input_ids", "attention_mask")
 ONNX_OPSET = 17
@@ -31,11 +34,6 @@ def torch_logits(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: i
     return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def export_classifier(model, path: Path) -> Path:
     """Write a plain (deployable) TextClassifier as ONNX: int64 input_ids and attention_mask of
     any batch and length in, float logits out."""
@@ -55,8 +53,3 @@ def export_classifier(model, path: Path) -> Path:
         dynamo=False,
     )
     return path
-
-
-def onnx_feed(ids: Sequence[Sequence[int]], pad_id: int) -> dict[str, np.ndarray]:
-    input_ids, mask = padded(ids, pad_id)
-    return {"input_ids": input_ids, "attention_mask": mask}

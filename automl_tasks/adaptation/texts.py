@@ -9,24 +9,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-#: the text column of a stored adaptation dataset (data_preprocess renames the user's column)
-TEXT_COLUMN = "text"
+from automl_tasks.deploy.text_model import TEXT_COLUMN, padded
+
+__all__ = ["TEXT_COLUMN", "batches", "padded", "tokenise"]
 
 
 def tokenise(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids of each text, truncated to `max_length` tokens (special tokens included)."""
     return tokenizer(list(texts), truncation=True, max_length=int(max_length))["input_ids"]
-
-
-def padded(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """int64 (input_ids, attention_mask) padded to the longest sequence of `ids`."""
-    width = max(len(row) for row in ids)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return input_ids, mask
 
 
 def batches(ids: Sequence[Sequence[int]], batch_size: int, order: np.ndarray | None = None) -> Iterator[np.ndarray]:

@@ -14,14 +14,16 @@ MISSING_CATEGORY = "missing"
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """Which input columns are numeric and which categorical, in training order."""
+    """Which input columns are numeric, categorical and free text, in training order
+    (text: a text family's column, read by its tokenizer; tables have none)."""
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    text: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
+        return self.numeric + self.categorical + self.text
 
     @property
     def model_names(self) -> dict[str, str]:
@@ -56,11 +58,12 @@ class FeatureSchema:
         return cls(tuple(numeric), tuple(categorical))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+        out: dict[str, Any] = {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+        return out | ({"text": list(self.text)} if self.text else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSchema:
-        return cls(tuple(data["numeric"]), tuple(data["categorical"]))
+        return cls(tuple(data["numeric"]), tuple(data["categorical"]), tuple(data.get("text", ())))
 
 
 def feature_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
@@ -82,4 +85,6 @@ def feature_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
     for name in schema.categorical:
         column = frame[name].astype("object")
         data[names[name]] = np.where(column.isna(), MISSING_CATEGORY, column.astype(str)).astype(object)
+    for name in schema.text:
+        data[names[name]] = frame[name].astype(str).to_numpy(dtype=object)
     return pd.DataFrame(data, index=frame.index)

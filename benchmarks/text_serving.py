@@ -1,0 +1,177 @@
+"""Text serving (issue #13): loopml's BentoML service of a text family against a bare FastAPI
++ ONNX Runtime server of the same ONNX model and tokenizer, in the same run, on this machine.
+
+The family: all-MiniLM-L6-v2 with a trained head (the adaptation pipeline's `head` method on
+300 fine-food reviews), registered by the pipeline's own steps. Load: wrk, closed loop,
+single-text requests (a review of the median length), concurrency 1, 8 and 32. Printed:
+requests/s, p50 and p99, throughput loopml/bare, and the p99 overhead at concurrency 1
+over the model's own compute (tokenise + ONNX Runtime, one text, in-process median).
+Goals: >= 1.0x the bare server's throughput at 32 (batching), p99 overhead <= 5 ms at 1.
+The client shares the 2 cores with the server, so ratios are the figures to compare.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/text_serving.py [--seconds 10]   (needs wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from automl_tasks.core.settings import Workspace  # noqa: E402
+from benchmarks.serving_throughput import _wrk  # noqa: E402
+from loopml.embedded import free_port  # noqa: E402
+from loopml.processes import stop_tree  # noqa: E402
+from loopml.serve import start_server  # noqa: E402
+
+FAMILY = "bench-text"
+
+
+def build_family(ws: Workspace, rows: int) -> str:
+    """A text family whose champion is MiniLM + a trained head; returns a review of median length."""
+    from automl_tasks.pipelines import adaptation
+    from automl_tasks.pipelines.hpo import study_names
+    from automl_tasks.pipelines.requests import AdaptationRequest
+    from automl_tasks.search import run_worker
+    from loopml.demo_adaptation import demo_sample
+
+    os.environ["LOOPML_HOME"] = str(ws.home)
+    path = demo_sample(ws, rows)
+    request = AdaptationRequest(
+        dataset=str(path),
+        text_column="review",
+        target="score",
+        methods="head",
+        miniaturise="none",
+        n_trials=1,
+        time_budget_s=120,
+        family=FAMILY,
+    )
+    pre = adaptation.prepare_adaptation(ws, request, dag_run_id="bench")
+    studies = study_names(f"{FAMILY}-bench")
+    for branch in ("smoke", "default", "search"):
+        adaptation.plan_branch(ws, request, pre, branch, studies[branch])
+        run_worker(ws, studies[branch], 0)
+    adapted = adaptation.adapt(ws, request, pre, studies, dag_run_id="bench")
+    candidates = adaptation.compile_candidates(ws, request, pre, [adapted["adapted"]], studies["search"])
+    adaptation.pareto_gate(ws, request, pre, candidates, studies["search"], dag_run_id="bench")
+    import pandas as pd
+
+    texts = pd.read_csv(path)["review"]
+    return texts.iloc[(texts.str.len() - texts.str.len().median()).abs().argmin()]
+
+
+class BareTextServer:
+    def __init__(self, ws: Workspace, port: int) -> None:
+        import mlflow
+
+        from automl_tasks.core.tags import ONNX_URI_TAG
+        from automl_tasks.families.loading import resolve_version
+
+        version = resolve_version(ws, FAMILY, "champion")
+        folder = tempfile.mkdtemp()
+        onnx = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=folder)
+        bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/serving", dst_path=folder)
+        env = dict(os.environ, LOOPML_BARE_ONNX=onnx, LOOPML_BARE_BUNDLE=bundle, PYTHONPATH=str(REPO))
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.bare_text_server:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+
+    def wait_ready(self) -> None:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{self.url}/readyz", trust_env=False, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise RuntimeError("bare text server did not start")
+
+    def stop(self) -> None:
+        stop_tree(self.process)
+
+
+def compute_ms(ws: Workspace, text: str) -> float:
+    from automl_tasks.families.loading import load_text_version, resolve_version
+
+    model = load_text_version(ws, resolve_version(ws, FAMILY, "champion"))
+    times = []
+    for _ in range(200):
+        started = time.perf_counter()
+        ids, _ = model.tokenise([text])
+        model.proba_of_ids(ids)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[20:]) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=300)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark needs wrk (Debian: apt-get install -y wrk); `make bench` installs it")
+    with tempfile.TemporaryDirectory() as home:
+        ws = Workspace.at(home).ensure()
+        text = build_family(ws, args.rows)
+        model_ms = compute_ms(ws, text)
+        body = {"instances": [{"text": text}]}
+        print(f"model compute (tokenise + ONNX Runtime, 1 text of {len(text)} characters): {model_ms:.2f} ms")
+        print(f"{'server':<20} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        servers = {
+            "loopml": lambda: start_server(ws, FAMILY, free_port(13520)),
+            "bare FastAPI+ORT": lambda: BareTextServer(ws, free_port(13720)),
+        }
+        results = {}
+        for name, start in servers.items():
+            server = start()
+            try:
+                server.wait_ready()
+                for concurrency in (1, 8, 32):
+                    rps, p50, p99, errors = _wrk(server.url, body, concurrency, args.seconds)
+                    results[(name, concurrency)] = (rps, p50, p99)
+                    print(f"{name:<20} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}", flush=True)
+            finally:
+                server.stop()
+        print()
+        for concurrency in (1, 8, 32):
+            ours, bare = results[("loopml", concurrency)], results[("bare FastAPI+ORT", concurrency)]
+            print(
+                f"concurrency {concurrency:>2}: throughput loopml/bare = {ours[0] / bare[0]:.2f}x; "
+                f"p99 loopml {ours[2]:.2f} ms, bare {bare[2]:.2f} ms"
+            )
+        print(
+            f"p99 overhead at concurrency 1 over the model's compute: {results[('loopml', 1)][2] - model_ms:.2f} ms "
+            f"(bare: {results[('bare FastAPI+ORT', 1)][2] - model_ms:.2f} ms)"
+        )
+        print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
