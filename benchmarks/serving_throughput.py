@@ -77,13 +77,19 @@ def _start_bare(ws: Workspace, port: int) -> subprocess.Popen:
     version = resolve_version(ws, FAMILY, "champion")
     onnx = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="onnx/model.onnx")
     schema = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="feature_schema.json")
-    env = dict(os.environ, LOOPML_BARE_ONNX=onnx, LOOPML_BARE_SCHEMA=schema, PYTHONPATH=str(REPO))
+    return start_uvicorn(
+        "benchmarks.bare_onnx_server:app", port, {"LOOPML_BARE_ONNX": onnx, "LOOPML_BARE_SCHEMA": schema}
+    )
+
+
+def start_uvicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """`uvicorn APP` on loopback (with `env` added), returned once its /readyz answers."""
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "benchmarks.bare_onnx_server:app",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -91,17 +97,18 @@ def _start_bare(ws: Workspace, port: int) -> subprocess.Popen:
             "--log-level",
             "warning",
         ],
-        env=env,
+        env=dict(os.environ, PYTHONPATH=str(REPO), **env),
         cwd=REPO,
         start_new_session=True,
     )
-    for _ in range(120):
+    for _ in range(240):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", trust_env=False, timeout=2).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
-    raise RuntimeError("bare server did not start")
+    stop_tree(process.pid)
+    raise RuntimeError(f"{app} did not start")
 
 
 def _model_compute_ms(ws: Workspace, instances: list[dict]) -> float:
@@ -217,18 +224,26 @@ def _floor_server(port: int, tuned: bool = False) -> BentoServe:
     return BentoServe("benchmarks.bentoml_floor_service:FloorService", port, {"LOOPML_FLOOR_TUNED": str(int(tuned))})
 
 
-class _BareServer:
-    """The bare FastAPI + ONNX Runtime server, with the BentoServer interface the loop uses."""
+class UvicornServer:
+    """A bare FastAPI server (`app`, with `env`), with the BentoServer interface the loop uses."""
 
-    def __init__(self, ws: Workspace, port: int) -> None:
+    def __init__(self, app: str, port: int, env: dict[str, str]) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.process = _start_bare(ws, port)
+        self.process = start_uvicorn(app, port, env)
 
-    def wait_ready(self) -> None:  # _start_bare returns once /readyz answers
+    def wait_ready(self) -> None:  # start_uvicorn returns once /readyz answers
         return None
 
     def stop(self) -> None:
         stop_tree(self.process.pid)
+
+
+class _BareServer(UvicornServer):
+    """The bare FastAPI + ONNX Runtime server of the family's champion."""
+
+    def __init__(self, ws: Workspace, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = _start_bare(ws, port)
 
 
 if __name__ == "__main__":

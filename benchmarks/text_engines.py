@@ -67,7 +67,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="loopml-text-engines-"))
     print("p50 ms (1 thread); speed-up over torch eager in brackets")
     header = " | ".join(f"b{b} s{s}" for b, s in SHAPES)
-    print(f"| model | engine | {header} |\n|---|---|" + "---|" * len(SHAPES))
+    print(f"| model | engine | {header} | build s (max) |\n|---|---|" + "---|" * (len(SHAPES) + 1))
     for name, model, onnx_path in models(tmp):
         eager = {}
         cells = []
@@ -79,9 +79,9 @@ def main() -> None:
                 )
             eager[(batch, length)] = stats.p50_ms
             cells.append(f"{stats.p50_ms:.2f}")
-        print(f"| {name} | torch eager | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {name} | torch eager | " + " | ".join(cells) + " | - |", flush=True)
         for engine in args.engines.split(","):
-            cells = []
+            cells, builds = [], []
             for batch, length in SHAPES:
                 result = evaluate(
                     engine,
@@ -97,8 +97,10 @@ def main() -> None:
                     cells.append(str(result.verdict)[:60])
                     continue
                 ms = result.measurement.latency[batch].p50_ms
+                builds.append(result.compile_seconds or 0.0)
                 cells.append(f"{ms:.2f} ({eager[(batch, length)] / ms:.2f}x)")
-            print(f"| {name} | {engine} | " + " | ".join(cells) + " |", flush=True)
+            built = f"{max(builds):.1f}" if builds else "-"
+            print(f"| {name} | {engine} | " + " | ".join(cells) + f" | {built} |", flush=True)
 
 
 if __name__ == "__main__":

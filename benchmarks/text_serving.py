@@ -19,21 +19,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
-from benchmarks.serving_throughput import _wrk  # noqa: E402
+from benchmarks.serving_throughput import UvicornServer, _wrk  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
-from loopml.processes import stop_tree  # noqa: E402
 from loopml.serve import start_server  # noqa: E402
 
 FAMILY = "bench-text"
@@ -41,10 +37,8 @@ FAMILY = "bench-text"
 
 def build_family(ws: Workspace, rows: int) -> str:
     """A text family whose champion is MiniLM + a trained head; returns a review of median length."""
-    from automl_tasks.pipelines import adaptation
-    from automl_tasks.pipelines.hpo import study_names
+    from automl_tasks.pipelines.adaptation import run_inline
     from automl_tasks.pipelines.requests import AdaptationRequest
-    from automl_tasks.search import run_worker
     from loopml.demo_adaptation import demo_sample
 
     os.environ["LOOPML_HOME"] = str(ws.home)
@@ -59,62 +53,27 @@ def build_family(ws: Workspace, rows: int) -> str:
         time_budget_s=120,
         family=FAMILY,
     )
-    pre = adaptation.prepare_adaptation(ws, request, dag_run_id="bench")
-    studies = study_names(f"{FAMILY}-bench")
-    for branch in ("smoke", "default", "search"):
-        adaptation.plan_branch(ws, request, pre, branch, studies[branch])
-        run_worker(ws, studies[branch], 0)
-    adapted = adaptation.adapt(ws, request, pre, studies, dag_run_id="bench")
-    candidates = adaptation.compile_candidates(ws, request, pre, [adapted["adapted"]], studies["search"])
-    adaptation.pareto_gate(ws, request, pre, candidates, studies["search"], dag_run_id="bench")
+    run_inline(ws, request, dag_run_id="bench")
     import pandas as pd
 
     texts = pd.read_csv(path)["review"]
     return texts.iloc[(texts.str.len() - texts.str.len().median()).abs().argmin()]
 
 
-class BareTextServer:
-    def __init__(self, ws: Workspace, port: int) -> None:
-        import mlflow
+def bare_text_server(ws: Workspace, port: int) -> UvicornServer:
+    """The bare FastAPI + ONNX Runtime server of the champion's ONNX file and tokenizer."""
+    import mlflow
 
-        from automl_tasks.core.tags import ONNX_URI_TAG
-        from automl_tasks.families.loading import resolve_version
+    from automl_tasks.core.tags import ONNX_URI_TAG
+    from automl_tasks.families.loading import resolve_version
 
-        version = resolve_version(ws, FAMILY, "champion")
-        folder = tempfile.mkdtemp()
-        onnx = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=folder)
-        bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/serving", dst_path=folder)
-        env = dict(os.environ, LOOPML_BARE_ONNX=onnx, LOOPML_BARE_BUNDLE=bundle, PYTHONPATH=str(REPO))
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "benchmarks.bare_text_server:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-
-    def wait_ready(self) -> None:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{self.url}/readyz", trust_env=False, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise RuntimeError("bare text server did not start")
-
-    def stop(self) -> None:
-        stop_tree(self.process)
+    version = resolve_version(ws, FAMILY, "champion")
+    folder = tempfile.mkdtemp()
+    onnx = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=folder)
+    bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/serving", dst_path=folder)
+    return UvicornServer(
+        "benchmarks.bare_text_server:app", port, {"LOOPML_BARE_ONNX": onnx, "LOOPML_BARE_BUNDLE": bundle}
+    )
 
 
 def compute_ms(ws: Workspace, text: str) -> float:
@@ -146,7 +105,7 @@ def main() -> None:
         print(f"{'server':<20} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         servers = {
             "loopml": lambda: start_server(ws, FAMILY, free_port(13520)),
-            "bare FastAPI+ORT": lambda: BareTextServer(ws, free_port(13720)),
+            "bare FastAPI+ORT": lambda: bare_text_server(ws, free_port(13720)),
         }
         results = {}
         for name, start in servers.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -393,6 +393,40 @@ def adapt(
 # --- miniaturise --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Registrar:
+    """Registers the derived versions of one teacher with the same lineage, serving bundle and
+    label spec; each version's evaluation score is its test accuracy."""
+
+    ws: Workspace
+    context: RunContext
+    lineage: dict[str, str]
+    majority: float  # the trivial baseline's accuracy on the test split
+    extras: dict[str, Path]
+    label_spec: str
+
+    def register(
+        self, *, source: Path, derivation: str, parent: str, onnx: Path, metrics: dict[str, float]
+    ) -> FamilyVersion:
+        tags = {
+            **self.lineage,
+            EVAL_SCORE_TAG: f"{metrics['test_accuracy']:.8g}",
+            BASELINE_SCORE_TAG: f"{self.majority:.8g}",
+        }
+        return register_version(
+            self.ws,
+            self.context,
+            source=source,
+            derivation=derivation,
+            parent_version=parent,
+            onnx=onnx,
+            metrics=metrics,
+            extras=self.extras,
+            label_spec=self.label_spec,
+            tags=tags,
+        )
+
+
 def miniaturise(
     ws: Workspace,
     request: AdaptationRequest,
@@ -404,20 +438,9 @@ def miniaturise(
 ) -> list[dict[str, Any]]:
     """Derive smaller models from the adapted teacher (each a new version naming its parent):
     a distilled student, a pruned one, and an int8 version of the teacher and of each student."""
-    from automl_tasks.adaptation.artifacts import AdaptedMeta, load_adapted, save_student
+    from automl_tasks.adaptation.artifacts import load_adapted
     from automl_tasks.adaptation.estimator import TextAdapterEstimator
-    from automl_tasks.adaptation.inference import export_classifier
     from automl_tasks.adaptation.methods import deployable
-    from automl_tasks.adaptation.miniaturise import (
-        StudentTraining,
-        distil,
-        fewer_layers,
-        layer_stack,
-        logits,
-        pruned_ffn,
-        without_prompt,
-    )
-    from automl_tasks.adaptation.quantise import quantise_dynamic
     from automl_tasks.estimators.metrics import Metric
     from automl_tasks.search import load_study
 
@@ -430,42 +453,84 @@ def miniaturise(
     workdir = _workdir(ws, studies["search"]) / "miniaturise"
     shutil.rmtree(workdir, ignore_errors=True)
     trained, meta = load_adapted(download_model(ws, teacher_version.run_id, workdir / "teacher"))
-    extras = {SERVING_ARTIFACT: download_artifact(ws, teacher_version.run_id, SERVING_ARTIFACT, workdir / "teacher")}
-    labels = load_label_spec(pre.parent_run_id)
-    label_spec = labels.to_json() if labels else ""
-    teacher = deployable(trained, meta.method)
     data = TextAdapterEstimator(
         run_epochs=None, data=plan.data, is_trainer=True, model_args=meta.config, metric=Metric(METRIC)
     )
     data.load_data()
+    _, test_rows = data.rows()
+    labels = load_label_spec(pre.parent_run_id)
+    registrar = _Registrar(
+        ws,
+        RunContext(pre.family, pre.experiment_id, pre.parent_run_id),
+        _lineage(pre, study, dag_run_id, request.seed),
+        float(np.bincount(data.target_[test_rows]).max() / len(test_rows)),
+        {SERVING_ARTIFACT: download_artifact(ws, teacher_version.run_id, SERVING_ARTIFACT, workdir / "teacher")},
+        labels.to_json() if labels else "",
+    )
+    students = _students(
+        deployable(trained, meta.method), meta, data, steps, teacher_version, registrar, workdir, request.seed
+    )
+    made = [version for version, _ in students]
+    if "quantise" in steps:
+        fp32 = [(teacher_version, None), *students]
+        made += _quantised(fp32, data, registrar, workdir)
+    for version in made:
+        log.info(
+            "miniaturise: v%s %s of v%s: test accuracy %.4f (teacher %.4f)",
+            version.version,
+            version.derivation,
+            version.parent_version,
+            version.metrics["test_accuracy"],
+            teacher_version.metrics.get("test_accuracy", float("nan")),
+        )
+    return [v.to_dict() for v in made]
+
+
+def _students(
+    teacher: Any,
+    meta: Any,
+    data: Any,
+    steps: tuple[str, ...],
+    teacher_version: FamilyVersion,
+    registrar: _Registrar,
+    workdir: Path,
+    seed: int,
+) -> list[tuple[FamilyVersion, Path]]:
+    """The distilled and pruned students, trained from the teacher's outputs and registered;
+    with their ONNX exports."""
+    from automl_tasks.adaptation.artifacts import AdaptedMeta, save_student
+    from automl_tasks.adaptation.inference import export_classifier
+    from automl_tasks.adaptation.miniaturise import (
+        StudentTraining,
+        distil,
+        fewer_layers,
+        layer_stack,
+        logits,
+        pruned_ffn,
+        without_prompt,
+    )
+
     fit_rows, test_rows = data.rows()
-    all_rows = np.arange(len(data.ids_))
-    teacher_logits = logits(teacher, data.ids_, all_rows, data.pad_id_)
-    context = RunContext(pre.family, pre.experiment_id, pre.parent_run_id)
-    lineage = _lineage(pre, study, dag_run_id, request.seed)
-    majority = float(np.bincount(data.target_[test_rows]).max() / len(test_rows))
+    teacher_logits = logits(teacher, data.ids_, np.arange(len(data.ids_)), data.pad_id_)
     teacher_accuracy = teacher_version.metrics.get("test_accuracy", float("nan"))
-    training = StudentTraining(epochs=max(2, int(meta.config.get("epochs", 3))), seed=request.seed)
-    fp32 = [(teacher_version, workdir / "teacher.onnx")]
-    made: list[FamilyVersion] = []
-    students = []
+    training = StudentTraining(epochs=max(2, int(meta.config.get("epochs", 3))), seed=seed)
     origin = without_prompt(teacher)  # students start from the teacher's weights, are taught by its outputs
+    plans = []
     if "distill" in steps:
         holder, name = layer_stack(origin.encoder)
         keep = max(1, round(len(getattr(holder, name)) * DISTILL_LAYER_SHARE))
-        students.append(("distill", fewer_layers(origin, keep), {"student_layers": keep}))
+        plans.append(("distill", fewer_layers(origin, keep), {"student_layers": keep}))
     if "prune" in steps:
-        students.append(("prune", pruned_ffn(origin, PRUNE_KEEP_SHARE), {"ffn_keep_share": PRUNE_KEEP_SHARE}))
-    for derivation, student, settings in students:
+        plans.append(("prune", pruned_ffn(origin, PRUNE_KEEP_SHARE), {"ffn_keep_share": PRUNE_KEEP_SHARE}))
+    made = []
+    for derivation, student, settings in plans:
         seconds = distil(student, data.ids_, data.target_, teacher_logits, fit_rows, data.pad_id_, training)
         test_logits = logits(student, data.ids_, test_rows, data.pad_id_)
         accuracy = float(np.mean(test_logits.argmax(1) == data.target_[test_rows]))
-        folder = save_student(
-            student,
-            AdaptedMeta(derivation, {**meta.config, **settings}, meta.classes, meta.max_length, "", meta.base_digest),
-            workdir / derivation,
-            data.tokenizer_,
+        student_meta = AdaptedMeta(
+            derivation, {**meta.config, **settings}, meta.classes, meta.max_length, "", meta.base_digest
         )
+        folder = save_student(student, student_meta, workdir / derivation, data.tokenizer_)
         onnx_path = export_classifier(student, workdir / f"{derivation}.onnx")
         metrics = {
             "test_accuracy": accuracy,
@@ -477,65 +542,42 @@ def miniaturise(
             "onnx_size_kb": _folder_kb(onnx_path),
             **{k: float(v) for k, v in settings.items()},
         }
-        version = register_version(
-            ws,
-            context,
-            source=folder,
-            derivation=derivation,
-            parent_version=teacher_version.version,
-            onnx=onnx_path,
-            metrics=metrics,
-            extras=extras,
-            label_spec=label_spec,
-            tags={**lineage, EVAL_SCORE_TAG: f"{accuracy:.8g}", BASELINE_SCORE_TAG: f"{majority:.8g}"},
+        version = registrar.register(
+            source=folder, derivation=derivation, parent=teacher_version.version, onnx=onnx_path, metrics=metrics
         )
-        made.append(version)
-        fp32.append((version, onnx_path))
-    if "quantise" in steps:
-        import onnxruntime as ort
+        made.append((version, onnx_path))
+    return made
 
-        from automl_tasks.adaptation.family import download_onnx
-        from automl_tasks.adaptation.inference import onnx_feed, softmax
 
-        test_ids = [data.ids_[i] for i in test_rows]
-        feed = onnx_feed(test_ids, data.pad_id_)
-        for parent, local in fp32:
-            source = local if local.exists() else download_onnx(ws, parent.onnx_uri, workdir / f"v{parent.version}")
-            int8 = quantise_dynamic(source, workdir / f"v{parent.version}.int8.onnx")
-            session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
-            proba = softmax(session.run(None, feed)[0])
-            accuracy = float(np.mean(proba.argmax(1) == data.target_[test_rows]))
-            parent_accuracy = parent.metrics.get("test_accuracy", float("nan"))
-            metrics = {
-                "test_accuracy": accuracy,
-                "accuracy_retention": accuracy / parent_accuracy if parent_accuracy else float("nan"),
-                "onnx_size_kb": _folder_kb(int8),
-                "artifact_size_kb": _folder_kb(int8),
-            }
-            made.append(
-                register_version(
-                    ws,
-                    context,
-                    source=int8,
-                    derivation="quantise",
-                    parent_version=parent.version,
-                    onnx=int8,
-                    metrics=metrics,
-                    extras=extras,
-                    label_spec=label_spec,
-                    tags={**lineage, EVAL_SCORE_TAG: f"{accuracy:.8g}", BASELINE_SCORE_TAG: f"{majority:.8g}"},
-                )
-            )
-    for version in made:
-        log.info(
-            "miniaturise: v%s %s of v%s: test accuracy %.4f (teacher %.4f)",
-            version.version,
-            version.derivation,
-            version.parent_version,
-            version.metrics["test_accuracy"],
-            teacher_accuracy,
+def _quantised(
+    fp32: list[tuple[FamilyVersion, Path | None]], data: Any, registrar: _Registrar, workdir: Path
+) -> list[FamilyVersion]:
+    """An int8 version of each fp32 candidate (its ONNX file, or fetched from its run), scored on the test split."""
+    import onnxruntime as ort
+
+    from automl_tasks.adaptation.family import download_onnx
+    from automl_tasks.adaptation.inference import onnx_feed, softmax
+    from automl_tasks.adaptation.quantise import quantise_dynamic
+
+    _, test_rows = data.rows()
+    feed = onnx_feed([data.ids_[i] for i in test_rows], data.pad_id_)
+    made = []
+    for parent, local in fp32:
+        source = local or download_onnx(registrar.ws, parent.onnx_uri, workdir / f"v{parent.version}")
+        int8 = quantise_dynamic(source, workdir / f"v{parent.version}.int8.onnx")
+        session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+        accuracy = float(np.mean(softmax(session.run(None, feed)[0]).argmax(1) == data.target_[test_rows]))
+        parent_accuracy = parent.metrics.get("test_accuracy", float("nan"))
+        metrics = {
+            "test_accuracy": accuracy,
+            "accuracy_retention": accuracy / parent_accuracy if parent_accuracy else float("nan"),
+            "onnx_size_kb": _folder_kb(int8),
+            "artifact_size_kb": _folder_kb(int8),
+        }
+        made.append(
+            registrar.register(source=int8, derivation="quantise", parent=parent.version, onnx=int8, metrics=metrics)
         )
-    return [v.to_dict() for v in made]
+    return made
 
 
 # --- compile ------------------------------------------------------------------------------
@@ -729,3 +771,29 @@ def advise_adaptation(
     for line in suggestions:
         log.info("advisor: %s", line)
     return report
+
+
+# --- the whole pipeline in one process ----------------------------------------------------
+
+
+def run_inline(ws: Workspace, request: AdaptationRequest, *, dag_run_id: str) -> dict[str, Any]:
+    """Every step of the DAG in this process, in the DAG's order, the search workers one after
+    another: for tests, benchmarks and notebooks that want an adapted family without Airflow."""
+    from automl_tasks.pipelines.hpo import study_names
+    from automl_tasks.pipelines.intake import finish_parent_run
+    from automl_tasks.search import run_worker
+
+    pre = prepare_adaptation(ws, request, dag_run_id=dag_run_id)
+    studies = study_names(f"{pre.family}-{dag_run_id}")
+    for branch in ("smoke", "default", "search"):
+        for worker in range(plan_branch(ws, request, pre, branch, studies[branch])):
+            run_worker(ws, studies[branch], worker)
+        if branch == "smoke":
+            smoke_verdict(ws, request, pre, studies["smoke"])
+    adapted = adapt(ws, request, pre, studies, dag_run_id=dag_run_id)
+    derived = miniaturise(ws, request, pre, studies, adapted["adapted"], dag_run_id=dag_run_id)
+    candidates = compile_candidates(ws, request, pre, [adapted["adapted"], *derived], studies["search"])
+    gate = pareto_gate(ws, request, pre, candidates, studies["search"], dag_run_id=dag_run_id)
+    advice = advise_adaptation(ws, pre, studies, candidates, gate)
+    finish_parent_run(ws, pre.parent_run_id)
+    return {"family": pre.family, "adapted": adapted, "derived": derived, "gate": gate, "advice": advice}

@@ -16,10 +16,8 @@ FAMILY = "reviews_text_unit"
 
 @pytest.fixture(scope="module")
 def text_family(tmp_path_factory, monkeypatch_module):
-    from automl_tasks.pipelines import adaptation
-    from automl_tasks.pipelines.hpo import study_names
+    from automl_tasks.pipelines.adaptation import run_inline
     from automl_tasks.pipelines.requests import AdaptationRequest
-    from automl_tasks.search import run_worker
 
     folder = tmp_path_factory.mktemp("text_family")
     ws = Workspace.at(folder / "ws").ensure()
@@ -37,16 +35,8 @@ def text_family(tmp_path_factory, monkeypatch_module):
         max_epochs=4,
         family=FAMILY,
     )
-    pre = adaptation.prepare_adaptation(ws, request, dag_run_id="unit")
-    studies = study_names(f"{FAMILY}-unit")
-    for branch in ("smoke", "default", "search"):
-        adaptation.plan_branch(ws, request, pre, branch, studies[branch])
-        run_worker(ws, studies[branch], 0)
-    adapted = adaptation.adapt(ws, request, pre, studies, dag_run_id="unit")
-    derived = adaptation.miniaturise(ws, request, pre, studies, adapted["adapted"], dag_run_id="unit")
-    candidates = adaptation.compile_candidates(ws, request, pre, [adapted["adapted"], *derived], studies["search"])
-    gate = adaptation.pareto_gate(ws, request, pre, candidates, studies["search"], dag_run_id="unit")
-    assert gate["promotion"]["promoted"], gate
+    outcome = run_inline(ws, request, dag_run_id="unit")
+    assert outcome["gate"]["promotion"]["promoted"], outcome["gate"]
     return ws, folder
 
 
