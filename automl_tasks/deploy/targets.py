@@ -136,6 +136,13 @@ def evaluate_on_target(target: DeploymentTarget, onnx_model: OnnxSource, feed: F
     ]
     for result in results:
         log.info("target %s (auto): %s %s", target.name, result.verdict, _batch1_ms(result))
+    return fastest_deployable(results)
+
+
+def fastest_deployable(results: list[EngineResult]) -> EngineResult:
+    """An `auto` target's choice among measured engines: the fastest deployable one at the
+    smallest batch measured; when none is deployable, the reference engine's result (or the
+    first), whose verdict says why."""
     deployable = [r for r in results if r.verdict.deployable and r.measurement is not None]
     if deployable:
         return min(deployable, key=_batch1_ms)

@@ -26,6 +26,7 @@ from automl_tasks.adaptation.family import (
     RunContext,
     download_artifact,
     download_model,
+    download_onnx,
     register_base,
     register_version,
 )
@@ -555,7 +556,6 @@ def _quantised(
     """An int8 version of each fp32 candidate (its ONNX file, or fetched from its run), scored on the test split."""
     import onnxruntime as ort
 
-    from automl_tasks.adaptation.family import download_onnx
     from automl_tasks.adaptation.inference import onnx_feed, softmax
     from automl_tasks.adaptation.quantise import quantise_dynamic
 
@@ -599,43 +599,36 @@ def _timing_feed(pre: PreprocessResult, base: Path, max_length: int, count: int 
 def compile_candidates(
     ws: Workspace, request: AdaptationRequest, pre: PreprocessResult, versions: list[dict[str, Any]], study_name: str
 ) -> list[dict[str, Any]]:
-    """Compile every candidate on the target's engine (each available engine for an `auto`
-    target): parity-checked against ONNX Runtime and timed at batch 1 and 32."""
-    from automl_tasks.adaptation.family import download_onnx
-    from automl_tasks.deploy.targets import evaluate_on_target, get_target, target_metrics
+    """Compile every candidate on every engine available here through the deployment seam,
+    with the target's options: parity-checked against ONNX Runtime and timed at batch 1 and
+    32. The target's engine (for an `auto` target, the fastest deployable one) decides the
+    candidate's latency; every engine's figures are logged (`compile/engines.json`)."""
+    from automl_tasks.deploy.backends import evaluate
+    from automl_tasks.deploy.targets import AUTO_ENGINE, candidate_engines, fastest_deployable, get_target
     from automl_tasks.search import load_study
     from automl_tasks.search.deployment import chosen_trial
 
     study, plan = load_study(ws.optuna_uri, study_name)
     max_length = int(chosen_trial(study, plan).params.get("max_seq_len", 128))
     target = get_target(request.deploy_target, ws.home)
+    engines = candidate_engines(target.options)
+    if target.engine != AUTO_ENGINE and target.engine not in engines:
+        engines.append(target.engine)  # measured, so its verdict says why it cannot serve
     folder = _workdir(ws, study_name) / "compile"
-    client = mlflow_client(ws)
-    results = []
-    feed: dict[str, np.ndarray] | None = None
+    feed = _timing_feed(pre, request.base_model_path(), max_length)
+    results, table = [], []
     for payload in versions:
         version = FamilyVersion(**payload)
         onnx_path = download_onnx(ws, version.onnx_uri, folder / f"v{version.version}")
-        if feed is None:
-            feed = _timing_feed(pre, request.base_model_path(), max_length)
-        result = evaluate_on_target(target, onnx_path, feed, warmup=3, repeats=20)
-        metrics, tags = target_metrics(target, result)
-        for key, value in metrics.items():
-            client.log_metric(version.run_id, key, value)
-        for key, value in tags.items():
-            client.set_model_version_tag(pre.family, version.version, key, value)
-        latency = metrics.get("deploy_latency_p50_ms_b1", float("inf"))
-        if math.isfinite(latency):
-            client.set_model_version_tag(pre.family, version.version, "latency_single_ms", f"{latency:.6g}")
-        client.set_model_version_tag(pre.family, version.version, "onnx_size_kb", f"{_folder_kb(onnx_path):.6g}")
-        log.info(
-            "compile: v%s (%s) on %s: %s, %.3g ms at batch 1",
-            version.version,
-            version.derivation,
-            target.name,
-            result.verdict,
-            latency,
+        by_engine = {
+            engine: evaluate(engine, onnx_path, feed, options=target.options, measure=True, warmup=3, repeats=20)
+            for engine in engines
+        }
+        chosen = (
+            fastest_deployable(list(by_engine.values())) if target.engine == AUTO_ENGINE else by_engine[target.engine]
         )
+        latency = _record_compile(ws, pre.family, version, target, chosen, by_engine, onnx_path)
+        table += [_engine_row(version, engine, result) for engine, result in by_engine.items()]
         results.append(
             Candidate(
                 version=version.version,
@@ -644,11 +637,54 @@ def compile_candidates(
                 accuracy=version.metrics.get("test_accuracy", float("nan")),
                 latency_ms=latency,
                 size_kb=_folder_kb(onnx_path),
-                deployable=result.verdict.deployable,
-                verdict=str(result.verdict),
+                deployable=chosen.verdict.deployable,
+                verdict=str(chosen.verdict),
             ).to_dict()
         )
+    mlflow_client(ws).log_dict(pre.parent_run_id, {"target": target.name, "engines": table}, "compile/engines.json")
     return results
+
+
+def _record_compile(
+    ws: Workspace, family: str, version: FamilyVersion, target: Any, chosen: Any, by_engine: dict, onnx_path: Path
+) -> float:
+    """Log a candidate's measurements on its run and version; return its p50 batch-1 ms on the target."""
+    from automl_tasks.deploy.targets import target_metrics
+
+    client = mlflow_client(ws)
+    metrics, tags = target_metrics(target, chosen)
+    for engine, result in by_engine.items():
+        if result.measurement is not None:
+            metrics |= {f"engine_{engine}_{k}": v for k, v in result.measurement.as_metrics().items()}
+    for key, value in metrics.items():
+        client.log_metric(version.run_id, key, value)
+    for key, value in tags.items():
+        client.set_model_version_tag(family, version.version, key, value)
+    latency = metrics.get("deploy_latency_p50_ms_b1", float("inf"))
+    if math.isfinite(latency):
+        client.set_model_version_tag(family, version.version, "latency_single_ms", f"{latency:.6g}")
+    client.set_model_version_tag(family, version.version, "onnx_size_kb", f"{_folder_kb(onnx_path):.6g}")
+    log.info(
+        "compile: v%s (%s): %s; on %s %.3g ms at batch 1",
+        version.version,
+        version.derivation,
+        "; ".join(str(r.verdict) for r in by_engine.values()),
+        target.name,
+        latency,
+    )
+    return latency
+
+
+def _engine_row(version: FamilyVersion, engine: str, result: Any) -> dict[str, Any]:
+    latency = result.measurement.latency if result.measurement is not None else {}
+    return {
+        "version": version.version,
+        "derivation": version.derivation,
+        "engine": engine,
+        "verdict": str(result.verdict),
+        "compile_seconds": result.compile_seconds,
+        **{f"p50_ms_b{batch}": stats.p50_ms for batch, stats in latency.items()},
+    }
 
 
 # --- pareto_gate --------------------------------------------------------------------------
