@@ -1,9 +1,9 @@
 """A text family's version as the service uses it: {"text": ...} instances in, labels out.
 
 Tokenisation happens in the service, on the request's event-loop turn (a fast tokenizer
-takes ~0.1 ms a text); the model call runs in a thread (`inline_rows = 0`) so requests
-arriving meanwhile queue up and go together in the next batch: unlike the 0.25 ms
-tabular model, a transformer's call dominates, so batching pays off here.
+takes ~0.1 ms a text). A lone text runs at once on the event loop (a thread hop cost ~0.5 ms
+of p99 at concurrency 1, docs/BENCHMARKS.md); a batch of several runs in a thread, so the
+requests arriving meanwhile are parsed and form the next batch.
 A text longer than the version's token limit is cut to it and the answer says so; an
 empty text, a non-string text or one over `MAX_TEXT_CHARS` characters is refused (400).
 """
@@ -96,7 +96,7 @@ def _message(body: bytes, exc: ValidationError) -> str:
 
 @dataclass
 class TextServedModel:
-    """One registered text version, run by ONNX Runtime, ready to predict on texts."""
+    """One registered text version on its engine, ready to predict on texts."""
 
     ws: Workspace
     family: str
@@ -105,7 +105,7 @@ class TextServedModel:
     runtime: str
     model: TextOnnxModel
     schema: Any = None  # tabular columns: none
-    inline_rows: int = 0  # every call in a thread, so batches form while the model runs
+    inline_rows: int = 1  # a lone text runs at once; a batch in a thread, so the next one forms meanwhile
 
     def request_model(self) -> TextRequestModel:
         return TextRequestModel(self.model)
@@ -130,4 +130,5 @@ class TextServedModel:
 
 def load_text_model(ws: Workspace, family: str, alias: str, version: Any) -> TextServedModel:
     """The text version behind `family@alias` (its ONNX file, tokenizer and classes, from its run)."""
-    return TextServedModel(ws, family, str(version.version), alias, "onnxruntime", load_text_version(ws, version))
+    model = load_text_version(ws, version)
+    return TextServedModel(ws, family, str(version.version), alias, model.engine, model)

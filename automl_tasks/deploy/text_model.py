@@ -9,7 +9,8 @@ text version (adapted, distilled, pruned or int8) through `TextOnnxModel`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,11 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.labels import LabelSpec
+from automl_tasks.deploy.backends.base import BackendOptions
+
+log = logging.getLogger(__name__)
+
+ONNX_RUNTIME = "onnxruntime"
 
 SERVING_ARTIFACT = "serving"
 SERVING_FILE = "serving.json"
@@ -67,15 +73,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class TextOnnxModel:
-    """ONNX Runtime on tokenised texts. `predict`/`predict_proba` take a frame with a `text`
-    column (scikit-learn's interface, for the drift check and evaluation) and answer canonical
-    labels; `classify` answers labels in the user's type (the label spec) for serving."""
+    """A text classifier's ONNX model on a deployment engine, on tokenised texts.
 
-    #: rows per ONNX call when a frame is large (bounds the padded batch's memory)
+    `run(feed) -> logits` is the engine's (ONNX Runtime's session, or another engine's
+    `Runner`). `predict`/`predict_proba` take a frame with a `text` column (scikit-learn's
+    interface, for the drift check and evaluation) and answer canonical labels; `classify`
+    answers labels in the user's type (the label spec) for serving and batch inference."""
+
+    #: rows per call when a frame is large (bounds the padded batch's memory)
     CHUNK = 256
 
-    def __init__(self, session: Any, tokenizer: Any, spec: ServingSpec) -> None:
-        self.session, self.tokenizer, self.spec = session, tokenizer, spec
+    def __init__(
+        self, run: Callable[[dict[str, np.ndarray]], np.ndarray], tokenizer: Any, spec: ServingSpec, engine: str
+    ) -> None:
+        self.run, self.tokenizer, self.spec, self.engine = run, tokenizer, spec, engine
         self.pad_id = int(tokenizer.pad_token_id or 0)
         self.classes_ = np.asarray(spec.classes)
         self.labels = LabelSpec.from_json(spec.label_spec) if spec.label_spec else None
@@ -93,7 +104,7 @@ class TextOnnxModel:
 
     def proba_of_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         """Class probabilities of tokenised texts (one call, padded to the longest)."""
-        return softmax(self.session.run(None, onnx_feed(ids, self.pad_id))[0])
+        return softmax(self.run(onnx_feed(ids, self.pad_id)))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         ids, _ = self.tokenise(frame[TEXT_COLUMN].astype(str).tolist())
@@ -116,12 +127,37 @@ class TextOnnxModel:
         return self.decode(self.classes_[proba.argmax(axis=1)]), proba
 
 
-def load_text_onnx(onnx_path: Path, bundle: Path) -> TextOnnxModel:
-    """A text version from its downloaded ONNX file and `serving/` folder (run on the CPU)."""
-    import onnxruntime as ort
+def load_text_onnx(
+    onnx_path: Path, bundle: Path, *, engine: str = ONNX_RUNTIME, options: BackendOptions | None = None
+) -> TextOnnxModel:
+    """A text version from its downloaded ONNX file and `serving/` folder, on `engine` (the
+    engine the compile step chose for its target) or, when that engine cannot build it here,
+    on ONNX Runtime, which the log says."""
     from transformers import AutoTokenizer
 
     spec = ServingSpec(**json.loads((bundle / SERVING_FILE).read_text()))
     tokenizer = AutoTokenizer.from_pretrained(str(bundle / "tokenizer"))
+    if engine != ONNX_RUNTIME:
+        try:
+            return TextOnnxModel(_engine_runner(onnx_path, tokenizer, engine, options), tokenizer, spec, engine)
+        except Exception as exc:
+            log.warning(
+                "%s cannot serve %s here (%s: %s); serving it with ONNX Runtime",
+                engine,
+                onnx_path,
+                type(exc).__name__,
+                exc,
+            )
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return TextOnnxModel(session, tokenizer, spec)
+    return TextOnnxModel(lambda feed: session.run(None, feed)[0], tokenizer, spec, ONNX_RUNTIME)
+
+
+def _engine_runner(onnx_path: Path, tokenizer: Any, engine: str, options: BackendOptions | None):
+    """`feed -> logits` of the ONNX model compiled by `engine` (its shapes stay dynamic)."""
+    from automl_tasks.deploy.backends import get_backend
+
+    example = onnx_feed(tokenizer(["an example text"])["input_ids"], int(tokenizer.pad_token_id or 0))
+    runner = get_backend(engine).compile(onnx_path, example, options)
+    return lambda feed: runner.run(feed)[0]

@@ -20,7 +20,13 @@ import pandas as pd
 from automl_tasks.core.errors import UserError
 from automl_tasks.core.labels import LabelSpec, load_label_spec
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import DEPLOY_TARGET_TAG, EXPORT_FALLBACK_TAG, MODALITY_TAG, RUNTIME_TAG
+from automl_tasks.core.tags import (
+    DEPLOY_ENGINE_TAG,
+    DEPLOY_TARGET_TAG,
+    EXPORT_FALLBACK_TAG,
+    MODALITY_TAG,
+    RUNTIME_TAG,
+)
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel
 from automl_tasks.estimators.features import FeatureSchema
@@ -88,9 +94,9 @@ def load_predictor(ws: Workspace, family: str, alias_or_version: str = "champion
     version = resolve_version(ws, family, alias_or_version)
     if is_text_version(version.tags):
         text = load_text_version(ws, version)
-        log.info("loaded %s v%s (%s): a text model, with onnxruntime", family, version.version, alias_or_version)
+        log.info("loaded %s v%s (%s): a text model, on %s", family, version.version, alias_or_version, text.engine)
         return Predictor(
-            family, str(version.version), version.run_id, ONNX_RUNTIME, TEXT_SCHEMA, text.classify, None, text.labels
+            family, str(version.version), version.run_id, text.engine, TEXT_SCHEMA, text.classify, None, text.labels
         )
     info = mlflow.models.get_model_info(f"models:/{family}/{version.version}")
     schema = schema_from_signature(info.signature, feature_schema_of(version.run_id))
@@ -169,7 +175,8 @@ def is_text_version(tags: dict[str, str]) -> bool:
 
 def load_text_version(ws: Workspace, version: Any) -> Any:  # deploy.text_model.TextOnnxModel
     """A text family's version: its ONNX file (tag `loopml.onnx_uri`) and its run's `serving/`
-    folder (tokenizer, classes, token limit, label spec), fetched once into a temporary folder."""
+    folder (tokenizer, classes, token limit, label spec), fetched once into a temporary folder,
+    on the engine the compile step chose for its target (`loopml.deploy.engine`)."""
     import tempfile
     from pathlib import Path
 
@@ -182,4 +189,6 @@ def load_text_version(ws: Workspace, version: Any) -> Any:  # deploy.text_model.
     folder = Path(tempfile.mkdtemp(prefix=f"loopml-{version.name}-v{version.version}-"))
     onnx_path = mlflow.artifacts.download_artifacts(version.tags[ONNX_URI_TAG], dst_path=str(folder))
     bundle = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/{SERVING_ARTIFACT}", dst_path=str(folder))
-    return load_text_onnx(Path(onnx_path), Path(bundle))
+    engine = version.tags.get(DEPLOY_ENGINE_TAG, ONNX_RUNTIME)
+    options = _target_options(ws, version, engine) if engine != ONNX_RUNTIME else None
+    return load_text_onnx(Path(onnx_path), Path(bundle), engine=engine, options=options)

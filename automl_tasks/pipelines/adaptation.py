@@ -134,6 +134,7 @@ def prepare_adaptation(ws: Workspace, request: AdaptationRequest, *, dag_run_id:
         },
         labels=labels,
         tags={BASE_DIGEST_TAG: base_model_digest(base)},
+        profile={**profile, "columns": 2},
     )
     pre = open_pipeline_run(ws, table, stored, run)
     client = mlflow_client(ws)

@@ -480,7 +480,7 @@ ADAPTATION_FORM = Form(
             "Search",
             enum=strategy_choices(fidelity=True),
         ),
-        N_TRIALS.but(default=8, section="Budget"),
+        N_TRIALS.but(default=8, minimum=1, section="Budget", description="Number of configurations to try."),
         TIME_BUDGET_S.but(default=900, section="Budget"),
         Field(
             "max_epochs",

@@ -87,6 +87,9 @@ class PipelineRunSpec:
     params: dict[str, Any] = field(default_factory=dict)  # logged as run params with target/task/metric
     tags: dict[str, str] = field(default_factory=dict)  # extra run tags (e.g. the retrain's lineage)
     labels: LabelSpec | None = None  # the target's label spec, logged with the run for the task estimator
+    #: the table's profile when the pipeline makes its own (texts); None: `profile_table`'s,
+    #: whose per-column checks (identifiers, leaks) read every text as a unique category
+    profile: dict[str, Any] | None = None
 
 
 def source_path(ws: Workspace, dataset: str) -> Path:
@@ -137,7 +140,7 @@ def open_pipeline_run(
     """Profile a stored dataset version and open the pipeline's parent MLflow run with it as input.
 
     `run.labels` (the target's LabelSpec) is logged with the run; the task estimator reads it."""
-    profile = profile_table(frame, run.target, run.task_type)
+    profile = run.profile if run.profile is not None else profile_table(frame, run.target, run.task_type)
     folder = ws.runs / "profiles" / stored.version
     folder.mkdir(parents=True, exist_ok=True)
     profile_path = folder / "profile.json"

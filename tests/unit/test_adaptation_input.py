@@ -87,6 +87,7 @@ def test_a_good_text_table_is_stored_with_its_length_profile(workspace, tmp_path
         ({"miniaturise": "distill,shrink"}, ["'miniaturise'"]),
         ({"dataset": "/no/such.csv"}, ["'dataset'"]),
         ({"time_budget_s": 5}, ["'time_budget_s'"]),
+        ({"n_trials": 0}, ["'n_trials'", "in [1, 10000]"]),
     ],
 )
 def test_a_bad_form_is_refused_naming_the_field(conf, words):

