@@ -152,17 +152,7 @@ def main() -> None:
         }
         print(f"model compute (ONNX Runtime, 1 row, in-process median): {compute_ms:.3f} ms")
         print(f"{'server':<28} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-        results = {}
-        for name, start in candidates.items():  # one server at a time: idle ones would share the cores
-            server = start()
-            try:
-                server.wait_ready()
-                for concurrency in (1, 8, 32):
-                    rps, p50, p99, errors = _wrk(server.url, body, concurrency, args.seconds)
-                    results[(name, concurrency)] = (rps, p50, p99)
-                    print(f"{name:<28} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}")
-            finally:
-                server.stop()
+        results = load_each(candidates, body, args.seconds)
         print()
         for concurrency in (1, 8, 32):
             ours, bare_r = results[("loopml", concurrency)], results[("bare FastAPI+ORT", concurrency)]
@@ -178,6 +168,23 @@ def main() -> None:
             f"floor with defaults {results[('BentoML floor, defaults', 1)][2]:.2f} ms"
         )
         print(json.dumps({f"{k[0]}@{k[1]}": v for k, v in results.items()}))
+
+
+def load_each(servers: dict, body: dict, seconds: int, width: int = 28) -> dict[tuple[str, int], tuple]:
+    """wrk on each server (started one at a time: idle ones would share the cores) at
+    concurrency 1, 8 and 32; {(name, concurrency): (req/s, p50 ms, p99 ms)}, printed as it goes."""
+    results = {}
+    for name, start in servers.items():
+        server = start()
+        try:
+            server.wait_ready()
+            for concurrency in (1, 8, 32):
+                rps, p50, p99, errors = _wrk(server.url, body, concurrency, seconds)
+                results[(name, concurrency)] = (rps, p50, p99)
+                print(f"{name:<{width}} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}", flush=True)
+        finally:
+            server.stop()
+    return results
 
 
 def bench_workspace(home: str, *, built: bool) -> Workspace:

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
-from benchmarks.serving_throughput import UvicornServer, _wrk  # noqa: E402
+from benchmarks.serving_throughput import UvicornServer, load_each  # noqa: E402
 from loopml.embedded import free_port  # noqa: E402
 from loopml.serve import start_server  # noqa: E402
 
@@ -115,17 +115,7 @@ def main() -> None:
             "bare": lambda: bare_text_server(ws, free_port(13720)),
         }
         servers = {name: start for name, start in servers.items() if name in args.servers.split(",")}
-        results = {}
-        for name, start in servers.items():
-            server = start()
-            try:
-                server.wait_ready()
-                for concurrency in (1, 8, 32):
-                    rps, p50, p99, errors = _wrk(server.url, body, concurrency, args.seconds)
-                    results[(name, concurrency)] = (rps, p50, p99)
-                    print(f"{name:<20} {concurrency:>4} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>8}", flush=True)
-            finally:
-                server.stop()
+        results = load_each(servers, body, args.seconds, width=20)
         print()
         if ("loopml", 1) in results and ("bare", 1) in results:
             for concurrency in (1, 8, 32):

@@ -24,11 +24,16 @@ from automl_tasks.adaptation.base_model import (
 )
 from automl_tasks.adaptation.inference import export_classifier, onnx_feed, softmax, torch_logits
 from automl_tasks.adaptation.methods import build_classifier, deployable, method_param, trainable_share
+from automl_tasks.adaptation.space import METHOD_PARAMS
 from automl_tasks.adaptation.texts import TEXT_COLUMN, tokenise
 from automl_tasks.data.splits import make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 
-DEFAULT_LEARNING_RATE = {"head": 3e-3, "full": 5e-5, "lora": 1e-3, "prompt": 3e-2, "adapter": 3e-3}
+#: each method's learning rate when a configuration does not set it: the space's default
+DEFAULT_LEARNING_RATE = {
+    method: next(p["default"] for p in params if p["name"] == "learning_rate")
+    for method, params in METHOD_PARAMS.items()
+}
 
 
 class TextAdapterEstimator(Estimator):

@@ -81,7 +81,9 @@ def best_found(name: str, seed: int) -> float:
     """The best `hard_value` among the completed trials of one search."""
     strategy = make_strategy(name, seed=seed, n_startup_trials=10)
     fn = hard_fidelity_objective if strategy.needs_fidelity else hard_objective
-    study = optimize(fn, HARD_SPACE, strategy, n_trials=BUDGET)
+    # a fixed study name: Hyperband assigns trials to brackets by a hash of the study's name,
+    # and an unnamed study gets a random one (the median varied from run to run without it)
+    study = optimize(fn, HARD_SPACE, strategy, n_trials=BUDGET, study_name=f"hard-{name}-{seed}")
     assert len([t for t in study.trials if t.state.is_finished()]) >= BUDGET
     if strategy.needs_fidelity:
         assert [t for t in study.trials if t.state.name == "PRUNED"], f"{name} stopped no trial early"
