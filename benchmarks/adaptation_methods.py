@@ -30,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from automl_tasks.adaptation.estimator import TextAdapterEstimator
-from automl_tasks.adaptation.inference import export_classifier, onnx_feed, softmax
+from automl_tasks.adaptation.inference import export_classifier, onnx_feed
 from automl_tasks.adaptation.methods import METHODS
 from automl_tasks.adaptation.miniaturise import StudentTraining, distil, fewer_layers, logits, pruned_ffn
 from automl_tasks.adaptation.quantise import quantise_dynamic
 from automl_tasks.adaptation.space import METHOD_PARAMS
+from automl_tasks.deploy.backends.ort import session
 from automl_tasks.deploy.measure import latency_stats
+from automl_tasks.deploy.text_model import onnx_probabilities
 from automl_tasks.estimators import DataSpec, Metric
 
 
@@ -60,20 +62,9 @@ def folder_kb(path: Path) -> float:
 
 
 def ort_p50(path: Path, feed: dict, repeats: int) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    runtime = session(str(path), threads=1)
     one = {k: v[:1] for k, v in feed.items()}
-    return latency_stats(lambda: session.run(None, one), 1, warmup=5, repeats=repeats).p50_ms
-
-
-def ort_accuracy(path: Path, feed: dict, truth: np.ndarray) -> float:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return float(np.mean(softmax(session.run(None, feed)[0]).argmax(1) == truth))
+    return latency_stats(lambda: runtime.run(None, one), 1, warmup=5, repeats=repeats).p50_ms
 
 
 def main() -> None:
@@ -120,7 +111,6 @@ def main() -> None:
     lengths = np.array([len(i) for i in test_ids])
     median = [test_ids[i] for i in np.argsort(np.abs(lengths - np.median(lengths)))[:8]]
     timing_feed = onnx_feed(median, pad)
-    test_feed = onnx_feed(test_ids, pad)
     teacher_logits = logits(teacher, ids, np.arange(len(ids)), pad)
     teacher_onnx = export_classifier(teacher, tmp / "teacher.onnx")
     teacher_ms = ort_p50(teacher_onnx, timing_feed, args.repeats)
@@ -146,7 +136,7 @@ def main() -> None:
     for name, path in models:
         if name.endswith("int8"):
             path = quantise_dynamic(path, path.with_suffix(".int8.onnx"))
-        accuracy = ort_accuracy(path, test_feed, truth)
+        accuracy = float(np.mean(onnx_probabilities(path, test_ids, pad).argmax(1) == truth))
         ms = ort_p50(path, timing_feed, args.repeats)
         print(
             f"| {name} | {accuracy:.4f} | {100 * accuracy / teacher_accuracy:.1f}% | {ms:.2f} | "

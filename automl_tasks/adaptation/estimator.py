@@ -81,8 +81,9 @@ class TextAdapterEstimator(Estimator):
         generator = np.random.default_rng(self.data.split_seed)
         started = time.perf_counter()
         # a frozen encoder gives every text the same embedding each epoch: embed once, then
-        # train the head alone (milliseconds an epoch instead of a full forward pass)
-        features = self._frozen_features() if self.method == "head" else None
+        # train (and score, `_proba_of_rows`) the head alone: milliseconds an epoch instead
+        # of a full forward pass
+        self.features_ = features = self._frozen_features() if self.method == "head" else None
         for epoch in range(1, epochs + 1):
             self.model_.train()
             for rows in batches(self.ids_, batch_size, order=generator.permutation(fit_rows)):
@@ -113,9 +114,18 @@ class TextAdapterEstimator(Estimator):
         model = self.plain_ if getattr(self, "plain_", None) is not None else self.model_
         return softmax(torch_logits(model, ids, self.pad_id_))
 
+    def _proba_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities of table rows: from the cached embeddings while a frozen encoder trains."""
+        import torch
+
+        if getattr(self, "features_", None) is not None and getattr(self, "plain_", None) is None:
+            with torch.no_grad():
+                return softmax(self.model_.head(self.features_[rows]).numpy())
+        return self.probabilities([self.ids_[i] for i in rows])
+
     def calculate_score(self) -> EstimatorResult:
         _, rows = self.rows()
-        proba = self.probabilities([self.ids_[i] for i in rows])
+        proba = self._proba_of_rows(rows)
         truth = self.target_[rows]
         labels = proba.argmax(axis=1)
         prediction = proba if self.metric.needs_proba else labels

@@ -168,22 +168,18 @@ def family_versions(ws: Workspace, family: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: int(r["version"]))
 
 
-def download_onnx(ws: Workspace, onnx_uri: str, folder: Path) -> Path:
-    """The version's ONNX file, fetched from its run into `folder`."""
+def download_uri(ws: Workspace, uri: str, folder: Path) -> Path:
+    """An artifact (a file or folder) by its URI, e.g. a version's `loopml.onnx_uri`, fetched into `folder`."""
     import mlflow
 
     mlflow_client(ws)
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(onnx_uri, dst_path=str(folder)))
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
 
 
 def download_artifact(ws: Workspace, run_id: str, artifact_path: str, folder: Path) -> Path:
     """A file or folder of a version's run, fetched into `folder`."""
-    import mlflow
-
-    mlflow_client(ws)
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{artifact_path}", dst_path=str(folder)))
+    return download_uri(ws, f"runs:/{run_id}/{artifact_path}", folder)
 
 
 def download_model(ws: Workspace, run_id: str, folder: Path) -> Path:

@@ -26,7 +26,7 @@ from automl_tasks.adaptation.family import (
     RunContext,
     download_artifact,
     download_model,
-    download_onnx,
+    download_uri,
     register_base,
     register_version,
 )
@@ -67,7 +67,7 @@ from automl_tasks.pipelines.requests import AdaptationRequest
 
 log = logging.getLogger(__name__)
 
-#: the estimator every adaptation study runs (an `algorithm.yaml` in algorithms/builtin too)
+#: the estimator every adaptation study runs
 ADAPTER_ESTIMATOR = "automl_tasks.adaptation.estimator:TextAdapterEstimator"
 #: the metric the pipeline optimises and the gate compares (text classification)
 METRIC = "accuracy"
@@ -239,19 +239,21 @@ def smoke_verdict(ws: Workspace, request: AdaptationRequest, pre: PreprocessResu
         )
     smoke_rows = len(pd.read_parquet(plan.data.path, columns=[plan.data.target]))
     seconds = {m: t.duration.total_seconds() for m, t in by_method.items() if t.duration is not None}
-    epoch_estimate = {m: s * pre.rows / max(smoke_rows, 1) for m, s in seconds.items()}
     refusal = budget_refusal(seconds, smoke_rows, pre.rows, request.time_budget_s)
     if refusal:
         raise UserError(refusal)
-    return {"smoke_seconds": seconds, "epoch_estimate_s": epoch_estimate}
+    return {"smoke_seconds": seconds, "epoch_estimate_s": epoch_estimates(seconds, smoke_rows, pre.rows)}
+
+
+def epoch_estimates(smoke_seconds: dict[str, float], smoke_rows: int, rows: int) -> dict[str, float]:
+    """Seconds of one epoch on the whole table per method, from the smoke epoch on the sample,
+    linear in the rows (an over-estimate: the smoke trial's fixed cost of loading the model scales too)."""
+    return {m: s * rows / max(smoke_rows, 1) for m, s in smoke_seconds.items()}
 
 
 def budget_refusal(smoke_seconds: dict[str, float], smoke_rows: int, rows: int, time_budget_s: float) -> str | None:
-    """Why the time budget cannot fit one epoch of even the cheapest method, or None.
-
-    An epoch on the whole table is estimated from the smoke epoch on the sample, linear in
-    the rows (an over-estimate: the smoke trial's fixed cost of loading the model scales too)."""
-    estimate = {m: s * rows / max(smoke_rows, 1) for m, s in smoke_seconds.items()}
+    """Why the time budget cannot fit one epoch (`epoch_estimates`) of even the cheapest method, or None."""
+    estimate = epoch_estimates(smoke_seconds, smoke_rows, rows)
     if not estimate or min(estimate.values()) <= time_budget_s:
         return None
     return (
@@ -276,14 +278,11 @@ def _eval_uri(pre: PreprocessResult, seed: int) -> str:
 
 def _onnx_parity(estimator: Any, onnx_path: Path, rows: np.ndarray) -> dict[str, float]:
     """Torch vs ONNX Runtime on the test texts: label agreement and max probability difference."""
-    import onnxruntime as ort
-
-    from automl_tasks.adaptation.inference import onnx_feed, softmax
+    from automl_tasks.deploy.text_model import onnx_probabilities
 
     ids = [estimator.ids_[i] for i in rows]
     torch_proba = estimator.probabilities(ids)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    onnx_proba = softmax(session.run(None, onnx_feed(ids, estimator.pad_id_))[0])
+    onnx_proba = onnx_probabilities(onnx_path, ids, estimator.pad_id_)
     agree = float(np.mean(torch_proba.argmax(1) == onnx_proba.argmax(1)))
     diff = float(np.abs(torch_proba - onnx_proba).max())
     if agree < PARITY_LABEL_SHARE:
@@ -291,6 +290,11 @@ def _onnx_parity(estimator: Any, onnx_path: Path, rows: np.ndarray) -> dict[str,
             f"ONNX export disagrees with torch on {1 - agree:.1%} of the test texts (max diff {diff:.3g})"
         )
     return {"onnx_parity_label_agreement": agree, "onnx_parity_max_abs_diff": diff}
+
+
+def _majority_accuracy(test_target: np.ndarray) -> float:
+    """The trivial baseline's accuracy on the test split: always the most frequent class."""
+    return float(np.bincount(test_target).max() / len(test_target))
 
 
 def _folder_kb(path: Path) -> float:
@@ -347,7 +351,7 @@ def adapt(
     onnx_path = estimator.export_onnx(workdir / "adapted.onnx")
     _, test_rows = estimator.rows()
     parity = _onnx_parity(estimator, onnx_path, test_rows)
-    majority = float(np.bincount(estimator.target_[test_rows]).max() / len(test_rows))
+    majority = _majority_accuracy(estimator.target_[test_rows])
     labels = load_label_spec(pre.parent_run_id)
     spec = ServingSpec(estimator.classes_.tolist(), estimator.max_length, labels.to_json() if labels else "")
     bundle = write_bundle(workdir / SERVING_ARTIFACT, estimator.tokenizer_, spec)
@@ -465,7 +469,7 @@ def miniaturise(
         ws,
         RunContext(pre.family, pre.experiment_id, pre.parent_run_id),
         _lineage(pre, study, dag_run_id, request.seed),
-        float(np.bincount(data.target_[test_rows]).max() / len(test_rows)),
+        _majority_accuracy(data.target_[test_rows]),
         {SERVING_ARTIFACT: download_artifact(ws, teacher_version.run_id, SERVING_ARTIFACT, workdir / "teacher")},
         labels.to_json() if labels else "",
     )
@@ -555,19 +559,17 @@ def _quantised(
     fp32: list[tuple[FamilyVersion, Path | None]], data: Any, registrar: _Registrar, workdir: Path
 ) -> list[FamilyVersion]:
     """An int8 version of each fp32 candidate (its ONNX file, or fetched from its run), scored on the test split."""
-    import onnxruntime as ort
-
-    from automl_tasks.adaptation.inference import onnx_feed, softmax
     from automl_tasks.adaptation.quantise import quantise_dynamic
+    from automl_tasks.deploy.text_model import onnx_probabilities
 
     _, test_rows = data.rows()
-    feed = onnx_feed([data.ids_[i] for i in test_rows], data.pad_id_)
+    test_ids = [data.ids_[i] for i in test_rows]
     made = []
     for parent, local in fp32:
-        source = local or download_onnx(registrar.ws, parent.onnx_uri, workdir / f"v{parent.version}")
+        source = local or download_uri(registrar.ws, parent.onnx_uri, workdir / f"v{parent.version}")
         int8 = quantise_dynamic(source, workdir / f"v{parent.version}.int8.onnx")
-        session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
-        accuracy = float(np.mean(softmax(session.run(None, feed)[0]).argmax(1) == data.target_[test_rows]))
+        proba = onnx_probabilities(int8, test_ids, data.pad_id_)
+        accuracy = float(np.mean(proba.argmax(1) == data.target_[test_rows]))
         parent_accuracy = parent.metrics.get("test_accuracy", float("nan"))
         metrics = {
             "test_accuracy": accuracy,
@@ -620,7 +622,7 @@ def compile_candidates(
     results, table = [], []
     for payload in versions:
         version = FamilyVersion(**payload)
-        onnx_path = download_onnx(ws, version.onnx_uri, folder / f"v{version.version}")
+        onnx_path = download_uri(ws, version.onnx_uri, folder / f"v{version.version}")
         by_engine = {
             engine: evaluate(engine, onnx_path, feed, options=target.options, measure=True, warmup=3, repeats=20)
             for engine in engines
@@ -628,7 +630,7 @@ def compile_candidates(
         chosen = (
             fastest_deployable(list(by_engine.values())) if target.engine == AUTO_ENGINE else by_engine[target.engine]
         )
-        latency = _record_compile(ws, pre.family, version, target, chosen, by_engine, onnx_path)
+        latency = _record_compile(ws, pre.family, version, target, chosen, by_engine)
         table += [_engine_row(version, engine, result) for engine, result in by_engine.items()]
         results.append(
             Candidate(
@@ -637,7 +639,7 @@ def compile_candidates(
                 parent_version=version.parent_version,
                 accuracy=version.metrics.get("test_accuracy", float("nan")),
                 latency_ms=latency,
-                size_kb=_folder_kb(onnx_path),
+                size_kb=version.metrics["onnx_size_kb"],  # every candidate's registration measured it
                 deployable=chosen.verdict.deployable,
                 verdict=str(chosen.verdict),
             ).to_dict()
@@ -647,7 +649,7 @@ def compile_candidates(
 
 
 def _record_compile(
-    ws: Workspace, family: str, version: FamilyVersion, target: Any, chosen: Any, by_engine: dict, onnx_path: Path
+    ws: Workspace, family: str, version: FamilyVersion, target: Any, chosen: Any, by_engine: dict
 ) -> float:
     """Log a candidate's measurements on its run and version; return its p50 batch-1 ms on the target."""
     from automl_tasks.deploy.targets import target_metrics
@@ -664,7 +666,6 @@ def _record_compile(
     latency = metrics.get("deploy_latency_p50_ms_b1", float("inf"))
     if math.isfinite(latency):
         client.set_model_version_tag(family, version.version, "latency_single_ms", f"{latency:.6g}")
-    client.set_model_version_tag(family, version.version, "onnx_size_kb", f"{_folder_kb(onnx_path):.6g}")
     log.info(
         "compile: v%s (%s): %s; on %s %.3g ms at batch 1",
         version.version,
