@@ -57,7 +57,9 @@ def adaptation_plan(state: dict[str, Any], branch: str) -> list[int]:
     from automl_tasks.pipelines.adaptation import plan_branch
 
     with parent_run_closed_on_failure(state["pre"]["parent_run_id"]), user_errors_fail_fast():
-        workers = plan_branch(workspace(), _request(state), _pre(state), branch, _studies(state["pre"])[branch])
+        studies = _studies(state["pre"])
+        smoke = studies["smoke"] if branch == "search" else None
+        workers = plan_branch(workspace(), _request(state), _pre(state), branch, studies[branch], smoke_study=smoke)
     return list(range(workers))
 
 

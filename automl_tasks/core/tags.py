@@ -19,6 +19,12 @@ CURRENT_SOURCE_TAG = "loopml.current_source"  #: where a drift check's current w
 STUDY_TAG = "loopml.study"  #: the Optuna study of a search
 PARENT_STUDY_TAG = "loopml.parent_study"  #: the study a retrain search was warm-started from
 SPACE_HASH_TAG = "loopml.space_hash"  #: hash of the search space
+SPACE_VERSION_TAG = "loopml.space_version"  #: the search-space version a pipeline run was asked to search (its hash)
+SPACE_PARENT_TAG = "loopml.space_parent"  #: the version a search-space version was derived from
+SPACE_CHANGE_TAG = "loopml.space_change"  #: what changed from the parent search-space version, in words
+ACCEPTED_BY_TAG = "loopml.accepted_by"  #: who accepted the suggestion (or made the edit) behind a space version
+SOURCE_RUN_TAG = "loopml.source_run"  #: the pipeline run whose advice a space version came from
+ADVICE_STATUS_PREFIX = "loopml.advice."  #: + "<index>": accepted or dismissed, by whom (pipeline run tags)
 STRATEGY_TAG = "loopml.strategy"  #: the search strategy used
 STRATEGY_REASON_TAG = "loopml.strategy_reason"  #: why the formatter chose that strategy
 SEARCH_WORTH_IT_TAG = "loopml.search_worth_it"  #: whether the search beat the default configuration
@@ -45,6 +51,7 @@ ORIGIN_TAG = (
     "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, portfolio, ...)
 )
 PARENT_VERSION_TAG = "loopml.parent_version"  #: the version a retrain started from
+METHODS_DROPPED_TAG = "loopml.methods_dropped"  #: why an adaptation run left a method out of its search
 DERIVATION_TAG = "loopml.derivation"  #: how a version was made from its parent: base, head, full, lora, prompt, adapter, distill, prune, quantise
 BASE_DIGEST_TAG = "loopml.base_digest"  #: content hash of the base model a text version adapts
 MODALITY_TAG = "loopml.modality"  #: what a version reads: absent for tables, "text" for text families

@@ -38,16 +38,20 @@ class DatasetVersion:
         return dataset_uri(self.name, self.version)
 
 
+DATASET_URI_PREFIX = "dataset://"
+
+
 def dataset_uri(name: str, version: str) -> str:
-    return f"dataset://{name}@{version}"
+    return f"{DATASET_URI_PREFIX}{name}@{version}"
 
 
 def parse_dataset_uri(uri: str) -> tuple[str, str]:
     """Split `dataset://name@version` into its parts."""
-    prefix = "dataset://"
-    if not uri.startswith(prefix) or "@" not in uri:
+    if not uri.startswith(DATASET_URI_PREFIX) or "@" not in uri:
         raise DatasetNotFoundError(f"{uri!r} is not a dataset URI (dataset://NAME@VERSION)")
-    name, version = uri[len(prefix) :].rsplit("@", 1)
+    name, version = uri[len(DATASET_URI_PREFIX) :].rsplit("@", 1)
+    if not name or not version:
+        raise DatasetNotFoundError(f"{uri!r} is not a dataset URI (dataset://NAME@VERSION)")
     return name, version
 
 

@@ -52,6 +52,7 @@ from automl_tasks.core.tags import (
     EVAL_URI_TAG,
     IS_DEFAULT_CONFIG_TAG,
     KIND_TAG,
+    METHODS_DROPPED_TAG,
     METRIC_TAG,
     MODALITY_TAG,
     ORIGIN_TAG,
@@ -81,6 +82,8 @@ DISTILL_LAYER_SHARE = 0.5
 PRUNE_KEEP_SHARE = 0.5
 #: a miniaturisation step faster than its parent by less than this is called out by the advisor
 MIN_SPEEDUP = 1.1
+#: full fine-tuning is searched only when one epoch of it on the whole table fits this share of the budget
+FULL_BUDGET_SHARE = 0.25
 
 
 # --- data_preprocess ----------------------------------------------------------------------
@@ -157,14 +160,25 @@ def _smoke_sample(pre: PreprocessResult, folder: Path, seed: int) -> str:
     return str(path)
 
 
-def plan_branch(ws: Workspace, request: AdaptationRequest, pre: PreprocessResult, branch: str, study_name: str) -> int:
-    """Create the branch's study; return how many workers it gets."""
+def plan_branch(
+    ws: Workspace,
+    request: AdaptationRequest,
+    pre: PreprocessResult,
+    branch: str,
+    study_name: str,
+    *,
+    smoke_study: str | None = None,
+) -> int:
+    """Create the branch's study; return how many workers it gets. The search branch drops
+    full fine-tuning when the smoke epochs (`smoke_study`) say the budget cannot afford it."""
     from automl_tasks.search import choose_strategy, start_search
     from automl_tasks.search.plan import build_plan
     from automl_tasks.search.storage import create_study
     from automl_tasks.search_space import load_search_space
 
     methods = request.method_list()
+    if branch == "search" and smoke_study is not None:
+        methods = affordable_methods(ws, methods, smoke_study, pre, request.time_budget_s)
     base = request.base_model_path()
     space_yaml = adaptation_space(methods if branch == "search" else (*methods, "head"), base)
     space = load_search_space(space_yaml)
@@ -223,9 +237,7 @@ def smoke_verdict(ws: Workspace, request: AdaptationRequest, pre: PreprocessResu
     from automl_tasks.search import load_study
 
     study, plan = load_study(ws.optuna_uri, study_name)
-    by_method: dict[str, Any] = {}
-    for trial in study.trials:
-        by_method.setdefault(trial.params.get("method", "?"), trial)
+    by_method = _smoke_trials(study)
     failures = [
         f"{method}: {trial.user_attrs.get(ERROR_TAG, trial.state.name)}"
         for method, trial in by_method.items()
@@ -243,6 +255,49 @@ def smoke_verdict(ws: Workspace, request: AdaptationRequest, pre: PreprocessResu
     if refusal:
         raise UserError(refusal)
     return {"smoke_seconds": seconds, "epoch_estimate_s": epoch_estimates(seconds, smoke_rows, pre.rows)}
+
+
+def _smoke_trials(study: Any) -> dict[str, Any]:
+    """The smoke study's trial of each method (its first)."""
+    by_method: dict[str, Any] = {}
+    for trial in study.trials:
+        by_method.setdefault(trial.params.get("method", "?"), trial)
+    return by_method
+
+
+def affordable_methods(
+    ws: Workspace, methods: tuple[str, ...], smoke_study: str, pre: PreprocessResult, time_budget_s: float
+) -> tuple[str, ...]:
+    """`methods` without full fine-tuning when one epoch of it on the whole table (estimated from
+    its smoke epoch) exceeds `FULL_BUDGET_SHARE` of the time budget: the issue's "full
+    fine-tuning where the budget allows". The only method chosen is always kept."""
+    from automl_tasks.search import load_study
+
+    if "full" not in methods or len(methods) == 1:
+        return methods
+    study, plan = load_study(ws.optuna_uri, smoke_study)
+    trial = _smoke_trials(study).get("full")
+    if trial is None or trial.duration is None:
+        return methods
+    smoke_rows = len(pd.read_parquet(plan.data.path, columns=[plan.data.target]))
+    why = full_fine_tuning_refusal(trial.duration.total_seconds(), smoke_rows, pre.rows, time_budget_s)
+    if why is None:
+        return methods
+    log.info(why)
+    mlflow_client(ws).set_tag(pre.parent_run_id, METHODS_DROPPED_TAG, why)
+    return tuple(m for m in methods if m != "full")
+
+
+def full_fine_tuning_refusal(smoke_s: float, smoke_rows: int, rows: int, time_budget_s: float) -> str | None:
+    """Why full fine-tuning does not fit the budget (one epoch on `rows`, estimated from its
+    smoke epoch, over `FULL_BUDGET_SHARE` of it), or None."""
+    epoch_s = epoch_estimates({"full": smoke_s}, smoke_rows, rows)["full"]
+    if epoch_s <= FULL_BUDGET_SHARE * time_budget_s:
+        return None
+    return (
+        f"full fine-tuning left out of the search: one epoch on {rows} texts is estimated at {epoch_s:.0f} s, "
+        f"over {FULL_BUDGET_SHARE:.0%} of the {time_budget_s:g} s budget"
+    )
 
 
 def epoch_estimates(smoke_seconds: dict[str, float], smoke_rows: int, rows: int) -> dict[str, float]:
@@ -789,6 +844,9 @@ def advise_adaptation(
                 f"on the target (x{step['speedup']:.2f})"
                 + (f" and costs {cost:.4f} accuracy: drop this step for this target" if cost > 0 else "")
             )
+    dropped = mlflow_client(ws).get_run(pre.parent_run_id).data.tags.get(METHODS_DROPPED_TAG)
+    if dropped:
+        suggestions.append(f"{dropped}: raise time_budget_s to compare it with the parameter-efficient methods")
     if gate.get("chosen") is None:
         suggestions.append(
             f"nothing was promoted: {gate['why']}; relax the latency budget or add miniaturisation steps"
@@ -824,7 +882,8 @@ def run_inline(ws: Workspace, request: AdaptationRequest, *, dag_run_id: str) ->
     pre = prepare_adaptation(ws, request, dag_run_id=dag_run_id)
     studies = study_names(f"{pre.family}-{dag_run_id}")
     for branch in ("smoke", "default", "search"):
-        for worker in range(plan_branch(ws, request, pre, branch, studies[branch])):
+        smoke = studies["smoke"] if branch == "search" else None
+        for worker in range(plan_branch(ws, request, pre, branch, studies[branch], smoke_study=smoke)):
             run_worker(ws, studies[branch], worker)
         if branch == "smoke":
             smoke_verdict(ws, request, pre, studies["smoke"])

@@ -17,6 +17,7 @@ from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     PROMOTION_DECISION_TAG,
     PROMOTION_REASON_TAG,
+    STOP_ATTR,
     STUDY_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
@@ -29,6 +30,9 @@ EDGE_SHARE = 0.05  # a best value within 5% of a range end suggests widening it
 LOW_IMPORTANCE = 0.02
 IMBALANCE_SHARE = 0.2
 MISSING_SHARE = 0.3
+DROP_MIN_TRIALS = 3  # a model family is judged on at least this many completed trials
+DROP_BELOW_SHARE = 0.75  # ... and dropped when this share of the other families' trials beat its best
+STILL_IMPROVING_SHARE = 0.75  # a best found after this share of the trials: the search was still improving
 
 
 def importances(study, *, params: list[str] | None = None, trials=None) -> dict[str, float]:
@@ -80,6 +84,7 @@ def suggest(
                     "param": name,
                     "text": f"best {name}={value:.4g} sits at the {edge} end of its range "
                     f"{list(space.find(name).range)}: widen the range past it",
+                    "edit": {"kind": "widen_range", "param": name, "value": edge},
                 }
             )
     for name, share in {**importance, **{k: v for m in model_importance.values() for k, v in m.items()}}.items():
@@ -92,6 +97,7 @@ def suggest(
                     "param": name,
                     "text": f"{name} explains {share:.1%} of the score variance: fix it to "
                     f"{best_params[name]!r} and search the rest",
+                    "edit": {"kind": "fix_param", "param": name, "value": best_params[name]},
                 }
             )
     if profile.get("class_balance") and profile.get("minority_share", 1) < IMBALANCE_SHARE:
@@ -125,6 +131,53 @@ def suggest(
                     "check the source or drop the column",
                 }
             )
+    return out
+
+
+def search_suggestions(study: Any, plan: Any) -> list[dict[str, Any]]:
+    """Suggestions from the trials themselves: drop a model family that lost everywhere, and
+    raise the time budget when the search was stopped by it while still improving."""
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not complete:
+        return []
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    out: list[dict[str, Any]] = []
+    families: dict[str, list[float]] = {}  # losses: smaller is better
+    for t in complete:
+        if "model" in t.params:
+            families.setdefault(t.params["model"], []).append(sign * t.values[0])
+    for family, losses in families.items():
+        others = [x for name, xs in families.items() if name != family for x in xs]
+        beaten = sum(x < min(losses) for x in others) / max(len(others), 1)
+        if others and len(losses) >= DROP_MIN_TRIALS and beaten >= DROP_BELOW_SHARE:
+            out.append(
+                {
+                    "kind": "drop_choice",
+                    "param": "model",
+                    "text": f"model {family}: its best of {len(losses)} trials ({sign * min(losses):.4g} "
+                    f"{plan.metric}) is beaten by {beaten:.0%} of the other models' trials: drop it and spend its trials "
+                    "on the others",
+                    "edit": {"kind": "drop_choice", "param": "model", "value": family},
+                }
+            )
+    best = min(complete, key=lambda t: sign * t.values[0])
+    position = sorted(t.number for t in complete).index(best.number) / max(len(complete) - 1, 1)
+    stop = str(study.user_attrs.get(STOP_ATTR) or "")
+    if stop.startswith("time budget") and len(complete) >= 4 and position >= STILL_IMPROVING_SHARE:
+        budget = int(plan.time_budget_s * 2)
+        out.append(
+            {
+                "kind": "raise_budget",
+                "param": "time_budget_s",
+                "text": f"the time budget stopped the search while it was still improving (the best trial, "
+                f"#{best.number}, came {position:.0%} of the way through {len(complete)} trials): "
+                f"re-run with time_budget_s={budget}",
+                "edit": {"kind": "set_budget", "param": "time_budget_s", "value": budget},
+            }
+        )
     return out
 
 
@@ -348,7 +401,7 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     )
     client = mlflow_client(ws)
     registered = registration_findings(client, plan.family, study_name)
-    suggestions += registration_suggestions(registered)
+    suggestions += search_suggestions(study, plan) + registration_suggestions(registered)
     (folder / "importance.json").write_text(json.dumps({"overall": importance, "per_model": per_model}, indent=2))
     (folder / "suggestions.json").write_text(json.dumps(suggestions, indent=2))
     lines = [f"# Suggestions for study {study_name}", ""]

@@ -208,11 +208,12 @@ DATASET = Field(
     "string",
     "breast_cancer",
     "Dataset",
-    f"A bundled dataset ({', '.join(BUNDLED_DATASETS)}) or the path of a CSV/Parquet file.",
+    f"A bundled dataset ({', '.join(BUNDLED_DATASETS)}), the path of a CSV/Parquet file, or a stored "
+    "dataset version (dataset://NAME@VERSION, as an earlier run's MLflow run shows it).",
     "Data",
     min_length=1,
     examples=BUNDLED_DATASETS,
-    further_check="a bundled name or an existing CSV/Parquet file",
+    further_check="a bundled name, an existing CSV/Parquet file or a stored dataset version",
 )
 TARGET = Field("target", "string", "target", "Target column", section="Data", min_length=1)
 TASK_TYPE = Field(
@@ -266,6 +267,16 @@ SEARCH_SPACE = Field(
     "Leave empty for the default tabular space.",
     "Search",
     further_check="valid search-space YAML (or a path to it)",
+)
+WARM_START_STUDY = Field(
+    "warm_start_study",
+    "string",
+    "",
+    "Warm start from study",
+    "Empty: none. An earlier run's Optuna study: its best configurations that fit this search space are "
+    "tried first (the Advisor page's re-run sets it).",
+    "Search",
+    further_check="an existing study of the same model family",
 )
 _FAMILY_NAME = "a model family name: letters, digits, '_', '.', '-'"
 FAMILY_OPTIONAL = Field(
@@ -354,6 +365,7 @@ NOCODE_FORM = Form(
         N_WORKERS,
         TIME_BUDGET_S,
         SEARCH_SPACE,
+        WARM_START_STUDY,
         FAMILY_OPTIONAL,
         SEED,
         Field(

@@ -35,7 +35,7 @@ from automl_tasks.data import (
     validate_table,
     write_bundled_csv,
 )
-from automl_tasks.data.versioning import DatasetVersion
+from automl_tasks.data.versioning import DATASET_URI_PREFIX, DatasetVersion, parse_dataset_uri
 from automl_tasks.estimators.metrics import resolve_metric
 from automl_tasks.pipelines.requests import NoCodeRequest
 
@@ -93,9 +93,11 @@ class PipelineRunSpec:
 
 
 def source_path(ws: Workspace, dataset: str) -> Path:
-    """A bundled dataset written to the workspace, or the user's file path."""
+    """A bundled dataset written to the workspace, a stored version's file, or the user's file path."""
     if dataset in BUNDLED:
         return write_bundled_csv(dataset, ws.home / "bundled")
+    if dataset.startswith(DATASET_URI_PREFIX):
+        return DatasetStore(ws.datasets, ws.dvc_remote).path(*parse_dataset_uri(dataset))
     return Path(dataset).expanduser().resolve()
 
 

@@ -12,15 +12,16 @@ import logging
 from typing import Any
 
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import STRATEGY_REASON_TAG
+from automl_tasks.core.tags import PARENT_STUDY_TAG, SPACE_VERSION_TAG, STRATEGY_REASON_TAG, STUDY_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.tabular import CV_FOLDS
 from automl_tasks.pipelines.intake import PreprocessResult
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
-from automl_tasks.search.formatter import cross_validates, fit_space_to_budget
+from automl_tasks.search.formatter import check_warm_start_study, cross_validates, fit_space_to_budget
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search_space import load_search_space
+from automl_tasks.search_space.versions import record_version
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,14 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
     client = mlflow_client(ws)
     client.log_param(pre.parent_run_id, "strategy", strategy)
     client.set_tag(pre.parent_run_id, STRATEGY_REASON_TAG, why)
+    client.set_tag(pre.parent_run_id, STUDY_TAG, study_name)
+    # the space the person asked for (before the budget fit), as a version they can edit
+    requested = record_version(ws, pre.family, request.space_text(), change="searched by a pipeline run")
+    client.set_tag(pre.parent_run_id, SPACE_VERSION_TAG, requested.version)
+    warm_start = request.warm_start_study or None
+    if warm_start is not None:
+        check_warm_start_study(ws.optuna_uri, warm_start, pre.family)
+        client.set_tag(pre.parent_run_id, PARENT_STUDY_TAG, warm_start)
     log_deployment_goal(client, pre.parent_run_id, request)
     plan = build_plan(
         study_name,
@@ -78,4 +87,4 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         cross_validate=cross_validate,
         **deployment_goal(request),
     )
-    return start_search(ws.optuna_uri, plan, space)
+    return start_search(ws.optuna_uri, plan, space, warm_start_study=warm_start)

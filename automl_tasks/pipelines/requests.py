@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from automl_tasks.core.errors import ConfigurationError
+from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.data.bundled import BUNDLED
+from automl_tasks.data.versioning import DATASET_URI_PREFIX, parse_dataset_uri
 from automl_tasks.families.aliases import check_family_name
 from automl_tasks.pipelines.forms import (
     ADAPTATION_FORM,
@@ -96,10 +97,27 @@ def check_deployment_goal(target: str, budget_ms: float, trade_off: bool, strate
             )
 
 
+def check_dataset(dataset: Any) -> None:
+    """A bundled name, an existing file, or a well-formed stored version URI (whether that
+    version exists is checked where the workspace is known: intake)."""
+    expected = f"a bundled name {sorted(BUNDLED)}, an existing CSV/Parquet file or dataset://NAME@VERSION"
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise _bad("dataset", expected, dataset)
+    if dataset.startswith(DATASET_URI_PREFIX):
+        try:
+            parse_dataset_uri(dataset)
+        except UserError:
+            raise _bad("dataset", expected, dataset) from None
+    elif dataset not in BUNDLED and not Path(dataset).exists():
+        raise _bad("dataset", expected, dataset)
+
+
 def dataset_name(dataset: str) -> str:
-    """Name under which versions are stored: the bundled name or the file's stem."""
+    """Name under which versions are stored: the bundled name, a stored version's name or the file's stem."""
     if dataset in BUNDLED:
         return dataset
+    if dataset.startswith(DATASET_URI_PREFIX):
+        return parse_dataset_uri(dataset)[0]
     stem = Path(dataset).stem
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "dataset"
 
@@ -123,12 +141,10 @@ class NoCodeRequest:
     latency_budget_ms: float = _default(NOCODE_FORM, "latency_budget_ms")  # 0 = none
     trade_off_latency: bool = _default(NOCODE_FORM, "trade_off_latency")  # score and latency: two objectives
     ensemble: bool = _default(NOCODE_FORM, "ensemble")  # may register an ensemble of the best trials
+    warm_start_study: str = _default(NOCODE_FORM, "warm_start_study")  # "" = none; else its fitting configs go first
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise _bad("dataset", f"a bundled name {sorted(BUNDLED)} or a path to a CSV/Parquet file", self.dataset)
-        if self.dataset not in BUNDLED and not Path(self.dataset).exists():
-            raise _bad("dataset", f"a bundled name {sorted(BUNDLED)} or an existing CSV/Parquet file", self.dataset)
+        check_dataset(self.dataset)
         NOCODE_FORM.check(self)
         if self.family:
             check_family_name(self.family)

@@ -142,9 +142,12 @@ def warm_start_configs(
     exclude: str,
     top_k: int = WARM_START_TOP_K,
     only_study: str | None = None,
+    space: SearchSpace | None = None,
 ) -> list[dict[str, Any]]:
     """Best configurations of earlier studies of `family` over the same search space
-    (of `only_study` alone when given: a retrain starts from its parent's search)."""
+    (of `only_study` alone when given: a retrain starts from its parent's search). With
+    `space` and `only_study`, that study may have searched another version of the space:
+    its configurations are projected into `space` (`SearchSpace.project`), misfits left out."""
     import optuna
     from optuna.trial import TrialState
 
@@ -158,15 +161,17 @@ def warm_start_configs(
             continue
         if only_study is not None and summary.study_name != only_study:
             continue
-        if attrs.get(SPACE_HASH_TAG) != space_hash:
+        projecting = space is not None and only_study is not None
+        if attrs.get(SPACE_HASH_TAG) != space_hash and not projecting:
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         # the score is the first objective (a study trading latency off has a second one);
         # a configuration that missed its latency budget is no place to start from
         sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if feasible(t):
-                configs.append((sign * t.values[0], dict(t.params), summary.study_name))
+            params = space.project(t.params) if projecting else dict(t.params)
+            if feasible(t) and params is not None:
+                configs.append((sign * t.values[0], params, summary.study_name))
     configs.sort(key=lambda c: c[0])
     seen: list[dict[str, Any]] = []
     for _, params, _ in configs:
@@ -175,6 +180,23 @@ def warm_start_configs(
         if len(seen) == top_k:
             break
     return seen
+
+
+def check_warm_start_study(optuna_uri: str, study_name: str, family: str) -> None:
+    """Refuse a warm start from a study that does not exist or searched another family."""
+    storage = open_storage(optuna_uri)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        raise ConfigurationError(
+            f"The 'warm_start_study' parameter names study {study_name!r}, which does not exist in this workspace"
+        ) from None
+    searched = storage.get_study_user_attrs(study_id).get(FAMILY_TAG)
+    if searched != family:
+        raise ConfigurationError(
+            f"The 'warm_start_study' parameter names study {study_name!r} of family {searched!r}; "
+            f"this run registers family {family!r}: warm starts stay within a family"
+        )
 
 
 def start_search(
@@ -195,7 +217,7 @@ def start_search(
         return {"study_name": plan.study_name, "enqueued": 0, "warm_start": 0}
     default = space.default_config()
     found = warm_start_configs(
-        optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name, only_study=warm_start_study
+        optuna_uri, plan.family, plan.space_hash, exclude=plan.study_name, only_study=warm_start_study, space=space
     )
     warm = [c for c in found if c != default]
     if warm_start_study is None:

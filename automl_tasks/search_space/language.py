@@ -180,6 +180,26 @@ class SearchSpace:
             return False
         return walked == dict(config)
 
+    def project(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """`config` (from a study over another version of this space) as a configuration of
+        this space: its values that are still in range, a one-choice parameter's value,
+        nothing else; None when it does not fit (e.g. its model family was dropped).
+        Warm-starts the re-run after a person edits the space."""
+
+        def choose(p: Param, name: str) -> Any:
+            if name in config and _in_range(p.type, p.range, config[name]):
+                return config[name]
+            if not p.is_numeric and len(p.range) == 1:
+                return p.range[0]
+            raise KeyError(name)
+
+        projected: dict[str, Any] = {}
+        try:
+            self._walk(self.params, "", projected, choose)
+        except KeyError:
+            return None
+        return projected if self.admits(projected) else None
+
     def _walk(self, params: tuple[Param, ...], prefix: str, config: dict[str, Any], choose: Any) -> None:
         for p in params:
             name = prefix + p.name

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
@@ -20,6 +21,8 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, default_tabular_space, load_search_space
+from automl_tasks.search_space.edits import apply_edit
 from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -217,18 +220,41 @@ def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(ai
         assert np.abs(np.asarray(body["probabilities"]) - native.predict_proba(features)).max() < 1e-4
 
 
+def pipeline_run_of(ws, dag_run_id: str):
+    """The MLflow pipeline run of a NoCode DAG run."""
+    client = mlflow_client(ws)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(
+        experiments, filter_string=f"tags.`loopml.dag_run_id` = '{dag_run_id}' and tags.`loopml.kind` = 'pipeline'"
+    )
+    return run
+
+
+def edited_space() -> str:
+    """The default space without the MLP and linear models: a person's edit on the Advisor page."""
+    text, _ = apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "drop_choice", "model", "mlp")
+    return apply_edit(text, "drop_choice", "model", "linear")[0]
+
+
 @pytest.fixture(scope="module")
 def second_run(airflow, e2e_workspace, first_run):
-    """A second NoCode run on the same table: (versions before it, dataset versions before it, run id, state)."""
+    """A second NoCode run on the same table, made the way a person makes one from the first
+    run's Advisor page: an edited search space, re-run through loopml's Airflow plugin
+    (versions before it, dataset versions before it, run id, state, the plugin's answer)."""
     client = mlflow_client(e2e_workspace)
     before = {v.version for v in client.search_model_versions("name='breast_cancer'")}
     datasets_before = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer")
-    run_id, state = run_pipeline(airflow, {"dataset": "breast_cancer", "n_trials": 1, "n_workers": 1})
-    return before, datasets_before, run_id, state
+    answer = airflow.http.post(
+        f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}/space", json={"space": edited_space()}
+    )
+    assert answer.status_code == 200, answer.text
+    run_id = answer.json()["dag_run_id"]
+    state = airflow.wait_for_run("nocode_pipeline", run_id, timeout_s=900)
+    return before, datasets_before, run_id, state, answer.json()
 
 
 def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, second_run):
-    before, datasets_before, run_id, state = second_run
+    before, datasets_before, run_id, state, _ = second_run
     client = mlflow_client(e2e_workspace)
     assert state == "success", states(airflow, run_id)
     after = {v.version: v for v in client.search_model_versions("name='breast_cancer'")}
@@ -241,6 +267,50 @@ def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, sec
         "every version is scored on the family's fixed evaluation data"
     )
     assert DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer") == datasets_before
+
+
+def test_the_advisor_page_shows_the_runs_advice_and_its_space(airflow, first_run):
+    page = airflow.http.get(f"/loopml/advisor/nocode_pipeline/{first_run[0]}")
+    assert page.status_code == 200, page.text
+    assert "<h2>Suggestions</h2>" in page.text and '<textarea id="editor"' in page.text
+    assert "lightgbm" in page.text, "the editor holds the space the run searched"
+    advice = airflow.http.get(f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}").json()
+    assert advice["space_version"] == default_tabular_space().hash
+    assert all({"kind", "text", "status", "actionable"} <= set(s) for s in advice["suggestions"])
+
+
+def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflow, first_run):
+    versions = airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]
+    broken = edited_space().replace("range: [0.01, 0.3]", "range: [0.3, 0.01]")
+    checked = airflow.http.post("/loopml/api/spaces/validate", json={"space": broken}).json()
+    assert checked["valid"] is False and checked["path"] == "params[3].submodule.lightgbm[0].range", checked
+    answer = airflow.http.post(f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}/space", json={"space": broken})
+    assert answer.status_code == 422 and answer.json()["detail"]["path"] == checked["path"]
+    assert airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"] == versions
+    gone = airflow.http.post("/loopml/api/advisor/nocode_pipeline/no-such-run/accept/0")
+    assert gone.status_code == 404 and "no run 'no-such-run'" in gone.json()["detail"]
+
+
+def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow, e2e_workspace, first_run, second_run):
+    *_, run_id, state, answer = second_run
+    assert state == "success", states(airflow, run_id)
+    first, rerun = pipeline_run_of(e2e_workspace, first_run[0]), pipeline_run_of(e2e_workspace, run_id)
+    new_version = load_search_space(edited_space()).hash
+    assert answer["space"]["version"] == new_version and answer["space"]["parent"] == default_tabular_space().hash
+    assert rerun.data.tags["loopml.space_version"] == new_version
+    assert rerun.data.tags["loopml.dataset_uri"] == first.data.tags["loopml.dataset_uri"]
+    assert rerun.data.tags["loopml.parent_study"] == first.data.tags["loopml.study"]
+    study = optuna.load_study(study_name=rerun.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
+    origins = [t.user_attrs.get("loopml.origin") for t in study.trials]
+    assert "warm_start" in origins, origins
+    assert {t.params["model"] for t in study.trials} <= {"lightgbm", "random_forest", "extra_trees"}
+    listed = {v["version"]: v for v in airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]}
+    assert listed[new_version]["parent"] == default_tabular_space().hash
+    assert listed[new_version]["accepted_by"], "who made the change is recorded"
+    assert [r["run_id"] for r in listed[new_version]["runs"]] == [rerun.info.run_id]
+    assert listed[new_version]["runs"][0]["test_score"] is not None, "its registered version's score is shown"
+    page = airflow.http.get("/loopml/spaces/breast_cancer")
+    assert page.status_code == 200 and "-  range: [lightgbm, random_forest, extra_trees, linear, mlp]" in page.text
 
 
 BAD_TABLES = {

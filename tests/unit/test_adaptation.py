@@ -190,3 +190,14 @@ def test_a_budget_below_one_epoch_of_the_cheapest_method_is_refused():
     assert budget_refusal({"lora": 2.0, "head": 0.5}, 32, 640, 60) is None  # head: 10 s an epoch
     refusal = budget_refusal({"lora": 2.0, "head": 0.5}, 32, 6400, 60)  # head: 100 s an epoch
     assert refusal and "time_budget_s=60 is too small" in refusal and "100 s on 6400 texts" in refusal
+
+
+def test_full_fine_tuning_is_searched_only_where_the_budget_allows():
+    from automl_tasks.pipelines.adaptation import full_fine_tuning_refusal
+
+    assert full_fine_tuning_refusal(1.0, 32, 640, 120) is None  # 20 s an epoch: within a quarter of 120 s
+    refusal = full_fine_tuning_refusal(1.0, 32, 640, 60)  # 20 s an epoch: over a quarter of 60 s
+    assert refusal == (
+        "full fine-tuning left out of the search: one epoch on 640 texts is estimated at 20 s, "
+        "over 25% of the 60 s budget"
+    )

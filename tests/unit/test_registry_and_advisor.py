@@ -70,3 +70,53 @@ def test_advisor_suggestions():
     assert ("collect_data", "target") in kinds
     assert ("check_column", "x") in kinds and ("check_column", "y") not in kinds
     assert any("class 1" in s["text"] for s in out)
+
+
+def _study_with(scores: dict[str, list[float]], stop: str | None = None):
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    for model, values in scores.items():
+        for value in values:
+            study.enqueue_trial({"model": model})
+            trial = study.ask()
+            assert trial.suggest_categorical("model", ["lightgbm", "mlp", "linear"]) == model
+            study.tell(trial, value)
+    if stop:
+        study.set_user_attr("loopml.stop", stop)
+    return study
+
+
+def test_a_model_family_that_every_other_beat_is_suggested_for_dropping():
+    from types import SimpleNamespace
+
+    from automl_tasks.pipelines.advisor import search_suggestions
+
+    plan = SimpleNamespace(metric="roc_auc", time_budget_s=30)
+    study = _study_with({"lightgbm": [0.90, 0.91, 0.92], "mlp": [0.50, 0.55, 0.52], "linear": [0.93]})
+    found = search_suggestions(study, plan)
+    drops = [s for s in found if s["kind"] == "drop_choice"]
+    assert [s["edit"] for s in drops] == [{"kind": "drop_choice", "param": "model", "value": "mlp"}]
+    assert "beaten by" in drops[0]["text"]
+
+
+def test_a_search_stopped_by_its_budget_while_improving_suggests_a_larger_budget():
+    from types import SimpleNamespace
+
+    from automl_tasks.pipelines.advisor import search_suggestions
+
+    plan = SimpleNamespace(metric="roc_auc", time_budget_s=30)
+    improving = _study_with({"lightgbm": [0.80, 0.81, 0.82, 0.83, 0.90]}, stop="time budget of 30s spent")
+    (raise_budget,) = [s for s in search_suggestions(improving, plan) if s["kind"] == "raise_budget"]
+    assert raise_budget["edit"] == {"kind": "set_budget", "param": "time_budget_s", "value": 60}
+    settled = _study_with({"lightgbm": [0.90, 0.81, 0.82, 0.83, 0.80]}, stop="time budget of 30s spent")
+    assert not [s for s in search_suggestions(settled, plan) if s["kind"] == "raise_budget"]
+    by_trials = _study_with({"lightgbm": [0.80, 0.81, 0.82, 0.83, 0.90]}, stop="trial budget of 5 spent")
+    assert not [s for s in search_suggestions(by_trials, plan) if s["kind"] == "raise_budget"]
+
+
+def test_a_stored_dataset_version_is_a_dataset():
+    request = NoCodeRequest.from_conf({"dataset": "dataset://iris@0123abcd"})
+    assert request.dataset_name == "iris"
+    with pytest.raises(ConfigurationError, match="dataset://NAME@VERSION"):
+        NoCodeRequest.from_conf({"dataset": "dataset://iris"})
