@@ -18,6 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
+	@# the browser tests drive Debian's chromium (Playwright's own download cannot be fetched here)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@touch $(STAMP)
 
 demo: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, default_tabular_space, load_search_space
 from automl_tasks.search_space.edits import apply_edit
+from tests.browser import browser_page
 from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -231,26 +233,36 @@ def pipeline_run_of(ws, dag_run_id: str):
 
 
 def edited_space() -> str:
-    """The default space without the MLP and linear models: a person's edit on the Advisor page."""
-    text, _ = apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "drop_choice", "model", "mlp")
-    return apply_edit(text, "drop_choice", "model", "linear")[0]
+    """The default space with the imputation fixed to the median: a person's edit on the
+    Advisor page that every configuration of the first run's study fits (projected), so the
+    re-run's warm start has something to carry whatever the first run sampled."""
+    return apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "fix_param", "imputation", "median")[0]
 
 
 @pytest.fixture(scope="module")
-def second_run(airflow, e2e_workspace, first_run):
-    """A second NoCode run on the same table, made the way a person makes one from the first
-    run's Advisor page: an edited search space, re-run through loopml's Airflow plugin
-    (versions before it, dataset versions before it, run id, state, the plugin's answer)."""
+def second_run(airflow, e2e_workspace, first_run, tmp_path_factory):
+    """A second NoCode run on the same table, made the way a person makes one: in a real browser,
+    on the first run's Advisor page, the search space edited (a mistake first, which the page
+    names as it is typed) and re-run through loopml's Airflow plugin.
+    (versions before it, dataset versions before it, run id, state, what the page showed)."""
     client = mlflow_client(e2e_workspace)
     before = {v.version for v in client.search_model_versions("name='breast_cancer'")}
     datasets_before = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).versions("breast_cancer")
-    answer = airflow.http.post(
-        f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}/space", json={"space": edited_space()}
-    )
-    assert answer.status_code == 200, answer.text
-    run_id = answer.json()["dag_run_id"]
+    shown = {}
+    with browser_page() as page:
+        page.goto(f"{airflow.base_url}/loopml/advisor/nocode_pipeline/{first_run[0]}")
+        page.fill("#editor", edited_space().replace("range: [0.01, 0.3]", "range: [0.3, 0.01]"))
+        page.wait_for_function("document.getElementById('validation').textContent.includes('expected low < high')")
+        shown["mistake"] = page.inner_text("#validation")
+        page.fill("#editor", edited_space())
+        page.wait_for_function("document.getElementById('validation').textContent.startsWith('valid')")
+        page.click("text=Re-run with this space")
+        page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+        shown["result"] = page.inner_text("#result")
+        page.screenshot(path=str(tmp_path_factory.mktemp("screens") / "advisor.png"), full_page=True)
+    run_id = re.search(r"re-run (\S+) triggered", shown["result"]).group(1)
     state = airflow.wait_for_run("nocode_pipeline", run_id, timeout_s=900)
-    return before, datasets_before, run_id, state, answer.json()
+    return before, datasets_before, run_id, state, shown
 
 
 def test_second_run_adds_a_version_and_loses_nothing(airflow, e2e_workspace, second_run):
@@ -292,25 +304,34 @@ def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflo
 
 
 def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow, e2e_workspace, first_run, second_run):
-    *_, run_id, state, answer = second_run
+    *_, run_id, state, shown = second_run
+    assert "params[3].submodule.lightgbm[0].range" in shown["mistake"], "the page names the YAML path as you type"
     assert state == "success", states(airflow, run_id)
     first, rerun = pipeline_run_of(e2e_workspace, first_run[0]), pipeline_run_of(e2e_workspace, run_id)
     new_version = load_search_space(edited_space()).hash
-    assert answer["space"]["version"] == new_version and answer["space"]["parent"] == default_tabular_space().hash
+    assert f"search space {new_version}" in shown["result"]
     assert rerun.data.tags["loopml.space_version"] == new_version
     assert rerun.data.tags["loopml.dataset_uri"] == first.data.tags["loopml.dataset_uri"]
     assert rerun.data.tags["loopml.parent_study"] == first.data.tags["loopml.study"]
     study = optuna.load_study(study_name=rerun.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
-    origins = [t.user_attrs.get("loopml.origin") for t in study.trials]
-    assert "warm_start" in origins, origins
-    assert {t.params["model"] for t in study.trials} <= {"lightgbm", "random_forest", "extra_trees"}
+    earlier = optuna.load_study(study_name=first.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
+    new_space = load_search_space(edited_space())
+    carried = [t.params for t in study.trials if t.user_attrs.get("loopml.origin") == "warm_start"]
+    fitting = [new_space.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
+    assert carried, [t.user_attrs.get("loopml.origin") for t in study.trials]
+    assert all(config in fitting for config in carried), "the warm start is the first run's configurations, projected"
+    assert {t.params["imputation"] for t in study.trials if "imputation" in t.params} == {"median"}
     listed = {v["version"]: v for v in airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]}
     assert listed[new_version]["parent"] == default_tabular_space().hash
     assert listed[new_version]["accepted_by"], "who made the change is recorded"
     assert [r["run_id"] for r in listed[new_version]["runs"]] == [rerun.info.run_id]
     assert listed[new_version]["runs"][0]["test_score"] is not None, "its registered version's score is shown"
     page = airflow.http.get("/loopml/spaces/breast_cancer")
-    assert page.status_code == 200 and "-  range: [lightgbm, random_forest, extra_trees, linear, mlp]" in page.text
+    assert (
+        page.status_code == 200
+        and "-  range: [median, mean, q1, q3]" in page.text
+        and "+  range: [median]" in page.text
+    )
 
 
 BAD_TABLES = {
