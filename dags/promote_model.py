@@ -1,8 +1,10 @@
 """Promote a model family's version to champion, or roll back to the previous champion.
 
 auto: the challenger must beat the champion on the family's evaluation data by the margin
-and stay within the latency and size ratios; manual: the version becomes champion and the
-comparison is recorded; rollback: champion goes back to the version before it.
+and stay within the latency and size ratios; manual: once a person approves it (Airflow's
+human-in-the-loop approval, under "Required actions"), the version becomes champion and the
+comparison, the approver and the time are recorded; rollback: champion goes back to the
+version before it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from operators.forms import form_params
-from operators.registry import promotion_gate
+from operators.registry import approval, needs_approval, promotion_gate
 
 
 @dag(
@@ -22,7 +24,9 @@ from operators.registry import promotion_gate
     params=form_params("promote_model"),
 )
 def promote_model():
-    promotion_gate()
+    route, approve, gate = needs_approval(), approval(), promotion_gate()
+    route >> [approve, gate]
+    approve >> gate
 
 
 promote_model()

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -53,6 +54,13 @@ def _detail(response: httpx.Response) -> str:
     elif isinstance(detail, dict):
         detail = detail.get("reason") or detail.get("message") or str(detail)
     return " ".join(str(detail).split())[:500]
+
+
+#: An answer within about one scheduler loop of the task parking itself can lose a race in
+#: Airflow 3.3: the scheduler re-queues the resumed task, then reads the parked run's exit
+#: ("success", same try number) and marks the task failed ("state changed externally").
+#: A person never answers that fast; a script waits this long after the task started.
+HITL_SETTLE_S = 3.0
 
 
 class AirflowClient:
@@ -202,6 +210,26 @@ class AirflowClient:
                 return state
             time.sleep(poll_s)
         raise TimeoutError(f"DAG run {dag_id}/{run_id} still running after {timeout_s:.0f}s")
+
+    def answer(
+        self, dag_id: str, run_id: str, task_id: str, option: str, *, map_index: int = -1, timeout_s: float = 300
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop task (e.g. an approval: "Approve" or "Reject") once it
+        waits for input, as a person does in Airflow's "Required actions" view."""
+        deadline = time.time() + timeout_s
+        while True:
+            found = {ti["task_id"]: ti for ti in self.task_instances(dag_id, run_id)}.get(task_id) or {}
+            started = found.get("start_date")
+            parked_long_enough = (
+                started is not None and time.time() - datetime.fromisoformat(started).timestamp() >= HITL_SETTLE_S
+            )
+            if found.get("state") == "awaiting_input" and parked_long_enough:
+                break
+            if time.time() > deadline or self.run_state(dag_id, run_id) in TERMINAL:
+                raise AirflowApiError(f"{dag_id} run {run_id}: {task_id} is {found.get('state')}, not awaiting input")
+            time.sleep(0.5)
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        return self._call("PATCH", path, json={"chosen_options": [option]})
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})

@@ -18,9 +18,45 @@ def _triggered_by(context: dict[str, Any]) -> str:
     return f"{user} via {run.dag_id} run {run.run_id}"
 
 
-@task(task_id="promotion_gate", retries=0)
+APPROVAL_TASK = "approve"
+GATE_TASK = "promotion_gate"
+
+
+@task.branch(task_id="needs_approval")
+def needs_approval() -> list[str]:
+    """A manual promotion waits for a person's approval; auto and rollback go straight on."""
+    if get_current_context()["params"]["action"] == "manual":
+        return [APPROVAL_TASK, GATE_TASK]
+    return [GATE_TASK]
+
+
+def approval() -> Any:
+    """Airflow's human-in-the-loop approval of a manual promotion, answered in Airflow's
+    "Required actions" view or its REST API; a rejection skips the promotion."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    return ApprovalOperator(
+        task_id=APPROVAL_TASK,
+        subject="Make version {{ params.version }} the champion of {{ params.family }}?",
+        body=(
+            "A manual promotion of **{{ params.family }}** version **{{ params.version }}**, asked by "
+            "{{ dag_run.triggering_user_name or 'an unknown user' }}. On approval it becomes the champion "
+            "whatever the promotion gate says; the gate's comparison with the current champion is "
+            "recorded on the version (`loopml.promotion.*`), with who approved it and when."
+        ),
+    )
+
+
+def _approval_record(context: dict[str, Any]) -> str:
+    """'<name> at <time>' of the approval of this run's manual promotion."""
+    answer = context["ti"].xcom_pull(task_ids=APPROVAL_TASK) or {}
+    user = (answer.get("responded_by_user") or {}).get("name") or "unknown user"
+    return f"{user} at {answer.get('responded_at', 'an unknown time')}"
+
+
+@task(task_id=GATE_TASK, retries=0, trigger_rule="none_failed_min_one_success")
 def promotion_gate() -> dict[str, Any]:
-    """Promote (auto: through the gate; manual: forced) or roll back, as the form says."""
+    """Promote (auto: through the gate; manual: forced, once approved) or roll back, as the form says."""
     from automl_tasks.families.promotion import GateConfig, promote, rollback
 
     context = get_current_context()
@@ -40,6 +76,7 @@ def promotion_gate() -> dict[str, Any]:
             mode=params["action"],
             triggered_by=_triggered_by(context),
             config=config,
+            approved_by=_approval_record(context) if params["action"] == "manual" else "",
         )
     log.info("%s", result)
     return result

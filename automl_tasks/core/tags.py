@@ -106,3 +106,11 @@ ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of cont
 STRATEGIES_ENTRY_POINT_GROUP = "loopml.strategies"  #: entry-point group of contributed search strategies
 DRIFT_CHECKS_ENTRY_POINT_GROUP = "loopml.drift_checks"  #: entry-point group of contributed drift checks
 DEPLOY_BACKENDS_ENTRY_POINT_GROUP = "loopml.deploy_backends"  #: entry-point group of contributed deployment engines
+
+
+def tag_number(value: str | None) -> float | None:
+    """A numeric tag's value (tags are strings), None when absent, empty or not a number."""
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -267,8 +267,10 @@ def promote(
     mode: str = "auto",
     triggered_by: str = "unknown",
     config: GateConfig | None = None,
+    approved_by: str = "",
 ) -> dict[str, Any]:
-    """Run the gate (auto) or force (manual) `version` to champion; return the decision."""
+    """Run the gate (auto) or force (manual) `version` to champion; return the decision.
+    `approved_by` (who approved a manual promotion, and when) is recorded with it."""
     if mode not in MODES:
         raise ConfigurationError(f"The 'mode' parameter must be one of {list(MODES)}. Got {mode!r} instead.")
     config = config or GateConfig()
@@ -290,6 +292,7 @@ def promote(
             "reason": reason,
             "mode": mode,
             "triggered_by": triggered_by,
+            **({"approved_by": approved_by} if approved_by else {}),
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "compared_to_version": champion_version or "",
             **{

@@ -141,7 +141,7 @@ def edit_space(ws: Workspace, run_id: str, text: str, *, conf: dict[str, Any], u
     raises SearchSpaceError with its YAML path, and nothing is recorded)."""
     run = _pipeline_run(ws, run_id)
     text = load_text(text)
-    return _rerun(ws, run, conf, text, change=f"edited by {user}", user=user, budget={})
+    return _rerun(ws, run, conf, text, change="edited by hand", user=user, budget={})
 
 
 def dismiss(ws: Workspace, run_id: str, index: int, *, user: str) -> None:

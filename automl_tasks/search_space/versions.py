@@ -27,6 +27,7 @@ from automl_tasks.core.tags import (
     SPACE_PARENT_TAG,
     SPACE_VERSION_TAG,
     STUDY_TAG,
+    tag_number,
 )
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.search_space.edits import space_diff
@@ -182,14 +183,7 @@ def _registered_by_study(client: Any, family: str) -> dict[str, dict[str, Any]]:
         test = next((value for key, value in v.tags.items() if key.startswith("test_")), None)
         out[study] = {
             "model_version": str(v.version),
-            "search_score": _number(v.tags.get(SEARCH_SCORE_TAG)),
-            "test_score": _number(test),
+            "search_score": tag_number(v.tags.get(SEARCH_SCORE_TAG)),
+            "test_score": tag_number(test),
         }
     return out
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None

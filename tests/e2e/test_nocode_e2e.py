@@ -405,13 +405,20 @@ def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace,
     other = next(
         str(v.version) for v in client.search_model_versions("name='breast_cancer'") if str(v.version) != champion
     )
-    run_id, state = _run_dag(
-        airflow, "promote_model", {"family": "breast_cancer", "version": other, "action": "manual"}
-    )
-    assert state == "success"
+    manual = {"family": "breast_cancer", "version": other, "action": "manual"}
+    run_id = airflow.trigger("promote_model", manual)
+    answer = airflow.answer("promote_model", run_id, "approve", "Reject")
+    assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success"
+    assert states(airflow, run_id, "promote_model")["promotion_gate"] == "skipped", "a rejected promotion does nothing"
+    assert current_alias_version(client, "breast_cancer", "champion") == champion
+    run_id = airflow.trigger("promote_model", manual)
+    assert current_alias_version(client, "breast_cancer", "champion") == champion, "nothing moves before approval"
+    answer = airflow.answer("promote_model", run_id, "approve", "Approve")
+    assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success"
     assert current_alias_version(client, "breast_cancer", "champion") == other
     record = client.get_model_version("breast_cancer", other).tags
     assert record["loopml.promotion.mode"] == "manual" and "promote_model" in record["loopml.promotion.triggered_by"]
+    assert record["loopml.promotion.approved_by"].startswith(f"{answer['responded_by']['name']} at "), record
     run_id, state = _run_dag(airflow, "promote_model", {"family": "breast_cancer", "action": "rollback"})
     assert state == "success"
     assert current_alias_version(client, "breast_cancer", "champion") == champion

@@ -267,6 +267,8 @@ def _promote_model_dag(airflow, conf: dict) -> None:
     airflow.wait_for_dag("promote_model")
     airflow.unpause("promote_model")
     run_id = airflow.trigger("promote_model", {"family": LOAD_FAMILY, **conf})
+    if conf.get("action") == "manual":
+        airflow.answer("promote_model", run_id, "approve", "Approve")
     assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success", conf
 
 
