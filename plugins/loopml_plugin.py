@@ -1,16 +1,21 @@
 """Airflow UI plugin: loopml's pages on Airflow's api-server and links to them.
 
 - `/loopml/...` (plugins/loopml_ui.py): a run's advice with Accept / Dismiss and the
-  search-space editor, a family's search-space versions, and a redirect to the MLflow UI
+  search-space editor, a family's search-space versions; the Families pages
+  (plugins/loopml_families.py: lineage, scores, approvals, promote / roll back / batch
+  inference as DAG runs); and a redirect to the MLflow UI
   of the running stack (read per request: `loopml run` and `loopml up` start it on
   different ports, so an address fixed at import time would point at a dead port).
-- Navigation: the MLflow UI; on a DAG run's page, an "Advisor" tab for that run.
+- Navigation: the model families and the MLflow UI; on a DAG run's page, an "Advisor" tab.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from loopml_families import router as families_router
 from loopml_ui import app
+
+app.include_router(families_router)
 
 
 class LoopmlPlugin(AirflowPlugin):
@@ -22,6 +27,12 @@ class LoopmlPlugin(AirflowPlugin):
             "href": "/loopml/go/mlflow",
             "destination": "nav",
             "url_route": "loopml-mlflow",
+        },
+        {
+            "name": "Model families",
+            "href": "/loopml/families",
+            "destination": "nav",
+            "url_route": "loopml-families",
         },
         {
             "name": "Advisor",

@@ -241,6 +241,16 @@ def go_mlflow(user: User) -> Any:
     )
 
 
+@app.get("/go/mlflow/run/{experiment_id}/{run_id}")
+def go_mlflow_run(experiment_id: str, run_id: str, user: User) -> Any:
+    """An MLflow run (e.g. a drift check with its report) in the running stack's MLflow UI."""
+    answer = go_mlflow(user)
+    if isinstance(answer, RedirectResponse):
+        base = answer.headers["location"].rstrip("/")
+        return RedirectResponse(f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+    return answer
+
+
 @app.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)

@@ -45,6 +45,12 @@ DRIFT_STATUS_TAG = "loopml.drift.status"  #: a drift check's verdict
 
 # model version / registered model tags
 DRIFT_SETTING_PREFIX = "loopml.drift."  #: prefix of the per-family drift settings on a registered model
+LAST_CHECK_TAG = (
+    "loopml.drift.last_check"  #: when the family's last drift check ran (epoch seconds; state, not a setting)
+)
+LAST_RESULT_TAG = (
+    "loopml.drift.last_result"  #: the family's last drift verdict and its MLflow run (state, not a setting)
+)
 RUN_ID_TAG = "loopml.run_id"  #: the MLflow run that built the version
 FAMILY_TAG = "loopml.family"  #: the model family
 ORIGIN_TAG = (

@@ -32,6 +32,8 @@ from automl_tasks.core.tags import (
     EVAL_SCORE_TAG,
     FAMILY_TAG,
     KIND_TAG,
+    LAST_CHECK_TAG,
+    LAST_RESULT_TAG,
     REFERENCE_URI_TAG,
     WINDOW_URI_TAG,
 )
@@ -44,8 +46,6 @@ from automl_tasks.families.loading import is_text_version
 from automl_tasks.families.promotion import check_family_exists
 from automl_tasks.monitoring.drift import PREDICTION_COLUMN, DriftMeasurement, drift_checks, sample_rows
 from automl_tasks.monitoring.drift_settings import (
-    LAST_CHECK_TAG,
-    LAST_RESULT_TAG,
     DriftSettings,
     champion_families,
     family_settings,

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError, LoopmlError
-from automl_tasks.core.tags import DRIFT_SETTING_PREFIX
+from automl_tasks.core.tags import DRIFT_SETTING_PREFIX, LAST_CHECK_TAG, LAST_RESULT_TAG
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,7 @@ def save_family_settings(client: Any, family: str, values: dict[str, Any]) -> Dr
     return updated
 
 
-#: tags under the prefix that record state, not settings
-LAST_CHECK_TAG = DRIFT_SETTING_PREFIX + "last_check"
-LAST_RESULT_TAG = DRIFT_SETTING_PREFIX + "last_result"
+#: tags under the prefix that record state, not settings: LAST_CHECK_TAG, LAST_RESULT_TAG (core.tags)
 
 
 def _is_state(tag: str) -> bool:

@@ -397,7 +397,9 @@ def _run_dag(client, dag_id: str, conf: dict) -> tuple[str, str]:
 
 
 def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, second_run):
-    """Needs two versions of the family: the first run's and the second run's."""
+    """Needs two versions of the family: the first run's and the second run's. A rejected
+    promotion changes nothing; then a person promotes, approves and rolls back from the
+    Families page in a real browser."""
     from automl_tasks.families.aliases import current_alias_version
 
     client = mlflow_client(e2e_workspace)
@@ -407,20 +409,39 @@ def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace,
     )
     manual = {"family": "breast_cancer", "version": other, "action": "manual"}
     run_id = airflow.trigger("promote_model", manual)
-    answer = airflow.answer("promote_model", run_id, "approve", "Reject")
+    airflow.answer("promote_model", run_id, "approve", "Reject")
     assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success"
     assert states(airflow, run_id, "promote_model")["promotion_gate"] == "skipped", "a rejected promotion does nothing"
     assert current_alias_version(client, "breast_cancer", "champion") == champion
-    run_id = airflow.trigger("promote_model", manual)
-    assert current_alias_version(client, "breast_cancer", "champion") == champion, "nothing moves before approval"
-    answer = airflow.answer("promote_model", run_id, "approve", "Approve")
+
+    with browser_page() as page:
+        page.goto(f"{airflow.base_url}/loopml/families/breast_cancer")
+        row = page.locator("tr", has=page.locator("td", has_text=re.compile(f"^v{other}$")))
+        assert "champion" not in row.inner_text()
+        row.locator("text=Promote (needs approval)").click()
+        page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+        run_id = re.search(r"promote_model run (\S+) triggered", page.inner_text("#result")).group(1)
+        assert current_alias_version(client, "breast_cancer", "champion") == champion, "nothing moves before approval"
+        approve = page.locator("tr", has_text=run_id).locator("button", has_text="Approve")
+        deadline = time.time() + 120
+        while not approve.count() and time.time() < deadline:  # the page lists it once Airflow parked the task
+            page.wait_for_timeout(1000)
+            page.reload()
+        approve.click()
+        page.wait_for_function("document.getElementById('result').textContent.startsWith('Approve')")
+        assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success"
+        assert current_alias_version(client, "breast_cancer", "champion") == other
+        record = client.get_model_version("breast_cancer", other).tags
+        assert (
+            record["loopml.promotion.mode"] == "manual" and "promote_model" in record["loopml.promotion.triggered_by"]
+        )
+        assert record["loopml.promotion.approved_by"].split(" at ")[1], record
+        page.reload()
+        assert "approved by" in row.inner_text() and "champion" in row.inner_text()
+        page.click("text=Roll back the champion")
+        page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+        run_id = re.search(r"promote_model run (\S+) triggered", page.inner_text("#result")).group(1)
     assert airflow.wait_for_run("promote_model", run_id, timeout_s=300) == "success"
-    assert current_alias_version(client, "breast_cancer", "champion") == other
-    record = client.get_model_version("breast_cancer", other).tags
-    assert record["loopml.promotion.mode"] == "manual" and "promote_model" in record["loopml.promotion.triggered_by"]
-    assert record["loopml.promotion.approved_by"].startswith(f"{answer['responded_by']['name']} at "), record
-    run_id, state = _run_dag(airflow, "promote_model", {"family": "breast_cancer", "action": "rollback"})
-    assert state == "success"
     assert current_alias_version(client, "breast_cancer", "champion") == champion
     run_id, state = _run_dag(airflow, "promote_model", {"family": "no_such_family", "action": "rollback"})
     assert state == "failed"
