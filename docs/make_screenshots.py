@@ -3,8 +3,9 @@ without running anything).
 
 Starts the embedded stack on a temporary workspace, runs a small NoCode search on the
 bundled breast_cancer table, opens the run's Advisor page in headless Chromium, re-runs it
-on an edited space (dropping the MLP model) and captures the Advisor and search-space
-version pages. About three minutes on 2 cores.
+on an edited space (dropping the MLP model), captures the Advisor, search-space versions and
+Study pages, then promotes the first version from the Families page and approves it there.
+About three minutes on 2 cores.
 
     PYTHONPATH=. .venv/bin/python docs/make_screenshots.py
 """
@@ -55,6 +56,22 @@ def main() -> None:
                 print(f"re-run {rerun}: {client.wait_for_run('nocode_pipeline', rerun, timeout_s=900)}")
                 page.goto(f"{stack.url}/loopml/spaces/breast_cancer")
                 page.screenshot(path=str(OUT / "search-space-versions.png"), full_page=True)
+                page.goto(f"{stack.url}/loopml/study/nocode_pipeline/{run_id}")
+                page.screenshot(path=str(OUT / "study.png"), full_page=False)
+                page.goto(f"{stack.url}/loopml/families/breast_cancer")
+                page.locator("tr", has_text="v1").locator("text=Promote (needs approval)").first.click()
+                page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+                promotion = re.search(r"promote_model run (\S+) triggered", page.inner_text("#result")).group(1)
+                approve = page.locator("tr", has_text=promotion).locator("button", has_text="Approve")
+                while not approve.count():  # listed once Airflow has parked the approval task
+                    page.wait_for_timeout(1000)
+                    page.reload()
+                page.screenshot(path=str(OUT / "family-approval.png"), full_page=True)
+                approve.click()
+                page.wait_for_function("document.getElementById('result').textContent.startsWith('Approve')")
+                print(f"promotion {promotion}: {client.wait_for_run('promote_model', promotion, timeout_s=300)}")
+                page.reload()
+                page.screenshot(path=str(OUT / "family.png"), full_page=True)
         finally:
             stack.stop()
     print(f"screenshots in {OUT}")

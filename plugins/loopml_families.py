@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import HTMLResponse
-from loopml_ui import User, _authorize, _page, _workspace
+from loopml_ui import User, authorize, current_workspace, html_page, trigger_run
 
 router = APIRouter()
 
@@ -30,18 +30,6 @@ def _family(family: str) -> str:
         return check_family_name(family)
     except ValueError as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
-
-
-def _trigger(dag_id: str, conf: dict[str, Any], user: Any, note: str) -> str:
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.utils.types import DagRunTriggeredByType
-
-    run = trigger_dag(
-        dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(), conf=conf, note=note
-    )
-    if run is None:
-        raise HTTPException(HTTPStatus.CONFLICT, f"{dag_id} could not be triggered")
-    return run.run_id
 
 
 def pending_approvals(family: str) -> list[dict[str, Any]]:
@@ -87,7 +75,7 @@ def pending_approvals(family: str) -> list[dict[str, Any]]:
 def list_families(user: User) -> dict[str, Any]:
     from automl_tasks.families.overview import families
 
-    return {"families": families(_workspace())}
+    return {"families": families(current_workspace())}
 
 
 @router.get("/api/families/{family}")
@@ -97,7 +85,7 @@ def family_detail(family: str, user: User) -> dict[str, Any]:
     from automl_tasks.families.overview import family_overview
 
     try:
-        overview = family_overview(_workspace(), _family(family))
+        overview = family_overview(current_workspace(), _family(family))
     except UserError as exc:
         raise HTTPException(HTTPStatus.NOT_FOUND, str(exc)) from None
     return {**overview, "pending_approvals": pending_approvals(family)}
@@ -111,12 +99,12 @@ def promote(
     version: Annotated[str, Body(embed=True)] = "latest_challenger",
 ) -> dict[str, Any]:
     """Trigger promote_model: `auto` (through the gate), `manual` (waits for approval) or `rollback`."""
-    _authorize(user, PROMOTE_DAG, "POST")
+    authorize(user, PROMOTE_DAG, "POST")
     if action not in ("auto", "manual", "rollback"):
         raise HTTPException(HTTPStatus.BAD_REQUEST, f"action must be auto, manual or rollback; got {action!r}")
     conf = {"family": _family(family), "action": action, **({} if action == "rollback" else {"version": version})}
     note = f"{action} from the Families page" + ("" if action == "rollback" else f": version {version}")
-    return {"dag_run_id": _trigger(PROMOTE_DAG, conf, user, note), "dag_id": PROMOTE_DAG}
+    return {"dag_run_id": trigger_run(PROMOTE_DAG, conf, user, note), "dag_id": PROMOTE_DAG}
 
 
 @router.post("/api/families/{family}/batch_inference")
@@ -127,14 +115,14 @@ def batch_inference(
     model: Annotated[str, Body(embed=True)] = "champion",
 ) -> dict[str, Any]:
     """Trigger batch_inference of the family's `model` (an alias or a version) over `dataset`."""
-    _authorize(user, BATCH_DAG, "POST")
+    authorize(user, BATCH_DAG, "POST")
     if not dataset.strip():
         raise HTTPException(
             HTTPStatus.BAD_REQUEST, "dataset is empty: give dataset://NAME@VERSION, a bundled name or a path"
         )
     conf = {"family": _family(family), "dataset": dataset, "model": model}
     return {
-        "dag_run_id": _trigger(BATCH_DAG, conf, user, f"from the Families page: {model} on {dataset}"),
+        "dag_run_id": trigger_run(BATCH_DAG, conf, user, f"from the Families page: {model} on {dataset}"),
         "dag_id": BATCH_DAG,
     }
 
@@ -195,7 +183,7 @@ def families_page(request: Request, user: User) -> str:
         if rows
         else "<p>No model family is registered yet: run a pipeline first.</p>"
     )
-    return _page("Model families", table)
+    return html_page("Model families", table)
 
 
 @router.get("/families/{family}", response_class=HTMLResponse)
@@ -246,6 +234,6 @@ Batch inference of the champion on <input id="dataset" size="40" placeholder="da
 <button onclick="batch()">Run</button></p>
 <h2>Drift checks</h2>
 {"<table><tr><th>when (UTC)</th><th>status</th><th>share drifted</th><th></th></tr>" + checks + "</table>" if checks else "<p>No drift check has run yet.</p>"}"""
-    page = _page(f"Model family {family}", body + _FAMILY_SCRIPT)
+    page = html_page(f"Model family {family}", body + _FAMILY_SCRIPT)
     api = f"{root}/api/families/{html.escape(family)}"
     return page.replace("<body>", f'<body data-api="{api}">', 1)

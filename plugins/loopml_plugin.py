@@ -6,16 +6,19 @@
   inference as DAG runs); and a redirect to the MLflow UI
   of the running stack (read per request: `loopml run` and `loopml up` start it on
   different ports, so an address fixed at import time would point at a dead port).
-- Navigation: the model families and the MLflow UI; on a DAG run's page, an "Advisor" tab.
+- Navigation: the model families and the MLflow UI; on a DAG run's page, "Advisor" and
+  "Study" tabs (plugins/loopml_study.py: the trials with filters and the advisor's plots).
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 from loopml_families import router as families_router
+from loopml_study import router as study_router
 from loopml_ui import app
 
 app.include_router(families_router)
+app.include_router(study_router)
 
 
 class LoopmlPlugin(AirflowPlugin):
@@ -39,5 +42,11 @@ class LoopmlPlugin(AirflowPlugin):
             "href": "/loopml/advisor/{DAG_ID}/{RUN_ID}",
             "destination": "dag_run",
             "url_route": "loopml-advisor",
+        },
+        {
+            "name": "Study",
+            "href": "/loopml/study/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "loopml-study",
         },
     ]

@@ -40,7 +40,7 @@ async def _user(request: Request) -> Any:
 User = Annotated[Any, Depends(_user)]
 
 
-def _authorize(user: Any, dag_id: str, method: str) -> None:
+def authorize(user: Any, dag_id: str, method: str) -> None:
     """403 unless `user` may read (GET) or trigger (POST) runs of `dag_id`."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
@@ -53,13 +53,13 @@ def _authorize(user: Any, dag_id: str, method: str) -> None:
         raise HTTPException(HTTPStatus.FORBIDDEN, f"user {user.get_name()!r} may not {verb} runs of {dag_id}")
 
 
-def _workspace():
+def current_workspace():
     from automl_tasks.core.settings import Workspace
 
     return Workspace.from_env()
 
 
-def _dag_run_conf(dag_id: str, run_id: str) -> dict[str, Any]:
+def dag_run_conf(dag_id: str, run_id: str) -> dict[str, Any]:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -71,12 +71,12 @@ def _dag_run_conf(dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(run.conf or {})
 
 
-def _pipeline_run_id(run_id: str) -> str:
+def pipeline_run_id(run_id: str) -> str:
     """The MLflow pipeline run of DAG run `run_id` (404 when the run opened none)."""
     from automl_tasks.core.tags import DAG_RUN_TAG, KIND_TAG
     from automl_tasks.core.tracking import mlflow_client
 
-    client = mlflow_client(_workspace())
+    client = mlflow_client(current_workspace())
     experiments = [e.experiment_id for e in client.search_experiments()]
     found = client.search_runs(
         experiments, filter_string=f"tags.`{DAG_RUN_TAG}` = '{run_id}' and tags.`{KIND_TAG}` = 'pipeline'"
@@ -91,25 +91,32 @@ def _user_error(exc: Exception) -> HTTPException:
 
     if isinstance(exc, SearchSpaceError):
         return HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, {"path": exc.path, "message": str(exc)})
-    status = HTTPStatus.NOT_FOUND if "does not exist" in str(exc) else HTTPStatus.CONFLICT
+    missing = "does not exist" in str(exc) or "there is no suggestion" in str(exc)
+    status = HTTPStatus.NOT_FOUND if missing else HTTPStatus.CONFLICT
     return HTTPException(status, str(exc))
 
 
-def _trigger(dag_id: str, source_run: str, rerun: Any, user: Any) -> str:
-    """Trigger the re-run as an ordinary DAG run by `user`; its run id."""
+def trigger_run(dag_id: str, conf: dict[str, Any], user: Any, note: str) -> str:
+    """Trigger `dag_id` as an ordinary DAG run by `user` (shown as triggered from the UI); its run id."""
     from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import DagNotFound, ParamValidationError
     from airflow.utils.types import DagRunTriggeredByType
 
-    run = trigger_dag(
-        dag_id,
-        triggered_by=DagRunTriggeredByType.UI,
-        triggering_user_name=user.get_name(),
-        conf=rerun.conf,
-        note=f"re-run of {source_run}: {rerun.change} (search space {rerun.space.version})",
-    )
+    try:
+        run = trigger_dag(
+            dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user.get_name(), conf=conf, note=note
+        )
+    except (DagNotFound, ParamValidationError, ValueError) as exc:  # the form refused the conf, or no such DAG
+        raise HTTPException(HTTPStatus.BAD_REQUEST, f"Airflow refused the {dag_id} run: {exc}") from None
     if run is None:
         raise HTTPException(HTTPStatus.CONFLICT, f"{dag_id} could not be triggered")
     return run.run_id
+
+
+def _trigger(dag_id: str, source_run: str, rerun: Any, user: Any) -> str:
+    """Trigger the re-run of `source_run` that `rerun` describes."""
+    note = f"re-run of {source_run}: {rerun.change} (search space {rerun.space.version})"
+    return trigger_run(dag_id, rerun.conf, user, note)
 
 
 def _rerunnable(dag_id: str) -> None:
@@ -128,11 +135,11 @@ def advice(dag_id: str, run_id: str, user: User) -> dict[str, Any]:
     from automl_tasks.core.errors import UserError
     from automl_tasks.pipelines.advice_actions import run_space_version, suggestions
 
-    _authorize(user, dag_id, "GET")
-    _dag_run_conf(dag_id, run_id)
-    pipeline = _pipeline_run_id(run_id)
+    authorize(user, dag_id, "GET")
+    dag_run_conf(dag_id, run_id)
+    pipeline = pipeline_run_id(run_id)
     try:
-        ws = _workspace()
+        ws = current_workspace()
         return {
             "pipeline_run": pipeline,
             "space_version": run_space_version(ws, pipeline),
@@ -149,11 +156,11 @@ def accept(dag_id: str, run_id: str, index: int, user: User) -> dict[str, Any]:
     from automl_tasks.pipelines.advice_actions import accept as accept_suggestion
     from automl_tasks.pipelines.advice_actions import mark_accepted
 
-    _authorize(user, dag_id, "POST")
+    authorize(user, dag_id, "POST")
     _rerunnable(dag_id)
-    conf = _dag_run_conf(dag_id, run_id)
-    pipeline = _pipeline_run_id(run_id)
-    ws = _workspace()
+    conf = dag_run_conf(dag_id, run_id)
+    pipeline = pipeline_run_id(run_id)
+    ws = current_workspace()
     try:
         rerun = accept_suggestion(ws, pipeline, index, conf=conf, user=user.get_name())
     except UserError as exc:
@@ -168,11 +175,11 @@ def dismiss(dag_id: str, run_id: str, index: int, user: User) -> dict[str, Any]:
     from automl_tasks.core.errors import UserError
     from automl_tasks.pipelines.advice_actions import dismiss as dismiss_suggestion
 
-    _authorize(user, dag_id, "POST")
-    _dag_run_conf(dag_id, run_id)
-    pipeline = _pipeline_run_id(run_id)
+    authorize(user, dag_id, "POST")
+    dag_run_conf(dag_id, run_id)
+    pipeline = pipeline_run_id(run_id)
     try:
-        dismiss_suggestion(_workspace(), pipeline, index, user=user.get_name())
+        dismiss_suggestion(current_workspace(), pipeline, index, user=user.get_name())
     except UserError as exc:
         raise _user_error(exc) from None
     return {"dismissed": index, "by": user.get_name()}
@@ -184,12 +191,12 @@ def edit(dag_id: str, run_id: str, user: User, space: Annotated[str, Body(embed=
     from automl_tasks.core.errors import UserError
     from automl_tasks.pipelines.advice_actions import edit_space
 
-    _authorize(user, dag_id, "POST")
+    authorize(user, dag_id, "POST")
     _rerunnable(dag_id)
-    conf = _dag_run_conf(dag_id, run_id)
-    pipeline = _pipeline_run_id(run_id)
+    conf = dag_run_conf(dag_id, run_id)
+    pipeline = pipeline_run_id(run_id)
     try:
-        rerun = edit_space(_workspace(), pipeline, space, conf=conf, user=user.get_name())
+        rerun = edit_space(current_workspace(), pipeline, space, conf=conf, user=user.get_name())
     except UserError as exc:
         raise _user_error(exc) from None
     return {**rerun.to_dict(), "dag_run_id": _trigger(dag_id, run_id, rerun, user)}
@@ -218,7 +225,7 @@ def space_versions(family: str, user: User) -> dict[str, Any]:
         check_family_name(family)
     except ValueError as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
-    return {"family": family, "versions": family_versions(_workspace(), family)}
+    return {"family": family, "versions": family_versions(current_workspace(), family)}
 
 
 @app.get("/go/mlflow")
@@ -226,16 +233,16 @@ def go_mlflow(user: User) -> Any:
     """The MLflow UI of the running stack (read now, not when the plugin was imported)."""
     from loopml.embedded import read_state
 
-    port = (read_state(_workspace()) or {}).get("mlflow_port")
+    port = (read_state(current_workspace()) or {}).get("mlflow_port")
     url = f"http://127.0.0.1:{port}" if port else os.environ.get("LOOPML_MLFLOW_UI_URL")
     if url:
         return RedirectResponse(url)
     return HTMLResponse(
-        _page(
+        html_page(
             "MLflow UI",
             "<p>This stack runs no MLflow UI. Start the stack with <code>loopml up</code> (it serves the "
             "MLflow UI beside Airflow), or run <code>mlflow ui --backend-store-uri "
-            f"{html.escape(_workspace().mlflow_uri)}</code>.</p>",
+            f"{html.escape(current_workspace().mlflow_uri)}</code>.</p>",
         ),
         status_code=HTTPStatus.NOT_FOUND,
     )
@@ -259,7 +266,7 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 # ---------------------------------------------------------------------------- pages
 
 
-def _page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem; max-width: 70rem; color: #1f2933; }}
@@ -318,7 +325,7 @@ def advisor_page(dag_id: str, run_id: str, request: Request, user: User) -> str:
     from automl_tasks.pipelines.advice_actions import requested_space
 
     found = advice(dag_id, run_id, user)
-    conf = _dag_run_conf(dag_id, run_id)
+    conf = dag_run_conf(dag_id, run_id)
     rows = []
     for item in found["suggestions"]:
         i = item["index"]
@@ -343,6 +350,7 @@ def advisor_page(dag_id: str, run_id: str, request: Request, user: User) -> str:
     body = f"""
 <p>{html.escape(dag_id)} run <code>{html.escape(run_id)}</code>; MLflow run <code>{found["pipeline_run"]}</code>;
 searched space version <code>{html.escape(found["space_version"] or "?")}</code> {versions_link}.
+<a href="{root}/study/{html.escape(dag_id)}/{html.escape(run_id)}">Study</a> ·
 <a href="{root}/go/mlflow">MLflow UI</a></p>
 <h2>Suggestions</h2>{table}<p id="result"></p>
 <h2>Search space</h2>
@@ -351,7 +359,7 @@ searched space version <code>{html.escape(found["space_version"] or "?")}</code>
 from this run's study.</p>
 <textarea id="editor" spellcheck="false">{html.escape(requested_space(conf))}</textarea>
 <p id="validation" class="status"></p><button onclick="rerunEdited()">Re-run with this space</button>"""
-    page = _page(f"Advisor: {run_id}", body + _ADVISOR_SCRIPT)
+    page = html_page(f"Advisor: {run_id}", body + _ADVISOR_SCRIPT)
     api = f"{root}/api/advisor/{dag_id}/{run_id}"
     return page.replace("<body>", f'<body data-api="{html.escape(api)}" data-validate="{root}/api/spaces/validate">', 1)
 
@@ -361,10 +369,10 @@ def spaces_page(family: str, user: User) -> str:
     """Every version of the family's search space: parent, change, author, runs and scores."""
     from automl_tasks.search_space.versions import DIFF_FILE, version_text
 
-    ws = _workspace()
+    ws = current_workspace()
     versions = space_versions(family, user)["versions"]
     if not versions:
-        return _page(f"Search spaces of {family}", "<p>No search-space version recorded for this family yet.</p>")
+        return html_page(f"Search spaces of {family}", "<p>No search-space version recorded for this family yet.</p>")
     parts = []
     for v in versions:
         runs = "".join(
@@ -380,7 +388,7 @@ def spaces_page(family: str, user: User) -> str:
             f"<ul>{runs or '<li>no run searched it yet</li>'}</ul>"
             + (f"<pre>{html.escape(diff)}</pre>" if diff else "")
         )
-    return _page(f"Search spaces of {family}", "".join(parts))
+    return html_page(f"Search spaces of {family}", "".join(parts))
 
 
 def _score(value: float | None) -> str:

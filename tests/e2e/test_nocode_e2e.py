@@ -291,6 +291,24 @@ def test_the_advisor_page_shows_the_runs_advice_and_its_space(airflow, first_run
     assert all({"kind", "text", "status", "actionable"} <= set(s) for s in advice["suggestions"])
 
 
+def test_the_study_page_lists_the_trials_with_filters_and_the_advisors_plots(airflow, first_run):
+    study = airflow.http.get(f"/loopml/api/study/nocode_pipeline/{first_run[0]}").json()
+    complete = [t for t in study["trials"] if t["state"] == "complete"]
+    assert len(complete) >= 2 and study["metric"] == "roc_auc"
+    assert study["best"] == max(complete, key=lambda t: t["score"])["number"]
+    assert {"default"} <= {t["origin"] for t in study["trials"]}
+    history = airflow.http.get(f"/loopml/api/study/nocode_pipeline/{first_run[0]}/plots/optimization_history.html")
+    assert history.status_code == 200 and "plotly" in history.text.lower()
+    assert airflow.http.get(f"/loopml/api/study/nocode_pipeline/{first_run[0]}/plots/secrets.txt").status_code == 404
+    with browser_page() as page:
+        page.goto(f"{airflow.base_url}/loopml/study/nocode_pipeline/{first_run[0]}")
+        assert page.inner_text("#shown") == f"{len(study['trials'])} of {len(study['trials'])} trials"
+        page.select_option("#state", "complete")
+        assert page.inner_text("#shown") == f"{len(complete)} of {len(study['trials'])} trials"
+        assert page.locator("#rows tr").count() == len(complete)
+        assert page.locator("iframe").count() == 4
+
+
 def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflow, first_run):
     versions = airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]
     broken = edited_space().replace("range: [0.01, 0.3]", "range: [0.3, 0.01]")
