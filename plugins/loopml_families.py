@@ -20,10 +20,10 @@ from loopml_ui import User, authorize, current_workspace, html_page, trigger_run
 
 router = APIRouter()
 
-PROMOTE_DAG, BATCH_DAG, APPROVAL_TASK = "promote_model", "batch_inference", "approve"
+PROMOTE_DAG, BATCH_DAG, DRIFT_DAG, APPROVAL_TASK = "promote_model", "batch_inference", "drift_check", "approve"
 
 
-def _family(family: str) -> str:
+def family_name(family: str) -> str:
     from automl_tasks.families.aliases import check_family_name
 
     try:
@@ -85,10 +85,35 @@ def family_detail(family: str, user: User) -> dict[str, Any]:
     from automl_tasks.families.overview import family_overview
 
     try:
-        overview = family_overview(current_workspace(), _family(family))
+        overview = family_overview(current_workspace(), family_name(family))
     except UserError as exc:
         raise HTTPException(HTTPStatus.NOT_FOUND, str(exc)) from None
-    return {**overview, "pending_approvals": pending_approvals(family)}
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.monitoring.drift_settings import family_settings
+
+    settings = family_settings(mlflow_client(current_workspace()), family).to_dict()
+    return {**overview, "pending_approvals": pending_approvals(family), "drift_settings": settings}
+
+
+@router.post("/api/families/{family}/drift_settings")
+def save_drift_settings(family: str, user: User, values: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, Any]:
+    """Store the family's drift settings (thresholds, window, schedule): the ones the drift_check
+    form's "save" box stores. A bad value is refused naming the setting, and nothing is saved."""
+    from automl_tasks.core.errors import ConfigurationError, UserError
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.families.promotion import check_family_exists
+    from automl_tasks.monitoring.drift_settings import save_family_settings
+
+    authorize(user, DRIFT_DAG, "POST")
+    client = mlflow_client(current_workspace())
+    try:
+        check_family_exists(client, family_name(family))
+        saved = save_family_settings(client, family, values)
+    except ConfigurationError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except UserError as exc:
+        raise HTTPException(HTTPStatus.NOT_FOUND, str(exc)) from None
+    return {"family": family, "drift_settings": saved.to_dict()}
 
 
 @router.post("/api/families/{family}/promote")
@@ -102,7 +127,7 @@ def promote(
     authorize(user, PROMOTE_DAG, "POST")
     if action not in ("auto", "manual", "rollback"):
         raise HTTPException(HTTPStatus.BAD_REQUEST, f"action must be auto, manual or rollback; got {action!r}")
-    conf = {"family": _family(family), "action": action, **({} if action == "rollback" else {"version": version})}
+    conf = {"family": family_name(family), "action": action, **({} if action == "rollback" else {"version": version})}
     note = f"{action} from the Families page" + ("" if action == "rollback" else f": version {version}")
     return {"dag_run_id": trigger_run(PROMOTE_DAG, conf, user, note), "dag_id": PROMOTE_DAG}
 
@@ -120,7 +145,7 @@ def batch_inference(
         raise HTTPException(
             HTTPStatus.BAD_REQUEST, "dataset is empty: give dataset://NAME@VERSION, a bundled name or a path"
         )
-    conf = {"family": _family(family), "dataset": dataset, "model": model}
+    conf = {"family": family_name(family), "dataset": dataset, "model": model}
     return {
         "dag_run_id": trigger_run(BATCH_DAG, conf, user, f"from the Families page: {model} on {dataset}"),
         "dag_id": BATCH_DAG,
@@ -156,6 +181,14 @@ async function answerApproval(runId, option) {
                {chosen_options: [option]});
     show(option + ': promote_model run ' + runId, true);
     document.getElementById('approval-' + runId).remove();
+  } catch (err) { show(err.message, false); }
+}
+async function saveSettings() {
+  const values = {};
+  for (const el of document.querySelectorAll('.setting')) { values[el.dataset.name] = el.type === 'checkbox' ? el.checked : el.value; }
+  try {
+    await post(document.body.dataset.api + '/drift_settings', {values: values});
+    show('drift settings saved', true);
   } catch (err) { show(err.message, false); }
 }
 async function batch() {
@@ -220,8 +253,19 @@ def family_page(family: str, request: Request, user: User) -> str:
         f"<td><a href='{root}/go/mlflow/run/{c['experiment_id']}/{c['run_id']}'>report</a></td></tr>"
         for c in found["drift_checks"]
     )
+    settings = "".join(
+        f"<tr><td><label for='setting-{name}'>{name.replace('_', ' ')}</label></td><td>"
+        + (
+            f"<input type='checkbox' class='setting' id='setting-{name}' data-name='{name}'{' checked' if value else ''}>"
+            if isinstance(value, bool)
+            else f"<input class='setting' id='setting-{name}' data-name='{name}' value='{html.escape(str(value if value is not None else ''))}'>"
+        )
+        + "</td></tr>"
+        for name, value in found["drift_settings"].items()
+    )
     body = f"""
 <p><a href="{root}/families">all families</a> · <a href="{root}/spaces/{html.escape(family)}">search-space versions</a>
+· <a href="{root}/label/{html.escape(family)}">label data</a>
 · champion history: {html.escape(" → ".join("v" + v for v in found["champion_history"]) or "none yet")}</p>
 <p id="result"></p>
 <h2>Waiting for approval</h2>
@@ -232,6 +276,9 @@ def family_page(family: str, request: Request, user: User) -> str:
 <p><button onclick="act('rollback')">Roll back the champion</button>
 Batch inference of the champion on <input id="dataset" size="40" placeholder="dataset://NAME@VERSION or a path">
 <button onclick="batch()">Run</button></p>
+<h2>Drift settings</h2>
+<p class="status">Used by the scheduled drift checks of this family (and as the defaults of a manual check).</p>
+<table>{settings}</table><button onclick="saveSettings()">Save drift settings</button>
 <h2>Drift checks</h2>
 {"<table><tr><th>when (UTC)</th><th>status</th><th>share drifted</th><th></th></tr>" + checks + "</table>" if checks else "<p>No drift check has run yet.</p>"}"""
     page = html_page(f"Model family {family}", body + _FAMILY_SCRIPT)

@@ -258,6 +258,17 @@ def go_mlflow_run(experiment_id: str, run_id: str, user: User) -> Any:
     return answer
 
 
+@app.get("/go/mlflow/dagrun/{dag_id}/{run_id}")
+def go_mlflow_dag_run(dag_id: str, run_id: str, user: User) -> Any:
+    """The MLflow run of a pipeline's DAG run (the target of the "MLflow run" task link)."""
+    from automl_tasks.core.tracking import mlflow_client
+
+    authorize(user, dag_id, "GET")
+    pipeline = pipeline_run_id(run_id)
+    experiment = mlflow_client(current_workspace()).get_run(pipeline).info.experiment_id
+    return go_mlflow_run(experiment, pipeline, user)
+
+
 @app.exception_handler(HTTPException)
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)

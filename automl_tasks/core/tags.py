@@ -57,6 +57,9 @@ ORIGIN_TAG = (
     "loopml.origin"  #: where a version or an enqueued trial came from (default, grid, warm_start, portfolio, ...)
 )
 PARENT_VERSION_TAG = "loopml.parent_version"  #: the version a retrain started from
+LABELLED_URI_TAG = "loopml.labelled_uri"  #: a labelling batch's labelled dataset version (absent until labelled)
+LABELLED_BY_TAG = "loopml.labelled_by"  #: who labelled a labelling batch
+LABELLING_STRATEGY_TAG = "loopml.labelling.strategy"  #: how a labelling batch was chosen (strategy, pool)
 METHODS_DROPPED_TAG = "loopml.methods_dropped"  #: why an adaptation run left a method out of its search
 DERIVATION_TAG = "loopml.derivation"  #: how a version was made from its parent: base, head, full, lora, prompt, adapter, distill, prune, quantise
 BASE_DIGEST_TAG = "loopml.base_digest"  #: content hash of the base model a text version adapts

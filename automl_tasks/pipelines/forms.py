@@ -688,6 +688,41 @@ BATCH_INFERENCE_FORM = Form(
     ),
 )
 
+#: = automl_tasks.monitoring.active_learning.STRATEGIES
+LABELLING_STRATEGIES = ("entropy", "margin", "random")
+
+ACTIVE_LEARNING_FORM = Form(
+    "active_learning",
+    (
+        FAMILY.but(section=""),
+        Field(
+            "pool",
+            "string",
+            "",
+            "Rows to choose from",
+            "Empty: the family's logged requests that have no label yet. Or dataset://NAME@VERSION, or a "
+            "CSV/Parquet path, with the champion's columns.",
+        ),
+        Field("batch_size", "integer", 40, "Rows to label", minimum=1, maximum=1000),
+        Field(
+            "strategy",
+            "string",
+            "entropy",
+            "How to choose",
+            "entropy or margin: the rows the champion is least sure of; random: a uniform sample.",
+            enum=LABELLING_STRATEGIES,
+        ),
+        Field(
+            "diversity",
+            "boolean",
+            False,
+            "Spread the batch",
+            "Choose far-apart rows among the most uncertain, so a batch is not many copies of one confusing row.",
+        ),
+        SEED.but(section=""),
+    ),
+)
+
 #: every DAG's form by dag_id
 FORMS = {
     form.dag_id: form
@@ -699,5 +734,6 @@ FORMS = {
         DRIFT_CHECK_FORM,
         PROMOTE_FORM,
         BATCH_INFERENCE_FORM,
+        ACTIVE_LEARNING_FORM,
     )
 }

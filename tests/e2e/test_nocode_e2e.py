@@ -286,6 +286,11 @@ def test_the_advisor_page_shows_the_runs_advice_and_its_space(airflow, first_run
     assert page.status_code == 200, page.text
     assert "<h2>Suggestions</h2>" in page.text and '<textarea id="editor"' in page.text
     assert "lightgbm" in page.text, "the editor holds the space the run searched"
+    links = airflow.http.get(f"/api/v2/dags/nocode_pipeline/dagRuns/{first_run[0]}/taskInstances/advisor/links").json()
+    link = links["MLflow run"]  # every task links to its pipeline's MLflow run
+    assert link.startswith("/loopml/go/mlflow/dagrun/nocode_pipeline/"), links
+    target = airflow.http.get(link)
+    assert target.status_code == 404 and "runs no MLflow UI" in target.text, "this test stack serves no MLflow UI"
     advice = airflow.http.get(f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}").json()
     assert advice["space_version"] == default_tabular_space().hash
     assert all({"kind", "text", "status", "actionable"} <= set(s) for s in advice["suggestions"])
@@ -464,6 +469,70 @@ def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace,
     run_id, state = _run_dag(airflow, "promote_model", {"family": "no_such_family", "action": "rollback"})
     assert state == "failed"
     assert "no_such_family" in airflow.task_log("promote_model", run_id, "promotion_gate", 1)
+
+
+def test_drift_settings_are_edited_on_the_families_page_and_a_bad_value_saves_nothing(
+    airflow, e2e_workspace, first_run
+):
+    from automl_tasks.monitoring.drift_settings import family_settings
+
+    client = mlflow_client(e2e_workspace)
+    before = family_settings(client, "breast_cancer")
+    api = "/loopml/api/families/breast_cancer/drift_settings"
+    bad = airflow.http.post(api, json={"values": {"window_hours": "12", "drift_share": "1.5"}})
+    assert bad.status_code == 400 and "'drift_share'" in bad.json()["detail"], bad.text
+    assert family_settings(client, "breast_cancer") == before, "a refused edit saves nothing"
+    good = airflow.http.post(api, json={"values": {"window_hours": "12", "auto_retrain": False}})
+    assert good.status_code == 200, good.text
+    after = family_settings(client, "breast_cancer")
+    assert (after.window_hours, after.auto_retrain) == (12.0, False)
+    shown = airflow.http.get("/loopml/api/families/breast_cancer").json()["drift_settings"]
+    assert shown["window_hours"] == 12.0 and shown["auto_retrain"] is False
+    assert airflow.http.post(api, json={"values": before.to_dict()}).status_code == 200
+
+
+def test_a_person_labels_an_active_learning_batch_and_retrains_from_the_label_page(airflow, e2e_workspace, first_run):
+    """active_learning picks the rows the champion is least sure of; a person labels them on the
+    Label page (a wrong count first, refused), and the labels retrain the family through
+    drift_retrain and its promotion gate."""
+    first = pipeline_run_of(e2e_workspace, first_run[0])
+    pool_uri = first.data.tags["loopml.dataset_uri"]
+    truth = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).read(pool_uri)["target"]
+    airflow.wait_for_dag("active_learning")
+    airflow.unpause("active_learning")
+    conf = {"family": "breast_cancer", "pool": pool_uri, "batch_size": 40, "strategy": "margin", "diversity": True}
+    run_id, state = _run_dag(airflow, "active_learning", conf)
+    assert state == "success"
+    batch = airflow.xcom("active_learning", run_id, "select_batch")
+    assert batch["rows"] == 40
+    rows = airflow.http.get(f"/loopml/api/label/breast_cancer/{batch['run_id']}").json()["rows"]
+    answers = [str(int(truth.iloc[row["_pool_row"]])) for row in rows]  # the person knows the truth
+    with browser_page() as page:
+        page.goto(f"{airflow.base_url}/loopml/label/breast_cancer?run={batch['run_id']}")
+        selects = page.locator("select.label")
+        assert selects.count() == 40
+        page.click("text=Save labels")
+        page.wait_for_function("document.getElementById('result').className === 'error'")
+        assert "row 0 has no label" in page.inner_text("#result")
+        for i, answer in enumerate(answers):
+            selects.nth(i).select_option(answer)
+        page.click("text=Save labels")
+        page.wait_for_function("document.getElementById('result').textContent.startsWith('saved 40 labels')")
+        labelled_uri = page.inner_text("#result").split(" as ")[1]
+        page.fill("#trials", "1")
+        page.click("text=Retrain with these labels")
+        page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+        retrain_id = re.search(r"drift_retrain run (\S+) triggered", page.inner_text("#result")).group(1)
+    labelled = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).read(labelled_uri)
+    assert [str(v) for v in labelled["target"]] == answers
+    assert airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900) == "success", states(
+        airflow, retrain_id, "drift_retrain"
+    )
+    assert pipeline_run_of(e2e_workspace, retrain_id).data.tags["loopml.source"] == labelled_uri
+    client = mlflow_client(e2e_workspace)
+    newest = max(client.search_model_versions("name='breast_cancer'"), key=lambda v: int(v.version))
+    assert newest.tags["loopml.dag_run_id"] == retrain_id, "the labels made a new version"
+    assert newest.tags["loopml.promotion.decision"] in ("promoted", "rejected"), "... judged by the promotion gate"
 
 
 def test_batch_inference_dag_writes_predictions_as_a_dataset_version(airflow, e2e_workspace, first_run):
