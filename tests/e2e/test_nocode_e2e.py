@@ -287,7 +287,7 @@ def test_the_advisor_page_shows_the_runs_advice_and_its_space(airflow, first_run
     assert "<h2>Suggestions</h2>" in page.text and '<textarea id="editor"' in page.text
     assert "lightgbm" in page.text, "the editor holds the space the run searched"
     links = airflow.http.get(f"/api/v2/dags/nocode_pipeline/dagRuns/{first_run[0]}/taskInstances/advisor/links").json()
-    link = links["MLflow run"]  # every task links to its pipeline's MLflow run
+    link = links["extra_links"]["MLflow run"]  # every task links to its pipeline's MLflow run
     assert link.startswith("/loopml/go/mlflow/dagrun/nocode_pipeline/"), links
     target = airflow.http.get(link)
     assert target.status_code == 404 and "runs no MLflow UI" in target.text, "this test stack serves no MLflow UI"

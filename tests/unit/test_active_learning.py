@@ -46,28 +46,33 @@ def test_uncertain_rows_are_chosen_and_diversity_spreads_them():
 
 
 def test_a_batch_is_chosen_labelled_and_stored_for_retraining(workspace, tmp_path):
+    from automl_tasks.pipelines.requests import RetrainRequest
+    from automl_tasks.pipelines.retrain import prepare_retrain_data
+
     add_version(workspace, "al", n_trials=1, space=LIGHTGBM_SPACE)
-    pool = bundled_frame("breast_cancer").drop(columns=["target"]).sample(150, random_state=0)
+    table = bundled_frame("breast_cancer").sample(200, random_state=0).reset_index(drop=True)
     pool_path = tmp_path / "pool.csv"
-    pool.to_csv(pool_path, index=False)
-    batch = select_batch(workspace, "al", pool=str(pool_path), batch_size=12, strategy="margin", diversity=True)
-    assert batch.rows == 12 and sorted(map(str, batch.classes)) == ["0", "1"]
+    table.drop(columns=["target"]).to_csv(pool_path, index=False)
+    batch = select_batch(workspace, "al", pool=str(pool_path), batch_size=30, strategy="margin", diversity=True)
+    assert batch.rows == 30 and sorted(map(str, batch.classes)) == ["0", "1"]
     stored = DatasetStore(workspace.datasets, workspace.dvc_remote).read(batch.batch_uri)
-    assert stored[UNCERTAINTY_COLUMN].min() >= 0 and stored[ROW_COLUMN].nunique() == 12
+    assert stored[UNCERTAINTY_COLUMN].min() >= 0 and stored[ROW_COLUMN].nunique() == 30
     assert [b["run_id"] for b in batches(workspace, "al")] == [batch.run_id]
 
+    truth = [str(v) for v in table["target"].iloc[stored[ROW_COLUMN]]]
     with pytest.raises(DataValidationError, match="row 3: label 'maybe' is not one of the classes"):
-        save_labels(workspace, "al", batch.run_id, [0, 1, 0, "maybe"] + [1] * 8)
-    with pytest.raises(DataValidationError, match="has 12 rows; got 2 labels"):
-        save_labels(workspace, "al", batch.run_id, [0, 1])
+        save_labels(workspace, "al", batch.run_id, truth[:3] + ["maybe"] + truth[4:])
+    with pytest.raises(DataValidationError, match="has 30 rows; got 2 labels"):
+        save_labels(workspace, "al", batch.run_id, truth[:2])
     assert batches(workspace, "al")[0]["labelled_uri"] == "", "a refused labelling stores nothing"
 
-    labelled_uri = save_labels(workspace, "al", batch.run_id, ["0", "1"] * 6, user="ann")
+    labelled_uri = save_labels(workspace, "al", batch.run_id, truth, user="ann")
     labelled = DatasetStore(workspace.datasets, workspace.dvc_remote).read(labelled_uri)
-    assert list(labelled["target"]) == [0, 1] * 6
+    assert [str(v) for v in labelled["target"]] == truth
     assert ROW_COLUMN not in labelled and UNCERTAINTY_COLUMN not in labelled
-    expected = pool.iloc[stored[ROW_COLUMN]].reset_index(drop=True)
-    pd.testing.assert_frame_equal(
-        labelled.drop(columns=["target"]), expected[list(labelled.columns[:-1])], check_dtype=False
-    )
+    expected = table.iloc[stored[ROW_COLUMN]].reset_index(drop=True)[list(labelled.columns)]
+    pd.testing.assert_frame_equal(labelled, expected, check_dtype=False)
     assert batches(workspace, "al")[0]["labelled_uri"] == labelled_uri
+    # the labelled version is a window drift_retrain takes as it is
+    intake = prepare_retrain_data(workspace, RetrainRequest(family="al", window_uri=labelled_uri), dag_run_id="t")
+    assert intake.rows > len(labelled), "combined with the champion's data"
