@@ -28,7 +28,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -v --timeout=1500 -n 2
+	$(BIN)/pytest -v --timeout=1500 -n 2 --durations=25
 
 test-fast: install
 	$(BIN)/pytest -m "not e2e and not serving" -q -n 2

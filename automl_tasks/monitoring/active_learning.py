@@ -124,7 +124,7 @@ def select_batch(
     *,
     pool: str = "",
     batch_size: int = 40,
-    strategy: str = "entropy",
+    strategy: str = "margin",
     diversity: bool = False,
     seed: int = 0,
     dag_run_id: str = "",

@@ -707,9 +707,10 @@ ACTIVE_LEARNING_FORM = Form(
         Field(
             "strategy",
             "string",
-            "entropy",
+            "margin",
             "How to choose",
-            "entropy or margin: the rows the champion is least sure of; random: a uniform sample.",
+            "margin or entropy: the rows the champion is least sure of (margin saved the most labels in "
+            "docs/BENCHMARKS.md); random: a uniform sample.",
             enum=LABELLING_STRATEGIES,
         ),
         Field(

@@ -81,10 +81,13 @@ def widen_range(document: dict[str, Any], name: str, edge: str) -> str:
         else:
             new = low - (high - low) * WIDEN_SHARE
             new = max(new, low / 2) if low > 0 else new  # a positive range stays positive
-        new = math.ceil(new) if is_int else float(f"{new:.4g}")
+        # an integer range grows by at least one step, where its floor allows
+        new = min(math.ceil(new), low - 1) if is_int else float(f"{new:.4g}")
+        if is_int and (low >= 1 > new or (is_log and new < 1)):
+            new = low
     elif edge == "upper":
         new = high * factor if is_log else high + (high - low) * WIDEN_SHARE
-        new = math.floor(new) if is_int else float(f"{new:.4g}")
+        new = max(math.floor(new), high + 1) if is_int else float(f"{new:.4g}")
     else:
         raise SearchSpaceError(name, f"edge must be 'lower' or 'upper'; got {edge!r}")
     if new == (low if edge == "lower" else high):

@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore
@@ -24,6 +25,7 @@ from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, default_tabular_space, load_search_space
 from automl_tasks.search_space.edits import apply_edit
+from automl_tasks.search_space.versions import version_text
 from tests.browser import browser_page
 from tests.e2e.conftest import run_pipeline, states
 
@@ -233,10 +235,15 @@ def pipeline_run_of(ws, dag_run_id: str):
 
 
 def edited_space() -> str:
-    """The default space with the imputation fixed to the median: a person's edit on the
-    Advisor page that every configuration of the first run's study fits (projected), so the
-    re-run's warm start has something to carry whatever the first run sampled."""
-    return apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "fix_param", "imputation", "median")[0]
+    """LightGBM only, its num_leaves narrowed to [30, 31] (default 30): a person's edit on the
+    Advisor page. The first run's default configuration (31 leaves) fits it, so the re-run's
+    warm start carries it whatever else the first run sampled; and the re-run's best num_leaves
+    sits at an end of its range whatever it is, so its advisor always suggests widening it."""
+    document = yaml.safe_load(apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "fix_param", "model", "lightgbm")[0])
+    leaves = document["params"][3]["submodule"]["lightgbm"][1]
+    assert leaves["name"] == "num_leaves"
+    leaves.update(range=[30, 31], default=30)
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
 
 
 @pytest.fixture(scope="module")
@@ -343,18 +350,56 @@ def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow
     fitting = [new_space.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
     assert carried, [t.user_attrs.get("loopml.origin") for t in study.trials]
     assert all(config in fitting for config in carried), "the warm start is the first run's configurations, projected"
-    assert {t.params["imputation"] for t in study.trials if "imputation" in t.params} == {"median"}
+    assert {(t.params["model"], t.params["model.lightgbm.num_leaves"]) for t in study.trials} <= {
+        ("lightgbm", 30),
+        ("lightgbm", 31),
+    }
     listed = {v["version"]: v for v in airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]}
     assert listed[new_version]["parent"] == default_tabular_space().hash
     assert listed[new_version]["accepted_by"], "who made the change is recorded"
     assert [r["run_id"] for r in listed[new_version]["runs"]] == [rerun.info.run_id]
     assert listed[new_version]["runs"][0]["test_score"] is not None, "its registered version's score is shown"
     page = airflow.http.get("/loopml/spaces/breast_cancer")
-    assert (
-        page.status_code == 200
-        and "-  range: [median, mean, q1, q3]" in page.text
-        and "+  range: [median]" in page.text
-    )
+    assert page.status_code == 200
+    assert "-  range: [lightgbm, random_forest, extra_trees, linear, mlp]" in page.text
+    assert "+  range: [lightgbm]" in page.text
+
+
+@pytest.fixture(scope="module")
+def accepted_run(airflow, second_run):
+    """A third run: in a real browser, on the second run's Advisor page, a person accepts the
+    suggestion to widen num_leaves (its best value sits at an end of [30, 31]). Returns
+    (the accepted suggestion, its row's status shown, run id, state)."""
+    second_id = second_run[2]
+    advice = airflow.http.get(f"/loopml/api/advisor/nocode_pipeline/{second_id}").json()["suggestions"]
+    (widen,) = [a for a in advice if a["kind"] == "widen_range" and a["param"] == "model.lightgbm.num_leaves"]
+    with browser_page() as page:
+        page.goto(f"{airflow.base_url}/loopml/advisor/nocode_pipeline/{second_id}")
+        row = page.locator("tr", has_text="widen_range").filter(has_text="model.lightgbm.num_leaves")
+        row.locator("text=Accept and re-run").click()
+        page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
+        run_id = re.search(r"re-run (\S+) triggered", page.inner_text("#result")).group(1)
+        shown = page.inner_text(f"#status-{widen['index']}")
+    return widen, shown, run_id, airflow.wait_for_run("nocode_pipeline", run_id, timeout_s=900)
+
+
+def test_accepting_a_suggestion_reruns_on_a_new_space_version_warm_started(
+    airflow, e2e_workspace, second_run, accepted_run
+):
+    widen, shown, run_id, state = accepted_run
+    assert shown == "accepted" and state == "success", states(airflow, run_id)
+    second, third = pipeline_run_of(e2e_workspace, second_run[2]), pipeline_run_of(e2e_workspace, run_id)
+    status = airflow.http.get(f"/loopml/api/advisor/nocode_pipeline/{second_run[2]}").json()["suggestions"]
+    assert status[widen["index"]]["status"].endswith(f"re-run {run_id}"), "the suggestion records its re-run"
+    listed = {v["version"]: v for v in airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]}
+    version = listed[third.data.tags["loopml.space_version"]]
+    assert version["parent"] == second.data.tags["loopml.space_version"]
+    assert "accepted suggestion" in version["change"] and "widened model.lightgbm.num_leaves" in version["change"]
+    space = load_search_space(version_text(e2e_workspace, version["run_id"]))
+    assert space.find("model.lightgbm.num_leaves").range in ((29, 31), (30, 32))
+    assert third.data.tags["loopml.parent_study"] == second.data.tags["loopml.study"]
+    study = optuna.load_study(study_name=third.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
+    assert "warm_start" in [t.user_attrs.get("loopml.origin") for t in study.trials]
 
 
 BAD_TABLES = {

@@ -25,6 +25,11 @@ def test_widening_grows_the_range_past_the_named_end_only():
     assert lower.find("model.lightgbm.min_child_samples").range == (1, 60)  # 2 / 3, rounded up
     epochs, _ = edited("widen_range", "model.mlp.epochs", "upper")
     assert epochs.find("model.mlp.epochs").range == (20, 170)  # linear: half the span, an integer
+    narrow = yaml.safe_dump({"params": [{"name": "k", "type": "int", "range": [30, 31]}]})
+    for edge, grown in (("upper", [30, 32]), ("lower", [29, 31])):
+        assert yaml.safe_load(apply_edit(narrow, "widen_range", "k", edge)[0])["params"][0]["range"] == grown, (
+            "an integer range grows by at least one step"
+        )
 
 
 def test_ranges_that_cannot_grow_are_refused_with_the_reason():
