@@ -65,11 +65,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+#: end-to-end modules that start their own stack (not the shared one): scopes of their own,
+#: queued last, so the worker that finishes the unit tests runs them while the other worker
+#: is still on the shared stack (without this, one worker idled for the last ~6 minutes)
+STANDALONE_E2E = ("tests/e2e/test_stack_supervision.py", "tests/e2e/test_distributed_postgres.py")
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def test_group(nodeid: str) -> str:
-    """The xdist scope of a test: every Airflow-stack test in one, run one after another on
-    one worker (one stack at a time, as without xdist), and every other module its own, so a
-    module-scoped fixture (a BentoML server, a fitted family) is built once, on one worker."""
-    return "airflow-stacks" if nodeid.startswith(E2E_PREFIX) else nodeid.split("::", 1)[0]
+    """The xdist scope of a test: every test on the shared Airflow stack in one, run one
+    after another on one worker (one shared stack, as without xdist), and every other module
+    its own, so a module-scoped fixture (a BentoML server, a fitted family, a stack of its
+    own) is built once, on one worker."""
+    shared = nodeid.startswith(E2E_PREFIX) and _module(nodeid) not in STANDALONE_E2E
+    return "airflow-stacks" if shared else _module(nodeid)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the scopes for `make test`'s scheduler: the shared stack's tests first (the
+    longest chain), then the rest as collected, and the standalone end-to-end modules last."""
+
+    def rank(item: pytest.Item) -> int:
+        if _module(item.nodeid) in STANDALONE_E2E:
+            return 2
+        return 0 if item.nodeid.startswith(E2E_PREFIX) else 1
+
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -83,6 +108,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             return test_group(nodeid)
 
+    # keep the collection's order of scopes (pytest_collection_modifyitems), not xdist's
+    # default of the scopes with the most tests first
+    config.option.loadscopereorder = False
     return StackGroupScheduling(config, log)
 
 
