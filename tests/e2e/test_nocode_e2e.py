@@ -570,6 +570,11 @@ def test_a_person_labels_an_active_learning_batch_and_retrains_from_the_label_pa
         retrain_id = re.search(r"drift_retrain run (\S+) triggered", page.inner_text("#result")).group(1)
     labelled = DatasetStore(e2e_workspace.datasets, e2e_workspace.dvc_remote).read(labelled_uri)
     assert [str(v) for v in labelled["target"]] == answers
+    upload = f"/loopml/api/label/breast_cancer/{batch['run_id']}/csv"
+    refused = airflow.http.post(upload, json={"csv": "answer\n" + "\n".join(answers)})
+    assert refused.status_code == 400 and "no 'label' column" in refused.json()["detail"]
+    uploaded = airflow.http.post(upload, json={"csv": "label\n" + "\n".join(answers)})
+    assert uploaded.json() == {"labelled_uri": labelled_uri, "rows": 40}, "the same labels: the same dataset version"
     assert airflow.wait_for_run("drift_retrain", retrain_id, timeout_s=900) == "success", states(
         airflow, retrain_id, "drift_retrain"
     )
