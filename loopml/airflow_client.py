@@ -63,6 +63,11 @@ def _detail(response: httpx.Response) -> str:
 HITL_SETTLE_S = 3.0
 
 
+def hitl_settled(started: datetime | None) -> bool:
+    """Whether a human-in-the-loop task that started at `started` has waited `HITL_SETTLE_S`."""
+    return started is not None and time.time() - started.timestamp() >= HITL_SETTLE_S
+
+
 class AirflowClient:
     """REST calls the CLI and the tests need; every error names the call that failed.
 
@@ -220,10 +225,8 @@ class AirflowClient:
         while True:
             found = {ti["task_id"]: ti for ti in self.task_instances(dag_id, run_id)}.get(task_id) or {}
             started = found.get("start_date")
-            parked_long_enough = (
-                started is not None and time.time() - datetime.fromisoformat(started).timestamp() >= HITL_SETTLE_S
-            )
-            if found.get("state") == "awaiting_input" and parked_long_enough:
+            settled = hitl_settled(datetime.fromisoformat(started) if started else None)
+            if found.get("state") == "awaiting_input" and settled:
                 break
             if time.time() > deadline or self.run_state(dag_id, run_id) in TERMINAL:
                 raise AirflowApiError(f"{dag_id} run {run_id}: {task_id} is {found.get('state')}, not awaiting input")

@@ -40,7 +40,7 @@ def pending_approvals(family: str) -> list[dict[str, Any]]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from loopml.airflow_client import HITL_SETTLE_S
+    from loopml.airflow_client import hitl_settled
 
     with create_session() as session:
         rows = session.execute(
@@ -56,13 +56,12 @@ def pending_approvals(family: str) -> list[dict[str, Any]]:
     for run_id, started, conf, user in rows:
         if (conf or {}).get("family") != family:
             continue
-        waited = time.time() - started.timestamp() if started else 0.0
         out.append(
             {
                 "run_id": run_id,
                 "version": str((conf or {}).get("version", "")),
                 "asked_by": user or "",
-                "ready": waited >= HITL_SETTLE_S,
+                "ready": hitl_settled(started),
             }
         )
     return out

@@ -45,14 +45,12 @@ def label_batch(family: str, run_id: str, user: User) -> dict[str, Any]:
     """One batch: its rows and the classes to label them with ([] for numbers)."""
     from automl_tasks.data import DatasetStore
     from automl_tasks.families.loading import load_predictor
+    from automl_tasks.monitoring.active_learning import label_classes
 
     ws = current_workspace()
     found = _batch(family, run_id)
     rows = DatasetStore(ws.datasets, ws.dvc_remote).read(found["batch_uri"])
-    labels = load_predictor(ws, family, "champion").labels
-    classes = (
-        [c.item() if hasattr(c, "item") else c for c in labels.classes] if labels and labels.is_classification else []
-    )
+    classes = label_classes(load_predictor(ws, family, "champion").labels)
     return {**found, "classes": classes, "rows": json.loads(rows.to_json(orient="records"))}
 
 

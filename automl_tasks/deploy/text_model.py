@@ -21,10 +21,9 @@ import pandas as pd
 from automl_tasks.core.labels import LabelSpec
 from automl_tasks.deploy.backends.base import BackendOptions
 from automl_tasks.deploy.backends.ort import session
+from automl_tasks.deploy.runtime import ONNX_RUNTIME
 
 log = logging.getLogger(__name__)
-
-ONNX_RUNTIME = "onnxruntime"
 
 SERVING_ARTIFACT = "serving"
 SERVING_FILE = "serving.json"

@@ -169,11 +169,16 @@ def select_batch(
     )
     client.log_metric(run.info.run_id, "batch_rows", len(batch))
     client.set_terminated(run.info.run_id)
-    classes = list(predictor.labels.classes) if predictor.labels and predictor.labels.is_classification else []
     log.info(
         "labelling batch %s: %d rows (%s) of %s; label them on the Label page", stored.uri, len(batch), strategy, source
     )
-    return Batch(family, stored.uri, run.info.run_id, len(batch), strategy, [_plain(c) for c in classes])
+    return Batch(family, stored.uri, run.info.run_id, len(batch), strategy, label_classes(predictor.labels))
+
+
+def label_classes(labels: Any) -> list[Any]:
+    """The classes a person labels rows with (plain Python values), [] for numbers.
+    `labels`: the champion's LabelSpec, or None."""
+    return [_plain(c) for c in labels.classes] if labels is not None and labels.is_classification else []
 
 
 def _plain(value: Any) -> Any:
@@ -222,7 +227,7 @@ def save_labels(ws: Workspace, family: str, run_id: str, labels: list[Any], *, u
         if label in (None, ""):
             raise DataValidationError(found["batch_uri"], [f"row {i} has no label"])
         if spec is not None and spec.is_classification:
-            known = {str(c): _plain(c) for c in spec.classes}
+            known = {str(c): c for c in label_classes(spec)}
             if str(label) not in known:
                 raise DataValidationError(
                     found["batch_uri"], [f"row {i}: label {label!r} is not one of the classes {list(known)}"]
