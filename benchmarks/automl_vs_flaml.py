@@ -190,7 +190,11 @@ class Loopml:
         self.client.wait_for_dag("nocode_pipeline")
         self.client.unpause("nocode_pipeline")
 
-    def run(self, table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+    def run(
+        self, table: Table, x_train, y_train, x_test, y_test, budget: int, *, extra: dict | None = None, tag: str = ""
+    ) -> dict:
+        """One NoCode run through Airflow on the training rows, scored on the test rows
+        (`extra`: more form fields; `tag`: told apart in the family name)."""
         from automl_tasks.core.tags import ENSEMBLE_TAG
         from automl_tasks.core.tracking import mlflow_client
         from automl_tasks.estimators.features import feature_frame
@@ -198,7 +202,7 @@ class Loopml:
 
         folder = self.ws.home / "bench_data"
         folder.mkdir(parents=True, exist_ok=True)
-        family = f"{table.key}_b{budget}"
+        family = f"{table.key}_b{budget}{tag}"
         path = folder / f"{family}.csv"
         x_train.assign(**{"target__": y_train.to_numpy()}).to_csv(path, index=False)
         conf = {
@@ -211,6 +215,7 @@ class Loopml:
             "time_budget_s": budget,
             "family": family,
             "seed": SEED,
+            **(extra or {}),
         }
         run_id = self.client.trigger("nocode_pipeline", conf)
         state = self.client.wait_for_run("nocode_pipeline", run_id, timeout_s=budget * 10 + 600)

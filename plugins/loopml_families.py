@@ -240,6 +240,8 @@ def family_page(family: str, request: Request, user: User) -> str:
         f"{' of v' + html.escape(v['parent']) if v['parent'] else ''}</td><td>{html.escape(v['metric'])}</td>"
         f"<td>{_number(v['test_score'])}</td><td>{_number(v['eval_score'])}</td><td>{_number(v['latency_ms'], 3)}</td>"
         f"<td>{_number(v['size_kb'], 1)}</td><td>{html.escape(v['runtime'])}</td>"
+        f"<td title='feature pipeline version (MLflow experiment loopml-feature-pipelines)'>"
+        f"{html.escape(v['feature_pipeline'][:8]) or 'raw columns'}</td>"
         f"<td class='status'>{html.escape(v['promotion'].get('decision', ''))}"
         f"{' (approved by ' + html.escape(v['promotion']['approved_by']) + ')' if v['promotion'].get('approved_by') else ''}</td>"
         f"<td><button onclick=\"act('auto', '{v['version']}')\">Promote through the gate</button>"
@@ -271,7 +273,7 @@ def family_page(family: str, request: Request, user: User) -> str:
 {"<table><tr><th>promote_model run</th><th>version</th><th>asked by</th><th></th></tr>" + approvals + "</table>" if approvals else "<p>No promotion is waiting for approval.</p>"}
 <h2>Versions</h2>
 <table><tr><th>version</th><th>aliases</th><th>derivation</th><th>metric</th><th>test</th><th>evaluation</th>
-<th>latency ms</th><th>size KB</th><th>runtime</th><th>promotion</th><th></th></tr>{versions}</table>
+<th>latency ms</th><th>size KB</th><th>runtime</th><th>features</th><th>promotion</th><th></th></tr>{versions}</table>
 <p><button onclick="act('rollback')">Roll back the champion</button>
 Batch inference of the champion on <input id="dataset" size="40" placeholder="dataset://NAME@VERSION or a path">
 <button onclick="batch()">Run</button></p>

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.errors import FeaturePipelineError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import DATASET_URI_TAG
 from automl_tasks.core.tracking import mlflow_client
@@ -98,17 +99,18 @@ def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
         raise BadRequest("'instances' must be a non-empty list of objects, one per row")
     if len(instances) > MAX_INSTANCES:
         raise BadRequest(f"at most {MAX_INSTANCES} instances per request; got {len(instances)}")
-    expected = set(schema.columns)
+    raw = schema.raw  # the columns a person sends (a feature pipeline derives the model's)
+    expected = set(raw.columns)
     for i, row in enumerate(instances):
         if not isinstance(row, dict):
             raise BadRequest(f"instances[{i}] must be an object of column: value; got {type(row).__name__}")
         missing = sorted(expected - set(row))
-        unknown = sorted(set(row) - expected)
+        unknown = sorted(set(row) - expected - set(schema.ignored_inputs))
         if missing:
             raise BadRequest(f"instances[{i}] is missing columns {missing[:10]}{' ...' if len(missing) > 10 else ''}")
         if unknown:
             raise BadRequest(f"instances[{i}] has unknown columns {unknown[:10]}; expected {sorted(expected)[:10]} ...")
-        for column in schema.numeric:
+        for column in raw.numeric:
             value = row[column]
             if value is None:
                 continue
@@ -116,11 +118,22 @@ def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
                 raise BadRequest(f"instances[{i}].{column} must be a number or null; got {value!r}")
             if not math.isfinite(value):
                 raise BadRequest(f"instances[{i}].{column} must be finite; got {value!r}")
-        for column in schema.categorical:
+        for column in raw.categorical:
             value = row[column]
             if value is not None and not isinstance(value, (str, int, float, bool)):
                 raise BadRequest(f"instances[{i}].{column} must be a string, number or null; got {value!r}")
-    return feature_frame(pd.DataFrame(instances, columns=list(schema.columns)), schema)
+    return derived_frame(pd.DataFrame(instances, columns=list(raw.columns)), schema)
+
+
+def derived_frame(rows: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """`feature_frame` of valid request rows; a feature step that cannot read them (a SQL
+    step meeting a value it cannot cast, say) is the request's fault: BadRequest, not a 500."""
+    try:
+        return feature_frame(rows, schema)
+    except (FeaturePipelineError, ValueError, TypeError) as exc:
+        if schema.derive is None:
+            raise
+        raise BadRequest(f"the feature pipeline cannot read these rows: {exc}") from None
 
 
 def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> ServedModel:
@@ -140,7 +153,7 @@ def sample_instances(ws: Workspace, family: str, n: int = 1, alias: str = "champ
     if not uri:
         raise ValueError(f"{family} v{version.version} has no loopml.dataset_uri tag")
     frame = DatasetStore(ws.datasets, ws.dvc_remote).read(uri).head(n)
-    frame = frame[list(feature_schema_of(version.run_id).columns)]
+    frame = frame[list(feature_schema_of(version.run_id).input_columns)]
     return [
         {k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in row.items()}
         for row in frame.to_dict(orient="records")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
-from serving.loader import MAX_INSTANCES, BadRequest, instances_to_frame
+from serving.loader import MAX_INSTANCES, BadRequest, derived_frame, instances_to_frame
 
 _NUMBER = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
 _CATEGORY = str | int | float | bool | None
@@ -47,10 +47,11 @@ class Features:
 
     def frame(self, schema: FeatureSchema) -> pd.DataFrame:
         """The model frame `feature_frame` builds from the same rows (for native models)."""
-        raw = pd.DataFrame(self.numeric, columns=list(schema.numeric))
-        if schema.categorical:
-            raw = pd.concat([raw, pd.DataFrame(self.categorical, columns=list(schema.categorical))], axis=1)
-        return feature_frame(raw, schema)
+        model = schema.without_pipeline  # the arrays hold the model's columns already
+        raw = pd.DataFrame(self.numeric, columns=list(model.numeric))
+        if model.categorical:
+            raw = pd.concat([raw, pd.DataFrame(self.categorical, columns=list(model.categorical))], axis=1)
+        return feature_frame(raw, model)
 
 
 class RequestModel:
@@ -58,7 +59,9 @@ class RequestModel:
 
     def __init__(self, schema: FeatureSchema) -> None:
         self.schema = schema
-        fields = {c: _NUMBER for c in schema.numeric} | {c: _CATEGORY for c in schema.categorical}
+        raw = schema.raw  # what a request carries: the raw columns when a feature pipeline derives the model's
+        fields = {c: _NUMBER for c in raw.numeric} | {c: _CATEGORY for c in raw.categorical}
+        fields |= {c: NotRequired[Any] for c in schema.ignored_inputs}
         row = TypedDict("Instance", fields)  # column names need not be identifiers
         row.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)
         body = TypedDict(  # noqa: UP013 (functional form: `row` is local, annotations are lazy here)
@@ -80,12 +83,22 @@ class RequestModel:
         return rows, self.features(rows)
 
     def features(self, rows: list[dict[str, Any]]) -> Features:
+        if self.schema.derive is not None:
+            return self._derived_features(rows)
         n = len(rows)
         numeric = np.array(list(map(self._numeric, rows)), dtype=np.float64).reshape(n, len(self.schema.numeric))
         categorical = None
         if self.schema.categorical:
             raw = pd.DataFrame(list(map(self._categorical, rows)), columns=list(self.schema.categorical))
             categorical = feature_frame(raw, FeatureSchema((), self.schema.categorical)).to_numpy(dtype=object)
+        return Features(numeric, categorical)
+
+    def _derived_features(self, rows: list[dict[str, Any]]) -> Features:
+        """The feature pipeline's model columns of the raw rows (the same code as training)."""
+        schema = self.schema
+        frame = derived_frame(pd.DataFrame(rows, columns=list(schema.input_columns)), schema)
+        numeric = frame[list(schema.model_numeric)].to_numpy(dtype=np.float64)
+        categorical = frame[list(schema.model_categorical)].to_numpy(dtype=object) if schema.categorical else None
         return Features(numeric, categorical)
 
     def _message(self, body: bytes, exc: ValidationError) -> str:

@@ -242,7 +242,10 @@ class FamilyService:
             "canary_share": self.settings.canary_share,
             "columns": {"text": ["text"]}
             if champion.schema is None
-            else {"numeric": list(champion.schema.numeric), "categorical": list(champion.schema.categorical)},
+            else {
+                "numeric": list(champion.schema.input_numeric),
+                "categorical": list(champion.schema.input_categorical),
+            },
         }
 
 

@@ -19,7 +19,7 @@ def log_requests(
     """Predict `rows` with the champion in requests of `batch` rows, log them, send feedback labels."""
     predictor = load_predictor(ws, family)
     log = InferenceLog.for_family(ws.home, family)
-    columns = list(predictor.schema.columns)
+    columns = list(predictor.schema.input_columns)
     for start in range(0, len(rows), batch):
         chunk = rows.iloc[start : start + batch]
         predicted, _ = predictor.predict_fn(feature_frame(chunk, predictor.schema))

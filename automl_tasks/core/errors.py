@@ -52,6 +52,10 @@ class SearchSpaceError(UserError):
         super().__init__(f"search space error at {path}: {problem}")
 
 
+class FeaturePipelineError(UserError):
+    """A feature step (SQL or automatic) that cannot run; the message names the step."""
+
+
 class ConfigurationError(UserError):
     """A pipeline parameter (trigger form value) that is out of its allowed range."""
 

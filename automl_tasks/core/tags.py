@@ -19,6 +19,8 @@ CURRENT_SOURCE_TAG = "loopml.current_source"  #: where a drift check's current w
 STUDY_TAG = "loopml.study"  #: the Optuna study of a search
 PARENT_STUDY_TAG = "loopml.parent_study"  #: the study a retrain search was warm-started from
 SPACE_HASH_TAG = "loopml.space_hash"  #: hash of the search space
+#: the feature pipeline version (content hash) a pipeline run fitted or reused, and a model version uses
+FEATURE_PIPELINE_TAG = "loopml.feature_pipeline"
 SPACE_VERSION_TAG = "loopml.space_version"  #: the search-space version a pipeline run was asked to search (its hash)
 SPACE_PARENT_TAG = "loopml.space_parent"  #: the version a search-space version was derived from
 SPACE_CHANGE_TAG = "loopml.space_change"  #: what changed from the parent search-space version, in words

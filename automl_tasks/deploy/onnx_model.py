@@ -56,7 +56,9 @@ class OnnxModel:
 
     def _example_feed(self) -> dict[str, np.ndarray]:
         """One row (missing values) fixing the input names, dtypes and ranks for an engine's build."""
-        row = pd.DataFrame({c: [np.nan] for c in self.schema.numeric} | {c: [None] for c in self.schema.categorical})
+        row = pd.DataFrame(
+            {c: [np.nan] for c in self.schema.input_numeric} | {c: [None] for c in self.schema.input_categorical}
+        )
         return onnx_inputs(feature_frame(row, self.schema), self.schema, self.numeric_dtype)
 
     def run(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:

@@ -30,6 +30,9 @@ class DataSpec:
     #: size alone (`estimators.tabular.uses_cross_validation`); the NoCode plan decides it
     #: from size and time budget (`estimators.tabular.cross_validate_within`)
     cross_validate: bool | None = None
+    #: the fitted feature pipeline's JSON file (`features.store`) that turns the table's raw
+    #: columns into model columns; None: the raw columns are the model's
+    feature_pipeline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +41,7 @@ class DataSpec:
             "task_type": self.task_type,
             "split_seed": self.split_seed,
             "cross_validate": self.cross_validate,
+            "feature_pipeline": self.feature_pipeline,
         }
 
 

@@ -75,10 +75,32 @@ def make_encoder(kind: str) -> TransformerMixin:
     raise ValueError(f"categorical_encoding must be one of {ENCODINGS}; got {kind!r}")
 
 
+def make_target_encoder(task_type: str, seed: int) -> TransformerMixin:
+    """scikit-learn's TargetEncoder: cross-fitted when fitted inside a model (each row's
+    encoding comes from the other folds), so a trial's scores do not see its own target."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.preprocessing import TargetEncoder
+
+    splitter = KFold if task_type == "regression" else StratifiedKFold
+    return TargetEncoder(
+        target_type="continuous" if task_type == "regression" else "binary",
+        cv=splitter(5, shuffle=True, random_state=seed),
+    )
+
+
 def make_preprocessor(
-    numeric: Sequence[str], categorical: Sequence[str], *, imputation: str, scaling: str, encoding: str
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    imputation: str,
+    scaling: str,
+    encoding: str,
+    target_encoded: Sequence[str] = (),
+    task_type: str = "binary",
+    seed: int = 0,
 ) -> ColumnTransformer:
-    """The feature pipeline for one configuration (categoricals arrive with missing filled)."""
+    """The preprocessing for one configuration (categoricals arrive with missing filled);
+    `target_encoded` columns (high-cardinality categories) are target-encoded, last."""
     steps = []
     if numeric:
         steps.append(
@@ -96,4 +118,6 @@ def make_preprocessor(
                 list(categorical),
             )
         )
+    if target_encoded:
+        steps.append(("target_encoded", make_target_encoder(task_type, seed), list(target_encoded)))
     return ColumnTransformer(steps, sparse_threshold=0.0)

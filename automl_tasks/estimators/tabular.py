@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from automl_tasks.data.splits import Splits, make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.preprocessing import make_preprocessor
+from automl_tasks.features.store import read_feature_pipeline
 
 MODELS = ("lightgbm", "random_forest", "extra_trees", "linear", "mlp")
 
@@ -173,20 +175,42 @@ def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
     return int(model.best_iteration_ or model.n_estimators_)
 
 
+def model_columns(config: Mapping[str, Any], schema: FeatureSchema) -> tuple[list[str], list[str], list[str]]:
+    """(numeric, categorical, target-encoded) model column names a configuration reads: all
+    of the schema's, less the feature groups it leaves out (`FeaturePipeline.unused_columns`);
+    all of them when leaving the groups out would leave no column at all."""
+    names = schema.model_names
+    numeric, categorical = list(schema.model_numeric), list(schema.model_categorical)
+    if schema.derive is None:
+        return numeric, categorical, []
+    unused = {names[c] for c in schema.derive.unused_columns(dict(config)) if c in names}
+    encoded = [names[c] for c in schema.derive.target_encoded(dict(config)) if c in names]
+    kept_numeric = [c for c in numeric if c not in unused]
+    kept_categorical = [c for c in categorical if c not in unused and c not in encoded]
+    if not (kept_numeric or kept_categorical or encoded):
+        return numeric, categorical, []
+    return kept_numeric, kept_categorical, encoded
+
+
 def make_pipeline(
     config: Mapping[str, Any], schema: FeatureSchema, task_type: str, *, seed: int = 0, epochs: int | None = None
 ) -> Pipeline:
-    """Preprocessing + model for one configuration of the tabular space."""
+    """Preprocessing + model for one configuration of the tabular space (the feature groups
+    the configuration leaves out of a feature pipeline's columns are not read)."""
     encoding = config.get("categorical_encoding", "onehot")
+    numeric, categorical, target_encoded = model_columns(config, schema)
     preprocess = make_preprocessor(
-        schema.model_numeric,
-        schema.model_categorical,
+        numeric,
+        categorical,
         imputation=config.get("imputation", "median"),
         scaling=config.get("scaling", "zscore"),
         encoding=encoding,
+        target_encoded=target_encoded,
+        task_type=task_type,
+        seed=seed,
     )
     # the preprocessor puts the numeric columns first, then one code per categorical column
-    n_numeric, n_categorical = len(schema.model_numeric), len(schema.model_categorical)
+    n_numeric, n_categorical = len(numeric), len(categorical)
     categorical = range(n_numeric, n_numeric + n_categorical) if encoding == "native" else ()
     model = make_model(config, task_type, seed=seed, epochs=epochs, categorical=categorical)
     return Pipeline([("preprocess", preprocess), ("model", model)])
@@ -207,8 +231,12 @@ class TabularEstimator(Estimator):
     def _load(self) -> None:
         frame = pd.read_parquet(self.data.path)
         y = frame[self.data.target]
-        self.schema_ = FeatureSchema.infer(frame.drop(columns=[self.data.target]))
-        self.features_ = feature_frame(frame, self.schema_)
+        raw = frame.drop(columns=[self.data.target])
+        pipeline = read_feature_pipeline(self.data.feature_pipeline) if self.data.feature_pipeline else None
+        derived = pipeline.transform(raw) if pipeline is not None else raw
+        schema = FeatureSchema.infer(derived)
+        self.features_ = feature_frame(derived, schema)
+        self.schema_ = replace(schema, derive=pipeline)
         self.target_ = y.to_numpy()
         self.splits_ = make_splits(y, self.data.task_type, seed=self.data.split_seed)
 

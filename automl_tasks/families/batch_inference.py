@@ -31,7 +31,7 @@ def predict_dataset(
     store = DatasetStore(ws.datasets, ws.dvc_remote)
     frame = store.read(dataset_uri)
     predictor = load_predictor(ws, family, model)
-    missing = sorted(set(predictor.schema.columns) - set(frame.columns))
+    missing = sorted(set(predictor.schema.input_columns) - set(frame.columns))
     if missing:
         raise InvalidValueError(
             f"dataset {dataset_uri} lacks the columns {missing} that {family} v{predictor.version} needs"

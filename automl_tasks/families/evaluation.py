@@ -63,7 +63,7 @@ def load_version_model(ws: Workspace, family: str, version: str) -> VersionModel
 
 def missing_columns(frame: pd.DataFrame, schema: FeatureSchema, target: str | None = None) -> list[str]:
     """Columns the model needs (and the target, if given) that `frame` lacks."""
-    needed = list(schema.columns) + ([target] if target else [])
+    needed = list(schema.input_columns) + ([target] if target else [])
     return [c for c in needed if c not in frame.columns]
 
 

@@ -76,7 +76,7 @@ def schema_from_signature(signature: Any, names: FeatureSchema) -> FeatureSchema
     derived = FeatureSchema(tuple(numeric), tuple(categorical))
     if derived != names:
         raise UserError(f"MLflow signature {derived} disagrees with the logged feature schema {names}")
-    return derived
+    return names  # equal to `derived`, and it carries the feature pipeline
 
 
 def resolve_version(ws: Workspace, family: str, alias_or_version: str) -> Any:

@@ -11,6 +11,7 @@ from automl_tasks.core.tags import (
     DERIVATION_TAG,
     DRIFT_STATUS_TAG,
     EVAL_SCORE_TAG,
+    FEATURE_PIPELINE_TAG,
     KIND_TAG,
     LAST_RESULT_TAG,
     METRIC_TAG,
@@ -59,6 +60,7 @@ def _version_row(version: Any, aliases: dict[str, list[str]]) -> dict[str, Any]:
         "size_kb": tag_number(tags.get("onnx_size_kb")),
         "runtime": tags.get(RUNTIME_TAG, ""),
         "study": tags.get(STUDY_TAG, ""),
+        "feature_pipeline": tags.get(FEATURE_PIPELINE_TAG, ""),
         "promotion": {
             key[len(PROMOTION_PREFIX) :]: value
             for key, value in tags.items()

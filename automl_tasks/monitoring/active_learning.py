@@ -137,7 +137,7 @@ def select_batch(
         raise ConfigurationError(f"The 'strategy' parameter must be one of {list(STRATEGIES)}. Got {strategy!r}.")
     predictor = load_predictor(ws, family, "champion")
     frame, source = _pool(ws, family, pool)
-    missing = [c for c in predictor.schema.columns if c not in frame.columns]
+    missing = [c for c in predictor.schema.input_columns if c not in frame.columns]
     if missing:
         raise DataValidationError(source, [f"the pool lacks the champion's columns {missing}"])
     features = feature_frame(frame, predictor.schema)
@@ -150,7 +150,7 @@ def select_batch(
     rows = choose_rows(
         None if proba is None else np.asarray(proba), numeric, batch_size, strategy, diversity=diversity, seed=seed
     )
-    batch = frame.iloc[rows][list(predictor.schema.columns)].reset_index(drop=True)
+    batch = frame.iloc[rows][list(predictor.schema.input_columns)].reset_index(drop=True)
     batch.insert(0, ROW_COLUMN, rows)
     if proba is not None and strategy != "random":
         batch[UNCERTAINTY_COLUMN] = uncertainty(np.asarray(proba)[rows], strategy)

@@ -39,7 +39,7 @@ from automl_tasks.core.tags import (
 )
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore, read_table
-from automl_tasks.estimators.features import feature_frame
+from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import VersionModel, load_version_model, missing_columns, score_pipeline
 from automl_tasks.families.loading import is_text_version
@@ -126,7 +126,7 @@ def _features_or_fail(frame: pd.DataFrame, model: VersionModel, source: str) -> 
     try:
         return feature_frame(frame, model.schema)
     except (ValueError, TypeError) as exc:
-        raise DataValidationError(source, [f"numeric columns {list(model.schema.numeric)}: {exc}"]) from None
+        raise DataValidationError(source, [f"numeric columns {list(model.schema.input_numeric)}: {exc}"]) from None
 
 
 def _canonical_predictions(served: pd.Series, model: VersionModel):
@@ -261,6 +261,19 @@ def load_window(ws: Workspace, champion: CheckedChampion, *, data_path: str = ""
     return Window(current, source)
 
 
+def monitored_schema(schema: FeatureSchema) -> FeatureSchema:
+    """The columns drift is measured on: the raw input columns people know (a feature
+    pipeline's derived columns follow from them), less timestamps and free texts, whose
+    values are (nearly) all distinct, so a category test of them says nothing."""
+    raw = schema.raw
+    if schema.derive is None:
+        return raw
+    skip = set(schema.derive.datetimes) | set(schema.derive.texts)
+    return FeatureSchema(
+        tuple(c for c in raw.numeric if c not in skip), tuple(c for c in raw.categorical if c not in skip)
+    )
+
+
 def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window, report_path: Path) -> Measured | None:
     """Data and prediction drift (Evidently report at `report_path`) and the champion's
     performance on labelled rows; None when the window has fewer than `min_rows` rows."""
@@ -272,8 +285,9 @@ def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window
     reference_features = feature_frame(reference, model.schema)
     current_sample = sample_rows(current, settings.max_rows)
     current_features = current_features.loc[current_sample.index]
-    ref_table = reference[list(model.schema.columns)].copy()
-    cur_table = current_sample[list(model.schema.columns)].copy()
+    monitored = monitored_schema(model.schema)
+    ref_table = reference[list(monitored.columns)].copy()
+    cur_table = current_sample[list(monitored.columns)].copy()
     ref_table[PREDICTION_COLUMN] = model.pipeline.predict(reference_features)
     cur_table[PREDICTION_COLUMN] = (
         _canonical_predictions(current_sample[PREDICTION_COLUMN], model)
@@ -284,7 +298,7 @@ def compute_drift(store: DatasetStore, champion: CheckedChampion, window: Window
     measurement = check.measure(
         ref_table,
         cur_table,
-        model.schema,
+        monitored,
         drift_share=settings.drift_share,
         column_threshold=settings.column_threshold,
         prediction_kind=_prediction_kind(model),

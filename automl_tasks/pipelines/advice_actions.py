@@ -17,12 +17,13 @@ from automl_tasks.core.tags import (
     ADVICE_STATUS_PREFIX,
     DATASET_URI_TAG,
     FAMILY_TAG,
+    FEATURE_PIPELINE_TAG,
     KIND_TAG,
     SPACE_VERSION_TAG,
     STUDY_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.search_space import DEFAULT_TABULAR_SPACE
+from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, load_search_space
 from automl_tasks.search_space.edits import apply_edit, load_text
 from automl_tasks.search_space.versions import SpaceVersion, record_version
 
@@ -122,6 +123,8 @@ def accept(ws: Workspace, run_id: str, index: int, *, conf: dict[str, Any], user
         raise AdviceError(f"suggestion {index} ({item['kind']}) is advice for people; there is nothing to apply")
     edit = item["edit"]
     text = requested_space(conf)
+    if edit["kind"] in SPACE_EDITS and load_search_space(text).find(edit["param"]) is None:
+        text = _with_feature_params(ws, run, text)  # the formatter added it for the run's feature pipeline
     budget: dict[str, Any] = {}
     if edit["kind"] in SPACE_EDITS:
         text, change = apply_edit(text, edit["kind"], edit["param"], edit["value"])
@@ -129,6 +132,19 @@ def accept(ws: Workspace, run_id: str, index: int, *, conf: dict[str, Any], user
         budget = {edit["param"]: edit["value"]}
         change = f"set {edit['param']} to {edit['value']} (was {conf.get(edit['param'], 'the default')})"
     return _rerun(ws, run, conf, text, change=f"accepted suggestion {index}: {change}", user=user, budget=budget)
+
+
+def _with_feature_params(ws: Workspace, run: Any, text: str) -> str:
+    """`text` with the feature-group parameters the run's feature pipeline added to its search
+    (`search.formatter.add_feature_params`), so a suggestion about one of them can be applied."""
+    from automl_tasks.features.store import load_feature_pipeline, path_of
+    from automl_tasks.search.formatter import add_feature_params
+
+    version = run.data.tags.get(FEATURE_PIPELINE_TAG)
+    if not version:
+        return text
+    load_feature_pipeline(ws, version)  # written to the workspace if only MLflow has it
+    return add_feature_params(text, str(path_of(ws, version)), run.data.params.get("task_type", "binary"))
 
 
 def mark_accepted(ws: Workspace, run_id: str, index: int, rerun: Rerun, *, user: str, rerun_id: str) -> None:

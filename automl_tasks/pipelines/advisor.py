@@ -111,7 +111,24 @@ def suggest(
                 f"({profile['minority_share']:.1%}): collect more samples of class {minority}",
             }
         )
+    excluded = {
+        role["column"]: role
+        for role in profile.get("column_roles", [])
+        if role["column"] in set(profile.get("excluded_columns", []))
+    }
+    for column, role in excluded.items():
+        out.append(
+            {
+                "kind": "excluded_column",
+                "param": column,
+                "text": f"column {column} was left out of training: {role['role']} ({role['why']}); if it will "
+                "be known when the model serves and is not the target in disguise, name it in the form's "
+                "keep_columns and re-run",
+            }
+        )
     for found in profile.get("single_column_predictors", []):
+        if found["column"] in excluded:
+            continue  # said above
         out.append(
             {
                 "kind": "check_column",

@@ -278,6 +278,51 @@ WARM_START_STUDY = Field(
     "Search",
     further_check="an existing study of the same model family",
 )
+# feature pipelines (issue #15)
+_FEATURES = "Features"
+AUTO_FEATURES = Field(
+    "auto_features",
+    "boolean",
+    True,
+    "Automatic feature steps",
+    "Datetime parts and cycles, frequency and target encoding of high-cardinality categories, TF-IDF "
+    "components of text columns, and screened numeric interactions; the search chooses which to use. "
+    "Off: dates and texts are plain categories.",
+    _FEATURES,
+)
+SQL_FEATURES = Field(
+    "sql_features",
+    "string",
+    "",
+    "SQL feature steps (YAML, optional)",
+    "A list of {name, sql}: each a DuckDB SELECT over the table `input` whose new columns become features, "
+    "e.g. `- {name: per_room, sql: 'SELECT rooms / NULLIF(people, 0) AS per_room FROM input'}`. One row per "
+    "input row, each row on its own (serving runs it on the request's rows); no files, network or extensions.",
+    _FEATURES,
+    further_check="YAML list of {name, sql}; each step runs on a sample before the search starts",
+)
+KEEP_COLUMNS = Field(
+    "keep_columns",
+    "string",
+    "",
+    "Keep flagged columns",
+    "Comma-separated columns to train on although column understanding flags them (identifier, constant, "
+    "target leak); the profile and the advisor list what was left out and why.",
+    _FEATURES,
+    further_check="columns of the table",
+)
+FEATURE_PIPELINE = Field(
+    "feature_pipeline",
+    "string",
+    "",
+    "Feature pipeline version",
+    "Empty: fit a new one on this table. A recorded version (the loopml.feature_pipeline tag of a model "
+    "version): reuse it as it is.",
+    _FEATURES,
+    further_check="a recorded feature pipeline version",
+)
+FEATURE_FIELDS = (AUTO_FEATURES, SQL_FEATURES, KEEP_COLUMNS, FEATURE_PIPELINE)
+
 _FAMILY_NAME = "a model family name: letters, digits, '_', '.', '-'"
 FAMILY_OPTIONAL = Field(
     "family",
@@ -379,6 +424,7 @@ NOCODE_FORM = Form(
             enum=strategy_choices(fidelity=False),
         ),
         *DEPLOYMENT_FIELDS,
+        *FEATURE_FIELDS,
     ),
 )
 
@@ -551,6 +597,10 @@ RETRAIN_FORM = Form(
         MAX_SIZE_RATIO,
         SEED,
         Field("reason", "string", "", "Reason", "Why this retrain runs.", "Registry"),
+        FEATURE_PIPELINE.but(
+            description="Empty: the champion's feature pipeline, as it is. 'new': fit a new one on the "
+            "retraining table. A recorded version: reuse that one."
+        ),
     ),
 )
 

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from automl_tasks.core.errors import FeaturePipelineError
 from automl_tasks.core.labels import LABEL_SPEC_FILE, LabelSpec, normalise_target
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
@@ -22,6 +24,7 @@ from automl_tasks.core.tags import (
     DATASET_VERSION_TAG,
     ERROR_TAG,
     FAMILY_TAG,
+    FEATURE_PIPELINE_TAG,
     KIND_TAG,
     SOURCE_TAG,
 )
@@ -35,8 +38,12 @@ from automl_tasks.data import (
     validate_table,
     write_bundled_csv,
 )
+from automl_tasks.data.splits import make_splits
 from automl_tasks.data.versioning import DATASET_URI_PREFIX, DatasetVersion, parse_dataset_uri
 from automl_tasks.estimators.metrics import resolve_metric
+from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
+from automl_tasks.features.pipeline import FeaturePipeline, fit_feature_pipeline
+from automl_tasks.features.store import load_feature_pipeline, path_of, record_feature_pipeline
 from automl_tasks.pipelines.requests import NoCodeRequest
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,9 @@ class PreprocessResult:
     experiment_id: str
     parent_run_id: str
     profile_path: str
+    #: the feature pipeline version the run fitted or reused, and its JSON file ("": none)
+    feature_pipeline: str = field(default="", kw_only=True)
+    feature_pipeline_path: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +100,48 @@ class PipelineRunSpec:
     #: the table's profile when the pipeline makes its own (texts); None: `profile_table`'s,
     #: whose per-column checks (identifiers, leaks) read every text as a unique category
     profile: dict[str, Any] | None = None
+    #: the run's feature pipeline, made before anything is stored (`make_feature_pipeline`);
+    #: None: the model reads the raw columns
+    features: FeaturePipeline | None = None
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """What the form asks of the feature pipeline (issue #15): reuse a recorded version, or
+    fit one on the rows the search may see (the train and validation splits of `seed`)."""
+
+    automatic: bool = True
+    sql_steps: tuple[Any, ...] = ()
+    keep: tuple[str, ...] = ()
+    reuse: str = ""  # a recorded version to reuse as it is
+    seed: int = 0
+
+
+def make_feature_pipeline(
+    ws: Workspace, frame: pd.DataFrame, target: str, task_type: str, request: FeatureRequest
+) -> FeaturePipeline:
+    """The run's feature pipeline: the recorded version `request.reuse`, checked against the
+    table's columns, or a new one fitted on the search's rows."""
+    if request.reuse:
+        pipeline = load_feature_pipeline(ws, request.reuse)
+        missing = [c for c in pipeline.inputs if c not in frame.columns]
+        if missing:
+            raise FeaturePipelineError(
+                f"feature pipeline {request.reuse} needs column(s) {missing}, which the table lacks"
+            )
+        log.info("feature pipeline %s reused", request.reuse)
+        return pipeline
+    splits = make_splits(frame[target], task_type, seed=request.seed)
+    return fit_feature_pipeline(
+        frame,
+        target,
+        task_type,
+        np.concatenate([splits.train, splits.valid]),
+        sql_steps=tuple(request.sql_steps),
+        keep=request.keep,
+        automatic=request.automatic,
+        seed=request.seed,
+    )
 
 
 def source_path(ws: Workspace, dataset: str) -> Path:
@@ -116,6 +168,20 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
     metric = resolve_metric(request.metric, task_type)
     log.info("%s: %d rows x %d columns, task %s, metric %s", path, len(frame), frame.shape[1], task_type, metric.name)
 
+    # fitted before anything is stored: a SQL step that fails leaves no dataset version behind
+    features = make_feature_pipeline(
+        ws,
+        frame,
+        target,
+        task_type,
+        FeatureRequest(
+            automatic=request.auto_features,
+            sql_steps=request.sql_steps(),
+            keep=request.kept_columns,
+            reuse=request.feature_pipeline,
+            seed=request.seed,
+        ),
+    )
     stored = DatasetStore(ws.datasets, ws.dvc_remote).put(request.dataset_name, frame)
     run = PipelineRunSpec(
         family=request.family_name,
@@ -130,8 +196,10 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
             "n_trials": request.n_trials,
             "n_workers": request.n_workers,
             "time_budget_s": request.time_budget_s,
+            "auto_features": request.auto_features,
         },
         labels=labels,
+        features=features,
     )
     return open_pipeline_run(ws, frame, stored, run)
 
@@ -143,6 +211,11 @@ def open_pipeline_run(
 
     `run.labels` (the target's LabelSpec) is logged with the run; the task estimator reads it."""
     profile = run.profile if run.profile is not None else profile_table(frame, run.target, run.task_type)
+    features = run.features
+    if features is not None:
+        profile["column_roles"] = list(features.roles)
+        profile["excluded_columns"] = list(features.excluded)
+        profile["feature_pipeline"] = {"version": features.version, "steps": features.describe()}
     folder = ws.runs / "profiles" / stored.version
     folder.mkdir(parents=True, exist_ok=True)
     profile_path = folder / "profile.json"
@@ -164,6 +237,10 @@ def open_pipeline_run(
         },
     )
     run_id = parent.info.run_id
+    if features is not None:
+        record_feature_pipeline(ws, run.family, features, source_run=run_id)
+        client.set_tag(run_id, FEATURE_PIPELINE_TAG, features.version)
+        client.log_text(run_id, features.to_json(), f"data/{FEATURE_PIPELINE_FILE}")
     for key, value in {"target": run.target, "task_type": run.task_type, "metric": run.metric, **run.params}.items():
         client.log_param(run_id, key, str(value))
     client.log_artifact(run_id, str(profile_path), artifact_path="data")
@@ -190,6 +267,8 @@ def open_pipeline_run(
         experiment_id=experiment_id,
         parent_run_id=run_id,
         profile_path=str(profile_path),
+        feature_pipeline=features.version if features is not None else "",
+        feature_pipeline_path=str(path_of(ws, features.version)) if features is not None else "",
     )
 
 

@@ -18,7 +18,12 @@ from automl_tasks.estimators.tabular import CV_FOLDS
 from automl_tasks.pipelines.intake import PreprocessResult
 from automl_tasks.pipelines.requests import NoCodeRequest
 from automl_tasks.search import choose_strategy, choose_trial_budget, start_search
-from automl_tasks.search.formatter import check_warm_start_study, cross_validates, fit_space_to_budget
+from automl_tasks.search.formatter import (
+    add_feature_params,
+    check_warm_start_study,
+    cross_validates,
+    fit_space_to_budget,
+)
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search_space import load_search_space
 from automl_tasks.search_space.versions import record_version
@@ -48,7 +53,8 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
     """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
     profile = pre.profile()
     fitted = fit_space_to_budget(request.space_text(), profile, request.time_budget_s)
-    space = load_search_space(fitted.space_text)
+    space_text = add_feature_params(fitted.space_text, pre.feature_pipeline_path, pre.task_type)
+    space = load_search_space(space_text)
     n_trials = choose_trial_budget(request.n_trials, profile)
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile, trade_off=request.trade_off_latency)
     log.info("formatter: search strategy %s: %s", strategy, why)
@@ -77,7 +83,7 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         pre,
         metric=pre.metric,
         space=space,
-        space_yaml=fitted.space_text,
+        space_yaml=space_text,
         n_trials=n_trials,
         n_workers=request.n_workers,
         time_budget_s=request.time_budget_s,

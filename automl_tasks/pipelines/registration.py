@@ -50,6 +50,7 @@ from automl_tasks.core.tags import (
     ENSEMBLE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
+    FEATURE_PIPELINE_TAG,
     IS_DEFAULT_CONFIG_TAG,
     KIND_TAG,
     LABEL_KIND_TAG,
@@ -72,6 +73,7 @@ from automl_tasks.families.aliases import CHALLENGER, CHAMPION
 from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
 from automl_tasks.families.promotion import evaluation_data_uri, family_lock, promote
 from automl_tasks.families.refit_check import FinalModel, fit_final_model
+from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
 from automl_tasks.pipelines.ensembling import EnsembleChoice, choose_ensemble
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import drop_predictions
@@ -319,6 +321,8 @@ def _log_pipeline(plan: SearchPlan, fit: FitResult, deployment: Deployment, labe
     estimator, workdir = fit.estimator, fit.workdir
     (workdir / FEATURE_SCHEMA_FILE).write_text(json.dumps(estimator.schema_.to_dict()))
     mlflow.log_artifact(str(workdir / FEATURE_SCHEMA_FILE))
+    if estimator.schema_.derive is not None:  # also inside the schema; here on its own, to read
+        mlflow.log_text(estimator.schema_.derive.to_json(), FEATURE_PIPELINE_FILE)
     if labels is not None:
         (workdir / LABEL_SPEC_FILE).write_text(labels.to_json())
         mlflow.log_artifact(str(workdir / LABEL_SPEC_FILE))
@@ -427,6 +431,12 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
     return tags
 
 
+def _feature_pipeline_tag(estimator: Any) -> dict[str, str]:
+    """The feature pipeline version the model was trained with (lineage: data -> features -> model)."""
+    derive = getattr(getattr(estimator, "schema_", None), "derive", None)
+    return {FEATURE_PIPELINE_TAG: derive.version} if derive is not None else {}
+
+
 def lineage_tags(
     study: Any,
     plan: SearchPlan,
@@ -449,6 +459,7 @@ def lineage_tags(
         METRIC_TAG: fit.metric.name,
         TARGET_TAG: plan.data.target,
         **({PARENT_VERSION_TAG: parent_version} if parent_version else {}),
+        **_feature_pipeline_tag(fit.estimator),
         **fit.tags(),
         **_search_comparison_tags(study, fit.trial),
     }

@@ -112,6 +112,21 @@ def check_dataset(dataset: Any) -> None:
         raise _bad("dataset", expected, dataset)
 
 
+def sql_steps_of(text: str) -> tuple[Any, ...]:
+    """The form's `sql_features` YAML as SQL feature steps; a clear error for bad YAML."""
+    import yaml
+
+    from automl_tasks.features.sql_steps import parse_sql_steps
+
+    if not text.strip():
+        return ()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"The 'sql_features' parameter is not valid YAML: {exc}") from None
+    return parse_sql_steps(value)
+
+
 def dataset_name(dataset: str) -> str:
     """Name under which versions are stored: the bundled name, a stored version's name or the file's stem."""
     if dataset in BUNDLED:
@@ -142,10 +157,15 @@ class NoCodeRequest:
     trade_off_latency: bool = _default(NOCODE_FORM, "trade_off_latency")  # score and latency: two objectives
     ensemble: bool = _default(NOCODE_FORM, "ensemble")  # may register an ensemble of the best trials
     warm_start_study: str = _default(NOCODE_FORM, "warm_start_study")  # "" = none; else its fitting configs go first
+    auto_features: bool = _default(NOCODE_FORM, "auto_features")  # automatic feature steps (issue #15)
+    sql_features: str = _default(NOCODE_FORM, "sql_features")  # YAML list of {name, sql}
+    keep_columns: str = _default(NOCODE_FORM, "keep_columns")  # comma-separated flagged columns to keep
+    feature_pipeline: str = _default(NOCODE_FORM, "feature_pipeline")  # "" = fit one; else a version to reuse
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
         NOCODE_FORM.check(self)
+        self.sql_steps()  # a malformed list names the step and the fault
         if self.family:
             check_family_name(self.family)
         check_deployment_goal(self.deploy_target, self.latency_budget_ms, self.trade_off_latency, self.strategy)
@@ -165,6 +185,14 @@ class NoCodeRequest:
 
     def space_text(self) -> str:
         return self.search_space or DEFAULT_TABULAR_SPACE.read_text()
+
+    def sql_steps(self) -> tuple[Any, ...]:
+        """The SQL feature steps of the form (`features.sql_steps.SqlStep`)."""
+        return sql_steps_of(self.sql_features)
+
+    @property
+    def kept_columns(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.keep_columns.split(",") if c.strip())
 
     def space(self) -> SearchSpace:
         return load_search_space(self.space_text())
@@ -317,6 +345,7 @@ class RetrainRequest:
     max_size_ratio: float = _default(RETRAIN_FORM, "max_size_ratio")
     seed: int = _default(RETRAIN_FORM, "seed")
     reason: str = _default(RETRAIN_FORM, "reason")  # why the retrain runs (drift_check's verdict)
+    feature_pipeline: str = _default(RETRAIN_FORM, "feature_pipeline")  # "" = the champion's; "new"; a version
 
     def __post_init__(self) -> None:
         RETRAIN_FORM.check(self)

@@ -52,9 +52,16 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHAMPION, current_alias_version
 from automl_tasks.families.evaluation import load_version_model, missing_columns, score_version, trivial_baseline_score
 from automl_tasks.families.promotion import GateConfig, check_family_exists, family_lock, promote
-from automl_tasks.pipelines.intake import PipelineRunSpec, PreprocessResult, open_pipeline_run
+from automl_tasks.pipelines.intake import (
+    FeatureRequest,
+    PipelineRunSpec,
+    PreprocessResult,
+    make_feature_pipeline,
+    open_pipeline_run,
+)
 from automl_tasks.pipelines.requests import RetrainRequest
 from automl_tasks.search import start_search
+from automl_tasks.search.formatter import add_feature_params
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import load_search_space
@@ -77,7 +84,7 @@ def _check_schema(recent: pd.DataFrame, reference: pd.DataFrame, model: Any, sou
         f"column {c!r}: rule column_exists: the model family needs it"
         for c in missing_columns(recent, model.schema, model.target)
     ]
-    for column in model.schema.numeric:
+    for column in model.schema.input_numeric:
         if column in recent and not pd.api.types.is_numeric_dtype(recent[column]):
             bad = pd.to_numeric(recent[column], errors="coerce").isna() & recent[column].notna()
             if bad.any():
@@ -127,7 +134,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     recent, source = _recent_rows(ws, request)
     _check_schema(recent, reference, model, source)
 
-    columns = list(model.schema.columns) + [model.target]
+    columns = list(model.schema.input_columns) + [model.target]
     _, plan = load_study(ws.optuna_uri, parent_study)
     # labels that came back through /feedback are JSON values (and NaN-padded floats when
     # part of the window is unlabelled): put them, and the reference, in the champion's
@@ -144,13 +151,19 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
                 f"column {model.target!r}: rule enough_labels: {len(labelled)} labelled rows; at least {MIN_LABELLED_ROWS} needed"
             ],
         )
-    labelled = labelled.astype({c: reference[c].dtype for c in columns if c in model.schema.numeric}, errors="ignore")
+    labelled = labelled.astype(
+        {c: reference[c].dtype for c in columns if c in model.schema.input_numeric}, errors="ignore"
+    )
     train_recent, eval_recent = _split_recent(labelled, request.eval_fraction, request.seed)
     parts = [reference[columns], train_recent] if request.combine == "reference_plus_recent" else [train_recent]
     combined = pd.concat(parts, ignore_index=True)
     validate_table(combined, source=source, target=model.target, task_type=plan.data.task_type)
     validate_table(eval_recent, source=f"{source} (held-out rows)", target=model.target, task_type=plan.data.task_type)
 
+    wanted = retrain_features(model, request)
+    features = (
+        make_feature_pipeline(ws, combined, model.target, plan.data.task_type, wanted) if wanted is not None else None
+    )
     dataset_name, _ = parse_dataset_uri(reference_uri)
     stored = store.put(dataset_name, combined)
     eval_uri = store.put(f"{request.family}.eval", eval_recent.reset_index(drop=True)).uri
@@ -180,6 +193,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
             RETRAIN_REASON_TAG: request.reason[:4900],
         },
         labels=labels,
+        features=features,
     )
     result = open_pipeline_run(ws, combined, stored, run)
     return RetrainIntake(
@@ -191,10 +205,28 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     )
 
 
+#: the retrain form's `feature_pipeline` value that fits a new pipeline instead of reusing one
+NEW_FEATURE_PIPELINE = "new"
+
+
+def retrain_features(model: Any, request: RetrainRequest) -> FeatureRequest | None:
+    """The retrain's feature pipeline: the champion's version unless the form names another
+    (or 'new': fitted on the retraining table); None when the champion reads raw columns
+    and the form asks for nothing."""
+    if request.feature_pipeline == NEW_FEATURE_PIPELINE:
+        return FeatureRequest(seed=request.seed)
+    if request.feature_pipeline:
+        return FeatureRequest(reuse=request.feature_pipeline)
+    derive = model.schema.derive
+    return FeatureRequest(reuse=derive.version) if derive is not None else None
+
+
 def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: RetrainIntake, study_name: str) -> dict[str, Any]:
     """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
     _, parent = load_study(ws.optuna_uri, pre.parent_study)
     space_yaml = request.search_space or parent.space_yaml
+    if request.feature_pipeline:  # another pipeline than the champion's: search its feature groups
+        space_yaml = add_feature_params(space_yaml, pre.feature_pipeline_path, pre.task_type)
     space = load_search_space(space_yaml)
     plan = build_plan(
         study_name,

@@ -134,6 +134,28 @@ def fit_space_to_budget(space_text: str, profile: dict[str, Any], time_budget_s:
     return result
 
 
+def add_feature_params(space_text: str, feature_pipeline_path: str, task_type: str) -> str:
+    """The space with the search parameters of the run's feature pipeline groups added
+    (`FeaturePipeline.search_params`: datetime cycles, text components, interactions,
+    high-cardinality encoding), unless the space already has a parameter of that name.
+    Unchanged when the run has no feature pipeline or it has no such group."""
+    import yaml
+
+    from automl_tasks.features.store import read_feature_pipeline
+
+    if not feature_pipeline_path:
+        return space_text
+    params = read_feature_pipeline(feature_pipeline_path).search_params(task_type)
+    document = yaml.safe_load(space_text)
+    present = {p.get("name") for p in document.get("params", [])}
+    added = [p for p in params if p["name"] not in present]
+    if not added:
+        return space_text
+    document["params"] = [*document.get("params", []), *added]
+    log.info("formatter: feature groups searched: %s", ", ".join(p["name"] for p in added))
+    return yaml.safe_dump(document, sort_keys=False)
+
+
 def warm_start_configs(
     optuna_uri: str,
     family: str,

@@ -27,6 +27,7 @@ class IntakeResult(Protocol):
     task_type: str
     experiment_id: str
     parent_run_id: str
+    feature_pipeline_path: str  # "" when the model reads the raw columns
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,12 @@ def build_plan(
         study_name=study_name,
         family=intake.family,
         data=DataSpec(
-            intake.dataset_path, intake.target, intake.task_type, split_seed=seed, cross_validate=cross_validate
+            intake.dataset_path,
+            intake.target,
+            intake.task_type,
+            split_seed=seed,
+            cross_validate=cross_validate,
+            feature_pipeline=intake.feature_pipeline_path or None,
         ),
         dataset_uri=intake.dataset_uri,
         metric=metric,

@@ -107,8 +107,11 @@ def fix_param(document: dict[str, Any], name: str, value: Any) -> str:
         param["type"] = "int_cat" if is_int else "float_cat"
         value = int(value) if is_int else float(value)
         param.pop("bounded", None)
-    elif value not in param["range"]:
-        raise SearchSpaceError(name, f"{value!r} is not one of {name}'s choices {param['range']}")
+    else:
+        if ptype == "bool":
+            param.setdefault("range", [False, True])  # the language's range of a bool given none
+        if value not in param["range"]:
+            raise SearchSpaceError(name, f"{value!r} is not one of {name}'s choices {param['range']}")
     before = param["range"]
     param["range"] = [value]
     param["default"] = value

@@ -164,11 +164,37 @@ params:
 EDGE_BUDGET_MS = 50.0
 
 
+EDGE_FAMILY = "orders_edge"
+
+
+def orders_table(n: int = 700, seed: int = 0) -> pd.DataFrame:
+    """Orders with a timestamp, a free-text note, numbers and an order id; late or not.
+    The model cannot read a timestamp or a text: only the feature pipeline's columns."""
+    rng = np.random.default_rng(seed)
+    words = ["quick", "late", "fragile", "gift", "bulk", "express", "damaged", "standard", "weekend", "rush"]
+    when = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.uniform(0, 365 * 24, n), unit="h")
+    frame = pd.DataFrame(
+        {
+            "order_id": rng.permutation(n) + 10_000,
+            "placed_at": when.strftime("%Y-%m-%d %H:%M:%S"),
+            "note": [" ".join(rng.choice(words, 4)) for _ in range(n)],
+            "weight_kg": rng.gamma(2.0, 2.0, n).round(2),
+            "distance_km": rng.uniform(1, 500, n).round(1),
+        }
+    )
+    risk = (when.hour >= 18) * 1.0 + frame["note"].str.count("late|damaged|weekend") * 0.8 + frame["distance_km"] / 300
+    frame["late"] = (risk + rng.normal(0, 0.4, n) > 1.4).astype(int)
+    return frame
+
+
 @pytest.fixture(scope="module")
-def edge_run(airflow):
+def edge_run(airflow, tmp_path_factory):
+    path = tmp_path_factory.mktemp("orders") / "orders.csv"
+    orders_table().to_csv(path, index=False)
     conf = {
-        "dataset": "breast_cancer",
-        "family": "breast_cancer_edge",
+        "dataset": str(path),
+        "target": "late",
+        "family": EDGE_FAMILY,
         "search_space": EDGE_SPACE,
         "n_trials": 4,
         "n_workers": 1,
@@ -179,49 +205,73 @@ def edge_run(airflow):
     return run_pipeline(airflow, conf)
 
 
-def test_a_latency_budget_on_edge_cpu_registers_a_champion_served_by_openvino(airflow, e2e_workspace, edge_run):
+def test_a_table_with_a_datetime_and_a_text_column_is_served_on_openvino_from_raw_rows(
+    airflow, e2e_workspace, edge_run
+):
+    """Issue #15 end to end, with the latency budget of issue #12: the feature pipeline turns
+    the timestamp and the note into features, the model (on edge-cpu: OpenVINO) reads only
+    those, and the endpoint takes the raw columns and applies the pipeline itself."""
     import mlflow
 
-    from automl_tasks.core.tags import DEPLOY_FEASIBLE_TAG, DEPLOY_TARGET_TAG, INFEASIBLE_ATTR, RUNTIME_TAG
-    from automl_tasks.families.artifacts import model_metrics_of
+    from automl_tasks.core.tags import (
+        DEPLOY_FEASIBLE_TAG,
+        DEPLOY_TARGET_TAG,
+        FEATURE_PIPELINE_TAG,
+        INFEASIBLE_ATTR,
+        RUNTIME_TAG,
+    )
+    from automl_tasks.families.artifacts import feature_schema_of, model_metrics_of
+    from automl_tasks.features.store import load_feature_pipeline
     from serving.loader import sample_instances
 
     run_id, state = edge_run
     assert state == "success", states(airflow, run_id)
     client = mlflow_client(e2e_workspace)
-    champion = client.get_model_version_by_alias("breast_cancer_edge", "champion")
+    champion = client.get_model_version_by_alias(EDGE_FAMILY, "champion")
     assert champion.tags[RUNTIME_TAG] == "openvino" and champion.tags[DEPLOY_TARGET_TAG] == "edge-cpu"
     measured = model_metrics_of(champion)
     assert 0 < measured["deploy_latency_p50_ms_b1"] <= EDGE_BUDGET_MS and measured["deploy_parity_ok"] == 1.0
 
+    # lineage: the version names its feature pipeline version, recorded in MLflow, which the
+    # pipeline run fitted; the order id was left out as an identifier
+    schema = feature_schema_of(champion.run_id)
+    pipeline = load_feature_pipeline(e2e_workspace, champion.tags[FEATURE_PIPELINE_TAG])
+    assert schema.derive is not None and schema.derive.version == pipeline.version
+    pipeline_run = client.get_run(client.get_run(champion.run_id).data.tags["mlflow.parentRunId"])
+    assert pipeline_run.data.tags[FEATURE_PIPELINE_TAG] == pipeline.version
+    assert set(pipeline.datetimes) == {"placed_at"} and set(pipeline.texts) == {"note"}
+    assert pipeline.excluded == ("order_id",)
+    assert not {"placed_at", "note", "order_id"} & set(schema.columns), "the model reads derived columns only"
+
     # every trial is a child run that says whether it may be chosen on the target, and why not
-    parent_id = client.get_run(champion.run_id).data.tags["mlflow.parentRunId"]
     trials = mlflow.search_runs(
-        experiment_ids=[client.get_run(parent_id).info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.`loopml.kind` = 'trial'",
+        experiment_ids=[pipeline_run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{pipeline_run.info.run_id}' and tags.`loopml.kind` = 'trial'",
     )
     infeasible = trials[trials[f"tags.{DEPLOY_FEASIBLE_TAG}"] == "false"]
     assert len(infeasible) >= 1, "the default forest cannot run on edge-cpu"
     assert infeasible[f"tags.{INFEASIBLE_ATTR}"].str.contains("not deployable on edge-cpu").all()
     assert (trials[f"tags.{DEPLOY_FEASIBLE_TAG}"] == "true").any()
 
-    with served(e2e_workspace, "breast_cancer_edge", port=13001) as server:
-        instances = sample_instances(e2e_workspace, "breast_cancer_edge", 5)
+    with served(e2e_workspace, EDGE_FAMILY, port=13001) as server:
+        instances = sample_instances(e2e_workspace, EDGE_FAMILY, 5)
+        assert set(instances[0]) == {"placed_at", "note", "weight_kg", "distance_km"}  # raw columns
+        assert isinstance(instances[0]["placed_at"], str) and isinstance(instances[0]["note"], str)
         answer = httpx.post(f"{server.url}/predict", json={"instances": instances}, timeout=30, trust_env=False)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model"]["runtime"] == "openvino" and body["model"]["version"] == str(champion.version)
-        native = mlflow.sklearn.load_model(f"models:/breast_cancer_edge/{champion.version}")
-        schema = FeatureSchema.from_dict(
-            json.loads(
-                Path(
-                    mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path="feature_schema.json")
-                ).read_text()
-            )
-        )
-        features = feature_frame(pd.DataFrame(instances), schema)
+        native = mlflow.sklearn.load_model(f"models:/{EDGE_FAMILY}/{champion.version}")
+        features = feature_frame(pd.DataFrame(instances), schema)  # the training code path
         assert body["predictions"] == native.predict(features).tolist()
         assert np.abs(np.asarray(body["probabilities"]) - native.predict_proba(features)).max() < 1e-4
+
+        with_id = [dict(row, order_id=1) for row in instances]  # the whole table row: the id is ignored
+        again = httpx.post(f"{server.url}/predict", json={"instances": with_id}, timeout=30, trust_env=False)
+        assert again.status_code == 200 and again.json()["predictions"] == body["predictions"]
+        no_note = [{k: v for k, v in instances[0].items() if k != "note"}]
+        refused = httpx.post(f"{server.url}/predict", json={"instances": no_note}, timeout=30, trust_env=False)
+        assert refused.status_code == 400 and "note" in refused.text
 
 
 def pipeline_run_of(ws, dag_run_id: str):

@@ -146,3 +146,37 @@ def test_a_rerun_is_warm_started_with_the_earlier_configurations_that_fit(worksp
         check_warm_start_study(workspace.optuna_uri, "nope", FAMILY)
     with pytest.raises(ConfigurationError, match="warm starts stay within a family"):
         check_warm_start_study(workspace.optuna_uri, STUDY, "other")
+
+
+def test_a_suggestion_about_a_feature_group_applies_to_the_space_with_the_groups(workspace):
+    """The formatter adds feature-group parameters (issue #15) to the space a run searches,
+    not to the space it was asked for; accepting a suggestion about one still works."""
+    from automl_tasks.core.tags import FEATURE_PIPELINE_TAG
+    from automl_tasks.features.pipeline import FeaturePipeline
+    from automl_tasks.features.store import record_feature_pipeline
+
+    features = FeaturePipeline(inputs={"when": "value", "x": "number"}, datetimes={"when": ""})
+    record_feature_pipeline(workspace, FAMILY, features)
+    advice = [
+        {
+            "kind": "fix_param",
+            "param": "datetime_cycles",
+            "text": "unimportant",
+            "edit": {"kind": "fix_param", "param": "datetime_cycles", "value": False},
+        }
+    ]
+    client = mlflow_client(workspace)
+    run = client.create_run(
+        ensure_experiment(workspace, FAMILY),
+        tags={
+            KIND_TAG: "pipeline",
+            FAMILY_TAG: FAMILY,
+            DATASET_URI_TAG: "dataset://table@abc",
+            STUDY_TAG: STUDY,
+            FEATURE_PIPELINE_TAG: features.version,
+        },
+    )
+    client.log_param(run.info.run_id, "task_type", "binary")
+    client.log_text(run.info.run_id, json.dumps(advice), "advisor/suggestions.json")
+    rerun = accept(workspace, run.info.run_id, 0, conf=CONF, user="alice")
+    assert load_search_space(rerun.conf["search_space"]).find("datetime_cycles").range == (False,)

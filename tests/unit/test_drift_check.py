@@ -58,6 +58,9 @@ def test_no_drift_then_drift_then_retrain_promotes(family, tmp_path):
     )
     pre = prepare_retrain_data(ws, request, dag_run_id="r1")
     assert pre.parent_version == "1" and pre.dataset_uri.startswith("dataset://breast_cancer@")
+    # the retrain reuses the champion's feature pipeline version as it is (issue #15)
+    champion_features = mlflow_client(ws).get_model_version(FAMILY, "1").tags["loopml.feature_pipeline"]
+    assert pre.feature_pipeline == champion_features
     study = f"{FAMILY}-r1"
     summary = plan_retrain_search(ws, request, pre, study)
     assert summary["warm_start"] >= 1
@@ -67,6 +70,8 @@ def test_no_drift_then_drift_then_retrain_promotes(family, tmp_path):
         ws, study, dag_run_id="r1", dataset_version=pre.dataset_version, parent_version="1", auto_promote=False
     )
     assert registered.alias == "challenger"
+    new_tags = mlflow_client(ws).get_model_version(FAMILY, registered.version).tags
+    assert new_tags["loopml.feature_pipeline"] == champion_features
     decision = gate_on_recent_data(ws, FAMILY, registered.version, pre.eval_uri, gate=request.gate(), triggered_by="t")
     assert decision["promoted"], decision
     client = mlflow_client(ws)

@@ -1,0 +1,379 @@
+"""Feature pipelines (issue #15): column roles, SQL steps, automatic steps and their parity
+between training (whole table) and serving (rows one at a time, from the JSON asset)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl_tasks.core.errors import FeaturePipelineError
+from automl_tasks.features.pipeline import FeaturePipeline, fit_feature_pipeline
+from automl_tasks.features.roles import (
+    CONSTANT,
+    DATETIME,
+    HIGH_CARDINALITY,
+    IDENTIFIER,
+    LEAK,
+    NUMERIC,
+    TEXT,
+    column_roles,
+)
+from automl_tasks.features.sql_steps import SqlStep, check_sql_step, parse_sql_steps, run_sql_step
+
+WORDS = ["good", "bad", "great", "awful", "fine", "okay", "terrible", "superb", "meh", "nice", "late", "fast"]
+
+
+def table(n: int = 800, seed: int = 0) -> pd.DataFrame:
+    """Rows with a timestamp, free text, a high-cardinality category, numbers and a binary target."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "when": pd.date_range("2021-03-01", periods=n, freq="5h").strftime("%Y-%m-%d %H:%M").to_numpy(),
+            "note": [" ".join(rng.choice(WORDS, 6)) for _ in range(n)],
+            "city": rng.choice([f"city{i}" for i in range(80)], n),
+            "a": rng.normal(size=n),
+            "b": rng.uniform(1, 2, size=n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+        }
+    )
+    signal = frame["a"] * frame["b"] + frame["note"].str.count("good") - frame["note"].str.count("bad")
+    frame["target"] = (signal + rng.normal(scale=0.3, size=n) > 0.3).astype(int)
+    return frame
+
+
+def roles_of(frame: pd.DataFrame, task: str = "binary") -> dict[str, str]:
+    return {r.column: r.role for r in column_roles(frame, "target", task)}
+
+
+# --- column understanding ------------------------------------------------------------------
+
+
+def test_roles_of_ordinary_columns():
+    roles = roles_of(table())
+    assert roles == {
+        "when": DATETIME,
+        "note": TEXT,
+        "city": HIGH_CARDINALITY,
+        "a": NUMERIC,
+        "b": NUMERIC,
+        "colour": "categorical",
+    }
+
+
+def test_identifiers_constants_and_leaks_are_flagged_and_left_out():
+    frame = table()
+    rng = np.random.default_rng(1)
+    frame["row_number"] = np.arange(len(frame)) + 1000  # a dense run of integers
+    frame["order_key"] = np.cumsum(rng.uniform(0.5, 1.5, len(frame)))  # monotone with the row order
+    frame["code"] = [f"X{i:06d}" for i in rng.permutation(len(frame))]  # unique text codes
+    frame["same"] = 7
+    frame["answer"] = np.where(frame["target"] == 1, "yes", "no")  # the target recoded
+    roles = roles_of(frame)
+    assert roles["row_number"] == IDENTIFIER and roles["order_key"] == IDENTIFIER and roles["code"] == IDENTIFIER
+    assert roles["same"] == CONSTANT and roles["answer"] == LEAK
+    assert roles["a"] == NUMERIC  # a continuous feature is unique per row, and no identifier
+
+    pipeline = fit_feature_pipeline(frame, "target", "binary", np.arange(600), automatic=False)
+    assert set(pipeline.excluded) == {"row_number", "order_key", "code", "same", "answer"}
+    out = pipeline.transform(frame.drop(columns="target"))
+    assert not set(pipeline.excluded) & set(out.columns)
+
+    kept = fit_feature_pipeline(frame, "target", "binary", np.arange(600), automatic=False, keep=("row_number",))
+    assert "row_number" not in kept.excluded and kept.kept == ("row_number",)
+
+
+def test_a_monotone_transform_of_a_regression_target_is_a_leak():
+    frame = table()
+    frame["target"] = frame["a"] * 3 + np.random.default_rng(2).normal(size=len(frame))
+    frame["log_target"] = np.log1p(frame["target"] - frame["target"].min())
+    roles = roles_of(frame, "regression")
+    assert roles["log_target"] == LEAK and roles["a"] == NUMERIC
+
+
+def test_a_single_column_that_predicts_the_target_is_a_leak():
+    frame = table()
+    frame["score_after"] = frame["target"] * 10 + np.random.default_rng(3).uniform(0, 1, len(frame))
+    assert roles_of(frame)["score_after"] == LEAK
+
+
+def test_keep_columns_must_name_feature_columns():
+    with pytest.raises(FeaturePipelineError, match="keep_columns names \\['nope'\\]"):
+        fit_feature_pipeline(table(), "target", "binary", np.arange(100), keep=("nope",))
+
+
+# --- SQL steps -----------------------------------------------------------------------------
+
+
+def test_a_valid_sql_step_adds_its_columns():
+    frame = table(50)
+    step = SqlStep("per_b", "SELECT a / NULLIF(b, 0) AS a_per_b, upper(colour) AS loud FROM input")
+    assert check_sql_step(frame, step) == ["a_per_b", "loud"]
+    out = run_sql_step(frame, step)
+    assert list(out.index) == list(frame.index)
+    np.testing.assert_allclose(out["a_per_b"], frame["a"] / frame["b"])
+    assert (out["loud"] == frame["colour"].str.upper()).all()
+
+
+def test_a_sql_syntax_error_names_the_step_and_duckdbs_message():
+    with pytest.raises(FeaturePipelineError, match=r"SQL feature step 'broken': Parser Error: syntax error"):
+        check_sql_step(table(20), SqlStep("broken", "SELEC a FROM input"))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT a, (SELECT count(*) FROM read_parquet('/tmp/loopml-any.parquet')) AS n FROM input",
+        "ATTACH '/tmp/loopml-attack.db' AS other",
+        "COPY input TO '/tmp/loopml-leak.csv'",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+    ],
+)
+def test_sql_that_reaches_files_databases_or_settings_is_refused(sql, tmp_path):
+    with pytest.raises(FeaturePipelineError, match="SQL feature step 'bad'") as refused:
+        check_sql_step(table(20), SqlStep("bad", sql))
+    message = str(refused.value)
+    assert "Permission Error" in message or "must be a SELECT" in message
+
+
+def test_sql_that_changes_the_row_count_is_refused():
+    with pytest.raises(FeaturePipelineError, match="returned .* rows for 20 input rows"):
+        check_sql_step(table(20), SqlStep("fewer", "SELECT a AS only_positive FROM input WHERE a > 0"))
+    with pytest.raises(FeaturePipelineError, match="returned 3 rows"):
+        check_sql_step(table(20), SqlStep("grouped", "SELECT colour AS c2, avg(a) AS m FROM input GROUP BY colour"))
+
+
+def test_sql_whose_rows_depend_on_other_rows_is_refused():
+    with pytest.raises(FeaturePipelineError, match="different features alone than among other rows"):
+        check_sql_step(table(40), SqlStep("centred", "SELECT a - avg(a) OVER () AS a_centred FROM input"))
+
+
+def test_sql_steps_from_the_form():
+    steps = parse_sql_steps([{"name": "x", "sql": "SELECT 1 AS one FROM input"}])
+    assert steps == (SqlStep("x", "SELECT 1 AS one FROM input"),)
+    with pytest.raises(FeaturePipelineError, match="used twice"):
+        parse_sql_steps([{"name": "x", "sql": "SELECT 1"}, {"name": "x", "sql": "SELECT 2"}])
+    with pytest.raises(FeaturePipelineError, match=r"sql_features\[0\] must be an object"):
+        parse_sql_steps(["SELECT 1"])
+
+
+# --- automatic steps: training vs serving --------------------------------------------------
+
+
+def fitted(frame: pd.DataFrame, **options) -> FeaturePipeline:
+    return fit_feature_pipeline(frame, "target", "binary", np.arange(int(len(frame) * 0.8)), **options)
+
+
+def served(pipeline: FeaturePipeline, frame: pd.DataFrame) -> pd.DataFrame:
+    """The pipeline read back from its JSON asset, applied to one JSON-like row at a time
+    (numbers as floats or None, timestamps as text), as the serving endpoint does."""
+    asset = FeaturePipeline.from_dict(json.loads(pipeline.to_json()))
+    assert asset.version == pipeline.version
+    rows = json.loads(json.dumps(frame.to_dict(orient="records")))
+    return pd.concat([asset.transform(pd.DataFrame([row])) for row in rows], ignore_index=True)
+
+
+def test_every_automatic_step_gives_serving_the_training_features():
+    frame = table()
+    sql = (SqlStep("ratio", "SELECT a / NULLIF(b, 0) AS a_per_b FROM input"),)
+    pipeline = fitted(frame, sql_steps=sql)
+    assert set(pipeline.datetimes) == {"when"} and set(pipeline.texts) == {"note"}
+    assert set(pipeline.frequencies) == {"city"} and pipeline.interactions
+    training = pipeline.transform(frame.drop(columns="target")).reset_index(drop=True)
+    serving = served(pipeline, frame.drop(columns="target").head(60))
+    pd.testing.assert_frame_equal(serving, training.head(60), check_dtype=False, atol=1e-12, rtol=1e-9)
+    # derived groups are there, the raw date and text are not
+    assert {"when__month", "when__hour_sin", "city__freq", "note__svd0", "a_per_b"} <= set(training.columns)
+    assert "when" not in training.columns and "note" not in training.columns
+
+
+def test_datetime_parts_are_right_and_cycles_wrap():
+    frame = pd.DataFrame({"when": ["2024-12-31 23:00", "2025-01-01 01:00", None]})
+    pipeline = FeaturePipeline(inputs={"when": "value"}, datetimes={"when": "%Y-%m-%d %H:%M"})
+    out = pipeline.transform(frame)
+    assert out["when__year"].tolist()[:2] == [2024, 2025] and out["when__dayofweek"].iloc[0] == 1  # a Tuesday
+    assert np.isnan(out["when__month"].iloc[2])  # a missing date stays missing
+    december, january = out.iloc[0], out.iloc[1]
+    assert abs(december["when__month_cos"] - january["when__month_cos"]) < 0.14  # neighbours on the circle
+
+
+def test_unseen_and_missing_categories_have_frequency_zero_or_their_share():
+    from automl_tasks.features.steps import fit_frequencies
+
+    shares = fit_frequencies(pd.Series(["a", "a", "b", None]))
+    assert shares == {"a": 0.5, "b": 0.25, "missing": 0.25}
+    pipeline = FeaturePipeline(inputs={"city": "value"}, frequencies={"city": shares})
+    out = pipeline.transform(pd.DataFrame({"city": ["a", "zzz", None]}))
+    assert out["city__freq"].tolist() == [0.5, 0.0, 0.25]
+
+
+def test_a_missing_input_column_is_named():
+    pipeline = fitted(table())
+    with pytest.raises(FeaturePipelineError, match=r"needs input column\(s\) \['note'\]"):
+        pipeline.transform(table().drop(columns=["target", "note"]))
+
+
+def test_the_search_chooses_feature_groups():
+    pipeline = fitted(table())
+    names = {p["name"] for p in pipeline.search_params("binary")}
+    assert names == {"datetime_cycles", "text_components", "interactions", "high_cardinality_encoding"}
+    multiclass = {p["name"]: p for p in pipeline.search_params("multiclass")}
+    assert "target" not in multiclass["high_cardinality_encoding"]["range"]  # no ONNX converter for it
+    unused = pipeline.unused_columns({"datetime_cycles": False, "text_components": 0, "interactions": 0})
+    assert set(pipeline.cyclic_columns) <= unused and set(pipeline.text_columns()) <= unused
+    assert "city" in unused  # frequency encoding (the default) reads city__freq, not the category
+
+
+def test_without_automatic_steps_nothing_is_derived():
+    pipeline = fitted(table(), automatic=False)
+    out = pipeline.transform(table().drop(columns="target"))
+    assert list(out.columns) == ["when", "note", "city", "a", "b", "colour"]
+    assert pipeline.search_params("binary") == []
+
+
+def test_the_content_hash_is_the_version():
+    a, b = fitted(table()), fitted(table())
+    assert a.version == b.version
+    assert fitted(table(seed=5)).version != a.version
+
+
+# --- the model and its ONNX export read the derived columns ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model": "lightgbm", "high_cardinality_encoding": "target", "interactions": 1, "text_components": 4},
+        {"model": "random_forest", "model.random_forest.n_estimators": 20, "high_cardinality_encoding": "codes"},
+        {"model": "linear", "high_cardinality_encoding": "frequency", "datetime_cycles": False},
+        {"model": "extra_trees", "model.extra_trees.n_estimators": 20, "categorical_encoding": "onehot"},
+    ],
+    ids=["lightgbm-target", "forest-codes", "linear-frequency", "extra_trees-onehot"],
+)
+def test_onnx_export_of_a_model_on_derived_features_agrees_with_it(config, tmp_path):
+    import onnxruntime
+
+    from automl_tasks.data.splits import make_splits
+    from automl_tasks.estimators.base import DataSpec
+    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.estimators.tabular import TabularEstimator
+
+    frame = table(600)
+    frame.to_parquet(tmp_path / "t.parquet")
+    splits = make_splits(frame["target"], "binary", seed=0)
+    pipeline = fit_feature_pipeline(frame, "target", "binary", np.concatenate([splits.train, splits.valid]))
+    (tmp_path / "fp.json").write_text(pipeline.to_json())
+    data = DataSpec(str(tmp_path / "t.parquet"), "target", "binary", feature_pipeline=str(tmp_path / "fp.json"))
+    estimator = TabularEstimator(
+        run_epochs=None, data=data, is_trainer=True, model_args=config, metric=Metric("roc_auc"), output_dir=tmp_path
+    )
+    assert estimator.run().score > 0.7
+    session = onnxruntime.InferenceSession(str(estimator.export_onnx(tmp_path / "model.onnx")))
+    raw = frame.drop(columns="target").iloc[estimator.test_rows]
+    labels, proba = session.run(None, estimator.onnx_feed(raw))
+    assert (labels == estimator.predict(raw)).all()
+    np.testing.assert_allclose(
+        proba, estimator.pipeline_.predict_proba(estimator.features_.iloc[estimator.test_rows]), atol=1e-5
+    )
+
+
+# --- serving takes the raw columns ------------------------------------------------------------
+
+
+def test_the_request_model_takes_raw_rows_and_derives_the_training_features():
+    from dataclasses import replace
+
+    from automl_tasks.estimators.features import FeatureSchema, feature_frame
+    from serving.loader import BadRequest, instances_to_frame
+    from serving.request_model import RequestModel
+
+    frame = table()
+    frame["row_number"] = np.arange(len(frame))
+    pipeline = fitted(frame)
+    assert "row_number" in pipeline.excluded
+    raw = frame.drop(columns="target")
+    schema = replace(FeatureSchema.infer(pipeline.transform(raw)), derive=pipeline)
+    model = RequestModel(schema)
+    rows = json.loads(json.dumps(raw.head(5).to_dict(orient="records")))  # row_number too: ignored
+    _, features = model.parse(json.dumps({"instances": rows}).encode())
+    expected = feature_frame(raw.head(5), schema)
+    np.testing.assert_allclose(features.numeric, expected[list(schema.model_numeric)].to_numpy(float), rtol=1e-12)
+    assert (features.categorical == expected[list(schema.model_categorical)].to_numpy(object)).all()
+    pd.testing.assert_frame_equal(instances_to_frame(rows, schema), expected.reset_index(drop=True))
+
+    for row, message in [
+        ({k: v for k, v in rows[0].items() if k != "when"}, "missing columns \\['when'\\]"),
+        ({**rows[0], "a": "1.5"}, "a must be a number"),
+        ({**rows[0], "surprise": 1}, "unknown columns \\['surprise'\\]"),
+    ]:
+        with pytest.raises(BadRequest, match=message):
+            model.parse(json.dumps({"instances": [row]}).encode())
+
+
+# --- data_preprocess: fitted, recorded, reused; a bad step stores nothing ---------------------
+
+
+def test_a_failing_sql_step_stops_data_preprocess_and_stores_nothing(workspace, tmp_path):
+    from automl_tasks.pipelines.intake import preprocess
+    from automl_tasks.pipelines.requests import NoCodeRequest
+
+    path = tmp_path / "orders.csv"
+    table(200).to_csv(path, index=False)
+    request = NoCodeRequest(dataset=str(path), sql_features="- {name: bad, sql: 'SELECT nope * 2 AS x FROM input'}")
+    with pytest.raises(FeaturePipelineError, match="SQL feature step 'bad': Binder Error: .*nope"):
+        preprocess(workspace, request, dag_run_id="t1")
+    assert not (workspace.datasets / "orders").exists()
+
+
+def test_data_preprocess_records_the_pipeline_and_a_later_run_reuses_it(workspace, tmp_path):
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.features.store import load_feature_pipeline, read_feature_pipeline
+    from automl_tasks.pipelines.intake import preprocess
+    from automl_tasks.pipelines.requests import NoCodeRequest
+
+    path = tmp_path / "orders.csv"
+    table(300).to_csv(path, index=False)
+    sql = "- {name: ratio, sql: 'SELECT a / NULLIF(b, 0) AS a_per_b FROM input'}"
+    pre = preprocess(workspace, NoCodeRequest(dataset=str(path), sql_features=sql), dag_run_id="t1")
+    roles = {r["column"]: r["role"] for r in pre.profile()["column_roles"]}
+    assert roles["when"] == DATETIME and roles["note"] == TEXT and roles["a_per_b"] == NUMERIC
+    recorded = load_feature_pipeline(workspace, pre.feature_pipeline)
+    assert recorded.sql_steps == (SqlStep("ratio", "SELECT a / NULLIF(b, 0) AS a_per_b FROM input"),)
+    assert read_feature_pipeline(pre.feature_pipeline_path).version == pre.feature_pipeline
+    assert (
+        mlflow_client(workspace).get_run(pre.parent_run_id).data.tags["loopml.feature_pipeline"] == pre.feature_pipeline
+    )
+
+    again = preprocess(
+        workspace, NoCodeRequest(dataset=str(path), feature_pipeline=pre.feature_pipeline), dag_run_id="t2"
+    )
+    assert again.feature_pipeline == pre.feature_pipeline
+    with pytest.raises(FeaturePipelineError, match="no feature pipeline version 'feedface'"):
+        preprocess(workspace, NoCodeRequest(dataset=str(path), feature_pipeline="feedface"), dag_run_id="t3")
+
+
+def test_the_form_refuses_malformed_sql_features():
+    from automl_tasks.core.errors import ConfigurationError
+    from automl_tasks.pipelines.requests import NoCodeRequest
+
+    with pytest.raises(ConfigurationError, match="'sql_features' parameter is not valid YAML"):
+        NoCodeRequest(dataset="breast_cancer", sql_features="- {name: x, sql: [unclosed")
+    with pytest.raises(FeaturePipelineError, match="must be a list"):
+        NoCodeRequest(dataset="breast_cancer", sql_features="name: x")
+
+
+def test_drift_is_measured_on_raw_columns_less_timestamps_and_texts():
+    from dataclasses import replace
+
+    from automl_tasks.estimators.features import FeatureSchema
+    from automl_tasks.monitoring.drift_check import monitored_schema
+
+    frame = table()
+    pipeline = fitted(frame)
+    schema = replace(FeatureSchema.infer(pipeline.transform(frame.drop(columns="target"))), derive=pipeline)
+    monitored = monitored_schema(schema)
+    assert monitored.numeric == ("a", "b") and monitored.categorical == ("city", "colour")
