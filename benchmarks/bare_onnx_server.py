@@ -24,7 +24,7 @@ app = FastAPI()
 
 @app.post("/predict")
 def predict(body: dict) -> dict:
-    frame = feature_frame(pd.DataFrame(body["instances"], columns=list(SCHEMA.columns)), SCHEMA)
+    frame = feature_frame(pd.DataFrame(body["instances"], columns=list(SCHEMA.input_columns)), SCHEMA)
     labels, proba = MODEL.run(frame)
     out = {"predictions": labels.tolist()}
     if proba is not None:

@@ -83,7 +83,7 @@ class RequestModel:
         return rows, self.features(rows)
 
     def features(self, rows: list[dict[str, Any]]) -> Features:
-        if self.schema.derive is not None:
+        if self.schema.derive is not None and not self.schema.derive.passthrough:
             return self._derived_features(rows)
         n = len(rows)
         numeric = np.array(list(map(self._numeric, rows)), dtype=np.float64).reshape(n, len(self.schema.numeric))

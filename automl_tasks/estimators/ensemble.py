@@ -45,6 +45,9 @@ class EnsembleEstimator(TabularEstimator):
     def weights(self) -> list[float]:
         return [float(w) for w in self.model_args[WEIGHTS]]
 
+    def feature_configs(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in self.model_args[MEMBERS]]
+
     @property
     def early_stopping(self) -> bool:
         return False  # each member finds its own tree count

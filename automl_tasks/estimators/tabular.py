@@ -233,12 +233,18 @@ class TabularEstimator(Estimator):
         y = frame[self.data.target]
         raw = frame.drop(columns=[self.data.target])
         pipeline = read_feature_pipeline(self.data.feature_pipeline) if self.data.feature_pipeline else None
+        if pipeline is not None:  # only the feature groups this model reads: computed, exported, served
+            pipeline = pipeline.pruned(self.feature_configs())
         derived = pipeline.transform(raw) if pipeline is not None else raw
         schema = FeatureSchema.infer(derived)
         self.features_ = feature_frame(derived, schema)
         self.schema_ = replace(schema, derive=pipeline)
         self.target_ = y.to_numpy()
         self.splits_ = make_splits(y, self.data.task_type, seed=self.data.split_seed)
+
+    def feature_configs(self) -> list[dict[str, Any]]:
+        """The configurations whose feature groups the model reads (an ensemble: its members')."""
+        return [self.model_args]
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(fit rows, scoring rows) for this mode: the first search fold, or train+valid / test."""

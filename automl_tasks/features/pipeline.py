@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,8 @@ INTERACTIONS_PARAM = "interactions"
 HIGH_CARDINALITY_PARAM = "high_cardinality_encoding"
 HIGH_CARDINALITY_CHOICES = ("frequency", "codes", "target")
 FILE_NAME = "feature_pipeline.json"
+#: a configuration without the text parameter reads every component
+TEXT_ALL = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class FeaturePipeline:
     frequencies: dict[str, dict[str, float]] = field(default_factory=dict)  # high-cardinality column -> shares
     texts: dict[str, dict[str, Any]] = field(default_factory=dict)  # text column -> TF-IDF/SVD state
     interactions: tuple[tuple[str, str, str, float], ...] = ()  # (a, op, b, gain), best first
+    cycles: bool = True  # whether datetime columns also give their sin/cos cycles
+    #: set on a pipeline cut down to what a model reads (`pruned`): the recorded version it
+    #: was cut from, the one lineage names and a retrain reuses
+    fitted_version: str = ""
 
     # --- applying it ---------------------------------------------------------------------
 
@@ -79,11 +85,12 @@ class FeaturePipeline:
         derived: dict[str, Any] = {}
         for name, fmt in self.datetimes.items():
             plain, cyclic = steps.datetime_parts(current[name], fmt, name)
-            derived |= dict(plain.items()) | dict(cyclic.items())
+            derived |= dict(plain.items()) | (dict(cyclic.items()) if self.cycles else {})
         for name, shares in self.frequencies.items():
             derived[f"{name}{steps.SEP}freq"] = steps.frequency_column(current[name], shares)
         for name, state in self.texts.items():
-            derived |= dict(steps.text_components(current[name], state, name).items())
+            if state["components"]:
+                derived |= dict(steps.text_components(current[name], state, name).items())
         for a, op, b, _ in self.interactions:
             derived[steps.interaction_name(a, op, b)] = steps.interaction(current[a], current[b], op)
         replaced = set(self.excluded) | set(self.datetimes) | set(self.texts)
@@ -94,24 +101,53 @@ class FeaturePipeline:
     def typed_inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input columns as every caller sees them, whatever the source's types: numbers as
         float64 (a table's int64 and a JSON request's numbers alike), timestamps as ISO 8601
-        text (as a request sends them), other values as given. SQL steps and the automatic
-        steps then meet the same types in training and in serving."""
+        text (as a request sends them), other values as text (a category sent as 3 or "3"
+        is the text "3", as the models see it). SQL steps and the automatic steps then meet
+        the same types in training and in serving."""
         data = {}
         for name, kind in self.inputs.items():
             column = frame[name]
             if kind == NUMBER_INPUT:
                 data[name] = pd.to_numeric(column, errors="raise").astype("float64")
             elif pd.api.types.is_datetime64_any_dtype(column):
-                data[name] = column.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("object")
+                data[name] = column.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("string")
             else:
-                data[name] = column.astype("object")
+                data[name] = column.astype("string")
         return pd.DataFrame(data, index=frame.index)
 
     # --- what the model chooses from -----------------------------------------------------
 
     @property
     def cyclic_columns(self) -> tuple[str, ...]:
-        return tuple(c for name in self.datetimes for c in _cyclic_names(name))
+        return tuple(c for name in self.datetimes for c in _cyclic_names(name)) if self.cycles else ()
+
+    @property
+    def passthrough(self) -> bool:
+        """Whether it derives nothing (it only leaves columns out): then serving checks and
+        converts a request exactly as for raw columns, on its fast path."""
+        has_text = any(state["components"] for state in self.texts.values())
+        return not (self.sql_steps or self.datetimes or self.frequencies or has_text or self.interactions)
+
+    @property
+    def lineage_version(self) -> str:
+        """The recorded version this pipeline is, or was cut from."""
+        return self.fitted_version or self.version
+
+    def pruned(self, configs: list[dict[str, Any]]) -> FeaturePipeline:
+        """This pipeline cut down to the groups `configs` read (one model, or an ensemble's
+        members): the interactions and text components they use, cycles only if one uses
+        them. A served model then computes only what it reads."""
+        cycles = self.cycles and any(c.get(CYCLIC_PARAM, True) for c in configs)
+        n_pairs = max(int(c.get(INTERACTIONS_PARAM, 0)) for c in configs)
+        n_text = max(int(c.get(TEXT_PARAM, TEXT_ALL)) for c in configs)
+        texts = {name: state | {"components": state["components"][:n_text]} for name, state in self.texts.items()}
+        return replace(
+            self,
+            cycles=cycles,
+            interactions=self.interactions[:n_pairs],
+            texts=texts,
+            fitted_version=self.lineage_version,
+        )
 
     def text_columns(self, n: int | None = None) -> tuple[str, ...]:
         """Each text column's first `n` components (None: all)."""
@@ -195,6 +231,8 @@ class FeaturePipeline:
             frequencies=dict(data.get("frequencies", {})),
             texts=dict(data.get("texts", {})),
             interactions=tuple((a, op, b, float(g)) for a, op, b, g in data.get("interactions", ())),
+            cycles=bool(data.get("cycles", True)),
+            fitted_version=str(data.get("fitted_version", "")),
         )
 
     def to_json(self) -> str:

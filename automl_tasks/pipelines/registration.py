@@ -434,7 +434,7 @@ def _search_comparison_tags(study, best) -> dict[str, str]:
 def _feature_pipeline_tag(estimator: Any) -> dict[str, str]:
     """The feature pipeline version the model was trained with (lineage: data -> features -> model)."""
     derive = getattr(getattr(estimator, "schema_", None), "derive", None)
-    return {FEATURE_PIPELINE_TAG: derive.version} if derive is not None else {}
+    return {FEATURE_PIPELINE_TAG: derive.lineage_version} if derive is not None else {}
 
 
 def lineage_tags(

@@ -218,7 +218,7 @@ def retrain_features(model: Any, request: RetrainRequest) -> FeatureRequest | No
     if request.feature_pipeline:
         return FeatureRequest(reuse=request.feature_pipeline)
     derive = model.schema.derive
-    return FeatureRequest(reuse=derive.version) if derive is not None else None
+    return FeatureRequest(reuse=derive.lineage_version) if derive is not None else None
 
 
 def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: RetrainIntake, study_name: str) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def test_a_table_with_a_datetime_and_a_text_column_is_served_on_openvino_from_ra
     # pipeline run fitted; the order id was left out as an identifier
     schema = feature_schema_of(champion.run_id)
     pipeline = load_feature_pipeline(e2e_workspace, champion.tags[FEATURE_PIPELINE_TAG])
-    assert schema.derive is not None and schema.derive.version == pipeline.version
+    assert schema.derive is not None and schema.derive.lineage_version == pipeline.version
     pipeline_run = client.get_run(client.get_run(champion.run_id).data.tags["mlflow.parentRunId"])
     assert pipeline_run.data.tags[FEATURE_PIPELINE_TAG] == pipeline.version
     assert set(pipeline.datetimes) == {"placed_at"} and set(pipeline.texts) == {"note"}

@@ -377,3 +377,35 @@ def test_drift_is_measured_on_raw_columns_less_timestamps_and_texts():
     schema = replace(FeatureSchema.infer(pipeline.transform(frame.drop(columns="target"))), derive=pipeline)
     monitored = monitored_schema(schema)
     assert monitored.numeric == ("a", "b") and monitored.categorical == ("city", "colour")
+
+
+def test_a_model_keeps_only_the_feature_groups_it_reads():
+    pipeline = fitted(table())
+    one = pipeline.pruned([{"datetime_cycles": False, "text_components": 4, "interactions": 0}])
+    assert one.fitted_version == pipeline.version and one.lineage_version == pipeline.version
+    columns = set(one.transform(table().drop(columns="target")).columns)
+    assert not set(pipeline.cyclic_columns) & columns and not set(pipeline.interaction_columns()) & columns
+    assert {f"note__svd{i}" for i in range(4)} <= columns and "note__svd4" not in columns
+    # an ensemble's members: the union of what they read
+    both = pipeline.pruned([{"interactions": 1}, {"datetime_cycles": False, "interactions": 0}])
+    assert both.cycles and len(both.interactions) == 1 and both.lineage_version == pipeline.version
+    assert both.pruned([{"interactions": 0}]).lineage_version == pipeline.version
+
+
+def test_a_pipeline_that_only_leaves_columns_out_is_served_on_the_fast_path():
+    from dataclasses import replace
+
+    from automl_tasks.estimators.features import FeatureSchema, feature_frame
+    from serving.request_model import RequestModel
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": np.arange(100), "x": rng.normal(size=100), "colour": rng.choice(["r", "g"], 100)})
+    frame["target"] = (frame["x"] + rng.normal(size=100) > 0).astype(int)
+    pipeline = fit_feature_pipeline(frame, "target", "binary", np.arange(80)).pruned([{}])
+    assert pipeline.excluded == ("id",) and pipeline.passthrough
+    schema = replace(FeatureSchema.infer(pipeline.transform(frame.drop(columns="target"))), derive=pipeline)
+    rows = [{"id": 7, "x": 0.5, "colour": "r"}, {"x": -1.0, "colour": None}]
+    _, features = RequestModel(schema).parse(json.dumps({"instances": rows}).encode())
+    expected = feature_frame(pd.DataFrame(rows), schema)
+    np.testing.assert_array_equal(features.numeric, expected[list(schema.model_numeric)].to_numpy(float))
+    assert features.categorical.tolist() == [["r"], ["missing"]]
