@@ -13,7 +13,10 @@ one and comparing.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +66,18 @@ def parse_sql_steps(value: Any) -> tuple[SqlStep, ...]:
     return tuple(steps)
 
 
+_LOCAL = threading.local()
+
+
+def _connection():
+    """This thread's DuckDB connection (made once per thread and process: a connection costs
+    ~1 ms, which a served single-row request would pay per step; DuckDB connections are not
+    shared across threads)."""
+    if getattr(_LOCAL, "pid", None) != os.getpid():  # none yet, or inherited through a fork
+        _LOCAL.con, _LOCAL.pid = _connect(), os.getpid()
+    return _LOCAL.con
+
+
 def _connect():
     import duckdb
 
@@ -80,8 +95,9 @@ def _connect():
     return con
 
 
+@functools.lru_cache(maxsize=256)
 def _statement(step: SqlStep) -> str:
-    """The step's one SELECT statement; FeaturePipelineError for anything else."""
+    """The step's one SELECT statement; FeaturePipelineError for anything else (parsed once)."""
     import duckdb
 
     try:
@@ -103,14 +119,14 @@ def run_sql_step(frame: pd.DataFrame, step: SqlStep) -> pd.DataFrame:
     import duckdb
 
     sql = _statement(step)
-    con = _connect()
+    con = _connection()
     try:
         con.register(INPUT_TABLE, frame.reset_index(drop=True))
         result = con.execute(sql).df()
     except duckdb.Error as exc:
         raise FeaturePipelineError(f"SQL feature step {step.name!r}: {exc}") from None
     finally:
-        con.close()
+        con.unregister(INPUT_TABLE)
     if len(result) != len(frame):
         raise FeaturePipelineError(
             f"SQL feature step {step.name!r} returned {len(result)} rows for {len(frame)} input rows: "

@@ -23,6 +23,7 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.search.storage import load_study
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, default_tabular_space, load_search_space
 from automl_tasks.search_space.edits import apply_edit
 from automl_tasks.search_space.versions import version_text
@@ -395,9 +396,12 @@ def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow
     assert rerun.data.tags["loopml.parent_study"] == first.data.tags["loopml.study"]
     study = optuna.load_study(study_name=rerun.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
     earlier = optuna.load_study(study_name=first.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
-    new_space = load_search_space(edited_space())
+    # the space the re-run searched: the edited one, plus the feature groups the formatter adds
+    # for the table's feature pipeline (issue #15)
+    searched = load_search_space(load_study(e2e_workspace.optuna_uri, rerun.data.tags["loopml.study"])[1].space_yaml)
+    assert searched.find("model.lightgbm.num_leaves").range == (30, 31)
     carried = [t.params for t in study.trials if t.user_attrs.get("loopml.origin") == "warm_start"]
-    fitting = [new_space.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
+    fitting = [searched.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
     assert carried, [t.user_attrs.get("loopml.origin") for t in study.trials]
     assert all(config in fitting for config in carried), "the warm start is the first run's configurations, projected"
     assert {(t.params["model"], t.params["model.lightgbm.num_leaves"]) for t in study.trials} <= {

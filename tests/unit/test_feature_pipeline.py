@@ -409,3 +409,17 @@ def test_a_pipeline_that_only_leaves_columns_out_is_served_on_the_fast_path():
     expected = feature_frame(pd.DataFrame(rows), schema)
     np.testing.assert_array_equal(features.numeric, expected[list(schema.model_numeric)].to_numpy(float))
     assert features.categorical.tolist() == [["r"], ["missing"]]
+
+
+def test_datetime_parts_agree_with_pandas_before_and_after_1970():
+    from automl_tasks.features.steps import datetime_parts
+
+    rng = np.random.default_rng(0)
+    stamps = pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.uniform(0, 100 * 365 * 86400, 3000), unit="s")
+    text = pd.Series(stamps.strftime("%Y-%m-%d %H:%M:%S"), dtype=object)
+    text[[3, 7]] = [None, "not a date"]
+    plain, _ = datetime_parts(text, "%Y-%m-%d %H:%M:%S", "d")
+    parsed = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S", errors="coerce").dt
+    for part in ("year", "month", "day", "dayofweek", "dayofyear", "hour"):
+        expected = getattr(parsed, part).to_numpy(dtype=float, na_value=np.nan)
+        np.testing.assert_array_equal(plain[f"d__{part}"], expected, err_msg=part)
