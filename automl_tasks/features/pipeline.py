@@ -290,7 +290,7 @@ def fit_feature_pipeline(
     unknown = [c for c in keep if c not in frame.columns or c == target]
     if unknown:
         raise FeaturePipelineError(f"keep_columns names {unknown}, which are not feature columns of the table")
-    rows = frame.iloc[np.asarray(fit_rows)]
+    rows = frame.iloc[np.sort(np.asarray(fit_rows))]  # in table order: "monotone with the row order" reads it
     raw_roles = column_roles(rows, target, task_type)
     excluded = [r.column for r in raw_roles if r.excluded and r.column not in keep]
     inputs = {
@@ -351,4 +351,4 @@ def _is_number(series: pd.Series) -> bool:
 def _format_of(series: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(series):
         return ""
-    return datetime_format(series.astype(str)) or ""
+    return datetime_format(series) or ""

@@ -155,9 +155,14 @@ def datetime_format(text: pd.Series) -> str | None:
         return None
     from pandas.tseries.api import guess_datetime_format
 
-    fmt = guess_datetime_format(sample.iloc[0]) or ""
-    parsed = parse_datetimes(sample, fmt)
-    return fmt if float(parsed.notna().mean()) >= DATETIME_PARSED_SHARE else None
+    # a few values, month-first and day-first: "03/01/2022" alone cannot tell them apart
+    guesses = {guess_datetime_format(v, dayfirst=first) for v in sample.iloc[:5] for first in (False, True)}
+    best, share = None, 0.0
+    for fmt in sorted(g or "" for g in guesses):
+        parsed_share = float(parse_datetimes(sample, fmt).notna().mean())
+        if parsed_share > share:
+            best, share = fmt, parsed_share
+    return best if share >= DATETIME_PARSED_SHARE else None
 
 
 def parse_datetimes(values: pd.Series, fmt: str) -> pd.Series:

@@ -423,3 +423,22 @@ def test_datetime_parts_agree_with_pandas_before_and_after_1970():
     for part in ("year", "month", "day", "dayofweek", "dayofyear", "hour"):
         expected = getattr(parsed, part).to_numpy(dtype=float, na_value=np.nan)
         np.testing.assert_array_equal(plain[f"d__{part}"], expected, err_msg=part)
+
+
+def test_a_row_index_is_found_on_the_search_rows_as_data_preprocess_passes_them():
+    """data_preprocess fits on train + validation rows, concatenated: not in table order."""
+    from automl_tasks.data.splits import make_splits
+
+    frame = table()
+    frame["row_key"] = np.cumsum(np.random.default_rng(4).uniform(0.5, 1.5, len(frame)))
+    splits = make_splits(frame["target"], "binary", seed=0)
+    pipeline = fit_feature_pipeline(frame, "target", "binary", np.concatenate([splits.train, splits.valid]))
+    assert "row_key" in pipeline.excluded
+
+
+def test_dates_with_missing_values_keep_their_format():
+    frame = table()
+    frame["shipped"] = pd.date_range("2022-01-01", periods=len(frame), freq="D").strftime("%d/%m/%Y %H:%M")
+    frame.loc[frame.index[::5], "shipped"] = None  # 20% missing
+    pipeline = fitted(frame)
+    assert pipeline.datetimes["shipped"] == "%d/%m/%Y %H:%M"
