@@ -60,6 +60,7 @@ class Field:
     examples: tuple[str, ...] = ()
     required: bool = False
     further_check: str = ""
+    multiline: bool = False  # a text area in Airflow's form (JSON schema `format: multiline`)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.types if t not in JSON_TYPES]
@@ -93,6 +94,8 @@ class Field:
                 schema[key] = value
         if self.enum is not None:
             schema["enum"] = list(self.enum)
+        if self.multiline:
+            schema["format"] = "multiline"
         return schema
 
     def expected(self) -> str:
@@ -267,6 +270,7 @@ SEARCH_SPACE = Field(
     "Leave empty for the default tabular space.",
     "Search",
     further_check="valid search-space YAML (or a path to it)",
+    multiline=True,
 )
 WARM_START_STUDY = Field(
     "warm_start_study",
@@ -300,6 +304,7 @@ SQL_FEATURES = Field(
     "input row, each row on its own (serving runs it on the request's rows); no files, network or extensions.",
     _FEATURES,
     further_check="YAML list of {name, sql}; each step runs on a sample before the search starts",
+    multiline=True,
 )
 KEEP_COLUMNS = Field(
     "keep_columns",
