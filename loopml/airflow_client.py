@@ -59,8 +59,9 @@ def _detail(response: httpx.Response) -> str:
 #: An answer within about one scheduler loop of the task parking itself can lose a race in
 #: Airflow 3.3: the scheduler re-queues the resumed task, then reads the parked run's exit
 #: ("success", same try number) and marks the task failed ("state changed externally").
-#: A person never answers that fast; a script waits this long after the task started.
-HITL_SETTLE_S = 3.0
+#: A person never answers that fast; a script waits this long after the task started (with 3 s
+#: an approval on a loaded 2-core CI run failed the task, most likely this race).
+HITL_SETTLE_S = 8.0
 
 
 def hitl_settled(started: datetime | None) -> bool:
