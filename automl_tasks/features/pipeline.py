@@ -302,11 +302,8 @@ def fit_feature_pipeline(
     for step in sql_steps:
         check_sql_step(current, step)
         current = pd.concat([current, run_sql_step(current, step)], axis=1)
-    derived_roles = [
-        r
-        for r in column_roles(pd.concat([current, rows[[target]]], axis=1), target, task_type)
-        if r.column not in inputs
-    ]
+    sql_columns = [c for c in current.columns if c not in inputs]  # roles of the SQL steps' columns only
+    derived_roles = column_roles(pd.concat([current[sql_columns], rows[[target]]], axis=1), target, task_type)
     excluded += [r.column for r in derived_roles if r.excluded and r.column not in keep]
     roles: list[ColumnRole] = [*raw_roles, *derived_roles]
     summary = roles_summary(roles, tuple(c for c in keep if any(r.column == c and r.excluded for r in roles)))
@@ -328,17 +325,7 @@ def fit_feature_pipeline(
     if task_type != "regression":
         y = pd.factorize(y)[0]
     pairs = steps.screen_interactions(current[numeric], y, task_type, seed=seed) if numeric else []
-    fitted = FeaturePipeline(
-        inputs=inputs,
-        sql_steps=tuple(sql_steps),
-        roles=pipeline.roles,
-        excluded=pipeline.excluded,
-        kept=pipeline.kept,
-        datetimes=datetimes,
-        frequencies=frequencies,
-        texts=texts,
-        interactions=tuple(pairs),
-    )
+    fitted = replace(pipeline, datetimes=datetimes, frequencies=frequencies, texts=texts, interactions=tuple(pairs))
     for line in fitted.describe():
         log.info("feature pipeline: %s", line)
     return fitted
