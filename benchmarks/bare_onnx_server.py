@@ -24,7 +24,8 @@ app = FastAPI()
 
 @app.post("/predict")
 def predict(body: dict) -> dict:
-    frame = feature_frame(pd.DataFrame(body["instances"], columns=list(SCHEMA.input_columns)), SCHEMA)
+    # MODEL.schema: what the file is fed (its graph computes some derived columns itself)
+    frame = feature_frame(pd.DataFrame(body["instances"], columns=list(SCHEMA.input_columns)), MODEL.schema)
     labels, proba = MODEL.run(frame)
     out = {"predictions": labels.tolist()}
     if proba is not None:

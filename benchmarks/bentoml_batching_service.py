@@ -15,7 +15,7 @@ import bentoml
 from automl_tasks.core.settings import Workspace
 from automl_tasks.families.loading import load_predictor
 from serving.batching import AdaptiveBatcher
-from serving.request_model import Features, RequestModel, features_runner
+from serving.request_model import Features, RequestModel, features_runner, served_schema
 
 BENTO_BATCHING = os.environ.get("LOOPML_BATCHING", "adaptive") == "bentoml"
 
@@ -24,8 +24,10 @@ BENTO_BATCHING = os.environ.get("LOOPML_BATCHING", "adaptive") == "bentoml"
 class BatchingService:
     def __init__(self) -> None:
         predictor = load_predictor(Workspace.from_env(), os.environ["LOOPML_FAMILY"])
-        self.request_model = RequestModel(predictor.schema)
-        self.run = features_runner(predictor.predict_fn, predictor.schema, predictor.onnx_model, predictor.labels)
+        self.request_model = RequestModel(served_schema(predictor))
+        self.run = features_runner(
+            predictor.predict_fn, served_schema(predictor), predictor.onnx_model, predictor.labels
+        )
         self.batcher = AdaptiveBatcher(self.run, concat=Features.concat)
         gc.collect()
         gc.freeze()

@@ -28,7 +28,7 @@ from automl_tasks.families.loading import load_predictor  # noqa: E402
 from automl_tasks.monitoring import InferenceLog, InferenceRecord  # noqa: E402
 from benchmarks.serving_throughput import FAMILY, bench_workspace  # noqa: E402
 from serving.loader import instances_to_frame, sample_instances  # noqa: E402
-from serving.request_model import RequestModel, features_runner  # noqa: E402
+from serving.request_model import RequestModel, features_runner, served_schema  # noqa: E402
 
 
 def _median_us(fn, repeat: int) -> float:
@@ -50,8 +50,10 @@ def main() -> None:
         predictor = load_predictor(ws, FAMILY)
         instances = sample_instances(ws, FAMILY, 8)
         body = json.dumps({"instances": instances[:1]}).encode()
-        request_model = RequestModel(predictor.schema)
-        run_features = features_runner(predictor.predict_fn, predictor.schema, predictor.onnx_model, predictor.labels)
+        request_model = RequestModel(served_schema(predictor))
+        run_features = features_runner(
+            predictor.predict_fn, served_schema(predictor), predictor.onnx_model, predictor.labels
+        )
         log = InferenceLog(Path(home) / "log.sqlite", FAMILY)
         record = InferenceRecord("r", "1", "champion", instances[0], 0, time.time())
         parsed = json.loads(body)["instances"]

@@ -125,8 +125,15 @@ def _getter(columns: tuple[str, ...]):
     return itemgetter(*columns)
 
 
+def served_schema(model: Any) -> FeatureSchema:
+    """The schema a loaded version's (`ServedModel`, `Predictor`) request arrays are built
+    for: its ONNX model's when it has one (that graph computes some derived columns
+    itself, see `FeatureSchema.graph_fed`), else the version's."""
+    return model.onnx_model.schema if model.onnx_model is not None else model.schema
+
+
 def features_runner(predict_fn: Any, schema: FeatureSchema, onnx_model: Any = None, labels: Any = None):
-    """`Features -> (labels, proba | None)` for a loaded model.
+    """`Features -> (labels, proba | None)` for a loaded model; `schema`: `served_schema`'s.
 
     An ONNX Runtime model (`onnx_model`) gets its inputs straight from the arrays (one
     transposed copy in the input type the file declares, float32 or float64; no DataFrame),
@@ -134,7 +141,7 @@ def features_runner(predict_fn: Any, schema: FeatureSchema, onnx_model: Any = No
     gets the same frame `feature_frame` builds, through `predict_fn`, which decodes itself.
     """
     if onnx_model is not None:
-        numeric_names, categorical_names = schema.model_numeric, schema.model_categorical
+        numeric_names, categorical_names = onnx_model.schema.model_numeric, onnx_model.schema.model_categorical
         dtype = onnx_model.numeric_dtype
 
         def run_onnx(features: Features):

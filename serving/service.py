@@ -30,7 +30,7 @@ from serving.body import BodyLimit, PredictBody
 from serving.live import LiveModels
 from serving.loader import BadRequest, ServedModel
 from serving.log_writer import GroupLog
-from serving.request_model import Features, RequestModel, features_runner
+from serving.request_model import Features, RequestModel, features_runner, served_schema
 from serving.settings import ServingSettings
 from serving.text_model import TextBatch, TextServedModel
 
@@ -79,8 +79,9 @@ class _LeanPath:
             self.request_model: Any = model.request_model()
             run, concat = model.run, TextBatch.concat
         else:
-            self.request_model = RequestModel(model.schema)
-            run = features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels)
+            schema = served_schema(model)
+            self.request_model = RequestModel(schema)
+            run = features_runner(model.predict_fn, schema, model.onnx_model, model.labels)
             concat = Features.concat
         self.batcher = AdaptiveBatcher(run, max_rows=max_rows, inline_rows=model.inline_rows, concat=concat)
 

@@ -42,7 +42,10 @@ class OnnxModel:
         from automl_tasks.deploy.backends.ort import session
 
         self.session = session(str(path), threads=1)
-        self.schema = schema
+        inputs = {i.name for i in self.session.get_inputs()}
+        # what the file is fed: its graph computes the feature pipeline's frequencies and
+        # interactions, unless it was exported before they moved into the graph
+        self.schema = schema if inputs >= set(schema.model_numeric) else schema.graph_fed
         self.output_names = [o.name for o in self.session.get_outputs()]
         numeric = [i for i in self.session.get_inputs() if i.name in set(schema.model_numeric)]
         self.numeric_dtype = np.float32 if numeric and numeric[0].type == "tensor(float)" else np.float64

@@ -28,6 +28,9 @@ class FeatureSchema:
     categorical: tuple[str, ...]
     text: tuple[str, ...] = ()
     derive: FeaturePipeline | None = field(default=None, compare=False)
+    #: the model names of a schema cut from another (`graph_fed`): its columns keep the
+    #: names the full schema gave them (None: computed from `columns`)
+    names: dict[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def input_numeric(self) -> tuple[str, ...]:
@@ -60,7 +63,7 @@ class FeatureSchema:
     @property
     def without_pipeline(self) -> FeatureSchema:
         """This schema for rows that already hold the derived columns."""
-        return FeatureSchema(self.numeric, self.categorical, self.text)
+        return FeatureSchema(self.numeric, self.categorical, self.text, names=self.names)
 
     @property
     def input_columns(self) -> tuple[str, ...]:
@@ -74,8 +77,26 @@ class FeatureSchema:
         return self.numeric + self.categorical + self.text
 
     @property
+    def graph_fed(self) -> FeatureSchema:
+        """The schema of what an exported ONNX graph is fed: the graph computes the feature
+        pipeline's frequency and interaction columns itself
+        (`estimators.onnx.feature_steps`), from inputs it is fed anyway."""
+        computed = set(self.derive.graph_steps) if self.derive is not None else set()
+        if not computed & set(self.numeric):
+            return self
+        return FeatureSchema(
+            tuple(c for c in self.numeric if c not in computed),
+            self.categorical,
+            self.text,
+            self.derive.without_graph_steps(),
+            names=self.model_names,
+        )
+
+    @property
     def model_names(self) -> dict[str, str]:
         """Original column -> the name the model and its ONNX graph use ([A-Za-z0-9_], unique)."""
+        if self.names is not None:
+            return self.names
         out: dict[str, str] = {}
         used: set[str] = set()
         for column in self.columns:

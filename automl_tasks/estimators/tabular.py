@@ -400,7 +400,7 @@ class TabularEstimator(Estimator):
     def onnx_feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         from automl_tasks.estimators.onnx.conversion import numeric_dtype, onnx_inputs
 
-        return onnx_inputs(feature_frame(frame, self.schema_), self.schema_, numeric_dtype(self.pipeline_))
+        return onnx_inputs(feature_frame(frame, self.schema_), self.schema_.graph_fed, numeric_dtype(self.pipeline_))
 
     def onnx_labels(self, outputs: list[np.ndarray]) -> np.ndarray:
         return np.asarray(outputs[0]).ravel()

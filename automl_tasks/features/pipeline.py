@@ -138,6 +138,21 @@ class FeaturePipeline:
         return not (self.sql_steps or self.datetimes or self.frequencies or has_text or self.interactions)
 
     @property
+    def graph_steps(self) -> dict[str, tuple[str, ...]]:
+        """The derived columns an exported ONNX graph computes itself, each as (op, *inputs):
+        ("frequency", category column) or (interaction op, a, b). Plain table lookups and
+        arithmetic are standard ONNX ops; dates, texts and SQL are not (they run in Python
+        before the graph, in training and in serving alike)."""
+        out: dict[str, tuple[str, ...]] = {f"{name}{steps.SEP}freq": ("frequency", name) for name in self.frequencies}
+        out |= {steps.interaction_name(a, op, b): (op, a, b) for a, op, b, _ in self.interactions}
+        return out
+
+    def without_graph_steps(self) -> FeaturePipeline:
+        """This pipeline less the steps an ONNX graph computes (`graph_steps`): what runs
+        before such a graph."""
+        return replace(self, frequencies={}, interactions=(), fitted_version=self.lineage_version)
+
+    @property
     def lineage_version(self) -> str:
         """The recorded version this pipeline is, or was cut from."""
         return self.fitted_version or self.version

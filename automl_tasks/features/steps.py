@@ -135,9 +135,9 @@ def text_components(values: pd.Series, state: dict[str, Any], name: str) -> pd.D
 def interaction(a: pd.Series, b: pd.Series, op: str) -> np.ndarray:
     """a*b ("x") or a/b ("per", NaN where b is 0), as float64."""
     left, right = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
-    if op == "x":
-        return left * right
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the pipeline makes inf NaN
+        if op == "x":
+            return left * right
         return np.where(right == 0, np.nan, left / np.where(right == 0, 1.0, right))
 
 

@@ -257,7 +257,9 @@ def place_on_target(ws: Workspace, plan: SearchPlan, fit: FitResult, deployment:
     estimator = fit.estimator
     target = get_target(plan.deploy_target or DEFAULT_TARGET, ws.home)
     rows = _test_features(estimator).head(TARGET_FEED_ROWS)
-    return on_target(deployment, target, onnx_inputs(rows, estimator.schema_, numeric_dtype(estimator.pipeline_)))
+    return on_target(
+        deployment, target, onnx_inputs(rows, estimator.schema_.graph_fed, numeric_dtype(estimator.pipeline_))
+    )
 
 
 # --- 3. register -------------------------------------------------------------------------

@@ -89,15 +89,16 @@ def test_serving_fast_path_runs_a_float64_forest_and_answers_in_the_users_type(w
     import json
 
     from serving.loader import load_served_model
-    from serving.request_model import RequestModel, features_runner
+    from serving.request_model import RequestModel, features_runner, served_schema
 
     frame = _table(tmp_path / "forest.csv", ["no", "yes"])
     add_version(workspace, "forest", n_trials=1, space=FOREST_SPACE, dataset=str(tmp_path / "forest.csv"))
     model = load_served_model(workspace, "forest")
     assert model.runtime == ONNX_RUNTIME and model.onnx_model.numeric_dtype is np.float64
     rows = frame.drop(columns="target").head(30).to_dict(orient="records")
-    _, features = RequestModel(model.schema).parse(json.dumps({"instances": rows}).encode())
-    fast_labels, fast_proba = features_runner(model.predict_fn, model.schema, model.onnx_model, model.labels)(features)
+    _, features = RequestModel(served_schema(model)).parse(json.dumps({"instances": rows}).encode())
+    run = features_runner(model.predict_fn, served_schema(model), model.onnx_model, model.labels)
+    fast_labels, fast_proba = run(features)
     frame_labels, frame_proba = model.predict_fn(feature_frame(frame.head(30), model.schema))
     assert list(fast_labels) == list(frame_labels) and set(fast_labels) <= {"no", "yes"}
     np.testing.assert_allclose(fast_proba, frame_proba, atol=1e-6)

@@ -257,28 +257,108 @@ def test_the_content_hash_is_the_version():
 def test_onnx_export_of_a_model_on_derived_features_agrees_with_it(config, tmp_path):
     import onnxruntime
 
-    from automl_tasks.data.splits import make_splits
-    from automl_tasks.estimators.base import DataSpec
-    from automl_tasks.estimators.metrics import Metric
-    from automl_tasks.estimators.tabular import TabularEstimator
-
     frame = table(600)
-    frame.to_parquet(tmp_path / "t.parquet")
-    splits = make_splits(frame["target"], "binary", seed=0)
-    pipeline = fit_feature_pipeline(frame, "target", "binary", np.concatenate([splits.train, splits.valid]))
-    (tmp_path / "fp.json").write_text(pipeline.to_json())
-    data = DataSpec(str(tmp_path / "t.parquet"), "target", "binary", feature_pipeline=str(tmp_path / "fp.json"))
-    estimator = TabularEstimator(
-        run_epochs=None, data=data, is_trainer=True, model_args=config, metric=Metric("roc_auc"), output_dir=tmp_path
-    )
-    assert estimator.run().score > 0.7
+    estimator = derived_feature_estimator(frame, config, tmp_path)
     session = onnxruntime.InferenceSession(str(estimator.export_onnx(tmp_path / "model.onnx")))
+    # the graph computes the frequencies and interactions from the columns they derive from
+    names = estimator.schema_.model_names
+    computed = {names[c] for c in estimator.schema_.derive.graph_steps if c in names}
+    assert computed and not computed & {i.name for i in session.get_inputs()}
     raw = frame.drop(columns="target").iloc[estimator.test_rows]
     labels, proba = session.run(None, estimator.onnx_feed(raw))
     assert (labels == estimator.predict(raw)).all()
     np.testing.assert_allclose(
         proba, estimator.pipeline_.predict_proba(estimator.features_.iloc[estimator.test_rows]), atol=1e-5
     )
+
+
+def derived_feature_estimator(frame: pd.DataFrame, config: dict, folder, **pipeline_fields):
+    """A trained TabularEstimator reading `frame` through its fitted feature pipeline
+    (with `pipeline_fields` replaced)."""
+    from dataclasses import replace
+
+    from automl_tasks.data.splits import make_splits
+    from automl_tasks.estimators.base import DataSpec
+    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.estimators.tabular import TabularEstimator
+
+    frame.to_parquet(folder / "t.parquet")
+    splits = make_splits(frame["target"], "binary", seed=0)
+    pipeline = fit_feature_pipeline(frame, "target", "binary", np.concatenate([splits.train, splits.valid]))
+    pipeline = replace(pipeline, **pipeline_fields)
+    (folder / "fp.json").write_text(pipeline.to_json())
+    data = DataSpec(str(folder / "t.parquet"), "target", "binary", feature_pipeline=str(folder / "fp.json"))
+    estimator = TabularEstimator(
+        run_epochs=None, data=data, is_trainer=True, model_args=config, metric=Metric("roc_auc"), output_dir=folder
+    )
+    assert estimator.run().score > 0.7
+    return estimator
+
+
+@pytest.mark.parametrize("engine", ["openvino", "tvm"])
+def test_openvino_and_tvm_run_the_graphs_feature_steps(engine, tmp_path):
+    """Frequencies (a string lookup) and interactions in the graph lower to standard ops,
+    which OpenVINO and TVM compile and run with parity against ONNX Runtime."""
+    from automl_tasks.deploy.backends import OK, evaluate
+
+    frame = table(600)
+    config = {"model": "linear", "high_cardinality_encoding": "frequency", "interactions": 2, "text_components": 0}
+    both = (("a", "x", "b", 0.1), ("b", "per", "a", 0.05))  # a product and a ratio, whatever the screening says
+    estimator = derived_feature_estimator(frame, config, tmp_path, interactions=both)
+    assert estimator.schema_.derive.interactions == both and estimator.schema_.derive.frequencies
+    model = estimator.export_onnx(tmp_path / "model.onnx").read_bytes()
+    feed = estimator.onnx_feed(frame.drop(columns="target").head(16))
+    assert "city" in feed and "city__freq" not in feed and not [c for c in feed if "__x__" in c or "__per__" in c]
+    result = evaluate(engine, model, feed)  # parity against ONNX Runtime on the same file
+    assert result.verdict.status == OK, result.verdict
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_onnx_graph_computes_frequencies_and_interactions_as_the_pipeline_does(dtype):
+    """Unseen and missing categories, a zero divisor, a missing number and an overflowing
+    product: the graph's columns equal the Python steps' (float64: exactly)."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from automl_tasks.estimators.features import FeatureSchema, feature_frame
+    from automl_tasks.estimators.onnx.conversion import onnx_inputs
+    from automl_tasks.estimators.onnx.feature_steps import embed_feature_steps
+
+    interactions = (("a", "x", "b", 0.1), ("a", "per", "b", 0.05))
+    pipeline = FeaturePipeline(
+        inputs={"a": "number", "b": "number", "city": "value"},
+        frequencies={"city": {"x": 0.5, "y": 0.3, "missing": 0.2}},
+        interactions=interactions,
+    )
+    rows = pd.DataFrame(
+        {
+            # 1e300 * 1e300 overflows float64 (NaN in both); a float32 graph reads 1e18 * 1e18
+            "a": [1.5, 2.0, np.nan, 1e300 if dtype is np.float64 else 1e18, -3.0, 0.0],
+            "b": [2.0, 0.0, 1.0, 1e300 if dtype is np.float64 else 1e18, 0.1, 0.0],
+            "city": ["x", "y", None, "unseen", "x", "y"],
+        }
+    )
+    schema = replace_schema(FeatureSchema.infer(pipeline.transform(rows)), pipeline)
+    derived = ["city__freq", "a__x__b", "a__per__b"]
+    assert set(derived) <= set(schema.numeric) and set(schema.graph_fed.numeric) == {"a", "b"}
+    kind = TensorProto.DOUBLE if dtype is np.float64 else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info(n, kind, [None, 1]) for n in schema.model_numeric]
+    inputs += [helper.make_tensor_value_info(n, TensorProto.STRING, [None, 1]) for n in schema.model_categorical]
+    out = helper.make_tensor_value_info("out", kind, [None, len(derived)])
+    graph = helper.make_graph([helper.make_node("Concat", derived, ["out"], axis=1)], "g", inputs, [out])
+    onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    embed_feature_steps(onx, schema)
+    session = onnxruntime.InferenceSession(onx.SerializeToString())
+    assert {i.name for i in session.get_inputs()} == {"a", "b", "city"}
+    got = session.run(None, onnx_inputs(feature_frame(rows, schema), schema.graph_fed, dtype))[0]
+    expected = feature_frame(rows, schema)[derived].to_numpy(dtype=dtype)
+    np.testing.assert_array_equal(got, expected)  # NaN where the Python steps give NaN, too
+
+
+def replace_schema(schema, pipeline):
+    from dataclasses import replace
+
+    return replace(schema, derive=pipeline)
 
 
 # --- serving takes the raw columns ------------------------------------------------------------

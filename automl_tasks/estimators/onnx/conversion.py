@@ -60,9 +60,21 @@ def _input_types(schema: FeatureSchema, dtype: type) -> list[tuple[str, Any]]:
 
 
 def pipeline_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
-    """The ONNX ModelProto of a fitted pipeline or weighted ensemble."""
-    if isinstance(pipeline, WeightedEnsemble):
-        return _ensemble_to_onnx(pipeline, schema)
+    """The ONNX ModelProto of a fitted pipeline or weighted ensemble, fed
+    `schema.graph_fed`'s columns (it computes the feature pipeline's others itself)."""
+    from automl_tasks.estimators.onnx.feature_steps import embed_feature_steps
+
+    onx = (
+        _ensemble_to_onnx(pipeline, schema)
+        if isinstance(pipeline, WeightedEnsemble)
+        else _model_to_onnx(pipeline, schema)
+    )
+    embed_feature_steps(onx, schema)
+    return onx
+
+
+def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
+    """The ONNX ModelProto of one fitted pipeline, one input per model column."""
     from skl2onnx import convert_sklearn
 
     from automl_tasks.estimators.onnx.converters import KEEP_FLOAT64, register_converters
@@ -93,7 +105,7 @@ def _ensemble_to_onnx(ensemble: WeightedEnsemble, schema: FeatureSchema) -> Any:
 
     from automl_tasks.estimators.onnx.merge import merge_weighted
 
-    members = [pipeline_to_onnx(member, schema) for member in ensemble.members]
+    members = [_model_to_onnx(member, schema) for member in ensemble.members]
     inputs = [
         helper.make_tensor_value_info(name, guess_proto_type(kind), [None, 1])
         for name, kind in _input_types(schema, numeric_dtype(ensemble))
