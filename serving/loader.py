@@ -139,6 +139,8 @@ def derived_frame(rows: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
 def load_served_model(ws: Workspace, family: str, alias: str = "champion") -> ServedModel:
     """The version behind `family@alias`, run by ONNX Runtime when its ONNX file exists."""
     p = load_predictor(ws, family, alias)
+    if p.schema.derive is not None:
+        p.schema.derive.load_models()
     return ServedModel(
         ws, family, p.version, alias, p.runtime, p.schema, p.predict_fn, onnx_model=p.onnx_model, labels=p.labels
     )

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_tasks.adaptation.base_model import load_encoder
 from automl_tasks.adaptation.classifier import TextClassifier
 from automl_tasks.adaptation.methods import build_classifier
+from automl_tasks.core.base_model import load_encoder
 
 META_FILE = "meta.json"
 

@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.adaptation.artifacts import AdaptedMeta, save_adapted
-from automl_tasks.adaptation.base_model import (
+from automl_tasks.adaptation.inference import export_classifier, onnx_feed, softmax, torch_logits
+from automl_tasks.adaptation.methods import build_classifier, deployable, method_param, trainable_share
+from automl_tasks.adaptation.space import METHOD_PARAMS
+from automl_tasks.adaptation.texts import TEXT_COLUMN, tokenise
+from automl_tasks.core.base_model import (
     DEFAULT_BASE_MODEL,
     base_model_digest,
     load_encoder,
     load_tokenizer,
     resolve_base_model,
 )
-from automl_tasks.adaptation.inference import export_classifier, onnx_feed, softmax, torch_logits
-from automl_tasks.adaptation.methods import build_classifier, deployable, method_param, trainable_share
-from automl_tasks.adaptation.space import METHOD_PARAMS
-from automl_tasks.adaptation.texts import TEXT_COLUMN, tokenise
 from automl_tasks.data.splits import make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 

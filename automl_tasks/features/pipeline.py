@@ -9,10 +9,12 @@ same features in training and serving. Order of work:
 3. column understanding (`features.roles`): identifier, constant and leak columns are
    dropped unless kept; datetime and text columns are replaced by their derived features;
 4. the automatic steps (`features.steps`): datetime parts and cycles, frequency of
-   high-cardinality categories, text components, numeric interactions.
+   high-cardinality categories, text components, numeric interactions; and, when the form
+   asks, sentence embeddings of text columns (`features.embeddings`).
 
-Which derived groups a model uses (cycles, how many text components and interactions, how
-high-cardinality categories are encoded) are search choices (`model_columns`).
+Which derived groups a model uses (cycles, how many text components and interactions,
+embeddings or not, how high-cardinality categories are encoded) are search choices
+(`model_columns`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import FeaturePipelineError
-from automl_tasks.features import steps
+from automl_tasks.features import embeddings, steps
 from automl_tasks.features.roles import (
     DATETIME,
     HIGH_CARDINALITY,
@@ -46,6 +49,7 @@ NUMBER_INPUT, VALUE_INPUT = "number", "value"
 #: search parameters of the feature groups (added to a space by `search.formatter`)
 CYCLIC_PARAM = "datetime_cycles"
 TEXT_PARAM = "text_components"
+EMBEDDING_PARAM = "text_embedding"
 INTERACTIONS_PARAM = "interactions"
 HIGH_CARDINALITY_PARAM = "high_cardinality_encoding"
 HIGH_CARDINALITY_CHOICES = ("frequency", "codes", "target")
@@ -66,11 +70,15 @@ class FeaturePipeline:
     datetimes: dict[str, str] = field(default_factory=dict)  # column -> parse format ("" = ISO 8601)
     frequencies: dict[str, dict[str, float]] = field(default_factory=dict)  # high-cardinality column -> shares
     texts: dict[str, dict[str, Any]] = field(default_factory=dict)  # text column -> TF-IDF/SVD state
+    embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)  # text column -> sentence-vector PCA state
     interactions: tuple[tuple[str, str, str, float], ...] = ()  # (a, op, b, gain), best first
     cycles: bool = True  # whether datetime columns also give their sin/cos cycles
     #: set on a pipeline cut down to what a model reads (`pruned`): the recorded version it
     #: was cut from, the one lineage names and a retrain reuses
     fitted_version: str = ""
+    #: where memoised sentence vectors of this version's table are (`features.embeddings`);
+    #: not part of the state: set by the reader of the workspace's copy
+    memo_dir: str = field(default="", compare=False, repr=False)
 
     # --- applying it ---------------------------------------------------------------------
 
@@ -79,9 +87,7 @@ class FeaturePipeline:
         missing = [c for c in self.inputs if c not in frame.columns]
         if missing:
             raise FeaturePipelineError(f"the feature pipeline needs input column(s) {missing}, which are missing")
-        current = self.typed_inputs(frame)
-        for step in self.sql_steps:
-            current = pd.concat([current, run_sql_step(current, step)], axis=1)
+        current = self._with_sql_columns(frame)
         derived: dict[str, Any] = {}
         for name, fmt in self.datetimes.items():
             plain, cyclic = steps.datetime_parts(current[name], fmt, name)
@@ -91,12 +97,37 @@ class FeaturePipeline:
         for name, state in self.texts.items():
             if state["components"]:
                 derived |= dict(steps.text_components(current[name], state, name).items())
+        for name, state in self.embeddings.items():
+            derived |= embeddings.embedding_components(current[name], state, name, self.memo_dir)
         for a, op, b, _ in self.interactions:
             derived[steps.interaction_name(a, op, b)] = steps.interaction(current[a], current[b], op)
         replaced = set(self.excluded) | set(self.datetimes) | set(self.texts)
         base = current[[c for c in current.columns if c not in replaced]]
         extra = pd.DataFrame(derived, index=frame.index).replace([np.inf, -np.inf], np.nan)
         return pd.concat([base, extra], axis=1)
+
+    def _with_sql_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The typed inputs and the SQL steps' columns: what the automatic steps read."""
+        current = self.typed_inputs(frame)
+        for step in self.sql_steps:
+            current = pd.concat([current, run_sql_step(current, step)], axis=1)
+        return current
+
+    def memoise(self, frame: pd.DataFrame, memo_dir: Path) -> None:
+        """Store the sentence vectors of every text in `frame` (the run's table) in `memo_dir`,
+        so the search's workers, the refit and the evaluation read them instead of encoding
+        the table again (`features.embeddings`)."""
+        if not self.embeddings:
+            return
+        current = self._with_sql_columns(frame)
+        for name, state in self.embeddings.items():
+            embeddings.write_memo(current[name], state, name, memo_dir)
+
+    def load_models(self) -> None:
+        """Load the models its steps run (the sentence encoder), checking each is the one it was
+        fitted with: a served version pays this when it starts, not on its first request."""
+        for name, state in self.embeddings.items():
+            embeddings.check_model(state, name)
 
     def typed_inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input columns as every caller sees them, whatever the source's types: numbers as
@@ -134,7 +165,7 @@ class FeaturePipeline:
     def passthrough(self) -> bool:
         """Whether it derives nothing (it only leaves columns out): then serving checks and
         converts a request exactly as for raw columns, on its fast path."""
-        has_text = any(state["components"] for state in self.texts.values())
+        has_text = any(state["components"] for state in self.texts.values()) or bool(self.embeddings)
         return not (self.sql_steps or self.datetimes or self.frequencies or has_text or self.interactions)
 
     @property
@@ -165,11 +196,13 @@ class FeaturePipeline:
         n_pairs = max(int(c.get(INTERACTIONS_PARAM, 0)) for c in configs)
         n_text = max(int(c.get(TEXT_PARAM, TEXT_ALL)) for c in configs)
         texts = {name: state | {"components": state["components"][:n_text]} for name, state in self.texts.items()}
+        embedded = any(c.get(EMBEDDING_PARAM, False) for c in configs)
         return replace(
             self,
             cycles=cycles,
             interactions=self.interactions[:n_pairs],
             texts=texts,
+            embeddings=self.embeddings if embedded else {},
             fitted_version=self.lineage_version,
         )
 
@@ -180,6 +213,9 @@ class FeaturePipeline:
             k = len(state["components"]) if n is None else min(n, len(state["components"]))
             out += [f"{name}{steps.SEP}svd{i}" for i in range(k)]
         return tuple(out)
+
+    def embedding_columns(self) -> tuple[str, ...]:
+        return tuple(c for name, state in self.embeddings.items() for c in embeddings.embedding_columns(name, state))
 
     def interaction_columns(self, n: int | None = None) -> tuple[str, ...]:
         chosen = self.interactions if n is None else self.interactions[:n]
@@ -202,6 +238,8 @@ class FeaturePipeline:
         unused |= set(self.interaction_columns()) - set(self.interaction_columns(n_pairs))
         if config.get(HIGH_CARDINALITY_PARAM, "frequency") == "frequency":
             unused |= set(self.high_cardinality)
+        if not config.get(EMBEDDING_PARAM, False):  # opt-in, like interactions
+            unused |= set(self.embedding_columns())
         return unused
 
     def target_encoded(self, config: dict[str, Any]) -> tuple[str, ...]:
@@ -217,6 +255,8 @@ class FeaturePipeline:
             most = max(len(s["components"]) for s in self.texts.values())
             choices = sorted({0, min(4, most), most})
             params.append({"name": TEXT_PARAM, "type": "int_cat", "range": choices, "default": most})
+        if self.embeddings:
+            params.append({"name": EMBEDDING_PARAM, "type": "bool", "range": [False, True], "default": False})
         if self.interactions:
             # bounded: there are no more screened interactions to widen the range to
             params.append(
@@ -238,6 +278,9 @@ class FeaturePipeline:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["memo_dir"]
+        if not self.embeddings:
+            del out["embeddings"]  # the state (and version) of a pipeline without them is as before
         out["sql_steps"] = [s.to_dict() for s in self.sql_steps]
         out["interactions"] = [list(i) for i in self.interactions]
         out["roles"] = list(self.roles)
@@ -254,6 +297,7 @@ class FeaturePipeline:
             datetimes=dict(data.get("datetimes", {})),
             frequencies=dict(data.get("frequencies", {})),
             texts=dict(data.get("texts", {})),
+            embeddings=dict(data.get("embeddings", {})),
             interactions=tuple((a, op, b, float(g)) for a, op, b, g in data.get("interactions", ())),
             cycles=bool(data.get("cycles", True)),
             fitted_version=str(data.get("fitted_version", "")),
@@ -277,6 +321,10 @@ class FeaturePipeline:
         lines += [f"datetime {c!r}: calendar parts, days since 1970, cycles" for c in self.datetimes]
         lines += [f"high-cardinality {c!r}: frequency, codes or target encoding" for c in self.frequencies]
         lines += [f"text {c!r}: TF-IDF -> {len(s['components'])} SVD components" for c, s in self.texts.items()]
+        lines += [
+            f"text {c!r}: {s['model']} sentence vectors -> {len(s['components'])} PCA components"
+            for c, s in self.embeddings.items()
+        ]
         lines += [f"interaction {steps.interaction_name(a, op, b)} (gain {g:.3f})" for a, op, b, g in self.interactions]
         return lines
 
@@ -295,13 +343,15 @@ def fit_feature_pipeline(
     sql_steps: tuple[SqlStep, ...] = (),
     keep: tuple[str, ...] = (),
     automatic: bool = True,
+    embed_text: bool = False,
     seed: int = 0,
 ) -> FeaturePipeline:
     """Fit a feature pipeline on `frame`'s `fit_rows` (the rows the search may see).
 
     `keep`: flagged columns to keep anyway; `automatic`: False leaves datetime and text
     columns as categories and adds no derived feature (the SQL steps and the exclusion of
-    flagged columns still apply)."""
+    flagged columns still apply); `embed_text`: text columns also get sentence vectors
+    (`features.embeddings`), which the search may choose instead of or beside TF-IDF."""
     unknown = [c for c in keep if c not in frame.columns or c == target]
     if unknown:
         raise FeaturePipelineError(f"keep_columns names {unknown}, which are not feature columns of the table")
@@ -335,12 +385,20 @@ def fit_feature_pipeline(
     datetimes = {c: _format_of(current[c]) for c, role in by_role.items() if role == DATETIME}
     frequencies = {c: steps.fit_frequencies(current[c]) for c, role in by_role.items() if role == HIGH_CARDINALITY}
     texts = {c: steps.fit_text(current[c], seed=seed) for c, role in by_role.items() if role == TEXT}
+    embedded = {c: embeddings.fit_embedding(current[c]) for c in texts} if embed_text else {}
     numeric = [c for c, role in by_role.items() if role == "numeric" and _is_number(current[c])]
     y = rows[target].to_numpy()
     if task_type != "regression":
         y = pd.factorize(y)[0]
     pairs = steps.screen_interactions(current[numeric], y, task_type, seed=seed) if numeric else []
-    fitted = replace(pipeline, datetimes=datetimes, frequencies=frequencies, texts=texts, interactions=tuple(pairs))
+    fitted = replace(
+        pipeline,
+        datetimes=datetimes,
+        frequencies=frequencies,
+        texts=texts,
+        embeddings=embedded,
+        interactions=tuple(pairs),
+    )
     for line in fitted.describe():
         log.info("feature pipeline: %s", line)
     return fitted

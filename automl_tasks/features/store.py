@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from automl_tasks.core.errors import FeaturePipelineError
@@ -22,6 +23,7 @@ from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.features.pipeline import FILE_NAME, FeaturePipeline
 
 FEATURE_PIPELINES_EXPERIMENT = "loopml-feature-pipelines"
+MEMO_FOLDER = "embeddings"
 
 
 def path_of(ws: Workspace, version: str) -> Path:
@@ -40,10 +42,17 @@ def write_local(ws: Workspace, pipeline: FeaturePipeline) -> Path:
     return path
 
 
+def memo_dir(ws: Workspace) -> Path:
+    """Where the workspace memoises the sentence vectors of feature pipelines' text columns."""
+    return ws.home / "feature_pipelines" / MEMO_FOLDER
+
+
 @functools.lru_cache(maxsize=8)
 def read_feature_pipeline(path: str) -> FeaturePipeline:
-    """The pipeline in JSON file `path` (cached: the content never changes under a version's name)."""
-    return FeaturePipeline.from_dict(json.loads(Path(path).read_text()))
+    """The pipeline in the workspace's JSON file `path` (cached: the content never changes under
+    a version's name), reading the workspace's memo of sentence vectors."""
+    pipeline = FeaturePipeline.from_dict(json.loads(Path(path).read_text()))
+    return replace(pipeline, memo_dir=str(Path(path).parent / MEMO_FOLDER))
 
 
 def record_feature_pipeline(ws: Workspace, family: str, pipeline: FeaturePipeline, *, source_run: str = "") -> str:

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automl_tasks.adaptation.base_model import base_model_digest, load_tokenizer
 from automl_tasks.adaptation.family import (
     FamilyVersion,
     RunContext,
@@ -34,6 +33,7 @@ from automl_tasks.adaptation.pareto import Candidate, choose_champion, pareto_fr
 from automl_tasks.adaptation.space import adaptation_space, method_default
 from automl_tasks.adaptation.texts import TEXT_COLUMN, tokenise
 from automl_tasks.adaptation.validation import text_profile, validate_texts
+from automl_tasks.core.base_model import base_model_digest, load_tokenizer
 from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.labels import load_label_spec, normalise_target
 from automl_tasks.core.settings import Workspace

@@ -43,7 +43,7 @@ from automl_tasks.data.versioning import DATASET_URI_PREFIX, DatasetVersion, par
 from automl_tasks.estimators.metrics import resolve_metric
 from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
 from automl_tasks.features.pipeline import FeaturePipeline, fit_feature_pipeline
-from automl_tasks.features.store import load_feature_pipeline, path_of, record_feature_pipeline
+from automl_tasks.features.store import load_feature_pipeline, memo_dir, path_of, record_feature_pipeline
 from automl_tasks.pipelines.requests import NoCodeRequest
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class FeatureRequest:
     fit one on the rows the search may see (the train and validation splits of `seed`)."""
 
     automatic: bool = True
+    embed_text: bool = False
     sql_steps: tuple[Any, ...] = ()
     keep: tuple[str, ...] = ()
     reuse: str = ""  # a recorded version to reuse as it is
@@ -140,6 +141,7 @@ def make_feature_pipeline(
         sql_steps=tuple(request.sql_steps),
         keep=request.keep,
         automatic=request.automatic,
+        embed_text=request.embed_text,
         seed=request.seed,
     )
 
@@ -176,6 +178,7 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
         task_type,
         FeatureRequest(
             automatic=request.auto_features,
+            embed_text=request.text_embeddings,
             sql_steps=request.sql_steps(),
             keep=request.kept_columns,
             reuse=request.feature_pipeline,
@@ -197,6 +200,7 @@ def preprocess(ws: Workspace, request: NoCodeRequest, *, dag_run_id: str) -> Pre
             "n_workers": request.n_workers,
             "time_budget_s": request.time_budget_s,
             "auto_features": request.auto_features,
+            "text_embeddings": request.text_embeddings,
         },
         labels=labels,
         features=features,
@@ -239,6 +243,7 @@ def open_pipeline_run(
     run_id = parent.info.run_id
     if features is not None:
         record_feature_pipeline(ws, run.family, features, source_run=run_id)
+        features.memoise(frame, memo_dir(ws))
         client.set_tag(run_id, FEATURE_PIPELINE_TAG, features.version)
         client.log_text(run_id, features.to_json(), f"data/{FEATURE_PIPELINE_FILE}")
     for key, value in {"target": run.target, "task_type": run.task_type, "metric": run.metric, **run.params}.items():

@@ -158,6 +158,7 @@ class NoCodeRequest:
     ensemble: bool = _default(NOCODE_FORM, "ensemble")  # may register an ensemble of the best trials
     warm_start_study: str = _default(NOCODE_FORM, "warm_start_study")  # "" = none; else its fitting configs go first
     auto_features: bool = _default(NOCODE_FORM, "auto_features")  # automatic feature steps (issue #15)
+    text_embeddings: bool = _default(NOCODE_FORM, "text_embeddings")  # MiniLM sentence vectors of text columns
     sql_features: str = _default(NOCODE_FORM, "sql_features")  # YAML list of {name, sql}
     keep_columns: str = _default(NOCODE_FORM, "keep_columns")  # comma-separated flagged columns to keep
     feature_pipeline: str = _default(NOCODE_FORM, "feature_pipeline")  # "" = fit one; else a version to reuse
@@ -308,7 +309,7 @@ class AdaptationRequest:
         return _choices("miniaturise", self.miniaturise, MINIATURISE_STEPS, none_allowed=True)
 
     def base_model_path(self) -> Path:
-        from automl_tasks.adaptation.base_model import resolve_base_model
+        from automl_tasks.core.base_model import resolve_base_model
 
         try:
             return resolve_base_model(self.base_model)

@@ -211,13 +211,13 @@ NEW_FEATURE_PIPELINE = "new"
 
 def retrain_features(model: Any, request: RetrainRequest) -> FeatureRequest | None:
     """The retrain's feature pipeline: the champion's version unless the form names another
-    (or 'new': fitted on the retraining table); None when the champion reads raw columns
-    and the form asks for nothing."""
+    (or 'new': fitted on the retraining table, with sentence embeddings of its texts when the
+    champion reads them); None when the champion reads raw columns and the form asks for nothing."""
+    derive = model.schema.derive
     if request.feature_pipeline == NEW_FEATURE_PIPELINE:
-        return FeatureRequest(seed=request.seed)
+        return FeatureRequest(seed=request.seed, embed_text=derive is not None and bool(derive.embeddings))
     if request.feature_pipeline:
         return FeatureRequest(reuse=request.feature_pipeline)
-    derive = model.schema.derive
     return FeatureRequest(reuse=derive.lineage_version) if derive is not None else None
 
 

