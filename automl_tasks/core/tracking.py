@@ -72,16 +72,24 @@ def log_child_run(
     from mlflow.utils.time import get_current_time_millis
 
     client = mlflow_client(ws)
-    run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags})
+    run_id = client.create_run(
+        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags}
+    ).info.run_id
     now = get_current_time_millis()
-    client.log_batch(
-        run.info.run_id,
-        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-        params=[Param(k, v) for k, v in clean_params(params).items()],
-        tags=[RunTag(KIND_TAG, "trial")],
-    )
-    client.set_terminated(run.info.run_id, status=status)
-    return run.info.run_id
+    ended = False
+    try:
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in clean_params(params).items()],
+            tags=[RunTag(KIND_TAG, "trial")],
+        )
+        client.set_terminated(run_id, status=status)
+        ended = True
+    finally:
+        if not ended:  # interrupted (Airflow terminating the task, an error): never leave it RUNNING
+            client.set_terminated(run_id, status="KILLED")
+    return run_id
 
 
 def close_open_runs(ws: Workspace, dag_run_id: str, *, reason: str) -> list[str]:

@@ -44,6 +44,8 @@ from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
+#: how often a worker whose budget is full of other workers' running trials looks again
+BUDGET_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,19 @@ def _budgeted(study) -> list:
 
 def _budget_left(study, plan: SearchPlan) -> bool:
     return len(_budgeted(study)) < plan.n_trials and time.time() < search_deadline(study, plan)
+
+
+def _waiting_on_others(study, plan: SearchPlan) -> bool:
+    """Whether the budget is full only because other workers' trials still run: one of them
+    may yet be lost to a dead worker, failed and retried (the job estimator enqueues the
+    retry), and then a live worker must run it. A worker that left here would strand it."""
+    from optuna.trial import TrialState
+
+    if time.time() >= search_deadline(study, plan):
+        return False
+    budgeted = _budgeted(study)
+    running = sum(t.state == TrialState.RUNNING for t in budgeted)
+    return running > 0 and len(budgeted) - running < plan.n_trials
 
 
 def _over_budget(study, plan: SearchPlan, number: int) -> bool:
@@ -186,6 +201,9 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             log.info("%sstopping: %s", tag, reason)
             break
         if not _budget_left(study, plan):
+            if _waiting_on_others(study, plan):
+                time.sleep(BUDGET_POLL_S)
+                continue
             log.info("%sstopping: trial or time budget spent", tag)
             break
         task = strategy.generate_tasks(study, 1)[0]

@@ -23,6 +23,10 @@ def _running_trial(study):
     return running[0] if running and study._storage.get_trial(running[0]._trial_id).params else None
 
 
+def _complete(study) -> list:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
 def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame):
     # beats every second, failed after 3 s of silence: here, and in the worker process (ws.env())
     ws = replace(workspace, search=SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=3))
@@ -48,6 +52,10 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
 
     def watch() -> None:
         try:
+            # the job estimator looks only once the live worker has filled the budget beside the
+            # dead worker's RUNNING trial: the live worker must wait for that trial's retry then,
+            # not leave it stranded (the search would then wait out its whole time budget)
+            wait_until(lambda: len(_complete(study)) >= plan.n_trials - 1, 120, "the live worker's trials", poll_s=0.2)
             outcome["watch"] = watch_search(ws.optuna_uri, plan.study_name, poll_s=0.5, settings=ws.search)
         except BaseException as exc:  # the helper thread's failure fails the test, with its cause
             outcome["error"] = exc
