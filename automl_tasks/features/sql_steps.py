@@ -9,14 +9,20 @@ A step must keep one row per input row, in input order, and a row's features may
 that row alone: serving runs the step on the request's rows, often one. `check_sql_step`
 proves both on a sample before any search starts, by running the rows together and one by
 one and comparing.
+
+A run is bounded: `SQL_MEMORY_LIMIT` (DuckDB's own limit, locked with the rest) and
+`SQL_TIMEOUT_S` (a watchdog interrupts the connection), each a clear error naming the step,
+so a runaway step never hangs data_preprocess or a served request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +35,9 @@ INPUT_TABLE = "input"
 #: rows of the validation sample, and of those run one by one
 CHECK_ROWS, CHECK_SINGLE_ROWS = 200, 12
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+SQL_MEMORY_LIMIT = "2GB"
+#: the longest one run of a step may take before it is interrupted
+SQL_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,57 @@ def _connect():
             "autoload_known_extensions": False,
             "python_enable_replacements": False,
             "threads": 1,
+            "memory_limit": SQL_MEMORY_LIMIT,
         },
     )
     con.execute("SET lock_configuration = true")
     return con
+
+
+class _Watchdog:
+    """Interrupts a connection whose query runs past `SQL_TIMEOUT_S`: one daemon thread per
+    process polling the running queries' deadlines (a `threading.Timer` per query costs a
+    thread start, 0.13 ms, which every served request would pay)."""
+
+    POLL_S = 0.2
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked task starts its own, with a fresh lock
+
+    def _reset(self) -> None:
+        self._running: dict[int, tuple[float, Any]] = {}  # thread id -> (deadline, connection)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def limit(self, con: Any):
+        key = threading.get_ident()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._watch, daemon=True, name="sql-step-watchdog")
+                self._thread.start()
+            self._running[key] = (time.monotonic() + SQL_TIMEOUT_S, con)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.POLL_S)
+            self._interrupt_overdue(time.monotonic())
+
+    def _interrupt_overdue(self, now: float) -> None:
+        # a function of its own: the loop's frame keeps no connection alive between polls
+        with self._lock:
+            for deadline, con in self._running.values():
+                if now > deadline:
+                    con.interrupt()
+
+
+_WATCHDOG = _Watchdog()
 
 
 @functools.lru_cache(maxsize=256)
@@ -122,11 +178,19 @@ def run_sql_step(frame: pd.DataFrame, step: SqlStep) -> pd.DataFrame:
     con = _connection()
     try:
         con.register(INPUT_TABLE, frame.reset_index(drop=True))
-        result = con.execute(sql).df()
+        with _WATCHDOG.limit(con):
+            result = con.execute(sql).df()
+    except duckdb.InterruptException:
+        _LOCAL.pid = None  # an interrupted connection is replaced, not reused
+        con.close()
+        raise FeaturePipelineError(
+            f"SQL feature step {step.name!r} ran longer than {SQL_TIMEOUT_S:g} s on {len(frame)} rows and was stopped"
+        ) from None
     except duckdb.Error as exc:
         raise FeaturePipelineError(f"SQL feature step {step.name!r}: {exc}") from None
     finally:
-        con.unregister(INPUT_TABLE)
+        if _LOCAL.pid is not None:
+            con.unregister(INPUT_TABLE)
     if len(result) != len(frame):
         raise FeaturePipelineError(
             f"SQL feature step {step.name!r} returned {len(result)} rows for {len(frame)} input rows: "

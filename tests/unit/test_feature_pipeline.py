@@ -4,6 +4,7 @@ between training (whole table) and serving (rows one at a time, from the JSON as
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -599,3 +600,35 @@ def test_a_retrain_reuses_the_champions_pipeline_or_fits_one_like_it(embedded):
         same = retrain_features(champion, RetrainRequest(family="fam", window_uri=window))
         assert same.reuse == pipeline.version  # the recorded version the champion's was cut from
     assert retrain_features(SimpleNamespace(schema=FeatureSchema(("a",), ())), RetrainRequest("fam", window)) is None
+
+
+def test_a_runaway_sql_step_is_stopped_with_a_clear_error(monkeypatch):
+    from automl_tasks.features import sql_steps
+
+    monkeypatch.setattr(sql_steps, "SQL_TIMEOUT_S", 1.0)
+    frame = table(20).drop(columns="target")
+    forever = SqlStep("slow", "SELECT a, (SELECT count(*) FROM range(1000000000000)) AS n FROM input")
+    started = time.monotonic()
+    with pytest.raises(FeaturePipelineError, match=r"'slow' ran longer than 1 s on 20 rows and was stopped"):
+        run_sql_step(frame, forever)
+    assert time.monotonic() - started < 10
+    # the connection still serves the next step
+    assert (
+        run_sql_step(frame, SqlStep("ok", "SELECT a * 2 AS a2 FROM input"))["a2"].tolist() == (frame["a"] * 2).tolist()
+    )
+
+
+def test_a_sql_step_that_needs_too_much_memory_is_refused(monkeypatch):
+    from automl_tasks.features import sql_steps
+
+    sql_steps.run_sql_step(
+        table(2), SqlStep("warm", "SELECT a + 1 AS a_plus_one FROM input")
+    )  # this thread's connection
+    monkeypatch.setattr(sql_steps, "SQL_MEMORY_LIMIT", "100MB")
+    monkeypatch.setattr(sql_steps._LOCAL, "pid", None)  # a new connection with the small limit, restored after
+    monkeypatch.setattr(sql_steps._LOCAL, "con", None)
+    greedy = SqlStep(
+        "greedy", "SELECT a, (SELECT string_agg(i::VARCHAR, ',') FROM range(30000000) t(i)) AS s FROM input"
+    )
+    with pytest.raises(FeaturePipelineError, match=r"'greedy': Out of Memory"):
+        run_sql_step(table(20).drop(columns="target"), greedy)
