@@ -46,6 +46,8 @@ from automl_tasks.search_space import load_search_space
 log = logging.getLogger(__name__)
 #: how often a worker whose budget is full of other workers' running trials looks again
 BUDGET_POLL_S = 0.5
+#: the shortest time between two progress lines of a worker (each reads the whole study)
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,21 +106,22 @@ def _budgeted(study) -> list:
     return counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
 
 
-def _budget_left(study, plan: SearchPlan) -> bool:
-    return len(_budgeted(study)) < plan.n_trials and time.time() < search_deadline(study, plan)
+def _budget_state(study, plan: SearchPlan) -> str:
+    """"open" (a trial may start), "wait" (the budget is full only because other workers'
+    trials still run) or "spent" (no more trials or time), from one listing of the trials.
 
-
-def _waiting_on_others(study, plan: SearchPlan) -> bool:
-    """Whether the budget is full only because other workers' trials still run: one of them
-    may yet be lost to a dead worker, failed and retried (the job estimator enqueues the
-    retry), and then a live worker must run it. A worker that left here would strand it."""
+    "wait": one of those trials may yet be lost to a dead worker, failed and retried (the job
+    estimator enqueues the retry), and then a live worker must run it: a worker that left
+    would strand it."""
     from optuna.trial import TrialState
 
     if time.time() >= search_deadline(study, plan):
-        return False
+        return "spent"
     budgeted = _budgeted(study)
+    if len(budgeted) < plan.n_trials:
+        return "open"
     running = sum(t.state == TrialState.RUNNING for t in budgeted)
-    return running > 0 and len(budgeted) - running < plan.n_trials
+    return "wait" if running and len(budgeted) - running < plan.n_trials else "spent"
 
 
 def _over_budget(study, plan: SearchPlan, number: int) -> bool:
@@ -195,15 +198,17 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     progress = Progress(plan.n_trials, started + plan.time_budget_s)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = 0
+    last_line = -float("inf")
     while True:
         reason = stop_reason(study_name, ws.optuna_uri, ws.search)
         if reason:
             log.info("%sstopping: %s", tag, reason)
             break
-        if not _budget_left(study, plan):
-            if _waiting_on_others(study, plan):
-                time.sleep(BUDGET_POLL_S)
-                continue
+        budget = _budget_state(study, plan)
+        if budget == "wait":
+            time.sleep(BUDGET_POLL_S)
+            continue
+        if budget == "spent":
             log.info("%sstopping: trial or time budget spent", tag)
             break
         task = strategy.generate_tasks(study, 1)[0]
@@ -238,13 +243,13 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
         record = TrialRecord(trial.number, config, score, seconds, outcome, worker_index, str(ended or ""), deployment)
         _log_trial(ws, plan, record)
-        done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-        log.info(
-            "%s%s",
-            tag,
-            progress.line(len(done), *best_so_far(study))
-            + f" | last: trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}",
-        )
+        last = f"trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}"
+        if time.monotonic() - last_line >= PROGRESS_EVERY_S:  # fast trials: a line a second, not a trial
+            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+            log.info("%s%s | last: %s", tag, progress.line(len(done), *best_so_far(study)), last)
+            last_line = time.monotonic()
+        else:
+            log.debug("%s%s", tag, last)
     return WorkerSummary(worker_index, evaluated, failed, discarded)
 
 
