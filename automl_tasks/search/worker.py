@@ -107,7 +107,7 @@ def _budgeted(study) -> list:
 
 
 def _budget_state(study, plan: SearchPlan) -> str:
-    """"open" (a trial may start), "wait" (the budget is full only because other workers'
+    """ "open" (a trial may start), "wait" (the budget is full only because other workers'
     trials still run) or "spent" (no more trials or time), from one listing of the trials.
 
     "wait": one of those trials may yet be lost to a dead worker, failed and retried (the job
