@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from automl_tasks.core.base_model import masked_mean
+
 
 class TextClassifier(torch.nn.Module):
     """Logits for (input_ids, attention_mask); the encoder may be a PEFT model."""
@@ -22,9 +24,7 @@ class TextClassifier(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         hidden = hidden[:, hidden.shape[1] - input_ids.shape[1] :]  # drop prepended virtual tokens, if any
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(masked_mean(hidden, attention_mask)))
 
 
 class PromptedEncoder(torch.nn.Module):

@@ -81,3 +81,10 @@ def load_encoder(folder: Path):  # -> transformers.PreTrainedModel
 
     quiet_transformers()
     return AutoModel.from_pretrained(str(folder), attn_implementation="eager")
+
+
+def masked_mean(hidden, attention_mask):  # (torch.Tensor [batch, tokens, dim], [batch, tokens]) -> [batch, dim]
+    """The mean of the token vectors over the real tokens: how all-MiniLM-L6-v2 was trained
+    to embed sentences (read by the adaptation classifier and by feature embeddings)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)

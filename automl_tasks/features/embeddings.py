@@ -68,6 +68,8 @@ def encode(texts: list[str]) -> np.ndarray:
     """[n, 384] float32 sentence vectors (memoised per text in the process)."""
     import torch
 
+    from automl_tasks.core.base_model import masked_mean
+
     with _lock, torch.inference_mode():
         # by length, as sentence-transformers does: a batch pads to its longest text
         missing = sorted(dict.fromkeys(t for t in texts if t not in _memo), key=len)
@@ -75,9 +77,7 @@ def encode(texts: list[str]) -> np.ndarray:
         for start in range(0, len(missing), BATCH):
             batch = missing[start : start + BATCH]
             tokens = tokenizer(batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-            hidden = model(**tokens).last_hidden_state
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            mean = masked_mean(model(**tokens).last_hidden_state, tokens["attention_mask"])
             vectors = torch.nn.functional.normalize(mean, dim=1).numpy().astype(np.float32)
             if len(_memo) + len(batch) > MEMO_TEXTS:
                 _memo.clear()
@@ -108,8 +108,8 @@ def embedding_components(
     texts = _texts(values)
     memo = _read_memo(Path(memo_dir) / memo_file(state, name)) if memo_dir else {}
     out = np.empty((len(texts), len(state["components"])))
-    keys = [_key(t) for t in texts] if memo else [""] * len(texts)
-    found = np.array([k in memo for k in keys], dtype=bool).reshape(len(texts))
+    keys = [_key(t) for t in texts] if memo else []
+    found = np.array([k in memo for k in keys], dtype=bool) if memo else np.zeros(len(texts), dtype=bool)
     if found.any():
         out[found] = np.stack([memo[k] for k, hit in zip(keys, found, strict=True) if hit])
     missing = np.flatnonzero(~found)
