@@ -57,7 +57,7 @@ def _approval_record(context: dict[str, Any]) -> str:
 @task(task_id=GATE_TASK, retries=0, trigger_rule="none_failed_min_one_success")
 def promotion_gate() -> dict[str, Any]:
     """Promote (auto: through the gate; manual: forced, once approved) or roll back, as the form says."""
-    from automl_tasks.families.promotion import GateConfig, promote, rollback
+    from automl_tasks.families.promotion import GateConfig, promote, rollback, store_gate
 
     context = get_current_context()
     params = context["params"]
@@ -68,7 +68,12 @@ def promotion_gate() -> dict[str, Any]:
             margin=float(params["margin"]),
             max_latency_ratio=float(params["max_latency_ratio"]),
             max_size_ratio=float(params["max_size_ratio"]),
+            max_attack_auc=float(params.get("max_attack_auc") or 0),
+            min_robust_accuracy=float(params.get("min_robust_accuracy") or 0),
+            max_dp_epsilon=float(params.get("max_dp_epsilon") or 0),
         )
+        if params.get("save_gate"):
+            store_gate(workspace(), params["family"], config)
         result = promote(
             workspace(),
             params["family"],

@@ -125,3 +125,14 @@ def tag_number(value: str | None) -> float | None:
         return float(value) if value not in (None, "") else None
     except ValueError:
         return None
+
+
+# trust reports (issue #17): version tags the promotion gate and the Families page read
+TRUST_MIA_AUC_TAG = "loopml.trust.mia_auc"  #: membership-inference attack AUC on the version (0.5 = no leak)
+TRUST_ADV_ACCURACY_TAG = "loopml.trust.adv_accuracy"  #: accuracy under the adversarial attack at its epsilon
+TRUST_NOISE_RETAINED_TAG = "loopml.trust.noise_retained"  #: share of the clean score kept under Gaussian noise
+TRUST_DP_EPSILON_TAG = "loopml.trust.dp_epsilon"  #: the DP-SGD accountant's final epsilon (absent: no DP)
+TRUST_SKIPPED_TAG = "loopml.trust.skipped"  #: which parts of the trust report were not measured, and why
+TRUST_RUN_TAG = "loopml.trust.run_id"  #: the MLflow run holding the version's trust report
+TRIGGERED_BY_TAG = "loopml.triggered_by"  #: who or what started a run (a DAG run), on runs made outside a pipeline
+GATE_SETTING_PREFIX = "loopml.gate."  #: prefix of a family's stored promotion-gate settings (registered model tags)

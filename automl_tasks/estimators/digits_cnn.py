@@ -79,6 +79,11 @@ class DigitsCNNEstimator(Estimator):
         y = torch.from_numpy(self.target_[fit_rows]).long()
         epochs = self.run_epochs or int(self.model_args.get("epochs", 10))
         generator = torch.Generator().manual_seed(self.data.split_seed)
+        dp_epsilon = float(self.model_args.get("dp_epsilon", 0) or 0)
+        self.dp_epsilon_ = None
+        if dp_epsilon > 0:
+            self._train_private(optimiser, x, y, epochs, dp_epsilon)
+            return
         for epoch in range(1, epochs + 1):
             self.network_.train()
             for batch in torch.randperm(len(x), generator=generator).split(64):
@@ -87,8 +92,33 @@ class DigitsCNNEstimator(Estimator):
                 loss.backward()
                 optimiser.step()
             self.network_.eval()
-            if self.reporter is not None and not self.is_trainer:
-                self.report(self.calculate_score().score, epoch)  # lets Hyperband / ASHA stop poor trials
+            self._report_epoch(epoch)
+
+    def _report_epoch(self, epoch: int) -> None:
+        if self.reporter is not None and not self.is_trainer:
+            self.report(self.calculate_score().score, epoch)  # lets Hyperband / ASHA stop poor trials
+
+    def _train_private(self, optimiser, x, y, epochs: int, epsilon: float) -> None:
+        """DP-SGD (estimators/private_training): `dp_epsilon_` is the accountant's final epsilon."""
+        import torch
+
+        from automl_tasks.estimators.private_training import make_private
+
+        private = make_private(
+            self.network_, optimiser, (x, y), batch_size=64, epochs=epochs, epsilon=epsilon, seed=self.data.split_seed
+        )
+        for epoch in range(1, epochs + 1):
+            private.module.train()
+            for xb, yb in private.loader:
+                if len(xb) == 0:  # Poisson sampling may draw an empty batch
+                    continue
+                private.optimiser.zero_grad()
+                torch.nn.functional.cross_entropy(private.module(xb), yb).backward()
+                private.optimiser.step()
+            private.end_epoch()
+            self.network_ = private.network.eval()
+            self._report_epoch(epoch)
+        self.dp_epsilon_, self.dp_epsilon_history_ = private.epsilons[-1], list(private.epsilons)
 
     def _logits(self, images: np.ndarray) -> np.ndarray:
         import torch

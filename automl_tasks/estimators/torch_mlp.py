@@ -51,6 +51,7 @@ class _TorchMLP(BaseEstimator):
         random_state: int = 0,
         validation_fraction: float = 0.1,
         patience: int = 10,
+        dp_epsilon: float = 0.0,
     ) -> None:
         self.hidden_units = hidden_units
         self.n_layers = n_layers
@@ -61,6 +62,7 @@ class _TorchMLP(BaseEstimator):
         self.random_state = random_state
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.dp_epsilon = dp_epsilon  # > 0: DP-SGD spending this epsilon (estimators/private_training)
 
     def _holdout(self, n_rows: int, generator) -> tuple[object, object | None]:
         """(fit positions, early-stopping positions or None when too few rows to spare)."""
@@ -83,6 +85,11 @@ class _TorchMLP(BaseEstimator):
         x, y = x_all[fit], y_all[fit]
         self.network_ = _build_network(x.shape[1], n_out, self.hidden_units, self.n_layers)
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        self.dp_epsilon_ = None
+        if self.dp_epsilon and self.dp_epsilon > 0:
+            self._train_private(x_all, y_all, loss_fn, optimiser)
+            self.n_features_in_ = x_all.shape[1]
+            return
         best_loss, best_state, since_best = float("inf"), None, 0
         self.n_epochs_run_ = self.best_epoch_ = 0
         for epoch in range(1, self.epochs + 1):
@@ -114,6 +121,35 @@ class _TorchMLP(BaseEstimator):
             self.best_epoch_ = self.n_epochs_run_
         self.network_.eval()
         self.n_features_in_ = x.shape[1]
+
+    def _train_private(self, x, y, loss_fn, optimiser) -> None:
+        """DP-SGD on every row for all `epochs` (early stopping would select on private rows
+        outside the accountant); `dp_epsilon_` is the accountant's final epsilon,
+        `dp_epsilon_history_` its value after each epoch."""
+        from automl_tasks.estimators.private_training import make_private
+
+        private = make_private(
+            self.network_,
+            optimiser,
+            (x, y),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            epsilon=self.dp_epsilon,
+            seed=self.random_state,
+        )
+        for _ in range(self.epochs):
+            private.module.train()
+            for xb, yb in private.loader:
+                if len(xb) == 0:  # Poisson sampling may draw an empty batch
+                    continue
+                private.optimiser.zero_grad()
+                loss_fn(private.module(xb), yb).backward()
+                private.optimiser.step()
+            private.end_epoch()
+        self.network_ = private.network.eval()
+        self.n_epochs_run_ = self.best_epoch_ = self.epochs
+        self.dp_epsilon_, self.dp_delta_ = private.epsilons[-1], private.delta
+        self.dp_epsilon_history_ = list(private.epsilons)
 
     def _forward(self, features: np.ndarray) -> np.ndarray:
         import torch

@@ -6,7 +6,9 @@ baseline (majority class / prior, or the mean) on the evaluation data. The first
 of a family must also come from a search whose best configuration beat the search's
 default configuration by the margin, or be that configuration. A challenger replaces the
 champion only if it beats it on the family's fixed evaluation data by a margin and does not regress the guard metrics (single-row latency, model size)
-beyond their allowed ratios. Manual promotion skips the score rule, not the record.
+beyond their allowed ratios. A family's gate may also require trust thresholds (issue #17:
+membership-attack AUC, accuracy under attack, DP epsilon), stored on the family so that every
+automatic promotion applies them. Manual promotion skips the score rule, not the record.
 Every change of `champion` happens under the family's lock and is appended to the
 family's champion history, so racing promotions leave the alias and the history
 consistent and a rollback always knows where to go back to.
@@ -21,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from automl_tasks.core.tags import (
     DEFAULT_CONFIG_SCORE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
+    GATE_SETTING_PREFIX,
     HISTORY_TAG,
     IS_DEFAULT_CONFIG_TAG,
     METRIC_TAG,
@@ -41,6 +44,10 @@ from automl_tasks.core.tags import (
     REFIT_CHECK_TAG,
     ROLLED_BACK_TAG,
     SEARCH_SCORE_TAG,
+    TRUST_ADV_ACCURACY_TAG,
+    TRUST_DP_EPSILON_TAG,
+    TRUST_MIA_AUC_TAG,
+    TRUST_SKIPPED_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators.metrics import Metric
@@ -54,11 +61,19 @@ MODES = ("auto", "manual")
 
 @dataclass(frozen=True)
 class GateConfig:
-    """The promotion rule's knobs (from the promote_model form)."""
+    """The promotion rule's knobs (the promote_model form's, or the family's stored gate).
+
+    The trust thresholds (issue #17) are off at 0: a version's trust report
+    (automl_tasks.trust) must show a membership-attack AUC of at most `max_attack_auc`, an
+    accuracy under attack of at least `min_robust_accuracy`, and a DP epsilon of at most
+    `max_dp_epsilon`; a version without the measurement a threshold needs is refused."""
 
     margin: float = 0.0  # required improvement of the evaluation metric
     max_latency_ratio: float = 1.5  # challenger latency may be at most this times the champion's
     max_size_ratio: float = 2.0
+    max_attack_auc: float = 0.0  # 0 = no threshold; else in (0.5, 1]
+    min_robust_accuracy: float = 0.0  # 0 = no threshold; else in (0, 1]
+    max_dp_epsilon: float = 0.0  # 0 = no threshold (any model, private or not)
 
     def __post_init__(self) -> None:
         if self.margin < 0:
@@ -66,6 +81,70 @@ class GateConfig:
         for name in ("max_latency_ratio", "max_size_ratio"):
             if getattr(self, name) < 1.0:
                 raise ConfigurationError(f"The {name!r} parameter must be >= 1.0. Got {getattr(self, name)!r} instead.")
+        if self.max_attack_auc and not 0.5 <= self.max_attack_auc <= 1.0:
+            raise ConfigurationError(
+                f"The 'max_attack_auc' parameter must be 0 (off) or in [0.5, 1]. Got {self.max_attack_auc!r} instead."
+            )
+        if not 0.0 <= self.min_robust_accuracy <= 1.0:
+            raise ConfigurationError(
+                f"The 'min_robust_accuracy' parameter must be in [0, 1]. Got {self.min_robust_accuracy!r} instead."
+            )
+        if self.max_dp_epsilon < 0:
+            raise ConfigurationError(f"The 'max_dp_epsilon' parameter must be >= 0. Got {self.max_dp_epsilon!r}.")
+
+    def trust_refusal(self, candidate: dict[str, str]) -> str | None:
+        """Why the candidate's trust report breaks a threshold of this gate, or None."""
+        checks = (
+            (self.max_attack_auc, TRUST_MIA_AUC_TAG, "membership-attack AUC", lambda v, t: v <= t, "at most"),
+            (
+                self.min_robust_accuracy,
+                TRUST_ADV_ACCURACY_TAG,
+                "accuracy under attack",
+                lambda v, t: v >= t,
+                "at least",
+            ),
+            (self.max_dp_epsilon, TRUST_DP_EPSILON_TAG, "differential-privacy epsilon", lambda v, t: v <= t, "at most"),
+        )
+        for threshold, tag, what, holds, bound in checks:
+            if not threshold:
+                continue
+            value = _float(candidate, tag)
+            if value is None:
+                skipped = candidate.get(TRUST_SKIPPED_TAG, "")
+                return f"the gate requires a {what} of {bound} {threshold:g}, and none was measured" + (
+                    f" ({skipped})" if skipped else ""
+                )
+            if not holds(value, threshold):
+                return f"{what} {value:.4g} breaks the gate's threshold ({bound} {threshold:g})"
+        return None
+
+    @classmethod
+    def stored(cls, client: Any, family: str) -> GateConfig:
+        """The family's stored gate (`loopml.gate.*` tags of the registered model), defaults where unset."""
+        tags = client.get_registered_model(family).tags
+        known = {f.name for f in fields(cls)}
+        values = {}
+        for key, raw in tags.items():
+            name = key.removeprefix(GATE_SETTING_PREFIX)
+            if key.startswith(GATE_SETTING_PREFIX) and name in known:
+                try:
+                    values[name] = float(raw)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"family {family!r}: gate setting {key} is {raw!r}, not a number"
+                    ) from None
+        return cls(**values)
+
+    def with_trust_of(self, stored: GateConfig) -> GateConfig:
+        """This gate with the `stored` family gate's trust thresholds wherever this one sets none:
+        a family's trust policy holds for every automatic promotion, whatever form started it."""
+        names = ("max_attack_auc", "min_robust_accuracy", "max_dp_epsilon")
+        return replace(self, **{n: getattr(self, n) or getattr(stored, n) for n in names})
+
+    def store(self, client: Any, family: str) -> None:
+        """Make this the family's gate: automatic promotions (pipelines, drift_retrain) use it."""
+        for name, value in asdict(self).items():
+            client.set_registered_model_tag(family, f"{GATE_SETTING_PREFIX}{name}", f"{value:g}")
 
 
 @dataclass(frozen=True)
@@ -138,7 +217,7 @@ def judge_first_version(candidate: dict[str, str], metric: Metric, config: GateC
 def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Metric, config: GateConfig) -> GateResult:
     """The pure promotion rule over the two versions' tags."""
     cand_score = _float(candidate, EVAL_SCORE_TAG)
-    refusal = integrity_refusal(candidate, metric)
+    refusal = integrity_refusal(candidate, metric) or config.trust_refusal(candidate)
     if refusal is not None:
         champ_score = _float(champion, EVAL_SCORE_TAG) if champion else None
         return GateResult(False, refusal, cand_score, champ_score, None, None, _baseline(candidate))
@@ -270,12 +349,15 @@ def promote(
     approved_by: str = "",
 ) -> dict[str, Any]:
     """Run the gate (auto) or force (manual) `version` to champion; return the decision.
+    `config`: the gate's knobs; None = the family's stored gate (`GateConfig.stored`), whose
+    trust thresholds also apply where `config` sets none.
     `approved_by` (who approved a manual promotion, and when) is recorded with it."""
     if mode not in MODES:
         raise ConfigurationError(f"The 'mode' parameter must be one of {list(MODES)}. Got {mode!r} instead.")
-    config = config or GateConfig()
     client = mlflow_client(ws)
     check_family_exists(client, family)
+    stored = GateConfig.stored(client, family)
+    config = (config or stored).with_trust_of(stored)
     with family_lock(ws, family):
         candidate = _resolve_version(client, family, version)
         tags = dict(client.get_model_version(family, candidate).tags)
@@ -317,6 +399,15 @@ def promote(
         "reason": reason,
         "champion": candidate if promoted else champion_version,
     }
+
+
+def store_gate(ws: Workspace, family: str, config: GateConfig) -> None:
+    """Make `config` the family's gate (under the family's lock, like every gate change)."""
+    client = mlflow_client(ws)
+    check_family_exists(client, family)
+    with family_lock(ws, family):
+        config.store(client, family)
+    log.info("family %s: gate stored: %s", family, asdict(config))
 
 
 def rollback(ws: Workspace, family: str, *, triggered_by: str = "unknown") -> dict[str, Any]:

@@ -408,10 +408,79 @@ ENSEMBLE = Field(
 )
 DEPLOYMENT_FIELDS = (DEPLOY_TARGET, LATENCY_BUDGET_MS, TRADE_OFF_LATENCY, ENSEMBLE)
 
+# trust reports and differential privacy (issue #17)
+_TRUST = "Trust"
+TRUST_REPORT = Field(
+    "trust_report",
+    "boolean",
+    True,
+    "Trust report",
+    "Measure the registered model's robustness to noise and to an adversarial attack, and how much a "
+    "membership-inference attack learns about its training rows; MLflow model metrics and a plot. The promotion "
+    "gate can require thresholds on them (promote_model form).",
+    _TRUST,
+)
+DP_EPSILON = Field(
+    "dp_epsilon",
+    "number",
+    0,
+    "Differential privacy epsilon",
+    "0 = off. Else every model is the torch MLP trained with DP-SGD (Opacus) spending this epsilon (delta = "
+    "1/(10 rows), at most 1e-5); the version records the accountant's final epsilon. Smaller is more private and "
+    "less accurate (1 strong, 8 weak). Tree models have no DP option; the preprocessing and the choice among "
+    "trials are not covered by the epsilon.",
+    _TRUST,
+    minimum=0,
+    maximum=100,
+)
+TRUST_FIELDS = (TRUST_REPORT, DP_EPSILON)
+
 # the promotion gate's knobs (defaults = automl_tasks.families.promotion.GateConfig's)
 MARGIN = Field("margin", "number", 0.0, "Promotion margin", section="Registry", minimum=0)
 MAX_LATENCY_RATIO = Field("max_latency_ratio", "number", 1.5, "Allowed latency ratio", section="Registry", minimum=1)
 MAX_SIZE_RATIO = Field("max_size_ratio", "number", 2.0, "Allowed model size ratio", section="Registry", minimum=1)
+# the gate's trust thresholds (issue #17; 0 = off), read from versions' trust reports
+MAX_ATTACK_AUC = Field(
+    "max_attack_auc",
+    "number",
+    0.0,
+    "Highest membership-attack AUC",
+    "0 = no threshold. Else in [0.5, 1]: a version whose membership-inference attack AUC (0.5 = no leak) is higher, "
+    "or that has no trust report, is not promoted.",
+    _TRUST,
+    minimum=0,
+    maximum=1,
+)
+MIN_ROBUST_ACCURACY = Field(
+    "min_robust_accuracy",
+    "number",
+    0.0,
+    "Lowest accuracy under attack",
+    "0 = no threshold. A classifier whose accuracy under the trust report's adversarial attack is lower is not "
+    "promoted.",
+    _TRUST,
+    minimum=0,
+    maximum=1,
+)
+MAX_DP_EPSILON = Field(
+    "max_dp_epsilon",
+    "number",
+    0.0,
+    "Highest differential-privacy epsilon",
+    "0 = no threshold. Else only versions trained with DP-SGD at this epsilon or less are promoted.",
+    _TRUST,
+    minimum=0,
+)
+SAVE_GATE = Field(
+    "save_gate",
+    "boolean",
+    False,
+    "Make this the family's gate",
+    "Store these settings on the family: every later automatic promotion (NoCode, HPO, drift_retrain) applies "
+    "them, and its trust thresholds hold whatever form asks for the promotion.",
+    _TRUST,
+)
+TRUST_GATE_FIELDS = (MAX_ATTACK_AUC, MIN_ROBUST_ACCURACY, MAX_DP_EPSILON, SAVE_GATE)
 
 # ---- the forms --------------------------------------------------------------------------
 
@@ -441,6 +510,7 @@ NOCODE_FORM = Form(
         ),
         *DEPLOYMENT_FIELDS,
         *FEATURE_FIELDS,
+        *TRUST_FIELDS,
     ),
 )
 
@@ -611,6 +681,9 @@ RETRAIN_FORM = Form(
         MARGIN,
         MAX_LATENCY_RATIO,
         MAX_SIZE_RATIO,
+        MAX_ATTACK_AUC,
+        MIN_ROBUST_ACCURACY,
+        MAX_DP_EPSILON,
         SEED,
         Field("reason", "string", "", "Reason", "Why this retrain runs.", "Registry"),
         FEATURE_PIPELINE.but(
@@ -736,6 +809,7 @@ PROMOTE_FORM = Form(
         MARGIN.but(title="Required improvement (auto)", section=""),
         MAX_LATENCY_RATIO.but(title="Allowed latency ratio (auto)", section=""),
         MAX_SIZE_RATIO.but(title="Allowed model size ratio (auto)", section=""),
+        *TRUST_GATE_FIELDS,
     ),
 )
 
@@ -751,6 +825,20 @@ BATCH_INFERENCE_FORM = Form(
             "dataset://NAME@VERSION, a bundled name or a CSV/Parquet path",
         ),
         Field("model", "string", "champion", "Model", "An alias or a version number"),
+    ),
+)
+
+TRUST_REPORT_FORM = Form(
+    "trust_report",
+    (
+        FAMILY.but(section=""),
+        Field(
+            "version",
+            ("string", "integer"),
+            "champion",
+            "Version",
+            "A version number or an alias (champion, challenger).",
+        ),
     ),
 )
 
@@ -802,5 +890,6 @@ FORMS = {
         PROMOTE_FORM,
         BATCH_INFERENCE_FORM,
         ACTIVE_LEARNING_FORM,
+        TRUST_REPORT_FORM,
     )
 }

@@ -37,7 +37,9 @@ def deployment_goal(request: Any) -> dict[str, Any]:
         "deploy_target": request.deploy_target,
         "latency_budget_ms": float(request.latency_budget_ms),
         "trade_off_latency": request.trade_off_latency,
-        "ensemble": request.ensemble,
+        # an ensemble of DP-SGD members spends the sum of their epsilons (sequential
+        # composition): a private search registers one model, at the epsilon asked for
+        "ensemble": request.ensemble and not getattr(request, "dp_epsilon", 0),
     }
 
 
@@ -52,7 +54,7 @@ def log_deployment_goal(client: Any, run_id: str, request: Any) -> None:
 def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, study_name: str) -> dict[str, Any]:
     """Create the run's study `study_name` over the table `pre` (the intake result); a summary of what was enqueued."""
     profile = pre.profile()
-    fitted = fit_space_to_budget(request.space_text(), profile, request.time_budget_s)
+    fitted = fit_space_to_budget(request.searched_space_text(), profile, request.time_budget_s)
     space_text = add_feature_params(fitted.space_text, pre.feature_pipeline_path, pre.task_type)
     space = load_search_space(space_text)
     n_trials = choose_trial_budget(request.n_trials, profile)
@@ -91,6 +93,7 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         strategy=strategy,
         budget_note=fitted.reason,
         cross_validate=cross_validate,
+        trust_report=request.trust_report,
         **deployment_goal(request),
     )
     return start_search(ws.optuna_uri, plan, space, warm_start_study=warm_start)

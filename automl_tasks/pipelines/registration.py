@@ -1,7 +1,7 @@
 """The task estimator: final training of the best configuration, export, deployment
 measurement and registration as a new version of the model family.
 
-`train_and_register` runs six steps; each is a small function with a typed result and
+`train_and_register` runs seven steps; each is a small function with a typed result and
 takes any `Estimator` (automl_tasks.estimators.base):
 
 1. fit (`fit_final`) -> `FitResult`: the best trial's configuration trained on
@@ -13,14 +13,20 @@ takes any `Estimator` (automl_tasks.estimators.base):
    estimator exports itself (`Estimator.export_onnx`). `place_on_target` then compiles
    the ONNX model on the plan's deployment target, measures it there and, when it passes
    parity, makes the target's engine the version's runtime.
-3. register (`log_version`) -> `Registration`: the MLflow run with params, metrics,
-   artifacts and the model, registered as a new version of the family.
-4. measure (`measure_on_family`) -> `FamilyScores`: the version and the trivial baseline
+3. trust (`trust_step`) -> `TrustReport`: robustness to noise and to an adversarial
+   attack, and membership-inference privacy (automl_tasks/trust), measured on the model
+   the test score belongs to, whose test rows it never saw (a refit on all rows has none
+   left). Here rather than in an Airflow task of its own because that model and its split
+   exist only in this process: the registered version is the refit.
+4. register (`log_version`) -> `Registration`: the MLflow run with params, metrics,
+   artifacts (the trust report's JSON and plot among them) and the model, registered as
+   a new version of the family; the trust numbers are MLflow model metrics of it.
+5. measure (`measure_on_family`) -> `FamilyScores`: the version and the trivial baseline
    scored on the family's fixed evaluation data (after `register`: the first version of a
    family creates that data, and it is a tag of the registered model).
-5. tag (`lineage_tags`, `version_tags`, `tag_version`): ONE set of version tags, with the
+6. tag (`lineage_tags`, `version_tags`, `tag_version`): ONE set of version tags, with the
    same lineage keys and the same value truncation for every estimator and pipeline.
-6. promote (`promote_version`) -> `Promotion`: the promotion gate at once, or `challenger`
+7. promote (`promote_version`) -> `Promotion`: the promotion gate at once, or `challenger`
    for a later gate. Only tabular versions meet the gate: it and the BentoML service read
    scikit-learn models; any other estimator's ONNX model is registered as `challenger`.
 """
@@ -142,7 +148,7 @@ class FitResult:
         return f"refit integrity check failed: {self.check.reason}"
 
     def metrics(self, *, train_seconds: float) -> dict[str, float]:
-        ensemble = {}
+        ensemble: dict[str, float] = {}
         if self.ensemble is not None:
             ensemble = {"ensemble_search_score": self.ensemble.score, "ensemble_members": len(self.ensemble.trials)}
         return {
@@ -262,7 +268,40 @@ def place_on_target(ws: Workspace, plan: SearchPlan, fit: FitResult, deployment:
     )
 
 
-# --- 3. register -------------------------------------------------------------------------
+# --- 3. trust ----------------------------------------------------------------------------
+
+
+def trust_step(plan: SearchPlan, fit: FitResult) -> Any:
+    """The version's trust report (automl_tasks.trust), or None when the plan asks for none
+    or the model has no trust adapter (said in the log and in the version's tags)."""
+    if not plan.trust_report:
+        log.info("trust report: not asked for (the form's trust_report is off)")
+        return None
+    from automl_tasks.trust.report import measure_trust
+    from automl_tasks.trust.subject import subject_for
+
+    try:
+        subject = subject_for(fit.scored, fit.metric)
+    except NotImplementedError as exc:
+        log.warning("trust report: not measured: %s", exc)
+        return None
+    return measure_trust(subject, seed=plan.seed)
+
+
+def trust_tags(plan: SearchPlan, fit: FitResult, report: Any) -> dict[str, str]:
+    """The report's version tags, or why there is no report."""
+    from automl_tasks.core.tags import TRUST_DP_EPSILON_TAG, TRUST_SKIPPED_TAG
+    from automl_tasks.trust.subject import dp_epsilon_of
+
+    epsilon = dp_epsilon_of(fit.estimator)  # the registered model's own (a refit spends its own budget)
+    privacy = {TRUST_DP_EPSILON_TAG: f"{epsilon:.4g}"} if epsilon is not None else {}
+    if report is not None:
+        return report.tags() | privacy
+    why = "not asked for" if not plan.trust_report else f"no trust report for {type(fit.scored).__name__} models"
+    return {TRUST_SKIPPED_TAG: why} | privacy
+
+
+# --- 4. register -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -288,6 +327,7 @@ def log_version(
     labels: LabelSpec | None,
     tags: dict[str, str],
     metrics: dict[str, float],
+    trust: Any = None,
 ) -> Registration:
     """Log the final model's MLflow run (child of the pipeline run) and register it in the family.
 
@@ -312,7 +352,20 @@ def log_version(
             )
         if deployment.target_metrics:  # MLflow 3 model metrics: on the logged model, and on the run
             mlflow.log_metrics(deployment.target_metrics, model_id=info.model_id)
+        if trust is not None:
+            _log_trust(trust, fit.workdir, info.model_id)
     return Registration(run.info.run_id, str(info.registered_model_version))
+
+
+def _log_trust(report: Any, workdir: Path, model_id: str) -> None:
+    """Inside the active run: the trust report as model metrics, its JSON and its plot."""
+    import mlflow
+
+    from automl_tasks.trust.report import PLOT_FILE, REPORT_FILE
+
+    mlflow.log_metrics(report.metrics(), model_id=model_id)
+    mlflow.log_text(report.to_json(), f"trust/{REPORT_FILE}")
+    mlflow.log_artifact(str(report.plot(workdir / PLOT_FILE)), artifact_path="trust")
 
 
 def _log_pipeline(plan: SearchPlan, fit: FitResult, deployment: Deployment, labels: LabelSpec | None) -> Any:
@@ -342,7 +395,7 @@ def _log_pipeline(plan: SearchPlan, fit: FitResult, deployment: Deployment, labe
     )
 
 
-# --- 4. measure --------------------------------------------------------------------------
+# --- 5. measure --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -413,7 +466,7 @@ def _baseline_score(estimator: TabularEstimator, frame, metric: Metric) -> float
     return trivial_baseline_score(estimator.target_[fit_rows], frame, target, metric, estimator.data.task_type)
 
 
-# --- 5. tag ------------------------------------------------------------------------------
+# --- 6. tag ------------------------------------------------------------------------------
 
 
 def _search_comparison_tags(study, best) -> dict[str, str]:
@@ -503,7 +556,7 @@ def tag_version(client: Any, family: str, version: str, tags: dict[str, str]) ->
         client.set_model_version_tag(family, version, key, str(value)[:TAG_VALUE_LIMIT])
 
 
-# --- 6. promote --------------------------------------------------------------------------
+# --- 7. promote --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -574,15 +627,15 @@ def train_and_register(
     labels = label_spec(plan, fit)
     deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
     metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
+    trust = trust_step(plan, fit)
     lineage = lineage_tags(
         study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version
     )
-    registration = log_version(plan, fit, deployment, labels=labels, tags=lineage, metrics=metrics)
+    registration = log_version(plan, fit, deployment, labels=labels, tags=lineage, metrics=metrics, trust=trust)
     client = mlflow_client(ws)
     scores = measure_on_family(ws, client, plan.family, fit)
-    tag_version(
-        client, plan.family, registration.version, version_tags(lineage, fit, registration, deployment, scores, labels)
-    )
+    tags = version_tags(lineage, fit, registration, deployment, scores, labels) | trust_tags(plan, fit, trust)
+    tag_version(client, plan.family, registration.version, tags)
     promotion = promote_version(
         ws,
         client,

@@ -162,6 +162,8 @@ class NoCodeRequest:
     sql_features: str = _default(NOCODE_FORM, "sql_features")  # YAML list of {name, sql}
     keep_columns: str = _default(NOCODE_FORM, "keep_columns")  # comma-separated flagged columns to keep
     feature_pipeline: str = _default(NOCODE_FORM, "feature_pipeline")  # "" = fit one; else a version to reuse
+    trust_report: bool = _default(NOCODE_FORM, "trust_report")  # measure robustness and privacy (issue #17)
+    dp_epsilon: float = _default(NOCODE_FORM, "dp_epsilon")  # > 0: DP-SGD torch MLP only, at this epsilon
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
@@ -171,6 +173,8 @@ class NoCodeRequest:
             check_family_name(self.family)
         check_deployment_goal(self.deploy_target, self.latency_budget_ms, self.trade_off_latency, self.strategy)
         self.space()  # raises SearchSpaceError with the YAML path of the fault
+        if self.dp_epsilon:
+            self.searched_space_text()  # a space without the DP-capable model is refused, with why
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> NoCodeRequest:
@@ -186,6 +190,15 @@ class NoCodeRequest:
 
     def space_text(self) -> str:
         return self.search_space or DEFAULT_TABULAR_SPACE.read_text()
+
+    def searched_space_text(self) -> str:
+        """The space the search runs: the requested one, restricted to DP-SGD models when
+        `dp_epsilon` asks for differential privacy (search_space/privacy)."""
+        if not self.dp_epsilon:
+            return self.space_text()
+        from automl_tasks.search_space.privacy import private_space
+
+        return private_space(self.space_text(), float(self.dp_epsilon))
 
     def sql_steps(self) -> tuple[Any, ...]:
         """The SQL feature steps of the form (`features.sql_steps.SqlStep`)."""
@@ -344,6 +357,9 @@ class RetrainRequest:
     margin: float = _default(RETRAIN_FORM, "margin")  # the promotion gate's required improvement
     max_latency_ratio: float = _default(RETRAIN_FORM, "max_latency_ratio")  # the gate's guard ratios
     max_size_ratio: float = _default(RETRAIN_FORM, "max_size_ratio")
+    max_attack_auc: float = _default(RETRAIN_FORM, "max_attack_auc")  # trust thresholds (0 = the family's own)
+    min_robust_accuracy: float = _default(RETRAIN_FORM, "min_robust_accuracy")
+    max_dp_epsilon: float = _default(RETRAIN_FORM, "max_dp_epsilon")
     seed: int = _default(RETRAIN_FORM, "seed")
     reason: str = _default(RETRAIN_FORM, "reason")  # why the retrain runs (drift_check's verdict)
     feature_pipeline: str = _default(RETRAIN_FORM, "feature_pipeline")  # "" = the champion's; "new"; a version
@@ -369,4 +385,11 @@ class RetrainRequest:
     def gate(self) -> GateConfig:
         from automl_tasks.families.promotion import GateConfig
 
-        return GateConfig(self.margin, self.max_latency_ratio, self.max_size_ratio)
+        return GateConfig(
+            self.margin,
+            self.max_latency_ratio,
+            self.max_size_ratio,
+            self.max_attack_auc,
+            self.min_robust_accuracy,
+            self.max_dp_epsilon,
+        )

@@ -63,6 +63,8 @@ class SearchPlan:
     trade_off_latency: bool = False
     # whether the task estimator may register an ensemble of the best trials (issue #11)
     ensemble: bool = True
+    # whether the task estimator measures the version's trust report (issue #17)
+    trust_report: bool = True
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -102,6 +104,7 @@ def build_plan(
     trade_off_latency: bool = False,
     ensemble: bool = True,
     cross_validate: bool | None = None,
+    trust_report: bool = True,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -144,4 +147,5 @@ def build_plan(
         latency_budget_ms=latency_budget_ms,
         trade_off_latency=trade_off_latency,
         ensemble=ensemble,
+        trust_report=trust_report,
     )

@@ -41,7 +41,7 @@ def space_diff(parent_text: str, child_text: str, *, parent_name: str = "parent"
     return "".join(lines)
 
 
-def _locate(document: dict[str, Any], full_name: str) -> dict[str, Any]:
+def locate_param(document: dict[str, Any], full_name: str) -> dict[str, Any]:
     """The raw mapping of parameter `full_name` inside `document` (SearchSpaceError if absent)."""
     parts = full_name.split(".")
     params = document.get("params") or []
@@ -66,7 +66,7 @@ def _locate(document: dict[str, Any], full_name: str) -> dict[str, Any]:
 
 def widen_range(document: dict[str, Any], name: str, edge: str) -> str:
     """Grow `name`'s range past its `edge` ("lower" or "upper"); a description of the change."""
-    param = _locate(document, name)
+    param = locate_param(document, name)
     ptype = param["type"]
     if ptype not in NUMERIC_TYPES:
         raise SearchSpaceError(name, f"{name} is {ptype}, not numeric: its range cannot be widened")
@@ -98,7 +98,7 @@ def widen_range(document: dict[str, Any], name: str, edge: str) -> str:
 
 def fix_param(document: dict[str, Any], name: str, value: Any) -> str:
     """Fix `name` to `value` (a one-choice parameter, so it is still recorded on every trial)."""
-    param = _locate(document, name)
+    param = locate_param(document, name)
     ptype = param["type"]
     if ptype in NUMERIC_TYPES:
         is_int = ptype.startswith("int")
@@ -123,7 +123,7 @@ def fix_param(document: dict[str, Any], name: str, value: Any) -> str:
 
 def drop_choice(document: dict[str, Any], name: str, choice: Any) -> str:
     """Remove `choice` from categorical `name` (e.g. a model family) with its sub-parameters."""
-    param = _locate(document, name)
+    param = locate_param(document, name)
     if param["type"] in NUMERIC_TYPES:
         raise SearchSpaceError(name, f"{name} is numeric; only a categorical parameter has choices to drop")
     if choice not in param["range"]:

@@ -98,6 +98,26 @@ def test_onnx_model_reproduces_the_registered_native_model(e2e_workspace, first_
     assert np.abs(onnx_proba - native.predict_proba(features)).max() < 1e-3
 
 
+def test_the_version_carries_its_trust_report_as_model_metrics_tags_and_a_plot(airflow, e2e_workspace, first_run):
+    import mlflow
+
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer", "champion")
+    assert 0.0 <= float(champion.tags["loopml.trust.mia_auc"]) <= 1.0
+    assert 0.0 <= float(champion.tags["loopml.trust.adv_accuracy"]) <= 1.0
+    assert "differential_privacy: not trained with differential privacy" in champion.tags["loopml.trust.skipped"]
+    logged = mlflow.get_logged_model(champion.model_id).metrics
+    for key in ("trust_mia_auc", "trust_mia_advantage", "trust_gaussian_auc", "trust_adv_accuracy", "trust_seconds"):
+        assert any(m.key == key for m in logged), f"logged model lacks {key}: {sorted({m.key for m in logged})}"
+    # (the trust_report DAG may have added a later measurement: the tag is one of them)
+    mia = [m.value for m in logged if m.key == "trust_mia_auc"]
+    assert any(v == pytest.approx(float(champion.tags["loopml.trust.mia_auc"]), abs=1e-3) for v in mia)
+    listed = {a.path for a in client.list_artifacts(champion.run_id, "trust")}
+    assert listed == {"trust/trust_report.json", "trust/trust_report.png"}
+    log = airflow.task_log("nocode_pipeline", first_run[0], "task_estimator", 1)
+    assert "trust report (" in log and "membership attack AUC" in log
+
+
 def test_trials_are_child_runs_and_advisor_artifacts_exist(e2e_workspace, first_run):
     import mlflow
 
@@ -516,6 +536,27 @@ def _run_dag(client, dag_id: str, conf: dict) -> tuple[str, str]:
     client.unpause(dag_id)
     run_id = client.trigger(dag_id, conf)
     return run_id, client.wait_for_run(dag_id, run_id, timeout_s=300)
+
+
+def test_the_trust_report_dag_reports_any_version_and_refuses_an_unknown_one(airflow, e2e_workspace, first_run):
+    client = mlflow_client(e2e_workspace)
+    champion = client.get_model_version_by_alias("breast_cancer", "champion")
+    airflow.wait_for_dag("trust_report")
+    airflow.unpause("trust_report")
+    good = airflow.trigger("trust_report", {"family": "breast_cancer", "version": str(champion.version)})
+    bad = airflow.trigger("trust_report", {"family": "breast_cancer", "version": "99"})
+    assert airflow.wait_for_run("trust_report", good, timeout_s=300) == "success"
+    assert airflow.wait_for_run("trust_report", bad, timeout_s=300) == "failed"
+    assert "has no version or alias '99'" in airflow.task_log("trust_report", bad, "trust_report", 1)
+    tags = client.get_model_version("breast_cancer", champion.version).tags
+    run = client.get_run(tags["loopml.trust.run_id"])
+    assert run.data.tags["loopml.kind"] == "trust_report" and run.data.tags["loopml.triggered_by"].endswith(good)
+    assert "trust_gaussian_auc" in run.data.metrics and "trust_adv_accuracy" in run.data.metrics
+    if tags.get("loopml.fit_rows") == "all":  # the refit: no row it never saw, so no membership number
+        assert "trust_mia_auc" not in run.data.metrics
+        assert "membership: the version was refit on every row" in tags["loopml.trust.skipped"]
+    else:
+        assert "trust_mia_auc" in run.data.metrics
 
 
 def test_promote_model_dag_manual_promotion_and_rollback(airflow, e2e_workspace, second_run):

@@ -1,0 +1,153 @@
+"""What a trust report measures: a fitted model, rows it learned from and rows it never saw.
+
+One small adapter per model kind (a tabular pipeline, the digits CNN) so the attacks below
+read one interface: `predict_proba`/`predict` on the model's own input (a feature frame or
+an image array), and, for differentiable models, the torch network behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from automl_tasks.estimators.metrics import Metric
+
+TABLE, IMAGE = "table", "image"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Model inputs (a DataFrame of model columns, or an array of images) and their targets."""
+
+    x: Any
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, positions: np.ndarray) -> Rows:
+        x = self.x.iloc[positions] if hasattr(self.x, "iloc") else self.x[positions]
+        return Rows(x, self.y[positions])
+
+
+@dataclass(frozen=True)
+class TrustSubject:
+    """A fitted model with the rows a trust report needs.
+
+    `members`: rows the model was fitted on; `held_out`: rows it never saw (the test split).
+    `predict_proba` is None for regressors. `network` (a torch module taking `x` as float
+    tensors, values in [0, 1]) is set for differentiable image models: they get white-box
+    attacks; every other classifier gets a black-box one."""
+
+    model_kind: str
+    kind: str  # TABLE | IMAGE
+    task_type: str
+    metric: Metric
+    members: Rows
+    held_out: Rows
+    predict: Callable[[Any], np.ndarray]
+    predict_proba: Callable[[Any], np.ndarray] | None = None
+    classes: np.ndarray | None = None  # the labels predict_proba's columns stand for
+    numeric: tuple[str, ...] = ()  # numeric model columns of a table
+    categorical: tuple[str, ...] = ()
+    network: Any = None
+    dp_epsilon: float | None = None  # the privacy accountant's final epsilon, when trained with DP
+
+    @property
+    def classifies(self) -> bool:
+        return self.task_type != "regression"
+
+    def metric_prediction(self, x: Any) -> np.ndarray:
+        """What the metric scores: probabilities when it needs them, else predictions."""
+        if self.metric.needs_proba and self.predict_proba is not None:
+            return np.asarray(self.predict_proba(x))
+        return np.asarray(self.predict(x))
+
+    def score(self, rows: Rows) -> float:
+        return float(self.metric(rows.y, self.metric_prediction(rows.x), self.classes))
+
+
+def tabular_subject(estimator: Any, metric: Metric, *, dp_epsilon: float | None = None) -> TrustSubject:
+    """The subject of a fitted TabularEstimator in trainer mode: its fit rows (train+valid)
+    are the members, its test split is held out. Pass the model the test score was measured
+    on (`FitResult.scored`): a refit on all rows has no unseen rows left."""
+    pipeline = estimator.pipeline_
+    fit_rows, test_rows = estimator._rows()
+    features, target = estimator.features_, estimator.target_
+    classify = estimator.data.task_type != "regression"
+    return TrustSubject(
+        model_kind=_model_kind(estimator),
+        kind=TABLE,
+        task_type=estimator.data.task_type,
+        metric=metric,
+        members=Rows(features.iloc[fit_rows], target[fit_rows]),
+        held_out=Rows(features.iloc[test_rows], target[test_rows]),
+        predict=pipeline.predict,
+        predict_proba=pipeline.predict_proba if classify else None,
+        classes=getattr(pipeline, "classes_", None),
+        numeric=estimator.schema_.model_numeric,
+        categorical=estimator.schema_.model_categorical,
+        dp_epsilon=dp_epsilon if dp_epsilon is not None else dp_epsilon_of(estimator),
+    )
+
+
+def dp_epsilon_of(estimator: Any) -> float | None:
+    """The privacy accountant's final epsilon of a model trained with DP-SGD, else None
+    (an ensemble is private only when every member is: it reports the sum, by composition)."""
+    members = getattr(estimator, "members_", None)
+    if members:
+        spent = [dp_epsilon_of(m) for m in members]
+        return None if any(e is None for e in spent) else float(sum(spent))
+    if hasattr(estimator, "network_"):  # an image network
+        return getattr(estimator, "dp_epsilon_", None)
+    pipeline = getattr(estimator, "pipeline_", None)
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    return getattr(model, "dp_epsilon_", None)
+
+
+def _model_kind(estimator: Any) -> str:
+    members = getattr(estimator, "members_", None)
+    if members:
+        return "ensemble of " + ", ".join(sorted({m.model_args.get("model", "lightgbm") for m in members}))
+    return str(estimator.model_args.get("model", "lightgbm"))
+
+
+def image_subject(estimator: Any, metric: Metric) -> TrustSubject:
+    """The subject of a fitted image classifier (the digits CNN) in trainer mode."""
+    fit_rows, test_rows = estimator._rows()
+    images, target = estimator.images_, estimator.target_
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        logits = estimator._logits(np.asarray(x, dtype="float32"))
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    return TrustSubject(
+        model_kind="digits_cnn",
+        kind=IMAGE,
+        task_type="multiclass",
+        metric=metric,
+        members=Rows(images[fit_rows], target[fit_rows]),
+        held_out=Rows(images[test_rows], target[test_rows]),
+        predict=lambda x: proba(x).argmax(axis=1),
+        predict_proba=proba,
+        classes=np.arange(len(estimator.classes_)),
+        network=estimator.network_,
+        dp_epsilon=dp_epsilon_of(estimator),
+    )
+
+
+def subject_for(estimator: Any, metric: Metric) -> TrustSubject:
+    """The subject of a fitted trainer-mode estimator: a tabular pipeline or an image
+    network; any other estimator raises NotImplementedError saying so."""
+    if hasattr(estimator, "pipeline_") and hasattr(estimator, "features_"):
+        return tabular_subject(estimator, metric)
+    if hasattr(estimator, "images_") and hasattr(estimator, "network_"):
+        return image_subject(estimator, metric)
+    raise NotImplementedError(
+        f"no trust report for {type(estimator).__name__} models (tabular pipelines and image networks have one)"
+    )

@@ -1,0 +1,237 @@
+"""Trust reports (issue #17): the attacks find what they must, DP training accounts its
+epsilon, and a gate threshold blocks a promotion that breaks it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl_tasks.core.errors import ConfigurationError
+from automl_tasks.core.tags import TRUST_ADV_ACCURACY_TAG, TRUST_DP_EPSILON_TAG, TRUST_MIA_AUC_TAG
+from automl_tasks.estimators.metrics import Metric
+from automl_tasks.families.promotion import GateConfig, judge, promote, store_gate
+from automl_tasks.trust import adversarial
+from automl_tasks.trust.membership import loss_threshold_attack
+from automl_tasks.trust.noise import noise_curves
+from automl_tasks.trust.report import ADVERSARIAL, DIFFERENTIAL_PRIVACY, measure_trust
+from automl_tasks.trust.subject import IMAGE, TABLE, Rows, TrustSubject, subject_for
+
+from .test_promotion import _register
+from .test_promotion import tags as version_tags
+
+
+def _table(rows: int, seed: int = 0, noise: float = 1.0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two numeric columns and a category; the label is a noisy linear rule of the numbers."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(2, 3, rows)})
+    x["colour"] = rng.choice(["red", "blue"], rows).astype(object)
+    y = (x["a"] + x["b"] / 3 + rng.normal(0, noise, rows) > 0.7).astype(int).to_numpy()
+    return x, y
+
+
+def _subject(model, members, held_out, task="binary", metric="roc_auc") -> TrustSubject:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pipeline = make_pipeline(
+        ColumnTransformer([("n", StandardScaler(), ["a", "b"]), ("c", OneHotEncoder(), ["colour"])]), model
+    ).fit(*members)
+    classify = task != "regression"
+    return TrustSubject(
+        model_kind=type(model).__name__,
+        kind=TABLE,
+        task_type=task,
+        metric=Metric(metric),
+        members=Rows(*members),
+        held_out=Rows(*held_out),
+        predict=pipeline.predict,
+        predict_proba=pipeline.predict_proba if classify else None,
+        classes=getattr(pipeline, "classes_", None),
+        numeric=("a", "b"),
+        categorical=("colour",),
+    )
+
+
+def test_membership_attack_finds_a_memorising_model_and_not_a_regularised_one():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    # a tiny training set learned by heart (fully grown trees on noisy labels) leaks membership
+    memorising = _subject(RandomForestClassifier(100, random_state=0), _table(60, 0, 2.0), _table(2000, 1, 2.0))
+    assert loss_threshold_attack(memorising).auc > 0.75
+    # a strongly regularised linear model on many rows cannot tell its rows from new ones
+    regularised = _subject(LogisticRegression(C=0.01), _table(3000, 2), _table(3000, 3))
+    result = loss_threshold_attack(regularised)
+    assert abs(result.auc - 0.5) < 0.05 and result.rows_per_side == 2000
+
+
+def test_black_box_attack_never_beats_the_true_distance_to_a_linear_boundary(monkeypatch):
+    """For a linear model the smallest flipping perturbation is known exactly: what
+    HopSkipJump finds (an upper bound) is never smaller and is close to it."""
+    from sklearn.linear_model import LogisticRegression
+
+    subject = _subject(LogisticRegression(), _table(2000, 4), _table(400, 5))
+    monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 12)
+    result = adversarial.attack(subject)
+    assert result.attack.startswith("HopSkipJump") and result.rows == 12
+
+    # exact RMS distance to the boundary in training-std units, for the rows the attack picked
+    members = subject.members.x[["a", "b"]]
+    mean, std = members.mean().to_numpy(), members.std().to_numpy()
+    pipeline = subject.predict.__self__
+    scaler, model = pipeline[0].named_transformers_["n"], pipeline[-1]
+    w_std = model.coef_[0][:2] / scaler.scale_ * std  # the logit's slope per training std of each column
+    held = subject.held_out
+    picked = np.sort(np.random.default_rng(0).choice(len(held), 12, replace=False))
+    logits = model.decision_function(pipeline[0].transform(held.x.iloc[picked]))
+    exact = np.abs(logits) / np.linalg.norm(w_std) / np.sqrt(2)
+    correct = pipeline.predict(held.x.iloc[picked]) == held.y[picked]
+    assert result.clean_accuracy == pytest.approx(correct.mean())
+    assert result.median_perturbation >= np.median(exact[correct]) * 0.999
+    assert result.median_perturbation <= np.median(exact[correct]) * 2.0
+    assert mean.shape == (2,)
+
+
+def test_noise_curves_start_at_the_clean_score_and_fall_for_a_model_of_the_numbers():
+    from sklearn.linear_model import LogisticRegression
+
+    subject = _subject(LogisticRegression(), _table(2000, 6, 0.1), _table(1000, 7, 0.1), metric="accuracy")
+    gaussian, flips = noise_curves(subject)
+    assert gaussian.scores[0] == pytest.approx(subject.score(subject.held_out))
+    assert gaussian.scores[-1] < gaussian.scores[0] - 0.1 and gaussian.area < gaussian.scores[0]
+    assert flips.name == "category_flip" and flips.scores[0] == gaussian.scores[0]
+
+
+def test_a_regressor_gets_no_adversarial_number_and_says_why():
+    from sklearn.linear_model import Ridge
+
+    x, y = _table(500, 8)
+    subject = _subject(Ridge(), (x.iloc[:400], x["a"].to_numpy()[:400]), (x.iloc[400:], x["a"].to_numpy()[400:]),
+                       task="regression", metric="r2")  # fmt: skip
+    report = measure_trust(subject)
+    assert report.adversarial is None and "classifiers only" in report.skipped[ADVERSARIAL]
+    assert "not trained with differential privacy" in report.skipped[DIFFERENTIAL_PRIVACY]
+    assert not any(k.startswith("trust_adv") for k in report.metrics())
+    assert report.membership is not None and "trust_mia_auc" in report.metrics()
+    assert TRUST_ADV_ACCURACY_TAG not in report.tags() and "adversarial" in report.tags()["loopml.trust.skipped"]
+
+
+def test_an_estimator_without_a_trust_adapter_is_refused_by_name():
+    with pytest.raises(NotImplementedError, match="no trust report for object"):
+        subject_for(object(), Metric("accuracy"))
+
+
+def _digits_cnn(epochs: int):
+    import torch
+    from sklearn.datasets import load_digits
+
+    from automl_tasks.estimators.digits_cnn import build_network
+
+    x, y = load_digits(return_X_y=True)
+    images = (x / 16.0).astype("float32").reshape(-1, 1, 8, 8)
+    network = build_network({"depth": 1, "block1": "conv", "block1.conv.width": 8}, 10)
+    torch.manual_seed(0)
+    optimiser = torch.optim.Adam(network.parameters(), lr=0.01)
+    xt, yt = torch.from_numpy(images[:1400]), torch.from_numpy(y[:1400]).long()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(xt)).split(64):
+            optimiser.zero_grad()
+            torch.nn.functional.cross_entropy(network(xt[batch]), yt[batch]).backward()
+            optimiser.step()
+    network.eval()
+    return network, images, y
+
+
+def test_pgd_lowers_a_cnn_accuracy_more_than_noise_of_the_same_norm():
+    import torch
+
+    network, images, y = _digits_cnn(epochs=6)
+
+    def proba(x):
+        with torch.no_grad():
+            return torch.softmax(network(torch.from_numpy(np.asarray(x, dtype="float32"))), 1).numpy()
+
+    subject = TrustSubject(
+        model_kind="cnn",
+        kind=IMAGE,
+        task_type="multiclass",
+        metric=Metric("accuracy"),
+        members=Rows(images[:1400], y[:1400]),
+        held_out=Rows(images[1400:], y[1400:]),
+        predict=lambda x: proba(x).argmax(1),
+        predict_proba=proba,
+        classes=np.arange(10),
+        network=network,
+    )
+    result = adversarial.attack(subject)
+    assert result.clean_accuracy > 0.9
+    for eps in (0.1, 0.2):
+        pgd, noise = result.extra[f"pgd_accuracy_eps{eps:g}"], result.extra[f"same_norm_noise_accuracy_eps{eps:g}"]
+        assert pgd < noise - 0.2, (eps, pgd, noise)
+        assert result.extra[f"pgd_accuracy_eps{eps:g}"] <= result.extra[f"fgsm_accuracy_eps{eps:g}"] + 0.02
+    assert result.accuracy == result.extra["pgd_accuracy_eps0.1"] and np.isfinite(result.median_perturbation)
+
+
+def test_dp_training_reports_a_finite_epsilon_that_grows_with_epochs():
+    from automl_tasks.estimators.torch_mlp import TorchMLPClassifier
+
+    x, y = _table(600, 9)
+    model = TorchMLPClassifier(epochs=6, dp_epsilon=3.0).fit(x[["a", "b"]].to_numpy(), y)
+    history = model.dp_epsilon_history_
+    assert len(history) == 6 and all(np.isfinite(history))
+    assert all(later > earlier for earlier, later in zip(history, history[1:], strict=False))
+    assert model.dp_epsilon_ == history[-1] <= 3.0 + 1e-6 and model.dp_delta_ <= 1e-5
+    assert (model.predict(x[["a", "b"]].to_numpy()) == y).mean() > 0.6  # still learns something
+
+
+def test_gate_thresholds_block_a_version_that_breaks_them():
+    leaky = version_tags(0.95) | {TRUST_MIA_AUC_TAG: "0.71", TRUST_ADV_ACCURACY_TAG: "0.9"}
+    tight = GateConfig(max_attack_auc=0.6)
+    result = judge(leaky, None, Metric("roc_auc"), tight)
+    assert not result.promote and "membership-attack AUC 0.71 breaks" in result.reason
+    assert judge(leaky | {TRUST_MIA_AUC_TAG: "0.55"}, None, Metric("roc_auc"), tight).promote
+    unmeasured = judge(version_tags(0.95), None, Metric("roc_auc"), GateConfig(min_robust_accuracy=0.5))
+    assert not unmeasured.promote and "none was measured" in unmeasured.reason
+    private_only = judge(leaky, None, Metric("roc_auc"), GateConfig(max_dp_epsilon=8))
+    assert not private_only.promote and "differential-privacy epsilon" in private_only.reason
+    assert judge(leaky | {TRUST_DP_EPSILON_TAG: "3"}, None, Metric("roc_auc"), GateConfig(max_dp_epsilon=8)).promote
+    with pytest.raises(ConfigurationError, match="max_attack_auc"):
+        GateConfig(max_attack_auc=0.3)
+
+
+def test_a_family_stored_gate_holds_for_automatic_promotions(workspace):
+    from automl_tasks.core.tracking import mlflow_client
+
+    family = "trusty"
+    first = _register(workspace, family, 0.90)
+    client = mlflow_client(workspace)
+    client.set_model_version_tag(family, first, TRUST_MIA_AUC_TAG, "0.7")
+    store_gate(workspace, family, GateConfig(max_attack_auc=0.6))
+    assert GateConfig.stored(client, family).max_attack_auc == 0.6
+    # an automatic promotion with the form's knobs (no trust threshold) still meets the family's
+    decision = promote(workspace, family, first, triggered_by="test", config=GateConfig(margin=0.0))
+    assert not decision["promoted"] and "membership-attack AUC 0.7 breaks" in decision["reason"]
+    client.set_model_version_tag(family, first, TRUST_MIA_AUC_TAG, "0.52")
+    assert promote(workspace, family, first, triggered_by="test")["promoted"]
+    client.set_registered_model_tag(family, "loopml.gate.max_attack_auc", "lots")
+    with pytest.raises(ConfigurationError, match="not a number"):
+        GateConfig.stored(client, family)
+
+
+def test_a_private_search_is_the_dp_mlp_alone_and_a_space_without_it_is_refused():
+    from automl_tasks.core.errors import SearchSpaceError
+    from automl_tasks.pipelines.nocode import deployment_goal
+    from automl_tasks.pipelines.requests import NoCodeRequest
+    from automl_tasks.search_space import load_search_space
+
+    request = NoCodeRequest(dataset="breast_cancer", target="target", dp_epsilon=3)
+    space = load_search_space(request.searched_space_text())
+    assert space.find("model").range == ("mlp",)
+    assert space.default_config()["model.mlp.dp_epsilon"] == 3.0
+    assert deployment_goal(request)["ensemble"] is False  # members' epsilons would add up
+    trees = "params:\n  - {name: model, type: string, range: [lightgbm, random_forest]}\n"
+    with pytest.raises(SearchSpaceError, match="torch MLP only"):
+        NoCodeRequest(dataset="breast_cancer", target="target", dp_epsilon=3, search_space=trees)
+    assert NoCodeRequest(dataset="breast_cancer", target="target", search_space=trees).searched_space_text()
