@@ -200,6 +200,40 @@ async function batch() {
 
 
 @router.get("/families", response_class=HTMLResponse)
+def _trust_cell(trust: dict[str, Any]) -> str:
+    """The trust report in a few words: what was measured, nothing for what was not."""
+    parts = []
+    if trust["attack_auc"] is not None:
+        parts.append(f"attack AUC {trust['attack_auc']:.3f}")
+    if trust["robust_accuracy"] is not None:
+        parts.append(f"{trust['robust_accuracy']:.0%} under attack")
+    if trust["noise_retained"] is not None:
+        parts.append(f"keeps {trust['noise_retained']:.0%} under noise")
+    if trust["dp_epsilon"] is not None:
+        parts.append(f"DP ε {trust['dp_epsilon']:.3g}")
+    return " · ".join(parts) or "no report"
+
+
+def _trust_notes(trust: dict[str, Any]) -> str:
+    return f"not measured: {trust['skipped']}" if trust["skipped"] else "every part measured"
+
+
+def _gate_line(gate: dict[str, Any]) -> str:
+    """The family's stored gate's trust thresholds, as a sentence."""
+    rules = [
+        f"{what} {bound} {gate[name]:g}"
+        for name, what, bound in (
+            ("max_attack_auc", "membership-attack AUC", "≤"),
+            ("min_robust_accuracy", "accuracy under attack", "≥"),
+            ("max_dp_epsilon", "DP epsilon", "≤"),
+        )
+        if gate.get(name)
+    ]
+    if not rules:
+        return "The family's gate sets no trust threshold (promote_model's form can store some)."
+    return "The family's gate requires " + ", ".join(rules) + " for every automatic promotion."
+
+
 def families_page(request: Request, user: User) -> str:
     root = request.scope.get("root_path", "")
     rows = "".join(
@@ -236,12 +270,13 @@ def family_page(family: str, request: Request, user: User) -> str:
         for a in found["pending_approvals"]
     )
     versions = "".join(
-        f"<tr><td>v{v['version']}</td><td>{html.escape(', '.join(v['aliases']))}</td><td>{html.escape(v['derivation'])}"
+        f"<tr id='version-{v['version']}'><td>v{v['version']}</td><td>{html.escape(', '.join(v['aliases']))}</td><td>{html.escape(v['derivation'])}"
         f"{' of v' + html.escape(v['parent']) if v['parent'] else ''}</td><td>{html.escape(v['metric'])}</td>"
         f"<td>{_number(v['test_score'])}</td><td>{_number(v['eval_score'])}</td><td>{_number(v['latency_ms'], 3)}</td>"
         f"<td>{_number(v['size_kb'], 1)}</td><td>{html.escape(v['runtime'])}</td>"
         f"<td title='feature pipeline version (MLflow experiment loopml-feature-pipelines)'>"
         f"{html.escape(v['feature_pipeline'][:8]) or 'raw columns'}</td>"
+        f"<td class='trust' title='{html.escape(_trust_notes(v['trust']))}'>{html.escape(_trust_cell(v['trust']))}</td>"
         f"<td class='status'>{html.escape(v['promotion'].get('decision', ''))}"
         f"{' (approved by ' + html.escape(v['promotion']['approved_by']) + ')' if v['promotion'].get('approved_by') else ''}</td>"
         f"<td><button onclick=\"act('auto', '{v['version']}')\">Promote through the gate</button>"
@@ -273,7 +308,10 @@ def family_page(family: str, request: Request, user: User) -> str:
 {"<table><tr><th>promote_model run</th><th>version</th><th>asked by</th><th></th></tr>" + approvals + "</table>" if approvals else "<p>No promotion is waiting for approval.</p>"}
 <h2>Versions</h2>
 <table><tr><th>version</th><th>aliases</th><th>derivation</th><th>metric</th><th>test</th><th>evaluation</th>
-<th>latency ms</th><th>size KB</th><th>runtime</th><th>features</th><th>promotion</th><th></th></tr>{versions}</table>
+<th>latency ms</th><th>size KB</th><th>runtime</th><th>features</th>
+<th title="trust report: membership-attack AUC (0.5 = no leak), accuracy under attack, share of the score kept under noise, DP epsilon">trust</th>
+<th>promotion</th><th></th></tr>{versions}</table>
+<p class="status">{html.escape(_gate_line(found["gate"]))}</p>
 <p><button onclick="act('rollback')">Roll back the champion</button>
 Batch inference of the champion on <input id="dataset" size="40" placeholder="dataset://NAME@VERSION or a path">
 <button onclick="batch()">Run</button></p>

@@ -24,12 +24,19 @@ def feature_schema_of(run_id: str) -> FeatureSchema:
     return FeatureSchema.from_dict(json.loads(Path(path).read_text()))
 
 
+def model_id_of(version) -> str | None:
+    """The MLflow 3 logged model behind a version, by the id in its `models:/<id>` source
+    (None for a version registered from a run's artifacts, the MLflow 2 layout)."""
+    model_id = getattr(version, "model_id", None) or str(version.source).removeprefix("models:/")
+    return model_id if model_id.startswith("m-") else None
+
+
 def model_metrics_of(version) -> dict[str, float]:
     """The MLflow 3 model metrics of a version's logged model (e.g. its latency on the
-    deployment target), by the model id in the version's `models:/<id>` source."""
+    deployment target); the latest value of each key."""
     import mlflow
 
-    model_id = getattr(version, "model_id", None) or str(version.source).removeprefix("models:/")
-    if not model_id.startswith("m-"):
-        return {}  # registered from a run's artifacts (an MLflow 2 layout): no logged model
+    model_id = model_id_of(version)
+    if model_id is None:
+        return {}
     return {metric.key: metric.value for metric in mlflow.get_logged_model(model_id).metrics or []}

@@ -19,10 +19,15 @@ from automl_tasks.core.tags import (
     PROMOTION_PREFIX,
     RUNTIME_TAG,
     STUDY_TAG,
+    TRUST_ADV_ACCURACY_TAG,
+    TRUST_DP_EPSILON_TAG,
+    TRUST_MIA_AUC_TAG,
+    TRUST_NOISE_RETAINED_TAG,
+    TRUST_SKIPPED_TAG,
     tag_number,
 )
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.families.promotion import champion_history, check_family_exists
+from automl_tasks.families.promotion import GateConfig, champion_history, check_family_exists
 
 #: how many drift checks the overview lists, newest first
 DRIFT_CHECKS_SHOWN = 10
@@ -67,6 +72,13 @@ def _version_row(version: Any, aliases: dict[str, list[str]]) -> dict[str, Any]:
             if key.startswith(PROMOTION_PREFIX)
             and key[len(PROMOTION_PREFIX) :] in ("decision", "reason", "approved_by")
         },
+        "trust": {
+            "attack_auc": tag_number(tags.get(TRUST_MIA_AUC_TAG)),
+            "robust_accuracy": tag_number(tags.get(TRUST_ADV_ACCURACY_TAG)),
+            "noise_retained": tag_number(tags.get(TRUST_NOISE_RETAINED_TAG)),
+            "dp_epsilon": tag_number(tags.get(TRUST_DP_EPSILON_TAG)),
+            "skipped": tags.get(TRUST_SKIPPED_TAG, ""),
+        },
         "created": version.creation_timestamp / 1000,
         "run_id": version.run_id,
     }
@@ -105,4 +117,5 @@ def family_overview(ws: Workspace, family: str) -> dict[str, Any]:
         "versions": rows,
         "champion_history": champion_history(client, family),
         "drift_checks": checks,
+        "gate": GateConfig.stored(client, family).__dict__,
     }

@@ -419,6 +419,10 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     client = mlflow_client(ws)
     registered = registration_findings(client, plan.family, study_name)
     suggestions += search_suggestions(study, plan) + registration_suggestions(registered)
+    from automl_tasks.trust.trade_off import family_trade_off_note
+
+    trade_off = family_trade_off_note(client, plan.family)
+    suggestions += [trade_off] if trade_off else []
     (folder / "importance.json").write_text(json.dumps({"overall": importance, "per_model": per_model}, indent=2))
     (folder / "suggestions.json").write_text(json.dumps(suggestions, indent=2))
     lines = [f"# Suggestions for study {study_name}", ""]

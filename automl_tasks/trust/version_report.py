@@ -112,6 +112,7 @@ def report_version(ws: Workspace, family: str, version: str, *, triggered_by: st
     import mlflow
 
     from automl_tasks.core.tracking import ensure_experiment
+    from automl_tasks.families.artifacts import model_id_of
 
     try:
         subject, skipped, mv = version_subject(ws, family, version)
@@ -124,10 +125,7 @@ def report_version(ws: Workspace, family: str, version: str, *, triggered_by: st
         run_name=f"trust_report {family} v{mv.version}",
         tags={KIND_TAG: "trust_report", MODEL_VERSION_TAG: f"{family}/{mv.version}", TRIGGERED_BY_TAG: triggered_by},
     ) as run:
-        if mv.model_id:
-            mlflow.log_metrics(report.metrics(), model_id=mv.model_id)
-        else:
-            mlflow.log_metrics(report.metrics())
+        mlflow.log_metrics(report.metrics(), model_id=model_id_of(mv))  # None: on the run alone
         mlflow.log_text(report.to_json(), f"trust/{REPORT_FILE}")
         plot = ws.runs / "trust_reports" / f"{family}-{mv.version}-{PLOT_FILE}"
         plot.parent.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,9 @@ def test_the_version_carries_its_trust_report_as_model_metrics_tags_and_a_plot(a
     assert 0.0 <= float(champion.tags["loopml.trust.mia_auc"]) <= 1.0
     assert 0.0 <= float(champion.tags["loopml.trust.adv_accuracy"]) <= 1.0
     assert "differential_privacy: not trained with differential privacy" in champion.tags["loopml.trust.skipped"]
-    logged = mlflow.get_logged_model(champion.model_id).metrics
+    from automl_tasks.families.artifacts import model_id_of
+
+    logged = mlflow.get_logged_model(model_id_of(champion)).metrics
     for key in ("trust_mia_auc", "trust_mia_advantage", "trust_gaussian_auc", "trust_adv_accuracy", "trust_seconds"):
         assert any(m.key == key for m in logged), f"logged model lacks {key}: {sorted({m.key for m in logged})}"
     # (the trust_report DAG may have added a later measurement: the tag is one of them)

@@ -235,3 +235,25 @@ def test_a_private_search_is_the_dp_mlp_alone_and_a_space_without_it_is_refused(
     with pytest.raises(SearchSpaceError, match="torch MLP only"):
         NoCodeRequest(dataset="breast_cancer", target="target", dp_epsilon=3, search_space=trees)
     assert NoCodeRequest(dataset="breast_cancer", target="target", search_space=trees).searched_space_text()
+
+
+def test_the_advisor_names_the_best_trade_off_on_the_pareto_front():
+    from automl_tasks.trust.trade_off import trade_off_note
+
+    uri = "dataset://f.eval@1"
+
+    def version(score, auc, robust, eval_uri=uri):
+        tags = {"loopml.eval_score": str(score), "loopml.eval_dataset_uri": eval_uri, "loopml.metric": "roc_auc"}
+        return tags | {TRUST_MIA_AUC_TAG: str(auc), TRUST_ADV_ACCURACY_TAG: str(robust)}
+
+    versions = [
+        ("1", version(0.95, 0.70, 0.5)),  # accurate, leaky
+        ("2", version(0.93, 0.52, 0.8)),  # nearly as accurate, private and robust
+        ("3", version(0.90, 0.55, 0.6)),  # dominated by v2
+        ("4", version(0.99, 0.51, 0.9, "dataset://other@1")),  # scored on other data: not comparable
+        ("5", {"loopml.eval_score": "0.99", "loopml.eval_dataset_uri": uri}),  # no trust report
+    ]
+    note = trade_off_note(versions, uri)
+    assert note["param"] == "v2" and "of 3 versions with a trust report" in note["text"]
+    assert "also on the front: v1" in note["text"] and "v3" not in note["text"]
+    assert trade_off_note(versions[:1], uri) is None  # one version: nothing to weigh
