@@ -116,8 +116,9 @@ class DigitsCNNEstimator(Estimator):
                 torch.nn.functional.cross_entropy(private.module(xb), yb).backward()
                 private.optimiser.step()
             private.end_epoch()
-            self.network_ = private.network.eval()
-            self._report_epoch(epoch)
+            private.module.eval()
+            self._report_epoch(epoch)  # scored through the wrapper: its forward is the network's
+        self.network_ = private.finish().eval()
         self.dp_epsilon_, self.dp_epsilon_history_ = private.epsilons[-1], list(private.epsilons)
 
     def _logits(self, images: np.ndarray) -> np.ndarray:

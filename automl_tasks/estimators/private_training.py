@@ -49,9 +49,13 @@ class PrivateTraining:
         self.epsilons.append(spent)
         return spent
 
-    @property
-    def network(self) -> Any:
-        """The trained network without Opacus' per-sample-gradient wrapper (pickles and exports as usual)."""
+    def finish(self) -> Any:
+        """The trained network as a plain module: Opacus' per-sample-gradient hooks and
+        parameter attributes removed (a later backward pass, e.g. a white-box attack, would
+        trip on them), so it pickles, exports and differentiates as usual."""
+        cleanup = getattr(self.module, "cleanup", None)
+        if cleanup is not None:
+            cleanup()
         return getattr(self.module, "_module", self.module)
 
 

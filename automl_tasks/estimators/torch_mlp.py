@@ -146,7 +146,7 @@ class _TorchMLP(BaseEstimator):
                 loss_fn(private.module(xb), yb).backward()
                 private.optimiser.step()
             private.end_epoch()
-        self.network_ = private.network.eval()
+        self.network_ = private.finish().eval()
         self.n_epochs_run_ = self.best_epoch_ = self.epochs
         self.dp_epsilon_, self.dp_delta_ = private.epsilons[-1], private.delta
         self.dp_epsilon_history_ = list(private.epsilons)

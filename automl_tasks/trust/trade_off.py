@@ -50,8 +50,7 @@ def pareto_front(found: list[Candidate], metric: Metric) -> list[Candidate]:
     def dominated(a: Candidate) -> bool:
         ca = a.criteria(metric)
         return any(
-            all(x >= y for x, y in zip(b.criteria(metric), ca, strict=True)) and b.criteria(metric) != ca
-            for b in found
+            all(x >= y for x, y in zip(b.criteria(metric), ca, strict=True)) and b.criteria(metric) != ca for b in found
         )
 
     return [c for c in found if not dominated(c)]
