@@ -555,6 +555,12 @@ HPO_FORM = Form(
         FAMILY_OPTIONAL,
         SEED,
         *DEPLOYMENT_FIELDS,
+        TRUST_REPORT,
+        DP_EPSILON.but(
+            description="0 = off. Else every branch trains with DP-SGD (Opacus) spending this epsilon: the tabular "
+            "algorithm's torch MLP alone, or an algorithm whose space declares a dp_epsilon parameter (digits_cnn). "
+            "An algorithm with neither is refused."
+        ),
     ),
 )
 

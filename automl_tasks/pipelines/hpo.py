@@ -35,6 +35,7 @@ from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget
 from automl_tasks.search.deployment import chosen_trial, trial_score
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search.strategies import GRID_POINTS
+from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def prepare_hpo(ws: Workspace, request: HpoRequest, *, dag_run_id: str) -> Prepr
 def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branch: str, study_name: str) -> int:
     """Create the branch's study; return how many workers it gets."""
     spec = resolve(None, request.algorithm)
-    space = spec.space()
+    space_yaml = request.space_yaml()
+    space = load_search_space(space_yaml)
     metric = Metric(pre.metric)
     fidelity = spec.fidelity is not None
     epochs = request.max_epochs or None
@@ -86,7 +88,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         pre,
         metric=metric.name,
         space=space,
-        space_yaml=spec.space_yaml,
+        space_yaml=space_yaml,
         n_trials=n_trials,
         n_workers=workers,
         time_budget_s=request.time_budget_s,
@@ -94,6 +96,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         strategy=strategy,
         algorithm=spec.estimator,
         run_epochs=epochs if fidelity else None,
+        trust_report=request.trust_report,
         **goal,
     )
     if branch == "search":
@@ -103,7 +106,12 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
 
         study = create_study(ws.optuna_uri, plan)
         if not study.trials:
-            config = spec.default_config() if branch == "default" else None
+            # a private request's default is the private space's (the algorithm's defaults lack the epsilon)
+            config = (
+                (space.default_config() if request.dp_epsilon else spec.default_config())
+                if branch == "default"
+                else None
+            )
             if config is not None:
                 study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "default"})
     log.info(

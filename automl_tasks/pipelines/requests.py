@@ -236,10 +236,14 @@ class HpoRequest:
     latency_budget_ms: float = _default(HPO_FORM, "latency_budget_ms")
     trade_off_latency: bool = _default(HPO_FORM, "trade_off_latency")
     ensemble: bool = _default(HPO_FORM, "ensemble")  # the built-in tabular algorithm only
+    trust_report: bool = _default(HPO_FORM, "trust_report")  # measure robustness and privacy (issue #17)
+    dp_epsilon: float = _default(HPO_FORM, "dp_epsilon")  # > 0: every branch trains with DP-SGD
 
     def __post_init__(self) -> None:
         HPO_FORM.check(self)
         self.nocode()  # dataset, family checked by the same rules as NoCode
+        if self.dp_epsilon:
+            self.space_yaml()  # an algorithm without a DP trainer is refused, with why
         check_deployment_goal(self.deploy_target, self.latency_budget_ms, self.trade_off_latency, self.strategy)
 
     @classmethod
@@ -263,6 +267,15 @@ class HpoRequest:
         from automl_tasks.algorithms import resolve
 
         return resolve(None, self.algorithm)
+
+    def space_yaml(self) -> str:
+        """The algorithm's space, restricted to DP-SGD training when `dp_epsilon` asks for it."""
+        text = self.spec().space_yaml
+        if not self.dp_epsilon:
+            return text
+        from automl_tasks.search_space.privacy import private_space
+
+        return private_space(text, float(self.dp_epsilon))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,8 +2,10 @@
 
 Only torch networks have a DP trainer in loopml (estimators/private_training): in the
 tabular space that is the `mlp` model choice, so a private search fixes `model` to `mlp`
-and fixes its `dp_epsilon`. A space without that choice is refused with the reason, since
-searching trees that ignore the epsilon would register a model that is not private.
+and fixes its `dp_epsilon`. An algorithm whose estimator trains privately itself declares
+a top-level `dp_epsilon` parameter in its space (the digits CNN does, 0 = off), which a
+private search fixes. A space with neither is refused with the reason, since searching
+models that ignore the epsilon would register a model that is not private.
 """
 
 from __future__ import annotations
@@ -26,11 +28,19 @@ def private_space(text: str, epsilon: float) -> str:
     if epsilon <= 0:
         raise SearchSpaceError(DP_PARAM, f"dp_epsilon must be > 0; got {epsilon!r}")
     document: dict[str, Any] = copy.deepcopy(yaml.safe_load(load_text(text)))
+    knob = next((p for p in document.get("params", []) if p.get("name") == DP_PARAM), None)
+    if knob is not None:  # the algorithm's own DP knob, whatever choices it lists
+        knob.update(type="float_cat", range=[float(epsilon)], default=float(epsilon))
+        knob.pop("bounded", None)
+        parse_search_space(document)
+        return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
     try:
         model = locate_param(document, "model")
     except SearchSpaceError:
         raise SearchSpaceError(
-            "model", "differential privacy needs a `model` parameter with the `mlp` choice (the torch MLP)"
+            "model",
+            "differential privacy needs a `model` parameter with the `mlp` choice (the torch MLP) or a "
+            f"`{DP_PARAM}` parameter of an algorithm that trains privately itself",
         ) from None
     if PRIVATE_MODEL not in model.get("range", []):
         raise SearchSpaceError(

@@ -255,3 +255,17 @@ def test_the_advisor_names_the_best_trade_off_on_the_pareto_front():
     assert note["param"] == "v2" and "of 3 versions with a trust report" in note["text"]
     assert "also on the front: v1" in note["text"] and "v3" not in note["text"]
     assert trade_off_note(versions[:1], uri) is None  # one version: nothing to weigh
+
+
+def test_a_private_hpo_request_fixes_the_algorithms_own_dp_knob_or_is_refused():
+    from automl_tasks.core.errors import LoopmlError
+    from automl_tasks.pipelines.requests import HpoRequest
+    from automl_tasks.search_space import load_search_space
+
+    cnn = HpoRequest(algorithm="digits_cnn", dataset="digits", target="target", dp_epsilon=2)
+    assert load_search_space(cnn.space_yaml()).default_config()["dp_epsilon"] == 2.0
+    assert load_search_space(HpoRequest(algorithm="digits_cnn", dataset="digits").space_yaml()).find("dp_epsilon")
+    tabular = HpoRequest(algorithm="tabular", dataset="breast_cancer", target="target", dp_epsilon=2)
+    assert load_search_space(tabular.space_yaml()).find("model").range == ("mlp",)
+    with pytest.raises(LoopmlError, match="differential privacy needs a `model` parameter"):
+        HpoRequest(algorithm="broken_example", dataset="breast_cancer", target="target", dp_epsilon=2)
