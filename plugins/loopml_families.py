@@ -199,7 +199,6 @@ async function batch() {
 </script>"""
 
 
-@router.get("/families", response_class=HTMLResponse)
 def _trust_cell(trust: dict[str, Any]) -> str:
     """The trust report in a few words: what was measured, nothing for what was not."""
     parts = []
@@ -234,6 +233,7 @@ def _gate_line(gate: dict[str, Any]) -> str:
     return "The family's gate requires " + ", ".join(rules) + " for every automatic promotion."
 
 
+@router.get("/families", response_class=HTMLResponse)
 def families_page(request: Request, user: User) -> str:
     root = request.scope.get("root_path", "")
     rows = "".join(

@@ -59,6 +59,7 @@ from automl_tasks.core.tags import (
     SEARCH_SCORE_TAG,
     STUDY_TAG,
     TARGET_TAG,
+    TRUST_SKIPPED_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore, read_table
@@ -427,6 +428,14 @@ def adapt(
         "onnx_size_kb": _folder_kb(onnx_path),
         **parity,
     }
+    extras = {SERVING_ARTIFACT: bundle}
+    trust = _trust_report(request, estimator, workdir / "trust")
+    if trust is not None:
+        metrics |= trust.metrics()
+        tags |= trust.tags()
+        extras["trust"] = workdir / "trust"
+    else:
+        tags[TRUST_SKIPPED_TAG] = "not asked for"
     adapted = register_version(
         ws,
         context,
@@ -437,7 +446,7 @@ def adapt(
         metrics=metrics,
         tags=tags,
         params=best.params,
-        extras={SERVING_ARTIFACT: bundle},
+        extras=extras,
         label_spec=spec.label_spec,
     )
     log.info(
@@ -449,6 +458,23 @@ def adapt(
         metrics["artifact_size_kb"],
     )
     return {"base_version": base_version, "adapted": adapted.to_dict()}
+
+
+def _trust_report(request: AdaptationRequest, estimator: Any, folder: Path) -> Any:
+    """The adapted model's trust report (token noise, membership inference; no text attack),
+    written to `folder` as JSON and a plot; None when the form turned it off. Measured for
+    the adapted version; its miniaturised students are not measured."""
+    if not request.trust_report:
+        return None
+    from automl_tasks.estimators.metrics import Metric
+    from automl_tasks.trust.report import PLOT_FILE, REPORT_FILE, measure_trust
+    from automl_tasks.trust.subject import text_subject
+
+    report = measure_trust(text_subject(estimator, Metric(METRIC)), seed=request.seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REPORT_FILE).write_text(report.to_json())
+    report.plot(folder / PLOT_FILE)
+    return report
 
 
 # --- miniaturise --------------------------------------------------------------------------

@@ -644,6 +644,10 @@ ADAPTATION_FORM = Form(
         N_WORKERS.but(default=1, section="Budget", description="Trials trained at once (each uses every core)."),
         FAMILY_OPTIONAL,
         SEED,
+        TRUST_REPORT.but(
+            description="Measure the adapted model's robustness to token noise and how much a membership-inference "
+            "attack learns about its training texts (no adversarial attack for texts: said in the report)."
+        ),
     ),
 )
 

@@ -312,6 +312,7 @@ class AdaptationRequest:
     n_workers: int = _default(ADAPTATION_FORM, "n_workers")
     family: str = _default(ADAPTATION_FORM, "family")
     seed: int = _default(ADAPTATION_FORM, "seed")
+    trust_report: bool = _default(ADAPTATION_FORM, "trust_report")  # token noise and membership inference
 
     def __post_init__(self) -> None:
         ADAPTATION_FORM.check(self)

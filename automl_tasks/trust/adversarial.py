@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.trust.coalesce import CoalescingPredictor
-from automl_tasks.trust.subject import TrustSubject
+from automl_tasks.trust.subject import TEXT, TrustSubject
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ def attack(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
     if not subject.classifies:
         raise NotImplementedError(
             "adversarial robustness is measured for classifiers only (a regressor has no label to flip)"
+        )
+    if subject.kind == TEXT:
+        raise NotImplementedError(
+            "no adversarial attack for text models: ART's evasion attacks need continuous inputs, and no "
+            "token-substitution attack (e.g. TextAttack's) is in loopml's stack"
         )
     if subject.network is not None:
         return white_box(subject, seed=seed)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from automl_tasks.trust.subject import Rows, TrustSubject
+from automl_tasks.trust.subject import TEXT, Rows, TrustSubject
 
-#: rows of each side (members, non-members) the attack scores at most
+#: rows of each side (members, non-members) the attack scores at most (texts: fewer, a
+#: transformer's forward pass each)
 MAX_ROWS_PER_SIDE = 2000
+MAX_TEXT_ROWS_PER_SIDE = 500
 #: probability floor in the log loss (a certain wrong answer would be an infinite loss)
 PROBABILITY_FLOOR = 1e-12
 
@@ -45,7 +47,8 @@ def loss_threshold_attack(subject: TrustSubject, *, seed: int = 0) -> Membership
     """Attack `subject` with equal samples of its members and held-out rows."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    n = min(len(subject.members), len(subject.held_out), MAX_ROWS_PER_SIDE)
+    most = MAX_TEXT_ROWS_PER_SIDE if subject.kind == TEXT else MAX_ROWS_PER_SIDE
+    n = min(len(subject.members), len(subject.held_out), most)
     if n < 10:
         raise ValueError(f"membership inference needs at least 10 training and 10 held-out rows; has {n}")
     rng = np.random.default_rng(seed)

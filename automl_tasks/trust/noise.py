@@ -3,7 +3,8 @@
 Tables: Gaussian noise on every numeric column, sigma a fraction of the column's standard
 deviation (measured on the training rows), and, on its own curve, categories replaced by
 another category drawn from the column's training distribution with a given probability.
-Images: Gaussian pixel noise, clipped to the pixel range. Each curve is summarised by its
+Images: Gaussian pixel noise, clipped to the pixel range. Texts: a share of the tokens
+(never the first and last, the tokenizer's markers) replaced by the unknown token. Each curve is summarised by its
 normalised area: the mean metric over the levels' range (trapezoid rule), in the metric's
 own units, so 'area equal to the clean score' means no loss at all.
 """
@@ -15,14 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from automl_tasks.trust.subject import IMAGE, Rows, TrustSubject
+from automl_tasks.trust.subject import IMAGE, TEXT, Rows, TrustSubject
 
 #: sigma of the Gaussian noise, as a fraction of each numeric column's std (or of the pixel range)
 NOISE_LEVELS = (0.0, 0.1, 0.25, 0.5, 1.0)
 #: probability that a category is replaced by another one
 FLIP_LEVELS = (0.0, 0.05, 0.1, 0.25, 0.5)
-#: held-out rows scored at most per level
+#: share of a text's tokens replaced by the unknown token
+TOKEN_LEVELS = (0.0, 0.05, 0.1, 0.25, 0.5)
+#: held-out rows scored at most per level (texts: a transformer's forward pass each)
 MAX_ROWS = 2000
+MAX_TEXT_ROWS = 300
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,21 @@ class Curve:
         return float(np.trapezoid(scores, levels) / span) if span > 0 else float(scores[0])
 
 
-def _sample(rows: Rows, rng: np.random.Generator) -> Rows:
-    if len(rows) <= MAX_ROWS:
+def _sample(rows: Rows, rng: np.random.Generator, most: int = MAX_ROWS) -> Rows:
+    if len(rows) <= most:
         return rows
-    return rows.take(np.sort(rng.choice(len(rows), MAX_ROWS, replace=False)))
+    return rows.take(np.sort(rng.choice(len(rows), most, replace=False)))
+
+
+def _token_noise(x: np.ndarray, level: float, unknown: int, rng: np.random.Generator) -> np.ndarray:
+    noisy = np.empty(len(x), dtype=object)
+    for i, ids in enumerate(x):
+        ids = list(ids)
+        inner = np.arange(1, max(1, len(ids) - 1))
+        for j in inner[rng.random(len(inner)) < level]:
+            ids[j] = unknown
+        noisy[i] = ids
+    return noisy
 
 
 def _gaussian_table(x: pd.DataFrame, columns: tuple[str, ...], std: pd.Series, level: float, rng) -> pd.DataFrame:
@@ -66,6 +81,13 @@ def _flip_table(x: pd.DataFrame, columns: tuple[str, ...], pools: dict[str, np.n
 def noise_curves(subject: TrustSubject, *, seed: int = 0) -> list[Curve]:
     """The Gaussian curve (and the category-flip curve when the table has categories)."""
     rng = np.random.default_rng(seed)
+    if subject.kind == TEXT:
+        rows = _sample(subject.held_out, rng, MAX_TEXT_ROWS)
+        scores = [
+            subject.score(Rows(_token_noise(rows.x, level, subject.unknown_token, rng), rows.y))
+            for level in TOKEN_LEVELS
+        ]
+        return [Curve("token_replacement", TOKEN_LEVELS, tuple(scores))]
     rows = _sample(subject.held_out, rng)
     curves: list[Curve] = []
     if subject.kind == IMAGE:

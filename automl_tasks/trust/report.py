@@ -52,7 +52,7 @@ class TrustReport:
     def noise_retained(self) -> float | None:
         """The Gaussian curve's area as a share of the clean score (1.0: noise costs nothing).
         Only for metrics where higher is better and the clean score is positive."""
-        gaussian = next((c for c in self.curves if c.name == "gaussian"), None)
+        gaussian = next((c for c in self.curves if c.name in ("gaussian", "token_replacement")), None)
         if gaussian is None or self.metric in ("log_loss", "rmse", "mae") or self.clean_score <= 0:
             return None
         return gaussian.area / self.clean_score
@@ -98,7 +98,7 @@ class TrustReport:
         """One line for logs and the advisor."""
         parts = [f"{self.metric} {self.clean_score:.4g}"]
         if self.noise_retained is not None:
-            parts.append(f"keeps {self.noise_retained:.0%} of it under Gaussian noise")
+            parts.append(f"keeps {self.noise_retained:.0%} of it under noise")
         if self.adversarial is not None:
             a = self.adversarial
             parts.append(f"{a.accuracy:.0%} accurate under {a.attack.split(' ')[0]} at eps {a.epsilon:g}")
@@ -125,7 +125,7 @@ class TrustReport:
         left = axes[0][0]
         for curve in self.curves:
             left.plot(curve.levels, curve.scores, marker="o", label=f"{curve.name} (area {curve.area:.3g})")
-        left.set(xlabel="noise level (sigma / column std, or flip probability)", ylabel=self.metric)
+        left.set(xlabel="noise level (sigma / column std, flip or token share)", ylabel=self.metric)
         left.set_title(f"{self.model_kind}: metric under noise")
         left.legend()
         if panels == 2:

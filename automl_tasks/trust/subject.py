@@ -15,12 +15,13 @@ import numpy as np
 
 from automl_tasks.estimators.metrics import Metric
 
-TABLE, IMAGE = "table", "image"
+TABLE, IMAGE, TEXT = "table", "image", "text"
 
 
 @dataclass(frozen=True)
 class Rows:
-    """Model inputs (a DataFrame of model columns, or an array of images) and their targets."""
+    """Model inputs (a DataFrame of model columns, an array of images, or an object array of
+    token-id lists) and their targets."""
 
     x: Any
     y: np.ndarray
@@ -55,6 +56,7 @@ class TrustSubject:
     categorical: tuple[str, ...] = ()
     network: Any = None
     dp_epsilon: float | None = None  # the privacy accountant's final epsilon, when trained with DP
+    unknown_token: int | None = None  # a text model's [UNK] id: token noise replaces tokens with it
 
     @property
     def classifies(self) -> bool:
@@ -138,6 +140,31 @@ def image_subject(estimator: Any, metric: Metric) -> TrustSubject:
         classes=np.arange(len(estimator.classes_)),
         network=estimator.network_,
         dp_epsilon=dp_epsilon_of(estimator),
+    )
+
+
+def text_subject(estimator: Any, metric: Metric) -> TrustSubject:
+    """The subject of a fitted text classifier (adaptation's TextAdapterEstimator, trainer
+    mode): inputs are its token-id lists, targets its class indices."""
+    fit_rows, test_rows = estimator.rows()
+    ids = np.empty(len(estimator.ids_), dtype=object)
+    ids[:] = [list(row) for row in estimator.ids_]
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        return estimator.probabilities(list(x))
+
+    tokenizer = estimator.tokenizer_
+    return TrustSubject(
+        model_kind=f"text ({estimator.method})",
+        kind=TEXT,
+        task_type=estimator.data.task_type,
+        metric=metric,
+        members=Rows(ids[fit_rows], estimator.target_[fit_rows]),
+        held_out=Rows(ids[test_rows], estimator.target_[test_rows]),
+        predict=lambda x: proba(x).argmax(axis=1),
+        predict_proba=proba,
+        classes=np.arange(len(estimator.classes_)),
+        unknown_token=tokenizer.unk_token_id if tokenizer.unk_token_id is not None else estimator.pad_id_,
     )
 
 

@@ -78,6 +78,15 @@ def test_adaptation_registers_a_family_of_derived_models_and_serves_the_champion
     assert {"pareto/pareto.html", "pareto/pareto.md", "pareto/candidates.json"} <= artifacts
     adapted_run = client.get_run(client.get_model_version(FAMILY, adapted["version"]).run_id)
     assert 0 < adapted_run.data.metrics["trainable_share"] <= 1
+    # the adapted version's trust report: token noise and membership inference, no text attack
+    assert (
+        0 <= adapted_run.data.metrics["trust_mia_auc"] <= 1
+        and "trust_token_replacement_auc" in adapted_run.data.metrics
+    )
+    adapted_tags = client.get_model_version(FAMILY, adapted["version"]).tags
+    assert "adversarial: no adversarial attack for text models" in adapted_tags["loopml.trust.skipped"]
+    trust_files = {a.path for a in client.list_artifacts(adapted_run.info.run_id, "trust")}
+    assert trust_files == {"trust/trust_report.json", "trust/trust_report.png"}
 
     with open(e2e_workspace.home / "bentoml-adaptation-e2e.log", "ab") as log_file:
         server = start_server(e2e_workspace, FAMILY, 13180, log_file=log_file)

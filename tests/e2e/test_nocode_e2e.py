@@ -118,6 +118,11 @@ def test_the_version_carries_its_trust_report_as_model_metrics_tags_and_a_plot(a
     assert listed == {"trust/trust_report.json", "trust/trust_report.png"}
     log = airflow.task_log("nocode_pipeline", first_run[0], "task_estimator", 1)
     assert "trust report (" in log and "membership attack AUC" in log
+    page = airflow.http.get("/loopml/families/breast_cancer")
+    assert page.status_code == 200, page.text
+    row = page.text.split(f"<tr id='version-{champion.version}'>", 1)[1].split("</tr>", 1)[0]
+    assert f"attack AUC {float(champion.tags['loopml.trust.mia_auc']):.3f}" in row and "under attack" in row
+    assert "sets no trust threshold" in page.text
 
 
 def test_trials_are_child_runs_and_advisor_artifacts_exist(e2e_workspace, first_run):
