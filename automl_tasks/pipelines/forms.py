@@ -804,16 +804,16 @@ DRIFT_CHECK_FORM = Form(
     ),
 )
 
+VERSION = Field(
+    "version", ("string", "integer"), "champion", "Version", "A version number or an alias (champion, challenger)."
+)
+
 PROMOTE_FORM = Form(
     "promote_model",
     (
         FAMILY.but(section=""),
-        Field(
-            "version",
-            ("string", "integer"),
-            "latest_challenger",
-            "Version",
-            "A version number, or 'latest_challenger'. Ignored for rollback.",
+        VERSION.but(
+            default="latest_challenger", description="A version number, or 'latest_challenger'. Ignored for rollback."
         ),
         Field("action", "string", "auto", "Action", enum=PROMOTION_ACTIONS),
         MARGIN.but(title="Required improvement (auto)", section=""),
@@ -842,13 +842,7 @@ TRUST_REPORT_FORM = Form(
     "trust_report",
     (
         FAMILY.but(section=""),
-        Field(
-            "version",
-            ("string", "integer"),
-            "champion",
-            "Version",
-            "A version number or an alias (champion, challenger).",
-        ),
+        VERSION,
     ),
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_tasks.core.errors import TrialEnded, TrialFailed, TrialPruned
+from automl_tasks.core.threads import run_in_threads
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.strategies import SearchStrategy, Task
 from automl_tasks.search_space import SearchSpace
@@ -74,21 +75,8 @@ def optimize(
                 best = _best(study)
                 log.info("%s", progress.line(done, *best, prefix=f"[{strategy.name}] "))
 
-    errors: list[BaseException] = []
-
-    def guarded() -> None:
-        try:
-            work()
-        except BaseException as exc:  # a broken strategy must stop the search loudly, not a thread quietly
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, name=f"search-worker-{i}") for i in range(n_workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    # a broken strategy must stop the search loudly, not a thread quietly
+    run_in_threads([work] * n_workers, name="search-worker")
     return study
 
 

@@ -18,14 +18,15 @@ Regressors have no prediction to flip: the report says so instead of a number.
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from automl_tasks.core.threads import run_in_threads
 from automl_tasks.trust.coalesce import CoalescingPredictor
 from automl_tasks.trust.subject import TEXT, TrustSubject
 
@@ -162,7 +163,6 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
     predictor = CoalescingPredictor(answer_all, len(picked))
     sizes = np.full(len(picked), np.inf)  # RMS perturbation of the flipping point found per row
     correct = np.zeros(len(picked), dtype=bool)
-    errors: list[BaseException] = []
 
     # ART's HopSkipJump, given no clip values, searches the box between the row's own smallest
     # and largest value, where a random start may find no other class: give it a box wide
@@ -202,21 +202,13 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
             )[0]
             if predict(adversarial[None, :]).argmax(axis=1)[0] != truths[i]:
                 sizes[i] = float(np.sqrt(np.mean((adversarial - start) ** 2)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
-            errors.append(exc)
         finally:
-            predictor.leave()
+            predictor.leave()  # also when the attack fails: the other rows' rounds must go on
 
     # a row HopSkipJump cannot flip is counted as robust; ART's warning per such row is noise here
     logging.getLogger("art.attacks.evasion.hop_skip_jump").setLevel(logging.ERROR)
     np.random.seed(seed)  # ART draws from numpy's global generator (shared by the threads)
-    threads = [threading.Thread(target=attack_row, args=(i,), daemon=True) for i in range(len(picked))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    run_in_threads([functools.partial(attack_row, i) for i in range(len(picked))], name="hopskipjump")
     log.info("black-box attack: %d rows, %d batched model calls", len(picked), predictor.calls)
     robust = int(np.sum(correct & (sizes > TABLE_EPSILON)))
     return AdversarialResult(
