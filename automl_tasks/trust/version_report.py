@@ -19,6 +19,7 @@ import numpy as np
 from automl_tasks.core.errors import UserError
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
+    ALGORITHM_TAG,
     DATASET_URI_TAG,
     FIT_ROWS_TAG,
     KIND_TAG,
@@ -30,6 +31,7 @@ from automl_tasks.core.tags import (
     tag_number,
 )
 from automl_tasks.core.tracking import mlflow_client
+from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.trust.report import MEMBERSHIP, PLOT_FILE, REPORT_FILE, measure_trust
 from automl_tasks.trust.subject import TABLE, Rows, TrustSubject
 
@@ -70,6 +72,12 @@ def version_subject(ws: Workspace, family: str, version: str) -> tuple[TrustSubj
         raise NotImplementedError(
             "no trust report for text versions yet: token inputs have no numeric columns to perturb and the "
             "served ONNX model no gradients to attack"
+        )
+    algorithm = tags.get(ALGORITHM_TAG, TABULAR_ESTIMATOR)
+    if algorithm != TABULAR_ESTIMATOR and not algorithm.endswith(":TabularEstimator"):
+        raise NotImplementedError(
+            f"the DAG measures tabular versions; a {algorithm} version keeps its ONNX graph only (no network to "
+            "attack): its report is the one its pipeline measured at registration (loopml.trust.* tags)"
         )
     if not tags.get(STUDY_TAG) or not tags.get(DATASET_URI_TAG):
         raise NotImplementedError(f"{family} v{mv.version} records no study or dataset, so its rows are unknown")
