@@ -1,12 +1,14 @@
 """Adversarial robustness, with the Adversarial Robustness Toolbox (ART).
 
-- Differentiable image models (the torch CNN): white-box FGSM and PGD (L-infinity, pixel
-  values in [0, 1]) at each `IMAGE_EPSILONS`; beside PGD, Gaussian noise of the same L2 norm
-  per image, so the report shows what the attack costs beyond random noise.
-- Every other classifier (trees, linear, ensembles, and the tabular MLP, whose
-  preprocessing is not differentiable end to end): the black-box HopSkipJump attack (label
-  queries only) on a sample of held-out rows, moving the numeric columns in units of their
-  training standard deviation, categories held fixed.
+- Differentiable models: white-box FGSM and PGD. The torch CNN: L-infinity on pixel values
+  in [0, 1], at each `IMAGE_EPSILONS`. The tabular torch MLP: L2 on the network's scaled
+  numeric inputs (the pipeline's imputation and scaling are done first, as the encoded
+  categories, which stay fixed), at RMS budgets `TABLE_EPSILONS` in those inputs' units
+  (z-scores when the configuration standardises). Beside PGD, noise of the same L2 norm per
+  row, so the report shows what the attack costs beyond random noise.
+- Every other classifier (trees, linear, ensembles): the black-box HopSkipJump attack
+  (label queries only) on a sample of held-out rows, moving the numeric columns in units of
+  their training standard deviation, categories held fixed.
 
 Both give the accuracy under attack at a stated epsilon and the median perturbation that
 flips a correct prediction. HopSkipJump finds *a* flipping perturbation, not the smallest,
@@ -28,7 +30,7 @@ import pandas as pd
 
 from automl_tasks.core.threads import run_in_threads
 from automl_tasks.trust.coalesce import CoalescingPredictor
-from automl_tasks.trust.subject import TEXT, TrustSubject
+from automl_tasks.trust.subject import TABLE, TEXT, TrustSubject
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,10 @@ IMAGE_EPSILONS = (0.05, 0.1, 0.2, 0.3)
 #: the image budget the headline accuracy-under-attack is stated at
 IMAGE_EPSILON = 0.1
 #: the table budget: RMS perturbation over the numeric columns, in training standard deviations
+#: (a tabular MLP's white-box attack: in its scaled inputs' units, z-scores when it standardises)
 TABLE_EPSILON = 0.25
+#: the tables' white-box budgets (same units)
+TABLE_EPSILONS = (0.1, 0.25, 0.5, 1.0)
 #: held-out rows the black-box attack is run on (each costs a few thousand label queries)
 BLACK_BOX_ROWS = 20
 #: images the white-box attacks are run on
@@ -85,49 +90,91 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else float("inf")
 
 
-def white_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
-    import torch
-    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
-    from art.estimators.classification import PyTorchClassifier
+@dataclass(frozen=True)
+class _WhiteBoxSpace:
+    """Where a white-box attack moves: the norm, the budgets (in the attack's own units),
+    the value range, which input dimensions it may change, and the scale that turns its
+    budgets into the reported units (tables: RMS over the moved dimensions)."""
 
+    norm: float
+    epsilons: tuple[float, ...]
+    headline: float
+    clip: tuple[float, float] | None
+    mask: np.ndarray | None
+    scale: float = 1.0
+    name: str = "PGD (white-box, L-inf)"
+
+
+def white_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
+    """FGSM and PGD through the subject's network: on the pixels of an image model, or on the
+    scaled numeric inputs of a tabular MLP (L2, its categories' encodings held)."""
     rng = np.random.default_rng(seed)
     rows = subject.held_out
     if len(rows) > WHITE_BOX_ROWS:
         rows = rows.take(np.sort(rng.choice(len(rows), WHITE_BOX_ROWS, replace=False)))
-    x, y = np.asarray(rows.x, dtype="float32"), np.asarray(rows.y)
-    network = subject.network.eval()
+    if subject.kind == TABLE:
+        x = np.asarray(subject.encode(rows.x), dtype="float32")
+        mask = np.zeros(x.shape[1:], dtype="float32")
+        mask[subject.moved_inputs] = 1.0
+        scale = float(np.sqrt(max(1, int(mask.sum()))))  # an L2 budget of RMS eps over the moved inputs
+        space = _WhiteBoxSpace(
+            2, tuple(e * scale for e in TABLE_EPSILONS), TABLE_EPSILON * scale, None, mask, scale,
+            "PGD (white-box, L2 on scaled numeric inputs)",
+        )  # fmt: skip
+    else:
+        x = np.asarray(rows.x, dtype="float32")
+        space = _WhiteBoxSpace(np.inf, IMAGE_EPSILONS, IMAGE_EPSILON, (0.0, 1.0), None)
+    return _white_box(subject, x, np.asarray(rows.y), space, rng)
+
+
+def _white_box(
+    subject: TrustSubject, x: np.ndarray, y: np.ndarray, space: _WhiteBoxSpace, rng: np.random.Generator
+) -> AdversarialResult:
+    import torch
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    index = {label: i for i, label in enumerate(subject.classes)}  # the network's output columns
+    y = np.array([index.get(label, -1) for label in y])
     classifier = PyTorchClassifier(
-        network,
+        subject.network.eval(),
         loss=torch.nn.CrossEntropyLoss(),
         input_shape=x.shape[1:],
         nb_classes=len(subject.classes),
-        clip_values=(0.0, 1.0),
+        clip_values=space.clip,
         device_type="cpu",
     )
-    clean = classifier.predict(x).argmax(axis=1) == y
+
+    def right(points: np.ndarray) -> np.ndarray:
+        return classifier.predict(points).argmax(axis=1) == y
+
+    clean = right(x)
     extra: dict[str, float] = {}
-    flips_at = np.full(len(y), np.inf)  # the smallest epsilon at which PGD flipped each correct row
-    for eps in IMAGE_EPSILONS:
-        fgsm = FastGradientMethod(classifier, norm=np.inf, eps=eps).generate(x)
-        pgd_attack = ProjectedGradientDescent(
-            classifier, norm=np.inf, eps=eps, eps_step=eps / 4, max_iter=10, verbose=False
-        )
-        pgd = pgd_attack.generate(x)
-        pgd_right = classifier.predict(pgd).argmax(axis=1) == y
-        # noise with each image's PGD perturbation's L2 norm, in a random direction
+    flips_at = np.full(len(y), np.inf)  # the smallest budget at which PGD flipped each correct row
+    for eps in space.epsilons:
+        fgsm = FastGradientMethod(classifier, norm=space.norm, eps=eps).generate(x, mask=space.mask)
+        pgd = ProjectedGradientDescent(
+            classifier, norm=space.norm, eps=eps, eps_step=eps / 4, max_iter=10, verbose=False
+        ).generate(x, mask=space.mask)
+        pgd_right = right(pgd)
+        # noise with each row's PGD perturbation's L2 norm, in a random direction it may move in
         delta = (pgd - x).reshape(len(x), -1)
-        direction = rng.normal(size=delta.shape)
-        direction *= (np.linalg.norm(delta, axis=1) / np.linalg.norm(direction, axis=1))[:, None]
-        noisy = np.clip(x + direction.reshape(x.shape).astype("float32"), 0.0, 1.0)
-        extra[f"fgsm_accuracy_eps{eps:g}"] = float(np.mean(classifier.predict(fgsm).argmax(axis=1) == y))
-        extra[f"pgd_accuracy_eps{eps:g}"] = float(np.mean(pgd_right))
-        extra[f"same_norm_noise_accuracy_eps{eps:g}"] = float(np.mean(classifier.predict(noisy).argmax(axis=1) == y))
-        flips_at[clean & ~pgd_right & np.isinf(flips_at)] = eps
+        direction = rng.normal(size=delta.shape) * (1.0 if space.mask is None else space.mask.reshape(1, -1))
+        direction *= (np.linalg.norm(delta, axis=1) / np.maximum(np.linalg.norm(direction, axis=1), 1e-12))[:, None]
+        noisy = x + direction.reshape(x.shape).astype("float32")
+        if space.clip is not None:
+            noisy = np.clip(noisy, *space.clip)
+        shown = f"{eps / space.scale:g}"
+        extra[f"fgsm_accuracy_eps{shown}"] = float(np.mean(right(fgsm)))
+        extra[f"pgd_accuracy_eps{shown}"] = float(np.mean(pgd_right))
+        extra[f"same_norm_noise_accuracy_eps{shown}"] = float(np.mean(right(noisy)))
+        flips_at[clean & ~pgd_right & np.isinf(flips_at)] = eps / space.scale
+    headline = f"{space.headline / space.scale:g}"
     return AdversarialResult(
-        attack="PGD (white-box, L-inf)",
-        epsilon=IMAGE_EPSILON,
+        attack=space.name,
+        epsilon=space.headline / space.scale,
         clean_accuracy=float(np.mean(clean)),
-        accuracy=extra[f"pgd_accuracy_eps{IMAGE_EPSILON:g}"],
+        accuracy=extra[f"pgd_accuracy_eps{headline}"],
         median_perturbation=_median(flips_at[clean]),
         rows=len(y),
         extra=extra,

@@ -1,12 +1,14 @@
 """Noise robustness: the model's metric on held-out rows as random noise grows.
 
 Tables: Gaussian noise on every numeric column, sigma a fraction of the column's standard
-deviation (measured on the training rows), and, on its own curve, categories replaced by
-another category drawn from the column's training distribution with a given probability.
+deviation (measured on the training rows), and, on its own curve, categories replaced with
+a given probability by a draw from the column's training values (which may be the same
+category: the flip rate is an upper bound of the changed share).
 Images: Gaussian pixel noise, clipped to the pixel range. Texts: a share of the tokens
-(never the first and last, the tokenizer's markers) replaced by the unknown token. Each curve is summarised by its
-normalised area: the mean metric over the levels' range (trapezoid rule), in the metric's
-own units, so 'area equal to the clean score' means no loss at all.
+(never the first and last, the tokenizer's markers) replaced by the unknown token. Each
+curve is summarised by its normalised area: the mean metric over the levels' range
+(trapezoid rule), in the metric's own units, so 'area equal to the clean score' means no
+loss at all.
 """
 
 from __future__ import annotations

@@ -50,8 +50,9 @@ class TrustReport:
 
     @property
     def noise_retained(self) -> float | None:
-        """The Gaussian curve's area as a share of the clean score (1.0: noise costs nothing).
-        Only for metrics where higher is better and the clean score is positive."""
+        """The Gaussian (texts: token-replacement) curve's area as a share of the clean score
+        (1.0: noise costs nothing). Only for metrics where higher is better and the clean
+        score is positive."""
         gaussian = next((c for c in self.curves if c.name in ("gaussian", "token_replacement")), None)
         if gaussian is None or self.metric in ("log_loss", "rmse", "mae") or self.clean_score <= 0:
             return None
@@ -137,7 +138,8 @@ class TrustReport:
                     if k.startswith(f"{prefix}_accuracy")
                 )
                 right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-            right.set(xlabel="epsilon (L-inf, pixels in [0, 1])", ylabel="accuracy")
+            units = "L-inf, pixels in [0, 1]" if "L-inf" in self.adversarial.attack else "RMS, scaled numeric inputs"
+            right.set(xlabel=f"epsilon ({units})", ylabel="accuracy")
             right.set_title("accuracy under attack")
             right.legend()
         figure.tight_layout()

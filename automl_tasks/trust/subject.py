@@ -57,6 +57,10 @@ class TrustSubject:
     network: Any = None
     dp_epsilon: float | None = None  # the privacy accountant's final epsilon, when trained with DP
     unknown_token: int | None = None  # a text model's [UNK] id: token noise replaces tokens with it
+    #: a tabular network's input: `encode(x)` is the preprocessed matrix `network` reads, of
+    #: which the `moved_inputs` columns (the scaled numbers) are what a white-box attack moves
+    encode: Callable[[Any], np.ndarray] | None = None
+    moved_inputs: Any = None
 
     @property
     def classifies(self) -> bool:
@@ -69,6 +73,7 @@ class TrustSubject:
         return np.asarray(self.predict(x))
 
     def score(self, rows: Rows) -> float:
+        """The subject's metric on `rows`."""
         return float(self.metric(rows.y, self.metric_prediction(rows.x), self.classes))
 
 
@@ -80,6 +85,7 @@ def tabular_subject(estimator: Any, metric: Metric, *, dp_epsilon: float | None 
     fit_rows, test_rows = estimator._rows()
     features, target = estimator.features_, estimator.target_
     classify = estimator.data.task_type != "regression"
+    network = _tabular_network(pipeline) if classify else {}
     return TrustSubject(
         model_kind=_model_kind(estimator),
         kind=TABLE,
@@ -93,7 +99,22 @@ def tabular_subject(estimator: Any, metric: Metric, *, dp_epsilon: float | None 
         numeric=estimator.schema_.model_numeric,
         categorical=estimator.schema_.model_categorical,
         dp_epsilon=dp_epsilon if dp_epsilon is not None else dp_epsilon_of(estimator),
+        **network,
     )
+
+
+def _tabular_network(pipeline: Any) -> dict[str, Any]:
+    """For a pipeline ending in the torch MLP (whose preprocessing puts the scaled numeric
+    columns first): its network, the preprocessing as `encode` and the numeric inputs; {}
+    for any other model, which gets the black-box attack."""
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if model is None or not hasattr(model, "network_"):
+        return {}
+    preprocess = pipeline[:-1]
+    numeric = preprocess[-1].output_indices_.get("numeric", slice(0, 0))
+    if numeric.stop <= numeric.start:
+        return {}
+    return {"network": model.network_, "encode": preprocess.transform, "moved_inputs": numeric}
 
 
 def dp_epsilon_of(estimator: Any) -> float | None:

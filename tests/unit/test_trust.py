@@ -269,3 +269,33 @@ def test_a_private_hpo_request_fixes_the_algorithms_own_dp_knob_or_is_refused():
     assert load_search_space(tabular.space_yaml()).find("model").range == ("mlp",)
     with pytest.raises(LoopmlError, match="differential privacy needs a `model` parameter"):
         HpoRequest(algorithm="broken_example", dataset="breast_cancer", target="target", dp_epsilon=2)
+
+
+def test_the_tabular_mlp_meets_pgd_on_its_numeric_inputs_and_pgd_beats_noise_of_its_norm():
+    from automl_tasks.estimators.features import FeatureSchema
+    from automl_tasks.estimators.tabular import make_pipeline
+    from automl_tasks.trust.subject import _tabular_network
+
+    (x, y), (x_test, y_test) = _table(1500, 10, 0.3), _table(400, 11, 0.3)
+    pipeline = make_pipeline({"model": "mlp"}, FeatureSchema(("a", "b"), ("colour",)), "binary").fit(x, y)
+    network = _tabular_network(pipeline)
+    assert network["moved_inputs"] == slice(0, 2)  # the scaled numbers; the one-hot colour stays
+    subject = TrustSubject(
+        model_kind="mlp",
+        kind=TABLE,
+        task_type="binary",
+        metric=Metric("roc_auc"),
+        members=Rows(x, y),
+        held_out=Rows(x_test, y_test),
+        predict=pipeline.predict,
+        predict_proba=pipeline.predict_proba,
+        classes=pipeline.classes_,
+        numeric=("a", "b"),
+        categorical=("colour",),
+        **network,
+    )
+    result = adversarial.attack(subject)
+    assert result.attack.startswith("PGD (white-box, L2") and result.clean_accuracy > 0.8
+    assert result.extra["pgd_accuracy_eps0.5"] < result.extra["same_norm_noise_accuracy_eps0.5"] - 0.1
+    assert result.extra["pgd_accuracy_eps1"] <= result.extra["pgd_accuracy_eps0.1"]
+    assert result.accuracy == result.extra["pgd_accuracy_eps0.25"] and result.epsilon == 0.25
