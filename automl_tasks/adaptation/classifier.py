@@ -23,8 +23,20 @@ class TextClassifier(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        hidden = hidden[:, hidden.shape[1] - input_ids.shape[1] :]  # drop prepended virtual tokens, if any
+        return self._pooled_logits(hidden, attention_mask)
+
+    def _pooled_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = hidden[:, hidden.shape[1] - attention_mask.shape[1] :]  # drop prepended virtual tokens, if any
         return self.head(self.dropout(masked_mean(hidden, attention_mask)))
+
+    def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The token embeddings the encoder starts from (what a white-box attack perturbs)."""
+        return self.encoder.get_input_embeddings()(input_ids)
+
+    def forward_embeddings(self, embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits from token embeddings instead of token ids (the trust report's attacks)."""
+        hidden = self.encoder(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
+        return self._pooled_logits(hidden, attention_mask)
 
 
 class PromptedEncoder(torch.nn.Module):
@@ -36,11 +48,19 @@ class PromptedEncoder(torch.nn.Module):
         self.encoder = encoder
         self.prompt = torch.nn.Parameter(prompt.detach().clone(), requires_grad=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):  # -> BaseModelOutput
-        embeds = self.encoder.get_input_embeddings()(input_ids)
-        batch = input_ids.size(0)
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ):  # -> BaseModelOutput
+        embeds = self.encoder.get_input_embeddings()(input_ids) if inputs_embeds is None else inputs_embeds
+        batch = embeds.size(0)
         prompts = self.prompt.unsqueeze(0).expand(batch, -1, -1)
         ones = torch.ones(batch, self.prompt.shape[0], dtype=attention_mask.dtype, device=attention_mask.device)
         return self.encoder(
             inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=torch.cat([ones, attention_mask], dim=1)
         )
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.encoder.get_input_embeddings()

@@ -138,7 +138,14 @@ class TrustReport:
                     if k.startswith(f"{prefix}_accuracy")
                 )
                 right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-            units = "L-inf, pixels in [0, 1]" if "L-inf" in self.adversarial.attack else "RMS, scaled numeric inputs"
+            attack = self.adversarial.attack
+            units = (
+                "L-inf, pixels in [0, 1]"
+                if "L-inf" in attack
+                else "per token, share of the embedding norm"
+                if "token" in attack
+                else "RMS, scaled numeric inputs"
+            )
             right.set(xlabel=f"epsilon ({units})", ylabel="accuracy")
             right.set_title("accuracy under attack")
             right.legend()

@@ -39,9 +39,10 @@ class TrustSubject:
     """A fitted model with the rows a trust report needs.
 
     `members`: rows the model was fitted on; `held_out`: rows it never saw (the test split).
-    `predict_proba` is None for regressors. `network` (a torch module taking `x` as float
-    tensors, values in [0, 1]) is set for differentiable image models: they get white-box
-    attacks; every other classifier gets a black-box one."""
+    `predict_proba` is None for regressors. `network` is set for differentiable models, which
+    get white-box attacks: an image network (float tensors, values in [0, 1]), a tabular MLP
+    (its preprocessed input, `encode`), a text classifier (`forward_embeddings` on token
+    embeddings); every other classifier gets a black-box attack."""
 
     model_kind: str
     kind: str  # TABLE | IMAGE
@@ -57,6 +58,7 @@ class TrustSubject:
     network: Any = None
     dp_epsilon: float | None = None  # the privacy accountant's final epsilon, when trained with DP
     unknown_token: int | None = None  # a text model's [UNK] id: token noise replaces tokens with it
+    pad_token: int = 0  # a text model's padding id
     #: a tabular network's input: `encode(x)` is the preprocessed matrix `network` reads, of
     #: which the `moved_inputs` columns (the scaled numbers) are what a white-box attack moves
     encode: Callable[[Any], np.ndarray] | None = None
@@ -175,6 +177,7 @@ def text_subject(estimator: Any, metric: Metric) -> TrustSubject:
         return estimator.probabilities(list(x))
 
     tokenizer = estimator.tokenizer_
+    network = estimator.plain()  # the served model: adapters merged, prompts prepended
     return TrustSubject(
         model_kind=f"text ({estimator.method})",
         kind=TEXT,
@@ -186,6 +189,8 @@ def text_subject(estimator: Any, metric: Metric) -> TrustSubject:
         predict_proba=proba,
         classes=np.arange(len(estimator.classes_)),
         unknown_token=tokenizer.unk_token_id if tokenizer.unk_token_id is not None else estimator.pad_id_,
+        network=network if hasattr(network, "forward_embeddings") else None,
+        pad_token=estimator.pad_id_,
     )
 
 

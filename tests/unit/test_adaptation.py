@@ -201,3 +201,20 @@ def test_full_fine_tuning_is_searched_only_where_the_budget_allows():
         "full fine-tuning left out of the search: one epoch on 640 texts is estimated at 20 s, "
         "over 25% of the 60 s budget"
     )
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_the_trust_report_of_an_adapted_text_model_attacks_its_token_embeddings(base, reviews, tmp_path, method):
+    """A merged LoRA model and a prompt-tuned one (prompts prepended) both take embeddings:
+    PGD in embedding space flips more predictions than noise of the same per-token norms."""
+    from automl_tasks.trust.report import measure_trust
+    from automl_tasks.trust.subject import text_subject
+
+    estimator = _estimator(base, reviews, method, 8, trainer=True, output_dir=tmp_path / "out")
+    estimator.run()
+    report = measure_trust(text_subject(estimator, Metric("accuracy")))
+    attack = report.adversarial
+    assert attack is not None and attack.attack == "PGD (white-box, token embeddings)", report.skipped
+    assert attack.clean_accuracy > 0.6  # learned something to attack
+    assert attack.extra["pgd_accuracy_eps0.5"] < attack.extra["same_norm_noise_accuracy_eps0.5"] - 0.1
+    assert report.membership is not None and report.curves[0].name == "token_replacement"
