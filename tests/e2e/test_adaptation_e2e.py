@@ -78,13 +78,12 @@ def test_adaptation_registers_a_family_of_derived_models_and_serves_the_champion
     assert {"pareto/pareto.html", "pareto/pareto.md", "pareto/candidates.json"} <= artifacts
     adapted_run = client.get_run(client.get_model_version(FAMILY, adapted["version"]).run_id)
     assert 0 < adapted_run.data.metrics["trainable_share"] <= 1
-    # the adapted version's trust report: token noise and membership inference, no text attack
-    assert (
-        0 <= adapted_run.data.metrics["trust_mia_auc"] <= 1
-        and "trust_token_replacement_auc" in adapted_run.data.metrics
-    )
+    # the adapted version's trust report: token noise, PGD on token embeddings, membership inference
+    trust = adapted_run.data.metrics
+    assert 0 <= trust["trust_mia_auc"] <= 1 and "trust_token_replacement_auc" in trust
+    assert 0 <= trust["trust_adv_accuracy"] <= 1 and "trust_pgd_accuracy_eps0.5" in trust
     adapted_tags = client.get_model_version(FAMILY, adapted["version"]).tags
-    assert "adversarial: no adversarial attack for text models" in adapted_tags["loopml.trust.skipped"]
+    assert adapted_tags["loopml.trust.skipped"].startswith("differential_privacy:")  # all else measured
     trust_files = {a.path for a in client.list_artifacts(adapted_run.info.run_id, "trust")}
     assert trust_files == {"trust/trust_report.json", "trust/trust_report.png"}
 
