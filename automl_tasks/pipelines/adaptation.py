@@ -461,7 +461,7 @@ def adapt(
 
 
 def _trust_report(request: AdaptationRequest, estimator: Any, folder: Path) -> Any:
-    """The adapted model's trust report (token noise, membership inference; no text attack),
+    """The adapted model's trust report (token noise, PGD on token embeddings, membership inference),
     written to `folder` as JSON and a plot; None when the form turned it off. Measured for
     the adapted version; its miniaturised students are not measured."""
     if not request.trust_report:

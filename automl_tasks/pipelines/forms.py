@@ -645,8 +645,8 @@ ADAPTATION_FORM = Form(
         FAMILY_OPTIONAL,
         SEED,
         TRUST_REPORT.but(
-            description="Measure the adapted model's robustness to token noise and how much a membership-inference "
-            "attack learns about its training texts (no adversarial attack for texts: said in the report)."
+            description="Measure the adapted model's robustness to token noise and to PGD on its token embeddings, "
+            "and how much a membership-inference attack learns about its training texts."
         ),
     ),
 )
