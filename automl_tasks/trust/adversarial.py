@@ -96,11 +96,39 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else float("inf")
 
 
+class _Sweep:
+    """A white-box attack's results over its budgets: accuracy under FGSM, PGD and noise of
+    PGD's norm at each, and the smallest budget at which PGD flipped each correct row."""
+
+    def __init__(self, clean: np.ndarray) -> None:
+        self.clean = clean
+        self.extra: dict[str, float] = {}
+        self.flips_at = np.full(len(clean), np.inf)
+
+    def record(self, eps: float, fgsm_right: np.ndarray, pgd_right: np.ndarray, noise_right: np.ndarray) -> None:
+        self.extra[f"fgsm_accuracy_eps{eps:g}"] = float(np.mean(fgsm_right))
+        self.extra[f"pgd_accuracy_eps{eps:g}"] = float(np.mean(pgd_right))
+        self.extra[f"same_norm_noise_accuracy_eps{eps:g}"] = float(np.mean(noise_right))
+        self.flips_at[self.clean & ~pgd_right & np.isinf(self.flips_at)] = eps
+
+    def result(self, attack: str, epsilon: float) -> AdversarialResult:
+        return AdversarialResult(
+            attack=attack,
+            epsilon=epsilon,
+            clean_accuracy=float(np.mean(self.clean)),
+            accuracy=self.extra[f"pgd_accuracy_eps{epsilon:g}"],
+            median_perturbation=_median(self.flips_at[self.clean]),
+            rows=len(self.clean),
+            extra=self.extra,
+        )
+
+
 @dataclass(frozen=True)
 class _WhiteBoxSpace:
-    """Where a white-box attack moves: the norm, the budgets (in the attack's own units),
-    the value range, which input dimensions it may change, and the scale that turns its
-    budgets into the reported units (tables: RMS over the moved dimensions)."""
+    """Where a white-box attack moves: the norm, the budgets and the headline one (in the
+    reported units), the value range, which input dimensions it may change, and the scale
+    that turns a reported budget into the attack's norm (tables: RMS over the moved
+    dimensions, so an L2 budget is eps times the root of their number)."""
 
     norm: float
     epsilons: tuple[float, ...]
@@ -123,10 +151,8 @@ def white_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
         mask = np.zeros(x.shape[1:], dtype="float32")
         mask[subject.moved_inputs] = 1.0
         scale = float(np.sqrt(max(1, int(mask.sum()))))  # an L2 budget of RMS eps over the moved inputs
-        space = _WhiteBoxSpace(
-            2, tuple(e * scale for e in TABLE_EPSILONS), TABLE_EPSILON * scale, None, mask, scale,
-            "PGD (white-box, L2 on scaled numeric inputs)",
-        )  # fmt: skip
+        name = "PGD (white-box, L2 on scaled numeric inputs)"
+        space = _WhiteBoxSpace(2, TABLE_EPSILONS, TABLE_EPSILON, None, mask, scale, name)
     else:
         x = np.asarray(rows.x, dtype="float32")
         space = _WhiteBoxSpace(np.inf, IMAGE_EPSILONS, IMAGE_EPSILON, (0.0, 1.0), None)
@@ -154,15 +180,13 @@ def _white_box(
     def right(points: np.ndarray) -> np.ndarray:
         return classifier.predict(points).argmax(axis=1) == y
 
-    clean = right(x)
-    extra: dict[str, float] = {}
-    flips_at = np.full(len(y), np.inf)  # the smallest budget at which PGD flipped each correct row
+    sweep = _Sweep(right(x))
     for eps in space.epsilons:
-        fgsm = FastGradientMethod(classifier, norm=space.norm, eps=eps).generate(x, mask=space.mask)
+        budget = eps * space.scale
+        fgsm = FastGradientMethod(classifier, norm=space.norm, eps=budget).generate(x, mask=space.mask)
         pgd = ProjectedGradientDescent(
-            classifier, norm=space.norm, eps=eps, eps_step=eps / 4, max_iter=10, verbose=False
+            classifier, norm=space.norm, eps=budget, eps_step=budget / 4, max_iter=10, verbose=False
         ).generate(x, mask=space.mask)
-        pgd_right = right(pgd)
         # noise with each row's PGD perturbation's L2 norm, in a random direction it may move in
         delta = (pgd - x).reshape(len(x), -1)
         direction = rng.normal(size=delta.shape) * (1.0 if space.mask is None else space.mask.reshape(1, -1))
@@ -170,21 +194,8 @@ def _white_box(
         noisy = x + direction.reshape(x.shape).astype("float32")
         if space.clip is not None:
             noisy = np.clip(noisy, *space.clip)
-        shown = f"{eps / space.scale:g}"
-        extra[f"fgsm_accuracy_eps{shown}"] = float(np.mean(right(fgsm)))
-        extra[f"pgd_accuracy_eps{shown}"] = float(np.mean(pgd_right))
-        extra[f"same_norm_noise_accuracy_eps{shown}"] = float(np.mean(right(noisy)))
-        flips_at[clean & ~pgd_right & np.isinf(flips_at)] = eps / space.scale
-    headline = f"{space.headline / space.scale:g}"
-    return AdversarialResult(
-        attack=space.name,
-        epsilon=space.headline / space.scale,
-        clean_accuracy=float(np.mean(clean)),
-        accuracy=extra[f"pgd_accuracy_eps{headline}"],
-        median_perturbation=_median(flips_at[clean]),
-        rows=len(y),
-        extra=extra,
-    )
+        sweep.record(eps, right(fgsm), right(pgd), right(noisy))
+    return sweep.result(space.name, space.headline)
 
 
 def text_white_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
@@ -226,33 +237,18 @@ def text_white_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult
         return grad
 
     zero = torch.zeros_like(embeddings)
-    clean = right(zero)
     generator = torch.Generator().manual_seed(seed)
-    extra: dict[str, float] = {}
-    flips_at = np.full(len(y), np.inf)
+    sweep = _Sweep(right(zero))
     for eps in TEXT_EPSILONS:
         radius = eps * scale
-        fgsm = per_token(gradient(zero), radius)
         delta = zero.clone()
         for _ in range(TEXT_PGD_STEPS):  # steps of radius/2, each token projected back into its ball
             delta = delta + per_token(gradient(delta), radius / 2)
             norms = delta.norm(dim=-1, keepdim=True)
             delta = delta * torch.clamp(radius / norms.clamp_min(1e-12), max=1.0)
-        pgd_right = right(delta)
         noise = per_token(torch.randn(embeddings.shape, generator=generator), 1.0) * delta.norm(dim=-1, keepdim=True)
-        extra[f"fgsm_accuracy_eps{eps:g}"] = float(np.mean(right(fgsm)))
-        extra[f"pgd_accuracy_eps{eps:g}"] = float(np.mean(pgd_right))
-        extra[f"same_norm_noise_accuracy_eps{eps:g}"] = float(np.mean(right(noise)))
-        flips_at[clean & ~pgd_right & np.isinf(flips_at)] = eps
-    return AdversarialResult(
-        attack="PGD (white-box, token embeddings)",
-        epsilon=TEXT_EPSILON,
-        clean_accuracy=float(np.mean(clean)),
-        accuracy=extra[f"pgd_accuracy_eps{TEXT_EPSILON:g}"],
-        median_perturbation=_median(flips_at[clean]),
-        rows=len(y),
-        extra=extra,
-    )
+        sweep.record(eps, right(per_token(gradient(zero), radius)), right(delta), right(noise))
+    return sweep.result("PGD (white-box, token embeddings)", TEXT_EPSILON)
 
 
 def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
