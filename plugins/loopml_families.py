@@ -219,6 +219,8 @@ def _trust_notes(trust: dict[str, Any]) -> str:
 
 def _gate_line(gate: dict[str, Any]) -> str:
     """The family's stored gate's trust thresholds, as a sentence."""
+    if "error" in gate:
+        return f"The family's stored gate cannot be read: {gate['error']}"
     rules = [
         f"{what} {bound} {gate[name]:g}"
         for name, what, bound in (

@@ -117,5 +117,18 @@ def family_overview(ws: Workspace, family: str) -> dict[str, Any]:
         "versions": rows,
         "champion_history": champion_history(client, family),
         "drift_checks": checks,
-        "gate": GateConfig.stored(client, family).__dict__,
+        "gate": _stored_gate(client, family),
     }
+
+
+def _stored_gate(client: Any, family: str) -> dict[str, Any]:
+    """The family's stored gate settings, or the error that makes them unreadable (shown, not raised:
+    the page must still open to let a person see and fix the family)."""
+    from dataclasses import asdict
+
+    from automl_tasks.core.errors import ConfigurationError
+
+    try:
+        return asdict(GateConfig.stored(client, family))
+    except ConfigurationError as exc:
+        return {"error": str(exc)}

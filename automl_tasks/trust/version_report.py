@@ -32,13 +32,11 @@ from automl_tasks.core.tags import (
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.estimators import TABULAR_ESTIMATOR
+from automl_tasks.estimators.tabular import ALL_ROWS
 from automl_tasks.trust.report import MEMBERSHIP, PLOT_FILE, REPORT_FILE, measure_trust
 from automl_tasks.trust.subject import TABLE, Rows, TrustSubject
 
 log = logging.getLogger(__name__)
-
-#: what a version registered from the test split's refit was fitted on (families/refit_check)
-ALL_ROWS = "all"
 
 
 def _version(client: Any, family: str, version: str) -> Any:
@@ -70,8 +68,8 @@ def version_subject(ws: Workspace, family: str, version: str) -> tuple[TrustSubj
     tags = dict(mv.tags)
     if is_text_version(tags):
         raise NotImplementedError(
-            "no trust report for text versions yet: token inputs have no numeric columns to perturb and the "
-            "served ONNX model no gradients to attack"
+            "the DAG measures tabular versions; a text version's report is the one large_model_adaptation "
+            "measured on its adapted model (its served ONNX graph has no gradients to attack)"
         )
     algorithm = tags.get(ALGORITHM_TAG, TABULAR_ESTIMATOR)
     if algorithm != TABULAR_ESTIMATOR and not algorithm.endswith(":TabularEstimator"):
