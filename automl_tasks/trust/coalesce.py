@@ -1,8 +1,9 @@
 """Answer the queries of many concurrent black-box attacks with one batched model call.
 
 ART's HopSkipJump attacks one row at a time and asks the model about a few points per call
-(its binary searches ask one): ~120 calls a row. A scikit-learn pipeline costs ~10 ms a
-call whatever the batch, so 20 rows took 32 s on a random forest. Each row's attack runs in
+(its binary searches ask one): about a hundred calls a row. A scikit-learn pipeline costs
+about the same per call whatever the batch (a forest's is milliseconds), so rows attacked
+one after the other cost rows x calls of it. Each row's attack runs in
 its own thread; when every live attack is waiting, the last one to ask answers them all
 with one call of `answer_all` (the adaptive batching BentoML does for requests) - 20 rows
 then cost about as many model calls, and input frames built, as one.
