@@ -117,11 +117,11 @@ def family_overview(ws: Workspace, family: str) -> dict[str, Any]:
         "versions": rows,
         "champion_history": champion_history(client, family),
         "drift_checks": checks,
-        "gate": _stored_gate(client, family),
+        "gate": _stored_gate(model.tags, family),
     }
 
 
-def _stored_gate(client: Any, family: str) -> dict[str, Any]:
+def _stored_gate(tags: dict[str, str], family: str) -> dict[str, Any]:
     """The family's stored gate settings, or the error that makes them unreadable (shown, not raised:
     the page must still open to let a person see and fix the family)."""
     from dataclasses import asdict
@@ -129,6 +129,6 @@ def _stored_gate(client: Any, family: str) -> dict[str, Any]:
     from automl_tasks.core.errors import ConfigurationError
 
     try:
-        return asdict(GateConfig.stored(client, family))
+        return asdict(GateConfig.from_tags(tags, family))
     except ConfigurationError as exc:
         return {"error": str(exc)}

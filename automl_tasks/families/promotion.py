@@ -121,7 +121,11 @@ class GateConfig:
     @classmethod
     def stored(cls, client: Any, family: str) -> GateConfig:
         """The family's stored gate (`loopml.gate.*` tags of the registered model), defaults where unset."""
-        tags = client.get_registered_model(family).tags
+        return cls.from_tags(client.get_registered_model(family).tags, family)
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str], family: str) -> GateConfig:
+        """`stored` from the registered model's tags, when the caller has them already."""
         known = {f.name for f in fields(cls)}
         values = {}
         for key, raw in tags.items():

@@ -105,15 +105,10 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         from automl_tasks.search.storage import create_study
 
         study = create_study(ws.optuna_uri, plan)
-        if not study.trials:
+        if not study.trials and branch == "default":
             # a private request's default is the private space's (the algorithm's defaults lack the epsilon)
-            config = (
-                (space.default_config() if request.dp_epsilon else spec.default_config())
-                if branch == "default"
-                else None
-            )
-            if config is not None:
-                study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "default"})
+            config = space.default_config() if request.dp_epsilon else spec.default_config()
+            study.enqueue_trial(config, user_attrs={ORIGIN_TAG: "default"})
     log.info(
         "%s branch: study %s, strategy %s (%s), %d trials, %d workers",
         branch,

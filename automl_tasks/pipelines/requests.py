@@ -194,11 +194,9 @@ class NoCodeRequest:
     def searched_space_text(self) -> str:
         """The space the search runs: the requested one, restricted to DP-SGD models when
         `dp_epsilon` asks for differential privacy (search_space/privacy)."""
-        if not self.dp_epsilon:
-            return self.space_text()
-        from automl_tasks.search_space.privacy import private_space
+        from automl_tasks.search_space.privacy import searched_space
 
-        return private_space(self.space_text(), float(self.dp_epsilon))
+        return searched_space(self.space_text(), self.dp_epsilon)
 
     def sql_steps(self) -> tuple[Any, ...]:
         """The SQL feature steps of the form (`features.sql_steps.SqlStep`)."""
@@ -270,12 +268,9 @@ class HpoRequest:
 
     def space_yaml(self) -> str:
         """The algorithm's space, restricted to DP-SGD training when `dp_epsilon` asks for it."""
-        text = self.spec().space_yaml
-        if not self.dp_epsilon:
-            return text
-        from automl_tasks.search_space.privacy import private_space
+        from automl_tasks.search_space.privacy import searched_space
 
-        return private_space(text, float(self.dp_epsilon))
+        return searched_space(self.spec().space_yaml, self.dp_epsilon)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

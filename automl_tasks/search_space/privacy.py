@@ -23,6 +23,11 @@ from automl_tasks.search_space.language import parse_search_space
 PRIVATE_MODEL, DP_PARAM = "mlp", "dp_epsilon"
 
 
+def searched_space(text: str, dp_epsilon: float) -> str:
+    """The space a search runs: `text` itself, or its private restriction when `dp_epsilon` > 0."""
+    return private_space(text, float(dp_epsilon)) if dp_epsilon else text
+
+
 def private_space(text: str, epsilon: float) -> str:
     """`text` (a tabular search space) restricted to models trained with DP-SGD at `epsilon`."""
     if epsilon <= 0:

@@ -79,7 +79,7 @@ class TrustSubject:
         return float(self.metric(rows.y, self.metric_prediction(rows.x), self.classes))
 
 
-def tabular_subject(estimator: Any, metric: Metric, *, dp_epsilon: float | None = None) -> TrustSubject:
+def tabular_subject(estimator: Any, metric: Metric) -> TrustSubject:
     """The subject of a fitted TabularEstimator in trainer mode: its fit rows (train+valid)
     are the members, its test split is held out. Pass the model the test score was measured
     on (`FitResult.scored`): a refit on all rows has no unseen rows left."""
@@ -100,7 +100,7 @@ def tabular_subject(estimator: Any, metric: Metric, *, dp_epsilon: float | None 
         classes=getattr(pipeline, "classes_", None),
         numeric=estimator.schema_.model_numeric,
         categorical=estimator.schema_.model_categorical,
-        dp_epsilon=dp_epsilon if dp_epsilon is not None else dp_epsilon_of(estimator),
+        dp_epsilon=dp_epsilon_of(estimator),
         **network,
     )
 

@@ -125,13 +125,14 @@ def report_version(ws: Workspace, family: str, version: str, *, triggered_by: st
     except NotImplementedError as exc:
         raise UserError(f"no trust report for {family} {version}: {exc}") from None
     report = measure_trust(subject, skip=skipped)
+    metrics = report.metrics()
     client = mlflow_client(ws)
     with mlflow.start_run(
         experiment_id=ensure_experiment(ws, family),
         run_name=f"trust_report {family} v{mv.version}",
         tags={KIND_TAG: "trust_report", MODEL_VERSION_TAG: f"{family}/{mv.version}", TRIGGERED_BY_TAG: triggered_by},
     ) as run:
-        mlflow.log_metrics(report.metrics(), model_id=model_id_of(mv))  # None: on the run alone
+        mlflow.log_metrics(metrics, model_id=model_id_of(mv))  # None: on the run alone
         mlflow.log_text(report.to_json(), f"trust/{REPORT_FILE}")
         plot = ws.runs / "trust_reports" / f"{family}-{mv.version}-{PLOT_FILE}"
         plot.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +144,6 @@ def report_version(ws: Workspace, family: str, version: str, *, triggered_by: st
         "version": str(mv.version),
         "run_id": run.info.run_id,
         "summary": report.summary(),
-        "metrics": report.metrics(),
+        "metrics": metrics,
         "skipped": report.skipped,
     }
