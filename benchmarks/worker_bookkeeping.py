@@ -28,7 +28,7 @@ from automl_tasks.core.settings import Workspace  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import start_search  # noqa: E402
 from automl_tasks.search.worker import run_worker  # noqa: E402
-from tests.unit.test_search_engine import make_plan  # noqa: E402
+from tests.unit.test_search_engine import sleepy_plan  # noqa: E402
 
 SPACE = """
 params:
@@ -44,15 +44,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.at(Path(tmp) / "ws").ensure()
-        plan, space = make_plan(
+        plan, space = sleepy_plan(
             ws,
             bundled_frame("breast_cancer"),
+            space=SPACE,
             n_trials=args.trials,
             name="bookkeeping",
-            space=SPACE,
-            space_yaml=SPACE,
-            algorithm="tests.sleepy_estimator:SleepyEstimator",
-            min_trial_timeout_s=600,
             time_budget_s=3600,
         )
         start_search(ws.optuna_uri, plan, space)

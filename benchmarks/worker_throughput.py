@@ -29,7 +29,7 @@ from automl_tasks.core.settings import Workspace  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import load_study, start_search  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
-from tests.unit.test_search_engine import make_plan  # noqa: E402
+from tests.unit.test_search_engine import sleepy_plan  # noqa: E402
 from tests.worker_processes import start_worker  # noqa: E402
 
 SPACE = """
@@ -46,15 +46,12 @@ def throughput(server, root: Path, n_workers: int, trials_per_worker: int, busy:
     url = server.create_database(f"optuna_{name}").replace("postgresql://", "postgresql+psycopg2://")
     ws = dataclasses.replace(ws, optuna_uri=url)
     space_yaml = SPACE.format(busy=str(busy).lower())
-    plan, space = make_plan(
+    plan, space = sleepy_plan(
         ws,
         bundled_frame("breast_cancer"),
+        space=space_yaml,
         n_trials=n_workers * trials_per_worker,
         name=name,
-        space=space_yaml,
-        space_yaml=space_yaml,
-        algorithm="tests.sleepy_estimator:SleepyEstimator",
-        min_trial_timeout_s=600,
         time_budget_s=1200,
     )
     start_search(ws.optuna_uri, plan, space)

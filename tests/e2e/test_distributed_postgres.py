@@ -23,7 +23,7 @@ from loopml.embedded import ensure_stack
 from tests.e2e.conftest import run_pipeline, states
 from tests.family_builder import LINEAR_SPACE
 from tests.postgres_server import postgres_server
-from tests.unit.test_search_engine import make_plan
+from tests.unit.test_search_engine import sleepy_plan
 from tests.worker_processes import start_python, start_worker, worker_summary
 
 pytestmark = [pytest.mark.slow]  # only the pipeline test goes through Airflow (marked e2e)
@@ -68,16 +68,8 @@ def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path):
         postgres.create_database("optuna_procs"),
         postgres.create_database("mlflow_procs"),
     )
-    plan, space = make_plan(
-        ws,
-        bundled_frame("breast_cancer"),
-        n_trials=24,
-        name="pg-procs",
-        space=FAST_SLEEPY,
-        space_yaml=FAST_SLEEPY,
-        algorithm="tests.sleepy_estimator:SleepyEstimator",
-        min_trial_timeout_s=600,
-        time_budget_s=300,
+    plan, space = sleepy_plan(
+        ws, bundled_frame("breast_cancer"), space=FAST_SLEEPY, n_trials=24, name="pg-procs", time_budget_s=300
     )
     start_search(ws.optuna_uri, plan, space)
     workers = [start_worker(ws, plan.study_name, i, stdout=subprocess.PIPE, text=True) for i in range(4)]

@@ -57,6 +57,24 @@ def make_plan(
     return plan, space
 
 
+#: the test estimator whose trials sleep (or spin) as their configuration says
+SLEEPY_ESTIMATOR = "tests.sleepy_estimator:SleepyEstimator"
+
+
+def sleepy_plan(workspace, frame, *, space: str, **overrides) -> tuple[SearchPlan, object]:
+    """`make_plan` for a study of the sleepy test estimator over the space YAML `space`, whose
+    trials are never timed out as stragglers (their length is the point of these studies)."""
+    return make_plan(
+        workspace,
+        frame,
+        space=space,
+        space_yaml=space,
+        algorithm=SLEEPY_ESTIMATOR,
+        min_trial_timeout_s=600,
+        **overrides,
+    )
+
+
 def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_frame):
     plan, space = make_plan(workspace, breast_cancer_frame, n_trials=6)
     summary = start_search(workspace.optuna_uri, plan, space)
@@ -158,16 +176,8 @@ forbidden:
 
 
 def test_forbidden_draws_do_not_count_against_the_trial_budget(workspace, breast_cancer_frame):
-    plan, space = make_plan(
-        workspace,
-        breast_cancer_frame,
-        n_trials=20,
-        name="forbid",
-        space=FORBIDDING,
-        space_yaml=FORBIDDING,
-        algorithm="tests.sleepy_estimator:SleepyEstimator",
-        strategy="random",
-        min_trial_timeout_s=600,
+    plan, space = sleepy_plan(
+        workspace, breast_cancer_frame, space=FORBIDDING, n_trials=20, name="forbid", strategy="random"
     )
     start_search(workspace.optuna_uri, plan, space)
     box = {}

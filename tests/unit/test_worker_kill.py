@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from automl_tasks.core.settings import SearchSettings
 from automl_tasks.search import load_study, run_worker, start_search, watch_search
 from tests.sleepy_estimator import SPACE
-from tests.unit.test_search_engine import make_plan
+from tests.unit.test_search_engine import make_plan, sleepy_plan
 from tests.worker_processes import start_worker, wait_until
 
 
@@ -30,17 +30,7 @@ def _complete(study) -> list:
 def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame):
     # beats every second, failed after 3 s of silence: here, and in the worker process (ws.env())
     ws = replace(workspace, search=SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=3))
-    plan, space = make_plan(
-        ws,
-        breast_cancer_frame,
-        n_trials=4,
-        name="kill",
-        space=SPACE,
-        space_yaml=SPACE,
-        algorithm="tests.sleepy_estimator:SleepyEstimator",
-        min_trial_timeout_s=600,
-        time_budget_s=300,
-    )
+    plan, space = sleepy_plan(ws, breast_cancer_frame, space=SPACE, n_trials=4, name="kill", time_budget_s=300)
     start_search(ws.optuna_uri, plan, space)
     study, _ = load_study(ws.optuna_uri, plan.study_name, settings=ws.search)
     victim = start_worker(ws, plan.study_name, 0, start_new_session=True)
