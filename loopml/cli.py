@@ -254,6 +254,30 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
     return 0 if report.has("searchable") else 1
 
 
+#: where KubernetesPodOperator's XCom sidecar reads a pod's result
+POD_XCOM_FILE = Path("/airflow/xcom/return.json")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """One search worker of a study (a trial pod's command): evaluate trials until the budget
+    is spent; print its summary (and, with --xcom, leave it for the pod's XCom sidecar)."""
+    from dataclasses import asdict
+
+    from automl_tasks.core.errors import UserError
+    from automl_tasks.search import run_worker
+
+    ws = Workspace.from_env().ensure()
+    try:
+        summary = asdict(run_worker(ws, args.study, args.index))
+    except KeyError:  # optuna: "Record does not exist"
+        raise UserError(f"no study named {args.study!r} in the Optuna storage {ws.optuna_uri}") from None
+    say(json.dumps(summary))
+    if args.xcom:
+        POD_XCOM_FILE.parent.mkdir(parents=True, exist_ok=True)
+        POD_XCOM_FILE.write_text(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     bento = sub.add_parser("bento", help="build a Bento that serves a family")
     bento.add_argument("family")
     bento.set_defaults(func=cmd_bento)
+
+    worker = sub.add_parser("worker", help="run one search worker of a study (what a trial pod runs)")
+    worker.add_argument("--study", required=True)
+    worker.add_argument("--index", type=int, default=0, help="the worker's slot (seeds its sampler)")
+    worker.add_argument("--xcom", action="store_true", help=f"also write the summary to {POD_XCOM_FILE}")
+    worker.set_defaults(func=cmd_worker)
 
     algorithms = sub.add_parser("algorithms", help="register an algorithm (runs its smoke test) or list them")
     algorithms.add_argument("action", choices=["register", "list"])

@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, get_current_context, task
 
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
+from operators.search_stage import worker_slots
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _request(state: dict[str, Any]) -> Any:
 def _pre(state: dict[str, Any]) -> Any:
     from automl_tasks.pipelines.intake import PreprocessResult
 
-    return PreprocessResult.from_dict(state["pre"])
+    return PreprocessResult.from_dict(state["pre"], workspace())
 
 
 @task(task_id="data_preprocess", retries=0)
@@ -52,7 +53,7 @@ def adaptation_start() -> dict[str, Any]:
 
 
 @task(task_id="plan")
-def adaptation_plan(state: dict[str, Any], branch: str) -> list[int]:
+def adaptation_plan(state: dict[str, Any], branch: str) -> list[Any]:
     """Create the branch's study (smoke sample, head baseline or the method search); return its worker slots."""
     from automl_tasks.pipelines.adaptation import plan_branch
 
@@ -60,7 +61,7 @@ def adaptation_plan(state: dict[str, Any], branch: str) -> list[int]:
         studies = _studies(state["pre"])
         smoke = studies["smoke"] if branch == "search" else None
         workers = plan_branch(workspace(), _request(state), _pre(state), branch, studies[branch], smoke_study=smoke)
-    return list(range(workers))
+    return worker_slots(studies[branch], workers)
 
 
 @task(task_id="smoke_report", trigger_rule=TriggerRule.ALL_DONE)

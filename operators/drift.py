@@ -9,6 +9,7 @@ from airflow.sdk import Asset, TriggerRule, get_current_context, task
 
 from automl_tasks.pipelines.forms import RETRAIN_OVERRIDES
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
+from operators.search_stage import worker_slots
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def prepare_data(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @task(task_id="plan_search")
-def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
+def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[Any]:
     """A study warm-started from the champion's study; returns the worker slots."""
     from automl_tasks.pipelines.retrain import RetrainIntake, RetrainRequest
     from automl_tasks.pipelines.retrain import plan_retrain_search as plan
@@ -157,9 +158,10 @@ def plan_retrain_search(request: dict[str, Any], pre: dict[str, Any]) -> list[in
 
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
         req = RetrainRequest(**request)
-        summary = plan(workspace(), req, RetrainIntake.from_dict(pre), study_name_for(pre))
+        ws = workspace()
+        summary = plan(ws, req, RetrainIntake.from_dict(pre, ws), study_name_for(pre))
     log.info("retrain search planned: %s", summary)
-    return list(range(req.n_workers))
+    return worker_slots(study_name_for(pre), req.n_workers)
 
 
 @task(task_id="task_estimator", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)

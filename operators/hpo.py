@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import TriggerRule, get_current_context, task
 
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
+from operators.search_stage import worker_slots
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,17 @@ def hpo_start() -> dict[str, Any]:
 
 
 @task(task_id="plan")
-def hpo_plan(state: dict[str, Any], branch: str) -> list[int]:
+def hpo_plan(state: dict[str, Any], branch: str) -> list[Any]:
     """Create the branch's study; return its worker slots."""
     from automl_tasks.pipelines.hpo import HpoRequest, plan_branch
     from automl_tasks.pipelines.intake import PreprocessResult
 
     pre = state["pre"]
+    ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        intake = PreprocessResult.from_dict(pre)
-        workers = plan_branch(workspace(), HpoRequest(**state["request"]), intake, branch, _study(pre, branch))
-    return list(range(workers))
+        intake = PreprocessResult.from_dict(pre, ws)
+        workers = plan_branch(ws, HpoRequest(**state["request"]), intake, branch, _study(pre, branch))
+    return worker_slots(_study(pre, branch), workers)
 
 
 @task(task_id="job_estimator")
@@ -110,7 +112,7 @@ def hpo_advisor(state: dict[str, Any]) -> dict[str, Any]:
     pre = state["pre"]
     ws = workspace()
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        intake = PreprocessResult.from_dict(pre)
+        intake = PreprocessResult.from_dict(pre, ws)
         verdict = compare(ws, HpoRequest(**state["request"]), intake, study_names(study_name_for(pre)))
         advice = advise(ws, _study(pre, "search"), intake.profile())
     return {**advice, "search_vs_default": verdict}

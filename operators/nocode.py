@@ -11,6 +11,7 @@ from airflow.sdk import TriggerRule, get_current_context, task
 
 from automl_tasks.pipelines.forms import NOCODE_FORM
 from operators._runtime import parent_run_closed_on_failure, user_errors_fail_fast, workspace
+from operators.search_stage import worker_slots
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def study_name_for(pre: dict[str, Any]) -> str:
 
 
 @task(task_id="plan_search")
-def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
+def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[Any]:
     """The formatter: budget, strategy and study, default and warm-start trials enqueued.
 
     Returns the worker slots the `workers` task is mapped over.
@@ -57,9 +58,10 @@ def plan_search(request: dict[str, Any], pre: dict[str, Any]) -> list[int]:
 
     req = NoCodeRequest(**request)
     with parent_run_closed_on_failure(pre["parent_run_id"]), user_errors_fail_fast():
-        summary = plan(workspace(), req, PreprocessResult.from_dict(pre), study_name_for(pre))
+        ws = workspace()
+        summary = plan(ws, req, PreprocessResult.from_dict(pre, ws), study_name_for(pre))
     log.info("search planned: %s", summary)
-    return list(range(req.n_workers))
+    return worker_slots(study_name_for(pre), req.n_workers)
 
 
 @task(task_id="job_estimator")
@@ -102,7 +104,8 @@ def advisor(pre: dict[str, Any]) -> dict[str, Any]:
     from automl_tasks.pipelines.intake import PreprocessResult
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
-        return advise(workspace(), study_name_for(pre), PreprocessResult.from_dict(pre).profile())
+        ws = workspace()
+        return advise(ws, study_name_for(pre), PreprocessResult.from_dict(pre, ws).profile())
 
 
 @task(task_id="end")

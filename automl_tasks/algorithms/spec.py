@@ -4,7 +4,8 @@ Keys: name, version, description, estimator (`package.module:Class`), task_types
 search_space (inline YAML tree or a path relative to the file), default hyperparameters
 (`defaults`, else the space's defaults), fidelity (the parameter that counts epochs or
 rounds, if any), smoke_test (bundled dataset, target, task type, metric), inference
-(batch_size, devices), deployment (target_devices, latency_budget_ms) and, for built-in
+(batch_size, devices), deployment (target_devices, latency_budget_ms), resources (what one
+trial's worker needs: cpu, memory, gpu; a worker pod asks Kubernetes for them) and, for built-in
 algorithms only, `needs_registration: false` when loopml's own test suite checks its
 capabilities (a workspace then need not register it before deploying it).
 """
@@ -21,6 +22,55 @@ from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.search_space import SearchSpace, load_search_space
 
 REQUIRED = ("name", "version", "estimator", "task_types", "search_space", "smoke_test")
+#: Kubernetes quantity suffixes (binary and decimal) a memory or cpu value may carry
+_QUANTITY_SUFFIXES = ("Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T", "m")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial's worker needs (Kubernetes quantities): a worker pod requests them,
+    its limits equal the requests, and `gpu` asks for `nvidia.com/gpu`."""
+
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpu: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": self.cpu, "memory": self.memory, "gpu": self.gpu}
+
+    def requirements(self) -> dict[str, dict[str, str]]:
+        """The container's `resources` (requests = limits, so the scheduler reserves them)."""
+        wanted = {"cpu": self.cpu, "memory": self.memory, **({"nvidia.com/gpu": str(self.gpu)} if self.gpu else {})}
+        return {"requests": dict(wanted), "limits": dict(wanted)}
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Resources:
+        """`raw` (the YAML mapping) checked; errors name `where` and the key."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or set(raw) - {"cpu", "memory", "gpu"}:
+            raise ConfigurationError(f"{where}: resources: expected a mapping of cpu, memory, gpu; got {raw!r}")
+        found = cls(
+            cpu=str(raw.get("cpu", cls.cpu)), memory=str(raw.get("memory", cls.memory)), gpu=raw.get("gpu", cls.gpu)
+        )
+        for key in ("cpu", "memory"):
+            if not _is_quantity(getattr(found, key)):
+                raise ConfigurationError(
+                    f"{where}: resources.{key}: expected a Kubernetes quantity such as 2, 500m or 4Gi; got {raw[key]!r}"
+                )
+        if isinstance(found.gpu, bool) or not isinstance(found.gpu, int) or found.gpu < 0:
+            raise ConfigurationError(f"{where}: resources.gpu: expected a whole number >= 0; got {raw['gpu']!r}")
+        return found
+
+
+def _is_quantity(text: str) -> bool:
+    number = next((text[: -len(s)] for s in _QUANTITY_SUFFIXES if text.endswith(s)), text)
+    try:
+        return float(number) > 0
+    except ValueError:
+        return False
+
+
 TASK_TYPES = ("binary", "multiclass", "regression")
 
 
@@ -41,6 +91,7 @@ class AlgorithmSpec:
     inference: dict[str, Any] = field(default_factory=dict)
     deployment: dict[str, Any] = field(default_factory=dict)
     needs_registration: bool = True
+    resources: Resources = field(default_factory=Resources)
 
     def space(self) -> SearchSpace:
         return load_search_space(self.space_yaml)
@@ -95,4 +146,5 @@ def load_spec(path: Path) -> AlgorithmSpec:
         inference=dict(raw.get("inference") or {}),
         deployment=dict(raw.get("deployment") or {}),
         needs_registration=bool(raw.get("needs_registration", True)),
+        resources=Resources.parse(raw.get("resources"), str(path)),
     )

@@ -48,13 +48,16 @@ class Workspace:
     """Paths and store URIs of one loopml workspace.
 
     `mlflow_uri` and `optuna_uri` default to SQLite files inside the workspace
-    (embedded mode); the distributed mode overrides them with PostgreSQL URLs.
+    (embedded mode); the distributed mode overrides them with PostgreSQL URLs (or MLflow's
+    tracking server), and `dvc_remote_url` names the datasets' DVC remote that every
+    machine reaches (default: a folder in the workspace).
     """
 
     home: Path
     mlflow_uri: str
     optuna_uri: str
     search: SearchSettings = field(default_factory=SearchSettings)
+    dvc_remote_url: str = ""
 
     @classmethod
     def at(cls, home: str | os.PathLike[str]) -> Workspace:
@@ -76,6 +79,7 @@ class Workspace:
             mlflow_uri=env.get("LOOPML_MLFLOW_URI", ws.mlflow_uri),
             optuna_uri=env.get("LOOPML_OPTUNA_URI", ws.optuna_uri),
             search=SearchSettings.from_env(env),
+            dvc_remote_url=env.get("LOOPML_DVC_REMOTE", ""),
         )
 
     @property
@@ -92,8 +96,9 @@ class Workspace:
         return self.home / "datasets"
 
     @property
-    def dvc_remote(self) -> Path:
-        return self.home / "dvc-remote"
+    def dvc_remote(self) -> Path | str:
+        """The datasets' DVC remote: `dvc_remote_url` (any DVC remote URL), else a workspace folder."""
+        return self.dvc_remote_url or self.home / "dvc-remote"
 
     @property
     def bentoml_home(self) -> Path:
@@ -112,7 +117,7 @@ class Workspace:
             self.mlflow_artifacts,
             self.home / "optuna",
             self.datasets,
-            self.dvc_remote,
+            *([] if self.dvc_remote_url else [self.home / "dvc-remote"]),
             self.bentoml_home,
             self.runs,
         ):
@@ -127,6 +132,7 @@ class Workspace:
             "LOOPML_OPTUNA_URI": self.optuna_uri,
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_REGISTRY_URI": self.mlflow_uri,
+            **({"LOOPML_DVC_REMOTE": self.dvc_remote_url} if self.dvc_remote_url else {}),
             "BENTOML_HOME": str(self.bentoml_home),
             **self.search.env(),
         }

@@ -62,7 +62,7 @@ def canonical_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _open_repo(root: Path, remote: Path):  # -> dvc.repo.Repo
+def _open_repo(root: Path, remote: Path | str):  # -> dvc.repo.Repo
     from dvc.repo import Repo
 
     if not (root / ".dvc").exists():
@@ -79,9 +79,10 @@ def _open_repo(root: Path, remote: Path):  # -> dvc.repo.Repo
 
 
 class DatasetStore:
-    """Versioned dataset storage backed by DVC (one repository, one local remote)."""
+    """Versioned dataset storage backed by DVC: one repository per machine, one remote (a
+    folder, or any DVC remote URL) that every machine of the workspace reaches."""
 
-    def __init__(self, root: Path, remote: Path) -> None:
+    def __init__(self, root: Path, remote: Path | str) -> None:
         self.root = root
         self.remote = remote
 
@@ -116,17 +117,35 @@ class DatasetStore:
         return DatasetVersion(name, version, target, created=True)
 
     def path(self, name: str, version: str) -> Path:
-        """Local path of a stored version, pulling it from the remote if needed."""
+        """Local path of a stored version, pulling it from the remote if needed.
+
+        A version this repository has not seen (stored by another machine sharing the
+        remote) is pulled by its content hash: the version *is* the file's MD5, which is
+        where DVC keeps it in the remote."""
         folder = self.root / name / version
         target = folder / _DATA_FILE
-        if not (folder / f"{_DATA_FILE}.dvc").exists():
-            raise DatasetNotFoundError(f"dataset {name!r} has no version {version!r} in {self.root}")
-        if not target.exists():
-            repo = _open_repo(self.root, self.remote)
-            try:
-                repo.pull(targets=[str(target)])
-            finally:
-                repo.close()
+        pointer = folder / f"{_DATA_FILE}.dvc"
+        if target.exists() and pointer.exists():
+            return target
+        _check_name(name)
+        if not _is_md5(version):
+            raise DatasetNotFoundError(f"dataset {name!r} has no version {version!r}: a version is a 32-digit MD5")
+        adopted = not pointer.exists()
+        if adopted:
+            folder.mkdir(parents=True, exist_ok=True)
+            pointer.write_text(f"outs:\n- md5: {version}\n  hash: md5\n  path: {_DATA_FILE}\n")
+        repo = _open_repo(self.root, self.remote)
+        try:
+            repo.pull(targets=[str(target)])
+        except Exception as exc:
+            if adopted:  # leave no pointer to a version the remote does not hold
+                pointer.unlink(missing_ok=True)
+            raise DatasetNotFoundError(
+                f"dataset {name!r} has no version {version!r} in {self.root} nor in its DVC remote {self.remote}"
+                f" ({type(exc).__name__})"
+            ) from None
+        finally:
+            repo.close()
         return target
 
     def read(self, uri: str) -> pd.DataFrame:
@@ -138,6 +157,10 @@ class DatasetStore:
         if not folder.exists():
             return []
         return sorted(p.name for p in folder.iterdir() if (p / f"{_DATA_FILE}.dvc").exists())
+
+
+def _is_md5(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def _check_name(name: str) -> None:

@@ -97,6 +97,7 @@ def plan_branch(ws: Workspace, request: HpoRequest, pre: PreprocessResult, branc
         algorithm=spec.estimator,
         run_epochs=epochs if fidelity else None,
         trust_report=request.trust_report,
+        resources=spec.resources.to_dict(),
         **goal,
     )
     if branch == "search":

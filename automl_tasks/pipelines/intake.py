@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields
+import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +44,24 @@ from automl_tasks.data.versioning import DATASET_URI_PREFIX, DatasetVersion, par
 from automl_tasks.estimators.metrics import resolve_metric
 from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
 from automl_tasks.features.pipeline import FeaturePipeline, fit_feature_pipeline
-from automl_tasks.features.store import load_feature_pipeline, memo_dir, path_of, record_feature_pipeline
+from automl_tasks.features.store import load_feature_pipeline, memo_dir, record_feature_pipeline, write_local
 from automl_tasks.pipelines.requests import NoCodeRequest
 
 log = logging.getLogger(__name__)
 
 
+#: PreprocessResult fields that are this host's files: never in XCom, resolved on each host
+#: from the URIs (`from_dict`), so a task on another machine finds them in its own workspace
+_LOCAL = {"local": True}
+PROFILE_ARTIFACT = "data/profile.json"
+
+
 @dataclass(frozen=True)
 class PreprocessResult:
-    """Ids and URIs produced by data_preprocess (JSON-able for XCom)."""
+    """Ids and URIs produced by data_preprocess; `to_dict` is its XCom form (no local paths)."""
 
     dataset_uri: str
     dataset_version: str
-    dataset_path: str
     new_version: bool
     task_type: str
     metric: str
@@ -65,22 +71,55 @@ class PreprocessResult:
     family: str
     experiment_id: str
     parent_run_id: str
-    profile_path: str
-    #: the feature pipeline version the run fitted or reused, and its JSON file ("": none)
+    #: the feature pipeline version the run fitted or reused ("": none)
     feature_pipeline: str = field(default="", kw_only=True)
-    feature_pipeline_path: str = field(default="", kw_only=True)
+    # this host's copies (`from_dict` makes them): the dataset version's Parquet file, the
+    # profile's JSON (an artifact of the parent run) and the feature pipeline's JSON ("": none)
+    dataset_path: str = field(default="", kw_only=True, metadata=_LOCAL)
+    profile_path: str = field(default="", kw_only=True, metadata=_LOCAL)
+    feature_pipeline_path: str = field(default="", kw_only=True, metadata=_LOCAL)
+
+    @property
+    def profile_uri(self) -> str:
+        """Where the table's profile lives: an artifact of the pipeline's parent MLflow run."""
+        return f"runs:/{self.parent_run_id}/{PROFILE_ARTIFACT}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The XCom form: ids and URIs only (a task on another host resolves its own files)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("local")}
 
     def profile(self) -> dict[str, Any]:
         """The table's profile (the formatter and the advisor read it)."""
         return json.loads(Path(self.profile_path).read_text())
 
     @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> PreprocessResult:
-        """The result from its XCom form (a subclass reads its own extra fields too)."""
-        return cls(**{f.name: payload[f.name] for f in fields(cls)})
+    def from_dict(cls, payload: dict[str, Any], ws: Workspace) -> PreprocessResult:
+        """The result from its XCom form, with this host's copies of its files in `ws`: the
+        dataset version from the DVC remote, the profile from MLflow, the feature pipeline
+        from MLflow (each fetched once; a subclass reads its own extra fields too)."""
+        ids = {f.name: payload[f.name] for f in fields(cls) if not f.metadata.get("local")}
+        features = ids.get("feature_pipeline") or ""
+        return cls(
+            **ids,
+            dataset_path=str(DatasetStore(ws.datasets, ws.dvc_remote).path(*parse_dataset_uri(ids["dataset_uri"]))),
+            profile_path=str(_local_profile(ws, ids["parent_run_id"])),
+            feature_pipeline_path=str(write_local(ws, load_feature_pipeline(ws, features))) if features else "",
+        )
+
+
+def _profile_file(ws: Workspace, parent_run_id: str) -> Path:
+    return ws.runs / "profiles" / parent_run_id / "profile.json"
+
+
+def _local_profile(ws: Workspace, parent_run_id: str) -> Path:
+    """This host's copy of the profile logged on `parent_run_id` (downloaded when missing)."""
+    path = _profile_file(ws, parent_run_id)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+            downloaded = mlflow_client(ws).download_artifacts(parent_run_id, PROFILE_ARTIFACT, folder)
+            Path(downloaded).replace(path)  # atomic: a task reading it beside this one never sees half a file
+    return path
 
 
 @dataclass(frozen=True)
@@ -220,11 +259,6 @@ def open_pipeline_run(
         profile["column_roles"] = list(features.roles)
         profile["excluded_columns"] = list(features.excluded)
         profile["feature_pipeline"] = {"version": features.version, "steps": features.describe()}
-    folder = ws.runs / "profiles" / stored.version
-    folder.mkdir(parents=True, exist_ok=True)
-    profile_path = folder / "profile.json"
-    profile_path.write_text(json.dumps(profile, indent=2))
-
     experiment_id = ensure_experiment(ws, run.family)
     client = mlflow_client(ws)
     parent = client.create_run(
@@ -248,7 +282,10 @@ def open_pipeline_run(
         client.log_text(run_id, features.to_json(), f"data/{FEATURE_PIPELINE_FILE}")
     for key, value in {"target": run.target, "task_type": run.task_type, "metric": run.metric, **run.params}.items():
         client.log_param(run_id, key, str(value))
-    client.log_artifact(run_id, str(profile_path), artifact_path="data")
+    profile_path = _profile_file(ws, run_id)
+    profile_path.parent.mkdir(parents=True, exist_ok=True)
+    profile_path.write_text(json.dumps(profile, indent=2))
+    client.log_artifact(run_id, str(profile_path), artifact_path=str(Path(PROFILE_ARTIFACT).parent))
     if run.labels is not None:
         client.log_text(run_id, run.labels.to_json(), LABEL_SPEC_FILE)
     _log_dataset_input(ws, run_id, frame, stored, run.target)
@@ -261,7 +298,6 @@ def open_pipeline_run(
     return PreprocessResult(
         dataset_uri=stored.uri,
         dataset_version=stored.version,
-        dataset_path=str(stored.path),
         new_version=stored.created,
         task_type=run.task_type,
         metric=run.metric,
@@ -271,9 +307,10 @@ def open_pipeline_run(
         family=run.family,
         experiment_id=experiment_id,
         parent_run_id=run_id,
-        profile_path=str(profile_path),
         feature_pipeline=features.version if features is not None else "",
-        feature_pipeline_path=str(path_of(ws, features.version)) if features is not None else "",
+        dataset_path=str(stored.path),
+        profile_path=str(profile_path),
+        feature_pipeline_path=str(write_local(ws, features)) if features is not None else "",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from automl_tasks.algorithms.registry import builtin_specs
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import PARENT_STUDY_TAG, SPACE_VERSION_TAG, STRATEGY_REASON_TAG, STUDY_TAG
 from automl_tasks.core.tracking import mlflow_client
@@ -94,6 +95,7 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
         budget_note=fitted.reason,
         cross_validate=cross_validate,
         trust_report=request.trust_report,
+        resources=builtin_specs()["tabular"].resources.to_dict(),
         **deployment_goal(request),
     )
     return start_search(ws.optuna_uri, plan, space, warm_start_study=warm_start)

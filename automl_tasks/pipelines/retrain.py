@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     )
     result = open_pipeline_run(ws, combined, stored, run)
     return RetrainIntake(
-        **result.to_dict(),
+        **asdict(result),  # the local paths too: this process made them
         parent_version=parent_version,
         parent_study=parent_study,
         eval_uri=eval_uri,
@@ -240,6 +240,7 @@ def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: RetrainInta
         seed=request.seed,
         strategy=parent.strategy,
         algorithm=parent.algorithm,
+        resources=parent.resources,
     )
     same_space = space.hash == parent.space_hash
     if not same_space:

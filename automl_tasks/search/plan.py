@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from automl_tasks.estimators import TABULAR_ESTIMATOR
@@ -65,6 +65,9 @@ class SearchPlan:
     ensemble: bool = True
     # whether the task estimator measures the version's trust report (issue #17)
     trust_report: bool = True
+    # what one worker needs (the algorithm's `resources`: cpu, memory, gpu; empty: the
+    # defaults); a worker pod requests them under the Kubernetes profile (issue #16)
+    resources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -105,6 +108,7 @@ def build_plan(
     ensemble: bool = True,
     cross_validate: bool | None = None,
     trust_report: bool = True,
+    resources: dict[str, Any] | None = None,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -148,4 +152,5 @@ def build_plan(
         trade_off_latency=trade_off_latency,
         ensemble=ensemble,
         trust_report=trust_report,
+        resources=dict(resources or {}),
     )

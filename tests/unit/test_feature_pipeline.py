@@ -3,6 +3,7 @@ between training (whole table) and serving (rows one at a time, from the JSON as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from automl_tasks.core.errors import FeaturePipelineError
+from automl_tasks.core.settings import Workspace
 from automl_tasks.features.pipeline import FeaturePipeline, fit_feature_pipeline
 from automl_tasks.features.roles import (
     CONSTANT,
@@ -472,7 +474,7 @@ def test_a_failing_sql_step_stops_data_preprocess_and_stores_nothing(workspace, 
 def test_data_preprocess_records_the_pipeline_and_a_later_run_reuses_it(workspace, tmp_path):
     from automl_tasks.core.tracking import mlflow_client
     from automl_tasks.features.store import load_feature_pipeline, read_feature_pipeline
-    from automl_tasks.pipelines.intake import preprocess
+    from automl_tasks.pipelines.intake import PreprocessResult, preprocess
     from automl_tasks.pipelines.requests import NoCodeRequest
 
     path = tmp_path / "orders.csv"
@@ -487,6 +489,19 @@ def test_data_preprocess_records_the_pipeline_and_a_later_run_reuses_it(workspac
     assert (
         mlflow_client(workspace).get_run(pre.parent_run_id).data.tags["loopml.feature_pipeline"] == pre.feature_pipeline
     )
+    # XCom carries ids and URIs only; a task on another host (its own folder, the same stores)
+    # gets its own copies of the dataset, the profile and the feature pipeline from them
+    xcom = json.loads(json.dumps(pre.to_dict()))
+    assert not [v for v in xcom.values() if isinstance(v, str) and str(workspace.home) in v], xcom
+    host2 = dataclasses.replace(Workspace.at(tmp_path / "host2").ensure(), mlflow_uri=workspace.mlflow_uri)
+    host2 = dataclasses.replace(host2, dvc_remote_url=str(workspace.dvc_remote))
+    there = PreprocessResult.from_dict(xcom, host2)
+    assert all(
+        p.startswith(str(host2.home)) for p in (there.dataset_path, there.profile_path, there.feature_pipeline_path)
+    )
+    assert there.profile() == pre.profile()
+    pd.testing.assert_frame_equal(pd.read_parquet(there.dataset_path), pd.read_parquet(pre.dataset_path))
+    assert read_feature_pipeline(there.feature_pipeline_path).version == pre.feature_pipeline
 
     again = preprocess(
         workspace, NoCodeRequest(dataset=str(path), feature_pipeline=pre.feature_pipeline), dag_run_id="t2"

@@ -77,13 +77,29 @@ def test_defaults_are_the_tabular_search_without_fidelity():
     assert (plan.algorithm, plan.run_epochs, plan.direction) == (TABULAR_ESTIMATOR, None, "maximize")
 
 
-def test_intake_results_cross_xcom_as_json_and_come_back_typed():
-    """Steps pass the intake result as a dataclass; XCom carries its JSON form."""
+def test_intake_results_cross_xcom_as_ids_and_uris_only():
+    """Steps pass the intake result as a dataclass; XCom carries its JSON form, without this
+    host's file paths (`from_dict` resolves them on the reading host: test_feature_pipeline)."""
+    import dataclasses
     import json
 
-    assert PreprocessResult.from_dict(json.loads(json.dumps(INTAKE.to_dict()))) == INTAKE
+    xcom = json.loads(json.dumps(INTAKE.to_dict()))
+    local = {"dataset_path", "profile_path", "feature_pipeline_path"}
+    assert not local & set(xcom) and not [v for v in xcom.values() if str(v).startswith("/")], xcom
+    assert {f.name for f in dataclasses.fields(PreprocessResult)} - set(xcom) == local
+    assert INTAKE.profile_uri == "runs:/run-1/data/profile.json"
     retrain = RetrainIntake(
-        **INTAKE.to_dict(), parent_version="3", parent_study="fam-s", eval_uri="dataset://e@1", reference_uri="r"
+        **dataclasses.asdict(INTAKE),
+        parent_version="3",
+        parent_study="fam-s",
+        eval_uri="dataset://e@1",
+        reference_uri="r",
     )
-    assert RetrainIntake.from_dict(json.loads(json.dumps(retrain.to_dict()))) == retrain
+    assert json.loads(json.dumps(retrain.to_dict())) == {
+        **xcom,
+        "parent_version": "3",
+        "parent_study": "fam-s",
+        "eval_uri": "dataset://e@1",
+        "reference_uri": "r",
+    }
     assert tiny_plan(retrain).parent_run_id == "run-1"

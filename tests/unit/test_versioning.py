@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from automl_tasks.core.errors import DatasetNotFoundError
+from automl_tasks.core.settings import Workspace
 from automl_tasks.data import DatasetStore
 
 
@@ -40,3 +41,20 @@ def test_unknown_version_and_bad_names(workspace):
         store.path("toy", "0" * 32)
     with pytest.raises(ValueError, match="dataset name"):
         store.put("../escape", pd.DataFrame({"a": [1]}))
+
+
+def test_another_machine_sharing_the_remote_reads_a_version_by_its_uri(workspace, tmp_path):
+    """A second workspace (another host: its own folder, no DVC pointers) that shares only the
+    remote resolves a dataset URI it never stored; a version the remote lacks is refused and
+    leaves no pointer behind."""
+    frame = pd.DataFrame({"a": [1.5, 2.5, 3.5], "target": [1, 0, 1]})
+    stored = DatasetStore(workspace.datasets, workspace.dvc_remote).put("toy", frame)
+    other = Workspace.at(tmp_path / "host2").ensure()
+    store = DatasetStore(other.datasets, workspace.dvc_remote)
+    pd.testing.assert_frame_equal(store.read(stored.uri), frame)
+    assert store.versions("toy") == [stored.version]
+    with pytest.raises(DatasetNotFoundError, match="nor in its DVC remote"):
+        store.path("toy", "f" * 32)
+    assert store.versions("toy") == [stored.version]
+    with pytest.raises(DatasetNotFoundError, match="32-digit MD5"):
+        store.path("toy", "../../etc")
