@@ -20,6 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip check
 	@# the browser tests drive Debian's chromium (Playwright's own download cannot be fetched here)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@# the distributed-mode tests run Redis (Celery's broker) on loopback and check docker/compose.yaml
+	@# with the Compose specification's validator (Debian's docker-compose; no container engine needed)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
 	@touch $(STAMP)
 
 demo: install

@@ -69,12 +69,59 @@ def hitl_settled(started: datetime | None) -> bool:
     return started is not None and time.time() - started.timestamp() >= HITL_SETTLE_S
 
 
+class TokenAuth(httpx.Auth):
+    """Airflow 3's login for API clients: POST /auth/token with a user's name and password
+    gives a JWT, sent as a bearer token; fetched again once when Airflow answers 401 (it expired).
+    An httpx auth flow rather than a generated client: the rest of this client is httpx too."""
+
+    def __init__(self, base_url: str, username: str = "", password: str = "", *, token: str | None = None) -> None:
+        self.base_url, self.username, self.password = base_url, username, password
+        self.token = token  # a ready token (LOOPML_AIRFLOW_TOKEN): used as it is, never renewed
+
+    def _login(self) -> str:
+        # a refused connection propagates: the client's calls retry it like any other
+        answer = httpx.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self.username, "password": self.password},
+            timeout=30,
+            trust_env=False,
+        )
+        if answer.status_code >= 400:
+            raise AirflowApiError(
+                f"Airflow refused the login of user {self.username!r} (LOOPML_AIRFLOW_USER): {_detail(answer)}",
+                answer.status_code,
+            )
+        return answer.json()["access_token"]
+
+    def auth_flow(self, request: httpx.Request):
+        if self.token is None:
+            self.token = self._login()
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code == 401 and self.username:
+            self.token = self._login()
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
+def auth_from_env(base_url: str, environ: dict[str, str] | None = None) -> httpx.Auth | None:
+    """The login the environment gives: LOOPML_AIRFLOW_USER and LOOPML_AIRFLOW_PASSWORD, or a
+    ready token in LOOPML_AIRFLOW_TOKEN; None for the embedded stack, which needs none."""
+    env = os.environ if environ is None else environ
+    if env.get("LOOPML_AIRFLOW_TOKEN"):
+        return TokenAuth(base_url, token=env["LOOPML_AIRFLOW_TOKEN"])
+    if env.get("LOOPML_AIRFLOW_USER"):
+        return TokenAuth(base_url, env["LOOPML_AIRFLOW_USER"], env.get("LOOPML_AIRFLOW_PASSWORD", ""))
+    return None
+
+
 class AirflowClient:
     """REST calls the CLI and the tests need; every error names the call that failed.
 
     `retry_s`: how long a call keeps retrying a refused/broken connection (default from
     LOOPML_API_RETRY_S, else 300 s); `say` prints the retry notices; `give_up` returns a
     reason to stop retrying at once (e.g. the stack's supervisor gave up), else None.
+    `auth`: how to log in to an Airflow that requires it (default: `auth_from_env`).
     """
 
     def __init__(
@@ -85,9 +132,12 @@ class AirflowClient:
         retry_s: float | None = None,
         say: Callable[[str], None] = _stderr,
         give_up: Callable[[], str | None] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, trust_env=False, auth=auth or auth_from_env(self.base_url)
+        )
         self.retry_s = float(os.environ.get("LOOPML_API_RETRY_S", DEFAULT_RETRY_S)) if retry_s is None else retry_s
         self.say = say
         self.give_up = give_up

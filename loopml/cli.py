@@ -113,12 +113,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing:
         say(f"a stack already runs on {ws.home} (Airflow {existing.url}); see `loopml status`")
         return 1
-    mlflow_port = free_port(args.mlflow_port)
-    os.environ["LOOPML_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # the Airflow nav link
+    server = ws.mlflow_uri.startswith(("http://", "https://"))  # the distributed mode's MLflow server
+    mlflow_port = None if server else free_port(args.mlflow_port)
+    mlflow_url = ws.mlflow_uri if server else f"http://127.0.0.1:{mlflow_port}"
+    os.environ["LOOPML_MLFLOW_UI_URL"] = mlflow_url  # the Airflow nav link
     stack = ensure_stack(ws, args.port, mlflow_port=mlflow_port, say=say)
+    login = (
+        "log in as a user of AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"
+        if server
+        else "single-user local stack: no login"
+    )
     try:
-        say(f"Airflow UI:  {stack.url}  (single-user local stack: no login)")
-        say(f"MLflow UI:   {stack.mlflow_url}")
+        say(f"Airflow UI:  {stack.url}  ({login})")
+        say(f"MLflow UI:   {mlflow_url}")
         say(f"workspace:   {ws.home}")
         say(f"stack log:   {stack.logs / 'stack.log'} (`loopml status` shows each component)\nCtrl-C stops all.")
         while not stack.supervisor.done.wait(1):
@@ -176,12 +183,21 @@ def cmd_bento(args: argparse.Namespace) -> int:
     from loopml.embedded import REPO_ROOT
 
     ws = Workspace.from_env().ensure()
+    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.families.promotion import check_family_exists
+    from serving.image import PACKAGES_ENV, family_packages
+
+    client = mlflow_client(ws)
+    check_family_exists(client, args.family)
+    packages = family_packages(client.search_model_versions(f"name = '{args.family}'"))
     spec = yaml.safe_load((REPO_ROOT / "serving" / "bentofile.yaml").read_text())
     spec["labels"] = {**spec.get("labels", {}), "family": args.family}
     spec["envs"] = [{"name": "LOOPML_FAMILY", "value": args.family}]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(spec, handle)
-    env = dict(os.environ, **ws.env(), BENTOML_DO_NOT_TRACK="True")
+    # the service module sizes its image from this (serving/image.py): no Airflow, TVM or torch
+    # unless one of the family's versions needs them
+    env = dict(os.environ, **ws.env(), BENTOML_DO_NOT_TRACK="True", **{PACKAGES_ENV: ",".join(packages)})
     out = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "-f", handle.name, "--output", "tag", str(REPO_ROOT)],
         env=env,
@@ -194,7 +210,8 @@ def cmd_bento(args: argparse.Namespace) -> int:
         say(f"bentoml build failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
         return 1
     tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-    say(f"built Bento {tag} for family {args.family} in {ws.bentoml_home}")
+    extra = f" (with {', '.join(packages)})" if packages else ""
+    say(f"built Bento {tag} for family {args.family} in {ws.bentoml_home}; its image: serving packages{extra}")
     return 0
 
 

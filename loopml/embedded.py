@@ -19,12 +19,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from automl_tasks.core.profile import DeploymentProfile
 from automl_tasks.core.settings import Workspace
+from loopml.preflight import unreachable
 from loopml.processes import alive
 from loopml.supervisor import Component, Supervisor, stop_leftovers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Airflow's executor for each profile (`automl_tasks.core.profile.EXECUTORS`); the embedded
+#: one preloads loopml's task modules before forking (see loopml/preloading_executor.py)
+EXECUTOR_CLASS = {
+    "local": "loopml.preloading_executor.PreloadingLocalExecutor",
+    "celery": "CeleryExecutor",
+    "kubernetes": "KubernetesExecutor",
+}
 #: the triggerer's clean stop before it is told to exit now: loopml defers no task to it
 #: today, and a trigger it drops is picked up again from the metadata DB at the next start
 TRIGGERER_STOP_GRACE_S = 3.0
@@ -55,8 +64,10 @@ def _secret(ws: Workspace, name: str) -> str:
 
 
 def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, str]:
-    """Environment for every Airflow process of this workspace."""
+    """Environment for every Airflow process of this workspace (its executor and databases
+    from the deployment profile: LOOPML_EXECUTOR and the settings in docs/DISTRIBUTED.md)."""
     db = ws.airflow_home / "airflow.db"
+    profile = DeploymentProfile.from_env().check()
     env = dict(os.environ)
     env.update(ws.env())
     env.update(
@@ -65,15 +76,17 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "loopml.preloading_executor.PreloadingLocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": EXECUTOR_CLASS[profile.executor],
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # the embedded stack is one user's, on loopback: everyone is an admin; a distributed
+            # stack requires a login (named users; clients log in with LOOPML_AIRFLOW_USER)
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": str(not profile.distributed),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             # distributed mode: LOOPML_AIRFLOW_DB_URI names a PostgreSQL metadata database
             # embedded: SQLite with a 30 s busy timeout (pysqlite's default is 5 s) so that a
             # writer waits for the lock instead of failing; see docs/DESIGN.md, "Embedded metadata DB"
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("LOOPML_AIRFLOW_DB_URI")
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": profile.airflow_db_uri
             or f"sqlite:///{db}?timeout={SQLITE_BUSY_TIMEOUT_S}",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
@@ -94,7 +107,19 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
             "NO_PROXY": "*",
         }
     )
+    if profile.distributed:
+        env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    if profile.executor == "celery":
+        env.update(celery_env(profile))
     return env
+
+
+def celery_env(profile: DeploymentProfile) -> dict[str, str]:
+    """Celery's settings: the broker, and task results in the metadata database (PostgreSQL)."""
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": profile.broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + profile.airflow_db_uri,
+    }
 
 
 @dataclass
@@ -294,6 +319,9 @@ def ensure_stack(ws: Workspace, port: int = DEFAULT_PORT, *, mlflow_port: int | 
     existing = AirflowStack.running(ws)
     if existing:
         return existing
+    problems = unreachable(DeploymentProfile.from_env().check())
+    if problems:  # before anything starts: no half-started stack
+        raise StackError("cannot start the stack: " + "; ".join(problems))
     stack = AirflowStack(ws, free_port(port), mlflow_port=free_port(mlflow_port) if mlflow_port else None)
     try:
         stack.start(say=say)

@@ -27,6 +27,7 @@ from automl_tasks.core.settings import Workspace
 from automl_tasks.monitoring import InferenceLog, InferenceRecord
 from serving.batching import AdaptiveBatcher
 from serving.body import BodyLimit, PredictBody
+from serving.image import PACKAGES_ENV, serving_image
 from serving.live import LiveModels
 from serving.loader import BadRequest, ServedModel
 from serving.log_writer import GroupLog
@@ -88,6 +89,8 @@ class _LeanPath:
 
 @bentoml.service(
     name="loopml_family",
+    # the Bento's image: what the family's models need, pinned from the lock (serving/image.py)
+    image=serving_image(os.environ.get(PACKAGES_ENV, "")),
     traffic={"timeout": 60},
     # per-request access lines cost ~10% of a small model's throughput; the inference log
     # already records every prediction. LOOPML_ACCESS_LOG=1 turns them back on.

@@ -79,10 +79,10 @@ class DeploymentProfile:
                     f"{SETTING_ENV[key]}: the {self.executor} executor needs PostgreSQL (machines share it);"
                     f" got {url or 'unset (SQLite in the workspace)'}"
                 )
-        if not ws.mlflow_uri.startswith(("postgresql", "http://", "https://")):
+        if not ws.mlflow_uri.startswith(("http://", "https://")):
             found.append(
                 f"{SETTING_ENV['mlflow_uri']}: the {self.executor} executor needs MLflow's tracking server"
-                f" (http://...) or PostgreSQL; got {ws.mlflow_uri}"
+                f" (http://..., started with --serve-artifacts so no machine needs its disk); got {ws.mlflow_uri}"
             )
         if not ws.dvc_remote_url or "://" not in ws.dvc_remote_url:
             found.append(

@@ -37,12 +37,13 @@ def _client(uri: str):  # -> mlflow.MlflowClient
 
 
 def ensure_experiment(ws: Workspace, name: str) -> str:
-    """Id of experiment `name`, created with an artifact folder in the workspace if new."""
+    """Id of experiment `name`, created if new: with an artifact folder in the workspace, or,
+    through a tracking server, where the server keeps artifacts (it proxies them)."""
     client = mlflow_client(ws)
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = (ws.mlflow_artifacts / name).as_uri()
+    location = None if ws.mlflow_uri.startswith(("http://", "https://")) else (ws.mlflow_artifacts / name).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:  # another process created it first

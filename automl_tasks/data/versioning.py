@@ -69,7 +69,10 @@ def _open_repo(root: Path, remote: Path | str):  # -> dvc.repo.Repo
         Repo.init(str(root), no_scm=True)
         repo = Repo(str(root))
         with repo.config.edit() as conf:
-            conf["remote"]["workspace"] = {"url": str(remote)}
+            # an HTTP remote (e.g. MLflow's artifact proxy, `mlflow server --serve-artifacts`)
+            # takes uploads by PUT, as the proxy and WebDAV servers expect; DVC's default is POST
+            http = str(remote).startswith(("http://", "https://"))
+            conf["remote"]["workspace"] = {"url": str(remote), **({"method": "PUT"} if http else {})}
             conf["core"]["remote"] = "workspace"
             conf["core"]["autostage"] = False
         with repo.config.edit() as conf:

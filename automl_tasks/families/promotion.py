@@ -285,10 +285,12 @@ def family_lock(ws: Workspace, family: str) -> Iterator[None]:
     """Exclusive lock per family around every change of its champion.
 
     With the registry on PostgreSQL (distributed mode) it is a PostgreSQL advisory lock in
-    that database, so it holds across processes and machines; in the embedded mode (SQLite,
-    one machine) it is an `fcntl` lock on a file of the workspace."""
-    if ws.mlflow_uri.startswith("postgresql"):
-        with postgres_advisory_lock(ws.mlflow_uri, f"loopml.promotion:{family}"):
+    that database, so it holds across processes and machines; behind MLflow's tracking server,
+    in the Optuna database the machines share; in the embedded mode (SQLite, one machine) it
+    is an `fcntl` lock on a file of the workspace."""
+    shared = next((url for url in (ws.mlflow_uri, ws.optuna_uri) if url.startswith("postgresql")), None)
+    if shared is not None:  # the registry's database, or (behind MLflow's server) the search's
+        with postgres_advisory_lock(shared, f"loopml.promotion:{family}"):
             yield
         return
     folder = ws.home / "locks"

@@ -235,9 +235,9 @@ def smoke_verdict(ws: Workspace, request: AdaptationRequest, pre: PreprocessResu
     completed its smoke epoch; refuse a time budget that cannot fit one epoch of any method."""
     from optuna.trial import TrialState
 
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
 
-    study, plan = load_study(ws.optuna_uri, study_name)
+    study, plan = open_study(ws, study_name)
     by_method = _smoke_trials(study)
     failures = [
         f"{method}: {trial.user_attrs.get(ERROR_TAG, trial.state.name)}"
@@ -272,11 +272,11 @@ def affordable_methods(
     """`methods` without full fine-tuning when one epoch of it on the whole table (estimated from
     its smoke epoch) exceeds `FULL_BUDGET_SHARE` of the time budget: the issue's "full
     fine-tuning where the budget allows". The only method chosen is always kept."""
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
 
     if "full" not in methods or len(methods) == 1:
         return methods
-    study, plan = load_study(ws.optuna_uri, smoke_study)
+    study, plan = open_study(ws, smoke_study)
     trial = _smoke_trials(study).get("full")
     if trial is None or trial.duration is None:
         return methods
@@ -383,16 +383,16 @@ def adapt(
     configuration on train+validation, check its ONNX export, register it as a child of the base."""
     from automl_tasks.adaptation.estimator import TextAdapterEstimator
     from automl_tasks.estimators.metrics import Metric
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
     from automl_tasks.search.deployment import chosen_trial, trial_score
 
     context = RunContext(pre.family, pre.experiment_id, pre.parent_run_id)
     base = request.base_model_path()
     digest = base_model_digest(base)
     base_version = register_base(ws, context, base, digest)
-    study, plan = load_study(ws.optuna_uri, studies["search"])
+    study, plan = open_study(ws, studies["search"])
     best = chosen_trial(study, plan)
-    default_study, _ = load_study(ws.optuna_uri, studies["default"])
+    default_study, _ = open_study(ws, studies["default"])
     workdir = _workdir(ws, studies["search"])
     shutil.rmtree(workdir, ignore_errors=True)  # a retried task starts clean
     estimator = TextAdapterEstimator(
@@ -529,13 +529,13 @@ def miniaturise(
     from automl_tasks.adaptation.estimator import TextAdapterEstimator
     from automl_tasks.adaptation.methods import deployable
     from automl_tasks.estimators.metrics import Metric
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
 
     steps = request.step_list()
     if not steps:
         log.info("miniaturise: no step chosen")
         return []
-    study, plan = load_study(ws.optuna_uri, studies["search"])
+    study, plan = open_study(ws, studies["search"])
     teacher_version = FamilyVersion(**adapted)
     workdir = _workdir(ws, studies["search"]) / "miniaturise"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -689,10 +689,10 @@ def compile_candidates(
     candidate's latency; every engine's figures are logged (`compile/engines.json`)."""
     from automl_tasks.deploy.backends import evaluate
     from automl_tasks.deploy.targets import AUTO_ENGINE, candidate_engines, fastest_deployable, get_target
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
     from automl_tasks.search.deployment import chosen_trial
 
-    study, plan = load_study(ws.optuna_uri, study_name)
+    study, plan = open_study(ws, study_name)
     max_length = int(chosen_trial(study, plan).params.get("max_seq_len", 128))
     target = get_target(request.deploy_target, ws.home)
     engines = candidate_engines(target.options)
@@ -829,14 +829,14 @@ def advise_adaptation(
     from optuna.trial import TrialState
 
     from automl_tasks.pipelines.advisor import advise
-    from automl_tasks.search import load_study
+    from automl_tasks.search import open_study
 
-    study, _ = load_study(ws.optuna_uri, studies["search"])
+    study, _ = open_study(ws, studies["search"])
     per_method: dict[str, float] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         method = trial.params.get("method", "?")
         per_method[method] = max(per_method.get(method, -math.inf), float(trial.values[0]))
-    default_study, _ = load_study(ws.optuna_uri, studies["default"])
+    default_study, _ = open_study(ws, studies["default"])
     baseline = default_study.best_value if default_study.best_trials else None
     by_version = {c["version"]: c for c in candidates}
     steps = []

@@ -21,7 +21,7 @@ from automl_tasks.core.tags import (
     STUDY_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
-from automl_tasks.search.storage import load_study
+from automl_tasks.search.storage import open_study
 from automl_tasks.search_space import SearchSpace, load_search_space
 
 log = logging.getLogger(__name__)
@@ -400,7 +400,7 @@ def advise(ws: Workspace, study_name: str, profile: dict[str, Any]) -> dict[str,
     """Compute importance, plots and suggestions; log them to the parent run."""
     from optuna.trial import TrialState
 
-    study, plan = load_study(ws.optuna_uri, study_name)
+    study, plan = open_study(ws, study_name)
     space = load_search_space(plan.space_yaml)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     folder = ws.runs / study_name / "advisor"

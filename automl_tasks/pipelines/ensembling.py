@@ -70,7 +70,7 @@ def _candidates(ws: Workspace, study: Any, plan: SearchPlan, metric: Metric) -> 
             break
         if trial.params in seen:
             continue
-        saved = load_fold_predictions(ws, plan.study_name, trial.number)
+        saved = load_fold_predictions(ws, plan.study_name, trial.number, parent_run_id=plan.parent_run_id)
         if saved is None or (out and not saved.aligned_with(out[0][1])):
             continue
         seen.append(trial.params)

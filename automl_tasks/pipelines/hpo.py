@@ -31,7 +31,7 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.pipelines.intake import PreprocessResult, preprocess
 from automl_tasks.pipelines.nocode import deployment_goal, log_deployment_goal
 from automl_tasks.pipelines.requests import HpoRequest
-from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, load_study, start_search
+from automl_tasks.search import SearchPlan, choose_strategy, choose_trial_budget, open_study, start_search
 from automl_tasks.search.deployment import chosen_trial, trial_score
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search.strategies import GRID_POINTS
@@ -126,7 +126,7 @@ def smoke_verdict(ws: Workspace, study_name: str, algorithm: str) -> dict[str, A
     """Stop the run with the smoke trials' errors unless one completed with a finite score."""
     from optuna.trial import TrialState
 
-    study, _ = load_study(ws.optuna_uri, study_name)
+    study, _ = open_study(ws, study_name)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and math.isfinite(t.value)]
     if not done:
         errors = sorted({t.user_attrs.get(ERROR_TAG, t.state.name) for t in study.trials})
@@ -148,8 +148,8 @@ def _score(spec_estimator: str, plan: SearchPlan, config: dict[str, Any], split_
 
 def compare(ws: Workspace, request: HpoRequest, pre: PreprocessResult, studies: dict[str, str]) -> dict[str, Any]:
     """Search vs default: both configurations re-scored on `repeats` split seeds; worth it or not."""
-    default_study, _ = load_study(ws.optuna_uri, studies["default"])
-    search_study, plan = load_study(ws.optuna_uri, studies["search"])
+    default_study, _ = open_study(ws, studies["default"])
+    search_study, plan = open_study(ws, studies["search"])
     try:
         default_trial = default_study.best_trial
     except ValueError:
@@ -215,7 +215,7 @@ def register_best(ws: Workspace, study_name: str, *, dag_run_id: str, dataset_ve
     """
     from automl_tasks.pipelines.registration import train_and_register
 
-    _, plan = load_study(ws.optuna_uri, study_name)
+    _, plan = open_study(ws, study_name)
     # the plan holds a resolved module:Class reference; train_and_register refuses an
     # algorithm not registered as deployable and promotes only tabular models itself
     return train_and_register(

@@ -83,7 +83,7 @@ from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
 from automl_tasks.pipelines.ensembling import EnsembleChoice, choose_ensemble
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import drop_predictions
-from automl_tasks.search.storage import load_study
+from automl_tasks.search.storage import open_study
 
 log = logging.getLogger(__name__)
 
@@ -616,7 +616,7 @@ def train_and_register(
     """
     from automl_tasks.algorithms import require
 
-    study, plan = load_study(ws.optuna_uri, study_name)
+    study, plan = open_study(ws, study_name)
     trial = best_trial(study, plan)
     require(ws, plan.algorithm, "deployable")  # an algorithm that only searches is never registered as a model
     estimator_cls = estimator_cls or TabularEstimator

@@ -63,7 +63,7 @@ from automl_tasks.pipelines.requests import RetrainRequest
 from automl_tasks.search import start_search
 from automl_tasks.search.formatter import add_feature_params
 from automl_tasks.search.plan import build_plan
-from automl_tasks.search.storage import load_study
+from automl_tasks.search.storage import open_study
 from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     _check_schema(recent, reference, model, source)
 
     columns = list(model.schema.input_columns) + [model.target]
-    _, plan = load_study(ws.optuna_uri, parent_study)
+    _, plan = open_study(ws, parent_study)
     # labels that came back through /feedback are JSON values (and NaN-padded floats when
     # part of the window is unlabelled): put them, and the reference, in the champion's
     # canonical label form before they meet (issue #18; see automl_tasks.core.labels)
@@ -223,7 +223,7 @@ def retrain_features(model: Any, request: RetrainRequest) -> FeatureRequest | No
 
 def plan_retrain_search(ws: Workspace, request: RetrainRequest, pre: RetrainIntake, study_name: str) -> dict[str, Any]:
     """A study on the new data, warm-started from the parent study (same space unless the form changes it)."""
-    _, parent = load_study(ws.optuna_uri, pre.parent_study)
+    _, parent = open_study(ws, pre.parent_study)
     space_yaml = request.search_space or parent.space_yaml
     if request.feature_pipeline:  # another pipeline than the champion's: search its feature groups
         space_yaml = add_feature_params(space_yaml, pre.feature_pipeline_path, pre.task_type)
@@ -255,7 +255,7 @@ def _record_baseline(ws: Workspace, client: Any, family: str, version: str, fram
     target, metric = tags.get(TARGET_TAG, "target"), Metric(tags.get(METRIC_TAG, "roc_auc"))
     if not tags.get(DATASET_URI_TAG) or not tags.get(STUDY_TAG) or target not in frame.columns:
         return
-    _, plan = load_study(ws.optuna_uri, tags[STUDY_TAG])
+    _, plan = open_study(ws, tags[STUDY_TAG])
     train = DatasetStore(ws.datasets, ws.dvc_remote).read(tags[DATASET_URI_TAG])[target].dropna().to_numpy()
     baseline = trivial_baseline_score(train, frame, target, metric, plan.data.task_type)
     if baseline is not None:

@@ -23,6 +23,7 @@ _SUBMODULE = {
     "best_of": "storage",
     "create_study": "storage",
     "load_study": "storage",
+    "open_study": "storage",
     "open_storage": "storage",
     "WorkerSummary": "worker",
     "run_worker": "worker",
@@ -39,6 +40,7 @@ __all__ = [
     "choose_trial_budget",
     "create_study",
     "load_study",
+    "open_study",
     "open_storage",
     "run_worker",
     "start_search",
@@ -59,5 +61,5 @@ if TYPE_CHECKING:
     from automl_tasks.search.formatter import choose_strategy, choose_trial_budget, start_search, warm_start_configs
     from automl_tasks.search.job_estimator import SearchOutcome, adaptive_timeout, watch_search
     from automl_tasks.search.plan import SearchPlan, build_plan
-    from automl_tasks.search.storage import best_of, create_study, load_study, open_storage
+    from automl_tasks.search.storage import best_of, create_study, load_study, open_storage, open_study
     from automl_tasks.search.worker import WorkerSummary, run_worker

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
+from automl_tasks.core.settings import Workspace
 from automl_tasks.estimators import TABULAR_ESTIMATOR
 from automl_tasks.estimators.base import DataSpec
 from automl_tasks.search_space import SearchSpace
@@ -72,6 +74,24 @@ class SearchPlan:
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
             raise ValueError(f"SearchPlan.algorithm must be a 'package.module:Class' reference; got {self.algorithm!r}")
+
+    def on_host(self, ws: Workspace) -> SearchPlan:
+        """This plan with its data files on this machine: the paths the planning task wrote
+        are its own host's; elsewhere the dataset version comes from the DVC remote (by its
+        URI) and the feature pipeline from MLflow (by its version), into `ws`."""
+        data = self.data
+        if not Path(data.path).exists():
+            from automl_tasks.data.versioning import DatasetStore, parse_dataset_uri
+
+            data = replace(
+                data, path=str(DatasetStore(ws.datasets, ws.dvc_remote).path(*parse_dataset_uri(self.dataset_uri)))
+            )
+        if data.feature_pipeline and not Path(data.feature_pipeline).exists():
+            from automl_tasks.features.store import load_feature_pipeline, write_local
+
+            pipeline = load_feature_pipeline(ws, Path(data.feature_pipeline).stem)  # the file is named by its version
+            data = replace(data, feature_pipeline=str(write_local(ws, pipeline)))
+        return self if data is self.data else replace(self, data=data)
 
     def to_json(self) -> str:
         payload = asdict(self)

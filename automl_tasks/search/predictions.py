@@ -5,7 +5,10 @@ the scoring rows and the prediction of every fold, float32, plus the classes); t
 estimator reads the best trials' files after the search and deletes the folder once the
 version is registered. Files rather than MLflow artifacts: the workers run on the
 workspace's machine in the embedded mode, and a trial must not pay an artifact upload
-(the worker benchmark counts every millisecond of a trial's bookkeeping).
+(the worker benchmark counts every millisecond of a trial's bookkeeping). With MLflow's
+tracking server (the distributed mode: workers on other machines) each file also goes to
+the pipeline run's artifacts, through the server, and the task estimator fetches the ones
+its machine lacks.
 """
 
 from __future__ import annotations
@@ -47,6 +50,15 @@ def predictions_dir(ws: Workspace, study_name: str) -> Path:
     return ws.runs / study_name / "predictions"
 
 
+def _through_server(ws: Workspace) -> bool:
+    """Whether MLflow is a tracking server (the distributed mode): files travel through it."""
+    return ws.mlflow_uri.startswith(("http://", "https://"))
+
+
+def _artifact_folder(study_name: str) -> str:
+    return f"predictions/{study_name}"
+
+
 def save_fold_predictions(
     ws: Workspace,
     study_name: str,
@@ -54,9 +66,12 @@ def save_fold_predictions(
     folds: list[tuple[np.ndarray, np.ndarray]],
     classes: object = None,
     best_iterations: list[int | None] | None = None,
+    *,
+    parent_run_id: str = "",
 ) -> None:
     """Write trial `number`'s fold predictions (see `TabularEstimator.fold_predictions`) and,
-    for early-stopped trees, each fold's best iteration (an ensemble member's refit reuses them)."""
+    for early-stopped trees, each fold's best iteration (an ensemble member's refit reuses them);
+    through a tracking server, also as an artifact of the pipeline run `parent_run_id`."""
     arrays: dict[str, np.ndarray] = {}
     if best_iterations and all(b is not None for b in best_iterations):
         arrays["best_iterations"] = np.asarray(best_iterations, dtype=np.int64)
@@ -71,12 +86,22 @@ def save_fold_predictions(
     partial = folder / f".trial-{number}.npz"
     with partial.open("wb") as handle:
         np.savez(handle, **arrays)
-    partial.replace(folder / f"trial-{number}.npz")  # readers never see half a file
+    path = folder / f"trial-{number}.npz"
+    partial.replace(path)  # readers never see half a file
+    if parent_run_id and _through_server(ws):
+        from automl_tasks.core.tracking import mlflow_client
+
+        mlflow_client(ws).log_artifact(parent_run_id, str(path), _artifact_folder(study_name))
 
 
-def load_fold_predictions(ws: Workspace, study_name: str, number: int) -> FoldPredictions | None:
-    """Trial `number`'s saved fold predictions; None when it saved none (or they are unreadable)."""
+def load_fold_predictions(
+    ws: Workspace, study_name: str, number: int, *, parent_run_id: str = ""
+) -> FoldPredictions | None:
+    """Trial `number`'s saved fold predictions; None when it saved none (or they are unreadable).
+    A trial evaluated on another machine: its file from the pipeline run's artifacts."""
     path = predictions_dir(ws, study_name) / f"trial-{number}.npz"
+    if not path.exists() and parent_run_id and _through_server(ws):
+        _fetch(ws, parent_run_id, study_name, path)
     if not path.exists():
         return None
     try:
@@ -90,6 +115,26 @@ def load_fold_predictions(ws: Workspace, study_name: str, number: int) -> FoldPr
         log.warning("ignoring trial %d's predictions (%s): %s", number, path, exc)
         return None
     return FoldPredictions(number, rows, predictions, classes, bests)
+
+
+def _fetch(ws: Workspace, parent_run_id: str, study_name: str, path: Path) -> None:
+    """Download `path`'s file from the pipeline run's artifacts (nothing when it is not there)."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from automl_tasks.core.tracking import mlflow_client
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+        try:
+            got = mlflow_client(ws).download_artifacts(
+                parent_run_id, f"{_artifact_folder(study_name)}/{path.name}", folder
+            )
+        except (MlflowException, OSError) as exc:
+            log.info("no saved predictions %s on run %s: %s", path.name, parent_run_id, exc)
+            return
+        Path(got).replace(path)
 
 
 def drop_predictions(ws: Workspace, study_name: str) -> None:

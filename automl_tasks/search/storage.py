@@ -7,7 +7,7 @@ import logging
 import warnings
 from typing import Any
 
-from automl_tasks.core.settings import SearchSettings
+from automl_tasks.core.settings import SearchSettings, Workspace
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
 from automl_tasks.search.plan import SearchPlan
 
@@ -127,6 +127,13 @@ def load_study(
     strategy = make_strategy(plan.strategy, seed=seed)
     study.sampler, study.pruner = strategy.sampler(), strategy.pruner()
     return study, plan
+
+
+def open_study(ws: Workspace, study_name: str, *, seed: int = 0):  # -> tuple[optuna.Study, SearchPlan]
+    """`load_study` on the workspace's storage, with the plan's files found on this host
+    (`SearchPlan.on_host`): what every task and worker uses, on whichever machine it runs."""
+    study, plan = load_study(ws.optuna_uri, study_name, seed=seed, settings=ws.search)
+    return study, plan.on_host(ws)
 
 
 def request_stop(study: Any, reason: str) -> None:

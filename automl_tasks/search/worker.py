@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from automl_tasks.core.errors import TrialEnded, TrialFailed, TrialPruned
+from automl_tasks.core.errors import InvalidValueError, TrialEnded, TrialFailed, TrialPruned
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     ERROR_TAG,
@@ -39,7 +39,7 @@ from automl_tasks.search.deployment import (
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import save_fold_predictions
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import load_study, open_storage, stop_reason
+from automl_tasks.search.storage import open_storage, open_study, stop_reason
 from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search_space import load_search_space
 
@@ -130,6 +130,10 @@ def _over_budget(study, plan: SearchPlan, number: int) -> bool:
     return sum(t.number < number for t in _budgeted(study)) >= plan.n_trials
 
 
+class AlgorithmUnavailable(RuntimeError):
+    """The plan's estimator cannot be imported here: every trial of this worker would fail alike."""
+
+
 def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[float, float]:
     """Train and score one configuration on the search splits; (score, seconds).
 
@@ -141,7 +145,10 @@ def evaluate_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[floa
 def train_config(plan: SearchPlan, config: dict, reporter=None) -> tuple[Any, float, float]:
     """(the fitted estimator, its score, seconds): `evaluate_config` keeping the model, which
     the deployment goal exports and measures on the target."""
-    cls = estimator_class(plan.algorithm)
+    try:
+        cls = estimator_class(plan.algorithm)
+    except InvalidValueError as exc:  # e.g. this machine's environment (image) lacks the algorithm's dependency
+        raise AlgorithmUnavailable(f"this worker cannot load the algorithm: {exc}") from exc
     estimator = cls(
         run_epochs=plan.run_epochs, data=plan.data, is_trainer=False, model_args=config, metric=Metric(plan.metric)
     )
@@ -184,14 +191,14 @@ def _keep_predictions(ws: Workspace, plan: SearchPlan, number: int, estimator: A
         folds = estimator.fold_predictions()
         classes = getattr(estimator.pipeline_, "classes_", None)
         bests = getattr(estimator, "fold_best_iterations_", None)
-        save_fold_predictions(ws, plan.study_name, number, folds, classes, bests)
+        save_fold_predictions(ws, plan.study_name, number, folds, classes, bests, parent_run_id=plan.parent_run_id)
     except Exception as exc:  # an ensemble candidate less, never a failed trial
         log.warning("trial %d: could not save its predictions for ensemble selection: %s", number, exc)
 
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
-    study, plan = load_study(ws.optuna_uri, study_name, seed=worker_index + 1, settings=ws.search)
+    study, plan = open_study(ws, study_name, seed=worker_index + 1)
     storage = open_storage(ws.optuna_uri, ws.search)
     strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
     started = start_clock(study)  # the time budget counts from the first worker's start
@@ -219,6 +226,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
         score, seconds, ended, values, deployment = None, 0.0, None, None, None
+        unavailable = ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or ws.search.heartbeat_interval_s):
             try:
                 estimator, score, seconds = train_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
@@ -231,6 +239,9 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             except TrialPruned as exc:
                 ended = exc
                 log.info("%strial %d stopped early: %s", tag, trial.number, exc)
+            except AlgorithmUnavailable as exc:  # fail this trial with why, leave the study to the others
+                ended, unavailable = TrialFailed(str(exc)), str(exc)
+                log.error("%strial %d failed: %s", tag, trial.number, exc)
             except Exception as exc:  # a bad configuration fails its trial, not the worker
                 ended = TrialFailed(f"{type(exc).__name__}: {exc}")
                 log.warning("%strial %d failed: %s", tag, trial.number, ended)
@@ -250,6 +261,9 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             last_line = time.monotonic()
         else:
             log.debug("%s%s", tag, last)
+        if unavailable:
+            log.error("%sstopping: %s; the study goes on with the workers that can load it", tag, unavailable)
+            break
     return WorkerSummary(worker_index, evaluated, failed, discarded)
 
 

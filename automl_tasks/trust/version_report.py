@@ -61,7 +61,7 @@ def version_subject(ws: Workspace, family: str, version: str) -> tuple[TrustSubj
     from automl_tasks.estimators.features import feature_frame
     from automl_tasks.families.evaluation import load_version_model
     from automl_tasks.families.loading import is_text_version
-    from automl_tasks.search.storage import load_study
+    from automl_tasks.search.storage import open_study
 
     client = mlflow_client(ws)
     mv = _version(client, family, version)
@@ -80,7 +80,7 @@ def version_subject(ws: Workspace, family: str, version: str) -> tuple[TrustSubj
     if not tags.get(STUDY_TAG) or not tags.get(DATASET_URI_TAG):
         raise NotImplementedError(f"{family} v{mv.version} records no study or dataset, so its rows are unknown")
     model = load_version_model(ws, family, str(mv.version))
-    _, plan = load_study(ws.optuna_uri, tags[STUDY_TAG])
+    _, plan = open_study(ws, tags[STUDY_TAG])
     frame = DatasetStore(ws.datasets, ws.dvc_remote).read(tags[DATASET_URI_TAG])
     target = frame[model.target]
     splits = make_splits(target, plan.data.task_type, seed=plan.data.split_seed)

@@ -1,9 +1,8 @@
 """Distributed mode on a real PostgreSQL (started on loopback by the test harness):
-4 concurrent workers evaluate every trial exactly once, as plain processes and through
-Airflow with all three stores on PostgreSQL (Airflow's metadata DB, the Optuna storage,
-MLflow's tracking and registry store; LocalExecutor, parallelism 16), and 6 promotion
-processes of 6 separate workspaces ("machines") racing on one family stay serialised by
-the PostgreSQL advisory lock."""
+4 concurrent worker processes evaluate every trial exactly once, and 6 promotion processes
+of 6 separate workspaces ("machines") racing on one family stay serialised by the
+PostgreSQL advisory lock. The pipelines themselves run on PostgreSQL through Celery workers
+in test_distributed_celery.py."""
 
 from __future__ import annotations
 
@@ -18,15 +17,11 @@ from optuna.trial import TrialState
 from automl_tasks.core.settings import Workspace
 from automl_tasks.data import bundled_frame
 from automl_tasks.search import load_study, start_search
-from loopml.airflow_client import AirflowClient
-from loopml.embedded import ensure_stack
-from tests.e2e.conftest import run_pipeline, states
-from tests.family_builder import LINEAR_SPACE
 from tests.postgres_server import postgres_server
 from tests.unit.test_search_engine import sleepy_plan
 from tests.worker_processes import start_python, start_worker, worker_summary
 
-pytestmark = [pytest.mark.slow]  # only the pipeline test goes through Airflow (marked e2e)
+pytestmark = [pytest.mark.slow]
 
 FAST_SLEEPY = """
 params:
@@ -80,52 +75,6 @@ def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path):
     assert sum(s["evaluated"] for s in summaries) == 24, summaries  # each trial evaluated by exactly one worker
     assert all(s["discarded"] == 0 and s["failed"] == 0 for s in summaries), summaries
     assert all(s["evaluated"] >= 2 for s in summaries), f"the work was not shared: {summaries}"
-
-
-@pytest.mark.e2e
-def test_nocode_pipeline_on_postgres_with_four_workers(postgres, tmp_path, monkeypatch):
-    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "ws"))
-    monkeypatch.setenv("LOOPML_AIRFLOW_DB_URI", _psycopg2(postgres.create_database("airflow")))
-    monkeypatch.setenv("LOOPML_OPTUNA_URI", _psycopg2(postgres.create_database("optuna_airflow")))
-    monkeypatch.setenv("LOOPML_MLFLOW_URI", _psycopg2(postgres.create_database("mlflow_airflow")))
-    monkeypatch.setenv("LOOPML_DRIFT_SCHEDULE", "none")
-    ws = Workspace.from_env().ensure()  # the settings the CLI and every task read
-    assert ws.mlflow_uri.startswith("postgresql") and ws.optuna_uri.startswith("postgresql")
-    stack = ensure_stack(ws, port=18095)
-    try:
-        client = AirflowClient(stack.url)
-        client.wait_for_dag("nocode_pipeline")
-        client.unpause("nocode_pipeline")
-        conf = {
-            "dataset": "breast_cancer",
-            "n_trials": 12,
-            "n_workers": 4,
-            "search_space": LINEAR_SPACE,
-            "family": "pg_family",
-            "time_budget_s": 600,
-        }
-        run_id, state = run_pipeline(client, conf, timeout_s=900)
-        task_states = states(client, run_id)
-        assert state == "success", task_states
-        assert [task_states[f"workers[{i}]"] for i in range(4)] == ["success"] * 4
-        summaries = [client.xcom("nocode_pipeline", run_id, "workers", map_index=i) for i in range(4)]
-        assert sum(s["evaluated"] for s in summaries) == 12 and all(s["discarded"] == 0 for s in summaries)
-        import optuna
-
-        studies = optuna.get_all_study_summaries(ws.optuna_uri)
-        (study_name,) = [s.study_name for s in studies if s.study_name.startswith("pg_family-")]
-        study, _ = load_study(ws.optuna_uri, study_name)
-        assert sorted(t.number for t in study.get_trials(states=(TrialState.COMPLETE,))) == list(range(12))
-        # MLflow's runs and registry are in PostgreSQL: the version is there, no SQLite store was made
-        client = MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)
-        assert [str(v.version) for v in client.search_model_versions("name = 'pg_family'")] == ["1"]
-        (experiment,) = [e for e in client.search_experiments() if e.name == "pg_family"]
-        runs = client.search_runs([experiment.experiment_id], max_results=1000)
-        assert len([r for r in runs if r.data.tags.get("loopml.kind") == "trial"]) == 12
-        assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"], "a pipeline run was left RUNNING"
-        assert not (ws.home / "mlflow" / "mlflow.db").exists()
-    finally:
-        stack.stop()
 
 
 def test_six_promotion_processes_on_six_machines_stay_serialised(postgres, tmp_path):

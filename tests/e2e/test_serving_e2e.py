@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -341,6 +342,18 @@ def test_bento_is_built_for_the_family(family_ws):
     assert manifest["labels"]["family"] == FAMILY
     assert any(e["name"] == "LOOPML_FAMILY" and e["value"] == FAMILY for e in manifest["envs"])
     assert (bento_dir / "src" / "serving" / "service.py").exists()
+    # its image (bentoml.images.Image) holds what an ONNX tabular family needs, pinned as in the lock
+    pins = _pins((bento_dir / "env/python/requirements.txt").read_text())
+    lock = _pins((Path(__file__).resolve().parents[2] / "requirements.lock").read_text())
+    assert {"bentoml", "onnxruntime", "mlflow", "scikit-learn"} <= set(pins)
+    assert {name: v for name, v in pins.items() if lock.get(name) != v} == {}, "a pin differs from the lock"
+    assert not {"apache-airflow", "apache-airflow-core", "torch", "apache-tvm", "dvc", "optuna"} & set(pins)
+
+
+def _pins(text: str) -> dict[str, str]:
+    """{normalised name: version} of a requirements file's `name==version` lines."""
+    pairs = (line.split("==", 1) for line in text.split() if "==" in line)
+    return {name.lower().replace("_", "-"): version for name, version in pairs}
 
 
 def test_kill_9_under_load_loses_no_answered_request(family_ws, instances):

@@ -201,3 +201,43 @@ def test_loopml_worker_is_what_a_pod_runs(workspace, breast_cancer_frame):
     out = subprocess.run(command, env=process_env(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "no study named 'no-such-study'" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_worker_whose_image_lacks_a_dependency_fails_one_trial_and_the_study_goes_on(
+    workspace, breast_cancer_frame, tmp_path
+):
+    """Two workers on one study: one environment has the algorithm's dependency, one lacks it.
+    The second fails the trial it reserved with the import error as its reason and stops; the
+    first evaluates the rest of the budget."""
+    from automl_tasks.core.tags import ERROR_TAG
+    from automl_tasks.search import load_study, start_search
+    from tests.unit.test_search_engine import make_plan
+    from tests.worker_processes import start_worker, worker_summary
+
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "loopml_test_extra.py").write_text("")
+    space = "params:\n  - {name: x, type: float, range: [0, 1]}\n  - {name: sleep_s, type: float_cat, range: [0.2]}\n"
+    plan, parsed = make_plan(
+        workspace,
+        breast_cancer_frame,
+        space=space,
+        space_yaml=space,
+        algorithm="tests.needs_extra_estimator:NeedsExtraEstimator",
+        n_trials=8,
+        name="heterogeneous",
+        min_trial_timeout_s=600,
+    )
+    start_search(workspace.optuna_uri, plan, parsed)
+    lacking = start_worker(workspace, plan.study_name, 0, stdout=subprocess.PIPE, text=True)
+    lacking_summary = worker_summary(lacking, timeout=120)
+    having = start_worker(
+        workspace, plan.study_name, 1, env={"PYTHONPATH": f"{REPO}:{extra}"}, stdout=subprocess.PIPE, text=True
+    )
+    having_summary = worker_summary(having, timeout=300)
+    assert lacking_summary["failed"] == 1 and lacking_summary["evaluated"] == 0, lacking_summary
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    (failed,) = [t for t in study.trials if t.state.name == "FAIL"]
+    assert "No module named 'loopml_test_extra'" in failed.user_attrs[ERROR_TAG]
+    assert "this worker cannot load the algorithm: algorithm 'tests.needs_extra" in failed.user_attrs[ERROR_TAG]
+    assert having_summary["evaluated"] >= 7 and having_summary["failed"] == 0, having_summary
