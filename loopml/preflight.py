@@ -67,6 +67,7 @@ def unreachable(profile: DeploymentProfile) -> list[str]:
         ("airflow_db_uri", profile.airflow_db_uri),
         ("optuna_uri", ws.optuna_uri),
         ("mlflow_uri", ws.mlflow_uri),
+        ("inference_log_uri", ws.inference_log_uri),
     ):
         if url.startswith("postgresql"):
             checks.append((key, url, _postgres(url)))

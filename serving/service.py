@@ -24,7 +24,7 @@ from bentoml.exceptions import BadInput, BentoMLException
 from pydantic import BaseModel
 
 from automl_tasks.core.settings import Workspace
-from automl_tasks.monitoring import InferenceLog, InferenceRecord
+from automl_tasks.monitoring import InferenceRecord, open_inference_log
 from serving.batching import AdaptiveBatcher
 from serving.body import BodyLimit, PredictBody
 from serving.image import PACKAGES_ENV, serving_image
@@ -105,7 +105,7 @@ class FamilyService:
         self.models = LiveModels(
             self.ws, self.settings.family, canary_share=self.settings.canary_share, reload_s=self.settings.reload_s
         )
-        self.log = InferenceLog.for_family(self.ws.home, self.settings.family) if self.settings.inference_log else None
+        self.log = open_inference_log(self.ws, self.settings.family) if self.settings.inference_log else None
         self.group_log = GroupLog(self.log) if self.log is not None else None
         self._paths: dict[int, _LeanPath] = {}
         PredictBody.request_model = self._path(self.models.champion).request_model  # typed OpenAPI

@@ -1,6 +1,7 @@
 """The distributed mode on one machine, as separate hosts would run it (issue #16).
 
-Real servers on loopback: PostgreSQL (Airflow's metadata, Optuna, MLflow's store), Redis
+Real servers on loopback: PostgreSQL (Airflow's metadata, Optuna, MLflow's store, the
+inference log), Redis
 (Celery's broker) and MLflow's tracking server with `--serve-artifacts` (which also serves
 the datasets' DVC remote, over HTTP). The "scheduler host" runs the api-server, scheduler,
 dag-processor and triggerer in one supervised process group (`loopml.embedded`, CeleryExecutor);
@@ -195,7 +196,7 @@ def loopback_cluster(root: Path, workers: tuple[str, ...] = ("worker1", "worker2
     with postgres_server() as pg:
         try:
             psycopg2 = {name: pg.create_database(name).replace("postgresql://", "postgresql+psycopg2://") for name in (
-                "airflow", "optuna", "mlflow")}  # fmt: skip
+                "airflow", "optuna", "mlflow", "inference")}  # fmt: skip
             redis, redis_port = _redis(servers)
             started.append(redis)
             mlflow, mlflow_port = _mlflow_server(servers, psycopg2["mlflow"])
@@ -208,6 +209,7 @@ def loopback_cluster(root: Path, workers: tuple[str, ...] = ("worker1", "worker2
                 "LOOPML_MLFLOW_URI": mlflow_url,
                 "LOOPML_DVC_REMOTE": f"{mlflow_url}/api/2.0/mlflow-artifacts/artifacts/datasets",
                 "LOOPML_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "LOOPML_INFERENCE_LOG_URI": psycopg2["inference"],
                 **CLUSTER_AIRFLOW_ENV,
             }
             for name in (SCHEDULER_HOST, *workers):

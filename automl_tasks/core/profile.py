@@ -29,6 +29,7 @@ SETTING_ENV = {
     "mlflow_uri": "LOOPML_MLFLOW_URI",
     "optuna_uri": "LOOPML_OPTUNA_URI",
     "dvc_remote_url": "LOOPML_DVC_REMOTE",
+    "inference_log_uri": "LOOPML_INFERENCE_LOG_URI",
 }
 
 
@@ -73,7 +74,11 @@ class DeploymentProfile:
         if not self.distributed:
             return found
         ws = self.workspace
-        for key, url in (("airflow_db_uri", self.airflow_db_uri), ("optuna_uri", ws.optuna_uri)):
+        for key, url in (
+            ("airflow_db_uri", self.airflow_db_uri),
+            ("optuna_uri", ws.optuna_uri),
+            ("inference_log_uri", ws.inference_log_uri),
+        ):
             if not url.startswith("postgresql"):
                 found.append(
                     f"{SETTING_ENV[key]}: the {self.executor} executor needs PostgreSQL (machines share it);"

@@ -49,8 +49,9 @@ class Workspace:
 
     `mlflow_uri` and `optuna_uri` default to SQLite files inside the workspace
     (embedded mode); the distributed mode overrides them with PostgreSQL URLs (or MLflow's
-    tracking server), and `dvc_remote_url` names the datasets' DVC remote that every
-    machine reaches (default: a folder in the workspace).
+    tracking server), `dvc_remote_url` names the datasets' DVC remote that every machine
+    reaches (default: a folder in the workspace) and `inference_log_uri` the PostgreSQL
+    database of the serving inference log (default: SQLite files in the workspace).
     """
 
     home: Path
@@ -58,6 +59,8 @@ class Workspace:
     optuna_uri: str
     search: SearchSettings = field(default_factory=SearchSettings)
     dvc_remote_url: str = ""
+    #: the serving inference log's PostgreSQL URL (distributed mode); "": a SQLite file per family
+    inference_log_uri: str = ""
 
     @classmethod
     def at(cls, home: str | os.PathLike[str]) -> Workspace:
@@ -80,6 +83,7 @@ class Workspace:
             optuna_uri=env.get("LOOPML_OPTUNA_URI", ws.optuna_uri),
             search=SearchSettings.from_env(env),
             dvc_remote_url=env.get("LOOPML_DVC_REMOTE", ""),
+            inference_log_uri=env.get("LOOPML_INFERENCE_LOG_URI", ""),
         )
 
     @property
@@ -133,6 +137,7 @@ class Workspace:
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_REGISTRY_URI": self.mlflow_uri,
             **({"LOOPML_DVC_REMOTE": self.dvc_remote_url} if self.dvc_remote_url else {}),
+            **({"LOOPML_INFERENCE_LOG_URI": self.inference_log_uri} if self.inference_log_uri else {}),
             "BENTOML_HOME": str(self.bentoml_home),
             **self.search.env(),
         }

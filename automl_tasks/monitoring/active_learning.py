@@ -105,13 +105,13 @@ class Batch:
 
 def _pool(ws: Workspace, family: str, pool: str) -> tuple[pd.DataFrame, str]:
     """The rows to choose from: a stored dataset version, a file, or (empty) the inference log's unlabelled rows."""
-    from automl_tasks.monitoring.inference_log import InferenceLog
+    from automl_tasks.monitoring.inference_log import open_inference_log
 
     if pool.startswith(DATASET_URI_PREFIX):
         return DatasetStore(ws.datasets, ws.dvc_remote).read(pool), pool
     if pool:
         return read_table(pool), pool
-    logged = InferenceLog.for_family(ws.home, family).read()
+    logged = open_inference_log(ws, family).read()
     if logged.empty:
         raise UserError(f"family {family!r} has no logged requests to choose from; give a pool dataset")
     unlabelled = logged[logged["_label"].isna()]

@@ -50,7 +50,7 @@ from automl_tasks.monitoring.drift_settings import (
     champion_families,
     family_settings,
 )
-from automl_tasks.monitoring.inference_log import InferenceLog
+from automl_tasks.monitoring.inference_log import has_inference_log, open_inference_log
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,9 @@ def monitored_families(ws: Workspace, *, now: float | None = None) -> list[str]:
 
 
 def _window_from_log(ws: Workspace, family: str, since: float) -> pd.DataFrame:
-    path = ws.home / "inference" / f"{family}.sqlite"
-    if not path.exists():
+    if not has_inference_log(ws, family):
         return pd.DataFrame()
-    return InferenceLog(path, family).read(since=since)
+    return open_inference_log(ws, family).read(since=since)
 
 
 def _window_from_file(path: str, model: VersionModel) -> pd.DataFrame:

@@ -6,6 +6,10 @@ service groups the requests of one event-loop turn into one append, see
 restart loses nothing. Ground
 truth that arrives later (POST /feedback) is stored beside the predictions it belongs to.
 The drift pipeline reads recent windows of it, labels included, as a DataFrame.
+
+In the distributed mode (`LOOPML_INFERENCE_LOG_URI`, a PostgreSQL URL) the same log lives
+in PostgreSQL (`PostgresInferenceLog`): the servers and the drift checks run on different
+machines. `open_inference_log` picks the one the workspace names.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.errors import InvalidValueError
+from automl_tasks.core.settings import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -129,13 +134,8 @@ class InferenceLog:
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
 
-    def read(self, since: float = 0.0, limit: int | None = None):  # -> pandas.DataFrame
-        """Records since `since` (epoch seconds): one column per input, plus metadata columns.
-
-        `_label` holds the ground truth sent for the row through feedback, None when none came.
-        """
-        import pandas as pd
-
+    def _rows(self, since: float, limit: int | None) -> list[tuple]:
+        """(ts, request_id, version, variant, inputs, output, label) of each record since `since`."""
         query = (
             "SELECT p.ts, p.request_id, p.version, p.variant, p.inputs, p.output, l.label FROM "
             "(SELECT *, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY id) - 1 AS row "
@@ -146,7 +146,16 @@ class InferenceLog:
         if limit:
             query += " LIMIT ?"
             params.append(limit)
-        rows = self._connect().execute(query, params).fetchall()
+        return self._connect().execute(query, params).fetchall()
+
+    def read(self, since: float = 0.0, limit: int | None = None):  # -> pandas.DataFrame
+        """Records since `since` (epoch seconds): one column per input, plus metadata columns.
+
+        `_label` holds the ground truth sent for the row through feedback, None when none came.
+        """
+        import pandas as pd
+
+        rows = self._rows(since, limit)
         inputs = pd.DataFrame([json.loads(r[4]) for r in rows])
         meta = pd.DataFrame(
             {
@@ -159,3 +168,129 @@ class InferenceLog:
             }
         )
         return pd.concat([inputs, meta], axis=1)
+
+
+_PG_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS loopml_predictions (
+        id BIGSERIAL PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, request_id TEXT NOT NULL,
+        family TEXT NOT NULL, version TEXT NOT NULL, variant TEXT NOT NULL, inputs TEXT NOT NULL,
+        output TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS loopml_predictions_family_ts ON loopml_predictions (family, ts)",
+    "CREATE INDEX IF NOT EXISTS loopml_predictions_request ON loopml_predictions (family, request_id)",
+    """CREATE TABLE IF NOT EXISTS loopml_labels (
+        family TEXT NOT NULL, request_id TEXT NOT NULL, row_index INTEGER NOT NULL, label TEXT NOT NULL,
+        ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (family, request_id, row_index))""",
+)
+#: serialises the schema's creation between processes (CREATE ... IF NOT EXISTS races in PostgreSQL)
+_PG_SCHEMA_LOCK = 0x6C6F6F706D6C  # "loopml"
+
+
+class PostgresInferenceLog(InferenceLog):
+    """The inference log of one family in PostgreSQL (one table for every family): the same
+    records, labels and reads as the SQLite log, for servers and drift checks on separate machines."""
+
+    def __init__(self, url: str, family: str) -> None:  # no SQLite file: InferenceLog.__init__ is not called
+        import sqlalchemy
+
+        self.url, self.family = url, family
+        self.engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+        with self.engine.begin() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
+            for statement in _PG_SCHEMA:
+                conn.execute(sqlalchemy.text(statement))
+
+    def append(self, records: Iterable[InferenceRecord]) -> int:
+        import sqlalchemy
+
+        rows = [
+            {
+                "ts": r.ts,
+                "request_id": r.request_id,
+                "family": self.family,
+                "version": r.version,
+                "variant": r.variant,
+                "inputs": json.dumps(r.inputs),
+                "output": json.dumps(r.output),
+            }
+            for r in records
+        ]
+        if rows:
+            with self.engine.begin() as conn:  # one transaction: committed before the answer goes out
+                conn.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO loopml_predictions (ts, request_id, family, version, variant, inputs, output)"
+                        " VALUES (:ts, :request_id, :family, :version, :variant, :inputs, :output)"
+                    ),
+                    rows,
+                )
+        return len(rows)
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """Nothing to do: PostgreSQL checkpoints on its own."""
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints on its own."""
+
+    def add_labels(self, request_id: str, labels: list[Any]) -> int:
+        import sqlalchemy
+
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sqlalchemy.text("SELECT COUNT(*) FROM loopml_predictions WHERE family = :f AND request_id = :r"),
+                {"f": self.family, "r": request_id},
+            ).scalar_one()
+            if rows == 0:
+                raise InvalidValueError(f"no logged request has request_id {request_id!r}")
+            if len(labels) != rows:
+                raise InvalidValueError(f"request {request_id} had {rows} rows; got {len(labels)} labels")
+            now = time.time()
+            conn.execute(
+                sqlalchemy.text(
+                    "INSERT INTO loopml_labels (family, request_id, row_index, label, ts) VALUES (:f, :r, :i, :l, :ts)"
+                    " ON CONFLICT (family, request_id, row_index) DO UPDATE SET label = EXCLUDED.label, ts = EXCLUDED.ts"
+                ),
+                [
+                    {"f": self.family, "r": request_id, "i": i, "l": json.dumps(x), "ts": now}
+                    for i, x in enumerate(labels)
+                ],
+            )
+        return rows
+
+    def count(self) -> int:
+        import sqlalchemy
+
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sqlalchemy.text("SELECT COUNT(*) FROM loopml_predictions WHERE family = :f"), {"f": self.family}
+            ).scalar_one()
+
+    def _rows(self, since: float, limit: int | None) -> list[tuple]:
+        import sqlalchemy
+
+        query = (
+            "SELECT p.ts, p.request_id, p.version, p.variant, p.inputs, p.output, l.label FROM "
+            "(SELECT *, ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY id) - 1 AS row_index "
+            "FROM loopml_predictions WHERE family = :f AND ts >= :since) AS p "
+            "LEFT JOIN loopml_labels AS l ON l.family = :f AND l.request_id = p.request_id "
+            "AND l.row_index = p.row_index ORDER BY p.id" + (" LIMIT :limit" if limit else "")
+        )
+        with self.engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(sqlalchemy.text(query), {"f": self.family, "since": since, "limit": limit})
+            ]
+
+
+def open_inference_log(ws: Workspace, family: str) -> InferenceLog:
+    """The family's inference log where the workspace keeps it: PostgreSQL when
+    `ws.inference_log_uri` names one (the distributed mode), else its SQLite file."""
+    if ws.inference_log_uri.startswith("postgresql"):
+        return PostgresInferenceLog(ws.inference_log_uri, family)
+    return InferenceLog.for_family(ws.home, family)
+
+
+def has_inference_log(ws: Workspace, family: str) -> bool:
+    """Whether anything was ever logged for `family` (without creating its SQLite file)."""
+    if ws.inference_log_uri.startswith("postgresql"):
+        return open_inference_log(ws, family).count() > 0
+    return (ws.home / "inference" / f"{family}.sqlite").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -127,3 +128,20 @@ def test_six_promotion_processes_on_six_machines_stay_serialised(postgres, tmp_p
     for before, after in zip(history[:-1], history[1:], strict=True):  # each promotion saw the champion before it
         tags = client.get_model_version(family, after).tags
         assert tags["loopml.promotion.compared_to_version"] == before, (history, after, tags)
+
+
+def test_the_inference_log_in_postgresql_keeps_the_same_contract(postgres):
+    """The distributed mode's inference log: the SQLite log's behaviour, and one family's
+    records never show in another's (one table holds them all)."""
+    from automl_tasks.monitoring.inference_log import PostgresInferenceLog
+    from tests.drift_helpers import check_inference_log
+
+    url = _psycopg2(postgres.create_database("inference"))
+    check_inference_log(PostgresInferenceLog(url, "fam_a"))
+    other = PostgresInferenceLog(url, "fam_b")  # a second process creating the schema again is harmless
+    assert other.count() == 0 and other.read().empty
+    ws = dataclasses.replace(Workspace.at(Path("/nonexistent")), inference_log_uri=url)
+    from automl_tasks.monitoring.inference_log import has_inference_log, open_inference_log
+
+    assert has_inference_log(ws, "fam_a") and not has_inference_log(ws, "fam_b")
+    assert open_inference_log(ws, "fam_a").read()["x"].tolist() == [0, 1, 2, 9]

@@ -8,9 +8,10 @@ import pytest
 
 from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.estimators.features import FeatureSchema
-from automl_tasks.monitoring import InferenceLog, InferenceRecord
+from automl_tasks.monitoring import InferenceLog
 from automl_tasks.monitoring.drift import measure_drift
 from automl_tasks.monitoring.drift_settings import DriftSettings
+from tests.drift_helpers import check_inference_log
 
 
 def _table(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -67,16 +68,4 @@ def test_drift_settings_parse_types_and_refuse_bad_values():
 
 
 def test_feedback_labels_join_the_rows_they_belong_to(tmp_path):
-    log = InferenceLog(tmp_path / "f.sqlite", "f")
-    log.append(InferenceRecord("r1", "1", "champion", {"x": i}, i % 2, 10.0 + i) for i in range(3))
-    log.append([InferenceRecord("r2", "1", "champion", {"x": 9}, 1, 20.0)])
-    assert log.add_labels("r1", [1, 0, 1]) == 3
-    log.add_labels("r1", [0, 0, 1])  # sent again: replaces
-    frame = log.read()
-    assert frame["x"].tolist() == [0, 1, 2, 9]
-    assert frame["_label"].tolist()[:3] == [0, 0, 1] and pd.isna(frame["_label"].iloc[3])
-    assert log.read(since=15.0)["_label"].isna().all()
-    with pytest.raises(ValueError, match="no logged request has request_id 'nope'"):
-        log.add_labels("nope", [1])
-    with pytest.raises(ValueError, match="request r2 had 1 rows; got 2 labels"):
-        log.add_labels("r2", [1, 0])
+    check_inference_log(InferenceLog(tmp_path / "f.sqlite", "f"))

@@ -35,6 +35,7 @@ def _celery_env(home: Path, port: int) -> dict[str, str]:
         "LOOPML_MLFLOW_URI": f"http://127.0.0.1:{port}",
         "LOOPML_DVC_REMOTE": f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts/datasets",
         "LOOPML_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "LOOPML_INFERENCE_LOG_URI": f"postgresql+psycopg2://airflow:s3cret@127.0.0.1:{port}/inference",
     }
 
 
@@ -44,6 +45,7 @@ def test_every_unreachable_setting_is_named_without_its_password(tmp_path):
     assert [p.split("=")[0] for p in problems] == [
         "LOOPML_AIRFLOW_DB_URI",
         "LOOPML_OPTUNA_URI",
+        "LOOPML_INFERENCE_LOG_URI",
         "LOOPML_MLFLOW_URI",
         "LOOPML_BROKER_URL",
     ], problems

@@ -32,6 +32,7 @@ K8S_ENV = {
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
     "LOOPML_DVC_REMOTE": "http://datasets:8000/dvc",
     "LOOPML_AIRFLOW_DB_URI": "postgresql+psycopg2://airflow@pg/airflow",
+    "LOOPML_INFERENCE_LOG_URI": "postgresql+psycopg2://loopml@pg/inference",
 }
 
 
@@ -172,6 +173,7 @@ def test_profile_problems_name_the_setting(tmp_path):
     assert [p.split(":")[0] for p in bad] == [
         "LOOPML_AIRFLOW_DB_URI",
         "LOOPML_OPTUNA_URI",
+        "LOOPML_INFERENCE_LOG_URI",
         "LOOPML_MLFLOW_URI",
         "LOOPML_DVC_REMOTE",
         "LOOPML_BROKER_URL",
