@@ -295,6 +295,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_celery_worker(args: argparse.Namespace) -> int:
+    """A worker host of the Celery profile: `airflow celery worker` with this machine's own
+    workspace (LOOPML_HOME) and the profile's stores and broker, running tasks for the
+    api-server at LOOPML_AIRFLOW_URL. Checks the settings and every server first."""
+    from automl_tasks.core.errors import ConfigurationError
+    from automl_tasks.core.profile import DeploymentProfile
+    from loopml.embedded import worker_host_env
+    from loopml.preflight import unreachable
+
+    profile = DeploymentProfile.from_env().check()
+    if profile.executor != "celery":
+        raise ConfigurationError(f"a Celery worker needs LOOPML_EXECUTOR=celery; got {profile.executor!r}")
+    api_url = os.environ.get("LOOPML_AIRFLOW_URL", "")
+    if not api_url:
+        raise ConfigurationError("set LOOPML_AIRFLOW_URL to the api-server this worker runs tasks for")
+    problems = unreachable(profile)
+    if problems:
+        raise ConfigurationError("cannot start the worker: " + "; ".join(problems))
+    env = worker_host_env(profile.workspace.ensure(), api_url)
+    command = [sys.executable, "-m", "airflow", "celery", "worker", "--concurrency", str(args.concurrency)]
+    say(f"Celery worker for {api_url}, workspace {profile.workspace.home}")
+    options = args.options[1:] if args.options[:1] == ["--"] else args.options
+    os.execve(sys.executable, [*command, *options], env)  # the worker replaces this process
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopml", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -336,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     bento = sub.add_parser("bento", help="build a Bento that serves a family")
     bento.add_argument("family")
     bento.set_defaults(func=cmd_bento)
+
+    celery = sub.add_parser("celery-worker", help="run a Celery worker host of the distributed mode")
+    celery.add_argument("--concurrency", type=int, default=2, help="task slots of this host")
+    celery.add_argument("options", nargs=argparse.REMAINDER, help="-- then more `airflow celery worker` options")
+    celery.set_defaults(func=cmd_celery_worker)
 
     worker = sub.add_parser("worker", help="run one search worker of a study (what a trial pod runs)")
     worker.add_argument("--study", required=True)

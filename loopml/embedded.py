@@ -114,6 +114,15 @@ def airflow_env(ws: Workspace, port: int, parallelism: int = 16) -> dict[str, st
     return env
 
 
+def worker_host_env(ws: Workspace, api_url: str) -> dict[str, str]:
+    """Environment of a Celery worker host: this machine's workspace (`ws`), the profile's
+    stores and broker, and the api-server it runs tasks for (`api_url`, on another machine)."""
+    env = airflow_env(ws, 0)
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{api_url.rstrip('/')}/execution/"
+    env["AIRFLOW__API__BASE_URL"] = api_url.rstrip("/")
+    return env
+
+
 def celery_env(profile: DeploymentProfile) -> dict[str, str]:
     """Celery's settings: the broker, and task results in the metadata database (PostgreSQL)."""
     return {

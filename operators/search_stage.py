@@ -45,10 +45,10 @@ def search_stage(
     `plan`, `job_estimator` and `workers` are `@task`s: `plan(*plan_args)` returns the
     worker slots, `job_estimator(**study_args)` and `workers(**study_args, worker_index=i)`
     find the study from `study_args`. Under the kubernetes profile (LOOPML_EXECUTOR) the
-    workers are pods (`trial_pods.worker_pods`) and `plan` returns `worker_slots`. With `prefix_group_id=False` the task ids stay
-    unprefixed (`plan_search`, `job_estimator`, `workers`): the pipelines that run one
-    search keep the ids the CLI, tests and logs refer to; a DAG with several stages (HPO)
-    prefixes each with its group id (`search.workers`).
+    workers are pods (`trial_pods.worker_pods`) and `plan` returns `worker_slots`. With
+    `prefix_group_id=False` the task ids stay unprefixed (`plan_search`, `job_estimator`,
+    `workers`): the pipelines that run one search keep the ids the CLI, tests and logs refer
+    to; a DAG with several stages (HPO) prefixes each with its group id (`search.workers`).
     """
     with TaskGroup(
         group_id=group_id,

@@ -68,7 +68,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 #: end-to-end modules that start their own stack (not the shared one): scopes of their own,
 #: queued last, so the worker that finishes the unit tests runs them while the other worker
 #: is still on the shared stack (without this, one worker idled for the last ~6 minutes)
-STANDALONE_E2E = ("tests/e2e/test_stack_supervision.py", "tests/e2e/test_distributed_postgres.py")
+STANDALONE_E2E = (
+    "tests/e2e/test_stack_supervision.py",
+    "tests/e2e/test_distributed_postgres.py",
+    "tests/e2e/test_distributed_celery.py",
+)
 
 
 def _module(nodeid: str) -> str:

@@ -29,7 +29,7 @@ import httpx
 import psutil
 
 from automl_tasks.core.settings import Workspace
-from loopml.embedded import AirflowStack, airflow_env, ensure_stack
+from loopml.embedded import AirflowStack, ensure_stack
 from tests.postgres_server import postgres_server
 from tests.worker_processes import wait_until
 
@@ -66,27 +66,24 @@ class LoopbackCluster:
         return Workspace.from_env({**self.env, "LOOPML_HOME": str(self.host(name))})
 
     def start_worker(self, name: str) -> subprocess.Popen:
-        """A Celery worker on host `name`: its own folder, the other hosts' folders hidden."""
+        """A Celery worker on host `name` (`loopml celery-worker`): its own folder, the other hosts' folders hidden."""
         home = self.host(name)
-        (home / "airflow").mkdir(parents=True, exist_ok=True)
-        env = {
-            **airflow_env(self.workspace(SCHEDULER_HOST), self.stack.port),  # the stack's Airflow settings
-            **self.workspace(name).env(),
-            "LOOPML_HOME": str(home),
-            "AIRFLOW_HOME": str(home / "airflow"),
-        }
+        home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "LOOPML_HOME": str(home), "LOOPML_AIRFLOW_URL": self.stack.url}
+        env.pop("AIRFLOW_HOME", None)
         hidden = [p for p in (self.root / "hosts").iterdir() if p.name != name] + [self.root / "servers"]
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0 tmpfs {shlex_quote(p)} && " for p in hidden)
         command = (
-            f"hostname {name} && {mounts}exec {shlex_quote(sys.executable)} -m airflow celery worker --concurrency {self.concurrency}"
-            f" --celery-hostname {name}@loopback --skip-serve-logs --without-mingle --without-gossip"
+            f"hostname {name} && {mounts}exec {shlex_quote(sys.executable)} -m loopml.cli celery-worker"
+            f" --concurrency {self.concurrency} -- --celery-hostname {name}@loopback --skip-serve-logs"
+            " --without-mingle --without-gossip"
         )
         # own process group, mount namespace (the tmpfs hides the others) and host name (Airflow
         # records it on each task instance it runs)
         process = subprocess.Popen(
             ["unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c", command],
             env=env,
-            cwd=home,
+            cwd=REPO,
             stdout=open(home / "worker.log", "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -104,14 +101,10 @@ class LoopbackCluster:
         process.wait(timeout=30)
 
     def stop(self) -> None:
+        """Power off every worker host (nothing on them outlives the test), then the scheduler host."""
         for name, process in list(self.workers.items()):
             if process.poll() is None:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.kill_worker(name)
+                self.kill_worker(name)
         self.stack.stop()
 
 

@@ -143,9 +143,10 @@ class DatasetStore:
         except Exception as exc:
             if adopted:  # leave no pointer to a version the remote does not hold
                 pointer.unlink(missing_ok=True)
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
             raise DatasetNotFoundError(
-                f"dataset {name!r} has no version {version!r} in {self.root} nor in its DVC remote {self.remote}"
-                f" ({type(exc).__name__})"
+                f"dataset {name!r} has no version {version!r} in {self.root}, and its DVC remote {self.remote}"
+                f" could not provide it ({type(exc).__name__}: {reason})"
             ) from None
         finally:
             repo.close()

@@ -79,11 +79,6 @@ class PreprocessResult:
     profile_path: str = field(default="", kw_only=True, metadata=_LOCAL)
     feature_pipeline_path: str = field(default="", kw_only=True, metadata=_LOCAL)
 
-    @property
-    def profile_uri(self) -> str:
-        """Where the table's profile lives: an artifact of the pipeline's parent MLflow run."""
-        return f"runs:/{self.parent_run_id}/{PROFILE_ARTIFACT}"
-
     def to_dict(self) -> dict[str, Any]:
         """The XCom form: ids and URIs only (a task on another host resolves its own files)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("local")}

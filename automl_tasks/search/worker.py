@@ -81,14 +81,17 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
 
     def _beat(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self._interval):
             try:
                 self._storage.record_heartbeat(self._trial_id)
             except Exception as exc:  # never kill the trial for a missed beat
                 log.warning("heartbeat for trial id %s failed: %s", self._trial_id, exc)
-            self._stop.wait(self._interval)
 
     def __enter__(self) -> Heartbeat:
+        # the first beat before the trial trains, not when the thread gets the CPU: a trial with
+        # no beat at all is invisible to Optuna's stale-trial check (a worker killed before the
+        # thread's first beat left its trial RUNNING until the straggler time-out)
+        self._storage.record_heartbeat(self._trial_id)
         self._thread.start()
         return self
 

@@ -94,3 +94,21 @@ def test_an_inconsistent_profile_is_refused_before_reaching_anything(tmp_path, m
     )
     assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
     assert "deployment settings: LOOPML_AIRFLOW_DB_URI: the celery executor needs PostgreSQL" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"LOOPML_EXECUTOR": "local"}, "a Celery worker needs LOOPML_EXECUTOR=celery; got 'local'"),
+        ({"LOOPML_AIRFLOW_URL": ""}, "set LOOPML_AIRFLOW_URL to the api-server this worker runs tasks for"),
+        ({}, "cannot start the worker: LOOPML_AIRFLOW_DB_URI="),
+    ],
+)
+def test_a_worker_host_refuses_to_start_with_one_line(tmp_path, extra, message):
+    settings = {**_celery_env(tmp_path / "ws", _closed_port()), "LOOPML_AIRFLOW_URL": "http://127.0.0.1:9", **extra}
+    env = {**os.environ, **settings, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "loopml.cli", "celery-worker"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    assert message in out.stdout + out.stderr, out.stdout + out.stderr

@@ -87,7 +87,6 @@ def test_intake_results_cross_xcom_as_ids_and_uris_only():
     local = {"dataset_path", "profile_path", "feature_pipeline_path"}
     assert not local & set(xcom) and not [v for v in xcom.values() if str(v).startswith("/")], xcom
     assert {f.name for f in dataclasses.fields(PreprocessResult)} - set(xcom) == local
-    assert INTAKE.profile_uri == "runs:/run-1/data/profile.json"
     retrain = RetrainIntake(
         **dataclasses.asdict(INTAKE),
         parent_version="3",

@@ -18,9 +18,24 @@ from tests.unit.test_search_engine import make_plan, sleepy_plan
 from tests.worker_processes import start_worker, wait_until
 
 
-def _running_trial(study):
+def _running_trial(study, optuna_uri: str):
+    """The worker's running trial once it trains: sampled, and its first heartbeat recorded."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return running[0] if running and study._storage.get_trial(running[0]._trial_id).params else None
+    if not running or not study._storage.get_trial(running[0]._trial_id).params:
+        return None
+    return running[0] if _heartbeats(optuna_uri, running[0]._trial_id) else None
+
+
+def _heartbeats(optuna_uri: str, trial_id: int) -> int:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(optuna_uri)
+    try:
+        with engine.connect() as conn:
+            query = sqlalchemy.text("SELECT COUNT(*) FROM trial_heartbeats WHERE trial_id = :t")
+            return conn.execute(query, {"t": trial_id}).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def _complete(study) -> list:
@@ -34,7 +49,9 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
     start_search(ws.optuna_uri, plan, space)
     study, _ = load_study(ws.optuna_uri, plan.study_name, settings=ws.search)
     victim = start_worker(ws, plan.study_name, 0, start_new_session=True)
-    doomed = wait_until(lambda: _running_trial(study), 120, "the worker process to start a trial", poll_s=0.2)
+    doomed = wait_until(
+        lambda: _running_trial(study, ws.optuna_uri), 120, "the worker process to start a trial", poll_s=0.2
+    )
     os.kill(victim.pid, signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL
 
