@@ -92,13 +92,27 @@ class LoopbackCluster:
         return process
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL the worker's whole process tree (the host loses power)."""
+        """SIGKILL every process of host `name` (the host loses power): every process in its
+        mount namespace. Not the process tree: Airflow's task processes start process groups
+        of their own, and Celery's process titles hide their environment."""
         process = self.workers[name]
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-        for p in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        namespace = os.readlink(f"/proc/{process.pid}/ns/mnt")
+
+        def on_host() -> list[int]:
+            found = []
+            for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+                with contextlib.suppress(OSError, psutil.Error):  # gone meanwhile
+                    if os.readlink(f"/proc/{pid}/ns/mnt") == namespace and _running(psutil.Process(pid)):
+                        found.append(pid)
+            return found
+
+        for _ in range(3):  # a fork between the listing and the kill is caught by the next round
+            for pid in on_host():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        wait_until(lambda: not on_host(), 30, f"{name} powered off")
 
     def stop(self) -> None:
         """Power off every worker host (nothing on them outlives the test), then the scheduler host."""
@@ -106,6 +120,13 @@ class LoopbackCluster:
             if process.poll() is None:
                 self.kill_worker(name)
         self.stack.stop()
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 def _free_port() -> int:
