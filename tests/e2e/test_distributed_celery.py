@@ -11,6 +11,7 @@ from collections import Counter
 
 import optuna
 import pytest
+import sqlalchemy
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -28,7 +29,7 @@ FAMILY = "cluster_family"
 WORKERS = ("worker1", "worker2")
 NOCODE = {
     "dataset": "breast_cancer",
-    "n_trials": 20,
+    "n_trials": 30,
     "n_workers": 2,
     "search_space": LINEAR_SPACE,
     "family": FAMILY,
@@ -61,7 +62,7 @@ def _study(ws: Workspace, prefix: str):
 def nocode_with_a_killed_worker(cluster: LoopbackCluster):
     """NoCode while the search runs on both hosts (two task slots each, three long tasks: the
     job estimator and two workers); a host that evaluates trials and does not run the job
-    estimator is SIGKILLed early in the search."""
+    estimator is SIGKILLed as soon as the first trial completed."""
     client = AirflowClient(cluster.stack.url)
     ws = cluster.workspace()
     run_id = client.trigger("nocode_pipeline", NOCODE)
@@ -71,16 +72,20 @@ def nocode_with_a_killed_worker(cluster: LoopbackCluster):
         running = {
             t["map_index"]: t["hostname"] for t in instances if t["task_id"] == "workers" and t["state"] == "running"
         }
-        study = _study(ws, f"{FAMILY}-")
-        done = len(study.get_trials(states=(TrialState.COMPLETE,))) if study else 0
         watcher = {t["hostname"] for t in instances if t["task_id"] == "job_estimator" and t["state"] == "running"}
         victims = sorted({host for host in running.values() if host not in watcher})
-        # early in the search (1 to a quarter of the trials done): the victim's tasks are
-        # still evaluating when the kill lands, not finishing beside it
-        early = 1 <= done <= NOCODE["n_trials"] // 4
-        return (running, victims[0]) if len(running) == 2 and watcher and victims and early else None
+        return (running, victims[0]) if len(running) == 2 and watcher and victims else None
 
-    running, victim = wait_until(searching, 300, "the search running on both hosts", poll_s=0.5)
+    running, victim = wait_until(searching, 300, "the search running on both hosts", poll_s=0.2)
+    # the first completed trial, by one cheap query (the API's view is seconds old on a loaded
+    # machine): the kill lands with nearly the whole search still to run
+    engine = sqlalchemy.create_engine(ws.optuna_uri)
+    try:
+        with engine.connect() as conn:
+            query = sqlalchemy.text("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'")
+            wait_until(lambda: conn.execute(query).scalar_one() >= 1, 120, "a first trial", poll_s=0.05)
+    finally:
+        engine.dispose()
     killed = sorted(index for index, host in running.items() if host == victim)
     cluster.kill_worker(victim)
     state = client.wait_for_run("nocode_pipeline", run_id, timeout_s=600)
@@ -112,7 +117,9 @@ def test_nocode_finishes_when_a_worker_host_dies(cluster, nocode_with_a_killed_w
         if r.data.tags.get("loopml.kind") == "trial" and r.info.status == "FINISHED"
     ]
     logged = Counter(r.info.run_name for r in trial_runs)  # trial-<number>
-    assert len(trial_runs) == len(complete) and max(logged.values()) == 1, "a trial was evaluated twice"
+    assert max(logged.values()) == 1, "a trial was evaluated twice"
+    # a trial the dead host had told Optuna about but not yet logged keeps its result, not its run
+    assert 0 <= len(complete) - len(trial_runs) <= len(run["killed"]), (len(complete), len(trial_runs))
     summaries = [client.xcom("nocode_pipeline", run["run_id"], "workers", map_index=i) for i in range(2)]
     assert sum(s["evaluated"] for s in summaries) <= len(complete), summaries  # the killed try reported nothing
 
