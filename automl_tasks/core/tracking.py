@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.settings import Workspace
@@ -34,6 +35,17 @@ def _client(uri: str):  # -> mlflow.MlflowClient
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def download_artifact(ws: Workspace, run_id: str, artifact_path: str, dest: Path) -> Path:
+    """Run `run_id`'s artifact `artifact_path` as the file `dest`, moved into place whole (a
+    reader beside this process never sees half a file); raises MLflow's error when it is missing."""
+    import tempfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as folder:
+        Path(mlflow_client(ws).download_artifacts(run_id, artifact_path, folder)).replace(dest)
+    return dest
 
 
 def ensure_experiment(ws: Workspace, name: str) -> str:

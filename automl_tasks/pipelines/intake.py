@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from automl_tasks.core.tags import (
     KIND_TAG,
     SOURCE_TAG,
 )
-from automl_tasks.core.tracking import ensure_experiment, mlflow_client
+from automl_tasks.core.tracking import download_artifact, ensure_experiment, mlflow_client
 from automl_tasks.data import (
     BUNDLED,
     DatasetStore,
@@ -109,12 +108,7 @@ def _profile_file(ws: Workspace, parent_run_id: str) -> Path:
 def _local_profile(ws: Workspace, parent_run_id: str) -> Path:
     """This host's copy of the profile logged on `parent_run_id` (downloaded when missing)."""
     path = _profile_file(ws, parent_run_id)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as folder:
-            downloaded = mlflow_client(ws).download_artifacts(parent_run_id, PROFILE_ARTIFACT, folder)
-            Path(downloaded).replace(path)  # atomic: a task reading it beside this one never sees half a file
-    return path
+    return path if path.exists() else download_artifact(ws, parent_run_id, PROFILE_ARTIFACT, path)
 
 
 @dataclass(frozen=True)

@@ -119,22 +119,14 @@ def load_fold_predictions(
 
 def _fetch(ws: Workspace, parent_run_id: str, study_name: str, path: Path) -> None:
     """Download `path`'s file from the pipeline run's artifacts (nothing when it is not there)."""
-    import tempfile
-
     from mlflow.exceptions import MlflowException
 
-    from automl_tasks.core.tracking import mlflow_client
+    from automl_tasks.core.tracking import download_artifact
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
-        try:
-            got = mlflow_client(ws).download_artifacts(
-                parent_run_id, f"{_artifact_folder(study_name)}/{path.name}", folder
-            )
-        except (MlflowException, OSError) as exc:
-            log.info("no saved predictions %s on run %s: %s", path.name, parent_run_id, exc)
-            return
-        Path(got).replace(path)
+    try:
+        download_artifact(ws, parent_run_id, f"{_artifact_folder(study_name)}/{path.name}", path)
+    except (MlflowException, OSError) as exc:
+        log.info("no saved predictions %s on run %s: %s", path.name, parent_run_id, exc)
 
 
 def drop_predictions(ws: Workspace, study_name: str) -> None:
