@@ -1,32 +1,47 @@
 """What a search worker spends on each trial beside the trial itself (issue #16's 10 ms goal).
 
-One real `run_worker` in this process, on the embedded mode's stores (SQLite Optuna storage,
-SQLite MLflow), evaluating zero-length trials (the sleepy test estimator with 0 s), so every
-CPU second it uses is bookkeeping: reserving and sampling the trial, budget and stop checks,
-the heartbeat, telling Optuna, the MLflow child run, the progress line.
+One real `run_worker` in this process evaluates zero-length trials (the sleepy test
+estimator with 0 s), so every CPU second it uses is bookkeeping: reserving and sampling the
+trial, budget and stop checks, the heartbeat, telling Optuna, the MLflow child run, the
+progress line. Beside it, on the same stores and in the same run, the two parts a worker
+cannot do without, measured alone:
 
-    .venv/bin/python benchmarks/worker_bookkeeping.py [--trials 200] [--profile]
+- plain Optuna: `ask`, the same two suggestions, one heartbeat, `tell`, with the plan's
+  sampler (what a user of Optuna's ask-and-tell interface would pay);
+- the MLflow child run of a trial (`tracking.log_child_run`), as the worker logs it.
 
-Prints CPU ms and wall ms per trial; `--profile` adds the functions that cost the most.
+`--stores embedded` (default): SQLite Optuna storage and MLflow in this process, as the
+embedded mode runs; every database's CPU is this process's. `--stores distributed`:
+PostgreSQL for Optuna and MLflow's tracking server (PostgreSQL store) on loopback, as the
+distributed mode runs; the servers' CPU is theirs, not counted here.
+
+    .venv/bin/python benchmarks/worker_bookkeeping.py [--trials 200] [--stores embedded|distributed] [--profile]
+
+Prints CPU ms and wall ms per trial for each; `--profile` adds the worker's costliest functions.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import dataclasses
 import io
 import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
+from automl_tasks.core.tracking import log_child_run  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import start_search  # noqa: E402
+from automl_tasks.search.storage import create_study, open_storage  # noqa: E402
 from automl_tasks.search.worker import run_worker  # noqa: E402
 from tests.unit.test_search_engine import sleepy_plan  # noqa: E402
 
@@ -37,13 +52,72 @@ params:
 """
 
 
+@contextlib.contextmanager
+def stores(kind: str, root: Path) -> Iterator[Workspace]:
+    """The workspace whose stores the worker uses: embedded (SQLite) or distributed."""
+    ws = Workspace.at(root / "ws").ensure()
+    if kind == "embedded":
+        yield ws
+        return
+    from tests.loopback_cluster import mlflow_server
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as server:
+        optuna_url, mlflow_url = (
+            server.create_database(name).replace("postgresql://", "postgresql+psycopg2://")
+            for name in ("optuna", "mlflow")
+        )
+        process, port = mlflow_server(root, mlflow_url)
+        try:
+            yield dataclasses.replace(ws, optuna_uri=optuna_url, mlflow_uri=f"http://127.0.0.1:{port}")
+        finally:
+            process.kill()
+            process.wait()
+
+
+def per_trial(n: int, work: Callable[[], int]) -> tuple[float, float]:
+    """(CPU ms, wall ms) per trial of `work`, which returns how many trials it ran."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    done = work()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return cpu / done * 1000, wall / done * 1000
+
+
+def plain_optuna(ws: Workspace, plan, n: int) -> int:
+    """Ask, suggest, beat once, tell: Optuna's own per-trial cost with the plan's sampler."""
+    storage = open_storage(ws.optuna_uri, ws.search)
+    study = create_study(ws.optuna_uri, dataclasses.replace(plan, study_name="plain-optuna"), ws.search)
+    for _ in range(n):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.suggest_categorical("sleep_s", [0.0])
+        storage.record_heartbeat(trial._trial_id)
+        study.tell(trial, 0.5)
+    return n
+
+
+def child_runs(ws: Workspace, plan, n: int) -> int:
+    """The MLflow record of n trials, as the worker writes them."""
+    for number in range(n):
+        log_child_run(
+            ws,
+            experiment_id=plan.experiment_id,
+            parent_run_id=plan.parent_run_id,
+            name=f"alone-{number}",
+            params={"x": 0.5, "sleep_s": 0.0},
+            metrics={"duration_s": 0.0, plan.metric: 0.5},
+            tags={"loopml.study": plan.study_name, "loopml.trial_number": str(number), "loopml.worker": "0"},
+        )
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--stores", choices=("embedded", "distributed"), default="embedded")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace.at(Path(tmp) / "ws").ensure()
+    with tempfile.TemporaryDirectory() as tmp, stores(args.stores, Path(tmp)) as ws:
         plan, space = sleepy_plan(
             ws,
             bundled_frame("breast_cancer"),
@@ -54,15 +128,22 @@ def main() -> None:
         )
         start_search(ws.optuna_uri, plan, space)
         profiler = cProfile.Profile() if args.profile else None
-        cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
-        summary = run_worker(ws, plan.study_name, 0)
+        worker = per_trial(args.trials, lambda: run_worker(ws, plan.study_name, 0).evaluated)
         if profiler:
             profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    n = summary.evaluated
-    print(f"{n} zero-length trials: {cpu / n * 1000:.1f} ms CPU and {wall / n * 1000:.1f} ms wall per trial")
+        optuna_alone = per_trial(args.trials, lambda: plain_optuna(ws, plan, args.trials))
+        mlflow_alone = per_trial(args.trials, lambda: child_runs(ws, plan, args.trials))
+    print(f"{args.trials} zero-length trials, {args.stores} stores (CPU ms and wall ms per trial):")
+    for name, (cpu, wall) in (
+        ("loopml worker (everything)", worker),
+        ("plain Optuna ask/suggest/heartbeat/tell", optuna_alone),
+        ("MLflow child run alone", mlflow_alone),
+    ):
+        print(f"  {name:42s} {cpu:6.1f} CPU  {wall:6.1f} wall")
+    rest = worker[0] - optuna_alone[0] - mlflow_alone[0]
+    print(f"  {'loopml beyond those two':42s} {rest:6.1f} CPU")
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)

@@ -172,7 +172,7 @@ def _answers(call) -> bool:
         return False
 
 
-def _mlflow_server(root: Path, store: str) -> tuple[subprocess.Popen, int]:
+def mlflow_server(root: Path, store: str) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     process = _server(
         [
@@ -213,7 +213,7 @@ def loopback_cluster(root: Path, workers: tuple[str, ...] = ("worker1", "worker2
                 "airflow", "optuna", "mlflow", "inference")}  # fmt: skip
             redis, redis_port = _redis(servers)
             started.append(redis)
-            mlflow, mlflow_port = _mlflow_server(servers, psycopg2["mlflow"])
+            mlflow, mlflow_port = mlflow_server(servers, psycopg2["mlflow"])
             started.append(mlflow)
             mlflow_url = f"http://127.0.0.1:{mlflow_port}"
             env = {

@@ -15,7 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from automl_tasks.core.settings import SearchSettings
-from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, TIMED_OUT_AFTER_TAG
+from automl_tasks.core.tags import TIMED_OUT_AFTER_TAG
+from automl_tasks.search.budget import counted, lost_trials
 from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
@@ -81,23 +82,12 @@ def _fail_dead_workers_trials(study, storage) -> int:
 
 def _lost(study) -> set[int]:
     """Numbers of the trials lost to dead workers, read fresh from the storage."""
-    return set(study._storage.get_study_user_attrs(study._study_id).get(DEAD_TRIALS_ATTR, []))
+    return lost_trials(study._storage.get_study_user_attrs(study._study_id))
 
 
 def counted_trials(study, states) -> list:
-    """Trials of `states` that count against the budget: not lost to a dead worker, not a
-    draw the space forbids, not given back because the budget filled meanwhile.
-
-    Hand-written rather than Optuna's `MaxTrialsCallback`: that callback calls
-    `Study.stop()`, which works only inside `Study.optimize` (loopml uses ask/tell across
-    processes, with a stop flag in the storage), and it counts trials by state alone, so it
-    cannot leave out forbidden draws and trials lost to dead workers."""
-    lost = _lost(study)
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=states)
-        if t.number not in lost and not t.user_attrs.get(FORBIDDEN_ATTR) and not t.user_attrs.get(OVER_BUDGET_ATTR)
-    ]
+    """Trials of `states` that count against the budget (`budget.counted`), listed fresh."""
+    return counted(study.get_trials(deepcopy=False, states=states), _lost(study), states)
 
 
 def watch_search(

@@ -8,6 +8,7 @@ trial (`optuna.storages.fail_stale_trials`) and the search goes on.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -28,7 +29,8 @@ from automl_tasks.core.tags import (
 from automl_tasks.core.tracking import log_child_run
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.search.clock import search_deadline, start_clock
+from automl_tasks.search.budget import BudgetView
+from automl_tasks.search.clock import start_clock
 from automl_tasks.search.deployment import (
     TrialDeployment,
     best_so_far,
@@ -39,7 +41,7 @@ from automl_tasks.search.deployment import (
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import save_fold_predictions
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import open_storage, open_study, stop_reason
+from automl_tasks.search.storage import open_storage, open_study
 from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search_space import load_search_space
 
@@ -98,39 +100,6 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-
-def _budgeted(study) -> list:
-    """Trials that count against the budget: finished or running, not lost to a dead worker."""
-    from optuna.trial import TrialState
-
-    from automl_tasks.search.job_estimator import counted_trials
-
-    return counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
-
-
-def _budget_state(study, plan: SearchPlan) -> str:
-    """ "open" (a trial may start), "wait" (the budget is full only because other workers'
-    trials still run) or "spent" (no more trials or time), from one listing of the trials.
-
-    "wait": one of those trials may yet be lost to a dead worker, failed and retried (the job
-    estimator enqueues the retry), and then a live worker must run it: a worker that left
-    would strand it."""
-    from optuna.trial import TrialState
-
-    if time.time() >= search_deadline(study, plan):
-        return "spent"
-    budgeted = _budgeted(study)
-    if len(budgeted) < plan.n_trials:
-        return "open"
-    running = sum(t.state == TrialState.RUNNING for t in budgeted)
-    return "wait" if running and len(budgeted) - running < plan.n_trials else "spent"
-
-
-def _over_budget(study, plan: SearchPlan, number: int) -> bool:
-    """Whether `number` was reserved after the budget filled up: two workers that check the
-    budget at the same instant can both reserve a trial; the later one gives it back."""
-    return sum(t.number < number for t in _budgeted(study)) >= plan.n_trials
 
 
 class AlgorithmUnavailable(RuntimeError):
@@ -201,29 +170,32 @@ def _keep_predictions(ws: Workspace, plan: SearchPlan, number: int, estimator: A
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
+    # a trial's child run printed two "View run" lines and cost one more request each
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     study, plan = open_study(ws, study_name, seed=worker_index + 1)
     storage = open_storage(ws.optuna_uri, ws.search)
     strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
     started = start_clock(study)  # the time budget counts from the first worker's start
-    progress = Progress(plan.n_trials, started + plan.time_budget_s)
+    budget = BudgetView(study, plan, started)
+    progress = Progress(plan.n_trials, budget.deadline)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = 0
     last_line = -float("inf")
     while True:
-        reason = stop_reason(study_name, ws.optuna_uri, ws.search)
+        reason = budget.stop_reason()
         if reason:
             log.info("%sstopping: %s", tag, reason)
             break
-        budget = _budget_state(study, plan)
-        if budget == "wait":
+        room = budget.state()
+        if room == "wait":
             time.sleep(BUDGET_POLL_S)
             continue
-        if budget == "spent":
+        if room == "spent":
             log.info("%sstopping: trial or time budget spent", tag)
             break
         task = strategy.generate_tasks(study, 1)[0]
         trial, config = task.trial, task.config
-        if _over_budget(study, plan, trial.number):
+        if budget.over_budget(trial.number):
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
             strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
@@ -259,8 +231,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         _log_trial(ws, plan, record)
         last = f"trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}"
         if time.monotonic() - last_line >= PROGRESS_EVERY_S:  # fast trials: a line a second, not a trial
-            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-            log.info("%s%s | last: %s", tag, progress.line(len(done), *best_so_far(study)), last)
+            log.info("%s%s | last: %s", tag, progress.line(budget.finished(), *best_so_far(study)), last)
             last_line = time.monotonic()
         else:
             log.debug("%s%s", tag, last)

@@ -1,0 +1,113 @@
+"""Which trials count against a search's trial budget, and a worker's cheap view of it.
+
+A worker consults the stop flag, the deadline and the trial budget before every trial.
+Reading them fresh each time cost a zero-length trial five listings of the study and three
+reads of its attributes (about a third of the worker's bookkeeping, issue #16). `BudgetView`
+reads the study's attributes at most once a `FLAGS_EVERY_S`, takes the clock's start once
+(it never changes after the first worker set it), and counts trials on the listing Optuna's
+sampler made while reserving the last trial; it lists the study afresh only before
+concluding that the budget is full, so a stale view never stops, parks or turns back a worker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
+
+#: how old a worker's copy of the study's attributes (stop flag, trials lost to dead workers) may be
+FLAGS_EVERY_S = 1.0
+
+
+def lost_trials(attrs: dict[str, Any]) -> set[int]:
+    """Numbers of the trials lost to dead workers, from the study's user attributes."""
+    return set(attrs.get(DEAD_TRIALS_ATTR, []))
+
+
+def counted(trials: Iterable[Any], lost: set[int], states: Iterable[Any]) -> list:
+    """Trials of `states` that count against the budget: not lost to a dead worker, not a
+    draw the space forbids, not given back because the budget filled meanwhile.
+
+    Hand-written rather than Optuna's `MaxTrialsCallback`: that callback calls
+    `Study.stop()`, which works only inside `Study.optimize` (loopml uses ask/tell across
+    processes, with a stop flag in the storage), and it counts trials by state alone, so it
+    cannot leave out forbidden draws and trials lost to dead workers."""
+    states = set(states)
+    return [
+        t
+        for t in trials
+        if t.state in states
+        and t.number not in lost
+        and not t.user_attrs.get(FORBIDDEN_ATTR)
+        and not t.user_attrs.get(OVER_BUDGET_ATTR)
+    ]
+
+
+class BudgetView:
+    """A worker's view of the study's stop flag, deadline and trial budget."""
+
+    def __init__(self, study: Any, plan: Any, started: float, flags_every_s: float = FLAGS_EVERY_S) -> None:
+        self._study, self._plan = study, plan
+        self.deadline = started + plan.time_budget_s
+        self._every = flags_every_s
+        self._attrs: dict[str, Any] = {}
+        self._read_at = -math.inf
+        self._trials: list | None = None  # the last listing seen (the study's trials then)
+
+    def _flags(self, fresh: bool = False) -> dict[str, Any]:
+        if fresh or time.monotonic() - self._read_at >= self._every:
+            self._attrs = self._study._storage.get_study_user_attrs(self._study._study_id)
+            self._read_at = time.monotonic()
+        return self._attrs
+
+    def stop_reason(self) -> str | None:
+        """The stop flag (at most `flags_every_s` old)."""
+        return self._flags().get(STOP_ATTR)
+
+    def _budgeted(self, fresh: bool) -> list:
+        from optuna.trial import TrialState
+
+        if fresh or self._trials is None:
+            self._trials = self._study.get_trials(deepcopy=False)
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+        return counted(self._trials, lost_trials(self._flags(fresh)), states)
+
+    def state(self) -> str:
+        """ "open" (a trial may start), "wait" (the budget is full only because other workers'
+        trials still run) or "spent" (no more trials or time).
+
+        "wait": one of those trials may yet be lost to a dead worker, failed and retried (the
+        job estimator enqueues the retry), and then a live worker must run it: a worker that
+        left would strand it."""
+        if time.time() >= self.deadline:
+            return "spent"
+        verdict = self._state(self._budgeted(fresh=False))
+        return verdict if verdict == "open" else self._state(self._budgeted(fresh=True))
+
+    def _state(self, budgeted: list) -> str:
+        from optuna.trial import TrialState
+
+        if len(budgeted) < self._plan.n_trials:
+            return "open"
+        running = sum(t.state == TrialState.RUNNING for t in budgeted)
+        return "wait" if running and len(budgeted) - running < self._plan.n_trials else "spent"
+
+    def over_budget(self, number: int) -> bool:
+        """Whether trial `number` was reserved after the budget filled up: two workers that
+        check the budget at the same instant can both reserve a trial; the later one gives it
+        back. Judged on the listing made while reserving it, confirmed afresh."""
+
+        def over(budgeted: list) -> bool:
+            return sum(t.number < number for t in budgeted) >= self._plan.n_trials
+
+        # the listing Optuna's sampler made while reserving the trial (Study's own cache for
+        # the trial being asked; it lists afresh when the sampler made none)
+        self._trials = self._study._get_trials(deepcopy=False, use_cache=True)
+        return over(self._budgeted(fresh=False)) and over(self._budgeted(fresh=True))
+
+    def finished(self) -> int:
+        """How many trials had finished at the last listing (for progress lines)."""
+        return sum(t.state.is_finished() for t in self._trials or ())
