@@ -96,7 +96,7 @@ def search(ws, dataset: str, target_column: str, label: str, *, trials: int, see
     started = time.perf_counter()
     start_search(ws.optuna_uri, plan, space)
     run_worker(ws, plan.study_name, 0)
-    watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
+    watch_search(ws, plan.study_name, poll_s=0.2)
     seconds = time.perf_counter() - started
     finish_parent_run(ws, pre.parent_run_id)
     study, _ = load_study(ws.optuna_uri, plan.study_name)

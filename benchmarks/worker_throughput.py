@@ -8,7 +8,8 @@ cores with the trials); throughput is completed trials per second from the N-th
 completion (every worker past its first trial) to the last. The stores are the
 distributed mode's: PostgreSQL for Optuna and MLflow's tracking server (PostgreSQL store),
 started on loopback by the same harness as the tests; each worker is a real `run_worker`
-process that logs every trial to MLflow through that server.
+process, and a job estimator process watches the search and writes every trial's MLflow
+child run through that server, as in the pipelines.
 
     .venv/bin/python benchmarks/worker_throughput.py [--workers 1 2 4 8 16] [--trials-per-worker 16]
 """
@@ -31,7 +32,7 @@ from optuna.trial import TrialState  # noqa: E402
 from automl_tasks.core.settings import Workspace  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import load_study, start_search  # noqa: E402
-from tests.loopback_cluster import mlflow_server  # noqa: E402
+from tests.loopback_cluster import mlflow_server, stop_server  # noqa: E402
 from tests.postgres_server import postgres_server  # noqa: E402
 from tests.unit.test_search_engine import sleepy_plan  # noqa: E402
 from tests.worker_processes import start_python, wait_until  # noqa: E402
@@ -43,6 +44,12 @@ WORKER_AT_GATE = (
     "pathlib.Path({ready!r}).touch(); "
     "[time.sleep(0.01) for _ in iter(lambda: pathlib.Path({go!r}).exists(), True)]; "
     "run_worker(Workspace.from_env(), {name!r}, {index})"
+)
+
+#: the search's job estimator process
+JOB_ESTIMATOR = (
+    "from automl_tasks.search import watch_search; from automl_tasks.core.settings import Workspace; "
+    "watch_search(Workspace.from_env(), {name!r})"
 )
 
 SPACE = """
@@ -79,9 +86,11 @@ def throughput(server, mlflow_uri: str, root: Path, n_workers: int, trials_per_w
         for i in range(n_workers)
     ]
     wait_until(lambda: all((root / f"{name}.{i}.ready").exists() for i in range(n_workers)), 600, "workers ready")
+    # the job estimator, as in the pipelines: budget, time-outs, the trials' MLflow child runs
+    estimator = start_python(JOB_ESTIMATOR.format(name=name), ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gate.touch()
-    for worker in workers:
-        worker.wait(timeout=1200)
+    for process in [*workers, estimator]:
+        process.wait(timeout=1200)
     study, _ = load_study(ws.optuna_uri, name)
     ends = sorted(t.datetime_complete for t in study.get_trials(states=(TrialState.COMPLETE,)))
     # from the n-th completion on, every worker is past its first trial (connections, caches)
@@ -109,8 +118,7 @@ def main() -> None:
                     base = base or rate
                     print(f"{n:>7} {rate:>9.2f} {rate / base:>9.2f} {rate / (base * n):>10.2f}", flush=True)
         finally:
-            mlflow.kill()
-            mlflow.wait()
+            stop_server(mlflow)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def hpo_job_estimator(state: dict[str, Any], branch: str) -> dict[str, Any]:
     pre = state["pre"]
     with parent_run_closed_on_failure(pre["parent_run_id"]):
         ws = workspace()
-        return watch_search(ws.optuna_uri, _study(pre, branch), settings=ws.search).to_dict()
+        return watch_search(ws, _study(pre, branch)).to_dict()
 
 
 @task(task_id="workers", retries=1)

@@ -71,7 +71,7 @@ def job_estimator(pre: dict[str, Any]) -> dict[str, Any]:
 
     with parent_run_closed_on_failure(pre["parent_run_id"]):
         ws = workspace()
-        return watch_search(ws.optuna_uri, study_name_for(pre), settings=ws.search).to_dict()
+        return watch_search(ws, study_name_for(pre)).to_dict()
 
 
 @task(task_id="workers", retries=1)

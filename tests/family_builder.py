@@ -78,7 +78,7 @@ def run_search(
     )
     start_search(ws.optuna_uri, plan, space_obj)
     run_worker(ws, plan.study_name, 0)
-    watch_search(ws.optuna_uri, plan.study_name, poll_s=0.2)
+    watch_search(ws, plan.study_name, poll_s=0.2)
     return plan, pre, run_name
 
 

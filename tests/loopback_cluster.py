@@ -148,6 +148,19 @@ def _server(command: list[str], log: Path, env: dict[str, str] | None = None) ->
     )
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop a server started by `_server` and every process it started (MLflow's server runs
+    uvicorn workers and job runners: killing the first process alone leaves them running)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _redis(root: Path) -> tuple[subprocess.Popen, int]:
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -243,12 +256,7 @@ def loopback_cluster(root: Path, workers: tuple[str, ...] = ("worker1", "worker2
             if cluster is not None:
                 cluster.stop()
             for process in started:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+                stop_server(process)
             os.environ.clear()
             os.environ.update(saved)
 

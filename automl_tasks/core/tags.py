@@ -96,7 +96,7 @@ DEPLOY_ENGINE_TAG = "loopml.deploy.engine"  #: the deployment engine a version w
 DEPLOY_TARGET_TAG = "loopml.deploy.target"  #: the deployment target (workspace YAML name)
 DEPLOY_VERDICT_TAG = "loopml.deploy.verdict"  #: ok / parity failed: ... / failed: ... / unavailable: ...
 
-# Optuna trial user attributes (ERROR_TAG and ORIGIN_TAG are trial attributes too)
+# Optuna trial user attributes (ERROR_TAG, ORIGIN_TAG, WORKER_TAG and DEPLOY_ENGINE_TAG are trial attributes too)
 OVER_BUDGET_ATTR = "loopml.over_budget"  #: a trial reserved after the budget filled, given back unevaluated
 FORBIDDEN_ATTR = "loopml.forbidden"  #: a draw the space forbids: pruned before it ran, not counted against the budget
 TARGET_LATENCY_ATTR = "loopml.target_latency_ms"  #: a trial's p50 batch-1 latency on the deployment target

@@ -904,6 +904,7 @@ def run_inline(ws: Workspace, request: AdaptationRequest, *, dag_run_id: str) ->
     from automl_tasks.pipelines.hpo import study_names
     from automl_tasks.pipelines.intake import finish_parent_run
     from automl_tasks.search import run_worker
+    from automl_tasks.search.trial_runs import record_trials
 
     pre = prepare_adaptation(ws, request, dag_run_id=dag_run_id)
     studies = study_names(f"{pre.family}-{dag_run_id}")
@@ -911,6 +912,7 @@ def run_inline(ws: Workspace, request: AdaptationRequest, *, dag_run_id: str) ->
         smoke = studies["smoke"] if branch == "search" else None
         for worker in range(plan_branch(ws, request, pre, branch, studies[branch], smoke_study=smoke)):
             run_worker(ws, studies[branch], worker)
+        record_trials(ws, studies[branch])  # what the job estimator does in the DAG
         if branch == "smoke":
             smoke_verdict(ws, request, pre, studies["smoke"])
     adapted = adapt(ws, request, pre, studies, dag_run_id=dag_run_id)

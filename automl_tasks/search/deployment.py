@@ -127,6 +127,7 @@ def record_on_trial(trial: Any, plan: SearchPlan, deployment: TrialDeployment) -
     if deployment.latency_ms is not None:
         trial.set_user_attr(TARGET_LATENCY_ATTR, deployment.latency_ms)
     trial.set_user_attr(DEPLOY_VERDICT_ATTR, deployment.verdict[:1000])
+    trial.set_user_attr(DEPLOY_ENGINE_TAG, deployment.engine)
     if deployment.reason:
         trial.set_user_attr(INFEASIBLE_ATTR, deployment.reason[:1000])
     trial.set_constraint(DEPLOYABLE_CONSTRAINT, 0.0 if deployment.deployable else 1.0)

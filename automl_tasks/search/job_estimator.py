@@ -14,13 +14,14 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from automl_tasks.core.settings import SearchSettings
+from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import TIMED_OUT_AFTER_TAG
 from automl_tasks.search.budget import counted, lost_trials
 from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import MAX_RETRY, best_of, load_study, open_storage, request_stop
+from automl_tasks.search.trial_runs import TrialRuns
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,16 @@ def counted_trials(study, states) -> list:
     return counted(study.get_trials(deepcopy=False, states=states), _lost(study), states)
 
 
-def watch_search(
-    optuna_uri: str, study_name: str, *, poll_s: float = 1.0, settings: SearchSettings | None = None
-) -> SearchOutcome:
+def watch_search(ws: Workspace, study_name: str, *, poll_s: float = 1.0) -> SearchOutcome:
     """Run until the budget is spent and no trial is running; return the outcome.
 
-    `settings` (the workspace's) give the heartbeat grace period after which a silent
-    worker's trial is failed."""
+    The workspace's search settings give the heartbeat grace period after which a silent
+    worker's trial is failed; each finished trial gets its MLflow child run (trial_runs)."""
     from optuna.trial import TrialState
 
-    study, plan = load_study(optuna_uri, study_name, settings=settings)
-    storage = open_storage(optuna_uri, settings)
+    study, plan = load_study(ws.optuna_uri, study_name, settings=ws.search)
+    storage = open_storage(ws.optuna_uri, ws.search)
+    runs = TrialRuns(ws, plan, study)
     progress = Progress(plan.n_trials, plan.deadline)
     started = time.time()
     timed_out = stale = 0
@@ -148,11 +148,13 @@ def watch_search(
         if line != last_line:
             log.info("%s | running %d", line, len(running))
             last_line = line
+        runs.record(trials)
         still_running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
         if reason and not still_running:
             break
         time.sleep(poll_s)
     final = study.get_trials(deepcopy=False)
+    runs.record(final)
     count = lambda s: sum(1 for t in final if t.state == s)  # noqa: E731
     best_value, best_number = best_of(study)
     if not best:

@@ -113,12 +113,10 @@ class SearchStrategy(ABC):
             log.warning("trial %d failed: %s", task.number, ended)
         if values is not None:
             study.tell(task.trial, values)
-        elif isinstance(ended, TrialPruned):
-            study.tell(task.trial, state=TrialState.PRUNED)
-        else:
-            if ended is not None and str(ended):
-                task.trial.set_user_attr(ERROR_TAG, str(ended)[:1000])
-            study.tell(task.trial, state=TrialState.FAIL)
+            return
+        if ended is not None and str(ended):  # why it ended without a score, for its MLflow run
+            task.trial.set_user_attr(ERROR_TAG, str(ended)[:1000])
+        study.tell(task.trial, state=TrialState.PRUNED if isinstance(ended, TrialPruned) else TrialState.FAIL)
 
     def report(self, task: Task, value: float, step: int) -> bool:
         """Record an intermediate reward at fidelity `step`; True means stop this task now."""

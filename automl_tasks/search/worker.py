@@ -8,7 +8,6 @@ trial (`optuna.storages.fail_stale_trials`) and the search goes on.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -17,16 +16,7 @@ from typing import Any
 
 from automl_tasks.core.errors import InvalidValueError, TrialEnded, TrialFailed, TrialPruned
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.tags import (
-    ERROR_TAG,
-    OVER_BUDGET_ATTR,
-    SPACE_HASH_TAG,
-    STUDY_TAG,
-    TRIAL_NUMBER_TAG,
-    TRIAL_STATE_TAG,
-    WORKER_TAG,
-)
-from automl_tasks.core.tracking import log_child_run
+from automl_tasks.core.tags import OVER_BUDGET_ATTR
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.budget import BudgetView
@@ -43,6 +33,7 @@ from automl_tasks.search.predictions import save_fold_predictions
 from automl_tasks.search.progress import Progress
 from automl_tasks.search.storage import open_storage, open_study
 from automl_tasks.search.strategies import make_strategy
+from automl_tasks.search.trial_runs import mark_worker
 from automl_tasks.search_space import load_search_space
 
 log = logging.getLogger(__name__)
@@ -58,20 +49,6 @@ class WorkerSummary:
     evaluated: int
     failed: int
     discarded: int  # finished after the job estimator had timed the trial out
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One evaluated trial, as logged to MLflow (a child run of the pipeline's run)."""
-
-    number: int
-    config: dict[str, Any]
-    score: float | None
-    seconds: float
-    outcome: str  # COMPLETE | PRUNED | FAIL | TIMED_OUT
-    worker: int
-    error: str = ""  # why it ended without a score
-    deployment: Any = None  # a search.deployment.TrialDeployment when the plan names a target
 
 
 class Heartbeat:
@@ -170,8 +147,6 @@ def _keep_predictions(ws: Workspace, plan: SearchPlan, number: int, estimator: A
 
 def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSummary:
     """Evaluate trials until the budget is spent or the job estimator says stop."""
-    # a trial's child run printed two "View run" lines and cost one more request each
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     study, plan = open_study(ws, study_name, seed=worker_index + 1)
     storage = open_storage(ws.optuna_uri, ws.search)
     strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
@@ -200,11 +175,12 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
-        score, seconds, ended, values, deployment = None, 0.0, None, None, None
+        score, ended, values, deployment = None, None, None, None
         unavailable = ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or ws.search.heartbeat_interval_s):
+            mark_worker(trial, worker_index)  # its MLflow child run is written from the study (search/trial_runs)
             try:
-                estimator, score, seconds = train_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
+                estimator, score, _ = train_config(plan, config, lambda v, s, t=task: strategy.report(t, v, s))
                 if plan.deploy_target:
                     deployment = _on_target(ws, plan, task, estimator)
                 # a trade-off search cannot place a model without a latency on its front: that
@@ -227,8 +203,6 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
-        record = TrialRecord(trial.number, config, score, seconds, outcome, worker_index, str(ended or ""), deployment)
-        _log_trial(ws, plan, record)
         last = f"trial {trial.number} {outcome} {'' if score is None else f'{plan.metric}={score:.5g}'}"
         if time.monotonic() - last_line >= PROGRESS_EVERY_S:  # fast trials: a line a second, not a trial
             log.info("%s%s | last: %s", tag, progress.line(budget.finished(), *best_so_far(study)), last)
@@ -243,34 +217,3 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
 
 def _outcome_of(ended: TrialEnded | None) -> str:
     return "PRUNED" if isinstance(ended, TrialPruned) else "FAIL"
-
-
-def _log_trial(ws: Workspace, plan: SearchPlan, record: TrialRecord) -> None:
-    metrics = {"duration_s": record.seconds}
-    if record.score is not None:
-        metrics[plan.metric] = record.score
-    tags = {
-        STUDY_TAG: plan.study_name,
-        TRIAL_NUMBER_TAG: str(record.number),
-        TRIAL_STATE_TAG: record.outcome,
-        WORKER_TAG: str(record.worker),
-        SPACE_HASH_TAG: plan.space_hash,
-    }
-    if record.error:
-        tags[ERROR_TAG] = record.error[:4000]
-    if record.deployment is not None:
-        metrics.update(record.deployment.metrics())
-        tags.update(record.deployment.tags())
-    try:
-        log_child_run(
-            ws,
-            experiment_id=plan.experiment_id,
-            parent_run_id=plan.parent_run_id,
-            name=f"trial-{record.number}",
-            params=record.config,
-            metrics=metrics,
-            tags=tags,
-            status={"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(record.outcome, "FAILED"),
-        )
-    except Exception as exc:  # tracking trouble must not lose the search result
-        log.warning("could not log trial %d to MLflow: %s", record.number, exc)

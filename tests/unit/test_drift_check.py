@@ -65,7 +65,7 @@ def test_no_drift_then_drift_then_retrain_promotes(family, tmp_path):
     summary = plan_retrain_search(ws, request, pre, study)
     assert summary["warm_start"] >= 1
     run_worker(ws, study, 0)
-    watch_search(ws.optuna_uri, study, poll_s=0.2)
+    watch_search(ws, study, poll_s=0.2)
     registered = train_and_register(
         ws, study, dag_run_id="r1", dataset_version=pre.dataset_version, parent_version="1", auto_promote=False
     )

@@ -16,7 +16,7 @@ from automl_tasks.core.tags import DEPLOY_FEASIBLE_TAG, INFEASIBLE_ATTR, TARGET_
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.compile_cache import CompileCache, shared_cache
 from automl_tasks.deploy.targets import get_target
-from automl_tasks.search import SearchPlan, load_study, run_worker, start_search
+from automl_tasks.search import SearchPlan, load_study, run_worker, start_search, watch_search
 from automl_tasks.search.deployment import LATENCY_METRIC, chosen_trial, measure_trial, trial_score
 from automl_tasks.search.worker import train_config
 from automl_tasks.search_space import load_search_space
@@ -120,6 +120,7 @@ def _search(workspace, plan, space) -> object:
     compiles = cache.compiles
     summary = run_worker(workspace, plan.study_name, 0)
     assert summary.evaluated == len(CONFIGS)
+    watch_search(workspace, plan.study_name, poll_s=0.2)  # the job estimator: the trials' MLflow runs
     assert cache.compiles == compiles  # every trial's model was compiled before: no compile at all
     return load_study(workspace.optuna_uri, plan.study_name)[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -11,11 +12,12 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import SearchSettings
-from automl_tasks.core.tags import FORBIDDEN_ATTR
+from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, TRIAL_NUMBER_TAG
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
+from automl_tasks.search.trial_runs import DEAD_WORKER_ERROR
 from automl_tasks.search_space import load_search_space
 
 LINEAR_ONLY = """
@@ -28,6 +30,12 @@ params:
       linear:
         - {name: C, type: float_log, range: [0.01, 10.0], default: 1.0}
 """
+
+
+def trial_runs(workspace, plan) -> list:
+    """The MLflow child runs of the plan's pipeline run."""
+    where = f"tags.`mlflow.parentRunId` = '{plan.parent_run_id}'"
+    return mlflow_client(workspace).search_runs([plan.experiment_id], where, max_results=1000)
 
 
 def make_plan(
@@ -81,7 +89,7 @@ def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_fr
     assert summary["enqueued"] == 1  # the default configuration
     outcome_box = {}
     watcher = threading.Thread(
-        target=lambda: outcome_box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2))
+        target=lambda: outcome_box.update(o=watch_search(workspace, plan.study_name, poll_s=0.2))
     )
     watcher.start()
     result = run_worker(workspace, plan.study_name, 0)
@@ -98,7 +106,11 @@ def test_workers_spend_the_budget_and_log_child_runs(workspace, breast_cancer_fr
     )
     assert len(runs) == 6
     assert set(runs["tags.loopml.trial_state"]) == {"COMPLETE"}
+    assert set(runs["tags.loopml.worker"]) == {"0"}
     assert runs["metrics.roc_auc"].between(0.9, 1.0).all()
+    # a job estimator run again (an Airflow retry) records nothing twice
+    assert watch_search(workspace, plan.study_name, poll_s=0.2).complete == 6
+    assert len(trial_runs(workspace, plan)) == 6
 
 
 def test_second_search_is_warm_started_from_the_first(workspace, breast_cancer_frame):
@@ -118,7 +130,7 @@ def test_time_budget_stops_the_search(workspace, breast_cancer_frame):
     start_search(workspace.optuna_uri, plan, space)
     started = time.time()
     result = run_worker(workspace, plan.study_name, 0)
-    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2)
+    outcome = watch_search(workspace, plan.study_name, poll_s=0.2)
     assert time.time() - started < 30
     assert 0 < result.evaluated < 1000
     assert outcome.stop_reason.startswith("time budget")
@@ -137,11 +149,14 @@ def test_straggler_is_timed_out_by_the_job_estimator(workspace, breast_cancer_fr
     filler = study.ask()
     space.sample(filler)
     study.tell(filler, 0.8)
-    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.3)
+    outcome = watch_search(workspace, plan.study_name, poll_s=0.3)
     assert outcome.timed_out == 1
     frozen = study._storage.get_trial(straggler._trial_id)
     assert frozen.state == TrialState.FAIL
     assert frozen.user_attrs["loopml.timed_out_after_s"] >= 1.0
+    (run,) = [r for r in trial_runs(workspace, plan) if r.data.tags[TRIAL_NUMBER_TAG] == str(straggler.number)]
+    assert run.data.tags["loopml.trial_state"] == "TIMED_OUT" and run.info.status == "FAILED"
+    assert run.data.metrics["duration_s"] >= 1.0 and "timed out after" in run.data.tags[ERROR_TAG]
 
 
 def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_frame):
@@ -154,12 +169,18 @@ def test_dead_worker_trial_fails_after_heartbeat_grace(workspace, breast_cancer_
     study._storage.record_heartbeat(orphan._trial_id)
     done = study.ask()
     study.tell(done, 0.95)
-    outcome = watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.5, settings=fast)
+    outcome = watch_search(dataclasses.replace(workspace, search=fast), plan.study_name, poll_s=0.5)
     assert outcome.stale == 1
     assert study._storage.get_trial(orphan._trial_id).state == TrialState.FAIL
     # Optuna's RetryHeartbeatStaleTrialCallback enqueued it again, once
     (retry,) = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None]
     assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == orphan.number
+    # both trials are in MLflow, the dead worker's with why it failed (the worker could not say)
+    runs = {r.data.tags[TRIAL_NUMBER_TAG]: r for r in trial_runs(workspace, plan)}
+    assert set(runs) == {str(orphan.number), str(done.number)}
+    assert runs[str(orphan.number)].info.status == "FAILED"
+    assert runs[str(orphan.number)].data.tags[ERROR_TAG] == DEAD_WORKER_ERROR
+    assert runs[str(done.number)].data.metrics["roc_auc"] == 0.95
 
 
 FORBIDDING = """
@@ -181,9 +202,7 @@ def test_forbidden_draws_do_not_count_against_the_trial_budget(workspace, breast
     )
     start_search(workspace.optuna_uri, plan, space)
     box = {}
-    watcher = threading.Thread(
-        target=lambda: box.update(o=watch_search(workspace.optuna_uri, plan.study_name, poll_s=0.2))
-    )
+    watcher = threading.Thread(target=lambda: box.update(o=watch_search(workspace, plan.study_name, poll_s=0.2)))
     watcher.start()
     summary = run_worker(workspace, plan.study_name, 0)
     watcher.join(timeout=120)
@@ -203,3 +222,21 @@ def test_adaptive_timeout_rule():
     assert adaptive_timeout([1.0, 2.0], plan) is None
     assert adaptive_timeout([1.0, 1.0, 1.0], plan) == 5.0
     assert adaptive_timeout([10.0, 20.0, 30.0], plan) == pytest.approx(20 + 3 * 8.1649658, rel=1e-6)
+
+
+def test_trials_are_recorded_once_mlflow_answers_again(workspace, breast_cancer_frame, monkeypatch):
+    from automl_tasks.search.trial_runs import TrialRuns, record_trials
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=2, name="offline")
+    start_search(workspace.optuna_uri, plan, space)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    for value in (0.7, 0.8):
+        trial = study.ask()
+        space.sample(trial)
+        study.tell(trial, value)
+    unreachable = dataclasses.replace(workspace, mlflow_uri="http://127.0.0.1:9")
+    assert TrialRuns(unreachable, plan, study).record(study.trials) == 0  # a warning, not a crash
+    assert record_trials(workspace, plan.study_name) == 2
+    assert record_trials(workspace, plan.study_name) == 0, "recorded twice"
+    assert sorted(r.data.metrics["roc_auc"] for r in trial_runs(workspace, plan)) == [0.7, 0.8]

@@ -63,7 +63,7 @@ def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, 
             # dead worker's RUNNING trial: the live worker must wait for that trial's retry then,
             # not leave it stranded (the search would then wait out its whole time budget)
             wait_until(lambda: len(_complete(study)) >= plan.n_trials - 1, 120, "the live worker's trials", poll_s=0.2)
-            outcome["watch"] = watch_search(ws.optuna_uri, plan.study_name, poll_s=0.5, settings=ws.search)
+            outcome["watch"] = watch_search(ws, plan.study_name, poll_s=0.5)
         except BaseException as exc:  # the helper thread's failure fails the test, with its cause
             outcome["error"] = exc
 
