@@ -24,6 +24,7 @@ from automl_tasks.core.tags import (
     ERROR_TAG,
     FORBIDDEN_ATTR,
     INFEASIBLE_ATTR,
+    KIND_TAG,
     OVER_BUDGET_ATTR,
     SPACE_HASH_TAG,
     STUDY_TAG,
@@ -67,14 +68,23 @@ class TrialRuns:
         self._recorded: set[int] | None = None
 
     def _already_recorded(self) -> set[int]:
-        """Trial numbers with a child run under the pipeline run (a job estimator retried)."""
+        """Trial numbers with a whole child run under the pipeline run (a job estimator
+        retried, or a round MLflow failed). A stub a failed write left (created, but its
+        metrics and kind tag never arrived) is deleted, so the trial is written once again."""
         client = mlflow_client(self._ws)
-        where = f"tags.`mlflow.parentRunId` = '{self._plan.parent_run_id}' and tags.`{STUDY_TAG}` = '{self._plan.study_name}'"
+        plan = self._plan
+        where = f"tags.`mlflow.parentRunId` = '{plan.parent_run_id}' and tags.`{STUDY_TAG}` = '{plan.study_name}'"
         numbers: set[int] = set()
         token = None
         while True:
-            page = client.search_runs([self._plan.experiment_id], where, max_results=1000, page_token=token)
-            numbers |= {int(r.data.tags[TRIAL_NUMBER_TAG]) for r in page if TRIAL_NUMBER_TAG in r.data.tags}
+            page = client.search_runs([plan.experiment_id], where, max_results=1000, page_token=token)
+            for run in page:
+                if TRIAL_NUMBER_TAG not in run.data.tags:
+                    continue
+                if KIND_TAG in run.data.tags:
+                    numbers.add(int(run.data.tags[TRIAL_NUMBER_TAG]))
+                else:
+                    client.delete_run(run.info.run_id)
             token = page.token
             if not token:
                 return numbers
@@ -119,6 +129,7 @@ class TrialRuns:
         self._recorded |= done
         if errors:
             log.warning("MLflow did not take %d trial runs (written next round); %s", len(errors), errors[0])
+            self._recorded = None  # the next round looks again: a failed write may have left a stub
         return len(done)
 
     def _child_run(self, trial: Any, lost: bool) -> dict[str, Any]:

@@ -240,3 +240,25 @@ def test_trials_are_recorded_once_mlflow_answers_again(workspace, breast_cancer_
     assert record_trials(workspace, plan.study_name) == 2
     assert record_trials(workspace, plan.study_name) == 0, "recorded twice"
     assert sorted(r.data.metrics["roc_auc"] for r in trial_runs(workspace, plan)) == [0.7, 0.8]
+
+
+def test_a_trial_run_cut_off_mid_write_is_written_once_in_the_next_round(workspace, breast_cancer_frame, monkeypatch):
+    from mlflow import MlflowClient
+
+    from automl_tasks.search.trial_runs import TrialRuns
+
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=1, name="cut-off")
+    start_search(workspace.optuna_uri, plan, space)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    trial = study.ask()
+    space.sample(trial)
+    study.tell(trial, 0.75)
+    runs = TrialRuns(workspace, plan, study)
+    with monkeypatch.context() as patch:  # MLflow fails after the run was created
+        patch.setattr(MlflowClient, "log_batch", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("gone")))
+        assert runs.record(study.trials) == 0
+    assert [r.info.status for r in trial_runs(workspace, plan)] == ["KILLED"]  # the stub
+    assert runs.record(study.trials) == 1
+    (run,) = trial_runs(workspace, plan)
+    assert run.info.status == "FINISHED" and run.data.metrics["roc_auc"] == 0.75
+    assert runs.record(study.trials) == 0
