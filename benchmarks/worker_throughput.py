@@ -106,6 +106,7 @@ def main() -> None:
     with postgres_server() as server, tempfile.TemporaryDirectory() as tmp:
         store = server.create_database("mlflow").replace("postgresql://", "postgresql+psycopg2://")
         mlflow, port = mlflow_server(Path(tmp), store)
+        uri = f"http://127.0.0.1:{port}"
         try:
             for busy, counts in ((False, args.workers), (True, [n for n in args.workers if n <= cores])):
                 kind = "CPU-bound" if busy else "sleep-bound"
@@ -113,7 +114,6 @@ def main() -> None:
                 print(f"{'workers':>7} {'trials/s':>9} {'speed-up':>9} {'efficiency':>10}")
                 base = None
                 for n in counts:
-                    uri = f"http://127.0.0.1:{port}"
                     rate = throughput(server, uri, Path(tmp), n, args.trials_per_worker, busy)
                     base = base or rate
                     print(f"{n:>7} {rate:>9.2f} {rate / base:>9.2f} {rate / (base * n):>10.2f}", flush=True)

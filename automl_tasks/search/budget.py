@@ -27,6 +27,16 @@ def lost_trials(attrs: dict[str, Any]) -> set[int]:
     return set(attrs.get(DEAD_TRIALS_ATTR, []))
 
 
+def read_lost_trials(study: Any) -> set[int]:
+    """Numbers of the trials lost to dead workers, read fresh from the storage."""
+    return lost_trials(study._storage.get_study_user_attrs(study._study_id))
+
+
+def is_search_trial(trial: Any) -> bool:
+    """False for a draw the space forbids and a trial given back unevaluated: neither ran."""
+    return not trial.user_attrs.get(FORBIDDEN_ATTR) and not trial.user_attrs.get(OVER_BUDGET_ATTR)
+
+
 def counted(trials: Iterable[Any], lost: set[int], states: Iterable[Any]) -> list:
     """Trials of `states` that count against the budget: not lost to a dead worker, not a
     draw the space forbids, not given back because the budget filled meanwhile.
@@ -36,14 +46,7 @@ def counted(trials: Iterable[Any], lost: set[int], states: Iterable[Any]) -> lis
     processes, with a stop flag in the storage), and it counts trials by state alone, so it
     cannot leave out forbidden draws and trials lost to dead workers."""
     states = set(states)
-    return [
-        t
-        for t in trials
-        if t.state in states
-        and t.number not in lost
-        and not t.user_attrs.get(FORBIDDEN_ATTR)
-        and not t.user_attrs.get(OVER_BUDGET_ATTR)
-    ]
+    return [t for t in trials if t.state in states and t.number not in lost and is_search_trial(t)]
 
 
 class BudgetView:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import TIMED_OUT_AFTER_TAG
-from automl_tasks.search.budget import counted, lost_trials
+from automl_tasks.search.budget import counted, read_lost_trials
 from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
@@ -69,7 +69,7 @@ def _fail_dead_workers_trials(study, storage) -> int:
     optuna.storages.fail_stale_trials(study)
     dead = 0
     for trial_id, trial in running.items():
-        if storage.get_trial(trial_id).state != TrialState.FAIL or trial.number not in _lost(study):
+        if storage.get_trial(trial_id).state != TrialState.FAIL or trial.number not in read_lost_trials(study):
             continue
         dead += 1
         again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY
@@ -81,14 +81,9 @@ def _fail_dead_workers_trials(study, storage) -> int:
     return dead
 
 
-def _lost(study) -> set[int]:
-    """Numbers of the trials lost to dead workers, read fresh from the storage."""
-    return lost_trials(study._storage.get_study_user_attrs(study._study_id))
-
-
 def counted_trials(study, states) -> list:
     """Trials of `states` that count against the budget (`budget.counted`), listed fresh."""
-    return counted(study.get_trials(deepcopy=False, states=states), _lost(study), states)
+    return counted(study.get_trials(deepcopy=False, states=states), read_lost_trials(study), states)
 
 
 def watch_search(ws: Workspace, study_name: str, *, poll_s: float = 1.0) -> SearchOutcome:

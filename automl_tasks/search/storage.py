@@ -9,6 +9,7 @@ from typing import Any
 
 from automl_tasks.core.settings import SearchSettings, Workspace
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
+from automl_tasks.search.budget import read_lost_trials
 from automl_tasks.search.plan import SearchPlan
 
 #: heartbeat interval and grace period unless the caller passes the workspace's settings
@@ -23,8 +24,7 @@ def _retry_dead_worker_trial(study: Any, trial: Any) -> None:
     configuration again (at most MAX_RETRY times)."""
     import optuna
 
-    lost = set(study._storage.get_study_user_attrs(study._study_id).get(DEAD_TRIALS_ATTR, []))
-    study.set_user_attr(DEAD_TRIALS_ATTR, sorted(lost | {trial.number}))
+    study.set_user_attr(DEAD_TRIALS_ATTR, sorted(read_lost_trials(study) | {trial.number}))
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
@@ -140,13 +140,6 @@ def request_stop(study: Any, reason: str) -> None:
     if study.user_attrs.get(STOP_ATTR) is None:
         logging.getLogger(__name__).info("stop requested: %s", reason)
         study.set_user_attr(STOP_ATTR, reason)
-
-
-def stop_reason(study_name: str, url: str, settings: SearchSettings | None = None) -> str | None:
-    """The stop flag, read fresh from the storage (user_attrs are not cached across processes)."""
-    storage = open_storage(url, settings)
-    study_id = storage.get_study_id_from_name(study_name)
-    return storage.get_study_user_attrs(study_id).get(STOP_ATTR)
 
 
 def best_of(study: Any) -> tuple[float | None, int | None]:

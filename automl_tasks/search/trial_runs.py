@@ -22,10 +22,8 @@ from automl_tasks.core.tags import (
     DEPLOY_ENGINE_TAG,
     DEPLOY_VERDICT_ATTR,
     ERROR_TAG,
-    FORBIDDEN_ATTR,
     INFEASIBLE_ATTR,
     KIND_TAG,
-    OVER_BUDGET_ATTR,
     SPACE_HASH_TAG,
     STUDY_TAG,
     TARGET_LATENCY_ATTR,
@@ -35,7 +33,7 @@ from automl_tasks.core.tags import (
     WORKER_TAG,
 )
 from automl_tasks.core.tracking import log_child_run, mlflow_client
-from automl_tasks.search.budget import lost_trials
+from automl_tasks.search.budget import is_search_trial, read_lost_trials
 from automl_tasks.search.plan import SearchPlan
 
 log = logging.getLogger(__name__)
@@ -51,11 +49,6 @@ def mark_worker(trial: Any, worker_index: int) -> None:
     """Record on a reserved trial which worker runs it (the one fact of its child run that
     Optuna does not keep)."""
     trial.set_user_attr(WORKER_TAG, worker_index)
-
-
-def is_search_trial(trial: Any) -> bool:
-    """False for a draw the space forbids and a trial given back unevaluated: neither ran."""
-    return not trial.user_attrs.get(FORBIDDEN_ATTR) and not trial.user_attrs.get(OVER_BUDGET_ATTR)
 
 
 class TrialRuns:
@@ -105,7 +98,7 @@ class TrialRuns:
         pending = [t for t in pending if t.number not in self._recorded]
         if not pending:
             return 0
-        lost = lost_trials(self._study._storage.get_study_user_attrs(self._study._study_id))
+        lost = read_lost_trials(self._study)
 
         errors: list[str] = []
 
