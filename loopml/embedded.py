@@ -123,11 +123,17 @@ def worker_host_env(ws: Workspace, api_url: str) -> dict[str, str]:
     return env
 
 
+#: `[celery] celery_config_options`: Airflow's Celery settings plus the workers' preload
+CELERY_CONFIG_PATH = "loopml.celery_config.CELERY_CONFIG"
+
+
 def celery_env(profile: DeploymentProfile) -> dict[str, str]:
-    """Celery's settings: the broker, and task results in the metadata database (PostgreSQL)."""
+    """Celery's settings: the broker, task results in the metadata database (PostgreSQL), and
+    loopml's Celery configuration (its worker preloads the task libraries: loopml/celery_config.py)."""
     return {
         "AIRFLOW__CELERY__BROKER_URL": profile.broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + profile.airflow_db_uri,
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_PATH,
     }
 
 
