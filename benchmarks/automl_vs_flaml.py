@@ -239,10 +239,34 @@ class Loopml:
             "score": score(table.task, y_test.to_numpy(), prediction),
             "wall_s": wall,
             "best": f"{trials} trials, {f'ensemble of {members}' if members else 'one model'}, {predictor.runtime}",
+            "phases": phases(run, self.client.task_instances("nocode_pipeline", run_id)),
         }
 
     def close(self) -> None:
         self.stack.stop()
+
+
+#: the search stage's tasks: what runs before the first of them starts and after the last of
+#: them ends is the run's fixed cost around the budget (issue #11: budget + 20 s on small tables)
+SEARCH_TASKS = ("job_estimator", "workers")
+
+
+def phases(run: dict, instances: list[dict]) -> dict[str, float]:
+    """Seconds of the run before the search stage, in it, and after it, and of each task after
+    it (the longest try of each), from Airflow's task instances."""
+    done = [t for t in instances if t.get("start_date") and t.get("end_date")]
+    search = [t for t in done if t["task_id"] in SEARCH_TASKS]
+    if not search or not run.get("end_date"):
+        return {}
+    start, end = _ts(run["start_date"]), _ts(run["end_date"])
+    first = min(_ts(t["start_date"]) for t in search)
+    last = max(_ts(t["end_date"]) for t in search)
+    out = {"before_search": first - start, "search": last - first, "after_search": end - last}
+    for t in done:
+        if _ts(t["start_date"]) >= last - 0.5:
+            key = f"task.{t['task_id']}"
+            out[key] = max(out.get(key, 0.0), _ts(t["end_date"]) - _ts(t["start_date"]))
+    return {k: round(v, 1) for k, v in out.items()}
 
 
 def _trial_count(ws, family: str) -> int:
@@ -301,6 +325,20 @@ def report(rows: list[dict]) -> str:
             f"| {key} | {table.task} | {rows_n} | {budget} | {cell(lo)} | {cell(fl)} | {cell(op)} "
             f"| {versus(lo, fl)} | {versus(lo, op)} |"
         )
+    timed = [row for row in rows if row.get("phases")]
+    if timed:
+        lines += [
+            "",
+            "| table | budget s | loopml wall s | before search | search | after search | after search, by task |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in timed:
+            p = row["phases"]
+            tasks = ", ".join(f"{k[5:]} {v:.0f}" for k, v in p.items() if k.startswith("task."))
+            lines.append(
+                f"| {row['table']} | {row['budget']} | {row['wall_s']:.0f} | {p['before_search']:.0f} "
+                f"| {p['search']:.0f} | {p['after_search']:.0f} | {tasks} |"
+            )
     return "\n".join(lines)
 
 
