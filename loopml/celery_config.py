@@ -2,8 +2,8 @@
 imported once in the worker before it forks its pool.
 
 Named by `[celery] celery_config_options` (`AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS`), the hook
-Airflow gives for Celery settings, so `airflow celery worker` needs no wrapper and the compose
-file and Helm values get it from the environment. Airflow itself preloads a few of its own
+Airflow gives for Celery settings, so `airflow celery worker` needs no wrapper: `loopml up`,
+`loopml celery-worker` and the compose file set it in the environment. Airflow itself preloads a few of its own
 modules on Celery's `import_modules` signal (celery_executor_utils); loopml's come on the same
 signal, which the worker sends once, in its main process, before the pool processes (and so
 every task process, forked from one of them) exist. The scheduler and the api-server import

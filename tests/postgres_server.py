@@ -11,7 +11,6 @@ import contextlib
 import glob
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -112,6 +111,16 @@ def postgres_server() -> Iterator[PostgresServer]:
             time.sleep(0.3)
         yield PostgresServer(port)
     finally:
-        process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown: clients still connected do not hold it up
-        process.wait(timeout=30)
+        # PostgreSQL's fast shutdown (clients still connected do not hold it up), through
+        # pg_ctl: `runuser` does not pass a SIGINT on to the server
+        subprocess.run(
+            _as_postgres([_binary("pg_ctl"), "stop", "-D", str(data), "-m", "fast", "-w", "-t", "30"]),
+            capture_output=True,
+            timeout=60,
+        )
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         shutil.rmtree(root, ignore_errors=True)

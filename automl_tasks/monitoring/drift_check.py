@@ -50,7 +50,7 @@ from automl_tasks.monitoring.drift_settings import (
     champion_families,
     family_settings,
 )
-from automl_tasks.monitoring.inference_log import has_inference_log, open_inference_log
+from automl_tasks.monitoring.inference_log import read_logged_window
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,6 @@ def monitored_families(ws: Workspace, *, now: float | None = None) -> list[str]:
             due.append(family.name)
     log.info("families due for a drift check: %s", due or "none")
     return due
-
-
-def _window_from_log(ws: Workspace, family: str, since: float) -> pd.DataFrame:
-    if not has_inference_log(ws, family):
-        return pd.DataFrame()
-    return open_inference_log(ws, family).read(since=since)
 
 
 def _window_from_file(path: str, model: VersionModel) -> pd.DataFrame:
@@ -248,7 +242,7 @@ def load_window(ws: Workspace, champion: CheckedChampion, *, data_path: str = ""
     else:
         hours = champion.settings.window_hours
         source = f"inference log of {champion.family}, last {hours:g} h"
-        current = _window_from_log(ws, champion.family, now - hours * 3600)
+        current = read_logged_window(ws, champion.family, now - hours * 3600)
     log.info(
         "drift check of %s v%s: reference %s, current %s (%d rows)",
         champion.family,

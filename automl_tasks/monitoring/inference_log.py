@@ -289,6 +289,16 @@ def open_inference_log(ws: Workspace, family: str) -> InferenceLog:
     return InferenceLog.for_family(ws.home, family)
 
 
+def read_logged_window(ws: Workspace, family: str, since: float):  # -> pandas.DataFrame
+    """The family's logged rows since `since` (`InferenceLog.read`), opening its log once; an
+    empty frame, and no SQLite file created, when nothing was ever logged."""
+    import pandas as pd
+
+    if not ws.inference_log_uri.startswith("postgresql") and not has_inference_log(ws, family):
+        return pd.DataFrame()
+    return open_inference_log(ws, family).read(since=since)
+
+
 def has_inference_log(ws: Workspace, family: str) -> bool:
     """Whether anything was ever logged for `family` (without creating its SQLite file)."""
     if ws.inference_log_uri.startswith("postgresql"):

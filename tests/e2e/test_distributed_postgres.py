@@ -141,7 +141,10 @@ def test_the_inference_log_in_postgresql_keeps_the_same_contract(postgres):
     other = PostgresInferenceLog(url, "fam_b")  # a second process creating the schema again is harmless
     assert other.count() == 0 and other.read().empty
     ws = dataclasses.replace(Workspace.at(Path("/nonexistent")), inference_log_uri=url)
-    from automl_tasks.monitoring.inference_log import has_inference_log, open_inference_log
+    from automl_tasks.monitoring.inference_log import has_inference_log, open_inference_log, read_logged_window
 
     assert has_inference_log(ws, "fam_a") and not has_inference_log(ws, "fam_b")
     assert open_inference_log(ws, "fam_a").read()["x"].tolist() == [0, 1, 2, 9]
+    # the drift check's window: one open of the log, the same rows, none for another family
+    assert read_logged_window(ws, "fam_a", since=0)["x"].tolist() == [0, 1, 2, 9]
+    assert read_logged_window(ws, "fam_b", since=0).empty

@@ -69,3 +69,14 @@ def test_drift_settings_parse_types_and_refuse_bad_values():
 
 def test_feedback_labels_join_the_rows_they_belong_to(tmp_path):
     check_inference_log(InferenceLog(tmp_path / "f.sqlite", "f"))
+
+
+def test_the_drift_windows_reader_creates_no_log_for_a_family_never_served(workspace):
+    """A family nothing was logged for reads as an empty window and gets no SQLite file; a
+    logged one reads its rows (the drift check's `read_logged_window`)."""
+    from automl_tasks.monitoring.inference_log import open_inference_log, read_logged_window
+
+    assert read_logged_window(workspace, "never_served", since=0).empty
+    assert not list(workspace.home.rglob("never_served*"))
+    check_inference_log(open_inference_log(workspace, "served"))
+    assert read_logged_window(workspace, "served", since=0)["x"].tolist() == [0, 1, 2, 9]
