@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from airflow.executors.local_executor import LocalExecutor
 
-from loopml.task_preload import PRELOADED_MODULES, preload
-
-__all__ = ["PRELOADED_MODULES", "PreloadingLocalExecutor", "preload"]
+from loopml.task_preload import preload
 
 
 class PreloadingLocalExecutor(LocalExecutor):
-    """LocalExecutor whose forked workers (and so every task) start with `PRELOADED_MODULES` loaded."""
+    """LocalExecutor whose forked workers (and so every task) start with loopml's task libraries loaded."""
 
     def start(self) -> None:
         if self.is_mp_using_fork:  # with spawn the workers would not inherit the imports

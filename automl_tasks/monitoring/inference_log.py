@@ -74,7 +74,12 @@ class InferenceLog:
 
     @classmethod
     def for_family(cls, home: Path, family: str) -> InferenceLog:
-        return cls(home / "inference" / f"{family}.sqlite", family)
+        return cls(cls.file_of(home, family), family)
+
+    @staticmethod
+    def file_of(home: Path, family: str) -> Path:
+        """Where the workspace at `home` keeps `family`'s SQLite log."""
+        return home / "inference" / f"{family}.sqlite"
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -281,10 +286,15 @@ class PostgresInferenceLog(InferenceLog):
             ]
 
 
+def _in_postgresql(ws: Workspace) -> bool:
+    """Whether the workspace keeps its inference logs in PostgreSQL (the distributed mode)."""
+    return ws.inference_log_uri.startswith("postgresql")
+
+
 def open_inference_log(ws: Workspace, family: str) -> InferenceLog:
     """The family's inference log where the workspace keeps it: PostgreSQL when
     `ws.inference_log_uri` names one (the distributed mode), else its SQLite file."""
-    if ws.inference_log_uri.startswith("postgresql"):
+    if _in_postgresql(ws):
         return PostgresInferenceLog(ws.inference_log_uri, family)
     return InferenceLog.for_family(ws.home, family)
 
@@ -294,13 +304,13 @@ def read_logged_window(ws: Workspace, family: str, since: float):  # -> pandas.D
     empty frame, and no SQLite file created, when nothing was ever logged."""
     import pandas as pd
 
-    if not ws.inference_log_uri.startswith("postgresql") and not has_inference_log(ws, family):
+    if not _in_postgresql(ws) and not has_inference_log(ws, family):
         return pd.DataFrame()
     return open_inference_log(ws, family).read(since=since)
 
 
 def has_inference_log(ws: Workspace, family: str) -> bool:
     """Whether anything was ever logged for `family` (without creating its SQLite file)."""
-    if ws.inference_log_uri.startswith("postgresql"):
+    if _in_postgresql(ws):
         return open_inference_log(ws, family).count() > 0
-    return (ws.home / "inference" / f"{family}.sqlite").exists()
+    return InferenceLog.file_of(ws.home, family).exists()

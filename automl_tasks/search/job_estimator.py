@@ -67,9 +67,10 @@ def _fail_dead_workers_trials(study, storage) -> int:
     if not running:
         return 0
     optuna.storages.fail_stale_trials(study)
+    lost = read_lost_trials(study)
     dead = 0
     for trial_id, trial in running.items():
-        if storage.get_trial(trial_id).state != TrialState.FAIL or trial.number not in read_lost_trials(study):
+        if trial.number not in lost or storage.get_trial(trial_id).state != TrialState.FAIL:
             continue
         dead += 1
         again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY

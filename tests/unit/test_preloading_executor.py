@@ -8,7 +8,8 @@ import sys
 
 from automl_tasks.core.settings import Workspace
 from loopml.embedded import airflow_env
-from loopml.preloading_executor import PRELOADED_MODULES, PreloadingLocalExecutor, preload
+from loopml.preloading_executor import PreloadingLocalExecutor
+from loopml.task_preload import PRELOADED_MODULES, preload
 
 
 def test_the_embedded_stack_runs_the_preloading_executor(tmp_path):
