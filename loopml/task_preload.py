@@ -9,17 +9,37 @@ orchestration overhead"). Imported before the fork, they are shared copy-on-writ
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import sys
 import time
 
 log = logging.getLogger(__name__)
 
 #: What loopml's tasks import (operators import them inside the task functions, so DAG
-#: files parse fast), plus the libraries those modules load lazily in the common path.
-#: torch is left out: only neural-network trials use it, and it is the largest import.
+#: files parse fast), plus the libraries those modules load lazily in the common path:
+#: MLflow's and Optuna's SQL stores are imported by the first store a task opens (about
+#: 3 s of CPU per task process without them: benchmarks/task_start_cost.py), Evidently by
+#: every drift check. torch is left out: only neural-network trials use it, and it is the
+#: largest import. DVC is left out too (a small import): its logging handler writes to the
+#: stream the importing process had, which a Celery task process has closed.
 PRELOADED_MODULES = (
     "airflow.sdk.execution_time.task_runner",
+    "mlflow",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "alembic.command",
+    "alembic.config",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "optuna.storages",
+    "optuna.storages._rdb.models",
+    "optuna.visualization",
+    "optuna.importance",
+    "evidently.presets",
+    "evidently.metrics",
     "automl_tasks.pipelines.intake",
     "automl_tasks.pipelines.nocode",
     "automl_tasks.pipelines.hpo",
@@ -50,5 +70,37 @@ def preload(modules: tuple[str, ...] | None = None) -> list[str]:
         except Exception as exc:  # never stop a scheduler or a worker for an optimisation
             failed.append(name)
             log.warning("loopml preload: could not import %s (%s); tasks will import it themselves", name, exc)
+    follow_current_streams()
     log.info("loopml preload: %d modules in %.1fs", len(modules) - len(failed), time.perf_counter() - started)
     return failed
+
+
+class CurrentStream:
+    """`sys.stdout` or `sys.stderr` as they are when written to, not when a handler was made."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
+def follow_current_streams() -> None:
+    """Point every logging handler that writes to this process's stdout or stderr at whatever
+    those are when it writes. Libraries (Optuna among them) make a handler for `sys.stderr` at
+    import; preloaded, that is the forking process's stream, which a task process may have
+    replaced and closed (a Celery pool process does): the task would then fail on its first
+    log line instead of logging it."""
+    standard = {id(sys.stdout): "stdout", id(sys.stderr): "stderr"}
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and id(stream) in standard:
+                with contextlib.suppress(AttributeError):  # a handler whose stream is fixed (logging's last resort)
+                    handler.setStream(CurrentStream(standard[id(stream)]))

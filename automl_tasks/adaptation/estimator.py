@@ -97,7 +97,8 @@ class TextAdapterEstimator(Estimator):
                 loss.backward()
                 optimiser.step()
             if self.reporter is not None and not self.is_trainer:
-                self.report(self.calculate_score().score, epoch)  # lets Hyperband / ASHA stop poor trials
+                # lets Hyperband / ASHA stop poor trials
+                self.report(self.calculate_score().score, epoch, last=epoch == epochs)
         self.train_seconds_ = time.perf_counter() - started
         self.plain_ = None
 

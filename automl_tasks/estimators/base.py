@@ -87,9 +87,13 @@ class Estimator(ABC):
         #: set by a search worker: called with (intermediate score, fidelity step), True = stop now
         self.reporter: Any = None
 
-    def report(self, value: float, step: int) -> None:
-        """Pass an intermediate score (e.g. after an epoch) to the search; raise TrialPruned if told to stop."""
-        if self.reporter is not None and self.reporter(value, step):
+    def report(self, value: float, step: int, *, last: bool = False) -> None:
+        """Pass an intermediate score (e.g. after an epoch) to the search; raise TrialPruned if told to stop.
+
+        At the `last` step the trial has done all its work: the score is still reported (the
+        pruner's rungs and the history plots use it), but a stop is not obeyed, so a trial
+        that finished every epoch keeps its score instead of being pruned after the fact."""
+        if self.reporter is not None and self.reporter(value, step) and not last:
             raise TrialPruned(f"stopped by the search strategy at step {step} (score {value:.4g})")
 
     @abstractmethod

@@ -92,11 +92,11 @@ class DigitsCNNEstimator(Estimator):
                 loss.backward()
                 optimiser.step()
             self.network_.eval()
-            self._report_epoch(epoch)
+            self._report_epoch(epoch, last=epoch == epochs)
 
-    def _report_epoch(self, epoch: int) -> None:
+    def _report_epoch(self, epoch: int, *, last: bool) -> None:
         if self.reporter is not None and not self.is_trainer:
-            self.report(self.calculate_score().score, epoch)  # lets Hyperband / ASHA stop poor trials
+            self.report(self.calculate_score().score, epoch, last=last)  # lets Hyperband / ASHA stop poor trials
 
     def _train_private(self, optimiser, x, y, epochs: int, epsilon: float) -> None:
         """DP-SGD (estimators/private_training): `dp_epsilon_` is the accountant's final epsilon."""
@@ -117,7 +117,7 @@ class DigitsCNNEstimator(Estimator):
                 private.optimiser.step()
             private.end_epoch()
             private.module.eval()
-            self._report_epoch(epoch)  # scored through the wrapper: its forward is the network's
+            self._report_epoch(epoch, last=epoch == epochs)  # scored through the wrapper: its forward is the network's
         self.network_ = private.finish().eval()
         self.dp_epsilon_, self.dp_epsilon_history_ = private.epsilons[-1], list(private.epsilons)
 

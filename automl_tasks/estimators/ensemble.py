@@ -3,8 +3,8 @@
 Its configuration names the members' configurations and their weights (chosen by
 `ensemble_selection.greedy_weights` over the trials' fold predictions). Every member is
 trained exactly as a single configuration would be (same rows, seed, early-stopped tree
-count, taken from the trial rather than fitted again), on data read once; the fitted
-model is a `WeightedEnsemble`. So the refit check,
+count, taken from the trial rather than fitted again), on data read once, the members side
+by side on the machine's cores; the fitted model is a `WeightedEnsemble`. So the refit check,
 the all-rows refit, the export with its parity check and native fallback, the family
 evaluation and the promotion gate treat it like any tabular version.
 """
@@ -12,14 +12,30 @@ evaluation and the promotion gate treat it like any tabular version.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS, TabularEstimator
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 
 #: keys of an ensemble's configuration
 MEMBERS, WEIGHTS, FOLD_BEST_ITERATIONS = "members", "weights", "fold_best_iterations"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def side_by_side(fit: Callable[[T], R], members: Sequence[T]) -> list[R]:
+    """`fit` on every member in threads, one per core, results in the members' order; the
+    first exception is raised here. Threads, not processes: LightGBM, scikit-learn's tree
+    builders and torch release the GIL while they fit, and threads share the data without
+    copying it (an ensemble's members are fitted after the search, when the cores are free)."""
+    if len(members) < 2:
+        return [fit(member) for member in members]
+    with ThreadPoolExecutor(max_workers=min(len(members), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fit, members))
 
 
 def ensemble_config(
@@ -72,7 +88,7 @@ class EnsembleEstimator(TabularEstimator):
         self.members_ = [self._member(config) for config in self.model_args[MEMBERS]]
         for member, bests in zip(self.members_, known, strict=True):
             member.known_fold_best_iterations = bests
-            member._train_loaded()
+        side_by_side(TabularEstimator._train_loaded, self.members_)
         self.pipeline_ = WeightedEnsemble([m.pipeline_ for m in self.members_], self.weights)
         self.best_iteration_ = None
         if self.is_trainer:
@@ -87,7 +103,7 @@ class EnsembleEstimator(TabularEstimator):
     def refit_on_all_rows(self) -> EnsembleEstimator:
         """Every member refitted on all rows (`TabularEstimator.refit_on_all_rows`), same weights."""
         full = copy.copy(self)
-        full.members_ = [member.refit_on_all_rows() for member in self.members_]
+        full.members_ = side_by_side(TabularEstimator.refit_on_all_rows, self.members_)
         full.pipeline_ = WeightedEnsemble([m.pipeline_ for m in full.members_], self.weights)
         full.fit_rows_ = ALL_ROWS
         return full

@@ -17,12 +17,16 @@ clipped, so one heavy-tailed batch cannot throw the weights far at a large learn
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 #: fewer held-out rows than this and the MLP trains all its epochs without early stopping
 MIN_EARLY_STOPPING_ROWS = 20
 GRADIENT_CLIP_NORM = 5.0
+#: held for a whole fit: torch's global generator is one per process (see `_train`)
+_GLOBAL_GENERATOR = threading.Lock()
 
 
 def _build_network(n_in: int, n_out: int, hidden_units: int, n_layers: int):  # -> torch.nn.Sequential
@@ -75,6 +79,13 @@ class _TorchMLP(BaseEstimator):
         return order[n_valid:], order[:n_valid]
 
     def _train(self, features: np.ndarray, targets: np.ndarray, n_out: int, loss_fn) -> None:
+        # torch's global generator, seeded here, draws the initial weights (and any dropout):
+        # two fits in threads at once (an ensemble's members, a threaded search) would draw
+        # from it in turn and give models that depend on the timing, so one fit at a time
+        with _GLOBAL_GENERATOR:
+            self._train_seeded(features, targets, n_out, loss_fn)
+
+    def _train_seeded(self, features: np.ndarray, targets: np.ndarray, n_out: int, loss_fn) -> None:
         import torch
 
         torch.manual_seed(self.random_state)

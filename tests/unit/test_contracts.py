@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from automl_tasks.algorithms.registry import BUILTIN
+from automl_tasks.core.errors import TrialPruned
 from automl_tasks.monitoring.drift import DriftCheck, DriftMeasurement, EvidentlyDriftCheck, measure_drift
 from automl_tasks.search.strategies import BUILTIN_STRATEGIES, RandomStrategy
 from automl_tasks.testing import check_algorithm_spec, check_drift_check, check_estimator, check_strategy
@@ -60,6 +61,41 @@ def test_an_estimator_that_saves_nothing_fails():
 
     with pytest.raises(AssertionError, match="SleepyEstimator: the final trainer's run.. raised NotImplementedError"):
         check_estimator(SleepyEstimator, model_args={"x": 0.3, "sleep_s": 0.0})
+
+
+def test_an_estimator_that_is_told_to_stop_and_trains_on_fails():
+    from tests.sleepy_estimator import EpochEstimator
+
+    class StopIgnoringEstimator(EpochEstimator):
+        def train(self) -> None:
+            for epoch in range(1, 4):
+                try:
+                    self.report(0.5, epoch)
+                except TrialPruned:
+                    pass  # the bug: trains on after the search said stop
+
+    with pytest.raises(AssertionError, match="was told to stop and went on"):
+        check_estimator(StopIgnoringEstimator, model_args={"x": 0.3, "sleep_s": 0.0})
+
+
+def test_a_stop_at_the_last_epoch_is_not_obeyed_so_a_finished_trial_keeps_its_score():
+    from tests.sleepy_estimator import EpochEstimator
+
+    def always_stop(value: float, step: int) -> bool:
+        steps.append(step)
+        return True
+
+    for epochs, pruned_at in ((3, [1]), (1, None)):
+        steps: list[int] = []
+        estimator = EpochEstimator(run_epochs=epochs, data=None, is_trainer=False, model_args={"x": 0.3}, metric=None)
+        estimator.reporter = always_stop
+        if pruned_at is None:
+            assert estimator.run().score == pytest.approx(0.0)  # told to stop at its only (last) epoch
+            assert steps == [1]
+        else:
+            with pytest.raises(TrialPruned, match="at step 1"):
+                estimator.run()
+            assert steps == pruned_at
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_STRATEGIES))

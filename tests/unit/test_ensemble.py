@@ -7,6 +7,7 @@ predictions' clean-up."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import mlflow
@@ -241,3 +242,71 @@ def test_an_ensemble_whose_graph_cannot_be_built_is_served_natively_with_the_rea
     native = NativeModel(estimator.pipeline_)
     labels, proba = native.run(features)
     np.testing.assert_allclose(proba, estimator.pipeline_.predict_proba(features))
+
+
+def test_members_fitted_side_by_side_are_the_models_a_serial_fit_gives(tmp_path, monkeypatch):
+    """The members are fitted in threads (estimators/ensemble.side_by_side); every member,
+    two seeded MLPs among them, must be the model it is when fitted alone."""
+    import automl_tasks.estimators.ensemble as ensemble_module
+
+    data, metric = _tables(tmp_path)["binary"]
+    members = [
+        {"model": "mlp", "model.mlp.epochs": 5},
+        {"model": "lightgbm", "categorical_encoding": "native"},
+        {"model": "mlp", "model.mlp.epochs": 5, "model.mlp.hidden_units": 32},
+        {"model": "random_forest", "model.random_forest.n_estimators": 20},
+    ]
+    config = ensemble_config(members, [0.25] * 4)
+
+    def fitted() -> EnsembleEstimator:
+        estimator = EnsembleEstimator(run_epochs=None, data=data, is_trainer=True, model_args=config, metric=metric)
+        estimator.train()
+        return estimator.refit_on_all_rows()
+
+    threaded = fitted()
+    monkeypatch.setattr(ensemble_module, "side_by_side", lambda fit, items: [fit(item) for item in items])
+    serial = fitted()
+    features = serial.features_.iloc[serial.test_rows]
+    for one, other in zip(threaded.members_, serial.members_, strict=True):
+        np.testing.assert_array_equal(one.pipeline_.predict_proba(features), other.pipeline_.predict_proba(features))
+
+
+def test_mlps_fitted_in_threads_at_once_are_the_models_each_gives_alone():
+    """torch's global generator seeds an MLP's weights: fits in threads at once must not
+    draw from it in turn (automl_tasks/estimators/torch_mlp.py holds one fit at a time)."""
+    from automl_tasks.core.threads import run_in_threads
+    from automl_tasks.estimators.torch_mlp import TorchMLPClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    seeds = list(range(8))
+    alone = [TorchMLPClassifier(epochs=2, random_state=seed).fit(x, y).predict_proba(x) for seed in seeds]
+    together: dict[int, np.ndarray] = {}
+    start = threading.Barrier(len(seeds))  # every fit starts at once: the draws would interleave
+
+    def fit(seed: int):
+        def run() -> None:
+            start.wait()
+            together[seed] = TorchMLPClassifier(epochs=2, random_state=seed).fit(x, y).predict_proba(x)
+
+        return run
+
+    for _ in range(5):  # one round interleaves the draws more often than not; five, nearly always
+        run_in_threads([fit(seed) for seed in seeds], name="mlp-fit")
+        for seed, expected in zip(seeds, alone, strict=True):
+            np.testing.assert_array_equal(together[seed], expected)
+
+
+def test_side_by_side_keeps_the_members_order_and_raises_a_members_error():
+    from automl_tasks.estimators.ensemble import side_by_side
+
+    assert side_by_side(lambda n: n * n, [3, 1, 2]) == [9, 1, 4]
+
+    def fit(n: int) -> int:
+        if n == 2:
+            raise ValueError("member 2 cannot be fitted")
+        return n
+
+    with pytest.raises(ValueError, match="member 2 cannot be fitted"):
+        side_by_side(fit, [1, 2, 3])

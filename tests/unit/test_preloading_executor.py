@@ -60,3 +60,57 @@ def test_celery_workers_get_airflow_celery_defaults_and_the_preload(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.splitlines()[-1].split() == ["False", "True"], out.stdout + out.stderr
+
+
+def test_a_task_opens_mlflows_and_optunas_stores_without_importing_them(tmp_path):
+    """Every task opens MLflow's and Optuna's stores first; without their SQL stores in the
+    preload, each task process imported them again (about 3 s of CPU a task). Checked in a
+    fresh process: the list's MLflow and Optuna entries preloaded, then both stores opened and
+    queried, which must import no module of MLflow, Optuna, SQLAlchemy or Alembic."""
+    ws = Workspace.at(tmp_path / "ws").ensure()
+    roots = ("mlflow", "optuna", "sqlalchemy", "alembic")
+    stores = tuple(name for name in PRELOADED_MODULES if name.split(".")[0] in roots)
+    create = (  # the databases exist before the task starts, as on a running stack
+        "from mlflow import MlflowClient; import optuna\n"
+        f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments()\n"
+        f"optuna.storages.RDBStorage({ws.optuna_uri!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", create], capture_output=True, text=True, timeout=120, check=True)
+    probe = (
+        "import sys\n"
+        "from loopml.task_preload import preload\n"
+        f"assert preload({stores!r}) == []\n"
+        "before = set(sys.modules)\n"
+        "from mlflow import MlflowClient; import optuna\n"
+        f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments()\n"
+        f"optuna.storages.RDBStorage({ws.optuna_uri!r}).get_all_studies()\n"
+        "import re\n"
+        "roots = ('mlflow', 'optuna', 'sqlalchemy', 'alembic')\n"
+        # MLflow loads a few small schema scripts by file, named after their revision each time
+        "new = [m for m in set(sys.modules) - before if m.split('.')[0] in roots and not re.search('_[0-9a-f]{12}$', m)]\n"
+        "print(sorted(new))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_a_handler_made_at_preload_writes_to_the_task_processs_stream_not_the_closed_one():
+    """A library's handler for `sys.stderr`, made while the preload imports it, must log to
+    the stream the task process has when it logs, even after the old one was closed (a Celery
+    task process's case). Checked in a fresh process."""
+    probe = (
+        "import io, logging, sys, types\n"
+        "from loopml.task_preload import preload\n"
+        "old = sys.stderr = io.StringIO()\n"
+        "module = types.ModuleType('library_with_a_handler')\n"
+        "exec(\"import logging, sys\\nlogger = logging.getLogger('library_with_a_handler')\\n"
+        'logger.addHandler(logging.StreamHandler(sys.stderr))\\nlogger.propagate = False", module.__dict__)\n'
+        "sys.modules['library_with_a_handler'] = module\n"
+        "preload(('library_with_a_handler',))\n"
+        "old.close(); sys.stderr = new = io.StringIO()\n"
+        "logging.raiseExceptions = True\n"
+        "module.logger.warning('written by the task')\n"
+        "print(repr(new.getvalue()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.splitlines()[-1] == repr("written by the task\n"), out.stdout + out.stderr
