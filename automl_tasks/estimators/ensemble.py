@@ -12,30 +12,15 @@ evaluation and the promotion gate treat it like any tabular version.
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from automl_tasks.core.threads import map_in_threads
 from automl_tasks.estimators.tabular import ALL_ROWS, TRAIN_VALID_ROWS, TabularEstimator
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 
 #: keys of an ensemble's configuration
 MEMBERS, WEIGHTS, FOLD_BEST_ITERATIONS = "members", "weights", "fold_best_iterations"
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def side_by_side(fit: Callable[[T], R], members: Sequence[T]) -> list[R]:
-    """`fit` on every member in threads, one per core, results in the members' order; the
-    first exception is raised here. Threads, not processes: LightGBM, scikit-learn's tree
-    builders and torch release the GIL while they fit, and threads share the data without
-    copying it (an ensemble's members are fitted after the search, when the cores are free)."""
-    if len(members) < 2:
-        return [fit(member) for member in members]
-    with ThreadPoolExecutor(max_workers=min(len(members), os.cpu_count() or 1)) as pool:
-        return list(pool.map(fit, members))
 
 
 def ensemble_config(
@@ -88,7 +73,8 @@ class EnsembleEstimator(TabularEstimator):
         self.members_ = [self._member(config) for config in self.model_args[MEMBERS]]
         for member, bests in zip(self.members_, known, strict=True):
             member.known_fold_best_iterations = bests
-        side_by_side(TabularEstimator._train_loaded, self.members_)
+        # side by side on the cores: an ensemble's members are fitted after the search, when they are free
+        map_in_threads(TabularEstimator._train_loaded, self.members_)
         self.pipeline_ = WeightedEnsemble([m.pipeline_ for m in self.members_], self.weights)
         self.best_iteration_ = None
         if self.is_trainer:
@@ -103,7 +89,7 @@ class EnsembleEstimator(TabularEstimator):
     def refit_on_all_rows(self) -> EnsembleEstimator:
         """Every member refitted on all rows (`TabularEstimator.refit_on_all_rows`), same weights."""
         full = copy.copy(self)
-        full.members_ = side_by_side(TabularEstimator.refit_on_all_rows, self.members_)
+        full.members_ = map_in_threads(TabularEstimator.refit_on_all_rows, self.members_)
         full.pipeline_ = WeightedEnsemble([m.pipeline_ for m in full.members_], self.weights)
         full.fit_rows_ = ALL_ROWS
         return full

@@ -245,7 +245,7 @@ def test_an_ensemble_whose_graph_cannot_be_built_is_served_natively_with_the_rea
 
 
 def test_members_fitted_side_by_side_are_the_models_a_serial_fit_gives(tmp_path, monkeypatch):
-    """The members are fitted in threads (estimators/ensemble.side_by_side); every member,
+    """The members are fitted in threads (core/threads.map_in_threads); every member,
     two seeded MLPs among them, must be the model it is when fitted alone."""
     import automl_tasks.estimators.ensemble as ensemble_module
 
@@ -264,7 +264,7 @@ def test_members_fitted_side_by_side_are_the_models_a_serial_fit_gives(tmp_path,
         return estimator.refit_on_all_rows()
 
     threaded = fitted()
-    monkeypatch.setattr(ensemble_module, "side_by_side", lambda fit, items: [fit(item) for item in items])
+    monkeypatch.setattr(ensemble_module, "map_in_threads", lambda fit, items: [fit(item) for item in items])
     serial = fitted()
     features = serial.features_.iloc[serial.test_rows]
     for one, other in zip(threaded.members_, serial.members_, strict=True):
@@ -298,10 +298,10 @@ def test_mlps_fitted_in_threads_at_once_are_the_models_each_gives_alone():
             np.testing.assert_array_equal(together[seed], expected)
 
 
-def test_side_by_side_keeps_the_members_order_and_raises_a_members_error():
-    from automl_tasks.estimators.ensemble import side_by_side
+def test_map_in_threads_keeps_the_items_order_and_raises_an_items_error():
+    from automl_tasks.core.threads import map_in_threads
 
-    assert side_by_side(lambda n: n * n, [3, 1, 2]) == [9, 1, 4]
+    assert map_in_threads(lambda n: n * n, [3, 1, 2]) == [9, 1, 4]
 
     def fit(n: int) -> int:
         if n == 2:
@@ -309,4 +309,4 @@ def test_side_by_side_keeps_the_members_order_and_raises_a_members_error():
         return n
 
     with pytest.raises(ValueError, match="member 2 cannot be fitted"):
-        side_by_side(fit, [1, 2, 3])
+        map_in_threads(fit, [1, 2, 3])

@@ -85,7 +85,7 @@ def test_a_task_opens_mlflows_and_optunas_stores_without_importing_them(tmp_path
         f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments()\n"
         f"optuna.storages.RDBStorage({ws.optuna_uri!r}).get_all_studies()\n"
         "import re\n"
-        "roots = ('mlflow', 'optuna', 'sqlalchemy', 'alembic')\n"
+        f"roots = {roots!r}\n"
         # MLflow loads a few small schema scripts by file, named after their revision each time
         "new = [m for m in set(sys.modules) - before if m.split('.')[0] in roots and not re.search('_[0-9a-f]{12}$', m)]\n"
         "print(sorted(new))\n"
