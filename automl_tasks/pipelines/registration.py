@@ -271,17 +271,21 @@ def place_on_target(ws: Workspace, plan: SearchPlan, fit: FitResult, deployment:
 # --- 3. trust ----------------------------------------------------------------------------
 
 
-def trust_step(plan: SearchPlan, fit: FitResult) -> Any:
+def trust_step(plan: SearchPlan, fit: FitResult, deployment: Deployment | None = None) -> Any:
     """The version's trust report (automl_tasks.trust), or None when the plan asks for none
-    or the model has no trust adapter (said in the log and in the version's tags)."""
+    or the model has no trust adapter (said in the log and in the version's tags).
+
+    A black-box attack queries the scored model's ONNX export: the `deployment`'s file when
+    the scored model is the registered one, else one made in the fit's folder."""
     if not plan.trust_report:
         log.info("trust report: not asked for (the form's trust_report is off)")
         return None
     from automl_tasks.trust.report import measure_trust
     from automl_tasks.trust.subject import subject_for
 
+    exported = deployment.onnx_path if deployment is not None and fit.scored is fit.estimator else None
     try:
-        subject = subject_for(fit.scored, fit.metric)
+        subject = subject_for(fit.scored, fit.metric, workdir=fit.workdir / "trust", onnx_path=exported)
     except NotImplementedError as exc:
         log.warning("trust report: not measured: %s", exc)
         return None
@@ -627,7 +631,7 @@ def train_and_register(
     labels = label_spec(plan, fit)
     deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
     metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
-    trust = trust_step(plan, fit)
+    trust = trust_step(plan, fit, deployment)
     lineage = lineage_tags(
         study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version
     )

@@ -7,13 +7,16 @@ an image array), and, for differentiable models, the torch network behind it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.trust.query_runtime import onnx_query_proba
 
 TABLE, IMAGE, TEXT = "table", "image", "text"
 
@@ -63,10 +66,18 @@ class TrustSubject:
     #: which the `moved_inputs` columns (the scaled numbers) are what a white-box attack moves
     encode: Callable[[Any], np.ndarray] | None = None
     moved_inputs: Any = None
+    #: builds the same model's `predict_proba` on a faster runtime (query_runtime.py), for an
+    #: attack that asks many small questions; returns None when it cannot (use `predict_proba`)
+    query_runtime: Callable[[], Callable[[Any], np.ndarray] | None] | None = None
 
     @property
     def classifies(self) -> bool:
         return self.task_type != "regression"
+
+    def proba_for_queries(self) -> Callable[[Any], np.ndarray]:
+        """`predict_proba` for a black-box attack: the faster runtime's when there is one."""
+        fast = self.query_runtime() if self.query_runtime is not None else None
+        return fast or self.predict_proba
 
     def metric_prediction(self, x: Any) -> np.ndarray:
         """What the metric scores: probabilities when it needs them, else predictions."""
@@ -79,28 +90,40 @@ class TrustSubject:
         return float(self.metric(rows.y, self.metric_prediction(rows.x), self.classes))
 
 
-def tabular_subject(estimator: Any, metric: Metric) -> TrustSubject:
+def tabular_subject(
+    estimator: Any, metric: Metric, *, workdir: Path | None = None, onnx_path: Path | None = None
+) -> TrustSubject:
     """The subject of a fitted TabularEstimator in trainer mode: its fit rows (train+valid)
     are the members, its test split is held out. Pass the model the test score was measured
-    on (`FitResult.scored`): a refit on all rows has no unseen rows left."""
+    on (`FitResult.scored`): a refit on all rows has no unseen rows left.
+
+    With a `workdir`, a black-box attack queries the model's ONNX export made there
+    (`onnx_path`: a file that already is its export), checked on the held-out rows."""
     pipeline = estimator.pipeline_
     fit_rows, test_rows = estimator._rows()
     features, target = estimator.features_, estimator.target_
     classify = estimator.data.task_type != "regression"
     network = _tabular_network(pipeline) if classify else {}
+    held_out = features.iloc[test_rows]
+    query_runtime = None
+    if workdir is not None and classify:
+        query_runtime = functools.partial(
+            onnx_query_proba, pipeline, estimator.schema_, workdir, held_out, onnx_path=onnx_path
+        )
     return TrustSubject(
         model_kind=_model_kind(estimator),
         kind=TABLE,
         task_type=estimator.data.task_type,
         metric=metric,
         members=Rows(features.iloc[fit_rows], target[fit_rows]),
-        held_out=Rows(features.iloc[test_rows], target[test_rows]),
+        held_out=Rows(held_out, target[test_rows]),
         predict=pipeline.predict,
         predict_proba=pipeline.predict_proba if classify else None,
         classes=getattr(pipeline, "classes_", None),
         numeric=estimator.schema_.model_numeric,
         categorical=estimator.schema_.model_categorical,
         dp_epsilon=dp_epsilon_of(estimator),
+        query_runtime=query_runtime,
         **network,
     )
 
@@ -194,11 +217,14 @@ def text_subject(estimator: Any, metric: Metric) -> TrustSubject:
     )
 
 
-def subject_for(estimator: Any, metric: Metric) -> TrustSubject:
+def subject_for(
+    estimator: Any, metric: Metric, *, workdir: Path | None = None, onnx_path: Path | None = None
+) -> TrustSubject:
     """The subject of a fitted trainer-mode estimator: a tabular pipeline or an image
-    network; any other estimator raises NotImplementedError saying so."""
+    network; any other estimator raises NotImplementedError saying so. `workdir` and
+    `onnx_path`: see `tabular_subject`."""
     if hasattr(estimator, "pipeline_") and hasattr(estimator, "features_"):
-        return tabular_subject(estimator, metric)
+        return tabular_subject(estimator, metric, workdir=workdir, onnx_path=onnx_path)
     if hasattr(estimator, "images_") and hasattr(estimator, "network_"):
         return image_subject(estimator, metric)
     raise NotImplementedError(

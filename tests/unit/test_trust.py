@@ -121,6 +121,84 @@ def test_an_estimator_without_a_trust_adapter_is_refused_by_name():
         subject_for(object(), Metric("accuracy"))
 
 
+def _trained_ensemble(tmp_path):
+    """loopml's ensemble estimator (LightGBM + a forest) in trainer mode on a small table
+    with missing numbers and a category: the kind of model the black-box attack is for."""
+    from automl_tasks.estimators import DataSpec
+    from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
+    from tests.tabular_models import small_table
+
+    small_table("multiclass", 300).to_parquet(tmp_path / "table.parquet")
+    members = [
+        {"model": "lightgbm", "categorical_encoding": "native"},
+        {"model": "random_forest", "model.random_forest.n_estimators": 20, "categorical_encoding": "onehot"},
+    ]
+    estimator = EnsembleEstimator(
+        run_epochs=None,
+        data=DataSpec(str(tmp_path / "table.parquet"), "target", "multiclass"),
+        is_trainer=True,
+        model_args=ensemble_config(members, [0.6, 0.4]),
+        metric=Metric("accuracy"),
+        output_dir=tmp_path / "model",
+    )
+    estimator.run()
+    return estimator
+
+
+def _count_calls(subject: TrustSubject) -> tuple[TrustSubject, list[int]]:
+    """The subject with its native predict_proba counting the rows it is asked about."""
+    from dataclasses import replace
+
+    asked: list[int] = []
+
+    def counted(x):
+        asked.append(len(x))
+        return subject.predict_proba(x)
+
+    return replace(subject, predict_proba=counted), asked
+
+
+def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 6)
+    estimator = _trained_ensemble(tmp_path)
+    subject, asked = _count_calls(subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "trust"))
+    held = subject.held_out.x
+    np.testing.assert_allclose(subject.proba_for_queries()(held), subject.predict_proba(held), atol=1e-6)
+    asked.clear()
+    result = adversarial.attack(subject)
+    assert result.rows == 6 and asked == []  # every query went to ONNX Runtime
+    exported = tmp_path / "trust" / "trust_queries.onnx"
+    assert exported.is_file()
+
+    # a file that already is the model's export (the registered version's) is queried as it is
+    reused, _ = _count_calls(subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "again", onnx_path=exported))
+    np.testing.assert_allclose(reused.proba_for_queries()(held), subject.predict_proba(held), atol=1e-6)
+    assert not (tmp_path / "again").exists()
+
+    # without a folder to export to, the same attack asks the native model
+    native, native_asked = _count_calls(subject_for(estimator, Metric("accuracy")))
+    assert adversarial.attack(native).clean_accuracy == result.clean_accuracy
+    assert len(native_asked) > 20
+
+
+def test_an_attack_on_a_model_without_a_faithful_export_queries_the_native_model_and_says_why(
+    tmp_path, monkeypatch, caplog
+):
+    from automl_tasks.core.errors import ExportError
+    from automl_tasks.estimators.onnx import conversion
+
+    def no_export(*args, **kwargs):
+        raise ExportError("no converter for this model")
+
+    monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 4)
+    monkeypatch.setattr(conversion, "export_pipeline", no_export)
+    subject, asked = _count_calls(subject_for(_trained_ensemble(tmp_path), Metric("accuracy"), workdir=tmp_path))
+    with caplog.at_level("WARNING", logger="automl_tasks.trust.query_runtime"):
+        result = adversarial.attack(subject)
+    assert result.rows == 4 and len(asked) > 20
+    assert "queries the native model (no ONNX model to query: no converter for this model)" in caplog.text
+
+
 def _digits_cnn(epochs: int):
     import torch
     from sklearn.datasets import load_digits

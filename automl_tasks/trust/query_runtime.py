@@ -1,0 +1,49 @@
+"""The runtime a black-box attack queries: the model's own ONNX export under ONNX Runtime.
+
+HopSkipJump asks about a hundred questions in sequence, a few points each (coalesce.py
+batches the rows' questions, not the steps). A scikit-learn pipeline answers each with
+milliseconds of Python overhead per member, whatever the batch: 80 ms for a 9-member
+ensemble, so its attack took 10-20 s; ONNX Runtime answers the same call in about 1.5 ms
+(benchmarks/black_box_attack_runtime.py). The export is of the very model the report
+is on (the one scored on held-out rows), checked for parity on those rows before it is used;
+when it cannot be exported or disagrees, the attack queries the native model and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: the file the attacked model is exported to, in the report's working folder
+QUERY_MODEL_FILE = "trust_queries.onnx"
+
+
+def onnx_query_proba(
+    pipeline: Any, schema: Any, workdir: Path, check_features: pd.DataFrame, onnx_path: Path | None = None
+) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """`predict_proba` of `pipeline` through its ONNX export (`onnx_path` when that file is
+    already its export), or None, with the reason in the log, when the export fails or
+    disagrees with the native model on `check_features`."""
+    from automl_tasks.deploy.onnx_model import OnnxModel, check_parity
+    from automl_tasks.estimators.onnx.conversion import export_pipeline
+
+    try:
+        path = onnx_path or export_pipeline(pipeline, schema, workdir / QUERY_MODEL_FILE)
+        model = OnnxModel(path, schema)
+        check_parity(pipeline, model, check_features)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the attack on the native model, said here
+        log.warning("trust report: the attack queries the native model (no ONNX model to query: %s)", exc)
+        return None
+
+    def proba(features: pd.DataFrame) -> np.ndarray:
+        return model.run(features)[1]
+
+    log.info("trust report: the attack queries the model's ONNX export (%s)", path.name)
+    return proba
