@@ -9,7 +9,10 @@ Optuna, the progress line. Beside it, on the same stores and in the same run:
   sampler (what a user of Optuna's ask-and-tell interface would pay: the floor);
 - the trials' MLflow child runs, which the job estimator writes from the study
   (`trial_runs.record_trials` over the same trials): CPU spent per trial, in another process
-  in the pipelines, reported so that nothing moved out of the worker goes unmeasured.
+  in the pipelines, reported so that nothing moved out of the worker goes unmeasured;
+- with `--stores distributed`, plain Optuna again through Optuna's `GrpcStorageProxy` to a
+  proxy process (`run_grpc_proxy_server` over the same PostgreSQL, with Optuna's cache), and
+  that process's CPU per trial: what the proxy would take off a worker, and what it costs.
 
 `--stores embedded` (default): SQLite Optuna storage and MLflow in this process, as the
 embedded mode runs; every database's CPU is this process's. `--stores distributed`:
@@ -96,6 +99,59 @@ def plain_optuna(ws: Workspace, plan, n: int) -> int:
     return n
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_optuna_proxy(url: str, port: int) -> None:
+    """Optuna's gRPC storage proxy over `url`, with the in-process cache its docs ask for."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.storages.run_grpc_proxy_server(optuna.storages.get_storage(url), host="127.0.0.1", port=port)
+
+
+def optuna_through_proxy(ws: Workspace, plan, n: int) -> tuple[tuple[float, float], float]:
+    """Plain Optuna's ask/suggest/tell through `GrpcStorageProxy` to a proxy process on the
+    same PostgreSQL: ((CPU ms, wall ms) per trial here, the proxy's CPU ms per trial). No
+    heartbeat: the proxy has none (a worker would beat on the database itself)."""
+    import multiprocessing
+
+    import optuna
+    import psutil
+
+    study = create_study(ws.optuna_uri, dataclasses.replace(plan, study_name="through-proxy"), ws.search)
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve_optuna_proxy, args=(ws.optuna_uri, port), daemon=True
+    )
+    server.start()
+    try:
+        proxy = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        proxy.wait_server_ready(timeout=60)
+        through = optuna.load_study(study_name=study.study_name, storage=proxy, sampler=study.sampler)
+        served = psutil.Process(server.pid)
+        before = sum(served.cpu_times()[:2])
+
+        def work() -> int:
+            for _ in range(n):
+                trial = through.ask()
+                trial.suggest_float("x", 0, 1)
+                trial.suggest_categorical("sleep_s", [0.0])
+                through.tell(trial, 0.5)
+            return n
+
+        client = per_trial(n, work)
+        return client, (sum(served.cpu_times()[:2]) - before) / n * 1000
+    finally:
+        server.terminate()
+        server.join(10)
+
+
 def child_runs(ws: Workspace, plan, n: int) -> int:
     """The job estimator's MLflow record of the worker's trials."""
     recorded = record_trials(ws, plan.study_name)
@@ -127,14 +183,20 @@ def main() -> None:
             profiler.disable()
         optuna_alone = per_trial(args.trials, lambda: plain_optuna(ws, plan, args.trials))
         mlflow_alone = per_trial(args.trials, lambda: child_runs(ws, plan, args.trials))
+        proxied = optuna_through_proxy(ws, plan, args.trials) if args.stores == "distributed" else None
     print(f"{args.trials} zero-length trials, {args.stores} stores (CPU ms and wall ms per trial):")
-    for name, (cpu, wall) in (
+    rows = [
         ("loopml worker (everything it does)", worker),
         ("plain Optuna ask/suggest/heartbeat/tell", optuna_alone),
         ("MLflow child run (job estimator)", mlflow_alone),
-    ):
+    ]
+    if proxied:
+        rows.append(("plain Optuna through GrpcStorageProxy", proxied[0]))
+    for name, (cpu, wall) in rows:
         print(f"  {name:42s} {cpu:6.1f} CPU  {wall:6.1f} wall")
     print(f"  {'worker beyond plain Optuna':42s} {worker[0] - optuna_alone[0]:6.1f} CPU")
+    if proxied:
+        print(f"  {'the gRPC proxy process (its own CPU)':42s} {proxied[1]:6.1f} CPU")
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
