@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.estimators.row_scorer import fold_score, row_scorer
 from automl_tasks.estimators.weighted_ensemble import average
 
 #: greedy rounds: the most members (with repetition) an ensemble can hold
@@ -32,13 +33,6 @@ class Selection:
     @property
     def members(self) -> list[int]:
         return sorted(self.weights)
-
-
-def fold_score(metric: Metric, truth: np.ndarray, prediction: np.ndarray, classes: np.ndarray | None) -> float:
-    """The metric of an averaged prediction: probabilities (classification) or values."""
-    if classes is not None and not metric.needs_proba:
-        return metric(truth, classes[np.argmax(prediction, axis=1)], classes)
-    return metric(truth, prediction, classes)
 
 
 def mean_score(
@@ -74,7 +68,8 @@ def greedy_weights(
     so it never scores below the best single candidate on these rows."""
     if not candidates:
         raise ValueError("ensemble selection needs at least one candidate")
-    singles = [mean_score(metric, truths, [c], [1.0], classes) for c in candidates]
+    scorers = [row_scorer(metric, truth, classes) for truth in truths]  # numpy: ~1,300 scores a selection
+    singles = [float(np.mean([score(c[f]) for f, score in enumerate(scorers)])) for c in candidates]
     best_single = max(singles, key=lambda s: metric.gain(s, 0.0))
     counts = np.zeros(len(candidates), dtype=int)
     sums = [np.zeros_like(np.asarray(p, dtype=np.float64)) for p in candidates[0]]
@@ -83,9 +78,7 @@ def greedy_weights(
         k = int(counts.sum())
         scores = []
         for candidate in candidates:
-            fold_scores = [
-                fold_score(metric, truth, (sums[f] + candidate[f]) / (k + 1), classes) for f, truth in enumerate(truths)
-            ]
+            fold_scores = [score((sums[f] + candidate[f]) / (k + 1)) for f, score in enumerate(scorers)]
             scores.append(float(np.mean(fold_scores)))
         chosen = max(range(len(candidates)), key=lambda c: (metric.gain(scores[c], 0.0), -c))
         counts[chosen] += 1

@@ -23,6 +23,7 @@ from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeMode
 from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
 from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
 from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score
+from automl_tasks.estimators.row_scorer import fold_score, row_scorer
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 from automl_tasks.pipelines.advisor import registration_findings, registration_suggestions
 from automl_tasks.pipelines.ensembling import choose_ensemble
@@ -67,6 +68,56 @@ def test_selection_scores_labels_from_averaged_probabilities():
     selection = greedy_weights(ACCURACY, [truth], [[a], [b]], classes)
     assert selection.best_single == pytest.approx(0.75)
     assert selection.score == pytest.approx(1.0) and selection.members == [0, 1]
+
+
+def _probabilities(rng, rows: int, n_classes: int) -> np.ndarray:
+    """Rounded to two decimals, so many rows tie (the case the AUC's ranks must get right)."""
+    p = np.round(rng.dirichlet(np.ones(n_classes), rows), 2)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("metric", "classes"),
+    [
+        ("roc_auc", np.array([0, 1])),
+        ("roc_auc", np.array(["no", "yes"])),
+        ("roc_auc", np.array(["a", "b", "c"])),
+        ("accuracy", np.array([3, 7])),
+        ("accuracy", np.array(["a", "b", "c", "d"])),
+        ("log_loss", np.array([0, 1, 2])),
+        ("f1_macro", np.array([0, 1, 2])),
+        ("r2", None),
+        ("rmse", None),
+        ("mae", None),
+    ],
+)
+def test_numpy_row_scores_equal_scikit_learns(metric, classes):
+    rng = np.random.default_rng(len(metric))
+    metric = Metric(metric)
+    for rows in (7, 60, 301):
+        if classes is None:
+            truth = rng.normal(3, 2, rows)
+            predictions = [truth + rng.normal(0, s, rows) for s in (0.1, 1.0, 5.0)]
+        else:
+            truth = classes[np.arange(rows) % len(classes)]  # every class present
+            rng.shuffle(truth)
+            predictions = [_probabilities(rng, rows, len(classes)) for _ in range(3)]
+        score = row_scorer(metric, truth, classes)
+        for prediction in predictions:
+            assert score(prediction) == pytest.approx(fold_score(metric, truth, prediction, classes), abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Only one class is present")
+def test_rows_numpy_cannot_score_are_left_to_scikit_learn_and_its_rules():
+    one_class = np.array([1, 1, 1, 1])
+    proba = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1], [0.3, 0.7]])
+    auc = Metric("roc_auc")
+    assert np.isnan(fold_score(auc, one_class, proba, np.array([0, 1])))  # scikit-learn: undefined
+    assert np.isnan(row_scorer(auc, one_class, np.array([0, 1]))(proba))
+    constant = np.full(5, 2.0)
+    values = np.array([2.0, 2.0, 2.5, 2.0, 2.0])
+    assert row_scorer(R2, constant, None)(values) == fold_score(R2, constant, values, None) == 0.0
+    assert row_scorer(R2, constant, None)(constant) == 1.0
 
 
 MLP = {
