@@ -9,7 +9,7 @@ reports, so the ensemble and the best single trial are judged alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,15 +60,18 @@ def greedy_weights(
     classes: np.ndarray | None = None,
     *,
     rounds: int = ROUNDS,
+    scorer: Callable[[Metric, np.ndarray, np.ndarray | None], Callable[[np.ndarray], float]] = row_scorer,
 ) -> Selection:
     """Caruana's greedy selection with replacement over `candidates[c][f]` (candidate c's
     prediction on fold f's scoring rows, whose truth is `truths[f]`).
 
     The ensemble kept is the best one met over the rounds (ties: the earlier, smaller one),
-    so it never scores below the best single candidate on these rows."""
+    so it never scores below the best single candidate on these rows. `scorer(metric, truth,
+    classes)` makes a fold's score function (numpy's by default: ~1,300 scores a selection;
+    benchmarks/ensemble_selection_time.py passes scikit-learn's to compare)."""
     if not candidates:
         raise ValueError("ensemble selection needs at least one candidate")
-    scorers = [row_scorer(metric, truth, classes) for truth in truths]  # numpy: ~1,300 scores a selection
+    scorers = [scorer(metric, truth, classes) for truth in truths]
     singles = [float(np.mean([score(c[f]) for f, score in enumerate(scorers)])) for c in candidates]
     best_single = max(singles, key=lambda s: metric.gain(s, 0.0))
     counts = np.zeros(len(candidates), dtype=int)

@@ -12,11 +12,13 @@ concluding that the budget is full, so a stale view never stops, parks or turns 
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
+from automl_tasks.search_space.budget import MODEL_PARAM
 
 #: how old a worker's copy of the study's attributes (stop flag, trials lost to dead workers) may be
 FLAGS_EVERY_S = 1.0
@@ -114,3 +116,30 @@ class BudgetView:
     def finished(self) -> int:
         """How many trials had finished at the last listing (for progress lines)."""
         return sum(t.state.is_finished() for t in self._trials or ())
+
+    def _typical_seconds(self) -> dict[Any, float]:
+        """Per model family (the configuration's `model`; None for a space without one), the
+        median length of its completed trials in the last listing."""
+        from optuna.trial import TrialState
+
+        lengths: dict[Any, list[float]] = {}
+        for t in self._trials or ():
+            if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete and is_search_trial(t):
+                seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+                lengths.setdefault(t.params.get(MODEL_PARAM), []).append(seconds)
+        return {family: float(statistics.median(values)) for family, values in lengths.items()}
+
+    def finishes_in_time(self, config: Mapping[str, Any]) -> tuple[bool, float | None]:
+        """(whether a trial of `config` is expected to end before the deadline, the seconds
+        expected): its family's median length so far; a family with no completed trial yet
+        gets its chance. Judged on the listing made while reserving the trial (`over_budget`).
+
+        Why: a trial started a few seconds before the deadline ran past it by its whole length
+        (CV trials: 3-6 s over a 30 s budget), and the search's end waits for it."""
+        expected = self._typical_seconds().get(config.get(MODEL_PARAM))
+        return expected is None or time.time() + expected <= self.deadline, expected
+
+    def any_trial_fits(self) -> bool:
+        """Whether the quickest family's median trial still ends before the deadline."""
+        typical = self._typical_seconds()
+        return not typical or time.time() + min(typical.values()) <= self.deadline

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 BUDGET_POLL_S = 0.5
 #: the shortest time between two progress lines of a worker (each reads the whole study)
 PROGRESS_EVERY_S = 1.0
+#: draws in a row given back for not finishing in time before a worker stops (the sampler may
+#: keep proposing a slow family while a quicker one would still fit)
+MAX_LATE_DRAWS = 3
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     budget = BudgetView(study, plan, started)
     progress = Progress(plan.n_trials, budget.deadline)
     tag = f"[worker {worker_index}] "
-    evaluated = failed = discarded = 0
+    evaluated = failed = discarded = late = 0
     last_line = -float("inf")
     while True:
         reason = budget.stop_reason()
@@ -175,6 +178,23 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
+        in_time, expected = budget.finishes_in_time(config)
+        if not in_time:
+            trial.set_user_attr(OVER_BUDGET_ATTR, True)
+            strategy.handle_rewards(study, task, None, TrialPruned("would not finish within the time budget; given back"))
+            late += 1
+            log.info(
+                "%strial %d given back: trials like it take %.1fs and %.1fs of the time budget are left",
+                tag,
+                trial.number,
+                expected,
+                budget.deadline - time.time(),
+            )
+            if late >= MAX_LATE_DRAWS or not budget.any_trial_fits():
+                log.info("%sstopping: no trial is expected to finish within the time budget", tag)
+                break
+            continue
+        late = 0
         score, ended, values, deployment = None, None, None, None
         unavailable = ""
         with Heartbeat(storage, trial._trial_id, storage.get_heartbeat_interval() or ws.search.heartbeat_interval_s):

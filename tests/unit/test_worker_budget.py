@@ -11,9 +11,10 @@ import pytest
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from automl_tasks.core.tags import DEAD_TRIALS_ATTR, STOP_ATTR
+from automl_tasks.core.tags import DEAD_TRIALS_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
 from automl_tasks.search import run_worker, start_search
 from automl_tasks.search.budget import BudgetView
+from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.storage import create_study, open_storage
 from tests.unit.test_search_engine import make_plan, sleepy_plan
 
@@ -100,6 +101,64 @@ def test_the_deadline_spends_the_budget(workspace, breast_cancer_frame):
     study = create_study(workspace.optuna_uri, plan, workspace.search)
     assert BudgetView(study, plan, started=time.time()).state() == "open"
     assert BudgetView(study, plan, started=time.time() - 2.0).state() == "spent"
+
+
+TWO_SECONDS = """
+params:
+  - {name: x, type: float, range: [0, 1]}
+  - {name: sleep_s, type: float_cat, range: [2.0]}
+"""
+
+
+def test_a_trial_expected_to_end_after_the_deadline_is_given_back_not_run(workspace, breast_cancer_frame):
+    """2 s trials, a 5.5 s budget: two fit; a third would end after the deadline (and the search
+    would wait for it), so the worker gives it back and stops."""
+    plan, space = sleepy_plan(
+        workspace, breast_cancer_frame, space=TWO_SECONDS, n_trials=100, name="in-time", time_budget_s=5.5
+    )
+    start_search(workspace.optuna_uri, plan, space)
+    summary = run_worker(workspace, plan.study_name, 0)
+    study = optuna.load_study(study_name=plan.study_name, storage=workspace.optuna_uri)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    given_back = [t for t in study.trials if t.user_attrs.get(OVER_BUDGET_ATTR)]
+    assert summary.evaluated == len(complete) >= 1  # two, unless the machine slows the first down
+    assert len(given_back) == 1 and given_back[0].state == TrialState.PRUNED
+    assert max(t.datetime_complete for t in complete).timestamp() <= search_deadline(study, plan)
+
+
+def test_a_trial_is_judged_by_the_length_of_its_own_model_familys_trials():
+    import datetime
+    from types import SimpleNamespace
+
+    from optuna.distributions import CategoricalDistribution
+
+    study = optuna.create_study()
+    now = datetime.datetime.now()
+    for model, seconds in (("linear", 0.5), ("linear", 0.7), ("linear", 0.6), ("random_forest", 9.0)):
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                state=TrialState.COMPLETE,
+                value=0.8,
+                datetime_start=now,
+                datetime_complete=now + datetime.timedelta(seconds=seconds),
+                params={"model": model},
+                distributions={"model": CategoricalDistribution(["linear", "random_forest", "mlp"])},
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=0,
+            )
+        )
+    view = BudgetView(study, SimpleNamespace(time_budget_s=4.0, n_trials=100), started=time.time())
+    view.over_budget(study.trials[-1].number + 1)  # the listing a worker's reservation makes
+    assert view.finishes_in_time({"model": "linear"}) == (True, 0.6)  # the median
+    assert view.finishes_in_time({"model": "random_forest"}) == (False, 9.0)
+    assert view.finishes_in_time({"model": "mlp"}) == (True, None)  # no trial of it yet: it gets its chance
+    assert view.any_trial_fits()
+    late = BudgetView(study, SimpleNamespace(time_budget_s=0.3, n_trials=100), started=time.time())
+    late.over_budget(study.trials[-1].number + 1)
+    assert not late.any_trial_fits()
 
 
 def test_the_stop_flag_is_seen_within_the_flags_interval(workspace, breast_cancer_frame):
