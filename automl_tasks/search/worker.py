@@ -181,7 +181,9 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         in_time, expected = budget.finishes_in_time(config)
         if not in_time:
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            strategy.handle_rewards(study, task, None, TrialPruned("would not finish within the time budget; given back"))
+            strategy.handle_rewards(
+                study, task, None, TrialPruned("would not finish within the time budget; given back")
+            )
             late += 1
             log.info(
                 "%strial %d given back: trials like it take %.1fs and %.1fs of the time budget are left",
