@@ -63,6 +63,16 @@ BOX_STDS = 5.0
 INIT_CANDIDATES = 8
 #: training rows (a seeded sample) those starting points are drawn from
 ANCHOR_ROWS = 2000
+#: model calls one row's black-box attack may make (it needs 115-170). ART's step-size
+#: search halves its step until a point is adversarial, for ever when the point it found
+#: adversarial is judged otherwise on a later call: a float32 model can answer a point on its
+#: decision boundary differently in another batch (seen: a linear model's ONNX export hung
+#: a NoCode run's task estimator)
+MAX_ROW_CALLS = 400
+
+
+class _RowCallsSpent(Exception):
+    """A row's attack reached MAX_ROW_CALLS."""
 
 
 @dataclass(frozen=True)
@@ -280,8 +290,9 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
         return [out[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
     predictor = CoalescingPredictor(answer_all, len(picked))
-    sizes = np.full(len(picked), np.inf)  # RMS perturbation of the flipping point found per row
+    sizes = np.full(len(picked), np.inf)  # RMS perturbation of the nearest flipping point asked about, per row
     correct = np.zeros(len(picked), dtype=bool)
+    stalled: list[int] = []  # rows whose attack reached MAX_ROW_CALLS
 
     # ART's HopSkipJump, given no clip values, searches the box between the row's own smallest
     # and largest value, where a random start may find no other class: give it a box wide
@@ -303,8 +314,20 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
         return nearest[np.argmax(flipped)] if flipped.any() else None
 
     def attack_row(i: int) -> None:
+        calls = 0
+
         def predict(z: np.ndarray) -> np.ndarray:
-            return predictor.ask((i, z))
+            """The model's answers; every flipping point asked about is a perturbation found."""
+            nonlocal calls
+            calls += 1
+            if calls > MAX_ROW_CALLS:
+                raise _RowCallsSpent
+            answers = predictor.ask((i, z))
+            flipped = answers.argmax(axis=1) != truths[i]
+            if flipped.any():
+                found = np.sqrt(np.mean((z[flipped] - starts[i]) ** 2, axis=1)).min()
+                sizes[i] = min(sizes[i], float(found))
+            return answers
 
         try:
             start = starts[i]
@@ -319,8 +342,9 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
             adversarial = hsj.generate(
                 start[None, :].astype("float64"), x_adv_init=None if initial is None else initial[None, :]
             )[0]
-            if predict(adversarial[None, :]).argmax(axis=1)[0] != truths[i]:
-                sizes[i] = float(np.sqrt(np.mean((adversarial - start) ** 2)))
+            predict(adversarial[None, :])  # HopSkipJump's answer, recorded in `sizes` when it flips
+        except _RowCallsSpent:
+            stalled.append(i)  # the nearest flip it had asked about stands
         finally:
             predictor.leave()  # also when the attack fails: the other rows' rounds must go on
 
@@ -329,6 +353,14 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
     np.random.seed(seed)  # ART draws from numpy's global generator (shared by the threads)
     run_in_threads([functools.partial(attack_row, i) for i in range(len(picked))], name="hopskipjump")
     log.info("black-box attack: %d rows, %d batched model calls", len(picked), predictor.calls)
+    if stalled:
+        log.warning(
+            "black-box attack: HopSkipJump did not finish on %d of %d rows within %d model calls each "
+            "(its step-size search found no adversarial point); their nearest flip asked about is used",
+            len(stalled),
+            len(picked),
+            MAX_ROW_CALLS,
+        )
     robust = int(np.sum(correct & (sizes > TABLE_EPSILON)))
     return AdversarialResult(
         attack="HopSkipJump (black-box, L2)",

@@ -92,6 +92,42 @@ def test_black_box_attack_never_beats_the_true_distance_to_a_linear_boundary(mon
     assert result.median_perturbation <= np.median(exact[correct]) * 2.0
 
 
+def test_an_attack_art_would_never_end_stops_at_its_call_budget_with_the_nearest_flip_found(monkeypatch, caplog):
+    """After its first gradient estimate (a batch of 30+ points) this model calls no lone point
+    adversarial any more, as a float32 model may judge a boundary point otherwise in another
+    batch: ART's step-size search, one point at a time, would halve its step for ever."""
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    honest = _subject(LogisticRegression(), _table(2000, 4), _table(400, 5))
+    held = honest.held_out
+    row = int(np.flatnonzero((held.y == 0) & (honest.predict(held.x) == 0))[0])  # rightly class 0
+    estimated = threading.Event()
+
+    def inconsistent(x):
+        if 30 <= len(x) <= adversarial.HSJ_MAX_EVAL:  # a gradient estimate (not the anchors' 2,000)
+            estimated.set()
+        if len(x) == 1 and estimated.is_set():
+            return np.array([[1.0, 0.0]])  # a lone point: the row's own class
+        return honest.predict_proba(x)
+
+    subject = TrustSubject(
+        **{**honest.__dict__, "predict_proba": inconsistent, "held_out": held.take(np.array([row]))}
+    )
+    monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 1)
+    outcome: dict = {}
+    with caplog.at_level("WARNING", logger=adversarial.__name__):
+        worker = threading.Thread(target=lambda: outcome.update(result=adversarial.attack(subject)), daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+    assert not worker.is_alive(), "the attack did not end"
+    result = outcome["result"]
+    assert result.rows == 1 and result.clean_accuracy == 1.0
+    assert np.isfinite(result.median_perturbation)  # the flips it asked about before the loop
+    assert f"did not finish on 1 of 1 rows within {adversarial.MAX_ROW_CALLS} model calls" in caplog.text
+
+
 def test_noise_curves_start_at_the_clean_score_and_fall_for_a_model_of_the_numbers():
     from sklearn.linear_model import LogisticRegression
 
