@@ -5,8 +5,10 @@ batches the rows' questions, not the steps). A scikit-learn pipeline answers eac
 milliseconds of Python overhead per member, whatever the batch: 80 ms for a 9-member
 ensemble, so its attack took 10-20 s; ONNX Runtime answers the same call in about 1.5 ms
 (benchmarks/black_box_attack_runtime.py). The export is of the very model the report
-is on (the one scored on held-out rows), checked for parity on those rows before it is used;
-when it cannot be exported or disagrees, the attack queries the native model and says so.
+is on (the one scored on held-out rows), checked for parity on those rows before it is used.
+The attack queries the native model, and says why, when the export could answer its points
+otherwise (a graph that computes feature columns itself, a graph fed float32) or cannot be
+made or disagrees.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ def onnx_query_proba(
     already its export), or None, with the reason in the log, when the export fails or
     disagrees with the native model on `check_features`."""
     from automl_tasks.deploy.onnx_model import OnnxModel, check_parity
-    from automl_tasks.estimators.onnx.conversion import export_pipeline
+    from automl_tasks.estimators.onnx.conversion import export_pipeline, numeric_dtype
 
+    why_not = _not_the_same_function(pipeline, schema, numeric_dtype)
+    if why_not:
+        log.info("trust report: the attack queries the native model (%s)", why_not)
+        return None
     try:
         path = onnx_path or export_pipeline(pipeline, schema, workdir / QUERY_MODEL_FILE)
         model = OnnxModel(path, schema)
@@ -47,3 +53,17 @@ def onnx_query_proba(
 
     log.info("trust report: the attack queries the model's ONNX export (%s)", path.name)
     return proba
+
+
+def _not_the_same_function(pipeline: Any, schema: Any, numeric_dtype: Callable[[Any], type]) -> str:
+    """Why the export would answer the attack's points otherwise than the model, or "".
+
+    Parity on held-out rows does not cover the points an attack makes: a graph that computes
+    feature columns itself (interactions, frequencies) ignores the values the attack gives
+    those columns, and a graph fed float32 can judge a point on the decision boundary
+    differently from one batch to the next (which sent ART's step-size search round for ever)."""
+    if schema.graph_fed is not schema:
+        return "its ONNX graph computes feature columns the attack moves"
+    if numeric_dtype(pipeline) is not np.float64:
+        return "its ONNX graph is fed float32, whose answers on the decision boundary can change with the batch"
+    return ""

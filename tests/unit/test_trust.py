@@ -217,6 +217,36 @@ def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on
     assert len(native_asked) > 20
 
 
+def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried(tmp_path, caplog):
+    """Parity on held-out rows does not cover an attack's points: a float32 graph (a linear
+    model's) and a graph that computes feature columns itself are left alone."""
+    from types import SimpleNamespace
+
+    from automl_tasks.estimators import DataSpec
+    from automl_tasks.estimators.tabular import TabularEstimator
+    from automl_tasks.trust.query_runtime import _not_the_same_function
+    from tests.tabular_models import small_table
+
+    small_table("multiclass", 300).to_parquet(tmp_path / "table.parquet")
+    linear = TabularEstimator(
+        run_epochs=None,
+        data=DataSpec(str(tmp_path / "table.parquet"), "target", "multiclass"),
+        is_trainer=True,
+        model_args={"model": "linear"},
+        metric=Metric("accuracy"),
+        output_dir=tmp_path / "model",
+    )
+    linear.run()
+    subject = subject_for(linear, Metric("accuracy"), workdir=tmp_path / "trust")
+    with caplog.at_level("INFO", logger="automl_tasks.trust.query_runtime"):
+        assert subject.proba_for_queries() == subject.predict_proba
+    assert "queries the native model (its ONNX graph is fed float32" in caplog.text
+    assert not (tmp_path / "trust").exists()
+
+    computed = SimpleNamespace(graph_fed=SimpleNamespace())  # a graph fed fewer columns than the model reads
+    assert "computes feature columns" in _not_the_same_function(None, computed, lambda _: np.float64)
+
+
 def test_an_attack_on_a_model_without_a_faithful_export_queries_the_native_model_and_says_why(
     tmp_path, monkeypatch, caplog
 ):
