@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
-from automl_tasks.search_space.budget import MODEL_PARAM
 
 #: how old a worker's copy of the study's attributes (stop flag, trials lost to dead workers) may be
 FLAGS_EVERY_S = 1.0
@@ -54,8 +53,18 @@ def counted(trials: Iterable[Any], lost: set[int], states: Iterable[Any]) -> lis
 class BudgetView:
     """A worker's view of the study's stop flag, deadline and trial budget."""
 
-    def __init__(self, study: Any, plan: Any, started: float, flags_every_s: float = FLAGS_EVERY_S) -> None:
+    def __init__(
+        self,
+        study: Any,
+        plan: Any,
+        started: float,
+        flags_every_s: float = FLAGS_EVERY_S,
+        family_params: tuple[str, ...] = (),
+    ) -> None:
+        """`family_params`: the space's branch parameters (`branch_params`), whose values name
+        the kind of trial a configuration is (the tabular `model`, an adaptation's `method`)."""
         self._study, self._plan = study, plan
+        self._family_params = family_params
         self.deadline = started + plan.time_budget_s
         self._every = flags_every_s
         self._attrs: dict[str, Any] = {}
@@ -117,29 +126,38 @@ class BudgetView:
         """How many trials had finished at the last listing (for progress lines)."""
         return sum(t.state.is_finished() for t in self._trials or ())
 
-    def _typical_seconds(self) -> dict[Any, float]:
-        """Per model family (the configuration's `model`; None for a space without one), the
-        median length of its completed trials in the last listing."""
+    def _family(self, config: Mapping[str, Any]) -> tuple:
+        return tuple(config.get(name) for name in self._family_params)
+
+    def _typical_seconds(self) -> dict[tuple, float]:
+        """Per family of trials (the values of the branch parameters; one family in a space
+        without any), the median length of its completed trials in the last listing."""
         from optuna.trial import TrialState
 
-        lengths: dict[Any, list[float]] = {}
+        lengths: dict[tuple, list[float]] = {}
         for t in self._trials or ():
             if t.state == TrialState.COMPLETE and t.datetime_start and t.datetime_complete and is_search_trial(t):
                 seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-                lengths.setdefault(t.params.get(MODEL_PARAM), []).append(seconds)
+                lengths.setdefault(self._family(t.params), []).append(seconds)
         return {family: float(statistics.median(values)) for family, values in lengths.items()}
 
     def finishes_in_time(self, config: Mapping[str, Any]) -> tuple[bool, float | None]:
         """(whether a trial of `config` is expected to end before the deadline, the seconds
         expected): its family's median length so far; a family with no completed trial yet
-        gets its chance. Judged on the listing made while reserving the trial (`over_budget`).
+        gets its chance (a smoke test's methods are each tried). Judged on the listing made while reserving the trial (`over_budget`).
 
         Why: a trial started a few seconds before the deadline ran past it by its whole length
         (CV trials: 3-6 s over a 30 s budget), and the search's end waits for it."""
-        expected = self._typical_seconds().get(config.get(MODEL_PARAM))
+        expected = self._typical_seconds().get(self._family(config))
         return expected is None or time.time() + expected <= self.deadline, expected
 
     def any_trial_fits(self) -> bool:
         """Whether the quickest family's median trial still ends before the deadline."""
         typical = self._typical_seconds()
         return not typical or time.time() + min(typical.values()) <= self.deadline
+
+
+def branch_params(space: Any) -> tuple[str, ...]:
+    """The space's top-level parameters that open branches of their own parameters (the
+    tabular `model`, an adaptation's `method`): their values name a family of trials."""
+    return tuple(p.name for p in space.params if p.children)

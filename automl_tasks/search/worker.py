@@ -19,7 +19,7 @@ from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import OVER_BUDGET_ATTR
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.search.budget import BudgetView
+from automl_tasks.search.budget import BudgetView, branch_params
 from automl_tasks.search.clock import start_clock
 from automl_tasks.search.deployment import (
     TrialDeployment,
@@ -152,9 +152,10 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     """Evaluate trials until the budget is spent or the job estimator says stop."""
     study, plan = open_study(ws, study_name, seed=worker_index + 1)
     storage = open_storage(ws.optuna_uri, ws.search)
-    strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=load_search_space(plan.space_yaml))
+    space = load_search_space(plan.space_yaml)
+    strategy = make_strategy(plan.strategy, seed=worker_index + 1, space=space)
     started = start_clock(study)  # the time budget counts from the first worker's start
-    budget = BudgetView(study, plan, started)
+    budget = BudgetView(study, plan, started, family_params=branch_params(space))
     progress = Progress(plan.n_trials, budget.deadline)
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = late = 0

@@ -112,9 +112,7 @@ def test_an_attack_art_would_never_end_stops_at_its_call_budget_with_the_nearest
             return np.array([[1.0, 0.0]])  # a lone point: the row's own class
         return honest.predict_proba(x)
 
-    subject = TrustSubject(
-        **{**honest.__dict__, "predict_proba": inconsistent, "held_out": held.take(np.array([row]))}
-    )
+    subject = TrustSubject(**{**honest.__dict__, "predict_proba": inconsistent, "held_out": held.take(np.array([row]))})
     monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 1)
     outcome: dict = {}
     with caplog.at_level("WARNING", logger=adversarial.__name__):

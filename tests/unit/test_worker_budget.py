@@ -150,13 +150,24 @@ def test_a_trial_is_judged_by_the_length_of_its_own_model_familys_trials():
                 trial_id=0,
             )
         )
-    view = BudgetView(study, SimpleNamespace(time_budget_s=4.0, n_trials=100), started=time.time())
+    view = BudgetView(
+        study, SimpleNamespace(time_budget_s=4.0, n_trials=100), started=time.time(), family_params=("model",)
+    )
     view.over_budget(study.trials[-1].number + 1)  # the listing a worker's reservation makes
-    assert view.finishes_in_time({"model": "linear"}) == (True, 0.6)  # the median
+    assert view.finishes_in_time({"model": "linear", "model.linear.C": 1.0}) == (True, 0.6)  # the median
     assert view.finishes_in_time({"model": "random_forest"}) == (False, 9.0)
     assert view.finishes_in_time({"model": "mlp"}) == (True, None)  # no trial of it yet: it gets its chance
     assert view.any_trial_fits()
-    late = BudgetView(study, SimpleNamespace(time_budget_s=0.3, n_trials=100), started=time.time())
+    from pathlib import Path
+
+    from automl_tasks.search.budget import branch_params
+    from automl_tasks.search_space import load_search_space
+
+    default_space = Path(__file__).parents[2] / "automl_tasks" / "search_space" / "default_tabular.yaml"
+    assert branch_params(load_search_space(default_space.read_text())) == ("model",)
+    late = BudgetView(
+        study, SimpleNamespace(time_budget_s=0.3, n_trials=100), started=time.time(), family_params=("model",)
+    )
     late.over_budget(study.trials[-1].number + 1)
     assert not late.any_trial_fits()
 
