@@ -144,7 +144,8 @@ class BudgetView:
     def finishes_in_time(self, config: Mapping[str, Any]) -> tuple[bool, float | None]:
         """(whether a trial of `config` is expected to end before the deadline, the seconds
         expected): its family's median length so far; a family with no completed trial yet
-        gets its chance (a smoke test's methods are each tried). Judged on the listing made while reserving the trial (`over_budget`).
+        gets its chance (a smoke test's methods are each tried). Judged on the listing made
+        while reserving the trial (`over_budget`).
 
         Why: a trial started a few seconds before the deadline ran past it by its whole length
         (CV trials: 3-6 s over a 30 s budget), and the search's end waits for it."""

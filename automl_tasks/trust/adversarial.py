@@ -10,7 +10,8 @@
 - Every other classifier (trees, linear, ensembles): the black-box HopSkipJump attack
   (label queries only) on a sample of held-out rows, moving the numeric columns in units of
   their training standard deviation, categories held fixed. It queries the model's ONNX
-  export when the subject has one (query_runtime.py: same answers, a fiftieth of the cost).
+  export when that is the same function on the attack's points (query_runtime.py: a call
+  costs a fiftieth of a large ensemble's), and stops a row at `MAX_ROW_CALLS`.
 
 Both give the accuracy under attack at a stated epsilon and the median perturbation that
 flips a correct prediction. HopSkipJump finds *a* flipping perturbation, not the smallest,
