@@ -283,9 +283,12 @@ def trust_step(plan: SearchPlan, fit: FitResult, deployment: Deployment | None =
     from automl_tasks.trust.report import measure_trust
     from automl_tasks.trust.subject import subject_for
 
-    exported = deployment.onnx_path if deployment is not None and fit.scored is fit.estimator else None
+    same_model = deployment is not None and fit.scored is fit.estimator
+    exported = deployment.onnx_path if same_model else None
+    # a registered model whose export failed is not exported again for the attack
+    workdir = None if same_model and exported is None else fit.workdir / "trust"
     try:
-        subject = subject_for(fit.scored, fit.metric, workdir=fit.workdir / "trust", onnx_path=exported)
+        subject = subject_for(fit.scored, fit.metric, workdir=workdir, onnx_path=exported)
     except NotImplementedError as exc:
         log.warning("trust report: not measured: %s", exc)
         return None
