@@ -70,10 +70,13 @@ ANCHOR_ROWS = 2000
 #: decision boundary differently in another batch (seen: a linear model's ONNX export hung
 #: a NoCode run's task estimator)
 MAX_ROW_CALLS = 400
+#: that loop ends asking about one point again and again (its step under the point's float
+#: resolution): a row that asks about the same lone point this many times in a row is stopped
+STUCK_REPEATS = 3
 
 
-class _RowCallsSpent(Exception):
-    """A row's attack reached MAX_ROW_CALLS."""
+class _RowStalled(Exception):
+    """A row's attack reached MAX_ROW_CALLS or asked about one point STUCK_REPEATS times."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
     predictor = CoalescingPredictor(answer_all, len(picked))
     sizes = np.full(len(picked), np.inf)  # RMS perturbation of the nearest flipping point asked about, per row
     correct = np.zeros(len(picked), dtype=bool)
-    stalled: list[int] = []  # rows whose attack reached MAX_ROW_CALLS
+    stalled: list[int] = []  # rows whose attack was stopped (_RowStalled)
 
     # ART's HopSkipJump, given no clip values, searches the box between the row's own smallest
     # and largest value, where a random start may find no other class: give it a box wide
@@ -315,14 +318,16 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
         return nearest[np.argmax(flipped)] if flipped.any() else None
 
     def attack_row(i: int) -> None:
-        calls = 0
+        calls, repeats, last = 0, 0, None
 
         def predict(z: np.ndarray) -> np.ndarray:
             """The model's answers; every flipping point asked about is a perturbation found."""
-            nonlocal calls
+            nonlocal calls, repeats, last
             calls += 1
-            if calls > MAX_ROW_CALLS:
-                raise _RowCallsSpent
+            repeats = repeats + 1 if last is not None and len(z) == 1 and np.array_equal(z, last) else 0
+            last = z.copy()
+            if calls > MAX_ROW_CALLS or repeats >= STUCK_REPEATS:
+                raise _RowStalled
             answers = predictor.ask((i, z))
             flipped = answers.argmax(axis=1) != truths[i]
             if flipped.any():
@@ -344,7 +349,7 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
                 start[None, :].astype("float64"), x_adv_init=None if initial is None else initial[None, :]
             )[0]
             predict(adversarial[None, :])  # HopSkipJump's answer, recorded in `sizes` when it flips
-        except _RowCallsSpent:
+        except _RowStalled:
             stalled.append(i)  # the nearest flip it had asked about stands
         finally:
             predictor.leave()  # also when the attack fails: the other rows' rounds must go on
@@ -356,10 +361,12 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
     log.info("black-box attack: %d rows, %d batched model calls", len(picked), predictor.calls)
     if stalled:
         log.warning(
-            "black-box attack: HopSkipJump did not finish on %d of %d rows within %d model calls each "
-            "(its step-size search found no adversarial point); their nearest flip asked about is used",
+            "black-box attack: HopSkipJump was stopped on %d of %d rows (its step-size search found no "
+            "adversarial point: %d calls of one point in a row, or %d model calls); their nearest flip "
+            "asked about is used",
             len(stalled),
             len(picked),
+            STUCK_REPEATS,
             MAX_ROW_CALLS,
         )
     robust = int(np.sum(correct & (sizes > TABLE_EPSILON)))
