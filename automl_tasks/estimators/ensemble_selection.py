@@ -72,7 +72,11 @@ def greedy_weights(
     if not candidates:
         raise ValueError("ensemble selection needs at least one candidate")
     scorers = [scorer(metric, truth, classes) for truth in truths]
-    singles = [float(np.mean([score(c[f]) for f, score in enumerate(scorers)])) for c in candidates]
+
+    def mean_over_folds(predictions: Sequence[np.ndarray]) -> float:
+        return float(np.mean([score(p) for score, p in zip(scorers, predictions, strict=True)]))
+
+    singles = [mean_over_folds(c) for c in candidates]
     best_single = max(singles, key=lambda s: metric.gain(s, 0.0))
     counts = np.zeros(len(candidates), dtype=int)
     sums = [np.zeros_like(np.asarray(p, dtype=np.float64)) for p in candidates[0]]
@@ -81,8 +85,7 @@ def greedy_weights(
         k = int(counts.sum())
         scores = []
         for candidate in candidates:
-            fold_scores = [score((sums[f] + candidate[f]) / (k + 1)) for f, score in enumerate(scorers)]
-            scores.append(float(np.mean(fold_scores)))
+            scores.append(mean_over_folds([(s + p) / (k + 1) for s, p in zip(sums, candidate, strict=True)]))
         chosen = max(range(len(candidates)), key=lambda c: (metric.gain(scores[c], 0.0), -c))
         counts[chosen] += 1
         sums = [s + np.asarray(p, dtype=np.float64) for s, p in zip(sums, candidates[chosen], strict=True)]

@@ -175,16 +175,12 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         task = strategy.generate_tasks(study, 1)[0]
         trial, config = task.trial, task.config
         if budget.over_budget(trial.number):
-            trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            strategy.handle_rewards(study, task, None, TrialPruned("reserved after the budget filled; given back"))
+            _give_back(study, strategy, task, "reserved after the budget filled")
             log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
             break
         in_time, expected = budget.finishes_in_time(config)
         if not in_time:
-            trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            strategy.handle_rewards(
-                study, task, None, TrialPruned("would not finish within the time budget; given back")
-            )
+            _give_back(study, strategy, task, "would not finish within the time budget")
             late += 1
             log.info(
                 "%strial %d given back: trials like it take %.1fs and %.1fs of the time budget are left",
@@ -236,6 +232,12 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             log.error("%sstopping: %s; the study goes on with the workers that can load it", tag, unavailable)
             break
     return WorkerSummary(worker_index, evaluated, failed, discarded)
+
+
+def _give_back(study: Any, strategy: Any, task: Any, why: str) -> None:
+    """End a reserved trial unevaluated (PRUNED, `loopml.over_budget`: it counts against no budget)."""
+    task.trial.set_user_attr(OVER_BUDGET_ATTR, True)
+    strategy.handle_rewards(study, task, None, TrialPruned(f"{why}; given back"))
 
 
 def _outcome_of(ended: TrialEnded | None) -> str:
