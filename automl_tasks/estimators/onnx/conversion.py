@@ -214,18 +214,17 @@ def _lightgbm_thresholds(model: Any, attributes: dict[str, Any], modes: list[str
     the dump node's float64 threshold, and anything that does not line up is an ExportError
     (the version is then served natively, with the reason)."""
     tree_ids, node_ids = list(attributes["nodes_treeids"].ints), list(attributes["nodes_nodeids"].ints)
-    true_ids, false_ids = attributes["nodes_truenodeids"].ints, attributes["nodes_falsenodeids"].ints
-    features = attributes["nodes_featureids"].ints
+    true_ids, false_ids = list(attributes["nodes_truenodeids"].ints), list(attributes["nodes_falsenodeids"].ints)
+    features = list(attributes["nodes_featureids"].ints)
     index = {(t, n): i for i, (t, n) in enumerate(zip(tree_ids, node_ids, strict=True))}
+    by_tree: dict[int, list[int]] = {}  # each tree's node positions, gathered once: a scan of
+    for i, t in enumerate(tree_ids):  # every node per tree took 70 s on 4,000 LightGBM trees
+        by_tree.setdefault(t, []).append(i)
     exact = np.asarray(attributes["nodes_values"].floats, dtype=np.float64)
     for tree, info in enumerate(model.booster_.dump_model()["tree_info"]):
-        children = {
-            child
-            for i, t in enumerate(tree_ids)
-            if t == tree and modes[i] != "LEAF"
-            for child in (true_ids[i], false_ids[i])
-        }
-        roots = {n for t, n in zip(tree_ids, node_ids, strict=True) if t == tree} - children
+        positions = by_tree.get(tree, [])
+        children = {child for i in positions if modes[i] != "LEAF" for child in (true_ids[i], false_ids[i])}
+        roots = {node_ids[i] for i in positions} - children
         if len(roots) != 1:
             raise ExportError(f"exported LightGBM tree {tree} has {len(roots)} roots; expected one")
         stack, seen = [(roots.pop(), info["tree_structure"], 0)], set()
