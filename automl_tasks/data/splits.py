@@ -8,6 +8,10 @@ import numpy as np
 import pandas as pd
 
 
+#: the shares of a table the test and validation splits hold
+TEST_SHARE, VALID_SHARE = 0.2, 0.2
+
+
 @dataclass(frozen=True)
 class Splits:
     """Row positions of each split; the same dataset version and seed give the same splits."""
@@ -18,7 +22,7 @@ class Splits:
 
 
 def make_splits(
-    target: pd.Series, task_type: str, *, seed: int = 0, test_size: float = 0.2, valid_size: float = 0.2
+    target: pd.Series, task_type: str, *, seed: int = 0, test_size: float = TEST_SHARE, valid_size: float = VALID_SHARE
 ) -> Splits:
     """Stratified (classification) or plain shuffled splits of row positions."""
     from sklearn.model_selection import train_test_split

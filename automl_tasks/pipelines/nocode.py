@@ -62,11 +62,13 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile, trade_off=request.trade_off_latency)
     log.info("formatter: search strategy %s: %s", strategy, why)
     cross_validate = cross_validates(profile, request.time_budget_s)
+    classes = profile.get("class_balance") or {}
     log.info(
-        "formatter: trials are scored by %s (%d rows, %d columns, %ss budget)",
+        "formatter: trials are scored by %s (%d rows, %d columns,%s %ss budget)",
         f"{CV_FOLDS}-fold cross-validation" if cross_validate else "the validation split",
         profile["rows"],
         profile["columns"] - 1,
+        f" rarest class {min(classes.values())} rows," if classes else "",
         request.time_budget_s,
     )
     client = mlflow_client(ws)

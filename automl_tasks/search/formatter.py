@@ -111,12 +111,14 @@ def _choose_strategy(
 
 
 def cross_validates(profile: dict[str, Any], time_budget_s: float) -> bool:
-    """Whether the search scores its trials by k-fold CV, from the table's size and the
-    time budget (`estimators.tabular.cross_validate_within`); the plan records it."""
+    """Whether the search scores its trials by k-fold CV, from the table's size, its rarest
+    class and the time budget (`estimators.tabular.cross_validate_within`); the plan records it."""
     from automl_tasks.estimators.tabular import cross_validate_within
 
     features = max(int(profile["columns"]) - 1, 1)  # the profile counts the target column
-    return cross_validate_within(int(profile["rows"]), features, time_budget_s)
+    classes = profile.get("class_balance") or {}
+    rarest = min(classes.values()) if classes else None
+    return cross_validate_within(int(profile["rows"]), features, time_budget_s, rarest)
 
 
 def fit_space_to_budget(space_text: str, profile: dict[str, Any], time_budget_s: float):

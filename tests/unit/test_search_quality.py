@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from automl_tasks.data import DatasetStore
-from automl_tasks.data.splits import make_splits
+from automl_tasks.data.splits import VALID_SHARE, make_splits
 from automl_tasks.estimators import DataSpec, TabularEstimator, tabular
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, budget, default_tabular_space, load_search_space
@@ -122,6 +122,24 @@ def test_larger_tables_are_cross_validated_when_the_budget_allows_as_flaml_decid
     splits = make_splits(y, "binary", seed=0)
     assert len(tabular.search_folds(splits, y.to_numpy(), "binary", seed=0, cross_validate=True)) == tabular.CV_FOLDS
     assert len(tabular.search_folds(splits, y.to_numpy(), "binary", seed=0, cross_validate=False)) == 1
+
+
+def test_a_rare_class_is_cross_validated_whatever_the_table_size():
+    # caravan's 80%: 4,657 rows x 85 columns, 278 positives: 56 in a holdout, too few to rank by
+    assert not tabular.cross_validate_within(4657, 85, 30)
+    assert tabular.cross_validate_within(4657, 85, 30, rarest_class_rows=278)
+    enough = int(tabular.CV_MIN_RAREST_CLASS_ROWS / VALID_SHARE)
+    assert not tabular.cross_validate_within(4657, 85, 30, rarest_class_rows=enough)
+    assert tabular.cross_validate_within(4657, 85, 30, rarest_class_rows=enough - 1)
+
+    n = tabular.CV_MAX_ROWS + 1000  # over the row rule, decided by the labels alone
+    rare = pd.Series((np.arange(n) % 40 == 0).astype(int))  # 2.5% positives: 20 in the holdout
+    common = pd.Series(np.arange(n) % 2)
+    for y, folds in ((rare, tabular.CV_FOLDS), (common, 1)):
+        splits = make_splits(y, "binary", seed=0)
+        assert len(tabular.search_folds(splits, y.to_numpy(), "binary", seed=0)) == folds
+    splits = make_splits(rare.astype(float), "regression", seed=0)  # no class to be rare
+    assert len(tabular.search_folds(splits, rare.to_numpy(float), "regression", seed=0)) == 1
 
 
 def test_a_plans_cross_validation_reaches_the_trials(workspace):
