@@ -9,7 +9,8 @@
 - Text classifiers (adaptation): FGSM and PGD on the token embeddings (`text_white_box`).
 - Every other classifier (trees, linear, ensembles): the black-box HopSkipJump attack
   (label queries only) on a sample of held-out rows, moving the numeric columns in units of
-  their training standard deviation, categories held fixed. It queries the model's ONNX
+  their training standard deviation, categories held fixed (columns a feature pipeline
+  computes from others follow their sources: `TrustSubject.recompute`). It queries the model's ONNX
   export when that is the same function on the attack's points (query_runtime.py: a call
   costs a fiftieth of a large ensemble's), and stops a row at `MAX_ROW_CALLS`.
 
@@ -289,7 +290,7 @@ def black_box(subject: TrustSubject, *, seed: int = 0) -> AdversarialResult:
         rows = np.concatenate([np.full(len(z), i) for i, z in queries])
         values = np.vstack([z for _, z in queries]) * std + mean
         data = {c: values[:, j] for j, c in enumerate(numeric)} | {c: v[rows] for c, v in fixed.items()}
-        out = np.asarray(proba(pd.DataFrame(data)[list(picked.x.columns)]))
+        out = np.asarray(proba(subject.consistent(pd.DataFrame(data)[list(picked.x.columns)])))
         bounds = np.cumsum([0] + [len(z) for _, z in queries])
         return [out[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 

@@ -1,9 +1,11 @@
 """Noise robustness: the model's metric on held-out rows as random noise grows.
 
-Tables: Gaussian noise on every numeric column, sigma a fraction of the column's standard
-deviation (measured on the training rows), and, on its own curve, categories replaced with
-a given probability by a draw from the column's training values (which may be the same
-category: the flip rate is an upper bound of the changed share).
+Tables: Gaussian noise on every numeric column a person gives, sigma a fraction of the
+column's standard deviation (measured on the training rows), and, on its own curve,
+categories replaced with a given probability by a draw from the column's training values
+(which may be the same category: the flip rate is an upper bound of the changed share).
+Columns a feature pipeline computes from others (frequencies, interactions) are made again
+from the noisy ones (`TrustSubject.recompute`), as serving would.
 Images: Gaussian pixel noise, clipped to the pixel range. Texts: a share of the tokens
 (never the first and last, the tokenizer's markers) replaced by the unknown token. Each
 curve is summarised by its normalised area: the mean metric over the levels' range
@@ -102,14 +104,14 @@ def noise_curves(subject: TrustSubject, *, seed: int = 0) -> list[Curve]:
     if subject.numeric:
         std = members[list(subject.numeric)].std().fillna(0.0)
         scores = [
-            subject.score(Rows(_gaussian_table(rows.x, subject.numeric, std, level, rng), rows.y))
+            subject.score(Rows(subject.consistent(_gaussian_table(rows.x, subject.numeric, std, level, rng)), rows.y))
             for level in NOISE_LEVELS
         ]
         curves.append(Curve("gaussian", NOISE_LEVELS, tuple(scores)))
     if subject.categorical:
         pools = {c: members[c].to_numpy(dtype=object) for c in subject.categorical}
         scores = [
-            subject.score(Rows(_flip_table(rows.x, subject.categorical, pools, level, rng), rows.y))
+            subject.score(Rows(subject.consistent(_flip_table(rows.x, subject.categorical, pools, level, rng)), rows.y))
             for level in FLIP_LEVELS
         ]
         curves.append(Curve("category_flip", FLIP_LEVELS, tuple(scores)))

@@ -7,8 +7,9 @@ ensemble, so its attack took 10-20 s; ONNX Runtime answers the same call in abou
 (benchmarks/black_box_attack_runtime.py). The export is of the very model the report
 is on (the one scored on held-out rows), checked for parity on those rows before it is used.
 The attack queries the native model, and says why, when the export could answer its points
-otherwise (a graph that computes feature columns itself, a graph fed float32) or cannot be
-made or disagrees.
+otherwise (a graph fed float32) or cannot be made or disagrees. A graph that computes
+feature columns itself answers as the model does because the attack makes those columns
+from its moved sources too (`TrustSubject.recompute`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def onnx_query_proba(
     from automl_tasks.deploy.onnx_model import OnnxModel, check_parity
     from automl_tasks.estimators.onnx.conversion import export_pipeline, numeric_dtype
 
-    why_not = _not_the_same_function(pipeline, schema, numeric_dtype)
+    why_not = _not_the_same_function(pipeline, numeric_dtype)
     if why_not:
         log.info("trust report: the attack queries the native model (%s)", why_not)
         return None
@@ -55,15 +56,13 @@ def onnx_query_proba(
     return proba
 
 
-def _not_the_same_function(pipeline: Any, schema: Any, numeric_dtype: Callable[[Any], type]) -> str:
+def _not_the_same_function(pipeline: Any, numeric_dtype: Callable[[Any], type]) -> str:
     """Why the export would answer the attack's points otherwise than the model, or "".
 
-    Parity on held-out rows does not cover the points an attack makes: a graph that computes
-    feature columns itself (interactions, frequencies) ignores the values the attack gives
-    those columns, and a graph fed float32 can judge a point on the decision boundary
-    differently from one batch to the next (which sent ART's step-size search round for ever)."""
-    if schema.graph_fed is not schema:
-        return "its ONNX graph computes feature columns the attack moves"
+    Parity on held-out rows does not cover the points an attack makes: a graph fed float32
+    can judge a point on the decision boundary differently from one batch to the next (which
+    sent ART's step-size search round for ever). (A graph that computes feature columns
+    itself is the same function on the attack's points: the attack computes them too.)"""
     if numeric_dtype(pipeline) is not np.float64:
         return "its ONNX graph is fed float32, whose answers on the decision boundary can change with the batch"
     return ""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.trust.query_runtime import onnx_query_proba
@@ -69,6 +70,10 @@ class TrustSubject:
     #: builds the same model's `predict_proba` on a faster runtime (query_runtime.py), for an
     #: attack that asks many small questions; returns None when it cannot (use `predict_proba`)
     query_runtime: Callable[[], Callable[[Any], np.ndarray] | None] | None = None
+    #: a table's columns computed from other columns (a feature pipeline's frequencies and
+    #: interactions) made again from their sources after noise or an attack moved those:
+    #: `numeric` then holds only the columns a person gives, as served rows do
+    recompute: Callable[[Any], Any] | None = None
 
     @property
     def classifies(self) -> bool:
@@ -78,6 +83,10 @@ class TrustSubject:
         """`predict_proba` for a black-box attack: the faster runtime's when there is one."""
         fast = self.query_runtime() if self.query_runtime is not None else None
         return fast or self.predict_proba
+
+    def consistent(self, x: Any) -> Any:
+        """`x` with its computed columns made from its (moved) sources (`recompute`)."""
+        return self.recompute(x) if self.recompute is not None else x
 
     def metric_prediction(self, x: Any) -> np.ndarray:
         """What the metric scores: probabilities when it needs them, else predictions."""
@@ -105,6 +114,7 @@ def tabular_subject(
     classify = estimator.data.task_type != "regression"
     network = _tabular_network(pipeline) if classify else {}
     held_out = features.iloc[test_rows]
+    computed, recompute = computed_columns(estimator.schema_)
     query_runtime = None
     if workdir is not None and classify:
         query_runtime = functools.partial(
@@ -120,12 +130,49 @@ def tabular_subject(
         predict=pipeline.predict,
         predict_proba=pipeline.predict_proba if classify else None,
         classes=getattr(pipeline, "classes_", None),
-        numeric=estimator.schema_.model_numeric,
+        numeric=tuple(c for c in estimator.schema_.model_numeric if c not in computed),
         categorical=estimator.schema_.model_categorical,
         dp_epsilon=dp_epsilon_of(estimator),
         query_runtime=query_runtime,
+        recompute=recompute,
         **network,
     )
+
+
+def computed_columns(schema: Any) -> tuple[set[str], Callable[[pd.DataFrame], pd.DataFrame] | None]:
+    """The model columns a feature pipeline computes from other model columns (frequencies,
+    interactions: `FeaturePipeline.graph_steps`), and a function that makes them again in a
+    frame of model columns, as the pipeline and the exported graph do; (set(), None) when
+    there are none. Noise and attacks move what a person gives (the sources), so the
+    computed columns follow them, and the model's ONNX export, which computes them itself,
+    answers the same points as the native model (query_runtime.py)."""
+    derive = getattr(schema, "derive", None)
+    names = schema.model_names
+    plan = {
+        names[column]: (op, *(names.get(s) for s in sources))
+        for column, (op, *sources) in (derive.graph_steps.items() if derive is not None else ())
+        if column in names
+    }
+    plan = {column: step for column, step in plan.items() if all(step[1:])}  # sources the model reads
+    if not plan:
+        return set(), None
+    shares = {names[source]: derive.frequencies[source] for source in derive.frequencies if source in names}
+
+    def recompute(frame: pd.DataFrame) -> pd.DataFrame:
+        from automl_tasks.features.steps import frequency_column, interaction
+
+        made = {}
+        for column, (op, *sources) in plan.items():
+            if column not in frame.columns:
+                continue
+            if op == "frequency":
+                made[column] = frequency_column(frame[sources[0]], shares[sources[0]])
+            else:
+                values = interaction(frame[sources[0]], frame[sources[1]], op)
+                made[column] = np.where(np.isfinite(values), values, np.nan)  # the pipeline's inf -> NaN
+        return frame.assign(**made)
+
+    return set(plan), recompute
 
 
 def _tabular_network(pipeline: Any) -> dict[str, Any]:

@@ -221,9 +221,7 @@ def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on
 
 def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried(tmp_path, caplog):
     """Parity on held-out rows does not cover an attack's points: a float32 graph (a linear
-    model's) and a graph that computes feature columns itself are left alone."""
-    from types import SimpleNamespace
-
+    model's) is left alone."""
     from automl_tasks.estimators import DataSpec
     from automl_tasks.estimators.tabular import TabularEstimator
     from automl_tasks.trust.query_runtime import _not_the_same_function
@@ -244,9 +242,48 @@ def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried
         assert subject.proba_for_queries() == subject.predict_proba
     assert "queries the native model (its ONNX graph is fed float32" in caplog.text
     assert not (tmp_path / "trust").exists()
+    assert _not_the_same_function(None, lambda _: np.float64) == ""  # a float64 graph (trees) is queried
 
-    computed = SimpleNamespace(graph_fed=SimpleNamespace())  # a graph fed fewer columns than the model reads
-    assert "computes feature columns" in _not_the_same_function(None, computed, lambda _: np.float64)
+
+def test_columns_a_feature_pipeline_computes_follow_their_sources_and_the_export_answers_as_the_model(
+    tmp_path, monkeypatch
+):
+    """A model reading a frequency and an interaction column: noise and the attack move the
+    columns a person gives and make the computed ones again, as serving does, so the ONNX
+    graph (which computes them itself) is queried and answers as the native model."""
+    from tests.unit.test_feature_pipeline import derived_feature_estimator, table
+
+    config = {
+        "model": "random_forest",
+        "model.random_forest.n_estimators": 30,
+        "high_cardinality_encoding": "frequency",
+        "interactions": 1,
+        "text_components": 0,
+    }
+    product = (("a", "x", "b", 0.1),)  # the target follows a*b
+    estimator = derived_feature_estimator(table(600), config, tmp_path, interactions=product)
+    subject, asked = _count_calls(subject_for(estimator, Metric("roc_auc"), workdir=tmp_path / "trust"))
+    names = estimator.schema_.model_names
+    made, freq = names["a__x__b"], names["city__freq"]
+    assert {names["a"], names["b"]} <= set(subject.numeric) and not {made, freq} & set(subject.numeric)
+
+    held = subject.held_out.x
+    moved = held.assign(
+        **{names["a"]: held[names["a"]] + 1.0, names["city"]: held[names["city"]].iloc[::-1].to_numpy()}
+    )
+    again = subject.consistent(moved)
+    np.testing.assert_allclose(again[made], moved[names["a"]] * moved[names["b"]])
+    assert not np.allclose(again[freq], moved[freq])  # the categories moved, their shares follow
+
+    onnx = subject.proba_for_queries()
+    assert onnx is not subject.predict_proba  # the export is queried
+    np.testing.assert_allclose(onnx(again), subject.predict_proba(again), atol=1e-6)
+    # what the old attack did, moving a source and leaving the computed column: not one function
+    assert np.abs(onnx(moved) - subject.predict_proba(moved)).max() > 0.05
+
+    monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 4)
+    asked.clear()
+    assert adversarial.attack(subject).rows == 4 and asked == []  # every query went to ONNX Runtime
 
 
 def test_an_attack_on_a_model_without_a_faithful_export_queries_the_native_model_and_says_why(
