@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-
 #: the shares of a table the test and validation splits hold
 TEST_SHARE, VALID_SHARE = 0.2, 0.2
 
