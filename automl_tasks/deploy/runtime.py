@@ -11,6 +11,7 @@ the native model.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ class Deployment:
     #: and its tags (target, engine, verdict); empty until `on_target`
     target_metrics: dict[str, float] = field(default_factory=dict)
     target_tags: dict[str, str] = field(default_factory=dict)
+    #: seconds the ONNX conversion took (0 when there was none): what another export of a
+    #: model like this one would cost (the trust report's attack weighs it)
+    export_s: float = 0.0
 
     def tags(self) -> dict[str, str]:
         tags = {RUNTIME_TAG: self.runtime, **self.target_tags}
@@ -72,7 +76,9 @@ def export_or_fallback(
 
     `labels` is the version's `LabelSpec` (parity compares labels in the user's type)."""
     try:
+        started = time.perf_counter()
         onnx_path = export_pipeline(pipeline, schema, workdir / "model.onnx")
+        export_s = time.perf_counter() - started
         onnx_model = OnnxModel(onnx_path, schema)
         parity = check_parity(pipeline, onnx_model, check_features, labels)
     except Exception as exc:  # conversion, ONNX Runtime load and parity failures all end here
@@ -83,7 +89,7 @@ def export_or_fallback(
     latency = measure_latency(onnx_model, check_features)
     metrics = {**parity.as_metrics(), **latency, "onnx_export_ok": 1.0, "onnx_size_kb": onnx_path.stat().st_size / 1024}
     log.info("ONNX parity %s; latency %s", parity.as_metrics(), latency)
-    return Deployment(ONNX_RUNTIME, onnx_path, parity, latency, "", metrics)
+    return Deployment(ONNX_RUNTIME, onnx_path, parity, latency, "", metrics, export_s=export_s)
 
 
 def on_target(deployment: Deployment, target: DeploymentTarget, feed: dict[str, np.ndarray]) -> Deployment:

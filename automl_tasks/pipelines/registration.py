@@ -276,7 +276,8 @@ def trust_step(plan: SearchPlan, fit: FitResult, deployment: Deployment | None =
     or the model has no trust adapter (said in the log and in the version's tags).
 
     A black-box attack queries the scored model's ONNX export: the `deployment`'s file when
-    the scored model is the registered one, else one made in the fit's folder."""
+    the scored model is the registered one, else one made in the fit's folder unless the
+    registered model's export time says making it costs more than the attack saves."""
     if not plan.trust_report:
         log.info("trust report: not asked for (the form's trust_report is off)")
         return None
@@ -287,8 +288,9 @@ def trust_step(plan: SearchPlan, fit: FitResult, deployment: Deployment | None =
     exported = deployment.onnx_path if same_model else None
     # a registered model whose export failed is not exported again for the attack
     workdir = None if same_model and exported is None else fit.workdir / "trust"
+    export_s = deployment.export_s if deployment is not None and deployment.export_s else None
     try:
-        subject = subject_for(fit.scored, fit.metric, workdir=workdir, onnx_path=exported)
+        subject = subject_for(fit.scored, fit.metric, workdir=workdir, onnx_path=exported, export_s=export_s)
     except NotImplementedError as exc:
         log.warning("trust report: not measured: %s", exc)
         return None

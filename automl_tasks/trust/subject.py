@@ -100,14 +100,20 @@ class TrustSubject:
 
 
 def tabular_subject(
-    estimator: Any, metric: Metric, *, workdir: Path | None = None, onnx_path: Path | None = None
+    estimator: Any,
+    metric: Metric,
+    *,
+    workdir: Path | None = None,
+    onnx_path: Path | None = None,
+    export_s: float | None = None,
 ) -> TrustSubject:
     """The subject of a fitted TabularEstimator in trainer mode: its fit rows (train+valid)
     are the members, its test split is held out. Pass the model the test score was measured
     on (`FitResult.scored`): a refit on all rows has no unseen rows left.
 
     With a `workdir`, a black-box attack queries the model's ONNX export made there
-    (`onnx_path`: a file that already is its export), checked on the held-out rows."""
+    (`onnx_path`: a file that already is its export), checked on the held-out rows;
+    `export_s`: what exporting a model like it took (query_runtime.py weighs it)."""
     pipeline = estimator.pipeline_
     fit_rows, test_rows = estimator._rows()
     features, target = estimator.features_, estimator.target_
@@ -118,7 +124,7 @@ def tabular_subject(
     query_runtime = None
     if workdir is not None and classify:
         query_runtime = functools.partial(
-            onnx_query_proba, pipeline, estimator.schema_, workdir, held_out, onnx_path=onnx_path
+            onnx_query_proba, pipeline, estimator.schema_, workdir, held_out, onnx_path=onnx_path, export_s=export_s
         )
     return TrustSubject(
         model_kind=_model_kind(estimator),
@@ -265,13 +271,18 @@ def text_subject(estimator: Any, metric: Metric) -> TrustSubject:
 
 
 def subject_for(
-    estimator: Any, metric: Metric, *, workdir: Path | None = None, onnx_path: Path | None = None
+    estimator: Any,
+    metric: Metric,
+    *,
+    workdir: Path | None = None,
+    onnx_path: Path | None = None,
+    export_s: float | None = None,
 ) -> TrustSubject:
     """The subject of a fitted trainer-mode estimator: a tabular pipeline or an image
-    network; any other estimator raises NotImplementedError saying so. `workdir` and
-    `onnx_path`: see `tabular_subject`."""
+    network; any other estimator raises NotImplementedError saying so. `workdir`,
+    `onnx_path` and `export_s`: see `tabular_subject`."""
     if hasattr(estimator, "pipeline_") and hasattr(estimator, "features_"):
-        return tabular_subject(estimator, metric, workdir=workdir, onnx_path=onnx_path)
+        return tabular_subject(estimator, metric, workdir=workdir, onnx_path=onnx_path, export_s=export_s)
     if hasattr(estimator, "images_") and hasattr(estimator, "network_"):
         return image_subject(estimator, metric)
     raise NotImplementedError(

@@ -196,7 +196,7 @@ def _count_calls(subject: TrustSubject) -> tuple[TrustSubject, list[int]]:
     return replace(subject, predict_proba=counted), asked
 
 
-def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on(tmp_path, monkeypatch):
+def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(adversarial, "BLACK_BOX_ROWS", 6)
     estimator = _trained_ensemble(tmp_path)
     subject, asked = _count_calls(subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "trust"))
@@ -217,6 +217,19 @@ def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on
     native, native_asked = _count_calls(subject_for(estimator, Metric("accuracy")))
     assert adversarial.attack(native).clean_accuracy == result.clean_accuracy
     assert len(native_asked) > 20
+
+    # a new export is weighed against the attack's native calls: made when exporting a model
+    # like this one was quick, not when it took longer than the calls would (the file given
+    # as the model's export costs nothing and is always queried)
+    quick = subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "quick", export_s=1e-6)
+    assert quick.proba_for_queries() is not quick.predict_proba
+    slow = subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "slow", export_s=1e6)
+    with caplog.at_level("INFO", logger="automl_tasks.trust.query_runtime"):
+        assert slow.proba_for_queries() is slow.predict_proba
+    assert "exporting it would take ~1000000 s, its 130 calls natively" in caplog.text
+    assert not (tmp_path / "slow").exists()
+    given = subject_for(estimator, Metric("accuracy"), workdir=tmp_path / "given", onnx_path=exported, export_s=1e6)
+    assert given.proba_for_queries() is not given.predict_proba
 
 
 def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried(tmp_path, caplog):
