@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=80)
     parser.add_argument("--startup", type=int, default=12)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--strategies", nargs="+", default=None, help="only these (e.g. optuna-tpe gp); default: all")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import optuna
@@ -82,6 +83,7 @@ def main() -> None:
     auto, why = choose_strategy("auto", SPACE, args.trials)
     print(f"formatter's default for this space and budget: {auto} ({why})")
     names = ["random", "optuna-tpe"] + [n for n in STRATEGIES if n not in NOT_APPLICABLE and n != "random"]
+    names = [n for n in names if args.strategies is None or n in args.strategies]
     for name, reason in NOT_APPLICABLE.items():
         print(f"{name}: not run - {reason}")
     print(f"\n{'dataset':<16} {'strategy':<11} {'mean acc':>9} {'± std':>6} {'± se':>6} {'gap':>6} {'s/run':>6}")

@@ -182,6 +182,7 @@ def test_a_failing_configuration_fails_its_trial_not_the_search():
 
 def test_the_formatter_picks_a_strategy_from_the_space_and_budget_and_says_why():
     from automl_tasks.search import choose_strategy
+    from automl_tasks.search.formatter import GP_MAX_TRIALS
     from automl_tasks.search_space import DEFAULT_TABULAR_SPACE
 
     tabular = load_search_space(DEFAULT_TABULAR_SPACE.read_text())
@@ -195,6 +196,8 @@ def test_the_formatter_picks_a_strategy_from_the_space_and_budget_and_says_why()
         "params: [" + ", ".join(f"{{name: p{i}, type: float, range: [0, 1]}}" for i in range(4)) + "]"
     )
     assert choose_strategy("auto", flat, 30)[0] == "gp"
+    assert choose_strategy("auto", flat, GP_MAX_TRIALS)[0] == "gp"  # NAS-Bench-201's 80 evaluations
+    assert choose_strategy("auto", flat, GP_MAX_TRIALS + 10)[0] == "tpe"
     assert choose_strategy("auto", flat, 200)[0] == "cmaes"
     assert choose_strategy("auto", flat, 60, fidelity=True)[0] == "hyperband"
     assert choose_strategy("random", tabular, 40) == ("random", "chosen in the trigger form")
