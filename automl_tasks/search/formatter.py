@@ -23,7 +23,7 @@ WARM_START_TOP_K = 3
 #: a flat space of at most `GP_MAX_PARAMS` parameters is searched by Gaussian-process BO up to
 #: this many trials: on NAS-Bench-201 (80 evaluations, 6 categorical parameters, 10 seeds)
 #: GP scored 91.51 +- 0.03 against TPE's 91.30 +- 0.08 on CIFAR-10 and was level or ahead on
-#: CIFAR-100 and ImageNet-16-120 (docs/BENCHMARKS.md); its sampler costs ~0.3 s a trial there
+#: CIFAR-100 and ImageNet-16-120 (docs/BENCHMARKS.md); its sampler costs 0.1-0.4 s a trial there
 GP_MAX_TRIALS = 80
 GP_MAX_PARAMS = 10
 
