@@ -24,6 +24,7 @@ from automl_tasks.search.formatter import (
     check_warm_start_study,
     cross_validates,
     fit_space_to_budget,
+    rarest_class_rows,
 )
 from automl_tasks.search.plan import build_plan
 from automl_tasks.search_space import load_search_space
@@ -62,13 +63,13 @@ def plan_search(ws: Workspace, request: NoCodeRequest, pre: PreprocessResult, st
     strategy, why = choose_strategy(request.strategy, space, n_trials, profile, trade_off=request.trade_off_latency)
     log.info("formatter: search strategy %s: %s", strategy, why)
     cross_validate = cross_validates(profile, request.time_budget_s)
-    classes = profile.get("class_balance") or {}
+    rarest = rarest_class_rows(profile)
     log.info(
         "formatter: trials are scored by %s (%d rows, %d columns,%s %ss budget)",
         f"{CV_FOLDS}-fold cross-validation" if cross_validate else "the validation split",
         profile["rows"],
         profile["columns"] - 1,
-        f" rarest class {min(classes.values())} rows," if classes else "",
+        f" rarest class {rarest} rows," if rarest is not None else "",
         request.time_budget_s,
     )
     client = mlflow_client(ws)

@@ -124,9 +124,13 @@ def cross_validates(profile: dict[str, Any], time_budget_s: float) -> bool:
     from automl_tasks.estimators.tabular import cross_validate_within
 
     features = max(int(profile["columns"]) - 1, 1)  # the profile counts the target column
+    return cross_validate_within(int(profile["rows"]), features, time_budget_s, rarest_class_rows(profile))
+
+
+def rarest_class_rows(profile: dict[str, Any]) -> int | None:
+    """The rows of the profiled table's rarest class; None for regression."""
     classes = profile.get("class_balance") or {}
-    rarest = min(classes.values()) if classes else None
-    return cross_validate_within(int(profile["rows"]), features, time_budget_s, rarest)
+    return min(classes.values()) if classes else None
 
 
 def fit_space_to_budget(space_text: str, profile: dict[str, Any], time_budget_s: float):
