@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 #: files parse fast), plus the libraries those modules load lazily in the common path:
 #: MLflow's and Optuna's SQL stores are imported by the first store a task opens (about
 #: 3 s of CPU per task process without them: benchmarks/task_start_cost.py), Evidently by
-#: every drift check. torch is left out: only neural-network trials use it, and it is the
-#: largest import. DVC is left out too (a small import): its logging handler writes to the
-#: stream the importing process had, which a Celery task process has closed.
+#: every drift check, and the trust report's attack library (ART, which imports torch: 2.3 s
+#: of a classification run's task estimator without the preload; torch is imported, not
+#: used, so no thread pool exists when the workers fork). DVC is left out (a small import):
+#: its logging handler writes to the stream the importing process had, which a Celery task
+#: process has closed.
 PRELOADED_MODULES = (
     "airflow.sdk.execution_time.task_runner",
     "mlflow",
@@ -54,6 +56,9 @@ PRELOADED_MODULES = (
     "lightgbm",
     "skl2onnx",
     "onnxruntime",
+    "torch",
+    "art.attacks.evasion",
+    "art.estimators.classification",
 )
 
 

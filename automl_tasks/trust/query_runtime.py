@@ -56,6 +56,7 @@ def onnx_query_proba(
     if why_not:
         log.info("trust report: the attack queries the native model (%s)", why_not)
         return None
+    started = time.perf_counter()
     try:
         path = onnx_path or export_pipeline(pipeline, schema, workdir / QUERY_MODEL_FILE)
         model = OnnxModel(path, schema)
@@ -67,7 +68,13 @@ def onnx_query_proba(
     def proba(features: pd.DataFrame) -> np.ndarray:
         return model.run(features)[1]
 
-    log.info("trust report: the attack queries the model's ONNX export (%s)", path.name)
+    made = "exported and checked" if onnx_path is None else "checked"
+    log.info(
+        "trust report: the attack queries the model's ONNX export (%s, %s in %.1f s)",
+        path.name,
+        made,
+        time.perf_counter() - started,
+    )
     return proba
 
 

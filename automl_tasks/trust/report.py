@@ -47,6 +47,7 @@ class TrustReport:
     dp_epsilon: float | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why it was not measured
     seconds: float = 0.0
+    part_seconds: dict[str, float] = field(default_factory=dict)  # measured part -> what it took
 
     @property
     def noise_retained(self) -> float | None:
@@ -173,8 +174,16 @@ def measure_trust(subject: TrustSubject, *, seed: int = 0, skip: dict[str, str] 
     started = time.perf_counter()
     skipped: dict[str, str] = dict(skip or {})
 
+    part_seconds: dict[str, float] = {}
+
     def part(name: str, run: Any) -> Any:
-        return None if name in skipped else _measure(name, skipped, run)
+        if name in skipped:
+            return None
+        part_started = time.perf_counter()
+        result = _measure(name, skipped, run)
+        if name not in skipped:  # measured: what it took
+            part_seconds[name] = time.perf_counter() - part_started
+        return result
 
     clean = subject.score(subject.held_out)
     curves = part(NOISE, lambda: noise_curves(subject, seed=seed)) or []
@@ -192,8 +201,10 @@ def measure_trust(subject: TrustSubject, *, seed: int = 0, skip: dict[str, str] 
         dp_epsilon=subject.dp_epsilon,
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        part_seconds=part_seconds,
     )
-    log.info("trust report (%.1f s): %s", report.seconds, report.summary())
+    took = ", ".join(f"{name} {seconds:.1f}" for name, seconds in part_seconds.items())
+    log.info("trust report (%.1f s: %s): %s", report.seconds, took, report.summary())
     for part, why in skipped.items():
         log.info("trust report: %s not measured: %s", part, why)
     return report

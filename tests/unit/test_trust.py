@@ -14,7 +14,7 @@ from automl_tasks.families.promotion import GateConfig, judge, promote, store_ga
 from automl_tasks.trust import adversarial
 from automl_tasks.trust.membership import loss_threshold_attack
 from automl_tasks.trust.noise import noise_curves
-from automl_tasks.trust.report import ADVERSARIAL, DIFFERENTIAL_PRIVACY, measure_trust
+from automl_tasks.trust.report import ADVERSARIAL, DIFFERENTIAL_PRIVACY, MEMBERSHIP, NOISE, measure_trust
 from automl_tasks.trust.subject import IMAGE, TABLE, Rows, TrustSubject, subject_for
 
 from .test_promotion import _register
@@ -152,6 +152,7 @@ def test_a_regressor_gets_no_adversarial_number_and_says_why():
     assert not any(k.startswith("trust_adv") for k in report.metrics())
     assert report.membership is not None and "trust_mia_auc" in report.metrics()
     assert TRUST_ADV_ACCURACY_TAG not in report.tags() and "adversarial" in report.tags()["loopml.trust.skipped"]
+    assert set(report.part_seconds) == {NOISE, MEMBERSHIP}  # what each measured part took; none for a skipped one
 
 
 def test_an_estimator_without_a_trust_adapter_is_refused_by_name():
