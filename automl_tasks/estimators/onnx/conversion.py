@@ -171,11 +171,8 @@ def double_tree_thresholds(onx: Any, model: Any) -> None:
         exact = _lightgbm_thresholds(model, attributes, modes)
         branch = np.asarray([m == "BRANCH_LEQ" for m in modes])
     else:
-        exact = np.asarray(
-            [model.estimators_[t].tree_.threshold[n] for t, n in zip(tree_ids, node_ids, strict=True)],
-            dtype=np.float64,
-        )
-        branch = np.asarray([m != "LEAF" for m in modes])
+        exact = _forest_node_values(model, tree_ids, node_ids, lambda tree: tree.threshold)
+        branch = np.asarray(modes) != "LEAF"
     # skl2onnx stores the float32 neighbour that makes `float32(x) <= t` hold exactly as
     # natively, so a branch's stored value is within two float32 steps of the true threshold
     step = np.spacing(np.abs(exact[branch]).astype(np.float32)).astype(np.float64)
@@ -248,18 +245,25 @@ def _lightgbm_thresholds(model: Any, attributes: dict[str, Any], modes: list[str
     return exact
 
 
+def _forest_node_values(model: Any, tree_ids: Any, node_ids: Any, values: Any) -> np.ndarray:
+    """`values(tree)[node]` of each (tree, node) pair, read from all trees' arrays at once (a
+    Python loop over 346,000 nodes took 2 s of a 12 s export)."""
+    trees = [estimator.tree_ for estimator in model.estimators_]
+    offsets = np.cumsum([0] + [tree.node_count for tree in trees])
+    stacked = np.concatenate([np.asarray(values(tree))[: tree.node_count] for tree in trees])
+    return np.asarray(stacked[offsets[np.asarray(tree_ids, dtype=np.int64)] + np.asarray(node_ids, dtype=np.int64)])
+
+
 def _forest_class_weights(model: Any, attributes: dict[str, Any]) -> np.ndarray:
     """Each leaf's class share / n_trees in float64, in the order of the node's class entries."""
     weights = np.asarray(attributes["class_weights"].floats, dtype=np.float64)
-    tree_ids = attributes["class_treeids"].ints
-    node_ids = attributes["class_nodeids"].ints
-    class_ids = attributes["class_ids"].ints
-    n_trees = len(model.estimators_)
-    exact = np.empty_like(weights)
-    for i, (t, n, c) in enumerate(zip(tree_ids, node_ids, class_ids, strict=True)):
-        value = model.estimators_[t].tree_.value[n, 0]
-        # a binary forest stores one weight per leaf (class id 0): the positive class share
-        exact[i] = value[1 if len(value) == 2 else c] / value.sum() / n_trees
+    tree_ids, node_ids = attributes["class_treeids"].ints, attributes["class_nodeids"].ints
+    class_ids = np.asarray(attributes["class_ids"].ints, dtype=np.int64)
+    leaf_values = _forest_node_values(model, tree_ids, node_ids, lambda tree: tree.value[:, 0, :]).astype(np.float64)
+    # a binary forest stores one weight per leaf (class id 0): the positive class share
+    chosen = np.ones_like(class_ids) if leaf_values.shape[1] == 2 else class_ids
+    shares = leaf_values[np.arange(len(chosen)), chosen] / leaf_values.sum(axis=1)
+    exact = shares / len(model.estimators_)
     if not np.allclose(exact, weights, rtol=1e-5, atol=1e-7):
         return weights  # an unexpected layout: keep the converter's weights (parity still checks them)
     return exact
@@ -268,12 +272,9 @@ def _forest_class_weights(model: Any, attributes: dict[str, Any]) -> np.ndarray:
 def _forest_target_weights(model: Any, attributes: dict[str, Any]) -> np.ndarray:
     """Each leaf's mean target / n_trees in float64, in the order of the node's target entries."""
     weights = np.asarray(attributes["target_weights"].floats, dtype=np.float64)
-    tree_ids = attributes["target_treeids"].ints
-    node_ids = attributes["target_nodeids"].ints
-    n_trees = len(model.estimators_)
-    exact = np.asarray(
-        [model.estimators_[t].tree_.value[n, 0, 0] / n_trees for t, n in zip(tree_ids, node_ids, strict=True)]
-    )
+    tree_ids, node_ids = attributes["target_treeids"].ints, attributes["target_nodeids"].ints
+    leaf_values = _forest_node_values(model, tree_ids, node_ids, lambda tree: tree.value[:, 0, 0])
+    exact = leaf_values.astype(np.float64) / len(model.estimators_)
     if not np.allclose(exact, weights, rtol=1e-5, atol=1e-7 * max(1.0, float(np.abs(weights).max(initial=0)))):
         return weights
     return exact

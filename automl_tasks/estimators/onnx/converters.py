@@ -192,7 +192,8 @@ def _convert_mlp_regressor(scope, operator, container) -> None:
 
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx about LightGBM (via onnxmltools) and loopml's custom steps."""
+    """Teach skl2onnx about LightGBM (via onnxmltools) and loopml's custom steps, and give
+    its forest converters the vectorised node walk (forest_nodes.py)."""
     import lightgbm
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
@@ -203,8 +204,11 @@ def register_converters() -> None:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+    from automl_tasks.estimators.onnx.forest_nodes import use_vectorised_forest_nodes
     from automl_tasks.estimators.preprocessing import QuantileImputer, SignedLog1p
     from automl_tasks.estimators.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
+
+    use_vectorised_forest_nodes()
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
     update_registered_converter(
