@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from automl_tasks.core.errors import DatasetNotFoundError, InvalidValueError
+from automl_tasks.core.file_lock import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,24 @@ def _open_repo(root: Path, remote: Path | str):  # -> dvc.repo.Repo
     return Repo(str(root))
 
 
+#: the file that makes one process at a time use a machine's DVC repository
+REPO_LOCK_FILE = ".loopml-dvc.lock"
+
+
 class DatasetStore:
     """Versioned dataset storage backed by DVC: one repository per machine, one remote (a
-    folder, or any DVC remote URL) that every machine of the workspace reaches."""
+    folder, or any DVC remote URL) that every machine of the workspace reaches.
+
+    Each `put` and `path` holds the machine's repository lock: two tasks of one host (a
+    Celery worker runs two at once) both pulling a version into a new repository both ran
+    `dvc init` and pulled at once, and one failed ("'.dvc' exists", or a checkout error)."""
 
     def __init__(self, root: Path, remote: Path | str) -> None:
         self.root = root
         self.remote = remote
+
+    def _repo_lock(self):  # -> a context manager
+        return file_lock(self.root / REPO_LOCK_FILE)
 
     def put(self, name: str, frame: pd.DataFrame) -> DatasetVersion:
         """Store `frame` as a version of dataset `name` and push it to the remote."""
@@ -100,7 +112,14 @@ class DatasetStore:
             log.info("dataset %s version %s already stored; reusing it", name, version)
             return DatasetVersion(name, version, target, created=False)
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-        self.root.mkdir(parents=True, exist_ok=True)
+        with self._repo_lock():
+            return self._put_locked(name, version, payload)
+
+    def _put_locked(self, name: str, version: str, payload: bytes) -> DatasetVersion:
+        folder = self.root / name / version
+        target = folder / _DATA_FILE
+        if (folder / f"{_DATA_FILE}.dvc").exists():  # stored by another process meanwhile
+            return DatasetVersion(name, version, target, created=False)
         repo = _open_repo(self.root, self.remote)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{_DATA_FILE}.tmp"
@@ -133,6 +152,15 @@ class DatasetStore:
         _check_name(name)
         if not _is_md5(version):
             raise DatasetNotFoundError(f"dataset {name!r} has no version {version!r}: a version is a 32-digit MD5")
+        with self._repo_lock():
+            if target.exists() and pointer.exists():  # pulled by another process meanwhile
+                return target
+            return self._pull_locked(name, version)
+
+    def _pull_locked(self, name: str, version: str) -> Path:
+        folder = self.root / name / version
+        target = folder / _DATA_FILE
+        pointer = folder / f"{_DATA_FILE}.dvc"
         adopted = not pointer.exists()
         if adopted:
             folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ consistent and a rollback always knows where to go back to.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError, UserError
+from automl_tasks.core.file_lock import file_lock
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import (
     BASELINE_SCORE_TAG,
@@ -293,14 +293,8 @@ def family_lock(ws: Workspace, family: str) -> Iterator[None]:
         with postgres_advisory_lock(shared, f"loopml.promotion:{family}"):
             yield
         return
-    folder = ws.home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{family}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(ws.home / "locks" / f"{family}.lock"):
+        yield
 
 
 def check_family_exists(client: Any, family: str) -> None:

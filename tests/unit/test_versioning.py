@@ -58,3 +58,39 @@ def test_another_machine_sharing_the_remote_reads_a_version_by_its_uri(workspace
     assert store.versions("toy") == [stored.version]
     with pytest.raises(DatasetNotFoundError, match="32-digit MD5"):
         store.path("toy", "../../etc")
+
+
+def test_two_processes_of_a_new_host_pull_one_version_at_once(workspace, tmp_path, monkeypatch):
+    """Two tasks of one host (a Celery worker runs two at once) reading a version into the
+    host's new repository: both get it. Without the repository lock both ran `dvc init` (made
+    slow here so that both do) and pulled at once, and one failed ("'.dvc' exists" in a CI run
+    of the Celery cluster, a checkout error here)."""
+    import multiprocessing
+    import time
+
+    from dvc.repo import Repo
+
+    frame = pd.DataFrame({"a": [1.5, 2.5, 3.5], "target": [1, 0, 1]})
+    stored = DatasetStore(workspace.datasets, workspace.dvc_remote).put("toy", frame)
+    host = tmp_path / "host2" / "datasets"
+    real_init = Repo.init
+
+    def init(*args, **kwargs):
+        time.sleep(1.0)
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(Repo, "init", staticmethod(init))
+    context = multiprocessing.get_context("fork")  # the children keep the slow init
+    with context.Pool(2) as pool:
+        paths = pool.starmap(_read_on_host, [(str(host), str(workspace.dvc_remote), stored.uri)] * 2)
+    assert len(set(paths)) == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(paths[0]), frame)
+
+
+def _read_on_host(root: str, remote: str, uri: str) -> str:
+    from pathlib import Path
+
+    from automl_tasks.data.versioning import parse_dataset_uri
+
+    name, version = parse_dataset_uri(uri)
+    return str(DatasetStore(Path(root), remote).path(name, version))
