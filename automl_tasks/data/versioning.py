@@ -101,14 +101,18 @@ class DatasetStore:
     def _repo_lock(self):  # -> a context manager
         return file_lock(self.root / REPO_LOCK_FILE)
 
+    def _files(self, name: str, version: str) -> tuple[Path, Path, Path]:
+        """(folder, data file, DVC pointer) of a version in this machine's repository."""
+        folder = self.root / name / version
+        return folder, folder / _DATA_FILE, folder / f"{_DATA_FILE}.dvc"
+
     def put(self, name: str, frame: pd.DataFrame) -> DatasetVersion:
         """Store `frame` as a version of dataset `name` and push it to the remote."""
         _check_name(name)
         payload = canonical_bytes(frame)
         version = hashlib.md5(payload).hexdigest()
-        folder = self.root / name / version
-        target = folder / _DATA_FILE
-        if (folder / f"{_DATA_FILE}.dvc").exists():
+        _, target, pointer = self._files(name, version)
+        if pointer.exists():
             log.info("dataset %s version %s already stored; reusing it", name, version)
             return DatasetVersion(name, version, target, created=False)
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -116,9 +120,8 @@ class DatasetStore:
             return self._put_locked(name, version, payload)
 
     def _put_locked(self, name: str, version: str, payload: bytes) -> DatasetVersion:
-        folder = self.root / name / version
-        target = folder / _DATA_FILE
-        if (folder / f"{_DATA_FILE}.dvc").exists():  # stored by another process meanwhile
+        folder, target, pointer = self._files(name, version)
+        if pointer.exists():  # stored by another process meanwhile
             return DatasetVersion(name, version, target, created=False)
         repo = _open_repo(self.root, self.remote)
         folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ class DatasetStore:
             repo.push(targets=[str(target)])
         except Exception:
             # leave no half-tracked version behind: the next put retries cleanly
-            for leftover in (target, folder / f"{_DATA_FILE}.dvc", folder / ".gitignore"):
+            for leftover in (target, pointer, folder / ".gitignore"):
                 leftover.unlink(missing_ok=True)
             raise
         finally:
@@ -144,9 +147,7 @@ class DatasetStore:
         A version this repository has not seen (stored by another machine sharing the
         remote) is pulled by its content hash: the version *is* the file's MD5, which is
         where DVC keeps it in the remote."""
-        folder = self.root / name / version
-        target = folder / _DATA_FILE
-        pointer = folder / f"{_DATA_FILE}.dvc"
+        _, target, pointer = self._files(name, version)
         if target.exists() and pointer.exists():
             return target
         _check_name(name)
@@ -158,9 +159,7 @@ class DatasetStore:
             return self._pull_locked(name, version)
 
     def _pull_locked(self, name: str, version: str) -> Path:
-        folder = self.root / name / version
-        target = folder / _DATA_FILE
-        pointer = folder / f"{_DATA_FILE}.dvc"
+        folder, target, pointer = self._files(name, version)
         adopted = not pointer.exists()
         if adopted:
             folder.mkdir(parents=True, exist_ok=True)
