@@ -45,9 +45,9 @@ def main() -> None:
     ws = Workspace.at(Path(tempfile.mkdtemp(prefix="loopml-task-start-")) / "ws").ensure()
     # the stores' databases exist before the measured process starts, as on a running stack
     create = (
-        "from mlflow import MlflowClient; import optuna; "
+        "from mlflow import MlflowClient; from automl_tasks.search.storage import open_storage; "
         f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments(); "
-        f"optuna.storages.RDBStorage({ws.optuna_uri!r})"
+        f"open_storage({ws.optuna_uri!r})"
     )
     subprocess.run([sys.executable, "-c", create], check=True, capture_output=True)
     if not args.no_preload:
@@ -63,12 +63,12 @@ def main() -> None:
         MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri).search_experiments()
 
     def open_optuna() -> None:
-        import optuna
+        from automl_tasks.search.storage import open_storage
 
-        optuna.storages.RDBStorage(ws.optuna_uri).get_all_studies()
+        open_storage(ws.optuna_uri).get_all_studies()
 
     _in_fork("MLflow client + one query", open_mlflow)
-    _in_fork("Optuna RDB storage + one query", open_optuna)
+    _in_fork("Optuna storage (the workspace's journal) + one query", open_optuna)
 
 
 if __name__ == "__main__":

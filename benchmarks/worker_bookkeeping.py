@@ -14,10 +14,14 @@ Optuna, the progress line. Beside it, on the same stores and in the same run:
   proxy process (`run_grpc_proxy_server` over the same PostgreSQL, with Optuna's cache), and
   that process's CPU per trial: what the proxy would take off a worker, and what it costs.
 
-`--stores embedded` (default): SQLite Optuna storage and MLflow in this process, as the
-embedded mode runs; every database's CPU is this process's. `--stores distributed`:
-PostgreSQL for Optuna and MLflow's tracking server (PostgreSQL store) on loopback, as the
-distributed mode runs; the servers' CPU is theirs, not counted here.
+`--stores embedded` (default): Optuna's storage in the workspace and MLflow in this process,
+as the embedded mode runs; every database's CPU is this process's. `--stores distributed`:
+Optuna's storage in PostgreSQL and MLflow's tracking server (PostgreSQL store) on loopback,
+as the distributed mode runs; the servers' CPU is theirs, not counted here.
+
+Both Optuna storages run side by side in one run: Optuna's journal (loopml's default: a file,
+or a PostgreSQL table) and its RDB storage (SQLite, or PostgreSQL tables: what loopml used
+before, and what a workspace made before the journal keeps).
 
     .venv/bin/python benchmarks/worker_bookkeeping.py [--trials 200] [--stores embedded|distributed] [--profile]
 
@@ -42,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
+from automl_tasks.core.store_urls import JOURNAL_PREFIX  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import start_search  # noqa: E402
 from automl_tasks.search.storage import create_study, open_storage  # noqa: E402
@@ -73,7 +78,7 @@ def stores(kind: str, root: Path) -> Iterator[Workspace]:
         )
         process, port = mlflow_server(root, mlflow_url)
         try:
-            yield dataclasses.replace(ws, optuna_uri=optuna_url, mlflow_uri=f"http://127.0.0.1:{port}")
+            yield dataclasses.replace(ws, optuna_uri=JOURNAL_PREFIX + optuna_url, mlflow_uri=f"http://127.0.0.1:{port}")
         finally:
             stop_server(process)
 
@@ -159,6 +164,32 @@ def child_runs(ws: Workspace, plan, n: int) -> int:
     return recorded
 
 
+def rdb_url(ws: Workspace, kind: str) -> str:
+    """Optuna's RDB storage where the journal is: SQLite in the workspace, or the same database."""
+    if kind == "embedded":
+        return f"sqlite:///{ws.home / 'optuna' / 'optuna.db'}"
+    return ws.optuna_uri.removeprefix(JOURNAL_PREFIX)
+
+
+def measure(ws: Workspace, n: int, profiler: cProfile.Profile | None) -> dict[str, tuple[float, float]]:
+    """The worker, plain Optuna and the child runs on `ws`'s Optuna storage: (CPU ms, wall ms) each."""
+    plan, space = sleepy_plan(
+        ws, bundled_frame("breast_cancer"), space=SPACE, n_trials=n, name="bookkeeping", time_budget_s=3600
+    )
+    start_search(ws.optuna_uri, plan, space)
+    if profiler:
+        profiler.enable()
+    worker = per_trial(n, lambda: run_worker(ws, plan.study_name, 0).evaluated)
+    if profiler:
+        profiler.disable()
+    return {
+        "worker": worker,
+        "optuna": per_trial(n, lambda: plain_optuna(ws, plan, n)),
+        "mlflow": per_trial(n, lambda: child_runs(ws, plan, n)),
+        "plan": plan,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=200)
@@ -166,37 +197,27 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, stores(args.stores, Path(tmp)) as ws:
-        plan, space = sleepy_plan(
-            ws,
-            bundled_frame("breast_cancer"),
-            space=SPACE,
-            n_trials=args.trials,
-            name="bookkeeping",
-            time_budget_s=3600,
-        )
-        start_search(ws.optuna_uri, plan, space)
         profiler = cProfile.Profile() if args.profile else None
-        if profiler:
-            profiler.enable()
-        worker = per_trial(args.trials, lambda: run_worker(ws, plan.study_name, 0).evaluated)
-        if profiler:
-            profiler.disable()
-        optuna_alone = per_trial(args.trials, lambda: plain_optuna(ws, plan, args.trials))
-        mlflow_alone = per_trial(args.trials, lambda: child_runs(ws, plan, args.trials))
-        proxied = optuna_through_proxy(ws, plan, args.trials) if args.stores == "distributed" else None
+        journal = measure(ws, args.trials, profiler)
+        rdb_ws = dataclasses.replace(ws, optuna_uri=rdb_url(ws, args.stores))
+        rdb = measure(rdb_ws, args.trials, None)
+        proxied = optuna_through_proxy(rdb_ws, rdb["plan"], args.trials) if args.stores == "distributed" else None
     print(f"{args.trials} zero-length trials, {args.stores} stores (CPU ms and wall ms per trial):")
-    rows = [
-        ("loopml worker (everything it does)", worker),
-        ("plain Optuna ask/suggest/heartbeat/tell", optuna_alone),
-        ("MLflow child run (job estimator)", mlflow_alone),
-    ]
+    for name, result in (("journal storage (default)", journal), ("RDB storage", rdb)):
+        print(f"  Optuna's {name}:")
+        rows = [
+            ("loopml worker (everything it does)", result["worker"]),
+            ("plain Optuna ask/suggest/heartbeat/tell", result["optuna"]),
+            ("MLflow child run (job estimator)", result["mlflow"]),
+        ]
+        for label, (cpu, wall) in rows:
+            print(f"    {label:42s} {cpu:6.1f} CPU  {wall:6.1f} wall")
+        print(f"    {'worker beyond plain Optuna':42s} {result['worker'][0] - result['optuna'][0]:6.1f} CPU")
     if proxied:
-        rows.append(("plain Optuna through GrpcStorageProxy", proxied[0]))
-    for name, (cpu, wall) in rows:
-        print(f"  {name:42s} {cpu:6.1f} CPU  {wall:6.1f} wall")
-    print(f"  {'worker beyond plain Optuna':42s} {worker[0] - optuna_alone[0]:6.1f} CPU")
-    if proxied:
-        print(f"  {'the gRPC proxy process (its own CPU)':42s} {proxied[1]:6.1f} CPU")
+        print(
+            f"  {'plain Optuna through GrpcStorageProxy (RDB)':44s} {proxied[0][0]:6.1f} CPU  {proxied[0][1]:6.1f} wall"
+        )
+        print(f"  {'the gRPC proxy process (its own CPU)':44s} {proxied[1]:6.1f} CPU")
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)

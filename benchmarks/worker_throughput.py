@@ -1,4 +1,5 @@
-"""Trial throughput with N worker processes on a PostgreSQL Optuna storage.
+"""Trial throughput with N worker processes on a PostgreSQL Optuna storage (`--optuna`:
+Optuna's journal in a table, the distributed default, or its RDB storage).
 
 Sleep-bound trials (0.5 s each) with N = 1, 2, 4, 8, 16 workers (goal: throughput of N
 workers >= 0.9 x N x one worker's) and CPU-bound trials (0.5 s of CPU each) up to the
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from optuna.trial import TrialState  # noqa: E402
 
 from automl_tasks.core.settings import Workspace  # noqa: E402
+from automl_tasks.core.store_urls import JOURNAL_PREFIX  # noqa: E402
 from automl_tasks.data import bundled_frame  # noqa: E402
 from automl_tasks.search import load_study, start_search  # noqa: E402
 from tests.loopback_cluster import mlflow_server, stop_server  # noqa: E402
@@ -60,11 +62,13 @@ params:
 """
 
 
-def throughput(server, mlflow_uri: str, root: Path, n_workers: int, trials_per_worker: int, busy: bool) -> float:
+def throughput(
+    server, mlflow_uri: str, root: Path, n_workers: int, trials_per_worker: int, busy: bool, prefix: str
+) -> float:
     name = f"{'cpu' if busy else 'sleep'}{n_workers}"
     ws = Workspace.at(root / name).ensure()
     url = server.create_database(f"optuna_{name}").replace("postgresql://", "postgresql+psycopg2://")
-    ws = dataclasses.replace(ws, optuna_uri=url, mlflow_uri=mlflow_uri)
+    ws = dataclasses.replace(ws, optuna_uri=prefix + url, mlflow_uri=mlflow_uri)
     space_yaml = SPACE.format(busy=str(busy).lower())
     plan, space = sleepy_plan(
         ws,
@@ -101,7 +105,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--trials-per-worker", type=int, default=16)
+    parser.add_argument(
+        "--optuna",
+        choices=("journal", "rdb"),
+        default="journal",
+        help="Optuna's journal in a table (the distributed default) or its RDB storage",
+    )
     args = parser.parse_args()
+    prefix = JOURNAL_PREFIX if args.optuna == "journal" else ""
     cores = os.cpu_count() or 1
     with postgres_server() as server, tempfile.TemporaryDirectory() as tmp:
         store = server.create_database("mlflow").replace("postgresql://", "postgresql+psycopg2://")
@@ -110,11 +121,13 @@ def main() -> None:
         try:
             for busy, counts in ((False, args.workers), (True, [n for n in args.workers if n <= cores])):
                 kind = "CPU-bound" if busy else "sleep-bound"
-                print(f"\n{kind} trials of 0.5 s, PostgreSQL and MLflow's server ({cores} cores)")
+                print(
+                    f"\n{kind} trials of 0.5 s, Optuna's {args.optuna} storage on PostgreSQL, MLflow's server ({cores} cores)"
+                )
                 print(f"{'workers':>7} {'trials/s':>9} {'speed-up':>9} {'efficiency':>10}")
                 base = None
                 for n in counts:
-                    rate = throughput(server, uri, Path(tmp), n, args.trials_per_worker, busy)
+                    rate = throughput(server, uri, Path(tmp), n, args.trials_per_worker, busy, prefix)
                     base = base or rate
                     print(f"{n:>7} {rate:>9.2f} {rate / base:>9.2f} {rate / (base * n):>10.2f}", flush=True)
         finally:

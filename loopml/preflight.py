@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from automl_tasks.core.profile import SETTING_ENV, DeploymentProfile
+from automl_tasks.core.store_urls import database_url, is_postgres
 
 CONNECT_TIMEOUT_S = 5
 
@@ -69,8 +70,8 @@ def unreachable(profile: DeploymentProfile) -> list[str]:
         ("mlflow_uri", ws.mlflow_uri),
         ("inference_log_uri", ws.inference_log_uri),
     ):
-        if url.startswith("postgresql"):
-            checks.append((key, url, _postgres(url)))
+        if is_postgres(url):
+            checks.append((key, url, _postgres(database_url(url))))
     if ws.mlflow_uri.startswith(("http://", "https://")):
         checks.append(("mlflow_uri", ws.mlflow_uri, _http(ws.mlflow_uri, "/health")))
     if profile.executor == "celery" and profile.broker_url.startswith(("redis://", "rediss://")):

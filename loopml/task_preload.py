@@ -49,6 +49,7 @@ PRELOADED_MODULES = (
     "automl_tasks.pipelines.registration",
     "automl_tasks.pipelines.advisor",
     "automl_tasks.search",
+    "automl_tasks.search.journal",
     "automl_tasks.monitoring.drift_check",
     "automl_tasks.families.promotion",
     "automl_tasks.families.batch_inference",

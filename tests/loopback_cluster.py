@@ -29,6 +29,7 @@ import httpx
 import psutil
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from loopml.embedded import AirflowStack, ensure_stack
 from tests.postgres_server import postgres_server
 from tests.worker_processes import wait_until
@@ -232,7 +233,7 @@ def loopback_cluster(root: Path, workers: tuple[str, ...] = ("worker1", "worker2
             env = {
                 "LOOPML_EXECUTOR": "celery",
                 "LOOPML_AIRFLOW_DB_URI": psycopg2["airflow"],
-                "LOOPML_OPTUNA_URI": psycopg2["optuna"],
+                "LOOPML_OPTUNA_URI": JOURNAL_PREFIX + psycopg2["optuna"],  # Optuna's journal in PostgreSQL
                 "LOOPML_MLFLOW_URI": mlflow_url,
                 "LOOPML_DVC_REMOTE": f"{mlflow_url}/api/2.0/mlflow-artifacts/artifacts/datasets",
                 "LOOPML_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",

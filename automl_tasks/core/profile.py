@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from automl_tasks.core.errors import ConfigurationError
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.store_urls import is_postgres
 
 EXECUTORS = ("local", "celery", "kubernetes")
 DEFAULT_IMAGE = "loopml:latest"
@@ -79,7 +80,7 @@ class DeploymentProfile:
             ("optuna_uri", ws.optuna_uri),
             ("inference_log_uri", ws.inference_log_uri),
         ):
-            if not url.startswith("postgresql"):
+            if not is_postgres(url):
                 found.append(
                     f"{SETTING_ENV[key]}: the {self.executor} executor needs PostgreSQL (machines share it);"
                     f" got {url or 'unset (SQLite in the workspace)'}"

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
+
 DEFAULT_HOME = ".loopml"
 
 
@@ -43,12 +45,21 @@ class SearchSettings:
         }
 
 
+def _optuna_uri(root: Path) -> str:
+    """The embedded Optuna storage: Optuna's journal in a file (search/journal.py says why),
+    or the SQLite database of a workspace made before loopml kept the journal (its studies stay)."""
+    legacy = root / "optuna" / "optuna.db"
+    if legacy.exists():
+        return f"sqlite:///{legacy}"
+    return f"{JOURNAL_PREFIX}file://{root / 'optuna' / 'optuna.journal'}"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths and store URIs of one loopml workspace.
 
-    `mlflow_uri` and `optuna_uri` default to SQLite files inside the workspace
-    (embedded mode); the distributed mode overrides them with PostgreSQL URLs (or MLflow's
+    `mlflow_uri` defaults to a SQLite file and `optuna_uri` to Optuna's journal file inside
+    the workspace (embedded mode); the distributed mode overrides them with PostgreSQL URLs (or MLflow's
     tracking server), `dvc_remote_url` names the datasets' DVC remote that every machine
     reaches (default: a folder in the workspace) and `inference_log_uri` the PostgreSQL
     database of the serving inference log (default: SQLite files in the workspace).
@@ -66,11 +77,7 @@ class Workspace:
     def at(cls, home: str | os.PathLike[str]) -> Workspace:
         """The embedded-mode workspace rooted at `home` (made absolute)."""
         root = Path(home).expanduser().resolve()
-        return cls(
-            home=root,
-            mlflow_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-            optuna_uri=f"sqlite:///{root / 'optuna' / 'optuna.db'}",
-        )
+        return cls(home=root, mlflow_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", optuna_uri=_optuna_uri(root))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Workspace:

@@ -110,6 +110,7 @@ PLAN_ATTR = "loopml.plan"  #: the search plan (study user attribute)
 STOP_ATTR = "loopml.stop"  #: asks workers to stop (study user attribute)
 TRAITS_ATTR = "loopml.table_traits"  #: the searched table's traits, for the portfolio of similar tables
 DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-queued
+HEARTBEAT_ATTR = "loopml.heartbeat"  #: epoch seconds of a trial's last heartbeat (journal storage's system attr)
 SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first worker began (study user attribute)
 
 # entry points

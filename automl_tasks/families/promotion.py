@@ -17,7 +17,6 @@ consistent and a rollback always knows where to go back to.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from automl_tasks.core.errors import ConfigurationError, UserError
 from automl_tasks.core.file_lock import file_lock
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.store_urls import advisory_key, database_url, is_postgres
 from automl_tasks.core.tags import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
@@ -250,11 +250,6 @@ def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Me
     return GateResult(True, reason, cand_score, champ_score, ratios["latency"], ratios["size"])
 
 
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for PostgreSQL's advisory locks (`hash()` is salted per process)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
 @contextlib.contextmanager
 def postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
     """Hold PostgreSQL's session advisory lock `name` on the database at `url`.
@@ -288,7 +283,7 @@ def family_lock(ws: Workspace, family: str) -> Iterator[None]:
     that database, so it holds across processes and machines; behind MLflow's tracking server,
     in the Optuna database the machines share; in the embedded mode (SQLite, one machine) it
     is an `fcntl` lock on a file of the workspace."""
-    shared = next((url for url in (ws.mlflow_uri, ws.optuna_uri) if url.startswith("postgresql")), None)
+    shared = next((database_url(url) for url in (ws.mlflow_uri, ws.optuna_uri) if is_postgres(url)), None)
     if shared is not None:  # the registry's database, or (behind MLflow's server) the search's
         with postgres_advisory_lock(shared, f"loopml.promotion:{family}"):
             yield

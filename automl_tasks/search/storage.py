@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
 from typing import Any
 
 from automl_tasks.core.settings import SearchSettings, Workspace
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
 from automl_tasks.search.budget import read_lost_trials
 from automl_tasks.search.plan import SearchPlan
@@ -28,14 +30,19 @@ def _retry_dead_worker_trial(study: Any, trial: Any) -> None:
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
-def open_storage(url: str, settings: SearchSettings | None = None):  # -> optuna.storages.RDBStorage
-    """An RDB storage with heartbeats (`settings`' interval and grace period), so a dead
-    worker's trial can be failed; one per URL and settings in a process."""
+def open_storage(url: str, settings: SearchSettings | None = None):  # -> optuna.storages.BaseStorage
+    """The Optuna storage at `url` with heartbeats (`settings`' interval and grace period), so
+    a dead worker's trial can be failed; one per URL and settings in a process.
+
+    `journal+file:///path` and `journal+postgresql://...` are Optuna's journal storage
+    (search/journal.py: the default, about a tenth of the RDB storage's CPU a trial);
+    `sqlite:///...` and `postgresql://...` are its RDB storage (workspaces made before the
+    journal, or by choice)."""
     return _open_storage(url, settings or DEFAULT_SETTINGS)
 
 
 @functools.cache
-def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.RDBStorage
+def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.BaseStorage
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,6 +53,15 @@ def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.RDB
     # repeat on every trial.
     warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if url.startswith(JOURNAL_PREFIX):
+        from automl_tasks.search.journal import open_journal
+
+        return open_journal(
+            url,
+            heartbeat_interval=settings.heartbeat_interval_s,
+            grace_period=settings.heartbeat_grace_s,
+            stale_trial_callback=_retry_dead_worker_trial,
+        )
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
@@ -65,6 +81,12 @@ def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.RDB
     if url.startswith("sqlite"):
         _serialise_sqlite_transactions(storage.engine)
     return storage
+
+
+# A forked child must not share its parent's storage: a journal storage names its records by
+# a per-process id and thread (two processes with one id would each take the other's trial
+# for its own), and an RDB storage's pooled connections must not cross a fork either.
+os.register_at_fork(after_in_child=_open_storage.cache_clear)
 
 
 def _serialise_sqlite_transactions(engine: Any) -> None:

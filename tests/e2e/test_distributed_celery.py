@@ -11,12 +11,12 @@ from collections import Counter
 
 import optuna
 import pytest
-import sqlalchemy
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.data import DatasetStore, bundled_frame
+from automl_tasks.search.storage import open_storage
 from loopml.airflow_client import AirflowClient
 from tests.e2e.conftest import states
 from tests.family_builder import LINEAR_SPACE
@@ -54,8 +54,12 @@ def _task_instances(client: AirflowClient, dag_id: str, run_id: str) -> list[dic
 
 
 def _study(ws: Workspace, prefix: str):
-    names = [s.study_name for s in optuna.get_all_study_summaries(ws.optuna_uri) if s.study_name.startswith(prefix)]
-    return optuna.load_study(study_name=names[0], storage=ws.optuna_uri) if names else None
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(open_storage(ws.optuna_uri))
+        if s.study_name.startswith(prefix)
+    ]
+    return optuna.load_study(study_name=names[0], storage=open_storage(ws.optuna_uri)) if names else None
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +81,13 @@ def nocode_with_a_killed_worker(cluster: LoopbackCluster):
         return (running, victims[0]) if len(running) == 2 and watcher and victims else None
 
     running, victim = wait_until(searching, 300, "the search running on both hosts", poll_s=0.2)
-    # the first completed trial, by one cheap query (the API's view is seconds old on a loaded
-    # machine): the kill lands with nearly the whole search still to run
-    engine = sqlalchemy.create_engine(ws.optuna_uri)
-    try:
-        with engine.connect() as conn:
-            query = sqlalchemy.text("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'")
-            wait_until(lambda: conn.execute(query).scalar_one() >= 1, 120, "a first trial", poll_s=0.05)
-    finally:
-        engine.dispose()
+    # the first completed trial, read from the study (the API's view is seconds old on a loaded
+    # machine; the journal's read is incremental): the kill lands with nearly the whole search
+    # still to run
+    study = wait_until(lambda: _study(ws, f"{FAMILY}-"), 120, "the search's study", poll_s=0.05)
+    wait_until(
+        lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), 120, "a first trial", poll_s=0.05
+    )
     killed = sorted(index for index, host in running.items() if host == victim)
     cluster.kill_worker(victim)
     state = client.wait_for_run("nocode_pipeline", run_id, timeout_s=600)

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.data import bundled_frame
 from automl_tasks.search import load_study, start_search
 from tests.postgres_server import postgres_server
@@ -34,6 +35,7 @@ PROMOTER = """
 import json, os, time
 from automl_tasks.families.promotion import promote
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tracking import mlflow_client
 ws = Workspace.from_env()
 mlflow_client(ws).get_registered_model({family!r})  # connected and warm before the start
@@ -58,12 +60,18 @@ def _on_postgres(ws: Workspace, optuna_url: str, mlflow_url: str) -> Workspace:
     return dataclasses.replace(ws, optuna_uri=_psycopg2(optuna_url), mlflow_uri=_psycopg2(mlflow_url))
 
 
-def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path):
+@pytest.mark.parametrize("layout", ["journal", "rdb"])
+def test_four_worker_processes_evaluate_every_trial_once(postgres, tmp_path, layout):
+    """On Optuna's journal in a PostgreSQL table (the distributed default) and on its RDB
+    storage: four processes that reserve, sample and tell at once number, run and record
+    each trial once (the journal's records stay gap-free and in one order)."""
     ws = _on_postgres(
         Workspace.at(tmp_path / "ws").ensure(),
-        postgres.create_database("optuna_procs"),
-        postgres.create_database("mlflow_procs"),
+        postgres.create_database(f"optuna_procs_{layout}"),
+        postgres.create_database(f"mlflow_procs_{layout}"),
     )
+    if layout == "journal":
+        ws = dataclasses.replace(ws, optuna_uri=JOURNAL_PREFIX + ws.optuna_uri)
     plan, space = sleepy_plan(
         ws, bundled_frame("breast_cancer"), space=FAST_SLEEPY, n_trials=24, name="pg-procs", time_budget_s=300
     )
@@ -148,3 +156,30 @@ def test_the_inference_log_in_postgresql_keeps_the_same_contract(postgres):
     # the drift check's window: one open of the log, the same rows, none for another family
     assert read_logged_window(ws, "fam_a", since=0)["x"].tolist() == [0, 1, 2, 9]
     assert read_logged_window(ws, "fam_b", since=0).empty
+
+
+def test_the_journal_in_postgresql_snapshots_and_a_new_process_sees_every_trial(postgres):
+    """Optuna saves a snapshot every 100 trials; a storage opened afterwards starts from it
+    (not from the first record) and sees the same trials as the one that wrote them."""
+    import optuna
+
+    from automl_tasks.search.journal import HeartbeatJournalStorage, PostgresJournalBackend
+    from automl_tasks.search.storage import open_storage
+
+    url = JOURNAL_PREFIX + _psycopg2(postgres.create_database("optuna_snapshot"))
+    study = optuna.create_study(study_name="many", storage=open_storage(url))
+    for i in range(105):
+        trial = study.ask()
+        trial.suggest_int("i", 0, 1000)
+        study.tell(trial, float(i))
+    backend = PostgresJournalBackend(url.removeprefix(JOURNAL_PREFIX))
+    assert backend.load_snapshot() is not None
+    first_read: list[int] = []
+    read_logs = backend.read_logs
+    backend.read_logs = lambda start: first_read.append(start) or read_logs(start)
+    fresh = HeartbeatJournalStorage(backend, heartbeat_interval=1, grace_period=2)
+    assert first_read[0] > 0, "the new storage replayed the journal from its first record"
+    reopened = optuna.load_study(study_name="many", storage=fresh)
+    assert [(t.number, t.params, t.value) for t in reopened.get_trials()] == [
+        (t.number, t.params, t.value) for t in study.get_trials()
+    ]

@@ -23,7 +23,7 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.deploy.onnx_model import OnnxModel
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
-from automl_tasks.search.storage import load_study
+from automl_tasks.search.storage import load_study, open_storage
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, default_tabular_space, load_search_space
 from automl_tasks.search_space.edits import apply_edit
 from automl_tasks.search_space.versions import version_text
@@ -421,8 +421,12 @@ def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow
     assert rerun.data.tags["loopml.space_version"] == new_version
     assert rerun.data.tags["loopml.dataset_uri"] == first.data.tags["loopml.dataset_uri"]
     assert rerun.data.tags["loopml.parent_study"] == first.data.tags["loopml.study"]
-    study = optuna.load_study(study_name=rerun.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
-    earlier = optuna.load_study(study_name=first.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
+    study = optuna.load_study(
+        study_name=rerun.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
+    )
+    earlier = optuna.load_study(
+        study_name=first.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
+    )
     # the space the re-run searched: the edited one, plus the feature groups the formatter adds
     # for the table's feature pipeline (issue #15)
     searched = load_search_space(load_study(e2e_workspace.optuna_uri, rerun.data.tags["loopml.study"])[1].space_yaml)
@@ -479,7 +483,9 @@ def test_accepting_a_suggestion_reruns_on_a_new_space_version_warm_started(
     space = load_search_space(version_text(e2e_workspace, version["run_id"]))
     assert space.find("model.lightgbm.num_leaves").range in ((29, 31), (30, 32))
     assert third.data.tags["loopml.parent_study"] == second.data.tags["loopml.study"]
-    study = optuna.load_study(study_name=third.data.tags["loopml.study"], storage=e2e_workspace.optuna_uri)
+    study = optuna.load_study(
+        study_name=third.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
+    )
     assert "warm_start" in [t.user_attrs.get("loopml.origin") for t in study.trials]
 
 

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from automl_tasks.core.tags import ORIGIN_TAG, PORTFOLIO_SOURCE_ATTR, TRAITS_ATTR
 from automl_tasks.search.portfolio import TableTraits
-from automl_tasks.search.storage import load_study
+from automl_tasks.search.storage import load_study, open_storage
 from automl_tasks.search_space import load_search_space
 from tests.family_builder import LIGHTGBM_SPACE, run_search
 
@@ -76,4 +76,4 @@ def test_a_new_search_starts_from_the_best_configuration_of_a_similar_table(work
     regression, _, _ = run_search(workspace, "diabetes", "reg", WEAK_DEFAULT_SPACE, n_trials=1, tag="d")
     _, trials = _trials(workspace, regression.study_name)
     assert all(t.user_attrs.get(ORIGIN_TAG) != "portfolio" for t in trials)
-    assert len(optuna.get_all_study_names(workspace.optuna_uri)) == 4
+    assert len(optuna.get_all_study_names(open_storage(workspace.optuna_uri))) == 4

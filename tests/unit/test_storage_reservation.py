@@ -1,13 +1,17 @@
-"""Each enqueued trial is reserved by exactly one worker process on the SQLite storage.
+"""Each enqueued trial is reserved by exactly one worker process, on the journal file storage
+(the default) and on the SQLite storage.
 
-Regression test: Optuna reserves a waiting trial by reading WAITING then writing RUNNING,
-and Python's sqlite3 driver began the transaction only at the write, so two worker
-processes could both reserve (and evaluate) the same trial (storage.open_storage)."""
+Regression test for SQLite: Optuna reserves a waiting trial by reading WAITING then writing
+RUNNING, and Python's sqlite3 driver began the transaction only at the write, so two worker
+processes could both reserve (and evaluate) the same trial (storage.open_storage). The
+journal decides a race by the order of its records: the first RUNNING record wins."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+
+import pytest
 
 
 def _pop_all(url: str, start_at: float, queue) -> None:
@@ -24,12 +28,15 @@ def _pop_all(url: str, start_at: float, queue) -> None:
     queue.put(popped)
 
 
-def test_four_processes_reserve_each_waiting_trial_once(tmp_path):
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_four_processes_reserve_each_waiting_trial_once(tmp_path, kind):
     import optuna
 
     from automl_tasks.search.storage import open_storage
 
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    url = (
+        f"journal+file://{tmp_path / 'optuna.journal'}" if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
+    )
     study = optuna.create_study(study_name="race", storage=open_storage(url))
     for i in range(60):
         study.enqueue_trial({"x": i}, skip_if_exists=False)

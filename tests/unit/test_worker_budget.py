@@ -8,9 +8,10 @@ import time
 
 import optuna
 import pytest
-from optuna.storages import RDBStorage
+from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
 from automl_tasks.search import run_worker, start_search
 from automl_tasks.search.budget import BudgetView
@@ -27,17 +28,20 @@ TRIALS = 30
 
 
 @pytest.fixture
-def storage_reads(monkeypatch):
-    """Counts of the storage's reads of the study: trial listings and its attributes."""
+def storage_reads(monkeypatch, workspace):
+    """Counts of the storage's reads of the study: trial listings and its attributes (on the
+    storage class the workspace uses: the journal's listing, or the RDB storage's query)."""
     counts: collections.Counter = collections.Counter()
-    for name, key in (("_get_trials", "listings"), ("get_study_user_attrs", "attrs")):
-        original = getattr(RDBStorage, name)
+    journal = workspace.optuna_uri.startswith(JOURNAL_PREFIX)
+    cls, listing = (JournalStorage, "get_all_trials") if journal else (RDBStorage, "_get_trials")
+    for name, key in ((listing, "listings"), ("get_study_user_attrs", "attrs")):
+        original = getattr(cls, name)
 
         def counting(self, *args, _original=original, _key=key, **kwargs):
             counts[_key] += 1
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(RDBStorage, name, counting)
+        monkeypatch.setattr(cls, name, counting)
     return counts
 
 
@@ -118,7 +122,7 @@ def test_a_trial_expected_to_end_after_the_deadline_is_given_back_not_run(worksp
     )
     start_search(workspace.optuna_uri, plan, space)
     summary = run_worker(workspace, plan.study_name, 0)
-    study = optuna.load_study(study_name=plan.study_name, storage=workspace.optuna_uri)
+    study = optuna.load_study(study_name=plan.study_name, storage=open_storage(workspace.optuna_uri))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     given_back = [t for t in study.trials if t.user_attrs.get(OVER_BUDGET_ATTR)]
     assert summary.evaluated == len(complete) >= 1  # two, unless the machine slows the first down
@@ -177,7 +181,9 @@ def test_the_stop_flag_is_seen_within_the_flags_interval(workspace, breast_cance
     study = create_study(workspace.optuna_uri, plan, workspace.search)
     view = BudgetView(study, plan, started=time.time(), flags_every_s=0.2)
     assert view.stop_reason() is None
-    optuna.load_study(study_name="stop", storage=workspace.optuna_uri).set_user_attr(STOP_ATTR, "user asked")
+    optuna.load_study(study_name="stop", storage=open_storage(workspace.optuna_uri)).set_user_attr(
+        STOP_ATTR, "user asked"
+    )
     deadline = time.monotonic() + 5
     while view.stop_reason() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -8,10 +8,13 @@ import signal
 import threading
 from dataclasses import replace
 
+import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import SearchSettings
+from automl_tasks.core.store_urls import JOURNAL_PREFIX
+from automl_tasks.core.tags import HEARTBEAT_ATTR
 from automl_tasks.search import load_study, run_worker, start_search, watch_search
 from tests.sleepy_estimator import SPACE
 from tests.unit.test_search_engine import make_plan, sleepy_plan
@@ -23,17 +26,21 @@ def _running_trial(study, optuna_uri: str):
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running or not study._storage.get_trial(running[0]._trial_id).params:
         return None
-    return running[0] if _heartbeats(optuna_uri, running[0]._trial_id) else None
+    return running[0] if _has_beaten(study, optuna_uri, running[0]._trial_id) else None
 
 
-def _heartbeats(optuna_uri: str, trial_id: int) -> int:
+def _has_beaten(study, optuna_uri: str, trial_id: int) -> bool:
+    """Whether the trial's heartbeat was recorded: a system attribute of the journal storage's
+    trial, a row of the RDB storage's heartbeat table."""
+    if optuna_uri.startswith(JOURNAL_PREFIX):
+        return HEARTBEAT_ATTR in study._storage.get_trial(trial_id).system_attrs
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(optuna_uri)
     try:
         with engine.connect() as conn:
             query = sqlalchemy.text("SELECT COUNT(*) FROM trial_heartbeats WHERE trial_id = :t")
-            return conn.execute(query, {"t": trial_id}).scalar_one()
+            return conn.execute(query, {"t": trial_id}).scalar_one() > 0
     finally:
         engine.dispose()
 
@@ -42,9 +49,14 @@ def _complete(study) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame):
-    # beats every second, failed after 3 s of silence: here, and in the worker process (ws.env())
+@pytest.mark.parametrize("storage", ["journal", "rdb"])
+def test_sigkilled_worker_trial_is_failed_retried_and_budget_reached(workspace, breast_cancer_frame, storage):
+    # beats every second, failed after 3 s of silence: here, and in the worker process (ws.env());
+    # on the journal storage (the default) and on the RDB storage (workspaces made before it)
     ws = replace(workspace, search=SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=3))
+    if storage == "rdb":
+        ws = replace(ws, optuna_uri=f"sqlite:///{ws.home / 'optuna' / 'optuna.db'}")
+    assert ws.optuna_uri.startswith(JOURNAL_PREFIX) == (storage == "journal")
     plan, space = sleepy_plan(ws, breast_cancer_frame, space=SPACE, n_trials=4, name="kill", time_budget_s=300)
     start_search(ws.optuna_uri, plan, space)
     study, _ = load_study(ws.optuna_uri, plan.study_name, settings=ws.search)

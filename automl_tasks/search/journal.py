@@ -1,0 +1,218 @@
+"""Optuna's journal storage for the search: a file (embedded mode) or a PostgreSQL table
+(distributed mode), with the heartbeats loopml's dead-worker recovery needs.
+
+Why the journal: Optuna's RDB storage runs about 18 ORM transactions a trial (reserve, each
+parameter, each attribute, tell, and the listings around them): 20-40 ms of CPU a trial in
+the worker, and most of the distributed mode's PostgreSQL load. The journal appends one
+record per operation and replays the others' records in memory: 1-4 ms a trial
+(benchmarks/worker_bookkeeping.py). Optuna ships the storage and a file backend; what it
+lacks here is written below, each for a stated reason:
+
+- `FlockJournalLock`: the file backend's default symlink lock, left behind by a killed
+  holder, stalls every other process for its 30 s grace period; `flock` dies with its holder.
+- `SnapshotFileBackend`: every process replays the whole journal when it opens it; Optuna's
+  snapshot hook (which its Redis backend implements) lets it start from the last snapshot.
+- `PostgresJournalBackend`: Optuna has no journal backend on a database; the distributed
+  mode keeps every store in PostgreSQL.
+- `HeartbeatJournalStorage`: Optuna's journal storage has no heartbeats; a beat is a trial
+  system attribute (the time of the beating host, so hosts' clocks must agree to well within
+  the grace period, as NTP keeps them).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalStorage
+from optuna.storages.journal._base import BaseJournalSnapshot
+from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.trial import TrialState
+
+from automl_tasks.core.store_urls import JOURNAL_PREFIX, advisory_key, database_url
+from automl_tasks.core.tags import HEARTBEAT_ATTR
+
+#: the PostgreSQL tables of the journal and of its latest snapshot
+JOURNAL_TABLE, SNAPSHOT_TABLE = "loopml_optuna_journal", "loopml_optuna_journal_snapshot"
+
+
+class FlockJournalLock(BaseJournalFileLock):
+    """An exclusive `flock` on `<journal>.lock`: the kernel releases it when its holder dies."""
+
+    def __init__(self, journal_path: str) -> None:
+        self._path = journal_path + ".lock"
+        self._handle: Any = None
+
+    def acquire(self) -> bool:
+        handle = open(self._path, "a")  # noqa: SIM115 (held open until release)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+class SnapshotFileBackend(JournalFileBackend, BaseJournalSnapshot):
+    """Optuna's file backend, plus its latest replay snapshot in `<journal>.snapshot`."""
+
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path, lock_obj=FlockJournalLock(file_path))
+        self._snapshot_path = Path(file_path + ".snapshot")
+
+    def save_snapshot(self, snapshot: bytes) -> None:
+        partial = self._snapshot_path.with_name(f"{self._snapshot_path.name}.{os.getpid()}.partial")
+        partial.write_bytes(snapshot)
+        os.replace(partial, self._snapshot_path)  # readers see the old snapshot or the new one, whole
+
+    def load_snapshot(self) -> bytes | None:
+        try:
+            return self._snapshot_path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
+    """The journal as rows numbered 0, 1, 2, ... in a PostgreSQL table.
+
+    An append is one round trip: a transaction-scoped advisory lock, then the insert that
+    numbers its records after the last committed one. The lock is held from before the
+    numbering until the commit, so records are numbered and committed in one order and every
+    reader sees a gap-free prefix (a sequence would leave gaps and commit out of order).
+    psycopg2 straight, on one connection of this process in autocommit mode: every call is
+    a single statement string (a read, or lock + insert as one implicit transaction), and
+    SQLAlchemy's pool and transaction round trips would double the journal's cost.
+    """
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._key = advisory_key(f"loopml.optuna_journal:{JOURNAL_TABLE}")
+        self._connection: Any = None
+        self._execute(  # two first processes must not both create the tables
+            f"SELECT pg_advisory_xact_lock(%(key)s);"
+            f" CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (log_number bigint PRIMARY KEY, log text NOT NULL);"
+            f" CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} (id smallint PRIMARY KEY, snapshot bytea NOT NULL)",
+            {"key": self._key},
+        )
+
+    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = False, retry: bool = False) -> list[tuple]:
+        """Run `sql` (one or more statements: one implicit transaction); its rows if `fetch`.
+        A broken connection is replaced on the next call; only reads (`retry`) are re-sent at
+        once, since a lost answer to an append may hide a committed one."""
+        import psycopg2
+
+        for attempt in (1, 2):
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg2.connect(self._dsn)
+                self._connection.autocommit = True
+            try:
+                with self._connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return cursor.fetchall() if fetch else []
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self._connection.close()
+                if not retry or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        rows = self._execute(
+            f"SELECT log FROM {JOURNAL_TABLE} WHERE log_number >= %(start)s ORDER BY log_number",
+            {"start": log_number_from},
+            fetch=True,
+            retry=True,
+        )
+        return [json.loads(log) for (log,) in rows]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self._execute(
+            f"SELECT pg_advisory_xact_lock(%(key)s);"
+            f" INSERT INTO {JOURNAL_TABLE} (log_number, log)"
+            f" SELECT (SELECT coalesce(max(log_number) + 1, 0) FROM {JOURNAL_TABLE}) + record.number - 1, record.log"
+            f" FROM unnest(%(logs)s::text[]) WITH ORDINALITY AS record(log, number)",
+            {"key": self._key, "logs": [json.dumps(log, separators=(",", ":")) for log in logs]},
+        )
+
+    def save_snapshot(self, snapshot: bytes) -> None:
+        import psycopg2
+
+        self._execute(
+            f"INSERT INTO {SNAPSHOT_TABLE} (id, snapshot) VALUES (0, %(snapshot)s)"
+            " ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
+            {"snapshot": psycopg2.Binary(snapshot)},
+        )
+
+    def load_snapshot(self) -> bytes | None:
+        rows = self._execute(f"SELECT snapshot FROM {SNAPSHOT_TABLE} WHERE id = 0", {}, fetch=True, retry=True)
+        return bytes(rows[0][0]) if rows else None
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal storage with heartbeats, so `optuna.storages.fail_stale_trials` fails
+    the running trials of a dead worker as it does on the RDB storage."""
+
+    def __init__(
+        self,
+        backend: BaseJournalBackend,
+        *,
+        heartbeat_interval: int,
+        grace_period: int,
+        stale_trial_callback: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        super().__init__(backend)
+        self._heartbeat_interval, self._grace_period = heartbeat_interval, grace_period
+        self._stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except UpdateFinishedTrialError:  # ended meanwhile (timed out): nothing to keep alive, as on the RDB storage
+            pass
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        # a trial that never beat is not stale (as on the RDB storage: its worker beats first)
+        deadline = time.time() - self._grace_period
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return [t._trial_id for t in running if t.system_attrs.get(HEARTBEAT_ATTR, deadline) < deadline]
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, Any], None] | None:
+        return self._stale_trial_callback
+
+
+def open_journal(
+    url: str, *, heartbeat_interval: int, grace_period: int, stale_trial_callback: Callable[[Any, Any], None] | None
+) -> HeartbeatJournalStorage:
+    """The journal storage at `url`: `journal+file:///path` or `journal+postgresql://...`."""
+    where = database_url(url)
+    if where.startswith("file://"):
+        path = Path(where[len("file://") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend: BaseJournalBackend = SnapshotFileBackend(str(path))
+    elif where.startswith("postgresql"):
+        backend = PostgresJournalBackend(where)
+    else:
+        raise ValueError(
+            f"Optuna storage {url!r}: a journal lives in a file ({JOURNAL_PREFIX}file:///path)"
+            f" or in PostgreSQL ({JOURNAL_PREFIX}postgresql://host/db)"
+        )
+    return HeartbeatJournalStorage(
+        backend,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        stale_trial_callback=stale_trial_callback,
+    )
