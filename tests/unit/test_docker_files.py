@@ -46,7 +46,8 @@ def test_compose_file_is_valid_and_has_every_role():
         env = services[role]["environment"]
         assert services[role]["user"] == "50000:0" and env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["LOOPML_MLFLOW_URI"].startswith("http://mlflow") and env["LOOPML_DVC_REMOTE"].startswith("http://")
-        assert env["LOOPML_OPTUNA_URI"].startswith("postgresql") and "entrypoint" not in services[role]
+        # Optuna's journal in a PostgreSQL table (docs/DISTRIBUTED.md says why)
+        assert env["LOOPML_OPTUNA_URI"].startswith("journal+postgresql") and "entrypoint" not in services[role]
         assert env["LOOPML_INFERENCE_LOG_URI"].startswith("postgresql")
     assert "--serve-artifacts" in " ".join(services["mlflow"]["command"])
     assert services["bentoml"]["environment"]["LOOPML_INFERENCE_LOG_URI"].endswith("/inference")

@@ -65,15 +65,18 @@ def test_celery_workers_get_airflow_celery_defaults_and_the_preload(tmp_path):
 def test_a_task_opens_mlflows_and_optunas_stores_without_importing_them(tmp_path):
     """Every task opens MLflow's and Optuna's stores first; without their SQL stores in the
     preload, each task process imported them again (about 3 s of CPU a task). Checked in a
-    fresh process: the list's MLflow and Optuna entries preloaded, then both stores opened and
-    queried, which must import no module of MLflow, Optuna, SQLAlchemy or Alembic."""
+    fresh process: the list's MLflow and Optuna entries (and loopml's journal storage)
+    preloaded, then both stores opened and queried as a task opens them, which must import no
+    module of MLflow, Optuna, SQLAlchemy or Alembic."""
     ws = Workspace.at(tmp_path / "ws").ensure()
     roots = ("mlflow", "optuna", "sqlalchemy", "alembic")
-    stores = tuple(name for name in PRELOADED_MODULES if name.split(".")[0] in roots)
+    stores = tuple(
+        name for name in PRELOADED_MODULES if name.split(".")[0] in roots or name == "automl_tasks.search.journal"
+    )
     create = (  # the databases exist before the task starts, as on a running stack
-        "from mlflow import MlflowClient; import optuna\n"
+        "from mlflow import MlflowClient; from automl_tasks.search.storage import open_storage\n"
         f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments()\n"
-        f"optuna.storages.RDBStorage({ws.optuna_uri!r})\n"
+        f"open_storage({ws.optuna_uri!r})\n"
     )
     subprocess.run([sys.executable, "-c", create], capture_output=True, text=True, timeout=120, check=True)
     probe = (
@@ -81,9 +84,9 @@ def test_a_task_opens_mlflows_and_optunas_stores_without_importing_them(tmp_path
         "from loopml.task_preload import preload\n"
         f"assert preload({stores!r}) == []\n"
         "before = set(sys.modules)\n"
-        "from mlflow import MlflowClient; import optuna\n"
+        "from mlflow import MlflowClient; from automl_tasks.search.storage import open_storage\n"
         f"MlflowClient(tracking_uri={ws.mlflow_uri!r}, registry_uri={ws.mlflow_uri!r}).search_experiments()\n"
-        f"optuna.storages.RDBStorage({ws.optuna_uri!r}).get_all_studies()\n"
+        f"open_storage({ws.optuna_uri!r}).get_all_studies()\n"
         "import re\n"
         f"roots = {roots!r}\n"
         # MLflow loads a few small schema scripts by file, named after their revision each time
