@@ -41,6 +41,8 @@ from automl_tasks.core.tags import HEARTBEAT_ATTR
 
 #: the PostgreSQL tables of the journal and of its latest snapshot
 JOURNAL_TABLE, SNAPSHOT_TABLE = "loopml_optuna_journal", "loopml_optuna_journal_snapshot"
+#: a PostgreSQL connection idle for longer is checked before its next statement
+PING_AFTER_IDLE_S = 10.0
 
 
 class FlockJournalLock(BaseJournalFileLock):
@@ -100,6 +102,7 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._key = advisory_key(f"loopml.optuna_journal:{JOURNAL_TABLE}")
         self._connection: Any = None
+        self._last_used = time.monotonic()
         self._execute(  # two first processes must not both create the tables
             f"SELECT pg_advisory_xact_lock(%(key)s);"
             f" CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (log_number bigint PRIMARY KEY, log text NOT NULL);"
@@ -113,19 +116,40 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         once, since a lost answer to an append may hide a committed one."""
         import psycopg2
 
+        if time.monotonic() - self._last_used > PING_AFTER_IDLE_S:
+            self._ping()  # an append must not be the statement that finds the connection dead
         for attempt in (1, 2):
-            if self._connection is None or self._connection.closed:
-                self._connection = psycopg2.connect(self._dsn)
-                self._connection.autocommit = True
+            self._connect()
             try:
                 with self._connection.cursor() as cursor:
                     cursor.execute(sql, params)
-                    return cursor.fetchall() if fetch else []
+                    rows = cursor.fetchall() if fetch else []
+                self._last_used = time.monotonic()
+                return rows
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 self._connection.close()
                 if not retry or attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _connect(self) -> None:
+        import psycopg2
+
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg2.connect(self._dsn)
+            self._connection.autocommit = True
+
+    def _ping(self) -> None:
+        """Replace a connection that died while idle (a server restart, a network device
+        that drops idle connections during a long trial), as SQLAlchemy's pre-ping does."""
+        import psycopg2
+
+        self._connect()
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            self._connection.close()
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         rows = self._execute(

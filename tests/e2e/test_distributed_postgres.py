@@ -183,3 +183,24 @@ def test_the_journal_in_postgresql_snapshots_and_a_new_process_sees_every_trial(
     assert [(t.number, t.params, t.value) for t in reopened.get_trials()] == [
         (t.number, t.params, t.value) for t in study.get_trials()
     ]
+
+
+def test_the_journal_survives_a_connection_that_died_while_idle(postgres):
+    """A long trial leaves the worker's connection idle; if the server or the network drops it
+    meanwhile, the tell (an append, never re-sent blindly) must still be recorded."""
+    import sqlalchemy
+
+    from automl_tasks.search.journal import PostgresJournalBackend
+
+    url = _psycopg2(postgres.create_database("optuna_idle"))
+    backend = PostgresJournalBackend(url)
+    backend.append_logs([{"op_code": 0, "worker_id": "w", "n": 0}])
+    pid = backend._connection.get_backend_pid()
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:  # the server ends the idle connection
+        assert conn.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    engine.dispose()
+    backend._last_used -= 3600  # an hour-long trial, without waiting an hour
+    backend.append_logs([{"op_code": 0, "worker_id": "w", "n": 1}])
+    assert [log["n"] for log in backend.read_logs(0)] == [0, 1]
+    assert backend._connection.get_backend_pid() != pid
