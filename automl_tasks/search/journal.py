@@ -21,7 +21,7 @@ lacks here is written below, each for a stated reason:
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import time
@@ -36,7 +36,8 @@ from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import TrialState
 
-from automl_tasks.core.store_urls import JOURNAL_PREFIX, advisory_key, database_url
+from automl_tasks.core.file_lock import file_lock
+from automl_tasks.core.store_urls import JOURNAL_PREFIX, advisory_key, database_url, is_postgres
 from automl_tasks.core.tags import HEARTBEAT_ATTR
 
 #: the PostgreSQL tables of the journal and of its latest snapshot
@@ -46,23 +47,19 @@ PING_AFTER_IDLE_S = 10.0
 
 
 class FlockJournalLock(BaseJournalFileLock):
-    """An exclusive `flock` on `<journal>.lock`: the kernel releases it when its holder dies."""
+    """`core/file_lock` (an exclusive `flock`) on `<journal>.lock`, behind Optuna's
+    acquire/release interface: the kernel releases it when its holder dies."""
 
     def __init__(self, journal_path: str) -> None:
-        self._path = journal_path + ".lock"
-        self._handle: Any = None
+        self._path = Path(journal_path + ".lock")
+        self._held = contextlib.ExitStack()
 
     def acquire(self) -> bool:
-        handle = open(self._path, "a")  # noqa: SIM115 (held open until release)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        self._handle = handle
+        self._held.enter_context(file_lock(self._path))
         return True
 
     def release(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+        self._held.close()
 
 
 class SnapshotFileBackend(JournalFileBackend, BaseJournalSnapshot):
@@ -112,14 +109,23 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
 
     def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = False, retry: bool = False) -> list[tuple]:
         """Run `sql` (one or more statements: one implicit transaction); its rows if `fetch`.
-        A broken connection is replaced on the next call; only reads (`retry`) are re-sent at
-        once, since a lost answer to an append may hide a committed one."""
+        A connection idle for over PING_AFTER_IDLE_S is checked first, as SQLAlchemy's
+        pre-ping does (a server restart, or a network device that drops idle connections
+        during a long trial): an append must not be the statement that finds it dead."""
+        if time.monotonic() - self._last_used > PING_AFTER_IDLE_S:
+            self._run("SELECT 1", {}, fetch=False, retry=True)
+        return self._run(sql, params, fetch=fetch, retry=retry)
+
+    def _run(self, sql: str, params: dict[str, Any], *, fetch: bool, retry: bool) -> list[tuple]:
+        """`sql` on this process's connection; a broken one is replaced on the next call, and
+        only reads (`retry`) are re-sent at once, since a lost answer to an append may hide a
+        committed one."""
         import psycopg2
 
-        if time.monotonic() - self._last_used > PING_AFTER_IDLE_S:
-            self._ping()  # an append must not be the statement that finds the connection dead
         for attempt in (1, 2):
-            self._connect()
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg2.connect(self._dsn)
+                self._connection.autocommit = True
             try:
                 with self._connection.cursor() as cursor:
                     cursor.execute(sql, params)
@@ -131,25 +137,6 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
                 if not retry or attempt == 2:
                     raise
         raise AssertionError("unreachable")
-
-    def _connect(self) -> None:
-        import psycopg2
-
-        if self._connection is None or self._connection.closed:
-            self._connection = psycopg2.connect(self._dsn)
-            self._connection.autocommit = True
-
-    def _ping(self) -> None:
-        """Replace a connection that died while idle (a server restart, a network device
-        that drops idle connections during a long trial), as SQLAlchemy's pre-ping does."""
-        import psycopg2
-
-        self._connect()
-        try:
-            with self._connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            self._connection.close()
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         rows = self._execute(
@@ -170,12 +157,10 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
         )
 
     def save_snapshot(self, snapshot: bytes) -> None:
-        import psycopg2
-
-        self._execute(
+        self._execute(  # psycopg2 sends `bytes` as bytea
             f"INSERT INTO {SNAPSHOT_TABLE} (id, snapshot) VALUES (0, %(snapshot)s)"
             " ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
-            {"snapshot": psycopg2.Binary(snapshot)},
+            {"snapshot": snapshot},
         )
 
     def load_snapshot(self) -> bytes | None:
@@ -227,7 +212,7 @@ def open_journal(
         path = Path(where[len("file://") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         backend: BaseJournalBackend = SnapshotFileBackend(str(path))
-    elif where.startswith("postgresql"):
+    elif is_postgres(url):
         backend = PostgresJournalBackend(where)
     else:
         raise ValueError(

@@ -163,26 +163,16 @@ def test_the_journal_in_postgresql_snapshots_and_a_new_process_sees_every_trial(
     (not from the first record) and sees the same trials as the one that wrote them."""
     import optuna
 
-    from automl_tasks.search.journal import HeartbeatJournalStorage, PostgresJournalBackend
+    from automl_tasks.search.journal import PostgresJournalBackend
     from automl_tasks.search.storage import open_storage
+    from tests.unit.test_journal_storage import assert_reopens_from_the_snapshot, fill
 
-    url = JOURNAL_PREFIX + _psycopg2(postgres.create_database("optuna_snapshot"))
-    study = optuna.create_study(study_name="many", storage=open_storage(url))
-    for i in range(105):
-        trial = study.ask()
-        trial.suggest_int("i", 0, 1000)
-        study.tell(trial, float(i))
-    backend = PostgresJournalBackend(url.removeprefix(JOURNAL_PREFIX))
+    url = _psycopg2(postgres.create_database("optuna_snapshot"))
+    study = optuna.create_study(study_name="many", storage=open_storage(JOURNAL_PREFIX + url))
+    fill(study, 105)
+    backend = PostgresJournalBackend(url)
     assert backend.load_snapshot() is not None
-    first_read: list[int] = []
-    read_logs = backend.read_logs
-    backend.read_logs = lambda start: first_read.append(start) or read_logs(start)
-    fresh = HeartbeatJournalStorage(backend, heartbeat_interval=1, grace_period=2)
-    assert first_read[0] > 0, "the new storage replayed the journal from its first record"
-    reopened = optuna.load_study(study_name="many", storage=fresh)
-    assert [(t.number, t.params, t.value) for t in reopened.get_trials()] == [
-        (t.number, t.params, t.value) for t in study.get_trials()
-    ]
+    assert_reopens_from_the_snapshot(study, backend)
 
 
 def test_the_journal_survives_a_connection_that_died_while_idle(postgres):

@@ -112,31 +112,34 @@ def test_a_killed_lock_holder_does_not_stall_the_next_append(tmp_path):
     assert list(backend.read_logs(0)) == [{"op_code": 0, "worker_id": "w"}]
 
 
-def test_a_new_process_starts_from_the_snapshot_and_sees_every_trial(tmp_path, monkeypatch):
-    url = _journal_url(tmp_path)
-    study = optuna.create_study(study_name="many", storage=open_storage(url))
-    for i in range(130):  # Optuna snapshots every 100 trials
+def fill(study, n: int) -> None:
+    """`n` finished trials, each with a parameter, a user attribute and a value."""
+    for i in range(n):
         trial = study.ask()
         trial.suggest_int("i", 0, 1000)
         trial.set_user_attr("note", f"trial {i}")
         study.tell(trial, float(i))
-    assert (tmp_path / "optuna" / "optuna.journal.snapshot").exists()
 
+
+def assert_reopens_from_the_snapshot(study, backend) -> None:
+    """A new storage on `backend` starts from its snapshot, not from record 0, and sees the
+    same trials as `study`."""
     first_read: list[int] = []
-    original = SnapshotFileBackend.read_logs
-
-    def read_logs(self, log_number_from):
-        first_read.append(log_number_from)
-        return original(self, log_number_from)
-
-    monkeypatch.setattr(SnapshotFileBackend, "read_logs", read_logs)
-    path = str(tmp_path / "optuna" / "optuna.journal")
-    fresh = HeartbeatJournalStorage(SnapshotFileBackend(path), heartbeat_interval=1, grace_period=2)
+    read_logs = backend.read_logs
+    backend.read_logs = lambda start: first_read.append(start) or read_logs(start)
+    fresh = HeartbeatJournalStorage(backend, heartbeat_interval=1, grace_period=2)
     assert first_read[0] > 0, "the new storage replayed the journal from its first record"
-    reopened = optuna.load_study(study_name="many", storage=fresh)
+    reopened = optuna.load_study(study_name=study.study_name, storage=fresh)
     assert [(t.number, t.params, t.user_attrs, t.value) for t in reopened.get_trials()] == [
         (t.number, t.params, t.user_attrs, t.value) for t in study.get_trials()
     ]
+
+
+def test_a_new_process_starts_from_the_snapshot_and_sees_every_trial(tmp_path):
+    study = optuna.create_study(study_name="many", storage=open_storage(_journal_url(tmp_path)))
+    fill(study, 130)  # Optuna snapshots every 100 trials
+    assert (tmp_path / "optuna" / "optuna.journal.snapshot").exists()
+    assert_reopens_from_the_snapshot(study, SnapshotFileBackend(str(tmp_path / "optuna" / "optuna.journal")))
 
 
 def _child_storage_identity(url: str, queue) -> None:
