@@ -112,6 +112,7 @@ TRAITS_ATTR = "loopml.table_traits"  #: the searched table's traits, for the por
 DEAD_TRIALS_ATTR = "loopml.dead_worker_trials"  #: trials of dead workers, re-queued
 HEARTBEAT_ATTR = "loopml.heartbeat"  #: epoch seconds of a trial's last heartbeat (journal storage's system attr)
 SEARCH_STARTED_ATTR = "loopml.search_started_at"  #: epoch seconds the first worker began (study user attribute)
+WORKER_STOPPED_ATTR = "loopml.worker_stopped"  #: prefix: `<prefix>.<index>` is why worker <index> stopped
 
 # entry points
 ALGORITHMS_ENTRY_POINT_GROUP = "loopml.algorithms"  #: entry-point group of contributed algorithms

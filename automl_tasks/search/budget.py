@@ -21,6 +21,8 @@ from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET
 
 #: how old a worker's copy of the study's attributes (stop flag, trials lost to dead workers) may be
 FLAGS_EVERY_S = 1.0
+#: why a worker stops when the time left is shorter than any trial it could start
+NO_TRIAL_FITS = "no trial is expected to finish within the time budget"
 
 
 def lost_trials(attrs: dict[str, Any]) -> set[int]:

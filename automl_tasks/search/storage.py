@@ -10,7 +10,15 @@ from typing import Any
 
 from automl_tasks.core.settings import SearchSettings, Workspace
 from automl_tasks.core.store_urls import JOURNAL_PREFIX
-from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FAMILY_TAG, PLAN_ATTR, SPACE_HASH_TAG, STOP_ATTR, STRATEGY_TAG
+from automl_tasks.core.tags import (
+    DEAD_TRIALS_ATTR,
+    FAMILY_TAG,
+    PLAN_ATTR,
+    SPACE_HASH_TAG,
+    STOP_ATTR,
+    STRATEGY_TAG,
+    WORKER_STOPPED_ATTR,
+)
 from automl_tasks.search.budget import read_lost_trials
 from automl_tasks.search.plan import SearchPlan
 
@@ -162,6 +170,19 @@ def request_stop(study: Any, reason: str) -> None:
     if study.user_attrs.get(STOP_ATTR) is None:
         logging.getLogger(__name__).info("stop requested: %s", reason)
         study.set_user_attr(STOP_ATTR, reason)
+
+
+def record_worker_stop(study: Any, worker_index: int, reason: str) -> None:
+    """Say in the study that worker `worker_index` stopped and why (one attribute per worker,
+    so two workers stopping at once never overwrite each other)."""
+    study.set_user_attr(f"{WORKER_STOPPED_ATTR}.{worker_index}", reason)
+
+
+def stopped_workers(study: Any) -> dict[int, str]:
+    """Worker index -> why it stopped, for the workers that stopped on their own (read fresh)."""
+    attrs = study._storage.get_study_user_attrs(study._study_id)
+    prefix = f"{WORKER_STOPPED_ATTR}."
+    return {int(key[len(prefix) :]): str(why) for key, why in attrs.items() if key.startswith(prefix)}
 
 
 def best_of(study: Any) -> tuple[float | None, int | None]:

@@ -19,7 +19,7 @@ from automl_tasks.core.settings import Workspace
 from automl_tasks.core.tags import OVER_BUDGET_ATTR
 from automl_tasks.estimators import estimator_class
 from automl_tasks.estimators.metrics import Metric
-from automl_tasks.search.budget import BudgetView, branch_params
+from automl_tasks.search.budget import NO_TRIAL_FITS, BudgetView, branch_params
 from automl_tasks.search.clock import start_clock
 from automl_tasks.search.deployment import (
     TrialDeployment,
@@ -31,7 +31,7 @@ from automl_tasks.search.deployment import (
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import save_fold_predictions
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import open_storage, open_study
+from automl_tasks.search.storage import open_storage, open_study, record_worker_stop
 from automl_tasks.search.strategies import make_strategy
 from automl_tasks.search.trial_runs import mark_worker
 from automl_tasks.search_space import load_search_space
@@ -160,23 +160,24 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = late = 0
     last_line = -float("inf")
+    stopped = ""  # why this worker stopped, recorded in the study for the job estimator
     while True:
         reason = budget.stop_reason()
         if reason:
-            log.info("%sstopping: %s", tag, reason)
+            stopped = reason
             break
         room = budget.state()
         if room == "wait":
             time.sleep(BUDGET_POLL_S)
             continue
         if room == "spent":
-            log.info("%sstopping: trial or time budget spent", tag)
+            stopped = "trial or time budget spent"
             break
         task = strategy.generate_tasks(study, 1)[0]
         trial, config = task.trial, task.config
         if budget.over_budget(trial.number):
             _give_back(study, strategy, task, "reserved after the budget filled")
-            log.info("%sstopping: trial %d was reserved after the budget filled; given back", tag, trial.number)
+            stopped = f"trial {trial.number} was reserved after the budget filled; given back"
             break
         in_time, expected = budget.finishes_in_time(config)
         if not in_time:
@@ -190,7 +191,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
                 budget.deadline - time.time(),
             )
             if late >= MAX_LATE_DRAWS or not budget.any_trial_fits():
-                log.info("%sstopping: no trial is expected to finish within the time budget", tag)
+                stopped = NO_TRIAL_FITS
                 break
             continue
         late = 0
@@ -230,7 +231,11 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
             log.debug("%s%s", tag, last)
         if unavailable:
             log.error("%sstopping: %s; the study goes on with the workers that can load it", tag, unavailable)
+            stopped = unavailable
             break
+    if not unavailable:
+        log.info("%sstopping: %s", tag, stopped)
+    record_worker_stop(study, worker_index, stopped)
     return WorkerSummary(worker_index, evaluated, failed, discarded)
 
 

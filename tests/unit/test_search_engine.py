@@ -12,13 +12,16 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import SearchSettings
-from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, TRIAL_NUMBER_TAG
+from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, STOP_ATTR, TRIAL_NUMBER_TAG
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
 from automl_tasks.search import SearchPlan, adaptive_timeout, load_study, run_worker, start_search, watch_search
+from automl_tasks.search.budget import NO_TRIAL_FITS
+from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.trial_runs import DEAD_WORKER_ERROR
 from automl_tasks.search_space import load_search_space
+from tests.sleepy_estimator import SPACE as SLEEPY_SPACE
 
 LINEAR_ONLY = """
 params:
@@ -213,6 +216,30 @@ def test_forbidden_draws_do_not_count_against_the_trial_budget(workspace, breast
     assert all(t.state == TrialState.PRUNED and t.params["mode"] == "p" and t.params["k"] > 1 for t in forbidden)
     assert len(complete) == 20 and summary.evaluated == 20, "a user asking for 20 trials gets 20 evaluated ones"
     assert box["o"].complete == 20 and box["o"].stop_reason == "trial budget of 20 spent"
+
+
+def test_the_search_ends_with_its_workers_when_no_trial_fits_the_time_left(workspace, breast_cancer_frame):
+    """Trials of 3 s on an 8 s budget: after two the worker cannot finish a third in time
+    and stops with ~2 s left; the job estimator ends then instead of waiting out the budget
+    (the stages after the search waited for it)."""
+    plan, space = sleepy_plan(workspace, breast_cancer_frame, space=SLEEPY_SPACE, n_trials=1000, time_budget_s=8.0)
+    start_search(workspace.optuna_uri, plan, space)
+    box = {}
+
+    def watch() -> None:
+        box["outcome"] = watch_search(workspace, plan.study_name, poll_s=0.2)
+        box["ended"] = time.time()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    summary = run_worker(workspace, plan.study_name, 0)
+    watcher.join(timeout=60)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    deadline = search_deadline(study, plan)
+    assert summary.evaluated == 2
+    assert box["ended"] < deadline - 0.5, "the job estimator waited for the deadline after its worker stopped"
+    assert box["outcome"].stop_reason.startswith("time budget of 8s spent: " + NO_TRIAL_FITS)
+    assert study.user_attrs[STOP_ATTR] == box["outcome"].stop_reason  # a late-starting worker stops at once
 
 
 def test_adaptive_timeout_rule():
