@@ -7,7 +7,9 @@ categories replaced with a given probability by a draw from the column's trainin
 Columns a feature pipeline computes from others (frequencies, interactions) are made again
 from the noisy ones (`TrustSubject.recompute`), as serving would.
 Images: Gaussian pixel noise, clipped to the pixel range. Texts: a share of the tokens
-(never the first and last, the tokenizer's markers) replaced by the unknown token. Each
+(never the first and last, the tokenizer's markers) replaced by the unknown token. A table's
+noisy rows are scored through the runtime a black-box attack queries (the model's ONNX export
+when it is the same function, `TrustSubject.proba_for_queries`). Each
 curve is summarised by its normalised area: the mean metric over the levels' range
 (trapezoid rule), in the metric's own units, so 'area equal to the clean score' means no
 loss at all.
@@ -104,14 +106,18 @@ def noise_curves(subject: TrustSubject, *, seed: int = 0) -> list[Curve]:
     if subject.numeric:
         std = members[list(subject.numeric)].std().fillna(0.0)
         scores = [
-            subject.score(Rows(subject.consistent(_gaussian_table(rows.x, subject.numeric, std, level, rng)), rows.y))
+            subject.score_for_queries(
+                Rows(subject.consistent(_gaussian_table(rows.x, subject.numeric, std, level, rng)), rows.y)
+            )
             for level in NOISE_LEVELS
         ]
         curves.append(Curve("gaussian", NOISE_LEVELS, tuple(scores)))
     if subject.categorical:
         pools = {c: members[c].to_numpy(dtype=object) for c in subject.categorical}
         scores = [
-            subject.score(Rows(subject.consistent(_flip_table(rows.x, subject.categorical, pools, level, rng)), rows.y))
+            subject.score_for_queries(
+                Rows(subject.consistent(_flip_table(rows.x, subject.categorical, pools, level, rng)), rows.y)
+            )
             for level in FLIP_LEVELS
         ]
         curves.append(Curve("category_flip", FLIP_LEVELS, tuple(scores)))

@@ -54,7 +54,7 @@ def onnx_query_proba(
         pipeline, check_features, export_s if onnx_path is None else None
     )
     if why_not:
-        log.info("trust report: the attack queries the native model (%s)", why_not)
+        log.info("trust report: the attack and the noise curves query the native model (%s)", why_not)
         return None
     started = time.perf_counter()
     try:
@@ -62,7 +62,9 @@ def onnx_query_proba(
         model = OnnxModel(path, schema)
         check_parity(pipeline, model, check_features)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the attack on the native model, said here
-        log.warning("trust report: the attack queries the native model (no ONNX model to query: %s)", exc)
+        log.warning(
+            "trust report: the attack and the noise curves query the native model (no ONNX model to query: %s)", exc
+        )
         return None
 
     def proba(features: pd.DataFrame) -> np.ndarray:
@@ -70,7 +72,7 @@ def onnx_query_proba(
 
     made = "exported and checked" if onnx_path is None else "checked"
     log.info(
-        "trust report: the attack queries the model's ONNX export (%s, %s in %.1f s)",
+        "trust report: the attack and the noise curves query the model's ONNX export (%s, %s in %.1f s)",
         path.name,
         made,
         time.perf_counter() - started,

@@ -233,6 +233,19 @@ def test_the_black_box_attack_queries_the_onnx_export_of_the_model_it_reports_on
     assert given.proba_for_queries() is not given.predict_proba
 
 
+def test_the_noise_curves_score_through_the_export_and_draw_the_native_models_curves(tmp_path):
+    estimator = _trained_ensemble(tmp_path)
+    native = noise_curves(subject_for(estimator, Metric("roc_auc")))  # no folder to export to
+    subject, asked = _count_calls(subject_for(estimator, Metric("roc_auc"), workdir=tmp_path / "trust"))
+    curves = noise_curves(subject)
+    assert asked == []  # every noisy copy was scored by ONNX Runtime
+    assert [c.name for c in curves] == [c.name for c in native] == ["gaussian", "category_flip"]
+    for ours, theirs in zip(curves, native, strict=True):
+        np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-3)
+    assert subject.proba_for_queries() is subject.proba_for_queries()  # exported once for noise and attack
+    assert len(list((tmp_path / "trust").glob("*.onnx"))) == 1
+
+
 def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried(tmp_path, caplog):
     """Parity on held-out rows does not cover an attack's points: a float32 graph (a linear
     model's) is left alone."""
@@ -254,7 +267,7 @@ def test_an_export_that_could_answer_the_attacks_points_otherwise_is_not_queried
     subject = subject_for(linear, Metric("accuracy"), workdir=tmp_path / "trust")
     with caplog.at_level("INFO", logger="automl_tasks.trust.query_runtime"):
         assert subject.proba_for_queries() == subject.predict_proba
-    assert "queries the native model (its ONNX graph is fed float32" in caplog.text
+    assert "query the native model (its ONNX graph is fed float32" in caplog.text
     assert not (tmp_path / "trust").exists()
     assert _not_the_same_function(None, lambda _: np.float64) == ""  # a float64 graph (trees) is queried
 
@@ -315,7 +328,7 @@ def test_an_attack_on_a_model_without_a_faithful_export_queries_the_native_model
     with caplog.at_level("WARNING", logger="automl_tasks.trust.query_runtime"):
         result = adversarial.attack(subject)
     assert result.rows == 4 and len(asked) > 20
-    assert "queries the native model (no ONNX model to query: no converter for this model)" in caplog.text
+    assert "query the native model (no ONNX model to query: no converter for this model)" in caplog.text
 
 
 def _digits_cnn(epochs: int):
