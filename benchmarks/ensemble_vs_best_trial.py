@@ -7,7 +7,9 @@ and the selected ensemble's, each through the refit check and the all-rows refit
 task estimator does. Both are scored on the 20% the search never saw. Same search, same
 splits: the difference is the ensemble's alone, which a run-to-run comparison of two
 pipelines cannot isolate. It also says whether the registration rule
-(`pipelines/ensembling.worth_it`) picked the better of the two.
+(`pipelines/ensembling.worth_it`) picked the better of the two, and what the candidate rule
+buys: selection over the 10 best trials and each model family's best (the registered rule)
+against the 10 best only, on the same search.
 
     PYTHONPATH=$PWD:$PWD/.bench-packages .venv/bin/python benchmarks/ensemble_vs_best_trial.py \
         --budget 30 --seeds 0 [--tables caravan,ames]
@@ -93,19 +95,36 @@ def run_one(home: Path, table, seed: int, budget: int) -> dict:
         "single": _external_score(single, x_test, y_test, table.task),
         "single_fit_s": round(single_s, 1),
     }
-    choice = select_ensemble(ws, study, plan)
-    if choice is None or len(choice.trials) < 2:
-        return {**row, "ensemble": None, "members": len(choice.trials) if choice else 0, "rule": False}
-    started = time.perf_counter()
-    ensemble = fit_final(TabularEstimator, plan, trial, ws.runs / study_name / "ensemble", choice)
-    return {
-        **row,
-        "ensemble": _external_score(ensemble, x_test, y_test, table.task),
-        "ensemble_fit_s": round(time.perf_counter() - started, 1),
-        "members": len(choice.trials),
-        "search_gain": choice.score - choice.best_single,
-        "rule": worth_it(choice, Metric(metric)),
-    }
+    for family_best, prefix in ((True, ""), (False, "top_only_")):
+        choice = select_ensemble(ws, study, plan, family_best=family_best)
+        members = [t.number for t in choice.trials] if choice else []
+        row[f"{prefix}member_trials"] = members
+        if len(members) < 2:
+            row.update({f"{prefix}ensemble": None, f"{prefix}members": len(members), f"{prefix}rule": False})
+            continue
+        if prefix and members == row["member_trials"] and row["ensemble"] is not None:  # same ensemble: same score
+            fitted_score = row["ensemble"]
+        else:
+            started = time.perf_counter()
+            ensemble = fit_final(TabularEstimator, plan, trial, ws.runs / study_name / f"{prefix}ensemble", choice)
+            fitted_score = _external_score(ensemble, x_test, y_test, table.task)
+            row[f"{prefix}ensemble_fit_s"] = round(time.perf_counter() - started, 1)
+        row.update(
+            {
+                f"{prefix}ensemble": fitted_score,
+                f"{prefix}members": len(members),
+                f"{prefix}search_gain": choice.score - choice.best_single,
+                f"{prefix}rule": worth_it(choice, Metric(metric)),
+                f"{prefix}candidates": choice.candidates,
+            }
+        )
+    return row
+
+
+def registered_score(row: dict, prefix: str = "") -> float:
+    """The external score of the model the registration rule picks under a candidate rule."""
+    ensemble = row.get(f"{prefix}ensemble")
+    return ensemble if ensemble is not None and row.get(f"{prefix}rule") else row["single"]
 
 
 def report(rows: list[dict]) -> str:
@@ -133,6 +152,29 @@ def report(rows: list[dict]) -> str:
         lines.append(
             f"\nensemble - best trial over {len(diffs)} searches: mean {np.mean(diffs):+.4f}, "
             f"better on {sum(d > 0 for d in diffs)}, worse on {sum(d < 0 for d in diffs)}"
+        )
+    compared = [r for r in rows if "top_only_member_trials" in r]
+    if compared:
+        lines += [
+            "",
+            "Candidates: the 10 best trials and each model family's best (registered now) against the 10 best only,",
+            "the model the registration rule picks under each, on the same search:",
+            "",
+            "| table | seed | members (families' best) | members (10 best only) | registered (families' best) "
+            "| registered (10 best only) | difference |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in compared:
+            new, old = registered_score(r), registered_score(r, "top_only_")
+            lines.append(
+                f"| {r['table']} | {r['seed']} | {r['member_trials']} | {r['top_only_member_trials']} "
+                f"| {new:.4f} | {old:.4f} | {new - old:+.4f} |"
+            )
+        gains = [registered_score(r) - registered_score(r, "top_only_") for r in compared]
+        lines.append(
+            f"\nfamilies' best - 10 best only over {len(gains)} searches: mean {np.mean(gains):+.4f}, "
+            f"better on {sum(g > 0 for g in gains)}, worse on {sum(g < 0 for g in gains)}, "
+            f"same model on {sum(r['member_trials'] == r['top_only_member_trials'] for r in compared)}"
         )
     return "\n".join(lines)
 

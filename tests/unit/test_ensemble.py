@@ -248,6 +248,63 @@ def test_a_search_registers_the_ensemble_when_it_beats_the_best_trial(workspace,
     assert notes and choice.describe() in notes[0]
 
 
+def _study_of_saved_trials(workspace, tmp_path, truth: np.ndarray, trials: list[tuple[str, float, np.ndarray]]):
+    """A study and a plan whose completed trials (model, score, prediction of one fold) have
+    their fold predictions saved as workers save them; `truth` is the target."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from automl_tasks.search.predictions import save_fold_predictions
+
+    rows = np.arange(len(trials[0][2]))
+    target = tmp_path / "target.parquet"
+    pd.DataFrame({"y": truth}).to_parquet(target)
+    study = optuna.create_study(direction="maximize")
+    for number, (model, value, prediction) in enumerate(trials):
+        params = {"model": model, "k": number}
+        distributions = {
+            "model": optuna.distributions.CategoricalDistribution(["lightgbm", "linear"]),
+            "k": optuna.distributions.IntDistribution(0, 100),
+        }
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+        save_fold_predictions(workspace, "families", number, [(rows, prediction)])
+    plan = SimpleNamespace(
+        study_name="families",
+        parent_run_id="",
+        metric="r2",
+        space_yaml=TWO_KINDS_SPACE.replace("extra_trees", "lightgbm"),
+        data=SimpleNamespace(path=str(target), target="y"),
+    )
+    return study, plan
+
+
+def test_each_model_familys_best_trial_is_a_candidate_beside_the_ten_best(workspace, tmp_path):
+    """Eleven LightGBM trials that share one error, then a linear one whose error is its own:
+    the linear trial is twelfth, outside the ten best, and selection still gets to average
+    it in (the search-rows score says by how much it helps)."""
+    from automl_tasks.pipelines.ensembling import CANDIDATES, select_ensemble
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(0, 2, 600)
+    shared = truth + rng.normal(0, 1, 600)
+    trials = [("lightgbm", 0.9 - 0.01 * i, shared + rng.normal(0, 0.1, 600)) for i in range(11)]
+    trials.append(("linear", 0.7, truth + rng.normal(0, 1.2, 600)))
+    study, plan = _study_of_saved_trials(workspace, tmp_path, truth, trials)
+
+    top_only = select_ensemble(workspace, study, plan, family_best=False)
+    assert top_only.candidates == CANDIDATES
+    assert {t.params["model"] for t in top_only.trials} == {"lightgbm"}
+    with_families = select_ensemble(workspace, study, plan)
+    assert with_families.candidates == CANDIDATES + 1
+    assert "linear" in {t.params["model"] for t in with_families.trials}, with_families.describe()
+    assert with_families.score > top_only.score + 0.05  # the other error averages the shared one down
+    # the family's second trial is no candidate: one per family beyond the ten best
+    trials.append(("linear", 0.69, truth + rng.normal(0, 1.2, 600)))
+    study, plan = _study_of_saved_trials(workspace, tmp_path, truth, trials)
+    assert select_ensemble(workspace, study, plan).candidates == CANDIDATES + 1
+
+
 def test_a_member_refit_reuses_its_trials_tree_counts_and_grows_the_same_model(tmp_path):
     data, metric = _tables(tmp_path)["binary"]
     config = {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3}
