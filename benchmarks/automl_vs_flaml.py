@@ -28,12 +28,14 @@ off keeps what it measured; `--report FILE` prints the Markdown table of such a 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -347,6 +349,17 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _form_field(item: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` as (field, value): JSON when VALUE parses as JSON, else the string."""
+    field, sep, text = item.partition("=")
+    if not sep or not field:
+        raise SystemExit(f"--form expects FIELD=VALUE, got {item!r}")
+    try:
+        return field, json.loads(text)
+    except json.JSONDecodeError:
+        return field, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(t.key for t in TABLES))
@@ -355,10 +368,18 @@ def main() -> None:
     parser.add_argument("--out", default="automl_vs_flaml.jsonl")
     parser.add_argument("--port", type=int, default=18290)
     parser.add_argument("--report", default="", help="only print the table of this results file")
+    parser.add_argument(
+        "--form",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a NoCode form field for loopml's runs (VALUE read as JSON when it parses), e.g. auto_features=false",
+    )
     args = parser.parse_args()
     if args.report:
         print(report(read_rows(Path(args.report))))
         return
+    form = dict(_form_field(item) for item in args.form)
     wanted = args.tables.split(",")
     tables = [t for t in TABLES if t.key in wanted]
     systems = args.systems.split(",")
@@ -375,7 +396,7 @@ def main() -> None:
                 x_train, x_test, y_train, y_test = split(x, y, table.task)
                 for system in systems:
                     runner = {
-                        "loopml": loopml.run if loopml else None,
+                        "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
                         "flaml": run_flaml,
                         "optuna_lgbm": run_optuna_lgbm,
                     }
@@ -384,6 +405,8 @@ def main() -> None:
                     except Exception as exc:  # a failed run is a result too
                         result = {"score": None, "wall_s": float("nan"), "best": f"{type(exc).__name__}: {exc}"[:300]}
                     row = {"table": table.key, "rows": len(x), "budget": budget, "system": system, **result}
+                    if system == "loopml" and form:
+                        row["form"] = form
                     rows.append(row)
                     with out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
