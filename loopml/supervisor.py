@@ -65,6 +65,10 @@ class Component:
     #: such limit). Airflow's triggerer waits up to 10 s, then 5 more, for its trigger
     #: runner subprocess to stop, and often needs all of them, on every stop
     stop_grace_s: float | None = None
+    #: called with the new process's pid in a daemon thread after each start, restarts
+    #: included (the api-server's warm-up: loopml/embedded.warm_execution_api); it must
+    #: handle its own errors
+    after_start: Callable[[int], None] | None = None
     process: subprocess.Popen | None = None
     generation: int = 0
     started_at: float = 0.0
@@ -282,6 +286,13 @@ class Supervisor:
         self.tracker.add_group(component.process.pid, self._marker(component))
         component.started_at = time.time()
         component.health = STARTING
+        if component.after_start is not None:
+            threading.Thread(
+                target=component.after_start,
+                args=(component.process.pid,),
+                name=f"{component.name}-after-start",
+                daemon=True,
+            ).start()
 
     def _retire(self, component: Component) -> None:
         """The dead generation's leftovers: idle ones go now, busy ones when their task ends."""

@@ -107,6 +107,7 @@ class Scenario:
         self.left_after_stop: list[str] = []
         self.groups: set[int] = set()  # every component process seen (each leads its process group)
         self.stack_log = ""
+        self.api_server_log = ""
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +207,8 @@ def scenario(tmp_path_factory):
                 pass
         stack_log = ws.airflow_home / "logs" / "stack.log"
         seen.stack_log = stack_log.read_text() if stack_log.exists() else ""
+        api_log = ws.airflow_home / "logs" / "api-server.log"
+        seen.api_server_log = api_log.read_text(errors="replace") if api_log.exists() else ""
     seen.ws = ws
     return seen
 
@@ -227,6 +230,21 @@ def test_the_supervisor_restarted_and_reported_each_component(scenario):
     assert "Airflow UI: http://127.0.0.1:" in scenario.status_output
     assert "MLflow UI:  http://127.0.0.1:" in scenario.status_output
     assert f"{FAMILY}: next check " in scenario.status_output and "every 24 h" in scenario.status_output
+
+
+def test_each_start_of_the_api_server_warms_its_task_execution_api(scenario):
+    """The execution API's first request pays seconds of lazy set-up: the supervisor asks it
+    once after each start (the first and the restart), and on a new stack the first task's
+    request comes after it (after a restart, running tasks' heartbeats may come first)."""
+    generations = scenario.api_server_log.split("Started server process")[1:]  # one per api-server process
+    assert len(generations) == 2  # the first and the restarted one
+    for number, text in enumerate(generations, 1):
+        lines = [line for line in text.splitlines() if "path=/execution/" in line]
+        warmed = [i for i, line in enumerate(lines) if "path=/execution/health" in line and "status_code=200" in line]
+        tasks = [i for i, line in enumerate(lines) if "path=/execution/task-instances/" in line]
+        assert warmed, f"api-server process {number} was not warmed"
+        if number == 1:
+            assert tasks and warmed[0] < tasks[0], "the first task reached the api-server before its warm-up"
 
 
 def test_the_run_finished_without_manual_steps_and_the_client_rode_out_the_restart(scenario):

@@ -100,6 +100,22 @@ def test_an_exited_component_is_restarted_with_backoff_and_reported(tmp_path, su
     assert state["components"]["steady"]["pid"] == steady_pid
 
 
+def test_a_components_after_start_hook_runs_after_each_start_with_the_new_pid(tmp_path, supervisors):
+    started: list[int] = []
+    flaky = Component("flaky", SLEEPER, tmp_path / "flaky.log", after_start=started.append)
+    supervisor = make(tmp_path, [flaky])
+    supervisors.append(supervisor)
+    supervisor.start()
+    first = flaky.pid
+    wait_until(lambda: started == [first], what="the hook after the first start")
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: flaky.process.poll() is not None, what="the component to die")
+    supervisor.tick()
+    supervisor.tick(flaky.restart_at)
+    assert flaky.pid != first
+    wait_until(lambda: started == [first, flaky.pid], what="the hook after the restart")
+
+
 def test_repeated_failures_stop_the_whole_stack_naming_the_component_and_its_log(tmp_path, supervisors):
     flaky = Component("flaky", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "flaky.log")
     steady = Component("steady", SLEEPER, tmp_path / "steady.log")
