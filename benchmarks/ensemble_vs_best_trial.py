@@ -7,10 +7,9 @@ and the selected ensemble's, each through the refit check and the all-rows refit
 task estimator does. Both are scored on the 20% the search never saw. Same search, same
 splits: the difference is the ensemble's alone, which a run-to-run comparison of two
 pipelines cannot isolate. It also says whether the registration rule
-(`pipelines/ensembling.worth_it`) picked the better of the two, and what a selection rule
-buys against another on the same search (`--against`): no pruning of the lightest members
-(`unpruned`), or candidates from the 10 best trials only, without each model family's best
-(`top_only`).
+(`pipelines/ensembling.worth_it`) picked the better of the two, and what the candidate rule
+buys: selection over the 10 best trials and each model family's best (the registered rule)
+against the 10 best only, on the same search.
 
     PYTHONPATH=$PWD:$PWD/.bench-packages .venv/bin/python benchmarks/ensemble_vs_best_trial.py \
         --budget 30 --seeds 0 [--tables caravan,ames]
@@ -46,26 +45,7 @@ def _external_score(fit, x_test, y_test, task: str) -> float:
     return score(task, y_test.to_numpy(), np.asarray(prediction))
 
 
-#: the other selection rule built from the same search: `select_ensemble`'s options
-ALTERNATIVES = {
-    "top_only": {"family_best": False},  # the 10 best trials only, no family's best
-    "unpruned": {"prune": False},  # every member greedy selection kept
-}
-
-
-ALTERNATIVE_NAMES = {"top_only": "the 10 best only", "unpruned": "no pruning"}
-
-
-def _named_alternative(row: dict) -> dict:
-    """A row of an older file (whose other rule was always the 10 best only, `top_only_` keys)
-    in the current form."""
-    if "against" in row:
-        return row
-    renamed = {(f"other_{k[len('top_only_') :]}" if k.startswith("top_only_") else k): v for k, v in row.items()}
-    return {**renamed, "against": "top_only"}
-
-
-def run_one(home: Path, table, seed: int, budget: int, against: str = "unpruned") -> dict:
+def run_one(home: Path, table, seed: int, budget: int) -> dict:
     from automl_tasks.core.settings import Workspace
     from automl_tasks.estimators import TabularEstimator
     from automl_tasks.estimators.metrics import Metric
@@ -110,14 +90,13 @@ def run_one(home: Path, table, seed: int, budget: int, against: str = "unpruned"
         "table": table.key,
         "seed": seed,
         "budget": budget,
-        "against": against,
         "trials": len(study.trials),
         "search_s": round(searched, 1),
         "single": _external_score(single, x_test, y_test, table.task),
         "single_fit_s": round(single_s, 1),
     }
-    for options, prefix in (({}, ""), (ALTERNATIVES[against], "other_")):
-        choice = select_ensemble(ws, study, plan, **options)
+    for family_best, prefix in ((True, ""), (False, "top_only_")):
+        choice = select_ensemble(ws, study, plan, family_best=family_best)
         members = [t.number for t in choice.trials] if choice else []
         row[f"{prefix}member_trials"] = members
         if len(members) < 2:
@@ -174,31 +153,28 @@ def report(rows: list[dict]) -> str:
             f"\nensemble - best trial over {len(diffs)} searches: mean {np.mean(diffs):+.4f}, "
             f"better on {sum(d > 0 for d in diffs)}, worse on {sum(d < 0 for d in diffs)}"
         )
-    compared = [r for r in rows if "other_member_trials" in r]
+    compared = [r for r in rows if "top_only_member_trials" in r]
     if compared:
-        other = ALTERNATIVE_NAMES[compared[0]["against"]]
         lines += [
             "",
-            f"The registered selection rule against {other}: the model the registration rule picks under each,",
-            "on the same search:",
+            "Candidates: the 10 best trials and each model family's best (registered now) against the 10 best only,",
+            "the model the registration rule picks under each, on the same search:",
             "",
-            f"| table | seed | members (registered rule) | members ({other}) | registered (registered rule) "
-            f"| registered ({other}) | difference |",
+            "| table | seed | members (families' best) | members (10 best only) | registered (families' best) "
+            "| registered (10 best only) | difference |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in compared:
-            new, old = registered_score(r), registered_score(r, "other_")
+            new, old = registered_score(r), registered_score(r, "top_only_")
             lines.append(
-                f"| {r['table']} | {r['seed']} | {r['member_trials']} | {r['other_member_trials']} "
+                f"| {r['table']} | {r['seed']} | {r['member_trials']} | {r['top_only_member_trials']} "
                 f"| {new:.4f} | {old:.4f} | {new - old:+.4f} |"
             )
-        gains = [registered_score(r) - registered_score(r, "other_") for r in compared]
-        sizes = [(len(r["member_trials"]), len(r["other_member_trials"])) for r in compared]
+        gains = [registered_score(r) - registered_score(r, "top_only_") for r in compared]
         lines.append(
-            f"\nregistered rule - {other} over {len(gains)} searches: mean {np.mean(gains):+.4f}, "
+            f"\nfamilies' best - 10 best only over {len(gains)} searches: mean {np.mean(gains):+.4f}, "
             f"better on {sum(g > 0 for g in gains)}, worse on {sum(g < 0 for g in gains)}, "
-            f"same model on {sum(r['member_trials'] == r['other_member_trials'] for r in compared)}; "
-            f"members {sum(a for a, _ in sizes)} against {sum(b for _, b in sizes)}"
+            f"same model on {sum(r['member_trials'] == r['top_only_member_trials'] for r in compared)}"
         )
     return "\n".join(lines)
 
@@ -210,10 +186,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--out", default="ensemble_vs_best_trial.jsonl")
     parser.add_argument("--report", default="", help="only print the table of this results file")
-    parser.add_argument("--against", choices=sorted(ALTERNATIVES), default="unpruned", help="the other selection rule")
     args = parser.parse_args()
     if args.report:
-        print(report([_named_alternative(row) for row in read_rows(Path(args.report))]))
+        print(report(read_rows(Path(args.report))))
         return
     logging.basicConfig(level=logging.WARNING)
     wanted = args.tables.split(",")
@@ -221,7 +196,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for table in (t for t in TABLES if t.key in wanted):
-            row = run_one(home, table, seed, args.budget, args.against)
+            row = run_one(home, table, seed, args.budget)
             rows.append(row)
             with Path(args.out).open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -7,10 +7,7 @@ search that favoured one family are often all of that family, and an ensemble ga
 from a model that errs differently (on attrition, one search's top ten held its best linear
 model and its ensemble scored 0.837 on unseen rows; the next search's best linear model
 came 14th, its ensemble was all LightGBM and scored 0.807). Selection adds a member only
-where it raises the score on the search's scoring rows, as for any candidate. Then the
-lightest members are dropped while the ensemble's score on those rows stays within
-`MIN_GAIN_SHARE` of the selected one's: a member costs the final fits, the export, the trust
-report and every request, however small its weight. The
+where it raises the score on the search's scoring rows, as for any candidate. The
 ensemble replaces the best single trial when it has at least two members and scores
 better on the search's scoring rows by `MIN_GAIN_SHARE` of the score: every extra member
 costs serving latency, so a gain inside rounding is not worth one.
@@ -32,7 +29,7 @@ from typing import Any
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.estimators.ensemble import ensemble_config
-from automl_tasks.estimators.ensemble_selection import Selection, greedy_weights, prune_members
+from automl_tasks.estimators.ensemble_selection import Selection, greedy_weights
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.predictions import FoldPredictions, load_fold_predictions
@@ -103,13 +100,9 @@ def _candidates(
     return out
 
 
-def select_ensemble(
-    ws: Workspace, study: Any, plan: SearchPlan, *, family_best: bool = True, prune: bool = True
-) -> EnsembleChoice | None:
+def select_ensemble(ws: Workspace, study: Any, plan: SearchPlan, *, family_best: bool = True) -> EnsembleChoice | None:
     """Ensemble selection over the best trials' saved predictions, before any rule on whether
-    to use it; None with fewer than two candidates. `family_best`: see `_candidates`;
-    `prune`: the lightest members dropped while the score stays within `MIN_GAIN_SHARE`
-    (`estimators/ensemble_selection.prune_members`)."""
+    to use it; None with fewer than two candidates. `family_best`: see `_candidates`."""
     metric = Metric(plan.metric)
     candidates = _candidates(ws, study, plan, metric, family_best=family_best)
     if len(candidates) < 2:
@@ -120,23 +113,7 @@ def select_ensemble(
     target = pd.read_parquet(plan.data.path, columns=[plan.data.target])[plan.data.target].to_numpy()
     first = candidates[0][1]
     truths = [target[rows] for rows in first.rows]
-    predictions = [saved.predictions for _, saved in candidates]
-    selection: Selection = greedy_weights(metric, truths, predictions, first.classes)
-    if prune:
-        pruned = prune_members(
-            metric, truths, predictions, selection, first.classes, tolerance=MIN_GAIN_SHARE * abs(selection.score)
-        )
-        if len(pruned.weights) < len(selection.weights):
-            log.info(
-                "ensemble selection: %d of %d members dropped (weights %s): %s %.5g -> %.5g on the search's rows",
-                len(selection.weights) - len(pruned.weights),
-                len(selection.weights),
-                ", ".join(f"{selection.weights[c]:.2g}" for c in sorted(set(selection.weights) - set(pruned.weights))),
-                metric.name,
-                selection.score,
-                pruned.score,
-            )
-        selection = pruned
+    selection: Selection = greedy_weights(metric, truths, [saved.predictions for _, saved in candidates], first.classes)
     members = sorted(selection.members, key=lambda c: -selection.weights[c])
     return EnsembleChoice(
         [candidates[c][0] for c in members],

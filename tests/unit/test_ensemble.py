@@ -22,7 +22,7 @@ from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME, NativeModel, export_or_fallback
 from automl_tasks.estimators import DataSpec, Metric, TabularEstimator
 from automl_tasks.estimators.ensemble import EnsembleEstimator, ensemble_config
-from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score, prune_members
+from automl_tasks.estimators.ensemble_selection import greedy_weights, mean_score
 from automl_tasks.estimators.row_scorer import fold_score, row_scorer
 from automl_tasks.estimators.weighted_ensemble import WeightedEnsemble
 from automl_tasks.pipelines.advisor import registration_findings, registration_suggestions
@@ -57,33 +57,6 @@ def test_selection_averages_independent_errors_and_never_scores_below_the_best_s
 
     same = greedy_weights(R2, truths, [good_a, good_a])
     assert same.members == [0] and same.score == pytest.approx(same.best_single)
-
-
-def test_pruning_drops_the_lightest_members_while_the_score_stays_within_the_tolerance():
-    truths = [np.random.default_rng(f).normal(0, 1, 400) for f in range(3)]
-    first = [_noisy(t, 0.5, 10 + f) for f, t in enumerate(truths)]
-    second = [_noisy(t, 0.5, 20 + f) for f, t in enumerate(truths)]
-    # near-copies of the first: each helps a little, as trials of one family often do
-    copies = [[_noisy(p, 0.15, 100 * c + f) for f, p in enumerate(first)] for c in range(1, 7)]
-    candidates = [first, second, *copies]
-    selection = greedy_weights(R2, truths, candidates)
-    assert len(selection.members) >= 4, selection
-    tolerance = 1e-3 * selection.score
-    pruned = prune_members(R2, truths, candidates, selection, tolerance=tolerance)
-    assert 2 <= len(pruned.members) < len(selection.members)
-    assert set(pruned.members) < set(selection.members)
-    assert sum(pruned.weights.values()) == pytest.approx(1.0)
-    assert selection.score - tolerance <= pruned.score <= selection.score
-    chosen = [candidates[c] for c in pruned.members]
-    assert mean_score(R2, truths, chosen, [pruned.weights[c] for c in pruned.members], None) == pytest.approx(
-        pruned.score
-    )
-    dropped_weights = [selection.weights[c] for c in set(selection.members) - set(pruned.members)]
-    assert max(dropped_weights) <= min(selection.weights[c] for c in pruned.members)  # the lightest go first
-    # however loose the tolerance, two members are left (the rule then judges the pair);
-    # with no room at all, none is dropped
-    assert len(prune_members(R2, truths, candidates, selection, tolerance=10.0).members) == 2
-    assert prune_members(R2, truths, candidates, selection, tolerance=-1.0) == selection
 
 
 def test_selection_scores_labels_from_averaged_probabilities():
