@@ -160,7 +160,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     tag = f"[worker {worker_index}] "
     evaluated = failed = discarded = late = 0
     last_line = -float("inf")
-    stopped = ""  # why this worker stopped, recorded in the study for the job estimator
+    stopped = unavailable = ""  # why this worker stopped (recorded in the study for the job estimator)
     while True:
         reason = budget.stop_reason()
         if reason:

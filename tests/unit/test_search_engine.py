@@ -12,7 +12,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.core.settings import SearchSettings
-from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, STOP_ATTR, TRIAL_NUMBER_TAG
+from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, STOP_ATTR, TRIAL_NUMBER_TAG, WORKER_STOPPED_ATTR
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
@@ -239,7 +239,11 @@ def test_the_search_ends_with_its_workers_when_no_trial_fits_the_time_left(works
     assert summary.evaluated == 2
     assert box["ended"] < deadline - 0.5, "the job estimator waited for the deadline after its worker stopped"
     assert box["outcome"].stop_reason.startswith("time budget of 8s spent: " + NO_TRIAL_FITS)
-    assert study.user_attrs[STOP_ATTR] == box["outcome"].stop_reason  # a late-starting worker stops at once
+    assert study.user_attrs[STOP_ATTR] == box["outcome"].stop_reason
+    late = run_worker(workspace, plan.study_name, 1)  # a worker started after the end (a retry) stops at once
+    assert late.evaluated == 0
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    assert study.user_attrs[f"{WORKER_STOPPED_ATTR}.1"] == box["outcome"].stop_reason
 
 
 def test_adaptive_timeout_rule():
