@@ -148,10 +148,12 @@ def watch_search(ws: Workspace, study_name: str, *, poll_s: float = 1.0) -> Sear
         budgeted = counted_trials(study, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
         if not reason and len(budgeted) >= plan.n_trials:
             reason = f"trial budget of {plan.n_trials} spent"
-        if not reason and now >= search_deadline(study, plan):
-            reason = f"time budget of {plan.time_budget_s:.0f}s spent"
-        if not reason and not running:
-            reason = _every_worker_stopped(study, plan, search_deadline(study, plan) - now)
+        if not reason:
+            deadline = search_deadline(study, plan)
+            if now >= deadline:
+                reason = f"time budget of {plan.time_budget_s:.0f}s spent"
+            elif not running:
+                reason = _every_worker_stopped(study, plan, deadline - now)
         if reason:
             request_stop(study, reason)
         best = [t for t in finished if t.state == TrialState.COMPLETE]

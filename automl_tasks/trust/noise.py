@@ -106,8 +106,9 @@ def noise_curves(subject: TrustSubject, *, seed: int = 0) -> list[Curve]:
     if subject.numeric:
         std = members[list(subject.numeric)].std().fillna(0.0)
         scores = [
-            subject.score_for_queries(
-                Rows(subject.consistent(_gaussian_table(rows.x, subject.numeric, std, level, rng)), rows.y)
+            subject.score(
+                Rows(subject.consistent(_gaussian_table(rows.x, subject.numeric, std, level, rng)), rows.y),
+                for_queries=True,
             )
             for level in NOISE_LEVELS
         ]
@@ -115,8 +116,9 @@ def noise_curves(subject: TrustSubject, *, seed: int = 0) -> list[Curve]:
     if subject.categorical:
         pools = {c: members[c].to_numpy(dtype=object) for c in subject.categorical}
         scores = [
-            subject.score_for_queries(
-                Rows(subject.consistent(_flip_table(rows.x, subject.categorical, pools, level, rng)), rows.y)
+            subject.score(
+                Rows(subject.consistent(_flip_table(rows.x, subject.categorical, pools, level, rng)), rows.y),
+                for_queries=True,
             )
             for level in FLIP_LEVELS
         ]

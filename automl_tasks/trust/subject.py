@@ -89,27 +89,24 @@ class TrustSubject:
         the noise curves): the faster runtime's when there is one."""
         return self._fast_proba or self.predict_proba
 
-    def score_for_queries(self, rows: Rows) -> float:
-        """The subject's metric on `rows`, its probabilities from `proba_for_queries`. Why:
-        the noise curves score ten noisy copies of up to 2,000 held-out rows, and a 5-member
-        ensemble's pipelines took ~0.2 s a call natively (2 s of the report's 7.7 s on hmda)."""
-        if not (self.metric.needs_proba and self.predict_proba is not None):
-            return self.score(rows)
-        return float(self.metric(rows.y, np.asarray(self.proba_for_queries()(rows.x)), self.classes))
-
     def consistent(self, x: Any) -> Any:
         """`x` with its computed columns made from its (moved) sources (`recompute`)."""
         return self.recompute(x) if self.recompute is not None else x
 
-    def metric_prediction(self, x: Any) -> np.ndarray:
-        """What the metric scores: probabilities when it needs them, else predictions."""
+    def metric_prediction(self, x: Any, *, for_queries: bool = False) -> np.ndarray:
+        """What the metric scores: probabilities when it needs them (`for_queries`: from
+        `proba_for_queries`), else predictions."""
         if self.metric.needs_proba and self.predict_proba is not None:
-            return np.asarray(self.predict_proba(x))
+            proba = self.proba_for_queries() if for_queries else self.predict_proba
+            return np.asarray(proba(x))
         return np.asarray(self.predict(x))
 
-    def score(self, rows: Rows) -> float:
-        """The subject's metric on `rows`."""
-        return float(self.metric(rows.y, self.metric_prediction(rows.x), self.classes))
+    def score(self, rows: Rows, *, for_queries: bool = False) -> float:
+        """The subject's metric on `rows`. `for_queries`: probabilities from the runtime a
+        black-box attack queries. Why: the noise curves score ten noisy copies of up to 2,000
+        held-out rows, and a 5-member ensemble's pipelines took ~0.2 s a call natively (2 s of
+        the report's 7.7 s on hmda)."""
+        return float(self.metric(rows.y, self.metric_prediction(rows.x, for_queries=for_queries), self.classes))
 
 
 def tabular_subject(
