@@ -4,9 +4,11 @@ Airflow forks each task from a process that preloaded loopml's task libraries
 (loopml/task_preload.py). This script does the same: it preloads (the list as committed, or
 none with `--no-preload`), then forks one child per step and prints the CPU seconds the
 child spent on the step's first call and on a second one (the second is the work itself;
-the difference is what the first call imported or set up).
+the difference is what the first call imported or set up). The model log is timed as a
+task estimator logs a version (pinned pip requirements, which MLflow checks against the
+installed packages).
 
-    python benchmarks/task_start_cost.py [--no-preload]
+    python benchmarks/task_start_cost.py [--no-preload | --no-warm]
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def _in_fork(label: str, step: Callable[[], None]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-preload", action="store_true", help="fork from a process that preloaded nothing")
+    parser.add_argument(
+        "--no-warm", action="store_true", help="preload the modules but not MLflow's map of installed packages"
+    )
     args = parser.parse_args()
     logging.disable(logging.INFO)
     ws = Workspace.at(Path(tempfile.mkdtemp(prefix="loopml-task-start-")) / "ws").ensure()
@@ -51,8 +56,11 @@ def main() -> None:
     )
     subprocess.run([sys.executable, "-c", create], check=True, capture_output=True)
     if not args.no_preload:
+        import loopml.task_preload
         from loopml.task_preload import preload
 
+        if args.no_warm:
+            loopml.task_preload.warm_mlflow_requirements_check = lambda: None
         started = time.perf_counter()
         preload()
         print(f"preload: {time.perf_counter() - started:.1f} s in the forking process (once)")
@@ -67,7 +75,22 @@ def main() -> None:
 
         open_storage(ws.optuna_uri).get_all_studies()
 
+    def log_model() -> None:  # as registration.log_version logs a version: pinned requirements
+        import mlflow
+        import mlflow.sklearn
+        from sklearn.linear_model import LogisticRegression
+
+        from automl_tasks.pipelines.registration import _pip_requirements
+
+        mlflow.set_tracking_uri(ws.mlflow_uri)
+        with mlflow.start_run():
+            model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+            mlflow.sklearn.log_model(
+                model, name="model", pip_requirements=_pip_requirements(), serialization_format="cloudpickle"
+            )
+
     _in_fork("MLflow client + one query", open_mlflow)
+    _in_fork("MLflow model log (requirements check)", log_model)
     _in_fork("Optuna storage (the workspace's journal) + one query", open_optuna)
 
 

@@ -63,9 +63,22 @@ PRELOADED_MODULES = (
 )
 
 
+def warm_mlflow_requirements_check() -> None:
+    """Build MLflow's map of installed packages, which it fills on a process's first model
+    log or load to check the model's pip requirements against what is installed: a scan of
+    every installed distribution's file list (1.9 s here, `benchmarks/task_start_cost.py`),
+    paid by each task estimator before its registration when left to the task. Private API
+    of MLflow's, so a failure only leaves the scan to the tasks."""
+    from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+
+    _init_packages_to_modules_map()
+
+
 def preload(modules: tuple[str, ...] | None = None) -> list[str]:
-    """Import `modules` (`PRELOADED_MODULES` when None); return the ones that failed (a task
-    importing one reports the real error)."""
+    """Import `modules` (`PRELOADED_MODULES` when None, then also warm what those modules
+    set up on first use: `warm_mlflow_requirements_check`); return the ones that failed (a
+    task importing one reports the real error)."""
+    warm = modules is None
     modules = PRELOADED_MODULES if modules is None else modules
     started, failed = time.perf_counter(), []
     # Great Expectations logs one INFO line per decorated closure while it imports
@@ -76,6 +89,11 @@ def preload(modules: tuple[str, ...] | None = None) -> list[str]:
         except Exception as exc:  # never stop a scheduler or a worker for an optimisation
             failed.append(name)
             log.warning("loopml preload: could not import %s (%s); tasks will import it themselves", name, exc)
+    if warm:
+        try:
+            warm_mlflow_requirements_check()
+        except Exception as exc:  # never stop a scheduler or a worker for an optimisation
+            log.warning("loopml preload: could not warm MLflow's requirements check (%s)", exc)
     follow_current_streams()
     log.info("loopml preload: %d modules in %.1fs", len(modules) - len(failed), time.perf_counter() - started)
     return failed
