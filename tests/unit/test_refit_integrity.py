@@ -118,6 +118,28 @@ def test_check_allows_sampling_noise_and_fires_on_a_collapse():
     ).passed
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_bootstrap_roc_auc_equals_scikit_learns_on_every_resample(n_classes):
+    """The bootstrap scores ROC AUC in numpy (row_scorer); each resample's value must be
+    scikit-learn's, ties included, and a resample missing a class is skipped as before."""
+    rng = np.random.default_rng(1)
+    classes = np.arange(n_classes)
+    truth = rng.integers(0, n_classes, 30)  # small: some resamples miss a class
+    proba = np.round(rng.dirichlet(np.ones(n_classes), 30), 1)  # rounded: ties
+    proba /= proba.sum(axis=1, keepdims=True)  # scikit-learn wants rows summing to 1
+    boot = bootstrap_scores(AUC, truth, proba, classes, samples=60, seed=3)
+    draws = np.random.default_rng(3)
+    expected = []
+    for _ in range(60):
+        rows = draws.integers(0, 30, 30)
+        try:
+            expected.append(AUC(truth[rows], proba[rows], classes))
+        except ValueError:
+            continue
+    assert len(boot) == len(expected) > 0
+    np.testing.assert_allclose(boot, expected, rtol=0, atol=1e-12)
+
+
 def _tags(score, **extra):
     return {EVAL_SCORE_TAG: str(score), EVAL_URI_TAG: "dataset://e@1", **{k: str(v) for k, v in extra.items()}}
 
