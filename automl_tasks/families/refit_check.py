@@ -178,11 +178,19 @@ class FinalModel:
 
 
 def fit_final_model(
-    estimator_cls: type, *, data: Any, config: dict[str, Any], validated: float, metric: Metric, workdir: Path
+    estimator_cls: type,
+    *,
+    data: Any,
+    config: dict[str, Any],
+    validated: float,
+    metric: Metric,
+    workdir: Path,
+    all_rows: bool = True,
 ) -> FinalModel:
     """Refit `config` on train+validation, check it, fall back to the trial's model if needed.
 
-    Returns a `FinalModel`; see the module docstring for the rule."""
+    Returns a `FinalModel`; see the module docstring for the rule. With `all_rows=False` a
+    refit that passes is returned as checked, for the caller's own `on_all_rows`."""
     refit = estimator_cls(
         run_epochs=None, data=data, is_trainer=True, model_args=config, metric=metric, output_dir=workdir
     )
@@ -190,7 +198,8 @@ def fit_final_model(
     check = check_model(refit, validated, seed=data.split_seed)
     if check.passed:
         log.info("refit integrity check passed: %s", check.describe())
-        return on_all_rows(FinalModel(refit, check.test_score, REFIT, PASSED, f"refit {check.describe()}", check))
+        passed = FinalModel(refit, check.test_score, REFIT, PASSED, f"refit {check.describe()}", check)
+        return on_all_rows(passed) if all_rows else passed
     log.warning("refit integrity check FAILED: %s; falling back to the trial's own model", check.describe())
     trial = estimator_cls(run_epochs=None, data=data, is_trainer=False, model_args=config, metric=metric)
     trial.train()
@@ -216,6 +225,11 @@ def fit_final_model(
     if keep_trial:
         return FinalModel(trial, fallback.test_score, TRIAL_MODEL, FAILED, reason, check, fallback)
     return FinalModel(refit, check.test_score, REFIT, FAILED, reason, check, fallback)
+
+
+def refits_on_all_rows(final: FinalModel) -> bool:
+    """Whether `on_all_rows` would refit `final`: a refit that passed, not yet refitted."""
+    return final.status == PASSED and final.checked is None
 
 
 def on_all_rows(final: FinalModel) -> FinalModel:

@@ -36,7 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.families.aliases import CHALLENGER, CHAMPION
 from automl_tasks.families.artifacts import FEATURE_SCHEMA_FILE
 from automl_tasks.families.promotion import evaluation_data_uri, family_lock, promote
-from automl_tasks.families.refit_check import FinalModel, fit_final_model
+from automl_tasks.families.refit_check import FinalModel, fit_final_model, on_all_rows, refits_on_all_rows
 from automl_tasks.features.pipeline import FILE_NAME as FEATURE_PIPELINE_FILE
 from automl_tasks.pipelines.ensembling import EnsembleChoice, choose_ensemble
 from automl_tasks.search.plan import SearchPlan
@@ -174,14 +175,21 @@ def best_trial(study: Any, plan: SearchPlan | None = None) -> Any:
 
 
 def fit_final(
-    estimator_cls: type[Estimator], plan: SearchPlan, trial: Any, workdir: Path, ensemble: EnsembleChoice | None = None
+    estimator_cls: type[Estimator],
+    plan: SearchPlan,
+    trial: Any,
+    workdir: Path,
+    ensemble: EnsembleChoice | None = None,
+    *,
+    all_rows: bool = True,
 ) -> FitResult:
     """Train `trial`'s configuration (or the `ensemble` of trials) as the final trainer
     (train+validation, scored on test).
 
     The tabular estimator is refit under the refit integrity check, which may fall back to
-    the trial's own model (see families/refit_check); any other estimator runs once, with
-    the plan's fidelity."""
+    the trial's own model (see families/refit_check), and a refit that passes is fitted
+    again on all rows (`all_rows=False` leaves that to `refit_on_all_rows`); any other
+    estimator runs once, with the plan's fidelity."""
     metric = Metric(plan.metric)
     if _is_tabular(estimator_cls):
         final = fit_final_model(
@@ -192,6 +200,7 @@ def fit_final(
             validated=ensemble.score if ensemble is not None else float(trial.values[0]),
             metric=metric,
             workdir=workdir,
+            all_rows=all_rows,
         )
         fit = FitResult(final.estimator, trial, metric, final.test_score, workdir, final, ensemble)
         source = final.source if ensemble is None else f"ensemble of {len(ensemble.trials)} trials, {final.source}"
@@ -210,6 +219,15 @@ def fit_final(
         "final model (trial %d config, %s) %s on test split: %.5g", trial.number, source, metric.name, fit.test_score
     )
     return fit
+
+
+def refit_on_all_rows(fit: FitResult) -> FitResult:
+    """`fit` with its checked refit fitted again on every row as the model to register
+    (families/refit_check.on_all_rows); `fit` itself when there is no such refit."""
+    if fit.check is None or not refits_on_all_rows(fit.check):
+        return fit
+    final = on_all_rows(fit.check)
+    return replace(fit, estimator=final.estimator, check=final)
 
 
 def label_spec(plan: SearchPlan, fit: FitResult) -> LabelSpec | None:
@@ -604,6 +622,29 @@ def promote_version(
 # --- the task estimator ------------------------------------------------------------------
 
 
+def deploy_beside_trust(
+    ws: Workspace, plan: SearchPlan, fit: FitResult
+) -> tuple[FitResult, LabelSpec | None, Deployment, Any]:
+    """Steps 1-3 from a checked fit: the all-rows refit, its export and placement, and the
+    trust report -> (fit, labels, deployment, trust report).
+
+    The trust report measures the checked model, which the all-rows refit, its export and
+    its placement leave alone, so when there is a refit the report runs in a thread beside
+    them: the fits and ONNX Runtime's calls of either side release the GIL (a thread, not a
+    process: LightGBM's OpenMP pool does not survive a fork). Without a refit the report
+    queries the registered model's own export, so it follows it."""
+    if fit.check is None or not refits_on_all_rows(fit.check):
+        labels = label_spec(plan, fit)
+        deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
+        return fit, labels, deployment, trust_step(plan, fit, deployment)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust-report") as pool:
+        trust = pool.submit(trust_step, plan, fit)
+        fit = refit_on_all_rows(fit)
+        labels = label_spec(plan, fit)
+        deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
+        return fit, labels, deployment, trust.result()
+
+
 def train_and_register(
     ws: Workspace,
     study_name: str,
@@ -632,11 +673,9 @@ def train_and_register(
     started = time.perf_counter()
     # members are built as the built-in estimator, so a subclass (an HPO algorithm) gets none
     ensemble = choose_ensemble(ws, study, plan, tabular=estimator_cls is _tabular.TabularEstimator)
-    fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final", ensemble)
-    labels = label_spec(plan, fit)
-    deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
+    fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final", ensemble, all_rows=False)
+    fit, labels, deployment, trust = deploy_beside_trust(ws, plan, fit)
     metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
-    trust = trust_step(plan, fit, deployment)
     lineage = lineage_tags(
         study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version
     )

@@ -24,6 +24,8 @@ from automl_tasks.core.tags import (
     REFIT_CHECK_REASON_TAG,
     REFIT_CHECK_TAG,
     SEARCH_SCORE_TAG,
+    TRUST_ADV_ACCURACY_TAG,
+    TRUST_MIA_AUC_TAG,
 )
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy.onnx_model import OnnxModel
@@ -254,6 +256,37 @@ def test_a_collapsed_refit_falls_back_to_the_trial_model(workspace, monkeypatch)
     found = registration_findings(mlflow_client(workspace), "collapse", study)
     assert found["refit_check"] == FALLBACK
     assert [s["kind"] for s in registration_suggestions(found)] == ["refit_check"]
+
+
+def test_the_trust_report_runs_beside_the_all_rows_refit_on_the_checked_model(workspace, monkeypatch):
+    """The task estimator measures trust on the checked model in a thread while the refit on
+    all rows (and its export and placement) runs: the refit waits for the report to have
+    started, which a report that follows the refit never does. The report is the checked
+    model's, made in its own thread, and its numbers reach the version."""
+    import threading
+
+    from automl_tasks.pipelines import registration
+
+    started, measured = threading.Event(), []
+    real_trust_step, real_on_all_rows = registration.trust_step, registration.on_all_rows
+
+    def trust_step(plan, fit, deployment=None):
+        measured.append((fit.scored, threading.current_thread().name))
+        started.set()
+        return real_trust_step(plan, fit, deployment)
+
+    def on_all_rows(final):
+        assert started.wait(timeout=30), "the trust report had not started when the refit on all rows began"
+        return real_on_all_rows(final)
+
+    monkeypatch.setattr(registration, "trust_step", trust_step)
+    monkeypatch.setattr(registration, "on_all_rows", on_all_rows)
+    registered, _ = _search_and_register(workspace, "breast_cancer", "beside", LINEAR_SPACE)
+    tags = _version_tags(workspace, "beside", registered.version)
+    assert tags[REFIT_CHECK_TAG] == PASSED and tags[FIT_ROWS_TAG] == ALL_ROWS
+    [(scored, thread)] = measured
+    assert scored.fit_rows_ == TRAIN_VALID_ROWS and thread.startswith("trust-report")
+    assert float(tags[TRUST_MIA_AUC_TAG]) > 0 and float(tags[TRUST_ADV_ACCURACY_TAG]) >= 0
 
 
 def _rows_fitted(model_uri: str) -> int:
