@@ -418,19 +418,3 @@ def test_map_in_threads_keeps_the_items_order_and_raises_an_items_error():
 
     with pytest.raises(ValueError, match="member 2 cannot be fitted"):
         map_in_threads(fit, [1, 2, 3])
-
-
-def test_an_ensemble_is_registered_for_any_gain_beyond_rounding_even_near_a_perfect_score():
-    """The rule: 2+ members and a gain over `MIN_GAIN_SHARE` of the score. At R² 0.98 a gain
-    of 0.0005 is a fortieth of what is left to gain (diamonds' ensembles gained so on the
-    search's rows and scored better on unseen rows; the earlier 0.1% share refused them); a
-    gain inside float rounding, or one member, registers the best trial."""
-    from automl_tasks.pipelines.ensembling import EnsembleChoice, worth_it
-
-    def choice(score: float, members: int = 3) -> EnsembleChoice:
-        return EnsembleChoice([object()] * members, [1 / members] * members, score, 0.9813, [None] * members, 10)
-
-    assert worth_it(choice(0.9818), R2)
-    assert not worth_it(choice(0.9813 + 1e-6), R2)
-    assert not worth_it(choice(0.9818, members=1), R2)
-    assert not worth_it(choice(0.9808), R2)
