@@ -10,7 +10,10 @@ came 14th, its ensemble was all LightGBM and scored 0.807). Selection adds a mem
 where it raises the score on the search's scoring rows, as for any candidate. The
 ensemble replaces the best single trial when it has at least two members and scores
 better on the search's scoring rows by `MIN_GAIN_SHARE` of the score: every extra member
-costs serving latency, so a gain inside rounding is not worth one.
+costs serving latency, so a gain inside rounding is not worth one. A share of 0.01% was
+measured and reverted: the ensembles it let in scored +0.0003 on unseen rows on average
+(better on 6 of 8 searches) but cost the task estimator 20 s instead of 6 on wa_churn and
+57 s instead of 8 on diamonds (a 112 MB graph of deep forests), docs/BENCHMARKS.md.
 
 No ensemble is built when the request switched it off (`ensemble: false`), for a plan
 with a deployment target (a latency budget or trade-off was measured per trial, for one
