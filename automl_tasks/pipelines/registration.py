@@ -622,11 +622,22 @@ def promote_version(
 # --- the task estimator ------------------------------------------------------------------
 
 
-def deploy_beside_trust(
-    ws: Workspace, plan: SearchPlan, fit: FitResult
-) -> tuple[FitResult, LabelSpec | None, Deployment, Any]:
-    """Steps 1-3 from a checked fit: the all-rows refit, its export and placement, and the
-    trust report -> (fit, labels, deployment, trust report).
+@dataclass(frozen=True)
+class Deployed:
+    """Steps 1-3 from a checked fit: the fit to register (its refit on all rows when there
+    is one), its labels, its deployment, its trust report, and when the deployment was placed
+    (`time.perf_counter()`): the end of the version's training time, which the trust report
+    running beside it does not count in."""
+
+    fit: FitResult
+    labels: LabelSpec | None
+    deployment: Deployment
+    trust: Any
+    placed_at: float
+
+
+def deploy_beside_trust(ws: Workspace, plan: SearchPlan, fit: FitResult) -> Deployed:
+    """The all-rows refit, its export and placement, and the trust report of a checked fit.
 
     The trust report measures the checked model, which the all-rows refit, its export and
     its placement leave alone, so when there is a refit the report runs in a thread beside
@@ -636,13 +647,15 @@ def deploy_beside_trust(
     if fit.check is None or not refits_on_all_rows(fit.check):
         labels = label_spec(plan, fit)
         deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
-        return fit, labels, deployment, trust_step(plan, fit, deployment)
+        placed_at = time.perf_counter()
+        return Deployed(fit, labels, deployment, trust_step(plan, fit, deployment), placed_at)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust-report") as pool:
         trust = pool.submit(trust_step, plan, fit)
         fit = refit_on_all_rows(fit)
         labels = label_spec(plan, fit)
         deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
-        return fit, labels, deployment, trust.result()
+        placed_at = time.perf_counter()
+        return Deployed(fit, labels, deployment, trust.result(), placed_at)
 
 
 def train_and_register(
@@ -674,8 +687,9 @@ def train_and_register(
     # members are built as the built-in estimator, so a subclass (an HPO algorithm) gets none
     ensemble = choose_ensemble(ws, study, plan, tabular=estimator_cls is _tabular.TabularEstimator)
     fit = fit_final(estimator_cls, plan, trial, ws.runs / study_name / "final", ensemble, all_rows=False)
-    fit, labels, deployment, trust = deploy_beside_trust(ws, plan, fit)
-    metrics = {**fit.metrics(train_seconds=time.perf_counter() - started), **deployment.metrics}
+    deployed = deploy_beside_trust(ws, plan, fit)
+    fit, labels, deployment, trust = deployed.fit, deployed.labels, deployed.deployment, deployed.trust
+    metrics = {**fit.metrics(train_seconds=deployed.placed_at - started), **deployment.metrics}
     lineage = lineage_tags(
         study, plan, fit, dataset_version=dataset_version, dag_run_id=dag_run_id, parent_version=parent_version
     )

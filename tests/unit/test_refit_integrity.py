@@ -262,31 +262,49 @@ def test_the_trust_report_runs_beside_the_all_rows_refit_on_the_checked_model(wo
     """The task estimator measures trust on the checked model in a thread while the refit on
     all rows (and its export and placement) runs: the refit waits for the report to have
     started, which a report that follows the refit never does. The report is the checked
-    model's, made in its own thread, and its numbers reach the version."""
+    model's, made in its own thread, and its numbers reach the version; the version's
+    `train_seconds` ends at the placement, not with the report (held here until then)."""
     import threading
+    import time
 
     from automl_tasks.pipelines import registration
 
-    started, measured = threading.Event(), []
-    real_trust_step, real_on_all_rows = registration.trust_step, registration.on_all_rows
+    started, placed, measured, times = threading.Event(), threading.Event(), [], {}
+    real = {name: getattr(registration, name) for name in ("trust_step", "on_all_rows", "place_on_target")}
+
+    def choose_ensemble(*args, **kwargs):  # called right after the training clock starts
+        times["start"] = time.perf_counter()
+        return None
 
     def trust_step(plan, fit, deployment=None):
         measured.append((fit.scored, threading.current_thread().name))
         started.set()
-        return real_trust_step(plan, fit, deployment)
+        assert placed.wait(timeout=60), "the version was not placed"
+        report = real["trust_step"](plan, fit, deployment)
+        times["trust_end"] = time.perf_counter()
+        return report
 
     def on_all_rows(final):
         assert started.wait(timeout=30), "the trust report had not started when the refit on all rows began"
-        return real_on_all_rows(final)
+        return real["on_all_rows"](final)
 
+    def place_on_target(*args):
+        deployment = real["place_on_target"](*args)
+        placed.set()
+        return deployment
+
+    monkeypatch.setattr(registration, "choose_ensemble", choose_ensemble)
     monkeypatch.setattr(registration, "trust_step", trust_step)
     monkeypatch.setattr(registration, "on_all_rows", on_all_rows)
+    monkeypatch.setattr(registration, "place_on_target", place_on_target)
     registered, _ = _search_and_register(workspace, "breast_cancer", "beside", LINEAR_SPACE)
     tags = _version_tags(workspace, "beside", registered.version)
     assert tags[REFIT_CHECK_TAG] == PASSED and tags[FIT_ROWS_TAG] == ALL_ROWS
     [(scored, thread)] = measured
     assert scored.fit_rows_ == TRAIN_VALID_ROWS and thread.startswith("trust-report")
     assert float(tags[TRUST_MIA_AUC_TAG]) > 0 and float(tags[TRUST_ADV_ACCURACY_TAG]) >= 0
+    train_seconds = mlflow_client(workspace).get_run(registered.run_id).data.metrics["train_seconds"]
+    assert train_seconds < times["trust_end"] - times["start"]
 
 
 def _rows_fitted(model_uri: str) -> int:
