@@ -36,6 +36,7 @@ import numpy as np
 
 from automl_tasks.core.tags import FIT_ROWS_TAG, REFIT_CHECK_MODEL_TAG, REFIT_CHECK_REASON_TAG, REFIT_CHECK_TAG
 from automl_tasks.estimators.metrics import Metric
+from automl_tasks.estimators.row_scorer import row_scorer
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ def bootstrap_scores(
 ) -> np.ndarray:
     """The metric on `samples` resamples (with replacement) of the scored rows; resamples
     on which the metric is undefined (e.g. one class only for ROC AUC) are skipped."""
-    from automl_tasks.estimators.row_scorer import row_scorer
-
     rng = np.random.default_rng(seed)
     n = len(truth)
     # numpy's metric where the prediction has the form row_scorer reads (probabilities for a

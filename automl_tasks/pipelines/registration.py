@@ -142,6 +142,17 @@ class FitResult:
         return self.check.scored if self.check is not None else self.estimator
 
     @property
+    def awaits_all_rows_refit(self) -> bool:
+        """Whether its checked refit is still to be fitted on all rows (`fit_final(all_rows=False)`)."""
+        return self.check is not None and refits_on_all_rows(self.check)
+
+    def refitted_on_all_rows(self) -> FitResult:
+        """This fit with its checked refit fitted again on every row as the model to register
+        (families/refit_check.on_all_rows); call it when `awaits_all_rows_refit`."""
+        final = on_all_rows(self.check)
+        return replace(self, estimator=final.estimator, check=final)
+
+    @property
     def warning(self) -> str:
         """Why the version should not be promoted as it stands; empty when nothing says so."""
         if self.check is None or self.check.promotable:
@@ -188,7 +199,7 @@ def fit_final(
 
     The tabular estimator is refit under the refit integrity check, which may fall back to
     the trial's own model (see families/refit_check), and a refit that passes is fitted
-    again on all rows (`all_rows=False` leaves that to `refit_on_all_rows`); any other
+    again on all rows (`all_rows=False` leaves that to `FitResult.refitted_on_all_rows`); any other
     estimator runs once, with the plan's fidelity."""
     metric = Metric(plan.metric)
     if _is_tabular(estimator_cls):
@@ -219,15 +230,6 @@ def fit_final(
         "final model (trial %d config, %s) %s on test split: %.5g", trial.number, source, metric.name, fit.test_score
     )
     return fit
-
-
-def refit_on_all_rows(fit: FitResult) -> FitResult:
-    """`fit` with its checked refit fitted again on every row as the model to register
-    (families/refit_check.on_all_rows); `fit` itself when there is no such refit."""
-    if fit.check is None or not refits_on_all_rows(fit.check):
-        return fit
-    final = on_all_rows(fit.check)
-    return replace(fit, estimator=final.estimator, check=final)
 
 
 def label_spec(plan: SearchPlan, fit: FitResult) -> LabelSpec | None:
@@ -644,14 +646,14 @@ def deploy_beside_trust(ws: Workspace, plan: SearchPlan, fit: FitResult) -> Depl
     them: the fits and ONNX Runtime's calls of either side release the GIL (a thread, not a
     process: LightGBM's OpenMP pool does not survive a fork). Without a refit the report
     queries the registered model's own export, so it follows it."""
-    if fit.check is None or not refits_on_all_rows(fit.check):
+    if not fit.awaits_all_rows_refit:
         labels = label_spec(plan, fit)
         deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
         placed_at = time.perf_counter()
         return Deployed(fit, labels, deployment, trust_step(plan, fit, deployment), placed_at)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust-report") as pool:
         trust = pool.submit(trust_step, plan, fit)
-        fit = refit_on_all_rows(fit)
+        fit = fit.refitted_on_all_rows()
         labels = label_spec(plan, fit)
         deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
         placed_at = time.perf_counter()
