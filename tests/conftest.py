@@ -13,6 +13,10 @@ from pathlib import Path
 # up to 12x slower (the GP strategy's L-BFGS-B: 2.7 s alone, 33.7 s after three unrelated
 # modules; 2.7 s with this), as scikit-learn advises for parallel processes.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The test processes run torch themselves beside the other xdist worker and the stacks: the
+# policy loopml gives every process it starts (automl_tasks/core/shared_cores.py); without it
+# a distillation step ran 22x slower beside two busy processes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 

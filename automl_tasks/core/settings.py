@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from automl_tasks.core.shared_cores import shared_cores_env
 from automl_tasks.core.store_urls import JOURNAL_PREFIX
 
 DEFAULT_HOME = ".loopml"
@@ -136,7 +137,8 @@ class Workspace:
         return self
 
     def env(self) -> dict[str, str]:
-        """Environment variables that point child processes at this workspace."""
+        """Environment variables that point child processes at this workspace (and have them
+        share the cores: `shared_cores`)."""
         return {
             "LOOPML_HOME": str(self.home),
             "LOOPML_MLFLOW_URI": self.mlflow_uri,
@@ -147,4 +149,5 @@ class Workspace:
             **({"LOOPML_INFERENCE_LOG_URI": self.inference_log_uri} if self.inference_log_uri else {}),
             "BENTOML_HOME": str(self.bentoml_home),
             **self.search.env(),
+            **shared_cores_env(os.environ),
         }
