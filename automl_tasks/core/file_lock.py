@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+#: how often a bounded wait asks again for a lock another process holds
+POLL_S = 0.2
+
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created with its folder) until the block ends; another
-    process asking for it waits. Machine-local: for state every machine keeps for itself."""
+def file_lock(path: Path, *, wait_s: float | None = None) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (created with its folder) until the block ends; yields
+    whether it is held. Another process asking for it waits: as long as it takes, or with
+    `wait_s` up to that many seconds, after which its block runs without the lock (False).
+    Machine-local: for state every machine keeps for itself."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        if wait_s is None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held = True
+        else:
+            deadline = time.monotonic() + wait_s
+            while not (held := _try_lock(handle)) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
         try:
-            yield
+            yield held
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_lock(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False

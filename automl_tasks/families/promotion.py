@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.errors import ConfigurationError, UserError
-from automl_tasks.core.file_lock import file_lock
 from automl_tasks.core.settings import Workspace
-from automl_tasks.core.store_urls import advisory_key, database_url, is_postgres
+from automl_tasks.core.shared_lock import shared_lock
 from automl_tasks.core.tags import (
     BASELINE_SCORE_TAG,
     BASELINE_URI_TAG,
@@ -251,31 +250,6 @@ def judge(candidate: dict[str, str], champion: dict[str, str] | None, metric: Me
 
 
 @contextlib.contextmanager
-def postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
-    """Hold PostgreSQL's session advisory lock `name` on the database at `url`.
-
-    Every process on every machine that reaches the database waits for it; if the holder
-    dies, PostgreSQL releases it with the session, so a killed promotion never blocks the
-    family."""
-    import sqlalchemy
-    from sqlalchemy.pool import NullPool
-
-    key = advisory_key(name)
-    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            conn.commit()  # the lock belongs to the session, not to a transaction
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                conn.commit()
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
 def family_lock(ws: Workspace, family: str) -> Iterator[None]:
     """Exclusive lock per family around every change of its champion.
 
@@ -283,12 +257,7 @@ def family_lock(ws: Workspace, family: str) -> Iterator[None]:
     that database, so it holds across processes and machines; behind MLflow's tracking server,
     in the Optuna database the machines share; in the embedded mode (SQLite, one machine) it
     is an `fcntl` lock on a file of the workspace."""
-    shared = next((database_url(url) for url in (ws.mlflow_uri, ws.optuna_uri) if is_postgres(url)), None)
-    if shared is not None:  # the registry's database, or (behind MLflow's server) the search's
-        with postgres_advisory_lock(shared, f"loopml.promotion:{family}"):
-            yield
-        return
-    with file_lock(ws.home / "locks" / f"{family}.lock"):
+    with shared_lock(ws, f"loopml.promotion:{family}", f"{family}.lock"):
         yield
 
 

@@ -6,6 +6,11 @@ It never evaluates trials itself. While workers run, it
   durations (at least `min_trial_timeout_s`) is marked failed and the search goes on,
 - raises the stop flag when the trial budget or the time budget is spent,
 - ends the search as soon as every worker stopped on its own (no trial fits in the time left).
+
+One job estimator watches a study at a time (`JOB_ESTIMATOR_LEASE_WAIT_S`): when the
+scheduler that ran it dies, Airflow starts another try while the first one's process may
+still run for seconds before it is told to stop, and two watchers would write the same
+trials' MLflow runs twice.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from automl_tasks.core.settings import Workspace
+from automl_tasks.core.shared_lock import shared_lock
 from automl_tasks.core.tags import TIMED_OUT_AFTER_TAG
 from automl_tasks.search.budget import NO_TRIAL_FITS, counted, read_lost_trials
 from automl_tasks.search.clock import search_deadline
@@ -25,6 +31,11 @@ from automl_tasks.search.storage import MAX_RETRY, best_of, load_study, open_sto
 from automl_tasks.search.trial_runs import TrialRuns
 
 log = logging.getLogger(__name__)
+
+#: how long a job estimator waits for an earlier one of the same study to end (Airflow stops
+#: an orphaned try within seconds); after it, one whose machine may be unreachable (its
+#: PostgreSQL session not yet timed out) is not waited for, and a warning says so
+JOB_ESTIMATOR_LEASE_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,22 @@ def watch_search(ws: Workspace, study_name: str, *, poll_s: float = 1.0) -> Sear
     """Run until the budget is spent and no trial is running; return the outcome.
 
     The workspace's search settings give the heartbeat grace period after which a silent
-    worker's trial is failed; each finished trial gets its MLflow child run (trial_runs)."""
+    worker's trial is failed; each finished trial gets its MLflow child run (trial_runs).
+    It first takes the study's lease: an earlier job estimator of the study still running
+    (a try orphaned by a dead scheduler) ends before this one starts."""
+    name, file_name = f"loopml.job_estimator:{study_name}", f"job_estimator-{study_name}.lock"
+    with shared_lock(ws, name, file_name, wait_s=JOB_ESTIMATOR_LEASE_WAIT_S) as held:
+        if not held:
+            log.warning(
+                "another job estimator of study %s still held its lease after %.0f s (its machine may be "
+                "unreachable); watching without it: trials both see may get two MLflow runs",
+                study_name,
+                JOB_ESTIMATOR_LEASE_WAIT_S,
+            )
+        return _watch(ws, study_name, poll_s)
+
+
+def _watch(ws: Workspace, study_name: str, poll_s: float) -> SearchOutcome:
     from optuna.trial import TrialState
 
     study, plan = load_study(ws.optuna_uri, study_name, settings=ws.search)

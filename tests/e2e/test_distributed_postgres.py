@@ -194,3 +194,19 @@ def test_the_journal_survives_a_connection_that_died_while_idle(postgres):
     backend.append_logs([{"op_code": 0, "worker_id": "w", "n": 1}])
     assert [log["n"] for log in backend.read_logs(0)] == [0, 1]
     assert backend._connection.get_backend_pid() != pid
+
+
+def test_a_bounded_wait_for_an_advisory_lock_gives_up_then_takes_it_once_released(postgres):
+    """The job estimator's lease in the distributed mode: another session's lock is waited
+    for up to the bound (False: not held), and taken as soon as that session lets go."""
+    from automl_tasks.core.shared_lock import postgres_advisory_lock
+
+    url = _psycopg2(postgres.create_database("leases"))
+    with postgres_advisory_lock(url, "loopml.job_estimator:s") as first:
+        assert first
+        with postgres_advisory_lock(url, "loopml.job_estimator:s", wait_s=0.5) as second:
+            assert not second
+        with postgres_advisory_lock(url, "loopml.job_estimator:other", wait_s=0.5) as other:
+            assert other
+    with postgres_advisory_lock(url, "loopml.job_estimator:s", wait_s=0.5) as after:
+        assert after

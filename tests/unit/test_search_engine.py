@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.tags import ERROR_TAG, FORBIDDEN_ATTR, STOP_ATTR, TRIAL_NUMBER_TAG, WORKER_STOPPED_ATTR
+from automl_tasks.core.threads import map_in_threads
 from automl_tasks.core.tracking import ensure_experiment, mlflow_client
 from automl_tasks.data import DatasetStore
 from automl_tasks.estimators import DataSpec
@@ -293,3 +294,48 @@ def test_a_trial_run_cut_off_mid_write_is_written_once_in_the_next_round(workspa
     (run,) = trial_runs(workspace, plan)
     assert run.info.status == "FINISHED" and run.data.metrics["roc_auc"] == 0.75
     assert runs.record(study.trials) == 0
+
+
+def test_two_job_estimators_of_a_study_watch_one_after_the_other_and_record_each_trial_once(
+    workspace, breast_cancer_frame, monkeypatch
+):
+    """An Airflow try orphaned by a dead scheduler still runs while the next try starts: the
+    study's lease makes the second wait for the first, which would otherwise write every
+    trial's MLflow run a second time."""
+    from automl_tasks.search import job_estimator
+
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=4)
+    start_search(workspace.optuna_uri, plan, space)
+    run_worker(workspace, plan.study_name, 0)
+    watching, original = [], job_estimator._watch
+
+    def timed_watch(*args):
+        started = time.monotonic()
+        time.sleep(0.5)  # long enough for the other watcher to start beside it, were it let in
+        outcome = original(*args)
+        watching.append((started, time.monotonic()))
+        return outcome
+
+    monkeypatch.setattr(job_estimator, "_watch", timed_watch)
+    outcomes = map_in_threads(lambda _: watch_search(workspace, plan.study_name, poll_s=0.1), [0, 1])
+    assert [o.complete for o in outcomes] == [4, 4]
+    (first, second) = sorted(watching)
+    assert second[0] >= first[1], "the second job estimator watched while the first still did"
+    assert len(trial_runs(workspace, plan)) == 4
+
+
+def test_a_lease_held_past_the_wait_is_named_and_the_search_is_watched_anyway(
+    workspace, breast_cancer_frame, monkeypatch, caplog
+):
+    from automl_tasks.core.shared_lock import shared_lock
+    from automl_tasks.search import job_estimator
+
+    plan, space = make_plan(workspace, breast_cancer_frame, n_trials=2)
+    start_search(workspace.optuna_uri, plan, space)
+    run_worker(workspace, plan.study_name, 0)
+    monkeypatch.setattr(job_estimator, "JOB_ESTIMATOR_LEASE_WAIT_S", 1.0)
+    name = plan.study_name
+    with shared_lock(workspace, f"loopml.job_estimator:{name}", f"job_estimator-{name}.lock") as held:
+        assert held
+        assert watch_search(workspace, name, poll_s=0.1).complete == 2
+    assert f"another job estimator of study {name} still held its lease after 1 s" in caplog.text
