@@ -3,9 +3,9 @@ the run finishes by itself, `loopml run` rides out an api-server restart, and st
 stack leaves no process behind.
 
 One stack (`loopml up` as a subprocess, as a user runs it) and one small NoCode run, followed
-by `loopml run` in another subprocess. During the run the scheduler is SIGKILLed while the
-workers run (their LocalExecutor worker processes are the scheduler's children and outlive
-it), then the api-server while `loopml run` polls it, then the dag-processor.
+by `loopml run` in another subprocess. While the workers run, the scheduler (whose children,
+the LocalExecutor worker processes, outlive it), the api-server (which `loopml run` polls) and
+the dag-processor are SIGKILLed at the same moment.
 """
 
 from __future__ import annotations
@@ -152,20 +152,27 @@ def scenario(tmp_path_factory):
             return any(ti["task_id"] == "workers" and ti["state"] == "running" for ti in tis)
 
         wait_until(workers_running, 300, "the workers to run")
+        # the three die at the same moment (as when the machine's OOM killer or a crashed
+        # container takes the whole control plane), so their outages overlap
+        before = stack_state(ws)["components"]
+        run_state = client.run_state("nocode_pipeline", seen.run_id)
+        seen.leftover_workers = executor_workers(before["scheduler"]["pid"])
         for name in KILLED:
-            before = stack_state(ws)["components"][name]
-            seen.old_pids[name] = before["pid"]
-            seen.run_state_at_kill[name] = client.run_state("nocode_pipeline", seen.run_id)
-            if name == "scheduler":
-                seen.leftover_workers = executor_workers(before["pid"])
-            os.kill(before["pid"], signal.SIGKILL)
+            seen.old_pids[name] = before[name]["pid"]
+            seen.run_state_at_kill[name] = run_state
+            os.kill(before[name]["pid"], signal.SIGKILL)
 
-            def recovered(name=name, old=before["pid"]) -> bool:
-                comp = stack_state(ws)["components"][name]
-                return comp["pid"] != old and comp["restarts"] == 1 and comp["health"] == "healthy"
+        def recovered() -> bool:
+            now = stack_state(ws)["components"]
+            return all(
+                now[name]["pid"] != seen.old_pids[name]
+                and now[name]["restarts"] == 1
+                and now[name]["health"] == "healthy"
+                for name in KILLED
+            )
 
-            wait_until(recovered, 300, f"{name} to be restarted and healthy")
-            seen.groups.add(stack_state(ws)["components"][name]["pid"])
+        wait_until(recovered, 300, "every killed component to be restarted and healthy")
+        seen.groups |= {stack_state(ws)["components"][name]["pid"] for name in KILLED}
         runner.wait(timeout=900)
         seen.run_output = run_log.read_text()
         seen.run_cli = runner
