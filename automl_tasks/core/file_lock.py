@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: how often a bounded wait asks again for a lock another process holds
@@ -24,14 +24,21 @@ def file_lock(path: Path, *, wait_s: float | None = None) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_EX)
             held = True
         else:
-            deadline = time.monotonic() + wait_s
-            while not (held := _try_lock(handle)) and time.monotonic() < deadline:
-                time.sleep(POLL_S)
+            held = acquired_within(lambda: _try_lock(handle), wait_s)
         try:
             yield held
         finally:
             if held:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def acquired_within(try_lock: Callable[[], bool], wait_s: float) -> bool:
+    """Ask `try_lock` (one non-blocking attempt) every `POLL_S` until it succeeds or `wait_s`
+    seconds have passed; whether it succeeded. The bounded wait of every lock here."""
+    deadline = time.monotonic() + wait_s
+    while not (held := try_lock()) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    return held
 
 
 def _try_lock(handle) -> bool:

@@ -9,10 +9,9 @@ released when its holder dies, so a killed holder never blocks the others.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 
-from automl_tasks.core.file_lock import POLL_S, file_lock
+from automl_tasks.core.file_lock import acquired_within, file_lock
 from automl_tasks.core.settings import Workspace
 from automl_tasks.core.store_urls import advisory_key, database_url, is_postgres
 
@@ -33,10 +32,8 @@ def postgres_advisory_lock(url: str, name: str, *, wait_s: float | None = None) 
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
                 held = True
             else:
-                deadline = time.monotonic() + wait_s
                 ask = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
-                while not (held := bool(conn.execute(ask, {"key": key}).scalar())) and time.monotonic() < deadline:
-                    time.sleep(POLL_S)
+                held = acquired_within(lambda: bool(conn.execute(ask, {"key": key}).scalar()), wait_s)
             conn.commit()  # the lock belongs to the session, not to a transaction
             try:
                 yield held

@@ -647,17 +647,20 @@ def deploy_beside_trust(ws: Workspace, plan: SearchPlan, fit: FitResult) -> Depl
     process: LightGBM's OpenMP pool does not survive a fork). Without a refit the report
     queries the registered model's own export, so it follows it."""
     if not fit.awaits_all_rows_refit:
-        labels = label_spec(plan, fit)
-        deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
-        placed_at = time.perf_counter()
+        labels, deployment, placed_at = _export_and_place(ws, plan, fit)
         return Deployed(fit, labels, deployment, trust_step(plan, fit, deployment), placed_at)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust-report") as pool:
         trust = pool.submit(trust_step, plan, fit)
         fit = fit.refitted_on_all_rows()
-        labels = label_spec(plan, fit)
-        deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
-        placed_at = time.perf_counter()
+        labels, deployment, placed_at = _export_and_place(ws, plan, fit)
         return Deployed(fit, labels, deployment, trust.result(), placed_at)
+
+
+def _export_and_place(ws: Workspace, plan: SearchPlan, fit: FitResult) -> tuple[LabelSpec | None, Deployment, float]:
+    """The registered model's labels, its export placed on the target, and when it was placed."""
+    labels = label_spec(plan, fit)
+    deployment = place_on_target(ws, plan, fit, export_model(fit, labels))
+    return labels, deployment, time.perf_counter()
 
 
 def train_and_register(
