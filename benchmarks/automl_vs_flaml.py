@@ -240,7 +240,7 @@ class Loopml:
         return {
             "score": score(table.task, y_test.to_numpy(), prediction),
             "wall_s": wall,
-            "best": f"{trials} trials, {f'ensemble of {members}' if members else 'one model'}, {predictor.runtime}",
+            "best": f"{trials}, {f'ensemble of {members}' if members else 'one model'}, {predictor.runtime}",
             "phases": phases(run, self.client.task_instances("nocode_pipeline", run_id)),
         }
 
@@ -271,18 +271,25 @@ def phases(run: dict, instances: list[dict]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def _trial_count(ws, family: str) -> int:
+def _trial_count(ws, family: str) -> str:
+    """The family's trials that ran ("N trials", with how many of them the fold race stopped
+    early); draws given back unevaluated at the budget's end are not counted."""
     import optuna
+    from optuna.trial import TrialState
 
     from automl_tasks.core.tags import FAMILY_TAG
+    from automl_tasks.search.budget import is_search_trial
     from automl_tasks.search.storage import open_storage
 
     storage = open_storage(ws.optuna_uri)
-    count = 0
+    ran = stopped = 0
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.user_attrs.get(FAMILY_TAG) == family:
-            count += summary.n_trials
-    return count
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and is_search_trial(t)]
+            ran += len(trials)
+            stopped += sum(t.state == TrialState.PRUNED for t in trials)
+    return f"{ran} trials ({stopped} stopped early)" if stopped else f"{ran} trials"
 
 
 def _ts(value: str) -> float:

@@ -327,28 +327,38 @@ class TabularEstimator(Estimator):
     def _train_loaded(self) -> None:
         """`train` on the data `_load` (or an ensemble sharing it) has read."""
         self.folds_ = self._search_folds()
-        fitted = []
-        known = self.known_fold_best_iterations if self.is_trainer else None
-        if not self.is_trainer or (self.early_stopping and not known):
-            fitted = [self._fit_fold(fit, score) for fit, score in self.folds_]
         if not self.is_trainer:
-            self.fold_models_ = [model for model, _ in fitted]
-            scored = [
-                (model, rows, self._metric_prediction(model, rows))
-                for model, (_, rows) in zip(self.fold_models_, self.folds_, strict=True)
-            ]
-            self.fold_metric_predictions_ = [prediction for _, _, prediction in scored]
-            self.fold_scores_ = [self._score_rows(model, rows, prediction) for model, rows, prediction in scored]
-            self.pipeline_ = fitted[0][0]
-            self.fold_best_iterations_ = [best for _, best in fitted]
-            self.best_iteration_ = fitted[0][1]
+            self._score_search_folds()
             return
+        fitted = []
+        known = self.known_fold_best_iterations
+        if self.early_stopping and not known:
+            fitted = [self._fit_fold(fit, score) for fit, score in self.folds_]
         self.best_iteration_ = None
         if self.early_stopping:
             bests = known or [best for _, best in fitted]
             self.best_iteration_ = max(1, round(float(np.mean(bests))))
         fit_rows, _ = self._rows()
         self._fit_recipe(fit_rows, TRAIN_VALID_ROWS)
+
+    def _score_search_folds(self) -> None:
+        """Search mode: fit and score the folds one after another, reporting each fold's
+        score (step = fold index) when there are several, so the search's fold race
+        (search/fold_race) can stop a trial that is losing before its last folds."""
+        self.fold_models_, self.fold_metric_predictions_, self.fold_scores_ = [], [], []
+        self.fold_best_iterations_ = []
+        last = len(self.folds_) - 1
+        for index, (fit_rows, score_rows) in enumerate(self.folds_):
+            model, best = self._fit_fold(fit_rows, score_rows)
+            prediction = self._metric_prediction(model, score_rows)
+            self.fold_models_.append(model)
+            self.fold_metric_predictions_.append(prediction)
+            self.fold_scores_.append(self._score_rows(model, score_rows, prediction))
+            self.fold_best_iterations_.append(best)
+            if last:
+                self.report(self.fold_scores_[-1], index, last=index == last)
+        self.pipeline_ = self.fold_models_[0]
+        self.best_iteration_ = self.fold_best_iterations_[0]
 
     def _fit_recipe(self, rows: np.ndarray, label: str) -> None:
         """Fit a new pipeline of this configuration (with `best_iteration_` trees when the

@@ -70,6 +70,9 @@ class SearchPlan:
     # what one worker needs (the algorithm's `resources`: cpu, memory, gpu; empty: the
     # defaults); a worker pod requests them under the Kubernetes profile (issue #16)
     resources: dict[str, Any] = field(default_factory=dict)
+    # whether a cross-validated trial is stopped once its folds so far lose to its family's
+    # best trial (search/fold_race; issue #11): the tabular estimator reports fold scores
+    race_folds: bool = False
 
     def __post_init__(self) -> None:
         if ":" not in self.algorithm:
@@ -129,6 +132,7 @@ def build_plan(
     cross_validate: bool | None = None,
     trust_report: bool = True,
     resources: dict[str, Any] | None = None,
+    race_folds: bool | None = None,
 ) -> SearchPlan:
     """The plan of one search over the table an intake step stored (the one way plans are made).
 
@@ -136,7 +140,9 @@ def build_plan(
     stored dataset version, target, task type, family and the pipeline's MLflow run.
     The split seed is the search seed; the direction follows from the metric. The deadline
     is provisional (`time_budget_s` after now): the search's clock starts with its first
-    worker (`search.clock`). `algorithm` is stored as given.
+    worker (`search.clock`). `algorithm` is stored as given. `race_folds` (None: decided
+    here) is on for the tabular estimator's fold scores in a search with one objective and
+    no fidelity (Optuna records intermediate values of one objective only).
     """
     from automl_tasks.estimators.metrics import Metric
 
@@ -173,4 +179,7 @@ def build_plan(
         ensemble=ensemble,
         trust_report=trust_report,
         resources=dict(resources or {}),
+        race_folds=(algorithm == TABULAR_ESTIMATOR and run_epochs is None and not trade_off_latency)
+        if race_folds is None
+        else race_folds,
     )

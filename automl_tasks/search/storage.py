@@ -126,6 +126,7 @@ def create_study(url: str, plan: SearchPlan, settings: SearchSettings | None = N
     import optuna
 
     from automl_tasks.search.deployment import directions
+    from automl_tasks.search.fold_race import study_pruner
     from automl_tasks.search.strategies import make_strategy
 
     strategy = make_strategy(plan.strategy, seed=plan.seed)
@@ -134,7 +135,7 @@ def create_study(url: str, plan: SearchPlan, settings: SearchSettings | None = N
         study_name=plan.study_name,
         directions=directions(plan),  # (score, latency on the target) when trading latency off
         sampler=strategy.sampler(),
-        pruner=strategy.pruner(),
+        pruner=study_pruner(strategy, plan),
         load_if_exists=True,
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())
@@ -147,15 +148,17 @@ def create_study(url: str, plan: SearchPlan, settings: SearchSettings | None = N
 def load_study(
     url: str, study_name: str, *, seed: int = 0, settings: SearchSettings | None = None
 ):  # -> tuple[optuna.Study, SearchPlan]
-    """The study and its plan; the sampler and pruner are the plan's strategy's (seeded with `seed`)."""
+    """The study and its plan; the sampler and pruner are the plan's strategy's (seeded with
+    `seed`), or the fold race's pruner when the plan races folds."""
     import optuna
 
+    from automl_tasks.search.fold_race import study_pruner
     from automl_tasks.search.strategies import make_strategy
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
     plan = SearchPlan.from_json(study.user_attrs[PLAN_ATTR])
     strategy = make_strategy(plan.strategy, seed=seed)
-    study.sampler, study.pruner = strategy.sampler(), strategy.pruner()
+    study.sampler, study.pruner = strategy.sampler(), study_pruner(strategy, plan)
     return study, plan
 
 

@@ -119,7 +119,11 @@ class SearchStrategy(ABC):
         study.tell(task.trial, state=TrialState.PRUNED if isinstance(ended, TrialPruned) else TrialState.FAIL)
 
     def report(self, task: Task, value: float, step: int) -> bool:
-        """Record an intermediate reward at fidelity `step`; True means stop this task now."""
+        """Record an intermediate reward at fidelity `step` (or a fold's score); True means
+        stop this task now. A study of several objectives records none (Optuna's
+        `Trial.report` takes one objective) and never stops a task."""
+        if len(task.trial.study.directions) > 1:
+            return False
         task.trial.report(value, step)
         return task.trial.should_prune()
 

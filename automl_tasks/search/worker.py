@@ -52,6 +52,7 @@ class WorkerSummary:
     evaluated: int
     failed: int
     discarded: int  # finished after the job estimator had timed the trial out
+    stopped_early: int = 0  # stopped by the strategy's pruner or the fold race (search/fold_race)
 
 
 class Heartbeat:
@@ -158,7 +159,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     budget = BudgetView(study, plan, started, family_params=branch_params(space))
     progress = Progress(plan.n_trials, budget.deadline)
     tag = f"[worker {worker_index}] "
-    evaluated = failed = discarded = late = 0
+    evaluated = failed = discarded = stopped_early = late = 0
     last_line = -float("inf")
     stopped = unavailable = ""  # why this worker stopped (recorded in the study for the job estimator)
     while True:
@@ -219,7 +220,9 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
         try:
             strategy.handle_rewards(study, task, values, ended)
             outcome = "COMPLETE" if values is not None else _outcome_of(ended)
-            evaluated, failed = evaluated + (values is not None), failed + (values is None)
+            evaluated += values is not None
+            stopped_early += outcome == "PRUNED"
+            failed += outcome == "FAIL"
         except Exception as exc:  # the job estimator timed the trial out meanwhile
             outcome, discarded = "TIMED_OUT", discarded + 1
             log.warning("%strial %d finished after being timed out; result discarded (%s)", tag, trial.number, exc)
@@ -236,7 +239,7 @@ def run_worker(ws: Workspace, study_name: str, worker_index: int) -> WorkerSumma
     if not unavailable:
         log.info("%sstopping: %s", tag, stopped)
     record_worker_stop(study, worker_index, stopped)
-    return WorkerSummary(worker_index, evaluated, failed, discarded)
+    return WorkerSummary(worker_index, evaluated, failed, discarded, stopped_early)
 
 
 def _give_back(study: Any, strategy: Any, task: Any, why: str) -> None:
