@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from automl_tasks.core.errors import TrialPruned
 from automl_tasks.data.splits import VALID_SHARE, Splits, make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
@@ -356,7 +357,13 @@ class TabularEstimator(Estimator):
             self.fold_scores_.append(self._score_rows(model, score_rows, prediction))
             self.fold_best_iterations_.append(best)
             if last:
-                self.report(self.fold_scores_[-1], index, last=index == last)
+                try:
+                    self.report(self.fold_scores_[-1], index, last=index == last)
+                except TrialPruned as exc:  # say why in the trial's MLflow run, in the user's terms
+                    raise TrialPruned(
+                        f"stopped after fold {index + 1} of {last + 1} (fold race: its folds so far lose to "
+                        f"those of the best trial of its model family; fold {index + 1}: {self.fold_scores_[-1]:.4g})"
+                    ) from exc
         self.pipeline_ = self.fold_models_[0]
         self.best_iteration_ = self.fold_best_iterations_[0]
 

@@ -11,6 +11,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from automl_tasks.core.errors import TrialPruned
+from automl_tasks.core.tags import ERROR_TAG
 from automl_tasks.estimators import TABULAR_ESTIMATOR, DataSpec
 from automl_tasks.estimators.metrics import Metric
 from automl_tasks.estimators.tabular import CV_FOLDS, TabularEstimator
@@ -151,6 +152,9 @@ params:
     first, second = load_study(workspace.optuna_uri, plan.study_name)[0].trials
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == CV_FOLDS
     assert second.state == TrialState.PRUNED and len(second.intermediate_values) < CV_FOLDS
+    assert (
+        f"stopped after fold {len(second.intermediate_values)} of {CV_FOLDS} (fold race" in second.user_attrs[ERROR_TAG]
+    )
 
 
 def test_searches_of_several_objectives_record_no_fold_scores():
