@@ -272,24 +272,47 @@ def phases(run: dict, instances: list[dict]) -> dict[str, float]:
 
 
 def _trial_count(ws, family: str) -> str:
-    """The family's trials that ran ("N trials", with how many of them the fold race stopped
-    early); draws given back unevaluated at the budget's end are not counted."""
+    """The family's trials that ran ("N trials"; with the fold race, how many it stopped,
+    after how many folds on average, and the share of fold fits that saved); draws given
+    back unevaluated at the budget's end are not counted."""
     import optuna
     from optuna.trial import TrialState
 
     from automl_tasks.core.tags import FAMILY_TAG
+    from automl_tasks.estimators.tabular import CV_FOLDS
     from automl_tasks.search.budget import is_search_trial
     from automl_tasks.search.storage import open_storage
 
     storage = open_storage(ws.optuna_uri)
-    ran = stopped = 0
+    ran: list = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.user_attrs.get(FAMILY_TAG) == family:
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and is_search_trial(t)]
-            ran += len(trials)
-            stopped += sum(t.state == TrialState.PRUNED for t in trials)
-    return f"{ran} trials ({stopped} stopped early)" if stopped else f"{ran} trials"
+            ran += [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and is_search_trial(t)]
+    stopped = [t for t in ran if t.state == TrialState.PRUNED and t.intermediate_values]
+    if not stopped:
+        return f"{len(ran)} trials"
+    folds = [len(t.intermediate_values) for t in stopped]
+    saved = sum(CV_FOLDS - n for n in folds) / (CV_FOLDS * len(ran))
+    return (
+        f"{len(ran)} trials ({len(stopped)} stopped early after {sum(folds) / len(folds):.1f} of {CV_FOLDS} folds "
+        f"on average: {saved:.0%} of the fold fits saved)"
+    )
+
+
+def print_trial_counts(home: Path) -> None:
+    """`_trial_count` of every family in a benchmark's workspace (kept in /tmp/avf-*)."""
+    import optuna
+
+    from automl_tasks.core.settings import Workspace
+    from automl_tasks.core.tags import FAMILY_TAG
+    from automl_tasks.search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ws = Workspace.at(home)
+    summaries = optuna.get_all_study_summaries(open_storage(ws.optuna_uri), include_best_trial=False)
+    for family in dict.fromkeys(s.user_attrs.get(FAMILY_TAG) for s in summaries):
+        print(f"{family}: {_trial_count(ws, family)}")
 
 
 def _ts(value: str) -> float:
@@ -375,6 +398,7 @@ def main() -> None:
     parser.add_argument("--out", default="automl_vs_flaml.jsonl")
     parser.add_argument("--port", type=int, default=18290)
     parser.add_argument("--report", default="", help="only print the table of this results file")
+    parser.add_argument("--trials-of", default="", help="only print the trial counts of a run's workspace (/tmp/avf-*)")
     parser.add_argument(
         "--form",
         action="append",
@@ -385,6 +409,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.report:
         print(report(read_rows(Path(args.report))))
+        return
+    if args.trials_of:
+        print_trial_counts(Path(args.trials_of))
         return
     form = dict(_form_field(item) for item in args.form)
     wanted = args.tables.split(",")

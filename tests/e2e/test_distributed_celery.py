@@ -8,6 +8,7 @@ a task through a file another host wrote."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
@@ -16,6 +17,7 @@ from optuna.trial import TrialState
 
 from automl_tasks.core.settings import Workspace
 from automl_tasks.data import DatasetStore, bundled_frame
+from automl_tasks.search.budget import is_search_trial
 from automl_tasks.search.storage import open_storage
 from loopml.airflow_client import AirflowClient
 from tests.e2e.conftest import states
@@ -109,7 +111,10 @@ def test_nocode_finishes_when_a_worker_host_dies(cluster, nocode_with_a_killed_w
     study = _study(ws, f"{FAMILY}-")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     lost = study.get_trials(states=(TrialState.FAIL,))  # running on the dead host: failed by the job estimator
-    assert len(lost) <= len(run["killed"]) and len(complete) + len(lost) >= NOCODE["n_trials"], (len(complete), lost)
+    # stopped by the fold race after some folds (draws given back at the budget's end never ran)
+    raced = [t for t in study.get_trials(states=(TrialState.PRUNED,)) if is_search_trial(t)]
+    ran = len(complete) + len(raced) + len(lost)
+    assert len(lost) <= len(run["killed"]) and ran >= NOCODE["n_trials"], (len(complete), len(raced), lost)
     assert not study.get_trials(states=(TrialState.RUNNING,)), "a trial was left running"
     mlflow = MlflowClient(tracking_uri=ws.mlflow_uri, registry_uri=ws.mlflow_uri)
     (experiment,) = [e for e in mlflow.search_experiments() if e.name == FAMILY]
@@ -121,7 +126,7 @@ def test_nocode_finishes_when_a_worker_host_dies(cluster, nocode_with_a_killed_w
     logged = Counter(r.data.tags["loopml.trial_number"] for r in trial_runs)
     assert max(logged.values()) == 1, "a trial was recorded twice"
     # the runs are written from the study: every finished trial has one, the dead host's included
-    assert {str(t.number) for t in complete + lost} <= set(logged), (logged, complete, lost)
+    assert {str(t.number) for t in complete + raced + lost} <= set(logged), (logged, complete, raced, lost)
     assert sum(r.info.status == "FINISHED" for r in trial_runs) == len(complete)
     summaries = [client.xcom("nocode_pipeline", run["run_id"], "workers", map_index=i) for i in range(2)]
     assert sum(s["evaluated"] for s in summaries) <= len(complete), summaries  # the killed try reported nothing
@@ -146,7 +151,12 @@ def test_hosts_share_nothing_but_the_network(cluster, nocode_with_a_killed_worke
     mlflow = MlflowClient(tracking_uri=ws.mlflow_uri)
     parent = client.xcom("nocode_pipeline", nocode_with_a_killed_worker["run_id"], "data_preprocess")["parent_run_id"]
     (folder,) = mlflow.list_artifacts(parent, "predictions")
-    assert len(mlflow.list_artifacts(parent, folder.path)) >= NOCODE["n_trials"] - 2, "predictions stayed on a host"
+    saved = {Path(f.path).name for f in mlflow.list_artifacts(parent, folder.path)}
+    complete = _study(ws, f"{FAMILY}-").get_trials(states=(TrialState.COMPLETE,))
+    # every completed trial's, sent before the trial was told complete (a trial the fold race
+    # stopped has none)
+    missing = {f"trial-{t.number}.npz" for t in complete} - saved
+    assert complete and not missing, f"predictions stayed on a host: {sorted(missing)}"
 
 
 @pytest.fixture(scope="module")
