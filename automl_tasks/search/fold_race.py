@@ -24,7 +24,8 @@ import optuna
 #: the race's p-value threshold: with five folds a trial is stopped after three folds that
 #: are all worse than the rival's (exact one-sided p = 1/8) or four of which only the
 #: closest one is better (p = 2/16); a trial as good as its family's best is stopped by
-#: chance with probability 1/8, and it then loses nothing the best does not already hold
+#: chance at its third fold with probability 1/8 (a little more by its fourth), and then
+#: loses nothing the best does not already hold
 FOLD_RACE_P = 0.13
 #: folds a trial scores before the race may stop it
 FOLD_RACE_MIN_FOLDS = 3

@@ -17,11 +17,9 @@ from automl_tasks.estimators.metrics import Metric
 from automl_tasks.estimators.tabular import CV_FOLDS, TabularEstimator
 from automl_tasks.search import load_study, run_worker, start_search
 from automl_tasks.search.fold_race import FOLD_RACE_MIN_FOLDS, FoldRacePruner
-from automl_tasks.search.plan import build_plan
 from automl_tasks.search.strategies import Task, make_strategy
-from automl_tasks.search_space import default_tabular_space
 from tests.unit.test_search_engine import make_plan
-from tests.unit.test_search_plan import INTAKE
+from tests.unit.test_search_plan import INTAKE, tiny_plan
 
 MODEL = CategoricalDistribution(["lightgbm", "mlp"])
 BEST_FOLDS = [0.86, 0.84, 0.85, 0.86, 0.84]
@@ -165,22 +163,7 @@ def test_searches_of_several_objectives_record_no_fold_scores():
 
 
 def test_the_plan_races_the_tabular_estimators_folds_with_one_objective_and_no_fidelity():
-    def plan(**options):
-        return build_plan(
-            "s",
-            INTAKE,
-            metric="r2",
-            space=default_tabular_space(),
-            space_yaml="",
-            n_trials=1,
-            n_workers=1,
-            time_budget_s=10,
-            seed=0,
-            strategy="tpe",
-            **options,
-        )
-
-    assert plan().race_folds and plan(algorithm=TABULAR_ESTIMATOR).race_folds
-    assert not plan(trade_off_latency=True, deploy_target="onnx-cpu").race_folds
-    assert not plan(run_epochs=3).race_folds
-    assert not plan(algorithm="pkg.mod:Estimator").race_folds
+    assert tiny_plan(INTAKE).race_folds and tiny_plan(INTAKE, algorithm=TABULAR_ESTIMATOR).race_folds
+    assert not tiny_plan(INTAKE, trade_off_latency=True, deploy_target="onnx-cpu").race_folds
+    assert not tiny_plan(INTAKE, run_epochs=3).race_folds
+    assert not tiny_plan(INTAKE, algorithm="pkg.mod:Estimator").race_folds

@@ -27,8 +27,8 @@ INTAKE = PreprocessResult(
 )
 
 
-def tiny_plan(intake) -> SearchPlan:
-    """A one-trial plan with every optional argument left at its default."""
+def tiny_plan(intake, **options) -> SearchPlan:
+    """A one-trial plan with every optional argument left at its default, but `options`."""
     return build_plan(
         "s",
         intake,
@@ -40,6 +40,7 @@ def tiny_plan(intake) -> SearchPlan:
         time_budget_s=10,
         seed=0,
         strategy="tpe",
+        **options,
     )
 
 
