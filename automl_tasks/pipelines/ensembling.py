@@ -67,13 +67,12 @@ class EnsembleChoice:
 
 
 def _family_of(plan: SearchPlan) -> Callable[[dict[str, Any]], tuple]:
-    """A configuration's model family: the values of the space's branch parameters (the
-    tabular `model`)."""
-    from automl_tasks.search.budget import branch_params
-    from automl_tasks.search_space import load_search_space
+    """A configuration's model family (`search.budget.family_of`: the values of the space's
+    branch parameters, the tabular `model`)."""
+    from automl_tasks.search.budget import family_of, plan_branch_params
 
-    names = branch_params(load_search_space(plan.space_yaml))
-    return lambda params: tuple(params.get(name) for name in names)
+    names = plan_branch_params(plan)
+    return lambda params: family_of(params, names)
 
 
 def _candidates(

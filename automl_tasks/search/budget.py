@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, FORBIDDEN_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
@@ -129,7 +129,7 @@ class BudgetView:
         return sum(t.state.is_finished() for t in self._trials or ())
 
     def _family(self, config: Mapping[str, Any]) -> tuple:
-        return tuple(config.get(name) for name in self._family_params)
+        return family_of(config, self._family_params)
 
     def _typical_seconds(self) -> dict[tuple, float]:
         """Per family of trials (the values of the branch parameters; one family in a space
@@ -164,3 +164,16 @@ def branch_params(space: Any) -> tuple[str, ...]:
     """The space's top-level parameters that open branches of their own parameters (the
     tabular `model`, an adaptation's `method`): their values name a family of trials."""
     return tuple(p.name for p in space.params if p.children)
+
+
+def plan_branch_params(plan: Any) -> tuple[str, ...]:
+    """`branch_params` of a plan's search space."""
+    from automl_tasks.search_space import load_search_space
+
+    return branch_params(load_search_space(plan.space_yaml))
+
+
+def family_of(config: Mapping[str, Any], family_params: Sequence[str]) -> tuple:
+    """A configuration's family of trials: the values of the space's branch parameters. The
+    one definition the trial-length model, the fold race and ensemble selection share."""
+    return tuple(config.get(name) for name in family_params)

@@ -21,6 +21,8 @@ from typing import Any
 
 import optuna
 
+from automl_tasks.search.budget import family_of, plan_branch_params
+
 #: the race's p-value threshold: with five folds a trial is stopped after three folds that
 #: are all worse than the rival's (exact one-sided p = 1/8) or four of which only the
 #: closest one is better (p = 2/16); a trial as good as its family's best is stopped by
@@ -52,7 +54,7 @@ class FoldRacePruner(optuna.pruners.BasePruner):
             self._wilcoxon = optuna.pruners.WilcoxonPruner(p_threshold=FOLD_RACE_P, n_startup_steps=FOLD_RACE_MIN_FOLDS)
 
     def _family(self, trial: Any) -> tuple:
-        return tuple(trial.params.get(name) for name in self.family_params)
+        return family_of(trial.params, self.family_params)
 
     def family_best(self, study: Any, trial: Any) -> Any | None:
         """The best completed, feasible trial of `trial`'s family that reported fold scores."""
@@ -85,7 +87,4 @@ def study_pruner(strategy: Any, plan: Any) -> Any:
     strategy's own (Hyperband and ASHA stop trials on epochs)."""
     if not plan.race_folds or strategy.needs_fidelity:
         return strategy.pruner()
-    from automl_tasks.search.budget import branch_params
-    from automl_tasks.search_space import load_search_space
-
-    return FoldRacePruner(branch_params(load_search_space(plan.space_yaml)))
+    return FoldRacePruner(plan_branch_params(plan))
