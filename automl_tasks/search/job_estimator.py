@@ -27,7 +27,15 @@ from automl_tasks.search.budget import NO_TRIAL_FITS, counted, read_lost_trials
 from automl_tasks.search.clock import search_deadline
 from automl_tasks.search.plan import SearchPlan
 from automl_tasks.search.progress import Progress
-from automl_tasks.search.storage import MAX_RETRY, best_of, load_study, open_storage, request_stop, stopped_workers
+from automl_tasks.search.storage import (
+    MAX_RETRY,
+    best_of,
+    fail_dead_workers_trials,
+    load_study,
+    open_storage,
+    request_stop,
+    stopped_workers,
+)
 from automl_tasks.search.trial_runs import TrialRuns
 
 log = logging.getLogger(__name__)
@@ -65,33 +73,20 @@ def adaptive_timeout(durations: list[float], plan: SearchPlan) -> float | None:
     return max(plan.min_trial_timeout_s, statistics.fmean(durations) + plan.straggler_k * spread)
 
 
-def _fail_dead_workers_trials(study, storage) -> int:
-    """Fail running trials whose heartbeat stopped (their worker died); return how many.
-
-    Optuna's `fail_stale_trials` fails them and calls the storage's stale-trial callback
-    (`storage._retry_dead_worker_trial`), which records each as lost to a dead worker (not
-    counted against the budget) and enqueues its configuration again once."""
-    import optuna
+def _fail_dead_workers_trials(study) -> int:
+    """Fail running trials whose heartbeat stopped (their worker died) and enqueue each once
+    more (`storage.fail_dead_workers_trials`); return how many."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
-    from optuna.trial import TrialState
 
-    running = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    if not running:
-        return 0
-    optuna.storages.fail_stale_trials(study)
-    lost = read_lost_trials(study)
-    dead = 0
-    for trial_id, trial in running.items():
-        if trial.number not in lost or storage.get_trial(trial_id).state != TrialState.FAIL:
-            continue
-        dead += 1
+    dead = fail_dead_workers_trials(study)
+    for trial in dead:
         again = len(RetryHeartbeatStaleTrialCallback.retry_history(trial)) < MAX_RETRY
         log.warning(
             "trial %d failed: its worker stopped beating (dead worker)%s",
             trial.number,
             "; its configuration is enqueued again" if again else "",
         )
-    return dead
+    return len(dead)
 
 
 def _every_worker_stopped(study, plan: SearchPlan, seconds_left: float) -> str:
@@ -143,7 +138,7 @@ def _watch(ws: Workspace, study_name: str, poll_s: float) -> SearchOutcome:
     reason = ""
     last_line = ""
     while True:
-        stale += _fail_dead_workers_trials(study, storage)
+        stale += _fail_dead_workers_trials(study)
         trials = study.get_trials(deepcopy=False)
         now = time.time()
         durations = [

@@ -169,8 +169,8 @@ class PostgresJournalBackend(BaseJournalBackend, BaseJournalSnapshot):
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """Optuna's journal storage with heartbeats, so `optuna.storages.fail_stale_trials` fails
-    the running trials of a dead worker as it does on the RDB storage."""
+    """Optuna's journal storage with heartbeats, so the running trials of a dead worker are
+    found stale (`_get_stale_trial_ids`) as on the RDB storage."""
 
     def __init__(
         self,
@@ -178,11 +178,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         *,
         heartbeat_interval: int,
         grace_period: int,
-        stale_trial_callback: Callable[[Any, Any], None] | None = None,
     ) -> None:
         super().__init__(backend)
         self._heartbeat_interval, self._grace_period = heartbeat_interval, grace_period
-        self._stale_trial_callback = stale_trial_callback
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -200,12 +198,10 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self._heartbeat_interval
 
     def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, Any], None] | None:
-        return self._stale_trial_callback
+        return None  # loopml fails and retries stale trials itself (storage.fail_dead_workers_trials)
 
 
-def open_journal(
-    url: str, *, heartbeat_interval: int, grace_period: int, stale_trial_callback: Callable[[Any, Any], None] | None
-) -> HeartbeatJournalStorage:
+def open_journal(url: str, *, heartbeat_interval: int, grace_period: int) -> HeartbeatJournalStorage:
     """The journal storage at `url`: `journal+file:///path` or `journal+postgresql://...`."""
     where = database_url(url)
     if where.startswith("file://"):
@@ -219,9 +215,4 @@ def open_journal(
             f"Optuna storage {url!r}: a journal lives in a file ({JOURNAL_PREFIX}file:///path)"
             f" or in PostgreSQL ({JOURNAL_PREFIX}postgresql://host/db)"
         )
-    return HeartbeatJournalStorage(
-        backend,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period,
-        stale_trial_callback=stale_trial_callback,
-    )
+    return HeartbeatJournalStorage(backend, heartbeat_interval=heartbeat_interval, grace_period=grace_period)

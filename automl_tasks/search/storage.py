@@ -13,6 +13,7 @@ from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tags import (
     DEAD_TRIALS_ATTR,
     FAMILY_TAG,
+    OVER_BUDGET_ATTR,
     PLAN_ATTR,
     SPACE_HASH_TAG,
     STOP_ATTR,
@@ -28,14 +29,47 @@ DEFAULT_SETTINGS = SearchSettings()
 MAX_RETRY = 1
 
 
-def _retry_dead_worker_trial(study: Any, trial: Any) -> None:
-    """Optuna's heartbeat-stale callback: record the trial as lost to a dead worker (it does
-    not count against the budget) and let `RetryHeartbeatStaleTrialCallback` enqueue its
-    configuration again (at most MAX_RETRY times)."""
-    import optuna
+def fail_dead_workers_trials(study: Any) -> list:
+    """Fail the running trials whose heartbeat stopped (their worker died), record each as lost
+    to a dead worker (it does not count against the budget) and enqueue its configuration
+    again once (`RetryHeartbeatStaleTrialCallback`, at most MAX_RETRY times); return the
+    trials failed, as they were while running.
 
-    study.set_user_attr(DEAD_TRIALS_ATTR, sorted(read_lost_trials(study) | {trial.number}))
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+    Optuna's `fail_stale_trials` fails such a trial first and runs its stale-trial callback
+    after. In between, a live worker saw the budget full of finished trials, nothing running
+    and nothing to retry, and left: the retry enqueued a moment later was stranded and the
+    search waited out its time budget (seen in CI). Here the retry is enqueued and the trial
+    recorded as lost while it still reads RUNNING, when a worker that finds the budget full
+    waits for it (`BudgetView.state`); then it is failed."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        trial = storage.get_trial(trial_id)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+        study.set_user_attr(DEAD_TRIALS_ATTR, sorted(read_lost_trials(study) | {trial.number}))
+        try:
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            failed.append(trial)
+        except UpdateFinishedTrialError:  # it finished meanwhile: its worker was slow, not dead
+            _withdraw_retry(study, trial.number)
+    return failed
+
+
+def _withdraw_retry(study: Any, number: int) -> None:
+    """Undo `fail_dead_workers_trials` for trial `number`, which finished after all: it counts
+    against the budget again and its retry, if no worker took it yet, is given back."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    study.set_user_attr(DEAD_TRIALS_ATTR, sorted(read_lost_trials(study) - {number}))
+    for retry in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == number:
+            study._storage.set_trial_user_attr(retry._trial_id, OVER_BUDGET_ATTR, True)
+            study._storage.set_trial_state_values(retry._trial_id, state=TrialState.PRUNED)
 
 
 def open_storage(url: str, settings: SearchSettings | None = None):  # -> optuna.storages.BaseStorage
@@ -54,8 +88,8 @@ def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.Bas
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Optuna fails stale trials (`fail_stale_trials`) and retries them (the callback), but
-    # it beats heartbeats only inside Study.optimize; loopml drives the study with ask/tell
+    # Optuna detects stale trials (loopml fails and retries them: `fail_dead_workers_trials`),
+    # but it beats heartbeats only inside Study.optimize; loopml drives the study with ask/tell
     # (the job estimator times out stragglers, forbidden draws are redrawn), so it beats
     # them itself (see worker.Heartbeat). These warnings assume Study.optimize and would
     # repeat on every trial.
@@ -68,7 +102,6 @@ def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.Bas
             url,
             heartbeat_interval=settings.heartbeat_interval_s,
             grace_period=settings.heartbeat_grace_s,
-            stale_trial_callback=_retry_dead_worker_trial,
         )
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -84,7 +117,6 @@ def _open_storage(url: str, settings: SearchSettings):  # -> optuna.storages.Bas
         engine_kwargs=engine_kwargs,
         heartbeat_interval=settings.heartbeat_interval_s,
         grace_period=settings.heartbeat_grace_s,
-        heartbeat_stale_trial_callback=_retry_dead_worker_trial,
     )
     if url.startswith("sqlite"):
         _serialise_sqlite_transactions(storage.engine)

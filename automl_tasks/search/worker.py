@@ -2,7 +2,7 @@
 
 Workers are stateless: everything comes from the plan on the study. Each trial beats a
 heartbeat while it runs, so if the worker process dies the job estimator can fail the
-trial (`optuna.storages.fail_stale_trials`) and the search goes on.
+trial (`storage.fail_dead_workers_trials`) and the search goes on.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import time
 
 import optuna
 import pytest
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from automl_tasks.core.profile import DeploymentProfile
@@ -23,7 +23,7 @@ from automl_tasks.core.settings import SearchSettings, Workspace
 from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tags import HEARTBEAT_ATTR
 from automl_tasks.search.journal import HeartbeatJournalStorage, SnapshotFileBackend
-from automl_tasks.search.storage import open_storage
+from automl_tasks.search.storage import fail_dead_workers_trials, open_storage
 
 GRACE_S = 2
 
@@ -76,7 +76,7 @@ def test_a_silent_running_trial_is_failed_and_retried_once_a_beating_or_unstarte
     storage.record_heartbeat(beating._trial_id)
     assert storage._get_stale_trial_ids(study._study_id) == [silent._trial_id]
 
-    fail_stale_trials(study)  # what the job estimator calls
+    assert [t.number for t in fail_dead_workers_trials(study)] == [silent.number]  # what the job estimator calls
     states = {t.number: t.state for t in study.get_trials()}
     assert states[silent.number] == TrialState.FAIL
     assert states[beating.number] == states[never_beat.number] == TrialState.RUNNING

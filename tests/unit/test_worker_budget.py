@@ -11,13 +11,15 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
+from automl_tasks.core.settings import SearchSettings
 from automl_tasks.core.store_urls import JOURNAL_PREFIX
 from automl_tasks.core.tags import DEAD_TRIALS_ATTR, OVER_BUDGET_ATTR, STOP_ATTR
 from automl_tasks.search import run_worker, start_search
 from automl_tasks.search.budget import BudgetView
 from automl_tasks.search.clock import search_deadline
-from automl_tasks.search.storage import create_study, open_storage
+from automl_tasks.search.storage import create_study, fail_dead_workers_trials, open_storage
 from tests.unit.test_search_engine import make_plan, sleepy_plan
+from tests.worker_processes import wait_until
 
 ZERO_LENGTH = """
 params:
@@ -86,6 +88,69 @@ def test_a_stale_view_never_parks_a_worker_when_the_budget_has_room(workspace, b
     assert view.state() == "open"
     retry = study.ask()
     assert not view.over_budget(retry.number)
+
+
+def test_no_worker_finds_the_budget_spent_while_a_dead_workers_trial_is_failed_and_retried(
+    workspace, breast_cancer_frame, monkeypatch
+):
+    """Each write of `fail_dead_workers_trials` is followed by a worker's look at the budget:
+    none may see it spent (it would leave and strand the retry; Optuna's `fail_stale_trials`
+    fails the trial before its callback enqueues the retry, and a CI run left that way)."""
+    settings = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=1)
+    plan, _ = make_plan(workspace, breast_cancer_frame, n_trials=2, name="dead")
+    study = create_study(workspace.optuna_uri, plan, settings)
+    storage = study._storage
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.9)
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(dead._trial_id)
+    wait_until(lambda: storage._get_stale_trial_ids(study._study_id), 30, "the trial's heartbeat to go stale")
+
+    verdicts = []
+    for name in ("set_trial_state_values", "set_study_user_attr", "create_new_trial"):
+        write = getattr(storage, name)
+
+        def looking_after(*args, _write=write, **kwargs):
+            result = _write(*args, **kwargs)
+            verdicts.append(BudgetView(study, plan, started=time.time(), flags_every_s=0).state())
+            return result
+
+        monkeypatch.setattr(storage, name, looking_after)
+    assert [t.number for t in fail_dead_workers_trials(study)] == [dead.number]
+    monkeypatch.undo()
+
+    assert len(verdicts) >= 3 and "spent" not in verdicts, verdicts
+    assert verdicts[-1] == "open" and study.get_trials()[dead.number].state == TrialState.FAIL
+    retry = study.ask()
+    assert retry.params == dead.params, "the next trial a worker reserves is the dead trial's retry"
+
+
+def test_a_stale_trial_that_finishes_while_it_is_being_failed_keeps_its_result_and_its_retry_is_given_back(
+    workspace, breast_cancer_frame, monkeypatch
+):
+    settings = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=1)
+    plan, _ = make_plan(workspace, breast_cancer_frame, n_trials=2, name="slow")
+    study = create_study(workspace.optuna_uri, plan, settings)
+    storage = study._storage
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.9)
+    slow = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(slow._trial_id)
+    wait_until(lambda: storage._get_stale_trial_ids(study._study_id), 30, "the trial's heartbeat to go stale")
+    enqueue = storage.create_new_trial
+
+    def its_worker_finishes_meanwhile(*args, **kwargs):
+        trial_id = enqueue(*args, **kwargs)
+        study.tell(slow, 0.8)  # the worker was slow, not dead
+        return trial_id
+
+    monkeypatch.setattr(storage, "create_new_trial", its_worker_finishes_meanwhile)
+    assert fail_dead_workers_trials(study) == []
+    monkeypatch.undo()
+
+    assert study.get_trials()[slow.number].state == TrialState.COMPLETE
+    assert slow.number not in study.user_attrs.get(DEAD_TRIALS_ATTR, [])
+    (retry,) = study.get_trials()[2:]
+    assert retry.state == TrialState.PRUNED and retry.user_attrs[OVER_BUDGET_ATTR]
+    assert BudgetView(study, plan, started=time.time()).state() == "spent"
 
 
 def test_a_trial_reserved_after_the_budget_filled_is_over_it(workspace, breast_cancer_frame):
