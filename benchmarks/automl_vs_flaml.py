@@ -23,6 +23,12 @@ pinned in requirements-bench.lock and installed beside the project venv:
 
 Results are appended to `--out` (JSON lines) as each run ends, so a long run that is cut
 off keeps what it measured; `--report FILE` prints the Markdown table of such a file.
+
+Each row keeps the system's test predictions, so the report can say whether a difference
+between two systems is larger than the test rows' own noise: the standard error of the
+difference over `BOOTSTRAP_DRAWS` resamples of the test rows, the same rows for both
+systems (a paired bootstrap). On a few hundred test rows it is often 0.005-0.02 of AUC,
+larger than the differences the goals are judged on.
 """
 
 from __future__ import annotations
@@ -129,7 +135,12 @@ def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int) -> di
     test = _categories(x_test)
     prediction = automl.predict(test) if table.task == "regression" else automl.predict_proba(test)
     wall = time.time() - started
-    return {"score": score(table.task, y_test.to_numpy(), prediction), "wall_s": wall, "best": automl.best_estimator}
+    return {
+        "score": score(table.task, y_test.to_numpy(), prediction),
+        "wall_s": wall,
+        "best": automl.best_estimator,
+        "prediction": prediction,
+    }
 
 
 # --- floor: Optuna TPE + LightGBM ---------------------------------------------------------
@@ -171,6 +182,7 @@ def run_optuna_lgbm(table: Table, x_train, y_train, x_test, y_test, budget: int)
         "score": score(table.task, y_test.to_numpy(), prediction),
         "wall_s": wall,
         "best": f"{len(study.trials)} trials",
+        "prediction": prediction,
     }
 
 
@@ -242,6 +254,7 @@ class Loopml:
             "wall_s": wall,
             "best": f"{trials}, {f'ensemble of {members}' if members else 'one model'}, {predictor.runtime}",
             "phases": phases(run, self.client.task_instances("nocode_pipeline", run_id)),
+            "prediction": prediction,
         }
 
     def close(self) -> None:
@@ -323,6 +336,29 @@ def _ts(value: str) -> float:
 
 # --- report -------------------------------------------------------------------------------
 
+#: resamples of the test rows for the standard error of a difference between two systems
+BOOTSTRAP_DRAWS = 1000
+
+
+def paired_standard_error(task: str, truth: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """The standard error of score(a) - score(b) over resamples of the test rows (with
+    replacement, the same rows for both): how far the difference moves with the test rows
+    alone, the systems' models held fixed."""
+    rng = np.random.default_rng(SEED)
+    diffs = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        rows = rng.integers(0, len(truth), len(truth))
+        if task != "regression" and len(np.unique(truth[rows])) < len(np.unique(truth)):
+            continue  # a resample without some class has no AUC
+        diffs.append(score(task, truth[rows], a[rows]) - score(task, truth[rows], b[rows]))
+    return float(np.std(diffs, ddof=1))
+
+
+def test_truth(table: Table) -> np.ndarray:
+    """The test rows' targets of `table` (the benchmark's split, recomputed)."""
+    x, y = load_table(table)
+    return split(x, y, table.task)[3].to_numpy()
+
 
 def report(rows: list[dict]) -> str:
     """Markdown: one line per (table, budget), score (wall s) per system."""
@@ -332,6 +368,8 @@ def report(rows: list[dict]) -> str:
         by_key.setdefault((row["table"], row["budget"]), {})[row["system"]] = row
     tables = {t.key: t for t in TABLES}
     lines = [
+        "loopml vs a peer: the difference of test scores (± its paired-bootstrap standard error over the test rows).",
+        "",
         "| table | task | rows | budget s | loopml (wall s) | FLAML (wall s) | Optuna+LGBM floor (wall s) | loopml vs FLAML | loopml vs floor |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -343,20 +381,38 @@ def report(rows: list[dict]) -> str:
             return f"failed ({row['wall_s']:.0f})"
         return f"{row['score']:.3f} ({row['wall_s']:.0f})"
 
-    def versus(a: dict | None, b: dict | None) -> str:
+    def versus(table: Table, a: dict | None, b: dict | None, peer: str) -> str:
         if not a or not b or a["score"] is None or b["score"] is None:
             return "-"
         diff = a["score"] - b["score"]
-        return f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
+        text = f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
+        if a.get("prediction") is None or b.get("prediction") is None:
+            return text  # a results file from before predictions were kept
+        if key not in truths:
+            truths[key] = test_truth(table)
+        se = paired_standard_error(table.task, truths[key], np.asarray(a["prediction"]), np.asarray(b["prediction"]))
+        compared.append((budget, peer, diff, se))
+        return f"{text} (± {se:.3f}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
 
+    truths: dict[str, np.ndarray] = {}
+    compared: list[tuple[int, str, float, float]] = []  # (budget, peer, difference, its standard error)
     for (key, budget), runs in by_key.items():
         table = tables[key]
         rows_n = next(iter(runs.values())).get("rows", "")
         lo, fl, op = (runs.get(s) for s in systems)
         lines.append(
             f"| {key} | {table.task} | {rows_n} | {budget} | {cell(lo)} | {cell(fl)} | {cell(op)} "
-            f"| {versus(lo, fl)} | {versus(lo, op)} |"
+            f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, op, 'the floor')} |"
         )
+    for budget in dict.fromkeys(b for b, *_ in compared):
+        for peer in ("FLAML", "the floor"):
+            diffs = [(d, se) for b, p, d, se in compared if b == budget and p == peer]
+            if diffs:
+                lines.append(
+                    f"\n{budget} s, loopml vs {peer}: >= on {sum(d >= -0.0005 for d, _ in diffs)} of {len(diffs)} tables; "
+                    f"below by more than 2 SE on {sum(d < -2 * se for d, se in diffs)}, "
+                    f"above by more than 2 SE on {sum(d > 2 * se for d, se in diffs)}"
+                )
     timed = [row for row in rows if row.get("phases")]
     if timed:
         lines += [
@@ -438,13 +494,16 @@ def main() -> None:
                         result = runner[system](table, x_train, y_train, x_test, y_test, budget)
                     except Exception as exc:  # a failed run is a result too
                         result = {"score": None, "wall_s": float("nan"), "best": f"{type(exc).__name__}: {exc}"[:300]}
+                    prediction = result.pop("prediction", None)
                     row = {"table": table.key, "rows": len(x), "budget": budget, "system": system, **result}
                     if system == "loopml" and form:
                         row["form"] = form
+                    print(json.dumps(row), flush=True)
+                    if prediction is not None:  # kept for the report's noise estimate
+                        row["prediction"] = np.round(np.asarray(prediction, dtype=float), 6).tolist()
                     rows.append(row)
                     with out.open("a") as fh:
                         fh.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), flush=True)
     finally:
         if loopml is not None:
             loopml.close()
