@@ -40,7 +40,8 @@ def fail_dead_workers_trials(study: Any) -> list:
     and nothing to retry, and left: the retry enqueued a moment later was stranded and the
     search waited out its time budget (seen in CI). Here the retry is enqueued and the trial
     recorded as lost while it still reads RUNNING, when a worker that finds the budget full
-    waits for it (`BudgetView.state`); then it is failed."""
+    waits for it (`BudgetView.state`); then it is failed. Called by the job estimator, one
+    per study at a time (its lease), so a dead trial is not enqueued twice."""
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
