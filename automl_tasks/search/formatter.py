@@ -270,7 +270,7 @@ def start_search(
     log.info(
         "formatter: study %s, strategy %s, %d trials, %d workers, time budget %.0fs, metric %s (%s); "
         "enqueued the default configuration, %d warm-start configurations from %s and %d from the "
-        "portfolio of similar tables%s%s",
+        "portfolio%s%s",
         plan.study_name,
         plan.strategy,
         plan.n_trials,
@@ -281,7 +281,7 @@ def start_search(
         len(warm),
         f"study {warm_start_study}" if warm_start_study else f"earlier {plan.family} studies",
         len(portfolio),
-        f" ({', '.join(source for _, source in portfolio)})" if portfolio else "",
+        f" ({', '.join(dict.fromkeys(source for _, source in portfolio))})" if portfolio else "",
         "; a cross-validated trial that loses to its family's best on its first folds stops there (fold race)"
         if plan.race_folds
         else "",

@@ -8,6 +8,11 @@ grows with every search. A configuration is enqueued only where the new search s
 admits it exactly (`SearchSpace.admits`): the formatter may have dropped a model family
 for a small budget, and a user's space may differ altogether.
 
+A workspace's first searches have no history to draw on: the places its own studies leave
+empty are filled from the built-in portfolio (`builtin_portfolio.yaml`, per task kind), a
+few LightGBM configurations chosen by benchmarks/build_portfolio.py for doing well beside
+the default configuration across public tables other than the quality benchmark's.
+
 Nearness: tables of another task type never count; otherwise the distance is the
 difference in log10 rows plus the difference in log10 columns plus the difference in
 categorical share. Coarse on purpose: a handful of traits is what the evidence of a
@@ -16,9 +21,12 @@ workspace's few dozen studies can support (FLAML's portfolio uses a similar hand
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from automl_tasks.core.tags import FAMILY_TAG, TRAITS_ATTR
@@ -31,6 +39,10 @@ log = logging.getLogger(__name__)
 PORTFOLIO_SIZE = 3
 #: how many of the nearest studies are opened to find them (each open reads its trials)
 NEAREST_STUDIES = 8
+#: configurations that fill the portfolio where the workspace has too few studies of its own
+BUILTIN_PORTFOLIO = Path(__file__).with_name("builtin_portfolio.yaml")
+#: the source a built-in configuration's trial records (PORTFOLIO_SOURCE_ATTR)
+BUILTIN_SOURCE = "built-in portfolio"
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,9 @@ def portfolio_configs(
     storage: Any, family: str, traits: TableTraits, space: SearchSpace, *, exclude: list[dict[str, Any]]
 ) -> list[tuple[dict[str, Any], str]]:
     """(configuration, study it came from) for the nearest earlier studies of other families
-    whose best configuration `space` admits; none of `exclude`, none twice."""
+    whose best configuration `space` admits, then the built-in portfolio's configurations for
+    the task type (source BUILTIN_SOURCE) where `space` admits them, up to PORTFOLIO_SIZE;
+    none of `exclude`, none twice."""
     import optuna
 
     nearby = []
@@ -103,11 +117,29 @@ def portfolio_configs(
         if math.isfinite(distance):
             nearby.append((distance, summary.study_name))
     chosen: list[tuple[dict[str, Any], str]] = []
-    for _, name in sorted(nearby)[:NEAREST_STUDIES]:
-        config = _best_config(optuna.load_study(study_name=name, storage=storage))
+    earlier = (
+        (_best_config(optuna.load_study(study_name=name, storage=storage)), name)
+        for _, name in sorted(nearby)[:NEAREST_STUDIES]
+    )
+    builtin = ((config, BUILTIN_SOURCE) for config in builtin_configs(traits.task_type))
+    for config, source in itertools.chain(earlier, builtin):  # lazily: a study is opened only while needed
         taken = exclude + [c for c, _ in chosen]
         if config is not None and config not in taken and space.admits(config):
-            chosen.append((config, name))
+            chosen.append((config, source))
         if len(chosen) == PORTFOLIO_SIZE:
             break
     return chosen
+
+
+def builtin_configs(task_type: str) -> list[dict[str, Any]]:
+    """The built-in portfolio's configurations for a task type (binary and multiclass share
+    the classification ones)."""
+    kind = "regression" if task_type == "regression" else "classification"
+    return [dict(config) for config in _builtin_portfolio().get(kind, [])]
+
+
+@functools.cache
+def _builtin_portfolio() -> dict[str, list[dict[str, Any]]]:
+    import yaml
+
+    return yaml.safe_load(BUILTIN_PORTFOLIO.read_text()) or {}

@@ -4,15 +4,19 @@ nearest earlier tables of other families, where its space admits them (issue #11
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from automl_tasks.core.tags import ORIGIN_TAG, PORTFOLIO_SOURCE_ATTR, TRAITS_ATTR
-from automl_tasks.search.portfolio import TableTraits
+from automl_tasks.search import start_search
+from automl_tasks.search.portfolio import BUILTIN_SOURCE, PORTFOLIO_SIZE, TableTraits, builtin_configs
 from automl_tasks.search.storage import load_study, open_storage
-from automl_tasks.search_space import load_search_space
+from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, load_search_space
 from tests.family_builder import LIGHTGBM_SPACE, run_search
+from tests.unit.test_search_engine import make_plan
 
 # the default C starves the model, so the best of a few trials is another configuration
 WEAK_DEFAULT_SPACE = """
@@ -77,3 +81,29 @@ def test_a_new_search_starts_from_the_best_configuration_of_a_similar_table(work
     _, trials = _trials(workspace, regression.study_name)
     assert all(t.user_attrs.get(ORIGIN_TAG) != "portfolio" for t in trials)
     assert len(optuna.get_all_study_names(open_storage(workspace.optuna_uri))) == 4
+
+
+def test_the_builtin_portfolio_fits_the_default_space_for_every_task_kind():
+    space = load_search_space(DEFAULT_TABULAR_SPACE.read_text())
+    for task_type in ("binary", "multiclass", "regression"):
+        configs = builtin_configs(task_type)
+        assert len(configs) == PORTFOLIO_SIZE, task_type
+        assert all(space.admits(c) for c in configs), "a built-in configuration the default space no longer holds"
+        assert space.default_config() not in configs
+    assert builtin_configs("binary") == builtin_configs("multiclass") != builtin_configs("regression")
+
+
+@pytest.mark.parametrize("task_type", ["binary", "regression"])
+def test_a_first_search_in_a_new_workspace_starts_from_the_builtin_portfolio(workspace, breast_cancer_frame, task_type):
+    text = DEFAULT_TABULAR_SPACE.read_text()
+    plan, space = make_plan(
+        workspace, breast_cancer_frame, n_trials=8, name=f"first_{task_type}", space=text, space_yaml=text
+    )
+    plan = replace(plan, data=replace(plan.data, task_type=task_type))
+    summary = start_search(workspace.optuna_uri, plan, space)
+    study, _ = load_study(workspace.optuna_uri, plan.study_name)
+    waiting = sorted(study.get_trials(states=(TrialState.WAITING,)), key=lambda t: t.number)
+    assert [t.user_attrs[ORIGIN_TAG] for t in waiting] == ["default"] + ["portfolio"] * PORTFOLIO_SIZE
+    assert [t.system_attrs["fixed_params"] for t in waiting[1:]] == builtin_configs(task_type)
+    assert {t.user_attrs[PORTFOLIO_SOURCE_ATTR] for t in waiting[1:]} == {BUILTIN_SOURCE}
+    assert summary["portfolio"] == PORTFOLIO_SIZE
