@@ -121,7 +121,7 @@ def portfolio_configs(
         (_best_config(optuna.load_study(study_name=name, storage=storage)), name)
         for _, name in sorted(nearby)[:NEAREST_STUDIES]
     )
-    builtin = ((config, BUILTIN_SOURCE) for config in builtin_configs(traits.task_type))
+    builtin = ((_in_space(space, config), BUILTIN_SOURCE) for config in builtin_configs(traits.task_type))
     for config, source in itertools.chain(earlier, builtin):  # lazily: a study is opened only while needed
         taken = exclude + [c for c, _ in chosen]
         if config is not None and config not in taken and space.admits(config):
@@ -129,6 +129,17 @@ def portfolio_configs(
         if len(chosen) == PORTFOLIO_SIZE:
             break
     return chosen
+
+
+def _in_space(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any] | None:
+    """A built-in configuration as one of `space`'s: every parameter it names as it is, the
+    others (the feature groups the formatter adds for a table's feature pipeline) at their
+    defaults; None where it does not fit (a space of other parameters, a range a person
+    narrowed, a model family left out)."""
+    projected = space.project({**space.default_config(), **config})
+    if projected is None or any(projected.get(name) != value for name, value in config.items()):
+        return None
+    return projected
 
 
 def builtin_configs(task_type: str) -> list[dict[str, Any]]:

@@ -93,9 +93,14 @@ def test_the_builtin_portfolio_fits_the_default_space_for_every_task_kind():
     assert builtin_configs("binary") == builtin_configs("multiclass") != builtin_configs("regression")
 
 
+# a parameter the formatter adds for a feature pipeline's group (`add_feature_params`), which
+# the built-in configurations do not name
+FEATURE_GROUP_PARAM = "\n  - {name: cyclic_time, type: bool, range: [false, true], default: true}\n"
+
+
 @pytest.mark.parametrize("task_type", ["binary", "regression"])
 def test_a_first_search_in_a_new_workspace_starts_from_the_builtin_portfolio(workspace, breast_cancer_frame, task_type):
-    text = DEFAULT_TABULAR_SPACE.read_text()
+    text = DEFAULT_TABULAR_SPACE.read_text().rstrip() + FEATURE_GROUP_PARAM
     plan, space = make_plan(
         workspace, breast_cancer_frame, n_trials=8, name=f"first_{task_type}", space=text, space_yaml=text
     )
@@ -104,6 +109,7 @@ def test_a_first_search_in_a_new_workspace_starts_from_the_builtin_portfolio(wor
     study, _ = load_study(workspace.optuna_uri, plan.study_name)
     waiting = sorted(study.get_trials(states=(TrialState.WAITING,)), key=lambda t: t.number)
     assert [t.user_attrs[ORIGIN_TAG] for t in waiting] == ["default"] + ["portfolio"] * PORTFOLIO_SIZE
-    assert [t.system_attrs["fixed_params"] for t in waiting[1:]] == builtin_configs(task_type)
+    expected = [{**c, "cyclic_time": True} for c in builtin_configs(task_type)]
+    assert [t.system_attrs["fixed_params"] for t in waiting[1:]] == expected
     assert {t.user_attrs[PORTFOLIO_SOURCE_ATTR] for t in waiting[1:]} == {BUILTIN_SOURCE}
     assert summary["portfolio"] == PORTFOLIO_SIZE
