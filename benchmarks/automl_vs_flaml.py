@@ -22,7 +22,8 @@ pinned in requirements-bench.lock and installed beside the project venv:
         .venv/bin/python benchmarks/automl_vs_flaml.py --budgets 30 --out /tmp/avf.jsonl
 
 Results are appended to `--out` (JSON lines) as each run ends, so a long run that is cut
-off keeps what it measured; `--report FILE` prints the Markdown table of such a file.
+off keeps what it measured; `--report FILE` prints the Markdown table of such a file,
+`--compare BEFORE AFTER` loopml's scores in two of them (an A/B of two commits).
 
 Each row keeps the system's test predictions, so the report can say whether a difference
 between two systems is larger than the test rows' own noise: the standard error of the
@@ -285,15 +286,16 @@ def phases(run: dict, instances: list[dict]) -> dict[str, float]:
 
 
 def _trial_count(ws, family: str) -> str:
-    """The family's trials that ran ("N trials"; with the fold race, how many it stopped,
-    after how many folds on average, and the share of fold fits that saved); draws given
-    back unevaluated at the budget's end are not counted."""
+    """The family's trials that ran ("N trials", how many of them the built-in portfolio's;
+    with the fold race, how many it stopped, after how many folds on average, and the share
+    of fold fits that saved); draws given back unevaluated at the budget's end are not counted."""
     import optuna
     from optuna.trial import TrialState
 
-    from automl_tasks.core.tags import FAMILY_TAG
+    from automl_tasks.core.tags import FAMILY_TAG, PORTFOLIO_SOURCE_ATTR
     from automl_tasks.estimators.tabular import CV_FOLDS
     from automl_tasks.search.budget import is_search_trial
+    from automl_tasks.search.portfolio import BUILTIN_SOURCE
     from automl_tasks.search.storage import open_storage
 
     storage = open_storage(ws.optuna_uri)
@@ -303,12 +305,14 @@ def _trial_count(ws, family: str) -> str:
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             ran += [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and is_search_trial(t)]
     stopped = [t for t in ran if t.state == TrialState.PRUNED and t.intermediate_values]
+    builtin = sum(t.user_attrs.get(PORTFOLIO_SOURCE_ATTR) == BUILTIN_SOURCE for t in ran)
+    counts = f"{len(ran)} trials" + (f", {builtin} from the built-in portfolio" if builtin else "")
     if not stopped:
-        return f"{len(ran)} trials"
+        return counts
     folds = [len(t.intermediate_values) for t in stopped]
     saved = sum(CV_FOLDS - n for n in folds) / (CV_FOLDS * len(ran))
     return (
-        f"{len(ran)} trials ({len(stopped)} stopped early after {sum(folds) / len(folds):.1f} of {CV_FOLDS} folds "
+        f"{counts} ({len(stopped)} stopped early after {sum(folds) / len(folds):.1f} of {CV_FOLDS} folds "
         f"on average: {saved:.0%} of the fold fits saved)"
     )
 
@@ -392,7 +396,7 @@ def report(rows: list[dict]) -> str:
             truths[key] = test_truth(table)
         se = paired_standard_error(table.task, truths[key], np.asarray(a["prediction"]), np.asarray(b["prediction"]))
         compared.append((budget, peer, diff, se))
-        return f"{text} (± {se:.3f}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
+        return f"{text} (± {se:.2g}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
 
     truths: dict[str, np.ndarray] = {}
     compared: list[tuple[int, str, float, float]] = []  # (budget, peer, difference, its standard error)
@@ -430,6 +434,30 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare(before: list[dict], after: list[dict], system: str = "loopml") -> str:
+    """Markdown: per table and budget, `system`'s score in two results files (an A/B of two
+    commits) and the difference with its paired-bootstrap standard error."""
+    tables = {t.key: t for t in TABLES}
+    first = {(r["table"], r["budget"]): r for r in before if r["system"] == system}
+    lines = ["| table | budget s | before | after | difference (± SE) |", "|---|---|---|---|---|"]
+    for row in after:
+        old = first.get((row["table"], row["budget"]))
+        if row["system"] != system or old is None or None in (old["score"], row["score"]):
+            continue
+        diff = row["score"] - old["score"]
+        noise = ""
+        if old.get("prediction") is not None and row.get("prediction") is not None:
+            table = tables[row["table"]]
+            se = paired_standard_error(
+                table.task, test_truth(table), np.asarray(row["prediction"]), np.asarray(old["prediction"])
+            )
+            noise = f" (± {se:.4f}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
+        lines.append(
+            f"| {row['table']} | {row['budget']} | {old['score']:.4f} | {row['score']:.4f} | {diff:+.4f}{noise} |"
+        )
+    return "\n".join(lines)
+
+
 def read_rows(path: Path) -> list[dict]:
     """The result rows of a benchmark's JSON-lines file."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -454,6 +482,9 @@ def main() -> None:
     parser.add_argument("--out", default="automl_vs_flaml.jsonl")
     parser.add_argument("--port", type=int, default=18290)
     parser.add_argument("--report", default="", help="only print the table of this results file")
+    parser.add_argument(
+        "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="only compare loopml's scores in two results files"
+    )
     parser.add_argument("--trials-of", default="", help="only print the trial counts of a run's workspace (/tmp/avf-*)")
     parser.add_argument(
         "--form",
@@ -465,6 +496,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.report:
         print(report(read_rows(Path(args.report))))
+        return
+    if args.compare:
+        print(compare(read_rows(Path(args.compare[0])), read_rows(Path(args.compare[1]))))
         return
     if args.trials_of:
         print_trial_counts(Path(args.trials_of))

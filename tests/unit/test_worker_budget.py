@@ -90,20 +90,27 @@ def test_a_stale_view_never_parks_a_worker_when_the_budget_has_room(workspace, b
     assert not view.over_budget(retry.number)
 
 
+def _budget_full_with_a_stale_trial(workspace, frame, name: str):
+    """(plan, study, trial): a budget of 2 trials, one complete and one running whose
+    heartbeat went stale (1 s grace period)."""
+    settings = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=1)
+    plan, _ = make_plan(workspace, frame, n_trials=2, name=name)
+    study = create_study(workspace.optuna_uri, plan, settings)
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.9)
+    stale = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.record_heartbeat(stale._trial_id)
+    wait_until(lambda: study._storage._get_stale_trial_ids(study._study_id), 30, "the trial's heartbeat to go stale")
+    return plan, study, stale
+
+
 def test_no_worker_finds_the_budget_spent_while_a_dead_workers_trial_is_failed_and_retried(
     workspace, breast_cancer_frame, monkeypatch
 ):
     """Each write of `fail_dead_workers_trials` is followed by a worker's look at the budget:
     none may see it spent (it would leave and strand the retry; Optuna's `fail_stale_trials`
     fails the trial before its callback enqueues the retry, and a CI run left that way)."""
-    settings = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=1)
-    plan, _ = make_plan(workspace, breast_cancer_frame, n_trials=2, name="dead")
-    study = create_study(workspace.optuna_uri, plan, settings)
+    plan, study, dead = _budget_full_with_a_stale_trial(workspace, breast_cancer_frame, "dead")
     storage = study._storage
-    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.9)
-    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    storage.record_heartbeat(dead._trial_id)
-    wait_until(lambda: storage._get_stale_trial_ids(study._study_id), 30, "the trial's heartbeat to go stale")
 
     verdicts = []
     for name in ("set_trial_state_values", "set_study_user_attr", "create_new_trial"):
@@ -127,14 +134,8 @@ def test_no_worker_finds_the_budget_spent_while_a_dead_workers_trial_is_failed_a
 def test_a_stale_trial_that_finishes_while_it_is_being_failed_keeps_its_result_and_its_retry_is_given_back(
     workspace, breast_cancer_frame, monkeypatch
 ):
-    settings = SearchSettings(heartbeat_interval_s=1, heartbeat_grace_s=1)
-    plan, _ = make_plan(workspace, breast_cancer_frame, n_trials=2, name="slow")
-    study = create_study(workspace.optuna_uri, plan, settings)
+    plan, study, slow = _budget_full_with_a_stale_trial(workspace, breast_cancer_frame, "slow")
     storage = study._storage
-    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.9)
-    slow = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    storage.record_heartbeat(slow._trial_id)
-    wait_until(lambda: storage._get_stale_trial_ids(study._study_id), 30, "the trial's heartbeat to go stale")
     enqueue = storage.create_new_trial
 
     def its_worker_finishes_meanwhile(*args, **kwargs):
