@@ -176,7 +176,7 @@ def main() -> None:
         f"# {text}\n"
         for text in (
             "loopml's built-in portfolio (search/portfolio.py): enqueued after the default configuration",
-            "when the workspace has no earlier study of a similar table. Built by",
+            "where the workspace's own earlier studies of similar tables leave places. Built by",
             "benchmarks/build_portfolio.py from tables that are not the quality benchmark's:",
             *provenance,
         )
