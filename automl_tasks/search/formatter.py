@@ -300,7 +300,7 @@ def _portfolio(
     """Record this table's traits on the study and (with `lookup`) find the portfolio
     configurations for it (search/portfolio); none, with the reason logged, when the table
     cannot be read as one."""
-    from automl_tasks.search.portfolio import portfolio_configs, table_traits
+    from automl_tasks.search.portfolio import portfolio_configs, portfolio_size, table_traits
 
     try:
         traits = table_traits(plan.data)
@@ -311,7 +311,9 @@ def _portfolio(
     if not lookup:
         return []
     try:
-        return portfolio_configs(open_storage(optuna_uri), plan.family, traits, space, exclude=exclude)
+        storage = open_storage(optuna_uri)
+        size = portfolio_size(plan.n_trials)
+        return portfolio_configs(storage, plan.family, traits, space, exclude=exclude, size=size)
     except Exception as exc:  # a head start is not worth failing the search's start for
         log.warning("formatter: no portfolio warm start: %s: %s", type(exc).__name__, exc)
         return []

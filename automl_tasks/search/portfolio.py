@@ -37,6 +37,16 @@ log = logging.getLogger(__name__)
 
 #: configurations from other studies enqueued at the start of a new search
 PORTFOLIO_SIZE = 3
+#: at most this share of a search's trial budget goes to the portfolio (at least one trial),
+#: so a small budget keeps draws of its own strategy, which try the other model families
+PORTFOLIO_SHARE_OF_TRIALS = 1 / 3
+
+
+def portfolio_size(n_trials: int) -> int:
+    """How many portfolio configurations a search of `n_trials` trials enqueues."""
+    return min(PORTFOLIO_SIZE, max(1, int(n_trials * PORTFOLIO_SHARE_OF_TRIALS)))
+
+
 #: how many of the nearest studies are opened to find them (each open reads its trials)
 NEAREST_STUDIES = 8
 #: configurations that fill the portfolio where the workspace has too few studies of its own
@@ -100,12 +110,18 @@ def _best_config(study: Any) -> dict[str, Any] | None:
 
 
 def portfolio_configs(
-    storage: Any, family: str, traits: TableTraits, space: SearchSpace, *, exclude: list[dict[str, Any]]
+    storage: Any,
+    family: str,
+    traits: TableTraits,
+    space: SearchSpace,
+    *,
+    exclude: list[dict[str, Any]],
+    size: int = PORTFOLIO_SIZE,
 ) -> list[tuple[dict[str, Any], str]]:
     """(configuration, study it came from) for the nearest earlier studies of other families
     whose best configuration `space` admits, then the built-in portfolio's configurations for
-    the task type (source BUILTIN_SOURCE) where `space` admits them, up to PORTFOLIO_SIZE;
-    none of `exclude`, none twice."""
+    the task type (source BUILTIN_SOURCE) where `space` admits them, up to `size`; none of
+    `exclude`, none twice."""
     import optuna
 
     nearby = []
@@ -126,7 +142,7 @@ def portfolio_configs(
         taken = exclude + [c for c, _ in chosen]
         if config is not None and config not in taken and space.admits(config):
             chosen.append((config, source))
-        if len(chosen) == PORTFOLIO_SIZE:
+        if len(chosen) == size:
             break
     return chosen
 

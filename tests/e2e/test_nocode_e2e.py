@@ -32,7 +32,9 @@ from tests.e2e.conftest import run_pipeline, states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-N_TRIALS = 4  # two workers share them: enough to see both evaluate trials
+# two workers share them: the default, 2 from the built-in portfolio (a third of the budget)
+# and 3 draws of TPE, which try other model families (the warm start test carries them)
+N_TRIALS = 6
 
 
 @contextlib.contextmanager

@@ -12,7 +12,13 @@ from optuna.trial import TrialState
 
 from automl_tasks.core.tags import ORIGIN_TAG, PORTFOLIO_SOURCE_ATTR, TRAITS_ATTR
 from automl_tasks.search import start_search
-from automl_tasks.search.portfolio import BUILTIN_SOURCE, PORTFOLIO_SIZE, TableTraits, builtin_configs
+from automl_tasks.search.portfolio import (
+    BUILTIN_SOURCE,
+    PORTFOLIO_SIZE,
+    TableTraits,
+    builtin_configs,
+    portfolio_size,
+)
 from automl_tasks.search.storage import load_study, open_storage
 from automl_tasks.search_space import DEFAULT_TABULAR_SPACE, load_search_space
 from tests.family_builder import LIGHTGBM_SPACE, run_search
@@ -102,7 +108,7 @@ FEATURE_GROUP_PARAM = "\n  - {name: cyclic_time, type: bool, range: [false, true
 def test_a_first_search_in_a_new_workspace_starts_from_the_builtin_portfolio(workspace, breast_cancer_frame, task_type):
     text = DEFAULT_TABULAR_SPACE.read_text().rstrip() + FEATURE_GROUP_PARAM
     plan, space = make_plan(
-        workspace, breast_cancer_frame, n_trials=8, name=f"first_{task_type}", space=text, space_yaml=text
+        workspace, breast_cancer_frame, n_trials=9, name=f"first_{task_type}", space=text, space_yaml=text
     )
     plan = replace(plan, data=replace(plan.data, task_type=task_type))
     summary = start_search(workspace.optuna_uri, plan, space)
@@ -113,3 +119,13 @@ def test_a_first_search_in_a_new_workspace_starts_from_the_builtin_portfolio(wor
     assert [t.system_attrs["fixed_params"] for t in waiting[1:]] == expected
     assert {t.user_attrs[PORTFOLIO_SOURCE_ATTR] for t in waiting[1:]} == {BUILTIN_SOURCE}
     assert summary["portfolio"] == PORTFOLIO_SIZE
+    # a budget of 4 trials keeps 2 for the strategy's own draws: one built-in configuration
+    small, _ = make_plan(
+        workspace, breast_cancer_frame, n_trials=4, name=f"small_{task_type}", space=text, space_yaml=text
+    )
+    small = replace(small, data=replace(small.data, task_type=task_type))
+    assert start_search(workspace.optuna_uri, small, space)["portfolio"] == 1
+
+
+def test_the_portfolio_takes_at_most_a_third_of_a_small_trial_budget():
+    assert [portfolio_size(n) for n in (1, 2, 4, 6, 8, 9, 10_000)] == [1, 1, 1, 2, 2, 3, 3]
