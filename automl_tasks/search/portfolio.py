@@ -120,8 +120,8 @@ def portfolio_configs(
 ) -> list[tuple[dict[str, Any], str]]:
     """(configuration, study it came from) for the nearest earlier studies of other families
     whose best configuration `space` admits, then the built-in portfolio's configurations for
-    the task type (source BUILTIN_SOURCE) where `space` admits them, up to `size`; none of
-    `exclude`, none twice."""
+    the task type (source BUILTIN_SOURCE) where they fit `space` (`_in_space`), up to `size`;
+    none of `exclude`, none twice."""
     import optuna
 
     nearby = []
