@@ -358,10 +358,26 @@ def paired_standard_error(task: str, truth: np.ndarray, a: np.ndarray, b: np.nda
     return float(np.std(diffs, ddof=1))
 
 
+@functools.cache
 def test_truth(table: Table) -> np.ndarray:
-    """The test rows' targets of `table` (the benchmark's split, recomputed)."""
+    """The test rows' targets of `table` (the benchmark's split, recomputed once a table)."""
     x, y = load_table(table)
     return split(x, y, table.task)[3].to_numpy()
+
+
+def rows_standard_error(table: Table, a: dict, b: dict) -> float | None:
+    """`paired_standard_error` of two result rows of `table` (a's score minus b's); None when
+    either comes from a results file written before predictions were kept."""
+    if a.get("prediction") is None or b.get("prediction") is None:
+        return None
+    return paired_standard_error(
+        table.task, test_truth(table), np.asarray(a["prediction"]), np.asarray(b["prediction"])
+    )
+
+
+def _with_noise(diff: float, se: float, digits: str) -> str:
+    """ " (± SE)", with ", beyond 2 SE" when the difference is larger than twice its noise."""
+    return f" (± {se:{digits}}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
 
 
 def report(rows: list[dict]) -> str:
@@ -390,15 +406,12 @@ def report(rows: list[dict]) -> str:
             return "-"
         diff = a["score"] - b["score"]
         text = f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
-        if a.get("prediction") is None or b.get("prediction") is None:
-            return text  # a results file from before predictions were kept
-        if key not in truths:
-            truths[key] = test_truth(table)
-        se = paired_standard_error(table.task, truths[key], np.asarray(a["prediction"]), np.asarray(b["prediction"]))
+        se = rows_standard_error(table, a, b)
+        if se is None:
+            return text
         compared.append((budget, peer, diff, se))
-        return f"{text} (± {se:.2g}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
+        return text + _with_noise(diff, se, ".2g")
 
-    truths: dict[str, np.ndarray] = {}
     compared: list[tuple[int, str, float, float]] = []  # (budget, peer, difference, its standard error)
     for (key, budget), runs in by_key.items():
         table = tables[key]
@@ -445,13 +458,8 @@ def compare(before: list[dict], after: list[dict], system: str = "loopml") -> st
         if row["system"] != system or old is None or None in (old["score"], row["score"]):
             continue
         diff = row["score"] - old["score"]
-        noise = ""
-        if old.get("prediction") is not None and row.get("prediction") is not None:
-            table = tables[row["table"]]
-            se = paired_standard_error(
-                table.task, test_truth(table), np.asarray(row["prediction"]), np.asarray(old["prediction"])
-            )
-            noise = f" (± {se:.4f}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
+        se = rows_standard_error(tables[row["table"]], row, old)
+        noise = "" if se is None else _with_noise(diff, se, ".4f")
         lines.append(
             f"| {row['table']} | {row['budget']} | {old['score']:.4f} | {row['score']:.4f} | {diff:+.4f}{noise} |"
         )
