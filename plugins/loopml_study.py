@@ -40,7 +40,8 @@ def _study_of(dag_id: str, run_id: str) -> tuple[str, str]:
 
 @router.get("/api/study/{dag_id}/{run_id}")
 def study(dag_id: str, run_id: str, user: User) -> dict[str, Any]:
-    """The run's trials: number, state, score, model, duration, origin, latency, parameters."""
+    """The run's trials: number, state, score (completed trials), model, duration, origin, latency,
+    why it did not complete, parameters."""
     from automl_tasks.search.trial_table import trial_rows
 
     authorize(user, dag_id, "GET")
@@ -76,7 +77,7 @@ function render() {
   document.getElementById('rows').innerHTML = rows.map(t =>
     '<tr' + (String(t.number) === best ? ' class="ok"' : '') + '><td>' + t.number + '</td><td>' + t.state +
     '</td><td>' + fmt(t.score, 4) + '</td><td>' + esc(t.model) + '</td><td>' + fmt(t.duration_s, 1) + '</td><td>' +
-    esc(t.origin) + '</td><td>' + fmt(t.latency_ms, 3) + '</td><td><code>' +
+    esc(t.origin) + '</td><td>' + fmt(t.latency_ms, 3) + '</td><td>' + esc(t.note) + '</td><td><code>' +
     esc(Object.entries(t.params).map(([k, v]) => k.split('.').pop() + '=' + (typeof v === 'number' ? +v.toPrecision(4) : v)).join(' ')) +
     '</code></td></tr>').join('');
   document.getElementById('shown').textContent = rows.length + ' of ' + trials.trials.length + ' trials';
@@ -106,7 +107,7 @@ metric {html.escape(found["metric"])} ({html.escape(found["direction"])}), best 
 Model <select id="model"><option value="">any</option>{options}</select>
 Parameters or origin contain <input id="text" size="24"> <span id="shown" class="status"></span></p>
 <table><thead><tr><th>#</th><th>state</th><th>score</th><th>model</th><th>seconds</th><th>origin</th>
-<th>latency ms</th><th>parameters</th></tr></thead><tbody id="rows"></tbody></table>
+<th>latency ms</th><th>why not complete</th><th>parameters</th></tr></thead><tbody id="rows"></tbody></table>
 <script type="application/json" id="trials">{data}</script>
 <h2>Plots</h2>{plots}"""
     page = html_page(f"Study: {run_id}", body + _STUDY_SCRIPT)

@@ -314,20 +314,40 @@ def pipeline_run_of(ws, dag_run_id: str):
     return run
 
 
-def edited_space() -> str:
-    """LightGBM only, its num_leaves narrowed to [30, 31] (default 30): a person's edit on the
-    Advisor page. The first run's default configuration (31 leaves) fits it, so the re-run's
-    warm start carries it whatever else the first run sampled; and the re-run's best num_leaves
-    sits at an end of its range whatever it is, so its advisor always suggests widening it."""
+@pytest.fixture(scope="module")
+def leaves(e2e_workspace, first_run) -> tuple[int, int, int]:
+    """(low, high, default): the num_leaves range a person narrows the first run's space to, two
+    values around the num_leaves of its best completed LightGBM trial, the default the other one.
+    The first LightGBM trial to finish is never stopped by the fold race (it has no rival), so
+    such a trial exists, and the re-run's warm start carries it (not the first run's default
+    configuration, which the race can stop when a portfolio configuration finishes first). With
+    the default at the other value the carried configuration is no copy of the re-run's default.
+    And the re-run's best num_leaves sits at an end of the range whatever it is, so its advisor
+    always suggests widening it."""
+    first = pipeline_run_of(e2e_workspace, first_run[0])
+    study = optuna.load_study(
+        study_name=first.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
+    )
+    lightgbm = [t for t in study.trials if t.state.name == "COMPLETE" and t.params["model"] == "lightgbm"]
+    assert lightgbm, [(t.state.name, t.params["model"]) for t in study.trials]
+    best = max(lightgbm, key=lambda t: t.value).params["model.lightgbm.num_leaves"]
+    _, high = default_tabular_space().find("model.lightgbm.num_leaves").range
+    return (best, best + 1, best + 1) if best < high else (best - 1, best, best - 1)
+
+
+def edited_space(leaves: tuple[int, int, int]) -> str:
+    """LightGBM only, its num_leaves narrowed to `leaves` (see the fixture): a person's edit on
+    the Advisor page."""
     document = yaml.safe_load(apply_edit(DEFAULT_TABULAR_SPACE.read_text(), "fix_param", "model", "lightgbm")[0])
-    leaves = document["params"][3]["submodule"]["lightgbm"][1]
-    assert leaves["name"] == "num_leaves"
-    leaves.update(range=[30, 31], default=30)
+    entry = document["params"][3]["submodule"]["lightgbm"][1]
+    assert entry["name"] == "num_leaves"
+    low, high, default = leaves
+    entry.update(range=[low, high], default=default)
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
 
 
 @pytest.fixture(scope="module")
-def second_run(airflow, e2e_workspace, first_run, tmp_path_factory):
+def second_run(airflow, e2e_workspace, first_run, leaves, tmp_path_factory):
     """A second NoCode run on the same table, made the way a person makes one: in a real browser,
     on the first run's Advisor page, the search space edited (a mistake first, which the page
     names as it is typed) and re-run through loopml's Airflow plugin.
@@ -338,10 +358,10 @@ def second_run(airflow, e2e_workspace, first_run, tmp_path_factory):
     shown = {}
     with browser_page() as page:
         page.goto(f"{airflow.base_url}/loopml/advisor/nocode_pipeline/{first_run[0]}")
-        page.fill("#editor", edited_space().replace("range: [0.01, 0.3]", "range: [0.3, 0.01]"))
+        page.fill("#editor", edited_space(leaves).replace("range: [0.01, 0.3]", "range: [0.3, 0.01]"))
         page.wait_for_function("document.getElementById('validation').textContent.includes('expected low < high')")
         shown["mistake"] = page.inner_text("#validation")
-        page.fill("#editor", edited_space())
+        page.fill("#editor", edited_space(leaves))
         page.wait_for_function("document.getElementById('validation').textContent.startsWith('valid')")
         page.click("text=Re-run with this space")
         page.wait_for_function("document.getElementById('result').textContent.includes('triggered')")
@@ -401,9 +421,9 @@ def test_the_study_page_lists_the_trials_with_filters_and_the_advisors_plots(air
         assert page.locator("iframe").count() == 4
 
 
-def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflow, first_run):
+def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflow, first_run, leaves):
     versions = airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]
-    broken = edited_space().replace("range: [0.01, 0.3]", "range: [0.3, 0.01]")
+    broken = edited_space(leaves).replace("range: [0.01, 0.3]", "range: [0.3, 0.01]")
     checked = airflow.http.post("/loopml/api/spaces/validate", json={"space": broken}).json()
     assert checked["valid"] is False and checked["path"] == "params[3].submodule.lightgbm[0].range", checked
     answer = airflow.http.post(f"/loopml/api/advisor/nocode_pipeline/{first_run[0]}/space", json={"space": broken})
@@ -413,12 +433,14 @@ def test_a_space_edit_with_an_error_names_its_yaml_path_and_saves_nothing(airflo
     assert gone.status_code == 404 and "no run 'no-such-run'" in gone.json()["detail"]
 
 
-def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow, e2e_workspace, first_run, second_run):
+def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(
+    airflow, e2e_workspace, first_run, second_run, leaves
+):
     *_, run_id, state, shown = second_run
     assert "params[3].submodule.lightgbm[0].range" in shown["mistake"], "the page names the YAML path as you type"
     assert state == "success", states(airflow, run_id)
     first, rerun = pipeline_run_of(e2e_workspace, first_run[0]), pipeline_run_of(e2e_workspace, run_id)
-    new_version = load_search_space(edited_space()).hash
+    new_version = load_search_space(edited_space(leaves)).hash
     assert f"search space {new_version}" in shown["result"]
     assert rerun.data.tags["loopml.space_version"] == new_version
     assert rerun.data.tags["loopml.dataset_uri"] == first.data.tags["loopml.dataset_uri"]
@@ -432,14 +454,15 @@ def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow
     # the space the re-run searched: the edited one, plus the feature groups the formatter adds
     # for the table's feature pipeline (issue #15)
     searched = load_search_space(load_study(e2e_workspace.optuna_uri, rerun.data.tags["loopml.study"])[1].space_yaml)
-    assert searched.find("model.lightgbm.num_leaves").range == (30, 31)
+    low, high, _ = leaves
+    assert searched.find("model.lightgbm.num_leaves").range == (low, high)
     carried = [t.params for t in study.trials if t.user_attrs.get("loopml.origin") == "warm_start"]
     fitting = [searched.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
     assert carried, [t.user_attrs.get("loopml.origin") for t in study.trials]
     assert all(config in fitting for config in carried), "the warm start is the first run's configurations, projected"
     assert {(t.params["model"], t.params["model.lightgbm.num_leaves"]) for t in study.trials} <= {
-        ("lightgbm", 30),
-        ("lightgbm", 31),
+        ("lightgbm", low),
+        ("lightgbm", high),
     }
     listed = {v["version"]: v for v in airflow.http.get("/loopml/api/spaces/breast_cancer").json()["versions"]}
     assert listed[new_version]["parent"] == default_tabular_space().hash
@@ -455,7 +478,7 @@ def test_an_edited_space_reruns_warm_started_on_the_same_dataset_version(airflow
 @pytest.fixture(scope="module")
 def accepted_run(airflow, second_run):
     """A third run: in a real browser, on the second run's Advisor page, a person accepts the
-    suggestion to widen num_leaves (its best value sits at an end of [30, 31]). Returns
+    suggestion to widen num_leaves (its best value sits at an end of the narrowed range). Returns
     (the accepted suggestion, its row's status shown, run id, state)."""
     second_id = second_run[2]
     advice = airflow.http.get(f"/loopml/api/advisor/nocode_pipeline/{second_id}").json()["suggestions"]
@@ -471,7 +494,7 @@ def accepted_run(airflow, second_run):
 
 
 def test_accepting_a_suggestion_reruns_on_a_new_space_version_warm_started(
-    airflow, e2e_workspace, second_run, accepted_run
+    airflow, e2e_workspace, second_run, accepted_run, leaves
 ):
     widen, shown, run_id, state = accepted_run
     assert shown == "accepted" and state == "success", states(airflow, run_id)
@@ -483,7 +506,8 @@ def test_accepting_a_suggestion_reruns_on_a_new_space_version_warm_started(
     assert version["parent"] == second.data.tags["loopml.space_version"]
     assert "accepted suggestion" in version["change"] and "widened model.lightgbm.num_leaves" in version["change"]
     space = load_search_space(version_text(e2e_workspace, version["run_id"]))
-    assert space.find("model.lightgbm.num_leaves").range in ((29, 31), (30, 32))
+    low, high, _ = leaves
+    assert space.find("model.lightgbm.num_leaves").range in ((low - 1, high), (low, high + 1))
     assert third.data.tags["loopml.parent_study"] == second.data.tags["loopml.study"]
     study = optuna.load_study(
         study_name=third.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
