@@ -509,10 +509,17 @@ def test_accepting_a_suggestion_reruns_on_a_new_space_version_warm_started(
     low, high, _ = leaves
     assert space.find("model.lightgbm.num_leaves").range in ((low - 1, high), (low, high + 1))
     assert third.data.tags["loopml.parent_study"] == second.data.tags["loopml.study"]
-    study = optuna.load_study(
-        study_name=third.data.tags["loopml.study"], storage=open_storage(e2e_workspace.optuna_uri)
-    )
-    assert "warm_start" in [t.user_attrs.get("loopml.origin") for t in study.trials]
+    storage = open_storage(e2e_workspace.optuna_uri)
+    study = optuna.load_study(study_name=third.data.tags["loopml.study"], storage=storage)
+    earlier = optuna.load_study(study_name=second.data.tags["loopml.study"], storage=storage)
+    searched = load_search_space(load_study(e2e_workspace.optuna_uri, third.data.tags["loopml.study"])[1].space_yaml)
+    # what the second run completed, in the widened space, other than the default (enqueued as
+    # such): its warm-started best, unless the fold race stopped it, and what else completed
+    fitting = [searched.project(t.params) for t in earlier.trials if t.state.name == "COMPLETE"]
+    others = [config for config in fitting if config is not None and config != searched.default_config()]
+    carried = [t.params for t in study.trials if t.user_attrs.get("loopml.origin") == "warm_start"]
+    assert bool(carried) == bool(others), (carried, others)
+    assert all(config in others for config in carried), "the warm start is the second run's configurations"
 
 
 BAD_TABLES = {
