@@ -32,8 +32,8 @@ def numeric_dtype(pipeline: Any) -> type:
     """The dtype of the exported pipeline's numeric inputs.
 
     Tree ensembles (scikit-learn forests, LightGBM) get float64: imputation and scaling then
-    run in float64 like scikit-learn's, and with float64 thresholds (`double_tree_thresholds`)
-    no row crosses a split point (see automl_tasks/estimators/onnx/converters.py); every
+    run in float64 like scikit-learn's, and with float64 thresholds (`double_tree_thresholds`
+    for forests, lightgbm_trees.py for LightGBM) no row crosses a split point (see automl_tasks/estimators/onnx/converters.py); every
     other model keeps float32 inputs and skl2onnx's faster float32 ops."""
     if isinstance(pipeline, WeightedEnsemble):  # float64 columns when any member reads them
         dtypes = {numeric_dtype(member) for member in pipeline.members}
@@ -82,7 +82,6 @@ def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
     register_converters()
     model = pipeline.steps[-1][1]
     dtype = numeric_dtype(pipeline)
-    trees = dtype is np.float64  # a forest or LightGBM: float64 end to end
     inputs = _input_types(schema, dtype)
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
     token = KEEP_FLOAT64.set(_is_lightgbm(model))  # LightGBM compares float64 features, forests float32
@@ -93,7 +92,7 @@ def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
     finally:
         KEEP_FLOAT64.reset(token)
     _declare_inferred_output_types(onx)
-    if DOUBLE_TREES and trees:
+    if DOUBLE_TREES and _is_sklearn_forest(model):  # LightGBM's converter writes float64 itself
         double_tree_thresholds(onx, model)
     return onx
 
@@ -141,9 +140,9 @@ _DOUBLE_ATTRIBUTES = {"nodes_values", "base_values", "class_weights", "target_we
 
 
 def double_tree_thresholds(onx: Any, model: Any) -> None:
-    """Give a tree ensemble's ONNX node (scikit-learn forest or LightGBM) its float64 split
-    thresholds. LightGBM's come from its booster dump (`_lightgbm_thresholds`): with float32
-    thresholds and inputs an early-stopped LightGBM on ames disagreed on 3.6% of rows.
+    """Give a scikit-learn forest's ONNX node its float64 split thresholds (LightGBM's
+    converter, lightgbm_trees.py, writes them itself: with float32 thresholds and inputs an
+    early-stopped LightGBM on ames disagreed on 3.6% of rows).
 
     skl2onnx (1.20) writes `nodes_values` as float32 attributes. scikit-learn compares a
     float32 feature with a float64 threshold (the midpoint of two float32 values), so a
@@ -167,12 +166,8 @@ def double_tree_thresholds(onx: Any, model: Any) -> None:
     node_ids = list(attributes["nodes_nodeids"].ints)
     rounded = np.asarray(attributes["nodes_values"].floats, dtype=np.float32)
     modes = [m.decode() if isinstance(m, bytes) else m for m in attributes["nodes_modes"].strings]
-    if _is_lightgbm(model):
-        exact = _lightgbm_thresholds(model, attributes, modes)
-        branch = np.asarray([m == "BRANCH_LEQ" for m in modes])
-    else:
-        exact = _forest_node_values(model, tree_ids, node_ids, lambda tree: tree.threshold)
-        branch = np.asarray(modes) != "LEAF"
+    exact = _forest_node_values(model, tree_ids, node_ids, lambda tree: tree.threshold)
+    branch = np.asarray(modes) != "LEAF"
     # skl2onnx stores the float32 neighbour that makes `float32(x) <= t` hold exactly as
     # natively, so a branch's stored value is within two float32 steps of the true threshold
     step = np.spacing(np.abs(exact[branch]).astype(np.float32)).astype(np.float64)
@@ -183,9 +178,9 @@ def double_tree_thresholds(onx: Any, model: Any) -> None:
     for name in _DOUBLE_ATTRIBUTES - {"nodes_values"}:
         if name in attributes:
             replacements[name] = np.asarray(attributes[name].floats, dtype=np.float64)
-    if "class_weights" in replacements and not _is_lightgbm(model):
+    if "class_weights" in replacements:
         replacements["class_weights"] = _forest_class_weights(model, attributes)
-    if "target_weights" in replacements and not _is_lightgbm(model):
+    if "target_weights" in replacements:
         replacements["target_weights"] = _forest_target_weights(model, attributes)
     kept = [a for a in node.attribute if a.name not in replacements]
     del node.attribute[:]
@@ -200,49 +195,6 @@ def double_tree_thresholds(onx: Any, model: Any) -> None:
     for opset in onx.opset_import:  # the *_as_tensor attributes exist from ai.onnx.ml opset 3
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, 3)
-
-
-def _lightgbm_thresholds(model: Any, attributes: dict[str, Any], modes: list[str]) -> np.ndarray:
-    """LightGBM's float64 split thresholds, in the order of the exported nodes.
-
-    onnxmltools renumbers the nodes and unfolds a categorical "in set" split into a chain of
-    BRANCH_EQ nodes (one per category, all sharing the "in" subtree), so each exported tree
-    is walked from its root beside the booster's dump of the same tree: a numeric node takes
-    the dump node's float64 threshold, and anything that does not line up is an ExportError
-    (the version is then served natively, with the reason)."""
-    tree_ids, node_ids = list(attributes["nodes_treeids"].ints), list(attributes["nodes_nodeids"].ints)
-    true_ids, false_ids = list(attributes["nodes_truenodeids"].ints), list(attributes["nodes_falsenodeids"].ints)
-    features = list(attributes["nodes_featureids"].ints)
-    index = {(t, n): i for i, (t, n) in enumerate(zip(tree_ids, node_ids, strict=True))}
-    by_tree: dict[int, list[int]] = {}  # each tree's node positions, gathered once: a scan of
-    for i, t in enumerate(tree_ids):  # every node per tree took 70 s on 4,000 LightGBM trees
-        by_tree.setdefault(t, []).append(i)
-    exact = np.asarray(attributes["nodes_values"].floats, dtype=np.float64)
-    for tree, info in enumerate(model.booster_.dump_model()["tree_info"]):
-        positions = by_tree.get(tree, [])
-        children = {child for i in positions if modes[i] != "LEAF" for child in (true_ids[i], false_ids[i])}
-        roots = {node_ids[i] for i in positions} - children
-        if len(roots) != 1:
-            raise ExportError(f"exported LightGBM tree {tree} has {len(roots)} roots; expected one")
-        stack, seen = [(roots.pop(), info["tree_structure"], 0)], set()
-        while stack:
-            node_id, node, k = stack.pop()
-            if (node_id, k) in seen:  # a subtree shared by a categorical chain
-                continue
-            seen.add((node_id, k))
-            i = index.get((tree, node_id))
-            kind = node.get("decision_type", "leaf")
-            want = {"<=": "BRANCH_LEQ", "==": "BRANCH_EQ", "leaf": "LEAF"}.get(kind)
-            if i is None or modes[i] != want or (kind != "leaf" and features[i] != node["split_feature"]):
-                raise ExportError(f"exported LightGBM tree {tree} does not line up with the booster at node {node_id}")
-            if kind == "<=":
-                exact[i] = float(node["threshold"])
-                stack += [(true_ids[i], node["left_child"], 0), (false_ids[i], node["right_child"], 0)]
-            elif kind == "==":
-                rest = k + 1 < len(str(node["threshold"]).split("||"))
-                stack += [(true_ids[i], node["left_child"], 0)]
-                stack += [(false_ids[i], node, k + 1) if rest else (false_ids[i], node["right_child"], 0)]
-    return exact
 
 
 def _forest_node_values(model: Any, tree_ids: Any, node_ids: Any, values: Any) -> np.ndarray:

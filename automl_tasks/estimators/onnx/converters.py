@@ -1,4 +1,5 @@
-"""ONNX converters for loopml's own pipeline steps and for LightGBM (registered once)."""
+"""ONNX converters for loopml's own pipeline steps and for LightGBM (lightgbm_trees.py),
+registered once."""
 
 from __future__ import annotations
 
@@ -142,35 +143,14 @@ def _mlp_logits(operator, opv):
     return hidden
 
 
-def _onnx_classes(classes: np.ndarray) -> np.ndarray:
-    """The class list as the label output's declared type.
-
-    skl2onnx's shape calculator declares the label output int64 for numeric or bool
-    classes and string only for text classes. This converter used to gather numeric
-    non-integer-dtype classes (e.g. float64 [0.0, 1.0]) as strings, which ONNX Runtime
-    refused at load time ("Type (tensor(int64)) of output arg (label) of node (Ga_Gather)
-    does not match expected", issue #18). The gathered constant now always has the
-    declared type; classes that cannot be int64 labels are refused here, before a broken
-    file is written (loopml normalises labels so this does not happen, see
-    `automl_tasks.core.labels`).
-    """
-    values = classes.tolist()
-    if all(isinstance(v, str) for v in values):
-        return np.asarray(values, dtype=object).astype(str)
-    if all(isinstance(v, (int, float, bool, np.number, np.bool_)) for v in values):
-        as_int = np.asarray(values, dtype=np.float64).astype(np.int64)
-        if not np.array_equal(as_int, np.asarray(values, dtype=np.float64)):
-            raise ValueError(f"numeric class labels must be whole numbers to be ONNX labels; got {values[:5]}")
-        return as_int
-    raise ValueError(f"class labels must be all numbers or all strings; got {values[:5]}")
-
-
 def _convert_mlp_classifier(scope, operator, container) -> None:
     from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxGather, OnnxSoftmax
 
+    from automl_tasks.estimators.onnx.labels import onnx_classes
+
     opv = container.target_opset
     logits = _mlp_logits(operator, opv)
-    classes = _onnx_classes(operator.raw_operator.classes_)
+    classes = onnx_classes(operator.raw_operator.classes_)
     index = OnnxArgMax(logits, axis=1, keepdims=0, op_version=opv)
     label = OnnxGather(classes, index, axis=0, op_version=opv, output_names=operator.outputs[:1])
     proba = OnnxSoftmax(logits, axis=1, op_version=opv, output_names=operator.outputs[1:2])
@@ -192,10 +172,9 @@ def _convert_mlp_regressor(scope, operator, container) -> None:
 
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx about LightGBM (via onnxmltools) and loopml's custom steps, and give
+    """Teach skl2onnx about LightGBM (lightgbm_trees.py) and loopml's custom steps, and give
     its forest converters the vectorised node walk (forest_nodes.py)."""
     import lightgbm
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
@@ -205,6 +184,7 @@ def register_converters() -> None:
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     from automl_tasks.estimators.onnx.forest_nodes import use_vectorised_forest_nodes
+    from automl_tasks.estimators.onnx.lightgbm_trees import convert_lightgbm
     from automl_tasks.estimators.preprocessing import QuantileImputer, SignedLog1p
     from automl_tasks.estimators.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
 
@@ -223,7 +203,6 @@ def register_converters() -> None:
         "LightGbmLGBMRegressor",
         calculate_linear_regressor_output_shapes,
         convert_lightgbm,
-        options={"split": None},
     )
     for imputer in (SimpleImputer, QuantileImputer):
         update_registered_converter(imputer, f"Loopml{imputer.__name__}", _same_type_shape, _convert_imputer)
