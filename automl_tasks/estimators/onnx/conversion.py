@@ -33,8 +33,9 @@ def numeric_dtype(pipeline: Any) -> type:
 
     Tree ensembles (scikit-learn forests, LightGBM) get float64: imputation and scaling then
     run in float64 like scikit-learn's, and with float64 thresholds (`double_tree_thresholds`
-    for forests, lightgbm_trees.py for LightGBM) no row crosses a split point (see automl_tasks/estimators/onnx/converters.py); every
-    other model keeps float32 inputs and skl2onnx's faster float32 ops."""
+    for forests, lightgbm_trees.py for LightGBM) no row crosses a split point (see
+    automl_tasks/estimators/onnx/converters.py); every other model keeps float32 inputs and
+    skl2onnx's faster float32 ops."""
     if isinstance(pipeline, WeightedEnsemble):  # float64 columns when any member reads them
         dtypes = {numeric_dtype(member) for member in pipeline.members}
         return np.float64 if np.float64 in dtypes else np.float32
