@@ -24,7 +24,7 @@ it becomes a chain of `BRANCH_EQ` nodes, one per category, all sharing the left 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -37,24 +37,6 @@ EXP_OBJECTIVES = ("poisson", "gamma", "tweedie")
 _DEFAULT_LEFT, _CATEGORICAL = 2, 1  # decision_type bits; the missing type is (d >> 2) & 3
 _MISSING_NONE = 0
 _LEQ, _EQ, _LEAF = "BRANCH_LEQ", "BRANCH_EQ", "LEAF"
-
-
-@dataclass
-class TreeArrays:
-    """The `TreeEnsembleRegressor` attributes of all trees, built per tree and joined."""
-
-    tree_ids: list[np.ndarray]
-    node_ids: list[np.ndarray]
-    feature_ids: list[np.ndarray]
-    modes: list[np.ndarray]
-    values: list[np.ndarray]
-    true_ids: list[np.ndarray]
-    false_ids: list[np.ndarray]
-    missing_true: list[np.ndarray]
-    leaf_tree_ids: list[np.ndarray]
-    leaf_node_ids: list[np.ndarray]
-    leaf_targets: list[np.ndarray]
-    leaf_values: list[np.ndarray]
 
 
 def _header_and_trees(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -78,8 +60,9 @@ def _categories(bounds: np.ndarray, words: np.ndarray, index: int) -> list[int]:
     return [32 * w + b for w, word in enumerate(bits.tolist()) for b in range(32) if (int(word) >> b) & 1]
 
 
-def _add_tree(arrays: TreeArrays, number: int, target: int, tree: dict[str, str]) -> None:
-    """Append tree `number` (adding to output `target`) to `arrays`."""
+def _add_tree(parts: dict[str, list[np.ndarray]], number: int, target: int, tree: dict[str, str]) -> None:
+    """Append tree `number` (adding to output `target`) to `parts`: attribute name -> one
+    array per tree (the nodes' `nodes_*` and the leaves' `target_*` attributes)."""
     leaf_values = _numbers(tree, "leaf_value", np.float64)
     leaves = len(leaf_values)
     inner = leaves - 1
@@ -114,19 +97,19 @@ def _add_tree(arrays: TreeArrays, number: int, target: int, tree: dict[str, str]
             chains.append((link[k], int(features[node]), float(category), int(true_ids[node]), after))
     extra = np.array(chains, dtype=np.float64).reshape(-1, 5)
     count = inner + leaves + len(chains)
-    arrays.tree_ids.append(np.full(count, number, dtype=np.int64))
-    arrays.node_ids.append(np.concatenate([np.arange(inner + leaves), extra[:, 0]]).astype(np.int64))
-    arrays.feature_ids.append(np.concatenate([features, np.zeros(leaves, np.int64), extra[:, 1]]).astype(np.int64))
+    parts["tree_ids"].append(np.full(count, number, dtype=np.int64))
+    parts["node_ids"].append(np.concatenate([np.arange(inner + leaves), extra[:, 0]]).astype(np.int64))
+    parts["feature_ids"].append(np.concatenate([features, np.zeros(leaves, np.int64), extra[:, 1]]).astype(np.int64))
     chained = np.full(len(chains), _EQ, dtype=object)
-    arrays.modes.append(np.concatenate([modes, np.full(leaves, _LEAF, dtype=object), chained]))
-    arrays.values.append(np.concatenate([values, np.zeros(leaves), extra[:, 2]]))
-    arrays.true_ids.append(np.concatenate([true_ids, np.zeros(leaves, np.int64), extra[:, 3]]).astype(np.int64))
-    arrays.false_ids.append(np.concatenate([false_ids, np.zeros(leaves, np.int64), extra[:, 4]]).astype(np.int64))
-    arrays.missing_true.append(np.concatenate([missing_true, np.zeros(leaves + len(chains), np.int64)]))
-    arrays.leaf_tree_ids.append(np.full(leaves, number, dtype=np.int64))
-    arrays.leaf_node_ids.append(np.arange(inner, inner + leaves, dtype=np.int64))
-    arrays.leaf_targets.append(np.full(leaves, target, dtype=np.int64))
-    arrays.leaf_values.append(leaf_values)
+    parts["modes"].append(np.concatenate([modes, np.full(leaves, _LEAF, dtype=object), chained]))
+    parts["values"].append(np.concatenate([values, np.zeros(leaves), extra[:, 2]]))
+    parts["true_ids"].append(np.concatenate([true_ids, np.zeros(leaves, np.int64), extra[:, 3]]).astype(np.int64))
+    parts["false_ids"].append(np.concatenate([false_ids, np.zeros(leaves, np.int64), extra[:, 4]]).astype(np.int64))
+    parts["missing_true"].append(np.concatenate([missing_true, np.zeros(leaves + len(chains), np.int64)]))
+    parts["leaf_tree_ids"].append(np.full(leaves, number, dtype=np.int64))
+    parts["leaf_node_ids"].append(np.arange(inner, inner + leaves, dtype=np.int64))
+    parts["leaf_targets"].append(np.full(leaves, target, dtype=np.int64))
+    parts["leaf_values"].append(leaf_values)
 
 
 def _link(header: dict[str, str], trees: list[dict[str, str]]) -> tuple[str, int, float]:
@@ -156,10 +139,10 @@ def lightgbm_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
     header, trees = _header_and_trees(model.booster_.model_to_string())
     link, outputs, scale = _link(header, trees)
     per_iteration = int(header.get("num_tree_per_iteration", "1"))
-    arrays = TreeArrays(*([] for _ in range(12)))
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for number, tree in enumerate(trees):
-        _add_tree(arrays, number, number % per_iteration, tree)
-    joined = {name: np.concatenate(parts) for name, parts in vars(arrays).items()}
+        _add_tree(parts, number, number % per_iteration, tree)
+    joined = {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
     def tensor(values: np.ndarray, name: str) -> Any:
         return numpy_helper.from_array(np.ascontiguousarray(values, dtype=np.float64), name=name)
