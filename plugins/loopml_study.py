@@ -69,6 +69,7 @@ _STUDY_SCRIPT = """
 const trials = JSON.parse(document.getElementById('trials').textContent);
 function fmt(v, d) { return v === null || v === undefined ? '-' : Number(v).toFixed(d); }
 function esc(v) { const el = document.createElement('span'); el.textContent = String(v); return el.innerHTML; }
+function brief(v) { return v.length > 160 ? '<span title="' + esc(v).replace(/"/g, '&quot;') + '">' + esc(v.slice(0, 157)) + '...</span>' : esc(v); }
 function render() {
   const state = document.getElementById('state').value, model = document.getElementById('model').value;
   const text = document.getElementById('text').value.toLowerCase(), best = document.body.dataset.best;
@@ -77,7 +78,7 @@ function render() {
   document.getElementById('rows').innerHTML = rows.map(t =>
     '<tr' + (String(t.number) === best ? ' class="ok"' : '') + '><td>' + t.number + '</td><td>' + t.state +
     '</td><td>' + fmt(t.score, 4) + '</td><td>' + esc(t.model) + '</td><td>' + fmt(t.duration_s, 1) + '</td><td>' +
-    esc(t.origin) + '</td><td>' + fmt(t.latency_ms, 3) + '</td><td>' + esc(t.note) + '</td><td><code>' +
+    esc(t.origin) + '</td><td>' + fmt(t.latency_ms, 3) + '</td><td>' + brief(t.note) + '</td><td><code>' +
     esc(Object.entries(t.params).map(([k, v]) => k.split('.').pop() + '=' + (typeof v === 'number' ? +v.toPrecision(4) : v)).join(' ')) +
     '</code></td></tr>').join('');
   document.getElementById('shown').textContent = rows.length + ' of ' + trials.trials.length + ' trials';
