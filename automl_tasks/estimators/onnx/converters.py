@@ -144,17 +144,14 @@ def _mlp_logits(operator, opv):
 
 
 def _convert_mlp_classifier(scope, operator, container) -> None:
-    from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxGather, OnnxSoftmax
+    from skl2onnx.algebra.onnx_ops import OnnxSoftmax
 
-    from automl_tasks.estimators.onnx.labels import onnx_classes
+    from automl_tasks.estimators.onnx.labels import add_label_output
 
     opv = container.target_opset
     logits = _mlp_logits(operator, opv)
-    classes = onnx_classes(operator.raw_operator.classes_)
-    index = OnnxArgMax(logits, axis=1, keepdims=0, op_version=opv)
-    label = OnnxGather(classes, index, axis=0, op_version=opv, output_names=operator.outputs[:1])
+    add_label_output(scope, operator, container, logits)
     proba = OnnxSoftmax(logits, axis=1, op_version=opv, output_names=operator.outputs[1:2])
-    label.add_to(scope, container)
     proba.add_to(scope, container)
 
 

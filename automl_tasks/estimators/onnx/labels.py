@@ -1,6 +1,8 @@
-"""The class labels a converted classifier gathers its label output from."""
+"""The class labels a converted classifier gathers its label output from, and that output."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -26,3 +28,15 @@ def onnx_classes(classes: np.ndarray) -> np.ndarray:
             raise ValueError(f"numeric class labels must be whole numbers to be ONNX labels; got {values[:5]}")
         return as_int
     raise ValueError(f"class labels must be all numbers or all strings; got {values[:5]}")
+
+
+def add_label_output(scope: Any, operator: Any, container: Any, scores: Any) -> None:
+    """A classifier operator's label output: its class (`onnx_classes`) at the highest of
+    `scores` (an ONNX node or variable name, one column per class), as `predict` does."""
+    from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxGather
+
+    opv = container.target_opset
+    classes = onnx_classes(np.asarray(operator.raw_operator.classes_))
+    index = OnnxArgMax(scores, axis=1, keepdims=0, op_version=opv)
+    label = OnnxGather(classes, index, axis=0, op_version=opv, output_names=operator.outputs[:1])
+    label.add_to(scope, container)

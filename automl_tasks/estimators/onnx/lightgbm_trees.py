@@ -172,7 +172,7 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
     features, then the objective's link; a classifier also gives its label."""
     from onnx import TensorProto
 
-    from automl_tasks.estimators.onnx.labels import onnx_classes
+    from automl_tasks.estimators.onnx.labels import add_label_output
 
     model = operator.raw_operator
     link, outputs, attributes = lightgbm_ensemble(model)
@@ -210,11 +210,4 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
         raise ExportError(
             f"a LightGBM classifier of {len(model.classes_)} classes with a {link} link has no loopml ONNX converter"
         )
-    classes = onnx_classes(np.asarray(model.classes_))
-    labels = name("classes")
-    kind = TensorProto.STRING if classes.dtype.kind in "OUS" else TensorProto.INT64
-    values = [str(c).encode() for c in classes] if kind == TensorProto.STRING else classes.tolist()
-    container.add_initializer(labels, kind, [len(classes)], values)
-    index = name("label_index")
-    container.add_node("ArgMax", proba, index, axis=1, keepdims=0, name=op_name("ArgMax"))
-    container.add_node("Gather", [labels, index], operator.outputs[0].full_name, axis=0, name=op_name("Gather"))
+    add_label_output(scope, operator, container, proba)
