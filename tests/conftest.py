@@ -78,12 +78,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 #: end-to-end modules that start their own stack (not the shared one): scopes of their own,
-#: queued last, so the worker that finishes the unit tests runs them while the other worker
-#: is still on the shared stack (without this, one worker idled for the last ~6 minutes)
+#: longest first (distributed_celery ~320 s, stack_supervision ~130 s, distributed_postgres
+#: ~65 s in a full run), queued right after the shared stack's scope, so the other worker
+#: runs them while the shared stack's tests run and the many short unit-test scopes fill the
+#: end of both workers' queues (longest jobs first). Queued last, as they were, the longest
+#: of them started after the unit tests and one worker idled for its last ~80 s.
 STANDALONE_E2E = (
+    "tests/e2e/test_distributed_celery.py",
     "tests/e2e/test_stack_supervision.py",
     "tests/e2e/test_distributed_postgres.py",
-    "tests/e2e/test_distributed_celery.py",
 )
 
 
@@ -103,12 +106,14 @@ def test_group(nodeid: str) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the scopes for `make test`'s scheduler: the shared stack's tests first (the
-    longest chain), then the rest as collected, and the standalone end-to-end modules last."""
+    longest chain), the standalone end-to-end modules next, longest first, then the rest as
+    collected (see `STANDALONE_E2E`)."""
 
-    def rank(item: pytest.Item) -> int:
-        if _module(item.nodeid) in STANDALONE_E2E:
-            return 2
-        return 0 if item.nodeid.startswith(E2E_PREFIX) else 1
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        module = _module(item.nodeid)
+        if module in STANDALONE_E2E:
+            return 1, STANDALONE_E2E.index(module)
+        return (0 if item.nodeid.startswith(E2E_PREFIX) else 2), 0
 
     items.sort(key=rank)  # stable: the order within each group is kept
 
