@@ -17,7 +17,18 @@ from typing import Any
 
 #: what the serving code imports for any family (BentoML, the registry, ONNX Runtime, the
 #: native fallback's libraries, SHAP for /explain)
-BASE_PACKAGES = ("bentoml", "mlflow", "onnxruntime", "pandas", "pyarrow", "scikit-learn", "lightgbm", "shap", "psutil")
+BASE_PACKAGES = (
+    "bentoml",
+    "mlflow",
+    "onnxruntime",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "shap",
+    "psutil",
+)
 #: what a version needs beyond them, by the engine it is placed on (`loopml.runtime`)
 ENGINE_PACKAGES = {"openvino": ("openvino",), "tvm": ("apache-tvm",), "native": ("torch",)}
 TEXT_PACKAGES = ("transformers",)

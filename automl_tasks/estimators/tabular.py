@@ -4,7 +4,7 @@ One configuration of the default tabular space (preprocessing choices + a model 
 its conditional hyperparameters) becomes a scikit-learn Pipeline.
 
 How a search trial is scored (issue #11, "search that spends the budget well"):
-- boosted trees (LightGBM) whose configuration names no `n_estimators` grow up to
+- boosted trees (LightGBM, XGBoost) whose configuration names no `n_estimators` grow up to
   `MAX_BOOSTING_ROUNDS` trees and stop early on the scoring rows (`EARLY_STOPPING_ROUNDS`
   without improvement); the final refit on train+validation grows the best iteration the
   trial found (found again deterministically: same rows, same seed), as AutoGluon's
@@ -36,9 +36,11 @@ from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from automl_tasks.estimators.preprocessing import make_preprocessor
 from automl_tasks.features.store import read_feature_pipeline
 
-MODELS = ("lightgbm", "random_forest", "extra_trees", "linear", "mlp")
+MODELS = ("lightgbm", "xgboost", "random_forest", "extra_trees", "linear", "mlp")
+#: boosted-trees models whose number of trees early stopping finds
+BOOSTED_MODELS = ("lightgbm", "xgboost")
 
-#: most boosting rounds a LightGBM trial may grow when early stopping picks the count
+#: most boosting rounds a boosted-trees trial may grow when early stopping picks the count
 MAX_BOOSTING_ROUNDS = 1000
 #: rounds without improvement of the validation loss after which boosting stops
 EARLY_STOPPING_ROUNDS = 50
@@ -61,9 +63,10 @@ TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
 
 
 def uses_early_stopping(config: Mapping[str, Any]) -> bool:
-    """Whether the configuration's number of trees is found by early stopping: a LightGBM
-    configuration that does not fix `n_estimators` itself (user spaces still may)."""
-    return config.get("model", "lightgbm") == "lightgbm" and "model.lightgbm.n_estimators" not in config
+    """Whether the configuration's number of trees is found by early stopping: a boosted-trees
+    configuration (LightGBM, XGBoost) that does not fix `n_estimators` itself (user spaces still may)."""
+    model = config.get("model", "lightgbm")
+    return model in BOOSTED_MODELS and f"model.{model}.n_estimators" not in config
 
 
 def uses_cross_validation(n_rows: int, rarest_class_rows: int | None = None) -> bool:
@@ -148,6 +151,12 @@ def make_model(
             params["categorical_column"] = list(categorical)
         subsample = params.get("subsample", 1.0)
         return cls(**params, subsample_freq=1 if subsample < 1 else 0, random_state=seed, n_jobs=1, verbose=-1)
+    if model == "xgboost":
+        from automl_tasks.estimators.xgboost_models import make_xgboost
+
+        if epochs:
+            params["n_estimators"] = epochs
+        return make_xgboost(params, classify=classify, seed=seed)
     if model in ("random_forest", "extra_trees"):
         from sklearn import ensemble
 
@@ -171,13 +180,18 @@ def make_model(
 
 
 def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
-    """Fit a LightGBM pipeline, growing trees until the loss on (x_stop, y_stop) stopped
-    improving for `EARLY_STOPPING_ROUNDS` rounds; return the best iteration."""
+    """Fit a boosted-trees pipeline (LightGBM, XGBoost), growing trees until the loss on
+    (x_stop, y_stop) stopped improving for `EARLY_STOPPING_ROUNDS` rounds; return the best
+    iteration (a tree count)."""
     import lightgbm
 
     preprocess, model = pipeline.steps[0][1], pipeline.steps[-1][1]
     fit_features = preprocess.fit_transform(x_fit, y_fit)
     model.set_params(n_estimators=MAX_BOOSTING_ROUNDS)
+    if not isinstance(model, lightgbm.LGBMModel):  # XGBoost: `predict` stops at the best iteration
+        model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+        model.fit(fit_features, y_fit, eval_set=[(preprocess.transform(x_stop), y_stop)], verbose=False)
+        return int(model.best_iteration) + 1
     model.fit(
         fit_features,
         y_fit,

@@ -34,6 +34,11 @@ from serving.loader import ServedModel
 N = 160
 TINY = {
     "lightgbm": {"model.lightgbm.n_estimators": 8, "model.lightgbm.min_child_samples": 2},
+    "xgboost": {
+        "model.xgboost.n_estimators": 8,
+        "model.xgboost.max_leaves": 16,
+        "model.xgboost.min_child_weight": 0.01,
+    },
     "random_forest": {"model.random_forest.n_estimators": 6, "model.random_forest.max_depth": 0},
     "extra_trees": {"model.extra_trees.n_estimators": 6, "model.extra_trees.max_depth": 0},
     "linear": {"model.linear.C": 1.0},

@@ -28,19 +28,29 @@ def _is_lightgbm(model: Any) -> bool:
     return hasattr(model, "booster_") and type(model).__module__.startswith("lightgbm")
 
 
+def _is_boosted_trees(model: Any) -> bool:
+    """LightGBM or XGBoost: their converters (lightgbm_trees.py, xgboost_trees.py) take the
+    features in float64 and compare them as the library does."""
+    from automl_tasks.estimators.xgboost_models import XGBoostClassifier, XGBoostRegressor
+
+    return _is_lightgbm(model) or isinstance(model, (XGBoostClassifier, XGBoostRegressor))
+
+
 def numeric_dtype(pipeline: Any) -> type:
     """The dtype of the exported pipeline's numeric inputs.
 
-    Tree ensembles (scikit-learn forests, LightGBM) get float64: imputation and scaling then
-    run in float64 like scikit-learn's, and with float64 thresholds (`double_tree_thresholds`
-    for forests, lightgbm_trees.py for LightGBM) no row crosses a split point (see
+    Tree ensembles (scikit-learn forests, LightGBM, XGBoost) get float64: imputation and
+    scaling then run in float64 like scikit-learn's, and with the library's own thresholds
+    (float64 by `double_tree_thresholds` for forests and lightgbm_trees.py for LightGBM;
+    float32 features and values as XGBoost compares them, xgboost_trees.py) no row crosses
+    a split point (see
     automl_tasks/estimators/onnx/converters.py); every other model keeps float32 inputs and
     skl2onnx's faster float32 ops."""
     if isinstance(pipeline, WeightedEnsemble):  # float64 columns when any member reads them
         dtypes = {numeric_dtype(member) for member in pipeline.members}
         return np.float64 if np.float64 in dtypes else np.float32
     model = pipeline.steps[-1][1]
-    return np.float64 if _is_sklearn_forest(model) or _is_lightgbm(model) else np.float32
+    return np.float64 if _is_sklearn_forest(model) or _is_boosted_trees(model) else np.float32
 
 
 def export_pipeline(pipeline: Any, schema: FeatureSchema, path: Path) -> Path:
@@ -85,7 +95,8 @@ def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
     dtype = numeric_dtype(pipeline)
     inputs = _input_types(schema, dtype)
     options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
-    token = KEEP_FLOAT64.set(_is_lightgbm(model))  # LightGBM compares float64 features, forests float32
+    # the boosted trees' converters take float64 (and cast as their library does), forests float32
+    token = KEEP_FLOAT64.set(_is_boosted_trees(model))
     try:
         onx = convert_sklearn(pipeline, initial_types=inputs, options=options, target_opset=TARGET_OPSET)
     except Exception as exc:
@@ -93,7 +104,7 @@ def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
     finally:
         KEEP_FLOAT64.reset(token)
     _declare_inferred_output_types(onx)
-    if DOUBLE_TREES and _is_sklearn_forest(model):  # LightGBM's converter writes float64 itself
+    if DOUBLE_TREES and _is_sklearn_forest(model):  # the boosted trees' converters write theirs
         double_tree_thresholds(onx, model)
     return onx
 

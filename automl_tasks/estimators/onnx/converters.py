@@ -19,12 +19,13 @@ from automl_tasks.estimators.preprocessing import SignedLog1p
 # with plain ONNX arithmetic in float64 in the same order of operations as scikit-learn, and
 # cast to float32 once at the end of the scaling step, exactly where scikit-learn's models
 # cast. LightGBM compares float64 features, so for it the scaling stays float64 through the
-# Concat (`KEEP_FLOAT64`). With float32 inputs (every other model) skl2onnx's own ops are
+# Concat (`KEEP_FLOAT64`), and so it does for XGBoost, whose converter casts to float32 right
+# before its trees as XGBoost itself does. With float32 inputs (every other model) skl2onnx's own ops are
 # used: the float64 nodes cost ~0.1 ms per single-row call on a forest, which only the
 # trees need to pay (on ames' 80-column LightGBM pipeline no difference was measurable).
 
 
-#: True while a pipeline whose model compares float64 features (LightGBM) is converted: its
+#: True while a pipeline of boosted trees (LightGBM, XGBoost) is converted: its
 #: scaling steps then stay in float64 instead of casting to float32 like a forest's input
 KEEP_FLOAT64: contextvars.ContextVar[bool] = contextvars.ContextVar("loopml_onnx_keep_float64", default=False)
 
@@ -169,7 +170,8 @@ def _convert_mlp_regressor(scope, operator, container) -> None:
 
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx about LightGBM (lightgbm_trees.py) and loopml's custom steps, and give
+    """Teach skl2onnx about LightGBM and XGBoost (lightgbm_trees.py, xgboost_trees.py) and
+    loopml's custom steps, and give
     its forest converters the vectorised node walk (forest_nodes.py)."""
     import lightgbm
     from skl2onnx import update_registered_converter
@@ -182,8 +184,10 @@ def register_converters() -> None:
 
     from automl_tasks.estimators.onnx.forest_nodes import use_vectorised_forest_nodes
     from automl_tasks.estimators.onnx.lightgbm_trees import convert_lightgbm
+    from automl_tasks.estimators.onnx.xgboost_trees import convert_xgboost
     from automl_tasks.estimators.preprocessing import QuantileImputer, SignedLog1p
     from automl_tasks.estimators.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
+    from automl_tasks.estimators.xgboost_models import XGBoostClassifier, XGBoostRegressor
 
     use_vectorised_forest_nodes()
 
@@ -200,6 +204,16 @@ def register_converters() -> None:
         "LightGbmLGBMRegressor",
         calculate_linear_regressor_output_shapes,
         convert_lightgbm,
+    )
+    update_registered_converter(
+        XGBoostClassifier,
+        "LoopmlXGBoostClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_xgboost,
+        options=classifier_options,
+    )
+    update_registered_converter(
+        XGBoostRegressor, "LoopmlXGBoostRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
     )
     for imputer in (SimpleImputer, QuantileImputer):
         update_registered_converter(imputer, f"Loopml{imputer.__name__}", _same_type_shape, _convert_imputer)

@@ -172,10 +172,9 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
     features, then the objective's link; a classifier also gives its label."""
     from onnx import TensorProto
 
-    from automl_tasks.estimators.onnx.labels import add_label_output
+    from automl_tasks.estimators.onnx.tree_links import add_tree_link
 
-    model = operator.raw_operator
-    link, outputs, attributes = lightgbm_ensemble(model)
+    link, _, attributes = lightgbm_ensemble(operator.raw_operator)
     name, op_name = scope.get_unique_variable_name, scope.get_unique_operator_name
     features = name("lightgbm_features")
     container.add_node("Cast", operator.inputs[0].full_name, features, to=TensorProto.DOUBLE, name=op_name("Cast"))
@@ -189,25 +188,4 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
         name=op_name("Trees"),
         **attributes,
     )
-    if not hasattr(model, "classes_"):
-        op = {"identity": "Identity", "exp": "Exp"}.get(link)
-        if op is None:
-            raise ExportError(f"a LightGBM regressor with a {link} link has no loopml ONNX converter")
-        container.add_node(op, raw, operator.outputs[0].full_name, name=op_name(op))
-        return
-    if link == "softmax":
-        proba = operator.outputs[1].full_name
-        container.add_node("Softmax", raw, proba, axis=1, name=op_name("Softmax"))
-    elif link == "sigmoid" and len(model.classes_) == 2:
-        positive, one = name("positive"), name("one")
-        container.add_initializer(one, TensorProto.FLOAT, [1, 1], [1.0])
-        container.add_node("Sigmoid", raw, positive, name=op_name("Sigmoid"))
-        negative = name("negative")
-        container.add_node("Sub", [one, positive], negative, name=op_name("Sub"))
-        proba = operator.outputs[1].full_name
-        container.add_node("Concat", [negative, positive], proba, axis=1, name=op_name("Concat"))
-    else:
-        raise ExportError(
-            f"a LightGBM classifier of {len(model.classes_)} classes with a {link} link has no loopml ONNX converter"
-        )
-    add_label_output(scope, operator, container, proba)
+    add_tree_link(scope, operator, container, raw, link, "LightGBM")
