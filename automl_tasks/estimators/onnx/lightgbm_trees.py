@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from automl_tasks.core.errors import ExportError
+from automl_tasks.estimators.onnx.boosted_trees import add_trees_and_link, ensemble_attributes
 
 #: objectives whose prediction is the raw score, and those that predict exp(score)
 IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
@@ -134,37 +135,13 @@ def _link(header: dict[str, str], trees: list[dict[str, str]]) -> tuple[str, int
 def lightgbm_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
     """(link, number of outputs, `TreeEnsembleRegressor` attributes) of a fitted LightGBM
     model, with the trees its own `predict` uses (up to the best iteration)."""
-    from onnx import numpy_helper
-
     header, trees = _header_and_trees(model.booster_.model_to_string())
     link, outputs, scale = _link(header, trees)
     per_iteration = int(header.get("num_tree_per_iteration", "1"))
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for number, tree in enumerate(trees):
         _add_tree(parts, number, number % per_iteration, tree)
-    joined = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-
-    def tensor(values: np.ndarray, name: str) -> Any:
-        return numpy_helper.from_array(np.ascontiguousarray(values, dtype=np.float64), name=name)
-
-    attributes = {
-        "n_targets": outputs,
-        "aggregate_function": "SUM",
-        "post_transform": "NONE",
-        "nodes_treeids": joined["tree_ids"].tolist(),
-        "nodes_nodeids": joined["node_ids"].tolist(),
-        "nodes_featureids": joined["feature_ids"].tolist(),
-        "nodes_modes": joined["modes"].tolist(),
-        "nodes_values_as_tensor": tensor(joined["values"], "nodes_values"),
-        "nodes_truenodeids": joined["true_ids"].tolist(),
-        "nodes_falsenodeids": joined["false_ids"].tolist(),
-        "nodes_missing_value_tracks_true": joined["missing_true"].tolist(),
-        "target_treeids": joined["leaf_tree_ids"].tolist(),
-        "target_nodeids": joined["leaf_node_ids"].tolist(),
-        "target_ids": joined["leaf_targets"].tolist(),
-        "target_weights_as_tensor": tensor(joined["leaf_values"] * scale, "target_weights"),
-    }
-    return link, outputs, attributes
+    return link, outputs, ensemble_attributes(parts, outputs, leaf_scale=scale)
 
 
 def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
@@ -172,20 +149,8 @@ def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
     features, then the objective's link; a classifier also gives its label."""
     from onnx import TensorProto
 
-    from automl_tasks.estimators.onnx.tree_links import add_tree_link
-
     link, _, attributes = lightgbm_ensemble(operator.raw_operator)
-    name, op_name = scope.get_unique_variable_name, scope.get_unique_operator_name
-    features = name("lightgbm_features")
-    container.add_node("Cast", operator.inputs[0].full_name, features, to=TensorProto.DOUBLE, name=op_name("Cast"))
-    raw = name("lightgbm_raw")
-    container.add_node(
-        "TreeEnsembleRegressor",
-        features,
-        raw,
-        op_domain="ai.onnx.ml",
-        op_version=3,
-        name=op_name("Trees"),
-        **attributes,
-    )
-    add_tree_link(scope, operator, container, raw, link, "LightGBM")
+    features = scope.get_unique_variable_name("lightgbm_features")
+    cast = scope.get_unique_operator_name("Cast")
+    container.add_node("Cast", operator.inputs[0].full_name, features, to=TensorProto.DOUBLE, name=cast)
+    add_trees_and_link(scope, operator, container, features, attributes, link, "LightGBM")

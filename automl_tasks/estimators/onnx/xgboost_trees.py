@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from automl_tasks.core.errors import ExportError
+from automl_tasks.estimators.onnx.boosted_trees import add_trees_and_link, ensemble_attributes
 
 #: XGBoost objective -> link between the summed margin and the prediction
 LINKS = {
@@ -74,8 +75,6 @@ def _base_margin(objective: str, base_score: float) -> float:
 def xgboost_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
     """(link, number of outputs, `TreeEnsembleRegressor` attributes) of a fitted XGBoost
     model, with the trees its own `predict` uses (up to the best iteration)."""
-    from onnx import numpy_helper
-
     learner = json.loads(model.get_booster().save_raw("json"))["learner"]
     objective = learner["objective"]["name"]
     link = LINKS.get(objective)
@@ -96,31 +95,8 @@ def xgboost_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for number, tree in enumerate(trees):
         _add_tree(parts, number, int(targets[number]), tree)
-    joined = {name: np.concatenate(arrays) for name, arrays in parts.items()}
     margin = _base_margin(objective, float(np.float32(params["base_score"])))
-
-    def tensor(values: np.ndarray, name: str) -> Any:
-        return numpy_helper.from_array(np.ascontiguousarray(values, dtype=np.float64), name=name)
-
-    attributes = {
-        "n_targets": outputs,
-        "aggregate_function": "SUM",
-        "post_transform": "NONE",
-        "base_values_as_tensor": tensor(np.full(outputs, margin), "base_values"),
-        "nodes_treeids": joined["tree_ids"].tolist(),
-        "nodes_nodeids": joined["node_ids"].tolist(),
-        "nodes_featureids": joined["feature_ids"].tolist(),
-        "nodes_modes": joined["modes"].tolist(),
-        "nodes_values_as_tensor": tensor(joined["values"], "nodes_values"),
-        "nodes_truenodeids": joined["true_ids"].tolist(),
-        "nodes_falsenodeids": joined["false_ids"].tolist(),
-        "nodes_missing_value_tracks_true": joined["missing_true"].tolist(),
-        "target_treeids": joined["leaf_tree_ids"].tolist(),
-        "target_nodeids": joined["leaf_node_ids"].tolist(),
-        "target_ids": joined["leaf_targets"].tolist(),
-        "target_weights_as_tensor": tensor(joined["leaf_values"], "target_weights"),
-    }
-    return link, outputs, attributes
+    return link, outputs, ensemble_attributes(parts, outputs, base=margin)
 
 
 def convert_xgboost(scope: Any, operator: Any, container: Any) -> None:
@@ -128,21 +104,9 @@ def convert_xgboost(scope: Any, operator: Any, container: Any) -> None:
     features as float32, then the objective's link; a classifier also gives its label."""
     from onnx import TensorProto
 
-    from automl_tasks.estimators.onnx.tree_links import add_tree_link
-
     link, _, attributes = xgboost_ensemble(operator.raw_operator)
     name, op_name = scope.get_unique_variable_name, scope.get_unique_operator_name
     as_float32, features = name("xgboost_float32"), name("xgboost_features")
     container.add_node("Cast", operator.inputs[0].full_name, as_float32, to=TensorProto.FLOAT, name=op_name("Cast"))
     container.add_node("Cast", as_float32, features, to=TensorProto.DOUBLE, name=op_name("Cast"))
-    raw = name("xgboost_raw")
-    container.add_node(
-        "TreeEnsembleRegressor",
-        features,
-        raw,
-        op_domain="ai.onnx.ml",
-        op_version=3,
-        name=op_name("Trees"),
-        **attributes,
-    )
-    add_tree_link(scope, operator, container, raw, link, "XGBoost")
+    add_trees_and_link(scope, operator, container, features, attributes, link, "XGBoost")
