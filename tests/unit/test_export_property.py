@@ -131,10 +131,12 @@ def _cases():
     return cases
 
 
-def test_the_cases_cover_every_model_branch_of_the_default_space():
+def test_the_cases_cover_every_model_a_space_can_name():
+    """Every model of the tabular pipeline (the default space's and XGBoost, which a user's
+    space can add) is exported in every case."""
     space = load_search_space(Path("automl_tasks/search_space/default_tabular.yaml").read_text())
     branches = set(next(p for p in space.params if p.name == "model").range)
-    assert branches == set(MODELS) == {c[0] for c in _cases()}
+    assert branches < set(MODELS) == {c[0] for c in _cases()}
 
 
 @pytest.mark.parametrize(("model", "task", "kind", "scale", "scaling", "encoding"), _cases())

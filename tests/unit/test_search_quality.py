@@ -50,6 +50,8 @@ def test_early_stopping_applies_to_lightgbm_without_a_fixed_tree_count():
     assert tabular.uses_early_stopping({})  # lightgbm is the default model
     assert not tabular.uses_early_stopping({"model": "lightgbm", "model.lightgbm.n_estimators": 50})
     assert not tabular.uses_early_stopping({"model": "random_forest"})
+    assert tabular.uses_early_stopping({"model": "xgboost", "model.xgboost.max_leaves": 16})
+    assert not tabular.uses_early_stopping({"model": "xgboost", "model.xgboost.n_estimators": 50})
 
 
 def test_default_space_does_not_sample_boosting_rounds():
@@ -73,6 +75,23 @@ def test_trial_stops_boosting_early_and_the_refit_grows_the_folds_mean_best_iter
     assert final.best_iteration_ == max(1, round(float(np.mean(bests))))
     assert final.pipeline_.steps[-1][1].booster_.current_iteration() == final.best_iteration_
     assert result.metrics["best_iteration"] == final.best_iteration_
+
+
+def test_an_xgboost_trial_stops_early_and_its_refit_grows_the_folds_mean_best_iteration(workspace, tmp_path):
+    """XGBoost (a branch a user's space can add): the same early stopping and refit as
+    LightGBM's; its fold models keep the trees after the best iteration, the refit only
+    the mean best iteration's."""
+    spec = _spec(workspace, _table(600))
+    config = {"model": "xgboost", "model.xgboost.learning_rate": 0.3, "model.xgboost.max_leaves": 32}
+    trial = _estimator(spec, config, trainer=False)
+    trial.run()
+    bests = trial.fold_best_iterations_
+    assert all(1 <= b < tabular.MAX_BOOSTING_ROUNDS - tabular.EARLY_STOPPING_ROUNDS for b in bests)
+    assert trial.pipeline_.steps[-1][1].best_iteration + 1 == bests[0]
+    final = _estimator(spec, config, trainer=True, tmp_path=tmp_path)
+    final.run()
+    assert final.best_iteration_ == max(1, round(float(np.mean(bests))))
+    assert final.pipeline_.steps[-1][1].get_booster().num_boosted_rounds() == final.best_iteration_
 
 
 def test_a_fixed_tree_count_is_grown_as_given(workspace):
