@@ -4,7 +4,7 @@ A boosted-trees trial grows trees until the loss on a fold's held-out rows stops
 and its score is then taken on those same rows: the tree count is tuned on the rows that
 judge it, so the search score is optimistic, more so for slow learners whose validation
 curve wanders. This replays the best completed trials of the studies of a quality-benchmark
-workspace (`automl_vs_flaml.py --keep`) two ways, early stopping on the scoring rows (the
+workspace (`automl_vs_flaml.py` leaves it in /tmp/avf-*) two ways, early stopping on the scoring rows (the
 search's way; its fold scores must match the study's) and on an inner 10% of each fold's
 fit rows, and scores each trial's refit (train+valid, the mean best iteration of its
 folds) on the dataset's test split, which no search fold contains. Per table it prints
