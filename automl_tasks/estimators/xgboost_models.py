@@ -1,4 +1,4 @@
-"""XGBoost models as loopml's tabular pipeline uses them (the `xgboost` branch of the default space).
+"""XGBoost models as loopml's tabular pipeline uses them (`model: xgboost`, which a search space can name).
 
 `XGBClassifier` requires the classes to be 0..k-1 and its `predict` returns those indices;
 loopml's targets keep the user's labels (text or numbers) as every other model of the space
