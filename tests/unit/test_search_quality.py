@@ -61,37 +61,36 @@ def test_default_space_does_not_sample_boosting_rounds():
     assert tabular.uses_early_stopping(default_tabular_space().default_config())
 
 
-def test_trial_stops_boosting_early_and_the_refit_grows_the_folds_mean_best_iteration(workspace, tmp_path):
+def _scored_trees(model) -> int:
+    """The trees a fitted boosted-trees model predicts with (LightGBM keeps only those;
+    XGBoost keeps the ones after the best iteration too, and its predict skips them)."""
+    if hasattr(model, "booster_"):
+        return model.booster_.current_iteration()
+    return model.best_iteration + 1 if model.early_stopping_rounds else model.get_booster().num_boosted_rounds()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3, "model.lightgbm.num_leaves": 32},
+        # XGBoost: a model a user's space can name, with the same early stopping and refit
+        {"model": "xgboost", "model.xgboost.learning_rate": 0.3, "model.xgboost.max_leaves": 32},
+    ],
+    ids=["lightgbm", "xgboost"],
+)
+def test_trial_stops_boosting_early_and_the_refit_grows_the_folds_mean_best_iteration(config, workspace, tmp_path):
     spec = _spec(workspace, _table(600))
     # a high learning rate overfits fast: the validation loss stops improving long before the cap
-    config = {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3, "model.lightgbm.num_leaves": 32}
     trial = _estimator(spec, config, trainer=False)
     trial.run()
     bests = trial.fold_best_iterations_
     assert all(1 <= b < tabular.MAX_BOOSTING_ROUNDS - tabular.EARLY_STOPPING_ROUNDS for b in bests)
-    assert trial.pipeline_.steps[-1][1].booster_.current_iteration() == bests[0]  # only the trees it scored
+    assert _scored_trees(trial.pipeline_.steps[-1][1]) == bests[0]  # only the trees it scored
     final = _estimator(spec, config, trainer=True, tmp_path=tmp_path)
     result = final.run()
     assert final.best_iteration_ == max(1, round(float(np.mean(bests))))
-    assert final.pipeline_.steps[-1][1].booster_.current_iteration() == final.best_iteration_
+    assert _scored_trees(final.pipeline_.steps[-1][1]) == final.best_iteration_
     assert result.metrics["best_iteration"] == final.best_iteration_
-
-
-def test_an_xgboost_trial_stops_early_and_its_refit_grows_the_folds_mean_best_iteration(workspace, tmp_path):
-    """XGBoost (a branch a user's space can add): the same early stopping and refit as
-    LightGBM's; its fold models keep the trees after the best iteration, the refit only
-    the mean best iteration's."""
-    spec = _spec(workspace, _table(600))
-    config = {"model": "xgboost", "model.xgboost.learning_rate": 0.3, "model.xgboost.max_leaves": 32}
-    trial = _estimator(spec, config, trainer=False)
-    trial.run()
-    bests = trial.fold_best_iterations_
-    assert all(1 <= b < tabular.MAX_BOOSTING_ROUNDS - tabular.EARLY_STOPPING_ROUNDS for b in bests)
-    assert trial.pipeline_.steps[-1][1].best_iteration + 1 == bests[0]
-    final = _estimator(spec, config, trainer=True, tmp_path=tmp_path)
-    final.run()
-    assert final.best_iteration_ == max(1, round(float(np.mean(bests))))
-    assert final.pipeline_.steps[-1][1].get_booster().num_boosted_rounds() == final.best_iteration_
 
 
 def test_a_fixed_tree_count_is_grown_as_given(workspace):
