@@ -22,9 +22,9 @@ TRIALS_PER_ROUND = 8
 
 def cost_model() -> str:
     """MetaSchedule's XGBoost cost model when xgboost is installed (TVM's `meta-schedule`
-    extra; loopml's lock has it for the search space's XGBoost branch), else its random
-    model: the candidates are still measured on the CPU and the fastest kept, the search is
-    only less guided."""
+    extra; loopml's lock has it for the `xgboost` model a search space can name), else its
+    random model: the candidates are still measured on the CPU and the fastest kept, the
+    search is only less guided."""
     import importlib.util
 
     return "xgb" if importlib.util.find_spec("xgboost") else "random"

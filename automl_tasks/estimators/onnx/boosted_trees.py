@@ -1,6 +1,6 @@
 """What loopml's boosted-trees converters (lightgbm_trees.py, xgboost_trees.py) share: the
-`TreeEnsembleRegressor` attributes from per-tree node arrays, the op itself on float64
-features, and the step after its summed raw score (the objective's link to the prediction,
+`TreeEnsembleRegressor` attributes from per-tree node arrays, the op itself on the features
+cast to float64, and the step after its summed raw score (the objective's link to the prediction,
 and a classifier's label output)."""
 
 from __future__ import annotations
@@ -50,18 +50,35 @@ def ensemble_attributes(
 
 
 def add_trees_and_link(
-    scope: Any, operator: Any, container: Any, features: str, attributes: dict[str, Any], link: str, library: str
+    scope: Any,
+    operator: Any,
+    container: Any,
+    attributes: dict[str, Any],
+    link: str,
+    library: str,
+    *,
+    float32_features: bool = False,
 ) -> None:
-    """The `TreeEnsembleRegressor` of `attributes` on `features` (a float64 [N, C] variable),
-    then `add_tree_link` to the operator's outputs."""
-    raw = scope.get_unique_variable_name(f"{library.lower()}_raw")
+    """The operator's input cast to float64 (through float32 first with `float32_features`,
+    for a library that compares float32 features), the `TreeEnsembleRegressor` of
+    `attributes` on it, then `add_tree_link` to the operator's outputs."""
+    from onnx import TensorProto
+
+    name, op_name = scope.get_unique_variable_name, scope.get_unique_operator_name
+    prefix = library.lower()
+    features = operator.inputs[0].full_name
+    for kind in (TensorProto.FLOAT, TensorProto.DOUBLE) if float32_features else (TensorProto.DOUBLE,):
+        cast = name(f"{prefix}_features")
+        container.add_node("Cast", features, cast, to=kind, name=op_name("Cast"))
+        features = cast
+    raw = name(f"{prefix}_raw")
     container.add_node(
         "TreeEnsembleRegressor",
         features,
         raw,
         op_domain="ai.onnx.ml",
         op_version=3,
-        name=scope.get_unique_operator_name("Trees"),
+        name=op_name("Trees"),
         **attributes,
     )
     add_tree_link(scope, operator, container, raw, link, library)

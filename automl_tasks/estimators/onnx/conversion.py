@@ -24,16 +24,13 @@ def _is_sklearn_forest(model: Any) -> bool:
     return hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_")
 
 
-def _is_lightgbm(model: Any) -> bool:
-    return hasattr(model, "booster_") and type(model).__module__.startswith("lightgbm")
-
-
 def _is_boosted_trees(model: Any) -> bool:
-    """LightGBM or XGBoost: their converters (lightgbm_trees.py, xgboost_trees.py) take the
-    features in float64 and compare them as the library does."""
+    """LightGBM or loopml's XGBoost: their converters (lightgbm_trees.py, xgboost_trees.py)
+    take the features in float64 and compare them as the library does."""
     from automl_tasks.estimators.xgboost_models import XGBoostClassifier, XGBoostRegressor
 
-    return _is_lightgbm(model) or isinstance(model, (XGBoostClassifier, XGBoostRegressor))
+    lightgbm = hasattr(model, "booster_") and type(model).__module__.startswith("lightgbm")
+    return lightgbm or isinstance(model, (XGBoostClassifier, XGBoostRegressor))
 
 
 def numeric_dtype(pipeline: Any) -> type:

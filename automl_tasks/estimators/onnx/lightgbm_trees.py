@@ -147,10 +147,5 @@ def lightgbm_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
 def convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx converter of `LGBMClassifier` / `LGBMRegressor`: the trees on float64
     features, then the objective's link; a classifier also gives its label."""
-    from onnx import TensorProto
-
     link, _, attributes = lightgbm_ensemble(operator.raw_operator)
-    features = scope.get_unique_variable_name("lightgbm_features")
-    cast = scope.get_unique_operator_name("Cast")
-    container.add_node("Cast", operator.inputs[0].full_name, features, to=TensorProto.DOUBLE, name=cast)
-    add_trees_and_link(scope, operator, container, features, attributes, link, "LightGBM")
+    add_trees_and_link(scope, operator, container, attributes, link, "LightGBM")

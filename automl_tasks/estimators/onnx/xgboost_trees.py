@@ -102,11 +102,5 @@ def xgboost_ensemble(model: Any) -> tuple[str, int, dict[str, Any]]:
 def convert_xgboost(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx converter of loopml's XGBoost classifier and regressor: the trees on the
     features as float32, then the objective's link; a classifier also gives its label."""
-    from onnx import TensorProto
-
     link, _, attributes = xgboost_ensemble(operator.raw_operator)
-    name, op_name = scope.get_unique_variable_name, scope.get_unique_operator_name
-    as_float32, features = name("xgboost_float32"), name("xgboost_features")
-    container.add_node("Cast", operator.inputs[0].full_name, as_float32, to=TensorProto.FLOAT, name=op_name("Cast"))
-    container.add_node("Cast", as_float32, features, to=TensorProto.DOUBLE, name=op_name("Cast"))
-    add_trees_and_link(scope, operator, container, features, attributes, link, "XGBoost")
+    add_trees_and_link(scope, operator, container, attributes, link, "XGBoost", float32_features=True)
