@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import DataValidationError
+from automl_tasks.data.splits import min_scored_class_rows
 
 _READABLE_KINDS = "biufcOSUb"  # bool, ints, floats, complex, object, strings
 
@@ -100,6 +101,26 @@ def _finite_failures(frame: pd.DataFrame) -> list[str]:
     return failures
 
 
+def _class_failures(frame: pd.DataFrame, target: str, task_type: str) -> list[str]:
+    """A classification target without two classes that have rows enough to be held out
+    and scored (`min_scored_class_rows`): every trial's score would be undefined. Rarer
+    classes beside two such are fine: models are fitted on them (data/splits)."""
+    if task_type not in ("binary", "multiclass") or target not in frame.columns:
+        return []
+    counts = frame[target].dropna().value_counts()
+    if len(counts) < 2:
+        return []  # the rule at_least_two_classes says so
+    need = min_scored_class_rows()
+    if int((counts >= need).sum()) >= 2:
+        return []
+    shown = ", ".join(f"{label!r}: {int(n)}" for label, n in counts.head(10).items())
+    return [
+        f"column {target!r}: rule enough_rows_per_class: a classification target needs at least two classes "
+        f"with {need} rows or more each, so rows of each can be held out to score the models "
+        f"(rows per class: {shown}{', ...' if len(counts) > 10 else ''})"
+    ]
+
+
 def failed_rules(frame: pd.DataFrame, rules: list[tuple[Rule, object]]) -> list[str]:
     """Run the expectations of `rules` on `frame` with Great Expectations; one line per failed rule."""
     _quiet_great_expectations()
@@ -136,10 +157,14 @@ def failed_rules(frame: pd.DataFrame, rules: list[tuple[Rule, object]]) -> list[
     return failures
 
 
-def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str) -> None:
-    """Raise `DataValidationError` listing every broken rule; return None if the table is fit."""
+def validate_table(frame: pd.DataFrame, *, source: str, target: str, task_type: str, to_split: bool = True) -> None:
+    """Raise `DataValidationError` listing every broken rule; return None if the table is fit.
+    `to_split`: the table is one models are trained on, split into rows held out to score
+    them (so it needs classes with rows enough to hold out); False for rows only scored on."""
     failures = failed_rules(frame, _rules(frame, target, task_type))
     failures.extend(_type_failures(frame))
     failures.extend(_finite_failures(frame))
+    if to_split:
+        failures.extend(_class_failures(frame, target, task_type))
     if failures:
         raise DataValidationError(source, failures)

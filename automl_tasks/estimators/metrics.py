@@ -38,6 +38,12 @@ class Metric:
         if self.name == "roc_auc":
             if prediction.ndim == 2 and prediction.shape[1] == 2:
                 return float(m.roc_auc_score(y_true, prediction[:, 1]))
+            present = np.isin(classes, y_true) if classes is not None else None
+            if present is not None and not present.all():
+                # one-vs-rest over the classes these rows hold: a class fitted on but absent
+                # here (too rare to hold out, data/splits) has no ROC curve of its own
+                aucs = [m.roc_auc_score(y_true == classes[i], prediction[:, i]) for i in np.flatnonzero(present)]
+                return float(np.mean(aucs))
             return float(m.roc_auc_score(y_true, prediction, multi_class="ovr", labels=classes))
         if self.name == "log_loss":
             return float(m.log_loss(y_true, prediction, labels=classes))

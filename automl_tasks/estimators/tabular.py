@@ -30,9 +30,10 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from automl_tasks.core.errors import TrialPruned
-from automl_tasks.data.splits import VALID_SHARE, Splits, make_splits
+from automl_tasks.data.splits import CV_FOLDS, VALID_SHARE, Splits, held_out_classes, make_splits
 from automl_tasks.estimators.base import Estimator, EstimatorResult
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
+from automl_tasks.estimators.label_codes import label_codes
 from automl_tasks.estimators.preprocessing import make_preprocessor
 from automl_tasks.features.store import read_feature_pipeline
 
@@ -46,7 +47,6 @@ MAX_BOOSTING_ROUNDS = 1000
 EARLY_STOPPING_ROUNDS = 50
 #: tables with fewer rows than this are scored by k-fold cross-validation in the search
 CV_MAX_ROWS = 3000
-CV_FOLDS = 5
 #: FLAML's thresholds for cross-validating larger tables when the budget allows
 #: (flaml.config SMALL_LARGE_THRES and CV_HOLDOUT_THRESHOLD)
 CV_CELLS_PER_HOUR = 10_000_000
@@ -99,8 +99,9 @@ def search_folds(
     """(fit rows, scoring rows) of each evaluation a search trial makes.
 
     Holdout: one pair (train, validation). Cross-validation (`cross_validate`; None: small
-    tables): `CV_FOLDS` folds over train+validation, stratified for classification when
-    every class has enough rows. The test rows are never among them."""
+    tables): `CV_FOLDS` folds over train+validation, stratified for classification; the rows
+    of a class too rare to hold out (`held_out_classes`) are in every fold's fit rows and no
+    fold's scoring rows. The test rows are never among them."""
     pool = np.concatenate([splits.train, splits.valid])
     classify = task_type in ("binary", "multiclass")
     if cross_validate is None:
@@ -111,11 +112,13 @@ def search_folds(
     from sklearn.model_selection import KFold, StratifiedKFold
 
     pool = np.sort(pool)
-    labels = target[pool]
-    if classify and np.unique(labels, return_counts=True)[1].min() >= CV_FOLDS:
-        folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool, labels)
-    else:
-        folds = KFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool)
+    if classify:
+        held_out = held_out_classes(target[pool])
+        if len(np.unique(target[pool][held_out])) >= 2:  # else no score could be taken: plain folds
+            pool, fit_only = pool[held_out], pool[~held_out]
+            folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool, target[pool])
+            return [(np.sort(np.concatenate([pool[fit], fit_only])), pool[score]) for fit, score in folds]
+    folds = KFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool)
     return [(pool[fit], pool[score]) for fit, score in folds]
 
 
@@ -192,6 +195,11 @@ def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
         model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
         model.fit(fit_features, y_fit, eval_set=[(preprocess.transform(x_stop), y_stop)], verbose=False)
         return int(model.best_iteration) + 1
+    if isinstance(model, lightgbm.LGBMClassifier):
+        # LightGBM 4.7 encodes `y` but not `eval_y` (lightgbm-org/LightGBM#7400): text labels
+        # fail and labels other than 0..k-1 score the early stopping against wrong classes;
+        # the codes are its label encoder's (the sorted classes)
+        y_stop = label_codes(np.unique(y_fit), y_stop)
     model.fit(
         fit_features,
         y_fit,

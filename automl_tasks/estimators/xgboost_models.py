@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import xgboost
 
+from automl_tasks.estimators.label_codes import label_codes
+
 
 class XGBoostClassifier(xgboost.XGBClassifier):
     """`XGBClassifier` fitted on any class labels; `classes_` and `predict` give them back."""
@@ -21,7 +23,7 @@ class XGBoostClassifier(xgboost.XGBClassifier):
         self.__dict__.pop("labels_", None)  # XGBoost's fit checks `classes_` against 0..k-1
         labels, codes = np.unique(np.asarray(y), return_inverse=True)
         if eval_set is not None:
-            eval_set = [(x, np.searchsorted(labels, np.asarray(v))) for x, v in eval_set]
+            eval_set = [(x, label_codes(labels, v)) for x, v in eval_set]
         super().fit(X, codes, eval_set=eval_set, **kwargs)
         self.labels_ = labels
         return self

@@ -158,7 +158,13 @@ def prepare_retrain_data(ws: Workspace, request: RetrainRequest, *, dag_run_id: 
     parts = [reference[columns], train_recent] if request.combine == "reference_plus_recent" else [train_recent]
     combined = pd.concat(parts, ignore_index=True)
     validate_table(combined, source=source, target=model.target, task_type=plan.data.task_type)
-    validate_table(eval_recent, source=f"{source} (held-out rows)", target=model.target, task_type=plan.data.task_type)
+    validate_table(
+        eval_recent,
+        source=f"{source} (held-out rows)",
+        target=model.target,
+        task_type=plan.data.task_type,
+        to_split=False,
+    )
 
     wanted = retrain_features(model, request)
     features = (
