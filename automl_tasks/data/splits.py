@@ -48,7 +48,8 @@ def make_splits(
     target: pd.Series, task_type: str, *, seed: int = 0, test_size: float = TEST_SHARE, valid_size: float = VALID_SHARE
 ) -> Splits:
     """Stratified (classification) or plain shuffled splits of row positions. The rows of a
-    class too rare to hold out (`held_out_classes`) are all in the train split."""
+    class too rare to hold out (`held_out_classes`) are all in the train split, unless that
+    would leave fewer than two classes to score."""
     from sklearn.model_selection import train_test_split
 
     positions = np.arange(len(target))
@@ -56,8 +57,9 @@ def make_splits(
     fit_only = positions[:0]
     if stratify is not None:
         held_out = held_out_classes(stratify)
-        positions, fit_only = positions[held_out], positions[~held_out]
-        stratify = stratify[held_out]
+        if len(np.unique(stratify[held_out])) >= 2:  # else nothing could be scored: split them all
+            positions, fit_only = positions[held_out], positions[~held_out]
+            stratify = stratify[held_out]
     rest, test = train_test_split(positions, test_size=test_size, random_state=seed, stratify=stratify)
     rest_stratify = target.to_numpy()[rest] if stratify is not None else None
     train, valid = train_test_split(

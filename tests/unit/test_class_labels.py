@@ -70,6 +70,15 @@ def test_a_table_without_a_rare_class_splits_as_before():
         assert np.array_equal(fit, pool[want_fit]) and np.array_equal(score, pool[want_score])
 
 
+def test_when_no_two_classes_could_be_held_out_all_rows_are_split_as_before():
+    """A few rows of every class (an adaptation's smoke sample, say): keeping them all out of
+    the held-out splits would leave nothing to score, so they are split stratified as before."""
+    y = pd.Series(np.repeat(["a", "b", "c"], CV_FOLDS - 1))
+    splits = make_splits(y, "multiclass", seed=0)
+    assert set(y.iloc[splits.test]) == set(y.iloc[splits.valid]) == {"a", "b", "c"}
+    assert len(splits.train) + len(splits.valid) + len(splits.test) == len(y)
+
+
 def test_held_out_classes_need_a_row_per_fold():
     labels = np.array(["a"] * CV_FOLDS + ["b"] * (CV_FOLDS - 1) + ["c"] * 20)
     held = held_out_classes(labels)
