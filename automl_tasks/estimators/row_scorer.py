@@ -56,18 +56,20 @@ def _auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 def _roc_auc(truth: np.ndarray, classes: np.ndarray) -> Callable[[np.ndarray], float] | None:
     """Binary: the AUC of the greater label's column; multiclass: the mean one-vs-rest AUC
-    over `classes` (scikit-learn's 'ovr' macro). None when a class has no positive or no
-    negative row here (scikit-learn's error or rules then apply)."""
+    over the `classes` these rows hold (scikit-learn's 'ovr' macro, `Metric`'s rule for a
+    class fitted on but absent here). None when fewer than two classes are present (scikit-
+    learn's error or rules then apply)."""
     present = np.unique(truth)
     if len(classes) == 2:
         if len(present) != 2:
             return None
         positive = truth == present[1]  # as scikit-learn: the greater label, scored by column 1
         return lambda prediction: _auc(positive, np.asarray(prediction)[:, 1])
-    positives = [truth == c for c in classes]
-    if any(p.all() or not p.any() for p in positives):
+    columns = [i for i, c in enumerate(classes) if c in present]
+    positives = [truth == classes[i] for i in columns]
+    if len(columns) < 2:
         return None
-    return lambda prediction: float(np.mean([_auc(p, np.asarray(prediction)[:, i]) for i, p in enumerate(positives)]))
+    return lambda prediction: float(np.mean([_auc(p, np.asarray(prediction)[:, i]) for i, p in zip(columns, positives)]))
 
 
 def _regression(name: str, truth: np.ndarray) -> Callable[[np.ndarray], float] | None:

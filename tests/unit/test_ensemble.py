@@ -83,6 +83,7 @@ def _probabilities(rng, rows: int, n_classes: int) -> np.ndarray:
         ("roc_auc", np.array([0, 1])),
         ("roc_auc", np.array(["no", "yes"])),
         ("roc_auc", np.array(["a", "b", "c"])),
+        ("roc_auc", np.array(["a", "b", "c", "rare"])),  # "rare": fitted on, never among the scored rows
         ("accuracy", np.array([3, 7])),
         ("accuracy", np.array(["a", "b", "c", "d"])),
         ("log_loss", np.array([0, 1, 2])),
@@ -100,7 +101,8 @@ def test_numpy_row_scores_equal_scikit_learns(metric, classes):
             truth = rng.normal(3, 2, rows)
             predictions = [truth + rng.normal(0, s, rows) for s in (0.1, 1.0, 5.0)]
         else:
-            truth = classes[np.arange(rows) % len(classes)]  # every class present
+            scored = classes[classes != "rare"]
+            truth = scored[np.arange(rows) % len(scored)]  # every class present, but a rare one
             rng.shuffle(truth)
             predictions = [_probabilities(rng, rows, len(classes)) for _ in range(3)]
         score = row_scorer(metric, truth, classes)
