@@ -65,11 +65,10 @@ def _roc_auc(truth: np.ndarray, classes: np.ndarray) -> Callable[[np.ndarray], f
             return None
         positive = truth == present[1]  # as scikit-learn: the greater label, scored by column 1
         return lambda prediction: _auc(positive, np.asarray(prediction)[:, 1])
-    columns = [i for i, c in enumerate(classes) if c in present]
-    positives = [truth == classes[i] for i in columns]
-    if len(columns) < 2:
+    positives = [(i, truth == c) for i, c in enumerate(classes) if c in present]
+    if len(positives) < 2:
         return None
-    return lambda prediction: float(np.mean([_auc(p, np.asarray(prediction)[:, i]) for i, p in zip(columns, positives)]))
+    return lambda prediction: float(np.mean([_auc(p, np.asarray(prediction)[:, i]) for i, p in positives]))
 
 
 def _regression(name: str, truth: np.ndarray) -> Callable[[np.ndarray], float] | None:
