@@ -415,20 +415,22 @@ def _with_noise(diff: float, se: float, digits: str) -> str:
     return f" (± {se:{digits}}{', beyond 2 SE' if abs(diff) > 2 * se else ''})"
 
 
-def difference(table: Table, a: dict[int, dict], b: dict[int, dict]) -> tuple[float, float | None, list[float]] | None:
+def difference(
+    table: Table, a: dict[int, dict], b: dict[int, dict]
+) -> tuple[float, float | None, dict[int, float]] | None:
     """a's score minus b's on `table` (each a system's rows by seed): the mean difference over
-    the seeds both scored, its standard error, and the difference of each seed. With several
+    the seeds both scored, its standard error, and the difference by seed. With several
     seeds the error is the spread of the seeds' differences over the root of their count
     (test rows and searches both vary); with one, the paired bootstrap over its test rows."""
     seeds = sorted(s for s in a.keys() & b.keys() if a[s]["score"] is not None and b[s]["score"] is not None)
     if not seeds:
         return None
-    diffs = [a[s]["score"] - b[s]["score"] for s in seeds]
+    diffs = {s: a[s]["score"] - b[s]["score"] for s in seeds}
     if len(seeds) > 1:
-        se: float | None = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs)))
+        se: float | None = float(np.std(list(diffs.values()), ddof=1) / np.sqrt(len(diffs)))
     else:
         se = rows_standard_error(table, a[seeds[0]], b[seeds[0]])
-    return float(np.mean(diffs)), se, diffs
+    return float(np.mean(list(diffs.values()))), se, diffs
 
 
 def report(rows: list[dict]) -> str:
@@ -448,7 +450,8 @@ def report(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def cell(by_seed: dict[int, dict] | None) -> str:
+    def cell(by_seed: dict[int, dict] | None, seeds: list[int]) -> str:
+        """Mean score (wall s) over the seeds run; which seeds, when not all of the row's."""
         if not by_seed:
             return "not run"
         scored = [r for r in by_seed.values() if r["score"] is not None]
@@ -460,6 +463,8 @@ def report(rows: list[dict]) -> str:
         )
         if failed:
             text += f" {failed} failed"
+        if sorted(by_seed) != seeds:
+            text += f" seed {','.join(map(str, sorted(by_seed)))}"
         return text.strip()
 
     def versus(table: Table, a: dict[int, dict] | None, b: dict[int, dict] | None, peer: str) -> str:
@@ -470,11 +475,12 @@ def report(rows: list[dict]) -> str:
         text = f"{diff:+.3f}" + (" **below**" if diff < -0.0005 else "")
         if se is None:
             return text
-        compared.append((budget, peer, diff, se))
-        seeds = f" / {', '.join(f'{d:+.3f}' for d in each)}" if len(each) > 1 else ""
+        compared.append((budget, peer, diff, se, each))
+        seeds = f" / {', '.join(f'{d:+.3f}' for d in each.values())}" if len(each) > 1 else ""
         return text + _with_noise(diff, se, ".2g") + seeds
 
-    compared: list[tuple[int, str, float, float]] = []  # (budget, peer, difference, its standard error)
+    # (budget, peer, mean difference, its standard error, the difference by seed)
+    compared: list[tuple[int, str, float, float, dict[int, float]]] = []
     for (key, budget), runs in by_key.items():
         table = tables[key]
         first = next(iter(next(iter(runs.values())).values()))
@@ -482,17 +488,27 @@ def report(rows: list[dict]) -> str:
         lo, fl, op = (runs.get(s) for s in systems)
         lines.append(
             f"| {key} | {table.task} | {first.get('rows', '')} | {budget} | {','.join(map(str, seeds))} "
-            f"| {cell(lo)} | {cell(fl)} | {cell(op)} "
+            f"| {cell(lo, seeds)} | {cell(fl, seeds)} | {cell(op, seeds)} "
             f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, op, 'the floor')} |"
         )
     for budget in dict.fromkeys(b for b, *_ in compared):
         for peer in ("FLAML", "the floor"):
-            diffs = [(d, se) for b, p, d, se in compared if b == budget and p == peer]
-            if diffs:
-                lines.append(
-                    f"\n{budget} s, loopml vs {peer}: >= on {sum(d >= -0.0005 for d, _ in diffs)} of {len(diffs)} tables; "
-                    f"below by more than 2 SE on {sum(d < -2 * se for d, se in diffs)}, "
-                    f"above by more than 2 SE on {sum(d > 2 * se for d, se in diffs)}"
+            diffs = [(d, se, each) for b, p, d, se, each in compared if b == budget and p == peer]
+            if not diffs:
+                continue
+            lines.append(
+                f"\n{budget} s, loopml vs {peer}: >= on {sum(d >= -0.0005 for d, *_ in diffs)} of {len(diffs)} tables; "
+                f"below by more than 2 SE on {sum(d < -2 * se for d, se, _ in diffs)}, "
+                f"above by more than 2 SE on {sum(d > 2 * se for d, se, _ in diffs)}"
+            )
+            by_seed: dict[int, list[float]] = {}
+            for *_, each in diffs:
+                for seed, d in each.items():
+                    by_seed.setdefault(seed, []).append(d)
+            if len(by_seed) > 1:
+                lines[-1] += "; seed by seed: " + ", ".join(
+                    f">= on {sum(d >= -0.0005 for d in ds)} of {len(ds)} (seed {seed})"
+                    for seed, ds in sorted(by_seed.items())
                 )
     timed = [row for row in rows if row.get("phases")]
     if timed:
