@@ -16,12 +16,15 @@ TEST_SHARE, VALID_SHARE = 0.2, 0.2
 CV_FOLDS = 5
 
 
-def held_out_classes(labels: np.ndarray) -> np.ndarray:
+def held_out_classes(labels: np.ndarray) -> np.ndarray | None:
     """A boolean per row of `labels`: whether its class has rows enough (`CV_FOLDS`) to be held
     out of them for scoring. The rows of a rarer class go to the rows every model is fitted
     on, so every model knows every class (FLAML copies such rows into the training rows for
-    the same reason); scores are then taken over the other classes."""
+    the same reason); scores are then taken over the other classes. None when fewer than two
+    classes have rows enough: nothing could be scored, so the caller splits every row."""
     _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if int((counts >= CV_FOLDS).sum()) < 2:
+        return None
     return (counts >= CV_FOLDS)[codes.reshape(-1)]
 
 
@@ -57,7 +60,7 @@ def make_splits(
     fit_only = positions[:0]
     if stratify is not None:
         held_out = held_out_classes(stratify)
-        if len(np.unique(stratify[held_out])) >= 2:  # else nothing could be scored: split them all
+        if held_out is not None:
             positions, fit_only = positions[held_out], positions[~held_out]
             stratify = stratify[held_out]
     rest, test = train_test_split(positions, test_size=test_size, random_state=seed, stratify=stratify)

@@ -112,12 +112,11 @@ def search_folds(
     from sklearn.model_selection import KFold, StratifiedKFold
 
     pool = np.sort(pool)
-    if classify:
-        held_out = held_out_classes(target[pool])
-        if len(np.unique(target[pool][held_out])) >= 2:  # else no score could be taken: plain folds
-            pool, fit_only = pool[held_out], pool[~held_out]
-            folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool, target[pool])
-            return [(np.sort(np.concatenate([pool[fit], fit_only])), pool[score]) for fit, score in folds]
+    held_out = held_out_classes(target[pool]) if classify else None
+    if held_out is not None:  # else (regression, or no two classes to score) plain folds
+        pool, fit_only = pool[held_out], pool[~held_out]
+        folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool, target[pool])
+        return [(np.sort(np.concatenate([pool[fit], fit_only])), pool[score]) for fit, score in folds]
     folds = KFold(CV_FOLDS, shuffle=True, random_state=seed).split(pool)
     return [(pool[fit], pool[score]) for fit, score in folds]
 
