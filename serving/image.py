@@ -3,7 +3,8 @@
 A Bento's image is built with `bentoml.images.Image` from the packages the serving path
 imports (measured: a tabular ONNX family loads no Airflow, torch, TVM, DVC or Optuna) plus
 what the family's versions need on their engine: OpenVINO or TVM for a version placed on
-them, torch for a native (non-ONNX) model, transformers' tokenizers for a text family. Each
+them, torch and CatBoost for a native (non-ONNX) model (an MLP, or a CatBoost model whose
+export failed its parity check), transformers' tokenizers for a text family. Each
 package is pinned at the version this environment has, which `make install` took from
 requirements.lock, with the dependencies it declares.
 """
@@ -30,7 +31,7 @@ BASE_PACKAGES = (
     "psutil",
 )
 #: what a version needs beyond them, by the engine it is placed on (`loopml.runtime`)
-ENGINE_PACKAGES = {"openvino": ("openvino",), "tvm": ("apache-tvm",), "native": ("torch",)}
+ENGINE_PACKAGES = {"openvino": ("openvino",), "tvm": ("apache-tvm",), "native": ("torch", "catboost")}
 TEXT_PACKAGES = ("transformers",)
 #: the environment variable that tells the service module (imported by `bentoml build`) which
 #: packages the family needs beyond BASE_PACKAGES (comma-separated); set by `loopml bento`

@@ -4,7 +4,7 @@ One configuration of the default tabular space (preprocessing choices + a model 
 its conditional hyperparameters) becomes a scikit-learn Pipeline.
 
 How a search trial is scored (issue #11, "search that spends the budget well"):
-- boosted trees (LightGBM, XGBoost) whose configuration names no `n_estimators` grow up to
+- boosted trees (LightGBM, XGBoost, CatBoost) whose configuration names no `n_estimators` grow up to
   `MAX_BOOSTING_ROUNDS` trees and stop early on the scoring rows (`EARLY_STOPPING_ROUNDS`
   without improvement); the final refit on train+validation grows the best iteration the
   trial found (found again deterministically: same rows, same seed), as AutoGluon's
@@ -37,9 +37,9 @@ from automl_tasks.estimators.label_codes import label_codes
 from automl_tasks.estimators.preprocessing import make_preprocessor
 from automl_tasks.features.store import read_feature_pipeline
 
-MODELS = ("lightgbm", "xgboost", "random_forest", "extra_trees", "linear", "mlp")
+MODELS = ("lightgbm", "xgboost", "catboost", "random_forest", "extra_trees", "linear", "mlp")
 #: boosted-trees models whose number of trees early stopping finds
-BOOSTED_MODELS = ("lightgbm", "xgboost")
+BOOSTED_MODELS = ("lightgbm", "xgboost", "catboost")
 
 #: most boosting rounds a boosted-trees trial may grow when early stopping picks the count
 MAX_BOOSTING_ROUNDS = 1000
@@ -64,7 +64,8 @@ TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
 
 def uses_early_stopping(config: Mapping[str, Any]) -> bool:
     """Whether the configuration's number of trees is found by early stopping: a boosted-trees
-    configuration (LightGBM, XGBoost) that does not fix `n_estimators` itself (user spaces still may)."""
+    configuration (LightGBM, XGBoost, CatBoost) that does not fix `n_estimators` itself (user
+    spaces still may)."""
     model = config.get("model", "lightgbm")
     return model in BOOSTED_MODELS and f"model.{model}.n_estimators" not in config
 
@@ -159,6 +160,12 @@ def make_model(
         if epochs:
             params["n_estimators"] = epochs
         return make_xgboost(params, classify=classify, seed=seed)
+    if model == "catboost":
+        from automl_tasks.estimators.catboost_models import make_catboost
+
+        if epochs:
+            params["n_estimators"] = epochs
+        return make_catboost(params, classify=classify, seed=seed)
     if model in ("random_forest", "extra_trees"):
         from sklearn import ensemble
 
@@ -182,7 +189,7 @@ def make_model(
 
 
 def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
-    """Fit a boosted-trees pipeline (LightGBM, XGBoost), growing trees until the loss on
+    """Fit a boosted-trees pipeline (LightGBM, XGBoost, CatBoost), growing trees until the loss on
     (x_stop, y_stop) stopped improving for `EARLY_STOPPING_ROUNDS` rounds; return the best
     iteration (a tree count)."""
     import lightgbm
@@ -190,10 +197,13 @@ def fit_early_stopped(pipeline: Pipeline, x_fit, y_fit, x_stop, y_stop) -> int:
     preprocess, model = pipeline.steps[0][1], pipeline.steps[-1][1]
     fit_features = preprocess.fit_transform(x_fit, y_fit)
     model.set_params(n_estimators=MAX_BOOSTING_ROUNDS)
-    if not isinstance(model, lightgbm.LGBMModel):  # XGBoost: `predict` stops at the best iteration
+    if not isinstance(model, lightgbm.LGBMModel):
+        # XGBoost: `predict` stops at the best iteration; CatBoost (`use_best_model`, its
+        # default with an eval set) drops the trees after it
         model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
         model.fit(fit_features, y_fit, eval_set=[(preprocess.transform(x_stop), y_stop)], verbose=False)
-        return int(model.best_iteration) + 1
+        best = model.get_best_iteration() if hasattr(model, "get_best_iteration") else model.best_iteration
+        return int(best) + 1
     if isinstance(model, lightgbm.LGBMClassifier):
         # LightGBM 4.7 encodes `y` but not `eval_y` (lightgbm-org/LightGBM#7400): text labels
         # fail and labels other than 0..k-1 score the early stopping against wrong classes;

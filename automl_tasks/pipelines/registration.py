@@ -344,7 +344,7 @@ class Registration:
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
-    names = ("scikit-learn", "lightgbm", "xgboost-cpu", "torch", "onnxruntime", "pandas", "numpy")
+    names = ("scikit-learn", "lightgbm", "xgboost-cpu", "catboost", "torch", "onnxruntime", "pandas", "numpy")
     return [f"{n}=={version(n)}" for n in names]
 
 

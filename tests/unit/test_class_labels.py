@@ -94,6 +94,7 @@ def test_held_out_classes_need_a_row_per_fold():
     [
         {"model": "lightgbm"},  # trees by early stopping
         {"model": "xgboost", "model.xgboost.max_leaves": 8},  # trees by early stopping
+        {"model": "catboost", "model.catboost.depth": 4},  # trees by early stopping
         {"model": "random_forest", "model.random_forest.n_estimators": 20},
         {"model": "linear"},
     ],
@@ -139,7 +140,7 @@ def test_lightgbm_early_stopping_scores_the_classes_it_fitted(labels):
     assert counts[0] == counts[1] < tabular.MAX_BOOSTING_ROUNDS
 
 
-@pytest.mark.parametrize("model", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize("model", ["lightgbm", "xgboost", "catboost"])
 def test_early_stopping_rows_with_a_class_the_fit_lacks_are_refused_by_name(model):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

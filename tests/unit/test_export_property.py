@@ -39,6 +39,7 @@ TINY = {
         "model.xgboost.max_leaves": 16,
         "model.xgboost.min_child_weight": 0.01,
     },
+    "catboost": {"model.catboost.n_estimators": 8, "model.catboost.depth": 4},
     "random_forest": {"model.random_forest.n_estimators": 6, "model.random_forest.max_depth": 0},
     "extra_trees": {"model.extra_trees.n_estimators": 6, "model.extra_trees.max_depth": 0},
     "linear": {"model.linear.C": 1.0},
@@ -132,8 +133,8 @@ def _cases():
 
 
 def test_the_cases_cover_every_model_a_space_can_name():
-    """Every model of the tabular pipeline (the default space's and XGBoost, which a user's
-    space can add) is exported in every case."""
+    """Every model of the tabular pipeline (the default space's, and XGBoost and CatBoost,
+    which a user's space can add) is exported in every case."""
     space = load_search_space(Path("automl_tasks/search_space/default_tabular.yaml").read_text())
     branches = set(next(p for p in space.params if p.name == "model").range)
     assert branches < set(MODELS) == {c[0] for c in _cases()}

@@ -52,6 +52,8 @@ def test_early_stopping_applies_to_lightgbm_without_a_fixed_tree_count():
     assert not tabular.uses_early_stopping({"model": "random_forest"})
     assert tabular.uses_early_stopping({"model": "xgboost", "model.xgboost.max_leaves": 16})
     assert not tabular.uses_early_stopping({"model": "xgboost", "model.xgboost.n_estimators": 50})
+    assert tabular.uses_early_stopping({"model": "catboost", "model.catboost.depth": 4})
+    assert not tabular.uses_early_stopping({"model": "catboost", "model.catboost.n_estimators": 50})
 
 
 def test_default_space_does_not_sample_boosting_rounds():
@@ -62,10 +64,12 @@ def test_default_space_does_not_sample_boosting_rounds():
 
 
 def _scored_trees(model) -> int:
-    """The trees a fitted boosted-trees model predicts with (LightGBM keeps only those;
-    XGBoost keeps the ones after the best iteration too, and its predict skips them)."""
+    """The trees a fitted boosted-trees model predicts with (LightGBM and CatBoost keep only
+    those; XGBoost keeps the ones after the best iteration too, and its predict skips them)."""
     if hasattr(model, "booster_"):
         return model.booster_.current_iteration()
+    if hasattr(model, "tree_count_"):
+        return model.tree_count_
     return model.best_iteration + 1 if model.early_stopping_rounds else model.get_booster().num_boosted_rounds()
 
 
@@ -75,8 +79,9 @@ def _scored_trees(model) -> int:
         {"model": "lightgbm", "model.lightgbm.learning_rate": 0.3, "model.lightgbm.num_leaves": 32},
         # XGBoost: a model a user's space can name, with the same early stopping and refit
         {"model": "xgboost", "model.xgboost.learning_rate": 0.3, "model.xgboost.max_leaves": 32},
+        {"model": "catboost", "model.catboost.learning_rate": 0.3, "model.catboost.depth": 6},
     ],
-    ids=["lightgbm", "xgboost"],
+    ids=["lightgbm", "xgboost", "catboost"],
 )
 def test_trial_stops_boosting_early_and_the_refit_grows_the_folds_mean_best_iteration(config, workspace, tmp_path):
     spec = _spec(workspace, _table(600))

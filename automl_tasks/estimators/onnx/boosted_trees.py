@@ -14,12 +14,17 @@ from automl_tasks.core.errors import ExportError
 
 
 def ensemble_attributes(
-    parts: Mapping[str, list[np.ndarray]], outputs: int, *, leaf_scale: float = 1.0, base: float | None = None
+    parts: Mapping[str, list[np.ndarray]],
+    outputs: int,
+    *,
+    leaf_scale: float = 1.0,
+    base: float | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`TreeEnsembleRegressor` attributes (ai.onnx.ml opset 3, float64 `*_as_tensor` values)
     from `parts`: attribute -> one array per tree (`tree_ids`, `node_ids`, `feature_ids`,
     `modes`, `values`, `true_ids`, `false_ids`, `missing_true` per node; `leaf_tree_ids`,
-    `leaf_node_ids`, `leaf_targets`, `leaf_values` per leaf). `base`: every output's start."""
+    `leaf_node_ids`, `leaf_targets`, `leaf_values` per leaf). `base`: every output's start (one
+    value for all, or one per output)."""
     from onnx import numpy_helper
 
     joined = {name: np.concatenate(arrays) for name, arrays in parts.items()}

@@ -25,12 +25,14 @@ def _is_sklearn_forest(model: Any) -> bool:
 
 
 def _is_boosted_trees(model: Any) -> bool:
-    """LightGBM or loopml's XGBoost: their converters (lightgbm_trees.py, xgboost_trees.py)
-    take the features in float64 and compare them as the library does."""
+    """LightGBM or loopml's XGBoost or CatBoost: their converters (lightgbm_trees.py,
+    xgboost_trees.py, catboost_trees.py) take the features in float64 and compare them as the
+    library does."""
+    from automl_tasks.estimators.catboost_models import CatBoostClassifier, CatBoostRegressor
     from automl_tasks.estimators.xgboost_models import XGBoostClassifier, XGBoostRegressor
 
     lightgbm = hasattr(model, "booster_") and type(model).__module__.startswith("lightgbm")
-    return lightgbm or isinstance(model, (XGBoostClassifier, XGBoostRegressor))
+    return lightgbm or isinstance(model, (XGBoostClassifier, XGBoostRegressor, CatBoostClassifier, CatBoostRegressor))
 
 
 def numeric_dtype(pipeline: Any) -> type:
@@ -39,7 +41,8 @@ def numeric_dtype(pipeline: Any) -> type:
     Tree ensembles (scikit-learn forests, LightGBM, XGBoost) get float64: imputation and
     scaling then run in float64 like scikit-learn's, and with the library's own thresholds
     (float64 by `double_tree_thresholds` for forests and lightgbm_trees.py for LightGBM;
-    float32 features and values as XGBoost compares them, xgboost_trees.py) no row crosses
+    float32 features and values as XGBoost and CatBoost compare them, xgboost_trees.py,
+    catboost_trees.py) no row crosses
     a split point (see
     automl_tasks/estimators/onnx/converters.py); every other model keeps float32 inputs and
     skl2onnx's faster float32 ops."""

@@ -19,13 +19,13 @@ from automl_tasks.estimators.preprocessing import SignedLog1p
 # with plain ONNX arithmetic in float64 in the same order of operations as scikit-learn, and
 # cast to float32 once at the end of the scaling step, exactly where scikit-learn's models
 # cast. LightGBM compares float64 features, so for it the scaling stays float64 through the
-# Concat (`KEEP_FLOAT64`), and so it does for XGBoost, whose converter casts to float32 right
-# before its trees, where XGBoost itself does. With float32 inputs (every other model)
+# Concat (`KEEP_FLOAT64`), and so it does for XGBoost and CatBoost, whose converters cast to
+# float32 right before their trees, where XGBoost and CatBoost themselves do. With float32 inputs (every other model)
 # skl2onnx's own ops are used: the float64 nodes cost ~0.1 ms per single-row call on a forest, which only the
 # trees need to pay (on ames' 80-column LightGBM pipeline no difference was measurable).
 
 
-#: True while a pipeline of boosted trees (LightGBM, XGBoost) is converted: its
+#: True while a pipeline of boosted trees (LightGBM, XGBoost, CatBoost) is converted: its
 #: scaling steps then stay in float64 instead of casting to float32 like a forest's input
 KEEP_FLOAT64: contextvars.ContextVar[bool] = contextvars.ContextVar("loopml_onnx_keep_float64", default=False)
 
@@ -170,7 +170,8 @@ def _convert_mlp_regressor(scope, operator, container) -> None:
 
 @functools.cache
 def register_converters() -> None:
-    """Teach skl2onnx about LightGBM and XGBoost (lightgbm_trees.py, xgboost_trees.py) and
+    """Teach skl2onnx about LightGBM, XGBoost and CatBoost (lightgbm_trees.py, xgboost_trees.py,
+    catboost_trees.py) and
     loopml's custom steps, and give its forest converters the vectorised node walk
     (forest_nodes.py)."""
     import lightgbm
@@ -182,6 +183,8 @@ def register_converters() -> None:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+    from automl_tasks.estimators.catboost_models import CatBoostClassifier, CatBoostRegressor
+    from automl_tasks.estimators.onnx.catboost_trees import convert_catboost
     from automl_tasks.estimators.onnx.forest_nodes import use_vectorised_forest_nodes
     from automl_tasks.estimators.onnx.lightgbm_trees import convert_lightgbm
     from automl_tasks.estimators.onnx.xgboost_trees import convert_xgboost
@@ -214,6 +217,16 @@ def register_converters() -> None:
     )
     update_registered_converter(
         XGBoostRegressor, "LoopmlXGBoostRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
+    )
+    update_registered_converter(
+        CatBoostClassifier,
+        "LoopmlCatBoostClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_catboost,
+        options=classifier_options,
+    )
+    update_registered_converter(
+        CatBoostRegressor, "LoopmlCatBoostRegressor", calculate_linear_regressor_output_shapes, convert_catboost
     )
     for imputer in (SimpleImputer, QuantileImputer):
         update_registered_converter(imputer, f"Loopml{imputer.__name__}", _same_type_shape, _convert_imputer)
