@@ -15,29 +15,16 @@ import catboost
 import numpy as np
 from sklearn.base import ClassifierMixin
 
-from automl_tasks.estimators.label_codes import label_codes
+from automl_tasks.estimators.label_codes import FittedOnLabelCodes
 
 #: the pickled state's key for the classifier's labels (CatBoost's own state keeps no attributes)
 LABELS_STATE_KEY = "__loopml_labels"
 
 
-class CatBoostClassifier(catboost.CatBoostClassifier, ClassifierMixin):
+class CatBoostClassifier(FittedOnLabelCodes, catboost.CatBoostClassifier, ClassifierMixin):
     """`CatBoostClassifier` fitted on any class labels; `classes_` and `predict` give them back.
     scikit-learn's classifier mixin (after CatBoost's own methods) marks it a classifier for
     skl2onnx, which then declares a label and a probabilities output."""
-
-    def fit(self, X: Any, y: Any, *, eval_set: list[tuple[Any, Any]] | None = None, **kwargs: Any):
-        labels, codes = np.unique(np.asarray(y), return_inverse=True)
-        if eval_set is not None:
-            eval_set = [(x, label_codes(labels, v)) for x, v in eval_set]
-        super().fit(X, codes, eval_set=eval_set, **kwargs)
-        self.labels_ = labels
-        return self
-
-    @property
-    def classes_(self) -> np.ndarray:
-        labels = self.__dict__.get("labels_")
-        return labels if labels is not None else np.asarray(super().classes_)
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]

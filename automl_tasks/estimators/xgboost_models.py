@@ -13,25 +13,14 @@ from typing import Any
 import numpy as np
 import xgboost
 
-from automl_tasks.estimators.label_codes import label_codes
+from automl_tasks.estimators.label_codes import FittedOnLabelCodes
 
 
-class XGBoostClassifier(xgboost.XGBClassifier):
+class XGBoostClassifier(FittedOnLabelCodes, xgboost.XGBClassifier):
     """`XGBClassifier` fitted on any class labels; `classes_` and `predict` give them back."""
 
-    def fit(self, X: Any, y: Any, *, eval_set: list[tuple[Any, Any]] | None = None, **kwargs: Any):
-        self.__dict__.pop("labels_", None)  # XGBoost's fit checks `classes_` against 0..k-1
-        labels, codes = np.unique(np.asarray(y), return_inverse=True)
-        if eval_set is not None:
-            eval_set = [(x, label_codes(labels, v)) for x, v in eval_set]
-        super().fit(X, codes, eval_set=eval_set, **kwargs)
-        self.labels_ = labels
-        return self
-
-    @property
-    def classes_(self) -> np.ndarray:
-        labels = self.__dict__.get("labels_")
-        return labels if labels is not None else np.arange(self.n_classes_)
+    def library_classes(self) -> np.ndarray:
+        return np.arange(self.n_classes_)
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
         return self.classes_[np.asarray(super().predict(X, **kwargs), dtype=np.int64)]

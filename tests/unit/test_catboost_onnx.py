@@ -15,9 +15,9 @@ import pytest
 from automl_tasks.core.errors import ExportError
 from automl_tasks.estimators.catboost_models import CatBoostClassifier, CatBoostRegressor
 from automl_tasks.estimators.onnx.catboost_trees import catboost_ensemble
-from automl_tasks.estimators.tabular import fit_early_stopped, make_pipeline
+from automl_tasks.estimators.tabular import MAX_BOOSTING_ROUNDS
 from tests.unit.test_lightgbm_onnx import _onnx_outputs, _table
-from tests.unit.test_xgboost_onnx import _frame, _schema
+from tests.unit.test_xgboost_onnx import assert_export_predicts_as_the_pipeline, early_stopped_pipeline
 
 QUIET = {"verbose": 0, "allow_writing_files": False, "thread_count": 1, "random_seed": 0}
 
@@ -90,21 +90,12 @@ def test_a_binary_model_exports_with_parity():
 def test_early_stopping_finds_the_tree_count_and_the_export_holds_those_trees():
     """The search's early stopping keeps the trees up to the best iteration (CatBoost drops
     the later ones) and reports their count; the export holds exactly them."""
-    from sklearn.model_selection import train_test_split
-
-    x, y = _table(3)
-    y = y + np.random.default_rng(3).normal(scale=3.0, size=len(y))  # noisy: stops early
-    fit, stop = train_test_split(np.arange(len(y)), test_size=0.3, random_state=0)
-    pipeline = make_pipeline({"model": "catboost", "model.catboost.learning_rate": 0.3}, _schema(x), "regression")
-    frame = _frame(x)
-    best = fit_early_stopped(pipeline, frame.iloc[fit], y[fit], frame.iloc[stop], y[stop])
+    pipeline, frame, best = early_stopped_pipeline("catboost")
     model = pipeline.steps[-1][1]
-    assert best < 1000 and model.tree_count_ == best == model.get_best_iteration() + 1
+    assert best < MAX_BOOSTING_ROUNDS and model.tree_count_ == best == model.get_best_iteration() + 1
     _, _, attributes = catboost_ensemble(model)
     assert max(attributes["nodes_treeids"]) == best - 1
-    features = pipeline.steps[0][1].transform(frame)
-    (predicted,) = _onnx_outputs(model, np.asarray(features, dtype=np.float64))
-    np.testing.assert_allclose(predicted.ravel(), pipeline.predict(frame), rtol=1e-5, atol=1e-4)
+    assert_export_predicts_as_the_pipeline(pipeline, frame, atol=1e-4)
 
 
 def test_a_loss_without_a_converter_is_refused_by_name():

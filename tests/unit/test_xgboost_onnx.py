@@ -65,21 +65,32 @@ def test_missing_values_follow_the_nodes_default_direction():
 def test_an_early_stopped_model_exports_the_trees_its_predict_uses():
     """XGBoost keeps the trees grown after the best iteration; `predict` ignores them, and so
     must the export (with them, the ONNX model would predict something else)."""
+    pipeline, frame, best = early_stopped_pipeline("xgboost")
+    model = pipeline.steps[-1][1]
+    assert best == model.best_iteration + 1 and model.get_booster().num_boosted_rounds() > best
+    _, _, attributes = xgboost_ensemble(model)
+    assert max(attributes["nodes_treeids"]) == best - 1
+    assert_export_predicts_as_the_pipeline(pipeline, frame)
+
+
+def early_stopped_pipeline(model: str):
+    """(pipeline, its rows, the best tree count) of `model` at learning rate 0.3 on a noisy
+    regression table, fitted by the search's early stopping (which stops long before the cap)."""
     from sklearn.model_selection import train_test_split
 
     x, y = _table(3)
     y = y + np.random.default_rng(3).normal(scale=3.0, size=len(y))  # noisy: stops early
     fit, stop = train_test_split(np.arange(len(y)), test_size=0.3, random_state=0)
-    pipeline = make_pipeline({"model": "xgboost", "model.xgboost.learning_rate": 0.3}, _schema(x), "regression")
+    pipeline = make_pipeline({"model": model, f"model.{model}.learning_rate": 0.3}, _schema(x), "regression")
     frame = _frame(x)
-    best = fit_early_stopped(pipeline, frame.iloc[fit], y[fit], frame.iloc[stop], y[stop])
-    model = pipeline.steps[-1][1]
-    assert best == model.best_iteration + 1 and model.get_booster().num_boosted_rounds() > best
-    _, _, attributes = xgboost_ensemble(model)
-    assert max(attributes["nodes_treeids"]) == best - 1
+    return pipeline, frame, fit_early_stopped(pipeline, frame.iloc[fit], y[fit], frame.iloc[stop], y[stop])
+
+
+def assert_export_predicts_as_the_pipeline(pipeline, frame, atol: float = 1e-5) -> None:
+    """The pipeline's model exported alone, on its preprocessed rows, predicts as the pipeline."""
     features = pipeline.steps[0][1].transform(frame)
-    (predicted,) = _onnx_outputs(model, np.asarray(features, dtype=np.float64))
-    np.testing.assert_allclose(predicted.ravel(), pipeline.predict(frame), rtol=1e-5, atol=1e-5)
+    (predicted,) = _onnx_outputs(pipeline.steps[-1][1], np.asarray(features, dtype=np.float64))
+    np.testing.assert_allclose(predicted.ravel(), pipeline.predict(frame), rtol=1e-5, atol=atol)
 
 
 def test_a_multiclass_model_with_text_labels_exports_with_parity():
