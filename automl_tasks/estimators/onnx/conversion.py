@@ -38,12 +38,11 @@ def _is_boosted_trees(model: Any) -> bool:
 def numeric_dtype(pipeline: Any) -> type:
     """The dtype of the exported pipeline's numeric inputs.
 
-    Tree ensembles (scikit-learn forests, LightGBM, XGBoost) get float64: imputation and
-    scaling then run in float64 like scikit-learn's, and with the library's own thresholds
+    Tree ensembles (scikit-learn forests, LightGBM, XGBoost, CatBoost) get float64: imputation
+    and scaling then run in float64 like scikit-learn's, and with the library's own thresholds
     (float64 by `double_tree_thresholds` for forests and lightgbm_trees.py for LightGBM;
-    float32 features and values as XGBoost and CatBoost compare them, xgboost_trees.py,
-    catboost_trees.py) no row crosses
-    a split point (see
+    float32 features and values as XGBoost and CatBoost compare them, xgboost_trees.py and
+    catboost_trees.py) no row crosses a split point (see
     automl_tasks/estimators/onnx/converters.py); every other model keeps float32 inputs and
     skl2onnx's faster float32 ops."""
     if isinstance(pipeline, WeightedEnsemble):  # float64 columns when any member reads them
