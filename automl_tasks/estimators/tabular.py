@@ -40,6 +40,26 @@ from automl_tasks.features.store import read_feature_pipeline
 MODELS = ("lightgbm", "xgboost", "catboost", "random_forest", "extra_trees", "linear", "mlp")
 #: boosted-trees models whose number of trees early stopping finds
 BOOSTED_MODELS = ("lightgbm", "xgboost", "catboost")
+#: the other names each boosted library takes for its number of trees (LightGBM's aliases of
+#: `num_iterations`, CatBoost's of `iterations`): a space may use any of them, and loopml reads
+#: it as `n_estimators`, a fixed count, since the library refuses or silently prefers a second
+#: name beside the `n_estimators` that early stopping sets
+TREE_COUNT_ALIASES: dict[str, tuple[str, ...]] = {
+    "lightgbm": (
+        "num_iterations",
+        "num_iteration",
+        "n_iter",
+        "num_tree",
+        "num_trees",
+        "num_round",
+        "num_rounds",
+        "nrounds",
+        "num_boost_round",
+        "max_iter",
+    ),
+    "xgboost": (),
+    "catboost": ("iterations", "num_boost_round", "num_trees"),
+}
 
 #: most boosting rounds a boosted-trees trial may grow when early stopping picks the count
 MAX_BOOSTING_ROUNDS = 1000
@@ -64,10 +84,12 @@ TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
 
 def uses_early_stopping(config: Mapping[str, Any]) -> bool:
     """Whether the configuration's number of trees is found by early stopping: a boosted-trees
-    configuration (LightGBM, XGBoost, CatBoost) that does not fix `n_estimators` itself (user
-    spaces still may)."""
+    configuration (LightGBM, XGBoost, CatBoost) that does not fix `n_estimators` (or one of
+    `TREE_COUNT_ALIASES`) itself (user spaces still may)."""
     model = config.get("model", "lightgbm")
-    return model in BOOSTED_MODELS and f"model.{model}.n_estimators" not in config
+    if model not in BOOSTED_MODELS:
+        return False
+    return not any(f"model.{model}.{name}" in config for name in ("n_estimators", *TREE_COUNT_ALIASES[model]))
 
 
 def uses_cross_validation(n_rows: int, rarest_class_rows: int | None = None) -> bool:
@@ -123,9 +145,16 @@ def search_folds(
 
 
 def _branch(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """The hyperparameters that exist under `model=<model>` in a flat configuration."""
+    """The hyperparameters that exist under `model=<model>` in a flat configuration, a
+    boosted model's tree count under `n_estimators` whichever name the space gave it."""
     prefix = f"model.{model}."
-    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+    params = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+    named = [name for name in ("n_estimators", *TREE_COUNT_ALIASES.get(model, ())) if name in params]
+    if len(named) > 1:
+        raise ValueError(f"model.{model} gives its number of trees twice ({', '.join(named)}): keep one of them")
+    if named:
+        params["n_estimators"] = params.pop(named[0])
+    return params
 
 
 def make_model(

@@ -98,12 +98,33 @@ def test_trial_stops_boosting_early_and_the_refit_grows_the_folds_mean_best_iter
     assert result.metrics["best_iteration"] == final.best_iteration_
 
 
-def test_a_fixed_tree_count_is_grown_as_given(workspace):
+@pytest.mark.parametrize(
+    "model, name",
+    [
+        ("lightgbm", "n_estimators"),
+        # the libraries' own names for it: CatBoost refused `iterations` beside the
+        # `n_estimators` early stopping sets, LightGBM silently preferred `num_iterations`
+        ("lightgbm", "num_iterations"),
+        ("catboost", "iterations"),
+        ("catboost", "num_trees"),
+    ],
+)
+def test_a_fixed_tree_count_is_grown_as_given_under_any_of_its_names(model, name, workspace):
     spec = _spec(workspace, _table(400))
-    trial = _estimator(spec, {"model": "lightgbm", "model.lightgbm.n_estimators": 7}, trainer=False)
+    config = {"model": model, f"model.{model}.{name}": 7}
+    assert not tabular.uses_early_stopping(config)
+    trial = _estimator(spec, config, trainer=False)
     trial.run()
-    assert trial.pipeline_.steps[-1][1].booster_.current_iteration() == 7
+    assert _scored_trees(trial.pipeline_.steps[-1][1]) == 7
     assert trial.best_iteration_ is None
+
+
+def test_a_tree_count_given_twice_is_refused_naming_both():
+    config = {"model": "catboost", "model.catboost.iterations": 7, "model.catboost.n_estimators": 9}
+    with pytest.raises(
+        ValueError, match="model.catboost gives its number of trees twice \\(n_estimators, iterations\\)"
+    ):
+        tabular.make_model(config, "binary")
 
 
 # --- cross-validation for small tables ----------------------------------------------------
