@@ -3,8 +3,9 @@
 A Bento's image is built with `bentoml.images.Image` from the packages the serving path
 imports (measured: a tabular ONNX family loads no Airflow, torch, TVM, DVC or Optuna) plus
 what the family's versions need on their engine: OpenVINO or TVM for a version placed on
-them, torch and CatBoost for a native (non-ONNX) model (an MLP, or a CatBoost model whose
-export failed its parity check), transformers' tokenizers for a text family. Each
+them, the model's own libraries for a native (non-ONNX) tabular model (torch for an MLP,
+CatBoost for a CatBoost model whose export failed its parity check: the version's
+`loopml.native_packages` tag), transformers' tokenizers for a text family. Each
 package is pinned at the version this environment has, which `make install` took from
 requirements.lock, with the dependencies it declares.
 """
@@ -30,7 +31,9 @@ BASE_PACKAGES = (
     "shap",
     "psutil",
 )
-#: what a version needs beyond them, by the engine it is placed on (`loopml.runtime`)
+#: what a version needs beyond them, by the engine it is placed on (`loopml.runtime`); a native
+#: version whose tags name its packages (NATIVE_PACKAGES_TAG, every tabular version since the
+#: sixteenth session) gets those instead of "native"'s, which covers any model loopml builds
 ENGINE_PACKAGES = {"openvino": ("openvino",), "tvm": ("apache-tvm",), "native": ("torch", "catboost")}
 TEXT_PACKAGES = ("transformers",)
 #: the environment variable that tells the service module (imported by `bentoml build`) which
@@ -63,15 +66,19 @@ def pinned_closure(roots: Iterable[str]) -> list[str]:
 
 def family_packages(versions: Iterable[Any]) -> tuple[str, ...]:
     """What the family's registered versions need beyond BASE_PACKAGES (from their tags)."""
-    from automl_tasks.core.tags import MODALITY_TAG, RUNTIME_TAG
+    from automl_tasks.core.tags import MODALITY_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
 
     needed: list[str] = []
     for version in versions:
         tags = version.tags
-        needed += ENGINE_PACKAGES.get(tags.get(RUNTIME_TAG, "onnxruntime"), ())
+        runtime = tags.get(RUNTIME_TAG, "onnxruntime")
+        if runtime == "native" and tags.get(NATIVE_PACKAGES_TAG):
+            needed += tags[NATIVE_PACKAGES_TAG].split(",")
+        else:
+            needed += ENGINE_PACKAGES.get(runtime, ())
         if tags.get(MODALITY_TAG) == "text":
             needed += TEXT_PACKAGES
-    return tuple(sorted(set(needed)))
+    return tuple(sorted(set(needed) - set(BASE_PACKAGES)))
 
 
 def serving_image(extra: str = "") -> Any:  # -> bentoml.images.Image

@@ -69,6 +69,7 @@ MODALITY_TAG = "loopml.modality"  #: what a version reads: absent for tables, "t
 ONNX_URI_TAG = "loopml.onnx_uri"  #: the artifact URI of a version's ONNX model, when its source is not ONNX
 CODE_VERSION_TAG = "loopml.code_version"  #: the loopml commit that built a version
 RUNTIME_TAG = "loopml.runtime"  #: the runtime that serves the version: onnxruntime or native
+NATIVE_PACKAGES_TAG = "loopml.native_packages"  #: the distributions a tabular version's model predicts with natively (comma-separated)
 EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"  #: why a version is served natively (absent when ONNX serves it)
 LABEL_KIND_TAG = "loopml.label_kind"  #: how labels are encoded (see core.labels)
 HISTORY_TAG = "loopml.champion_history"  #: the family's champion history (registered model tag)

@@ -38,6 +38,9 @@ from automl_tasks.estimators.preprocessing import make_preprocessor
 from automl_tasks.features.store import read_feature_pipeline
 
 MODELS = ("lightgbm", "xgboost", "catboost", "random_forest", "extra_trees", "linear", "mlp")
+#: the Python distribution each model of MODELS predicts with natively besides scikit-learn's
+#: pipeline (the serving image installs it for a version served natively, not by ONNX Runtime)
+MODEL_DISTRIBUTIONS = {"lightgbm": "lightgbm", "xgboost": "xgboost-cpu", "catboost": "catboost", "mlp": "torch"}
 #: boosted-trees models whose number of trees early stopping finds
 BOOSTED_MODELS = ("lightgbm", "xgboost", "catboost")
 #: the other names each boosted library takes for its number of trees (LightGBM's aliases of
@@ -80,6 +83,13 @@ CV_MIN_RAREST_CLASS_ROWS = 100
 
 #: what a fitted model was fitted on: a search trial, the checked refit, the served refit
 TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
+
+
+def native_packages(configs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The distributions a pipeline of `configs` (one, or an ensemble's members') predicts with
+    natively: scikit-learn and each model's own library (`MODEL_DISTRIBUTIONS`), sorted."""
+    models = {config.get("model", "lightgbm") for config in configs}
+    return tuple(sorted({"scikit-learn", *(MODEL_DISTRIBUTIONS[m] for m in models if m in MODEL_DISTRIBUTIONS)}))
 
 
 def uses_early_stopping(config: Mapping[str, Any]) -> bool:

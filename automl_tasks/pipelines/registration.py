@@ -62,6 +62,7 @@ from automl_tasks.core.tags import (
     KIND_TAG,
     LABEL_KIND_TAG,
     METRIC_TAG,
+    NATIVE_PACKAGES_TAG,
     ORIGIN_TAG,
     PARENT_VERSION_TAG,
     RUN_ID_TAG,
@@ -570,6 +571,8 @@ def version_tags(
         tags["latency_single_ms"] = f"{deployment.latency['latency_single_ms']:.6g}"
     if labels is not None:
         tags[LABEL_KIND_TAG] = labels.kind
+    if _is_tabular(fit.estimator):  # what a native fallback's serving image must install
+        tags[NATIVE_PACKAGES_TAG] = ",".join(_tabular.native_packages(fit.estimator.feature_configs()))
     if "onnx_size_kb" in deployment.metrics:
         tags["onnx_size_kb"] = f"{deployment.metrics['onnx_size_kb']:.6g}"
     if scores.eval_score is not None:

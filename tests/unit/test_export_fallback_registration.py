@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from automl_tasks.core.errors import ExportError
-from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, LABEL_KIND_TAG, RUNTIME_TAG
+from automl_tasks.core.tags import EXPORT_FALLBACK_TAG, LABEL_KIND_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
 from automl_tasks.core.tracking import mlflow_client
 from automl_tasks.deploy import runtime
 from automl_tasks.deploy.runtime import NATIVE_RUNTIME, ONNX_RUNTIME
 from automl_tasks.estimators.features import feature_frame
 from automl_tasks.families.loading import load_predictor
 from automl_tasks.pipelines.advisor import export_notes
+from serving.image import family_packages
 from tests.family_builder import LINEAR_SPACE, add_version
 
 
@@ -44,6 +45,9 @@ def test_failed_export_registers_a_native_version_with_the_reason(workspace, tmp
     assert version.tags[RUNTIME_TAG] == NATIVE_RUNTIME
     assert "no converter (test)" in version.tags[EXPORT_FALLBACK_TAG]
     assert version.tags[LABEL_KIND_TAG] == "str"
+    # a native linear model needs scikit-learn only: its Bento's image gets no torch or CatBoost
+    assert version.tags[NATIVE_PACKAGES_TAG] == "scikit-learn"
+    assert family_packages([version]) == ()
 
     predictor = load_predictor(workspace, "yesno")
     assert predictor.runtime == NATIVE_RUNTIME
