@@ -645,7 +645,7 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[SEED], help="split and search seeds, a fresh loopml workspace each"
     )
-    parser.add_argument("--systems", default="loopml,flaml,optuna_lgbm")
+    parser.add_argument("--systems", default="loopml,flaml,autogluon,optuna_lgbm")
     parser.add_argument("--out", default="automl_vs_flaml.jsonl")
     parser.add_argument("--port", type=int, default=18290)
     parser.add_argument("--report", nargs="+", default=[], help="only print the table of these results files, as one")
