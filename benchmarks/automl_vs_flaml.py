@@ -179,8 +179,10 @@ AUTOGLUON_METRIC = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regressio
 AUTOGLUON_LABEL = "__target__"
 
 
-def run_autogluon(table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED) -> dict:
-    """AutoGluon's `TabularPredictor` with its default presets (`medium_quality`),
+def run_autogluon(
+    table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED, presets: str | None = None
+) -> dict:
+    """AutoGluon's `TabularPredictor` with `presets` (None: its default, `medium_quality`),
     `time_limit=B` and 2 CPUs on the 80%. It runs in a child process with
     `AUTOGLUON_PACKAGES` first on its path (its xgboost and pyarrow differ from the venv's);
     the wall time is the child's fit and prediction, not its start-up."""
@@ -190,7 +192,7 @@ def run_autogluon(table: Table, x_train, y_train, x_test, y_test, budget: int, s
         work = Path(folder)
         x_train.assign(**{AUTOGLUON_LABEL: y_train}).to_pickle(work / "train.pkl")
         x_test.to_pickle(work / "test.pkl")
-        (work / "task.json").write_text(json.dumps({"task": table.task, "budget": budget}))
+        (work / "task.json").write_text(json.dumps({"task": table.task, "budget": budget, "presets": presets}))
         path = os.pathsep.join(p for p in (str(AUTOGLUON_PACKAGES), os.environ.get("PYTHONPATH", "")) if p)
         child = subprocess.run(
             [sys.executable, __file__, "--autogluon-fit", folder],
@@ -225,7 +227,7 @@ def autogluon_fit(folder: Path) -> None:
         path=str(folder / "models"),
         verbosity=0,
     )
-    predictor.fit(train, time_limit=task["budget"], num_cpus=2, num_gpus=0)
+    predictor.fit(train, time_limit=task["budget"], presets=task.get("presets"), num_cpus=2, num_gpus=0)
     if task["task"] == "regression":
         prediction = predictor.predict(test).to_numpy()
     else:
@@ -507,21 +509,35 @@ def difference(
     return float(np.mean(list(diffs.values()))), se, diffs
 
 
+#: the systems a report shows, in its column order: (system, its column, the peer's name in
+#: "loopml vs ..."); a report has the columns of the systems its rows ran
+REPORTED = (
+    ("loopml", "loopml", ""),
+    ("flaml", "FLAML", "FLAML"),
+    ("autogluon", "AutoGluon", "AutoGluon"),
+    ("autogluon_best", "AutoGluon best_quality", "AutoGluon best_quality"),
+    ("optuna_lgbm", "Optuna+LGBM floor", "the floor"),
+)
+
+
 def report(rows: list[dict]) -> str:
     """Markdown: one line per (table, budget), score (wall s) per system, the mean over the
     seeds run when there are several."""
-    systems = ("loopml", "flaml", "autogluon", "optuna_lgbm")
+    ran = {row["system"] for row in rows} | {"loopml"}
+    shown = [(system, column, peer) for system, column, peer in REPORTED if system in ran]
+    peers = [(system, peer) for system, _, peer in shown if system != "loopml"]
     by_key: dict[tuple[str, int], dict[str, dict[int, dict]]] = {}
     for row in rows:
         by_key.setdefault((row["table"], row["budget"]), {}).setdefault(row["system"], {})[seed_of(row)] = row
     tables = {t.key: t for t in TABLES}
+    header = ["table", "task", "rows", "budget s", "seeds"]
+    header += [f"{column} (wall s)" for _, column, _ in shown] + [f"loopml vs {peer}" for _, peer in peers]
     lines = [
         "loopml vs a peer: the difference of test scores (± its standard error: over the seeds when several "
         "ran, else a paired bootstrap over the test rows); the difference of each seed after the slash.",
         "",
-        "| table | task | rows | budget s | seeds | loopml (wall s) | FLAML (wall s) | AutoGluon (wall s) "
-        "| Optuna+LGBM floor (wall s) | loopml vs FLAML | loopml vs AutoGluon | loopml vs floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
 
     def cell(by_seed: dict[int, dict] | None, seeds: list[int]) -> str:
@@ -559,15 +575,12 @@ def report(rows: list[dict]) -> str:
         table = tables[key]
         first = next(iter(next(iter(runs.values())).values()))
         seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-        lo, fl, ag, op = (runs.get(s) for s in systems)
-        lines.append(
-            f"| {key} | {table.task} | {first.get('rows', '')} | {budget} | {','.join(map(str, seeds))} "
-            f"| {cell(lo, seeds)} | {cell(fl, seeds)} | {cell(ag, seeds)} | {cell(op, seeds)} "
-            f"| {versus(table, lo, fl, 'FLAML')} | {versus(table, lo, ag, 'AutoGluon')} "
-            f"| {versus(table, lo, op, 'the floor')} |"
-        )
+        cells = [key, table.task, str(first.get("rows", "")), str(budget), ",".join(map(str, seeds))]
+        cells += [cell(runs.get(system), seeds) for system, _, _ in shown]
+        cells += [versus(table, runs.get("loopml"), runs.get(system), peer) for system, peer in peers]
+        lines.append("| " + " | ".join(cells) + " |")
     for budget in dict.fromkeys(b for b, *_ in compared):
-        for peer in ("FLAML", "AutoGluon", "the floor"):
+        for _, peer in peers:
             diffs = [(d, se, each) for b, p, d, se, each in compared if b == budget and p == peer]
             if not diffs:
                 continue
@@ -689,6 +702,7 @@ def main() -> None:
                 "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
                 "flaml": run_flaml,
                 "autogluon": run_autogluon,
+                "autogluon_best": functools.partial(run_autogluon, presets="best_quality"),
                 "optuna_lgbm": run_optuna_lgbm,
             }
             for budget in args.budgets:
