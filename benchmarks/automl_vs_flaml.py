@@ -179,10 +179,8 @@ AUTOGLUON_METRIC = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regressio
 AUTOGLUON_LABEL = "__target__"
 
 
-def run_autogluon(
-    table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED, presets: str | None = None
-) -> dict:
-    """AutoGluon's `TabularPredictor` with `presets` (None: its default, `medium_quality`),
+def run_autogluon(table: Table, x_train, y_train, x_test, y_test, budget: int, seed: int = SEED) -> dict:
+    """AutoGluon's `TabularPredictor` with its default presets (`medium_quality`),
     `time_limit=B` and 2 CPUs on the 80%. It runs in a child process with
     `AUTOGLUON_PACKAGES` first on its path (its xgboost and pyarrow differ from the venv's);
     the wall time is the child's fit and prediction, not its start-up."""
@@ -192,7 +190,7 @@ def run_autogluon(
         work = Path(folder)
         x_train.assign(**{AUTOGLUON_LABEL: y_train}).to_pickle(work / "train.pkl")
         x_test.to_pickle(work / "test.pkl")
-        (work / "task.json").write_text(json.dumps({"task": table.task, "budget": budget, "presets": presets}))
+        (work / "task.json").write_text(json.dumps({"task": table.task, "budget": budget}))
         path = os.pathsep.join(p for p in (str(AUTOGLUON_PACKAGES), os.environ.get("PYTHONPATH", "")) if p)
         child = subprocess.run(
             [sys.executable, __file__, "--autogluon-fit", folder],
@@ -227,7 +225,7 @@ def autogluon_fit(folder: Path) -> None:
         path=str(folder / "models"),
         verbosity=0,
     )
-    predictor.fit(train, time_limit=task["budget"], presets=task.get("presets"), num_cpus=2, num_gpus=0)
+    predictor.fit(train, time_limit=task["budget"], num_cpus=2, num_gpus=0)
     if task["task"] == "regression":
         prediction = predictor.predict(test).to_numpy()
     else:
@@ -515,7 +513,6 @@ REPORTED = (
     ("loopml", "loopml", ""),
     ("flaml", "FLAML", "FLAML"),
     ("autogluon", "AutoGluon", "AutoGluon"),
-    ("autogluon_best", "AutoGluon best_quality", "AutoGluon best_quality"),
     ("optuna_lgbm", "Optuna+LGBM floor", "the floor"),
 )
 
@@ -702,7 +699,6 @@ def main() -> None:
                 "loopml": functools.partial(loopml.run, extra=form) if loopml else None,
                 "flaml": run_flaml,
                 "autogluon": run_autogluon,
-                "autogluon_best": functools.partial(run_autogluon, presets="best_quality"),
                 "optuna_lgbm": run_optuna_lgbm,
             }
             for budget in args.budgets:
