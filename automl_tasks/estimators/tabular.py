@@ -85,10 +85,20 @@ CV_MIN_RAREST_CLASS_ROWS = 100
 TRAIN_ROWS, TRAIN_VALID_ROWS, ALL_ROWS = "train", "train+valid", "all"
 
 
+def model_of(config: Mapping[str, Any]) -> str:
+    """The configuration's model choice: LightGBM when it names none (the default space's default)."""
+    return config.get("model", "lightgbm")
+
+
+def tree_count_names(model: str) -> tuple[str, ...]:
+    """Every name under which a configuration may fix `model`'s number of trees."""
+    return ("n_estimators", *TREE_COUNT_ALIASES.get(model, ()))
+
+
 def native_packages(configs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     """The distributions a pipeline of `configs` (one, or an ensemble's members') predicts with
     natively: scikit-learn and each model's own library (`MODEL_DISTRIBUTIONS`), sorted."""
-    models = {config.get("model", "lightgbm") for config in configs}
+    models = {model_of(config) for config in configs}
     return tuple(sorted({"scikit-learn", *(MODEL_DISTRIBUTIONS[m] for m in models if m in MODEL_DISTRIBUTIONS)}))
 
 
@@ -96,10 +106,10 @@ def uses_early_stopping(config: Mapping[str, Any]) -> bool:
     """Whether the configuration's number of trees is found by early stopping: a boosted-trees
     configuration (LightGBM, XGBoost, CatBoost) that does not fix `n_estimators` (or one of
     `TREE_COUNT_ALIASES`) itself (user spaces still may)."""
-    model = config.get("model", "lightgbm")
+    model = model_of(config)
     if model not in BOOSTED_MODELS:
         return False
-    return not any(f"model.{model}.{name}" in config for name in ("n_estimators", *TREE_COUNT_ALIASES[model]))
+    return not any(f"model.{model}.{name}" in config for name in tree_count_names(model))
 
 
 def uses_cross_validation(n_rows: int, rarest_class_rows: int | None = None) -> bool:
@@ -159,7 +169,7 @@ def _branch(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     boosted model's tree count under `n_estimators` whichever name the space gave it."""
     prefix = f"model.{model}."
     params = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
-    named = [name for name in ("n_estimators", *TREE_COUNT_ALIASES.get(model, ())) if name in params]
+    named = [name for name in tree_count_names(model) if name in params]
     if len(named) > 1:
         raise ValueError(f"model.{model} gives its number of trees twice ({', '.join(named)}): keep one of them")
     if named:
@@ -179,7 +189,7 @@ def make_model(
 
     `categorical`: positions of the model's input columns that hold category codes, split
     on as categories by LightGBM (the `native` encoding); the other models see codes."""
-    model = config.get("model", "lightgbm")
+    model = model_of(config)
     params = _branch(config, model)
     classify = task_type != "regression"
     if model == "lightgbm":

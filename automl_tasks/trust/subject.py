@@ -220,10 +220,12 @@ def dp_epsilon_of(estimator: Any) -> float | None:
 
 
 def _model_kind(estimator: Any) -> str:
+    from automl_tasks.estimators.tabular import model_of
+
     members = getattr(estimator, "members_", None)
     if members:
-        return "ensemble of " + ", ".join(sorted({m.model_args.get("model", "lightgbm") for m in members}))
-    return str(estimator.model_args.get("model", "lightgbm"))
+        return "ensemble of " + ", ".join(sorted({model_of(m.model_args) for m in members}))
+    return str(model_of(estimator.model_args))
 
 
 def image_subject(estimator: Any, metric: Metric) -> TrustSubject:
