@@ -5,7 +5,9 @@ imports (measured: a tabular ONNX family loads no Airflow, torch, TVM, DVC or Op
 what the family's versions need on their engine: OpenVINO or TVM for a version placed on
 them, the model's own libraries for a native (non-ONNX) tabular model (torch for an MLP,
 CatBoost for a CatBoost model whose export failed its parity check: the version's
-`loopml.native_packages` tag), transformers' tokenizers for a text family. Each
+`loopml.native_packages` tag), torch, transformers and the packaged sentence model for a
+version whose features embed texts (its `loopml.feature_packages` tag, whatever its runtime),
+transformers' tokenizers for a text family. Each
 package is pinned at the version this environment has, which `make install` took from
 requirements.lock, with the dependencies it declares.
 """
@@ -66,7 +68,7 @@ def pinned_closure(roots: Iterable[str]) -> list[str]:
 
 def family_packages(versions: Iterable[Any]) -> tuple[str, ...]:
     """What the family's registered versions need beyond BASE_PACKAGES (from their tags)."""
-    from automl_tasks.core.tags import MODALITY_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
+    from automl_tasks.core.tags import FEATURE_PACKAGES_TAG, MODALITY_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
 
     needed: list[str] = []
     for version in versions:
@@ -76,6 +78,8 @@ def family_packages(versions: Iterable[Any]) -> tuple[str, ...]:
             needed += tags[NATIVE_PACKAGES_TAG].split(",")
         else:
             needed += ENGINE_PACKAGES.get(runtime, ())
+        if tags.get(FEATURE_PACKAGES_TAG):
+            needed += tags[FEATURE_PACKAGES_TAG].split(",")
         if tags.get(MODALITY_TAG) == "text":
             needed += TEXT_PACKAGES
     return tuple(sorted(set(needed) - set(BASE_PACKAGES)))

@@ -211,15 +211,30 @@ class LabelSpec:
 
 
 def load_label_spec(run_id: str) -> LabelSpec | None:
-    """The LabelSpec logged with an MLflow run (a version's run or a pipeline's parent run); None if absent."""
-    import mlflow
+    """The LabelSpec logged with an MLflow run (a version's run or a pipeline's parent run),
+    through the process's MLflow store (`tracking.mlflow_client` sets it); None when the run
+    logged none (versions registered before label specs existed) or no longer exists.
 
+    A store that cannot be read raises: answering None would serve, monitor and retrain the
+    version in its label codes instead of the user's labels, and nothing would say so."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=LABEL_SPEC_FILE)
-    except Exception:  # versions registered before label specs existed
+        logged = {artifact.path for artifact in client.list_artifacts(run_id)}
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if LABEL_SPEC_FILE not in logged:
         return None
-    with open(path) as handle:
-        return LabelSpec.from_json(handle.read())
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(run_id, LABEL_SPEC_FILE, folder)
+        with open(path) as handle:
+            return LabelSpec.from_json(handle.read())
 
 
 def normalise_target(

@@ -70,6 +70,8 @@ ONNX_URI_TAG = "loopml.onnx_uri"  #: the artifact URI of a version's ONNX model,
 CODE_VERSION_TAG = "loopml.code_version"  #: the loopml commit that built a version
 RUNTIME_TAG = "loopml.runtime"  #: the runtime that serves the version: onnxruntime or native
 NATIVE_PACKAGES_TAG = "loopml.native_packages"  #: what a tabular model predicts with natively (distributions)
+#: what computing a tabular version's features needs, whatever its runtime (absent: nothing beyond the base)
+FEATURE_PACKAGES_TAG = "loopml.feature_packages"
 EXPORT_FALLBACK_TAG = "loopml.export_fallback_reason"  #: why a version is served natively (absent when ONNX serves it)
 LABEL_KIND_TAG = "loopml.label_kind"  #: how labels are encoded (see core.labels)
 HISTORY_TAG = "loopml.champion_history"  #: the family's champion history (registered model tag)

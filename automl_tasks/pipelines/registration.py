@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -57,6 +58,7 @@ from automl_tasks.core.tags import (
     ENSEMBLE_TAG,
     EVAL_SCORE_TAG,
     EVAL_URI_TAG,
+    FEATURE_PACKAGES_TAG,
     FEATURE_PIPELINE_TAG,
     IS_DEFAULT_CONFIG_TAG,
     KIND_TAG,
@@ -342,11 +344,21 @@ class Registration:
     version: str
 
 
-def _pip_requirements() -> list[str]:
+def feature_packages(estimator: Any) -> tuple[str, ...]:
+    """The distributions a tabular model's feature pipeline computes its features with, beyond
+    pandas, NumPy and scikit-learn (sentence embeddings: torch, transformers, their model)."""
+    derive = estimator.schema_.derive
+    return derive.packages() if derive is not None else ()
+
+
+def _pip_requirements(distributions: Iterable[str]) -> list[str]:
+    """The logged model's pip requirements, pinned as installed here: pandas, NumPy and
+    `distributions` (its model's and its features' libraries; MLflow adds itself). Every
+    model library for every version made an environment restored from a LightGBM model
+    install torch and CatBoost."""
     from importlib.metadata import version
 
-    names = ("scikit-learn", "lightgbm", "xgboost-cpu", "catboost", "torch", "onnxruntime", "pandas", "numpy")
-    return [f"{n}=={version(n)}" for n in names]
+    return [f"{name}=={version(name)}" for name in sorted({"pandas", "numpy", *distributions})]
 
 
 def log_version(
@@ -420,7 +432,9 @@ def _log_pipeline(plan: SearchPlan, fit: FitResult, deployment: Deployment, labe
         signature=infer_signature(sample, estimator.pipeline_.predict(sample)),
         input_example=sample,
         registered_model_name=plan.family,
-        pip_requirements=_pip_requirements(),
+        pip_requirements=_pip_requirements(
+            (*_tabular.native_packages(estimator.feature_configs()), *feature_packages(estimator))
+        ),
         serialization_format="cloudpickle",
     )
 
@@ -573,6 +587,8 @@ def version_tags(
         tags[LABEL_KIND_TAG] = labels.kind
     if _is_tabular(fit.estimator):  # what a native fallback's serving image must install
         tags[NATIVE_PACKAGES_TAG] = ",".join(_tabular.native_packages(fit.estimator.feature_configs()))
+        if packages := feature_packages(fit.estimator):  # what serving it needs, whatever the runtime
+            tags[FEATURE_PACKAGES_TAG] = ",".join(packages)
     if "onnx_size_kb" in deployment.metrics:
         tags["onnx_size_kb"] = f"{deployment.metrics['onnx_size_kb']:.6g}"
     if scores.eval_score is not None:

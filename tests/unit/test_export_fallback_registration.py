@@ -8,6 +8,9 @@ labels in the user's type; the advisor repeats the reason.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -48,6 +51,10 @@ def test_failed_export_registers_a_native_version_with_the_reason(workspace, tmp
     # a native linear model needs scikit-learn only: its Bento's image gets no torch or CatBoost
     assert version.tags[NATIVE_PACKAGES_TAG] == "scikit-learn"
     assert family_packages([version]) == ()
+    # and restoring its logged model's environment installs no other model's library either
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/yesno/{registered.version}")).read_text()
+    names = {line.split("==")[0] for line in requirements.split()}
+    assert "scikit-learn" in names and not names & {"torch", "catboost", "lightgbm", "xgboost-cpu"}, names
 
     predictor = load_predictor(workspace, "yesno")
     assert predictor.runtime == NATIVE_RUNTIME

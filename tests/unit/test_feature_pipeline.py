@@ -647,3 +647,19 @@ def test_a_sql_step_that_needs_too_much_memory_is_refused(monkeypatch):
     )
     with pytest.raises(FeaturePipelineError, match=r"'greedy': Out of Memory"):
         run_sql_step(table(20).drop(columns="target"), greedy)
+
+
+def test_a_pipeline_that_embeds_texts_names_what_computing_them_needs():
+    """What a served model's image must install to encode each request's texts."""
+    import importlib.metadata as metadata
+
+    from automl_tasks.features.embeddings import SERVING_DISTRIBUTIONS
+
+    frame = table(120)
+    rows = np.arange(len(frame))
+    embedded = fit_feature_pipeline(frame, "target", "binary", rows, embed_text=True)
+    assert embedded.packages() == SERVING_DISTRIBUTIONS
+    assert embedded.pruned([{"text_embedding": True}, {}]).packages() == SERVING_DISTRIBUTIONS
+    assert embedded.pruned([{"text_embedding": False}]).packages() == ()  # a model that reads no embedding
+    assert fit_feature_pipeline(frame, "target", "binary", rows).packages() == ()
+    assert all(metadata.version(name) for name in SERVING_DISTRIBUTIONS)  # the image pins what is installed

@@ -49,3 +49,34 @@ def test_tables_lose_unlabelled_rows_and_regression_targets_become_floats():
     frame = pd.DataFrame({"x": [1, 2, 3], "target": [10, None, 30]})
     table, spec = normalise_target(frame, "target", "regression", source="t.csv")
     assert spec.kind == "number" and table["target"].tolist() == [10.0, 30.0] and len(table) == 2
+
+
+def test_a_runs_label_spec_is_read_back_and_a_run_without_one_has_none(workspace):
+    from automl_tasks.core.labels import LABEL_SPEC_FILE, load_label_spec
+    from automl_tasks.core.tracking import ensure_experiment, mlflow_client
+
+    client = mlflow_client(workspace)
+    experiment = ensure_experiment(workspace, "labels")
+    with_spec, without = client.create_run(experiment).info.run_id, client.create_run(experiment).info.run_id
+    spec = LabelSpec.infer(pd.Series(["yes", "no"]), "binary")
+    client.log_text(with_spec, spec.to_json(), LABEL_SPEC_FILE)
+
+    assert load_label_spec(with_spec) == spec
+    assert load_label_spec(without) is None
+    assert load_label_spec("0" * 32) is None  # a run that no longer exists
+
+
+def test_a_store_that_cannot_be_read_raises_instead_of_dropping_the_labels(monkeypatch):
+    """None would serve the version in its label codes, silently."""
+    import mlflow
+
+    from automl_tasks.core.labels import load_label_spec
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri("http://127.0.0.1:9")  # nothing listens on the discard port
+    try:
+        with pytest.raises(mlflow.exceptions.MlflowException):
+            load_label_spec("0" * 32)
+    finally:
+        mlflow.set_tracking_uri(previous)

