@@ -61,15 +61,15 @@ def _rules(frame: pd.DataFrame, target: str, task_type: str) -> list[tuple[Rule,
                 ),
             )
         )
-    if len(frame):
-        mostly = 0.5 / len(frame)  # passes as soon as one value is present
-        for column in frame.columns:
-            rules.append(
-                (
-                    Rule("not_all_null", str(column), "the column must have at least one value"),
-                    gxe.ExpectColumnValuesToNotBeNull(column=str(column), mostly=mostly),
-                )
+    if len(frame) and target in frame.columns:
+        # the target only: a feature column without a value (a spreadsheet's empty column) is
+        # one more column without information, left out of the model (features.roles: constant)
+        rules.append(
+            (
+                Rule("not_all_null", target, "the target column must have at least one value"),
+                gxe.ExpectColumnValuesToNotBeNull(column=target, mostly=0.5 / len(frame)),
             )
+        )
     return rules
 
 

@@ -72,6 +72,8 @@ def column_roles(frame: pd.DataFrame, target: str, task_type: str) -> list[Colum
 def _role(series: pd.Series, y: pd.Series | None, task_type: str, *, leak_score: float | None) -> tuple[str, str]:
     present = series.dropna()
     distinct = int(present.nunique())
+    if distinct == 0:
+        return CONSTANT, "no value in any row"
     if distinct <= 1:
         return CONSTANT, f"{distinct} distinct value(s)"
     is_number = pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)

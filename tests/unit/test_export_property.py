@@ -289,3 +289,21 @@ def test_digits_cnn_exports_with_every_label_kind(kind, tmp_path):
     assert np.array_equal(spec.decode(onnx_labels), spec.decode(native))
     decoded = spec.decode(onnx_labels).tolist()
     assert {type(v) for v in decoded} == {type(v) for v in pd.Series(raw).astype(object).tolist()}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_columns_named_as_users_name_them_export_with_parity(model, tmp_path):
+    """Names that start with a digit, hold spaces, symbols or accents: the ONNX graph is fed
+    the model's own column names (skl2onnx once renamed `1st_value` to `_1st_value`, every
+    such version fell back to the native runtime)."""
+    frame = _features(3).rename(
+        columns={"grid": "1st value", "money": "price ($)", "small": "año", "colour": "2nd colour"}
+    )
+    frame["_1st value"] = frame["año"] * 2  # what skl2onnx renames `1st_value` to, taken
+    y = ((frame["1st value"] + frame["año"]) > 1.5).astype(int).to_numpy()
+    schema = FeatureSchema.infer(frame)
+    x = feature_frame(frame, schema)
+    pipeline = make_pipeline({"model": model} | TINY[model], schema, "binary").fit(x, y)
+    deployment = export_or_fallback(pipeline, schema, tmp_path, x, None)
+    assert deployment.runtime == ONNX_RUNTIME, deployment.fallback_reason
+    assert deployment.parity.ok and deployment.parity.share_within_tolerance == 1.0

@@ -35,9 +35,21 @@ def test_empty_table():
     assert "table_not_empty" in message
 
 
-def test_all_null_column():
-    message = _fails(pd.DataFrame({"a": [None, None, None], "target": [0, 1, 0]}))
-    assert "column 'a'" in message and "not_all_null" in message
+def test_a_target_without_a_value_is_refused():
+    message = _fails(pd.DataFrame({"a": [1.0, 2.0, 3.0], "target": [None, None, None]}), task_type="regression")
+    assert "column 'target'" in message and "not_all_null" in message
+
+
+def test_an_empty_feature_column_passes_and_is_left_out_of_the_model():
+    """A spreadsheet's empty column carries no information: it is no reason to refuse the table."""
+    from automl_tasks.features.roles import column_roles
+
+    n = 20
+    frame = pd.DataFrame({"a": range(n), "empty": [float("nan")] * n, "blank": [None] * n, "target": [0, 1] * (n // 2)})
+    validate_table(frame, source="t.csv", target="target", task_type="binary")
+    roles = {role.column: role for role in column_roles(frame, "target", "binary")}
+    for column in ("empty", "blank"):
+        assert roles[column].excluded and roles[column].why == "no value in any row"
 
 
 def test_unreadable_type():

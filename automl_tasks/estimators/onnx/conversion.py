@@ -102,10 +102,30 @@ def _model_to_onnx(pipeline: Any, schema: FeatureSchema) -> Any:
         raise ExportError(f"ONNX conversion of {type(model).__name__} failed: {exc}") from exc
     finally:
         KEEP_FLOAT64.reset(token)
+    _restore_input_names(onx, [name for name, _ in inputs])
     _declare_inferred_output_types(onx)
     if DOUBLE_TREES and _is_sklearn_forest(model):  # the boosted trees' converters write theirs
         double_tree_thresholds(onx, model)
     return onx
+
+
+def _restore_input_names(onx: Any, names: list[str]) -> None:
+    """Give the graph's inputs the model's column names back: skl2onnx renames a name that
+    starts with a digit (`1st_value` -> `_1st_value`, or `_1st_value1` beside a column of
+    that name), and the feed (`onnx_inputs`) uses the schema's names, so every version with
+    such a column fell back to the native runtime. skl2onnx declares one input per initial
+    type, in their order; ONNX itself takes any string as a name."""
+    inputs = onx.graph.input
+    if len(inputs) != len(names):  # not as declared: left to the parity check
+        return
+    renamed = {graph_input.name: name for graph_input, name in zip(inputs, names, strict=True)}
+    if all(old == new for old, new in renamed.items()):
+        return
+    for graph_input in inputs:
+        graph_input.name = renamed[graph_input.name]
+    for node in onx.graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
 
 
 def _ensemble_to_onnx(ensemble: WeightedEnsemble, schema: FeatureSchema) -> Any:
