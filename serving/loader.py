@@ -112,10 +112,11 @@ def instances_to_frame(instances: Any, schema: FeatureSchema) -> pd.DataFrame:
             raise BadRequest(f"instances[{i}] has unknown columns {unknown[:10]}; expected {sorted(expected)[:10]} ...")
         for column in raw.numeric:
             value = row[column]
-            if value is None:
+            # a boolean is 1 or 0, as the training table's boolean columns were read
+            if value is None or isinstance(value, bool):
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise BadRequest(f"instances[{i}].{column} must be a number or null; got {value!r}")
+            if not isinstance(value, (int, float)):
+                raise BadRequest(f"instances[{i}].{column} must be a number, a boolean or null; got {value!r}")
             if not math.isfinite(value):
                 raise BadRequest(f"instances[{i}].{column} must be finite; got {value!r}")
         for column in raw.categorical:

@@ -24,7 +24,8 @@ from typing_extensions import TypedDict
 from automl_tasks.estimators.features import FeatureSchema, feature_frame
 from serving.loader import MAX_INSTANCES, BadRequest, derived_frame, instances_to_frame
 
-_NUMBER = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+#: a boolean is 1 or 0 (`instances_to_frame`: as the training table's boolean columns were read)
+_NUMBER = Annotated[float, Field(strict=True, allow_inf_nan=False)] | bool | None
 _CATEGORY = str | int | float | bool | None
 
 

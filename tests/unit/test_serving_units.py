@@ -22,6 +22,15 @@ def test_valid_instances_become_the_model_frame():
     assert math.isnan(frame["y_z"][0]) and frame["colour"].tolist() == ["missing", "red"]
 
 
+def test_a_boolean_in_a_numeric_column_is_one_or_zero_as_in_the_training_table():
+    """A table's true/false column is a numeric feature (FeatureSchema.infer): a client that
+    sends the row's own JSON booleans is answered, not refused."""
+    frame = instances_to_frame(
+        [{"x": True, "y/z": False, "colour": "red"}, {"x": 2.5, "y/z": None, "colour": "a"}], SCHEMA
+    )
+    assert frame["x"].tolist() == [1.0, 2.5] and frame["y_z"][0] == 0.0 and math.isnan(frame["y_z"][1])
+
+
 @pytest.mark.parametrize(
     ("instances", "fragment"),
     [
@@ -30,8 +39,7 @@ def test_valid_instances_become_the_model_frame():
         ([[1, 2, 3]], "instances[0] must be an object"),
         ([{"x": 1, "colour": "red"}], "missing columns ['y/z']"),
         ([{"x": 1, "y/z": 2, "colour": "red", "extra": 0}], "unknown columns ['extra']"),
-        ([{"x": "one", "y/z": 2, "colour": "red"}], "instances[0].x must be a number or null"),
-        ([{"x": True, "y/z": 2, "colour": "red"}], "instances[0].x must be a number"),
+        ([{"x": "one", "y/z": 2, "colour": "red"}], "instances[0].x must be a number, a boolean or null"),
         ([{"x": float("nan"), "y/z": 2, "colour": "red"}], "must be finite"),
         ([{"x": float("inf"), "y/z": 2, "colour": "red"}], "must be finite"),
         ([{"x": 1, "y/z": 2, "colour": {"r": 1}}], "instances[0].colour must be a string"),
