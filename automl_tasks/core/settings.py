@@ -145,6 +145,8 @@ class Workspace:
             "LOOPML_OPTUNA_URI": self.optuna_uri,
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_REGISTRY_URI": self.mlflow_uri,
+            # MLflow's download progress bars go to stderr, which Airflow's task logs show as errors
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
             **({"LOOPML_DVC_REMOTE": self.dvc_remote_url} if self.dvc_remote_url else {}),
             **({"LOOPML_INFERENCE_LOG_URI": self.inference_log_uri} if self.inference_log_uri else {}),
             "BENTOML_HOME": str(self.bentoml_home),

@@ -125,8 +125,11 @@ def failed_rules(frame: pd.DataFrame, rules: list[tuple[Rule, object]]) -> list[
     """Run the expectations of `rules` on `frame` with Great Expectations; one line per failed rule."""
     _quiet_great_expectations()
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    # its progress bars go to stderr, which Airflow's task log shows as error lines
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch_definition = (
         context.data_sources.add_pandas("loopml")
         .add_dataframe_asset("table")

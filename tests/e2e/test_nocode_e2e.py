@@ -100,6 +100,14 @@ def test_onnx_model_reproduces_the_registered_native_model(e2e_workspace, first_
     assert np.abs(onnx_proba - native.predict_proba(features)).max() < 1e-3
 
 
+def test_the_task_logs_carry_no_progress_bars(airflow, first_run):
+    """Great Expectations' and MLflow's progress bars go to stderr, which Airflow's log view
+    shows as error lines (they filled data_preprocess's and task_estimator's logs)."""
+    for task in ("data_preprocess", "task_estimator"):
+        log = airflow.task_log("nocode_pipeline", first_run[0], task, 1)
+        assert log and "Calculating Metrics" not in log and "Downloading artifacts" not in log, task
+
+
 def test_the_version_carries_its_trust_report_as_model_metrics_tags_and_a_plot(airflow, e2e_workspace, first_run):
     import mlflow
 

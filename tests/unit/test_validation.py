@@ -78,3 +78,9 @@ def test_task_type_inference():
     assert resolve_task_type("regression", pd.Series([0, 1])) == "regression"
     with pytest.raises(ValueError, match="task_type"):
         resolve_task_type("clustering", pd.Series([0, 1]))
+
+
+def test_validation_writes_no_progress_bar(capfd, breast_cancer_frame):
+    """Great Expectations' progress bars go to stderr, which Airflow's task log shows as errors."""
+    validate_table(breast_cancer_frame, source="bc.csv", target="target", task_type="binary")
+    assert "Calculating Metrics" not in capfd.readouterr().err
