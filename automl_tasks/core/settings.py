@@ -145,8 +145,10 @@ class Workspace:
             "LOOPML_OPTUNA_URI": self.optuna_uri,
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
             "MLFLOW_REGISTRY_URI": self.mlflow_uri,
-            # MLflow's download progress bars go to stderr, which Airflow's task logs show as errors
+            # MLflow's own log handler and download progress bars write to stderr, which Airflow's
+            # task logs show as errors: its records go through the process's logging instead
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+            "MLFLOW_CONFIGURE_LOGGING": os.environ.get("MLFLOW_CONFIGURE_LOGGING", "false"),
             **({"LOOPML_DVC_REMOTE": self.dvc_remote_url} if self.dvc_remote_url else {}),
             **({"LOOPML_INFERENCE_LOG_URI": self.inference_log_uri} if self.inference_log_uri else {}),
             "BENTOML_HOME": str(self.bentoml_home),
