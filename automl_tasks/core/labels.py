@@ -223,6 +223,8 @@ def load_label_spec(run_id: str) -> LabelSpec | None:
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
+    # listed before it is fetched: a failed download does not tell "never logged" (None) from
+    # "the store cannot be read" (raise); the listing's answer does
     try:
         logged = {artifact.path for artifact in client.list_artifacts(run_id)}
     except MlflowException as exc:
